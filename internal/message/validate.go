@@ -1,0 +1,192 @@
+package message
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/go-playground/validator/v10"
+)
+
+// Limits of one message. Lengths are in characters (runes), sizes in bytes.
+const (
+	MaxIDLength       = 128
+	MaxContentLength  = 5000
+	MaxMediaURLs      = 10
+	MaxMediaURLLength = 2048
+	MaxMetadataKeys   = 50
+	MaxMetadataKeyLen = 64
+	MaxMetadataValLen = 4096
+
+	// MaxSQSMessageBytes is the size SQS allows for body plus attributes. AWS has
+	// raised the quota to 1 MiB, but 256 KiB is what every consumer of ours
+	// (Lambda event source, FIFO forward, older SDKs) is known to accept.
+	MaxSQSMessageBytes = 256 * 1024
+	// DownstreamAttributeReserve is kept free for the attributes the rate
+	// limiter adds when it forwards the message to the FIFO queue, so a message
+	// accepted by the API can always be forwarded.
+	DownstreamAttributeReserve = 1024
+)
+
+// FieldError is one reason one field is invalid. Field is the JSON path
+// (e.g. "mediaUrls[1]").
+type FieldError struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+// ValidationError lists every field error of a message at once.
+type ValidationError struct {
+	Fields []FieldError `json:"errors"`
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Reason
+	}
+	return "invalid message: " + strings.Join(parts, "; ")
+}
+
+// ErrTooLarge marks a validation error caused by the SQS size limit, so that
+// an HTTP layer can answer 413 instead of 400.
+var ErrTooLarge = errors.New("message too large for SQS")
+
+func (e *ValidationError) Is(target error) bool {
+	if target != ErrTooLarge {
+		return false
+	}
+	for _, f := range e.Fields {
+		if f.Field == sizeField {
+			return true
+		}
+	}
+	return false
+}
+
+const sizeField = "message"
+
+// validated mirrors Message with the rules as struct tags; kept apart from
+// Message so that the payload type stays a plain struct.
+type validated struct {
+	MessageID   string            `json:"messageId" validate:"required,uuid4"`
+	UserID      string            `json:"userId" validate:"required,notblank,max=128"`
+	CreatorID   string            `json:"creatorId" validate:"omitempty,notblank,max=128"`
+	RecipientID string            `json:"recipientId" validate:"required,notblank,max=128"`
+	Content     string            `json:"content" validate:"required,notblank,max=5000"`
+	MediaURLs   []string          `json:"mediaUrls" validate:"omitempty,max=10,dive,required,max=2048,https_url"`
+	Metadata    map[string]string `json:"metadata" validate:"omitempty,max=50,dive,keys,required,max=64,endkeys,max=4096"`
+	Priority    Priority          `json:"priority" validate:"omitempty,oneof=low normal high"`
+}
+
+var structValidator = sync.OnceValue(func() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		return strings.SplitN(f.Tag.Get("json"), ",", 2)[0]
+	})
+	// Registration only fails for an empty tag or a nil function.
+	_ = v.RegisterValidation("notblank", func(fl validator.FieldLevel) bool {
+		return strings.TrimSpace(fl.Field().String()) != ""
+	})
+	_ = v.RegisterValidation("https_url", func(fl validator.FieldLevel) bool {
+		u, err := url.Parse(fl.Field().String())
+		return err == nil && u.Scheme == "https" && u.Host != ""
+	})
+	return v
+})
+
+// Validate checks every rule and returns a *ValidationError listing all the
+// fields at fault, or nil.
+func (m Message) Validate() error {
+	var errs []FieldError
+	add := func(field, reason string) { errs = append(errs, FieldError{Field: field, Reason: reason}) }
+
+	// encoding/json replaces invalid UTF-8 on the wire, so this only catches
+	// messages built in Go; Parse rejects bad bytes before decoding.
+	m.eachString(func(field, s string) {
+		if !utf8.ValidString(s) {
+			add(field, "must be valid UTF-8")
+		}
+	})
+
+	err := structValidator().Struct(validated{
+		MessageID: m.MessageID, UserID: m.UserID, CreatorID: m.CreatorID,
+		RecipientID: m.RecipientID, Content: m.Content, MediaURLs: m.MediaURLs,
+		Metadata: m.Metadata, Priority: m.Priority,
+	})
+	var verrs validator.ValidationErrors
+	if errors.As(err, &verrs) {
+		for _, fe := range verrs {
+			add(fieldPath(fe), reason(fe))
+		}
+	} else if err != nil {
+		add(sizeField, err.Error())
+	}
+	if m.Timestamp.IsZero() {
+		add("timestamp", "is required")
+	}
+
+	if len(errs) == 0 {
+		if size, err := m.SQSSize(); err != nil {
+			add(sizeField, err.Error())
+		} else if size > MaxSQSMessageBytes-DownstreamAttributeReserve {
+			add(sizeField, fmt.Sprintf("body and attributes are %d bytes; the limit is %d",
+				size, MaxSQSMessageBytes-DownstreamAttributeReserve))
+		}
+	}
+	if len(errs) > 0 {
+		return &ValidationError{Fields: errs}
+	}
+	return nil
+}
+
+func (m Message) eachString(f func(field, s string)) {
+	f("messageId", m.MessageID)
+	f("userId", m.UserID)
+	f("creatorId", m.CreatorID)
+	f("recipientId", m.RecipientID)
+	f("content", m.Content)
+	f("priority", string(m.Priority))
+	for i, u := range m.MediaURLs {
+		f(fmt.Sprintf("mediaUrls[%d]", i), u)
+	}
+	for k, v := range m.Metadata {
+		f("metadata", k)
+		f(fmt.Sprintf("metadata[%s]", k), v)
+	}
+}
+
+// fieldPath turns "validated.mediaUrls[1]" into "mediaUrls[1]".
+func fieldPath(fe validator.FieldError) string {
+	ns := fe.Namespace()
+	if i := strings.IndexByte(ns, '.'); i >= 0 {
+		ns = ns[i+1:]
+	}
+	return ns
+}
+
+func reason(fe validator.FieldError) string {
+	isString := fe.Kind() == reflect.String
+	switch fe.Tag() {
+	case "required":
+		return "is required"
+	case "notblank":
+		return "must not be blank"
+	case "uuid4":
+		return "must be a UUID v4"
+	case "https_url":
+		return "must be an https URL with a host"
+	case "oneof":
+		return "must be one of: " + fe.Param()
+	case "max":
+		if isString {
+			return "must be at most " + fe.Param() + " characters"
+		}
+		return "must have at most " + fe.Param() + " items"
+	}
+	return "fails rule " + fe.Tag()
+}

@@ -1,0 +1,97 @@
+# Two commands matter: `make synth` and `make test`. Both install what they
+# need first (npm packages, the Playwright driver, Go modules, and for tests
+# redis-server + chromium from apt).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := synth
+
+# Node 22 from npm (package.json pins node@22) comes first on PATH so that
+# jsii, the CDK CLI and the emulators all run on it, not on Debian's Node 20.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+# No telemetry or notices traffic: synth and tests talk to nothing but 127.0.0.1.
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+ENV ?= dev
+DRIVER_DIR := .cache/playwright-driver
+NPM_STAMP := node_modules/.installed
+APT_PACKAGES := redis-server chromium
+CHROMIUM := /usr/lib/chromium/chromium
+# Packages whose tests start many processes or the jsii runtime run without
+# -race: it would triple their time for no shared-memory code of ours.
+NO_RACE_PKGS := ./infra/...
+FUZZTIME ?= 5s
+BENCHTIME ?= 1s
+
+.PHONY: deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-unit test-race fuzz bench fmt vet clean
+
+deps: deps-npm deps-driver deps-go
+
+deps-npm: $(NPM_STAMP)
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# playwright-go wants a folder holding package/ (the driver) and node.
+deps-driver: $(DRIVER_DIR)/package/cli.js
+$(DRIVER_DIR)/package/cli.js: $(NPM_STAMP)
+	rm -rf $(DRIVER_DIR)
+	mkdir -p $(DRIVER_DIR)
+	cp -R node_modules/playwright-core $(DRIVER_DIR)/package
+	ln -sfn ../../node_modules/node/bin/node $(DRIVER_DIR)/node
+	@touch $@
+
+deps-go:
+	go mod download
+
+# Installs the Debian packages the integration tests run, when missing.
+deps-apt:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	test -x $(CHROMIUM) || missing="$$missing chromium"; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "missing Debian packages:$$missing"; \
+		echo "install them with: sudo apt-get update && sudo apt-get install -y$$missing"; \
+		exit 1; \
+	fi
+
+## synth: synthesize every stack of $(ENV) into cdk.out/ (cdk-nag findings fail it)
+synth: deps
+	cdk synth --quiet -c env=$(ENV)
+	@echo "synthesized $(ENV) into cdk.out/: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
+
+## diff: what `cdk deploy` would change in $(ENV)
+diff: deps
+	cdk diff -c env=$(ENV)
+
+## deploy: deploy every stack of $(ENV) with your AWS credentials
+deploy: deps
+	cdk deploy --all -c env=$(ENV) --require-approval broadening
+
+## test: every test (unit, integration against real services, CDK templates) and a short fuzz run
+test: deps deps-apt
+	go vet ./...
+	go test -race -count=1 -timeout 12m $$(go list ./... | grep -v -E '/infra($$|/)|/test/harness$$')
+	@# verbose, so the log shows which real services the harness started
+	go test -race -count=1 -timeout 5m -v ./test/harness/ | grep -v '^=== '
+	go test -count=1 -timeout 12m $(NO_RACE_PKGS)
+	go test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/message
+
+fuzz:
+	go test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./internal/message
+
+bench: deps deps-apt
+	go test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf cdk.out .build $(DRIVER_DIR)

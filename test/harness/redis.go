@@ -1,0 +1,77 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a redis-server on 127.0.0.1 without persistence.
+type Redis struct {
+	Addr string
+	t    testing.TB
+	bin  string
+	port int
+	proc *Process
+}
+
+// StartRedis starts redis-server on a free port and stops it after the test.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin := LookBinary(t, "redis-server", InstallApt, "/usr/bin/redis-server")
+	r := &Redis{t: t, bin: bin}
+	// The port is chosen by us (redis cannot report a port it picked), so a
+	// rare race with another process is retried.
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		r.port = FreePort(t)
+		if err = r.launch(); err == nil {
+			t.Logf("harness: redis-server (%s) listening on %s", bin, r.Addr)
+			return r
+		}
+	}
+	t.Fatalf("harness: %v", err)
+	return nil
+}
+
+func (r *Redis) launch() error {
+	r.Addr = "127.0.0.1:" + strconv.Itoa(r.port)
+	r.proc = start(r.t, "redis-server", nil, r.bin,
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),
+		"--save", "", "--appendonly", "no", "--protected-mode", "yes")
+	if err := waitTCP(r.proc, r.Addr); err != nil {
+		r.proc.Stop()
+		return fmt.Errorf("%w\n%s", err, r.proc.Output())
+	}
+	return nil
+}
+
+// Client returns a go-redis client for this server, closed after the test.
+func (r *Redis) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	r.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Stop kills the server (an outage, as seen by clients).
+func (r *Redis) Stop() { r.proc.Stop() }
+
+// Restart starts a fresh, empty server on the same port (a failover to a
+// replica without the scripts loaded, as seen by clients).
+func (r *Redis) Restart() {
+	r.t.Helper()
+	r.proc.Stop()
+	if err := r.launch(); err != nil {
+		r.t.Fatalf("harness: restart redis: %v", err)
+	}
+}
+
+// Ping checks the server answers.
+func (r *Redis) Ping(ctx context.Context) error {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	return c.Ping(ctx).Err()
+}

@@ -69,6 +69,8 @@ func TestValidateReportsEachFieldError(t *testing.T) {
 		{"blank user", func(m *Message) { m.UserID = "  \t" }, "userId", "must not be blank"},
 		{"user too long", func(m *Message) { m.UserID = strings.Repeat("u", MaxIDLength+1) }, "userId", "must be at most 128 characters"},
 		{"blank creator", func(m *Message) { m.CreatorID = " " }, "creatorId", "must not be blank"},
+		{"creator not a group id", func(m *Message) { m.CreatorID = "créa tor" }, "creatorId", "must contain only ASCII letters, digits and punctuation (it is the SQS message group id)"},
+		{"user not a group id", func(m *Message) { m.UserID = "user 1" }, "userId", "must contain only ASCII letters, digits and punctuation (it is the SQS message group id)"},
 		{"missing recipient", func(m *Message) { m.RecipientID = "" }, "recipientId", "is required"},
 		{"missing content", func(m *Message) { m.Content = "" }, "content", "is required"},
 		{"blank content", func(m *Message) { m.Content = "\n \n" }, "content", "must not be blank"},

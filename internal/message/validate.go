@@ -74,8 +74,8 @@ const sizeField = "message"
 // Message so that the payload type stays a plain struct.
 type validated struct {
 	MessageID   string            `json:"messageId" validate:"required,uuid4"`
-	UserID      string            `json:"userId" validate:"required,notblank,max=128"`
-	CreatorID   string            `json:"creatorId" validate:"omitempty,notblank,max=128"`
+	UserID      string            `json:"userId" validate:"required,notblank,max=128,group_id"`
+	CreatorID   string            `json:"creatorId" validate:"omitempty,notblank,max=128,group_id"`
 	RecipientID string            `json:"recipientId" validate:"required,notblank,max=128"`
 	Content     string            `json:"content" validate:"required,notblank,max=5000"`
 	MediaURLs   []string          `json:"mediaUrls" validate:"omitempty,max=10,dive,required,max=2048,https_url"`
@@ -95,6 +95,17 @@ var structValidator = sync.OnceValue(func() *validator.Validate {
 	_ = v.RegisterValidation("https_url", func(fl validator.FieldLevel) bool {
 		u, err := url.Parse(fl.Field().String())
 		return err == nil && u.Scheme == "https" && u.Host != ""
+	})
+	// The creator key becomes the FIFO MessageGroupId, which SQS limits to
+	// ASCII letters, digits and punctuation; a key outside that set would make
+	// every forward of the message fail.
+	_ = v.RegisterValidation("group_id", func(fl validator.FieldLevel) bool {
+		for _, r := range fl.Field().String() {
+			if r < 0x21 || r > 0x7e {
+				return false
+			}
+		}
+		return true
 	})
 	return v
 })
@@ -180,6 +191,8 @@ func reason(fe validator.FieldError) string {
 		return "must be a UUID v4"
 	case "https_url":
 		return "must be an https URL with a host"
+	case "group_id":
+		return "must contain only ASCII letters, digits and punctuation (it is the SQS message group id)"
 	case "oneof":
 		return "must be one of: " + fe.Param()
 	case "max":

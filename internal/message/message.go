@@ -5,6 +5,8 @@ package message
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,4 +137,17 @@ func Parse(data []byte) (Message, error) {
 		m.Metadata = nil
 	}
 	return m, nil
+}
+
+// DeduplicationID is the FIFO MessageDeduplicationId of m: the hex SHA-256 of
+// its canonical JSON (Marshal). It covers messageId, so a re-forwarded copy
+// of one message is dropped by SQS while two messages with the same text are
+// not.
+func (m Message) DeduplicationID() (string, error) {
+	b, err := m.Marshal()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }

@@ -266,3 +266,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDeduplicationIDCoversTheMessageID(t *testing.T) {
+	// GIVEN a message, the same message parsed back, and a twin with another id
+	m := validMessage(t)
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin := m
+	twin.MessageID = "0b8e8b8c-5d2c-4c3e-9a57-7d5b1d1e2f30"
+
+	// WHEN their deduplication ids are computed
+	a, _ := m.DeduplicationID()
+	again, _ := parsed.DeduplicationID()
+	other, err := twin.DeduplicationID()
+
+	// THEN a copy has the same id, the twin another, and both fit SQS (≤128)
+	if err != nil || a != again || a == other || len(a) != 64 {
+		t.Fatalf("ids %q %q %q (%v)", a, again, other, err)
+	}
+}

@@ -1,0 +1,113 @@
+// Package sqsevent runs a Lambda SQS handler outside Lambda, the way the
+// Lambda event source mapping does: receive a batch, build an
+// events.SQSEvent, call the handler, delete the records it did not list in
+// batchItemFailures (none if it returned an error). The local pipeline and
+// the tests use it against the emulator.
+package sqsevent
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// Handler is a Lambda SQS handler with partial batch responses.
+type Handler func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
+
+// SQSAPI is the part of the SQS client the poller uses.
+type SQSAPI interface {
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
+}
+
+// Poller feeds one queue to one handler.
+type Poller struct {
+	Client    SQSAPI
+	QueueURL  string
+	QueueARN  string
+	BatchSize int32         // 1..10
+	Wait      time.Duration // long polling, whole seconds (0 = short poll)
+	Handler   Handler
+}
+
+// Result of one poll.
+type Result struct {
+	Received, Deleted, Failed int
+}
+
+// PollOnce receives at most one batch and processes it.
+func (p *Poller) PollOnce(ctx context.Context) (Result, error) {
+	out, err := p.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl:                    aws.String(p.QueueURL),
+		MaxNumberOfMessages:         max(1, min(p.BatchSize, 10)),
+		WaitTimeSeconds:             int32(p.Wait / time.Second),
+		MessageAttributeNames:       []string{"All"},
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("receive from %s: %w", p.QueueURL, err)
+	}
+	if len(out.Messages) == 0 {
+		return Result{}, nil
+	}
+	ev := Event(p.QueueARN, out.Messages)
+	resp, herr := p.Handler(ctx, ev)
+	res := Result{Received: len(out.Messages)}
+	if herr != nil {
+		// Lambda deletes nothing when the handler fails: all come back.
+		res.Failed = len(out.Messages)
+		return res, fmt.Errorf("handler: %w", herr)
+	}
+	failed := make(map[string]bool, len(resp.BatchItemFailures))
+	for _, f := range resp.BatchItemFailures {
+		failed[f.ItemIdentifier] = true
+	}
+	del := &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(p.QueueURL)}
+	for i, m := range out.Messages {
+		if failed[aws.ToString(m.MessageId)] {
+			res.Failed++
+			continue
+		}
+		del.Entries = append(del.Entries, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+	}
+	if len(del.Entries) > 0 {
+		dout, err := p.Client.DeleteMessageBatch(ctx, del)
+		if err != nil {
+			return res, fmt.Errorf("delete processed records: %w", err)
+		}
+		res.Deleted = len(del.Entries) - len(dout.Failed)
+	}
+	return res, nil
+}
+
+// Event converts received SQS messages to the event Lambda would deliver.
+func Event(queueARN string, msgs []sqstypes.Message) events.SQSEvent {
+	ev := events.SQSEvent{Records: make([]events.SQSMessage, len(msgs))}
+	for i, m := range msgs {
+		attrs := make(map[string]events.SQSMessageAttribute, len(m.MessageAttributes))
+		for k, v := range m.MessageAttributes {
+			attrs[k] = events.SQSMessageAttribute{
+				DataType: aws.ToString(v.DataType), StringValue: v.StringValue, BinaryValue: v.BinaryValue,
+				StringListValues: v.StringListValues, BinaryListValues: v.BinaryListValues,
+			}
+		}
+		ev.Records[i] = events.SQSMessage{
+			MessageId:         aws.ToString(m.MessageId),
+			ReceiptHandle:     aws.ToString(m.ReceiptHandle),
+			Body:              aws.ToString(m.Body),
+			Md5OfBody:         aws.ToString(m.MD5OfBody),
+			Attributes:        m.Attributes,
+			MessageAttributes: attrs,
+			EventSourceARN:    queueARN,
+			EventSource:       "aws:sqs",
+			AWSRegion:         "us-east-1",
+		}
+	}
+	return ev
+}

@@ -25,6 +25,7 @@ local first_id = 5
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local out = { now }
+local pruned = {}
 
 -- Top `limit` scores of a sorted set, highest first.
 local function top(key)
@@ -57,10 +58,13 @@ end
 
 for r = 1, #ARGV - first_id + 1 do
   local log, resv, id = KEYS[2 * r - 1], KEYS[2 * r], ARGV[first_id + r - 1]
-  redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window)
-  -- A reservation whose holder did not come back within the grace period is
-  -- forgotten; the holder, if it ever returns, queues again.
-  redis.call('ZREMRANGEBYSCORE', resv, '-inf', now - grace)
+  if not pruned[log] then
+    pruned[log] = true
+    redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window)
+    -- A reservation whose holder did not come back within the grace period
+    -- is forgotten; the holder, if it ever returns, queues again.
+    redis.call('ZREMRANGEBYSCORE', resv, '-inf', now - grace)
+  end
 
   local used = redis.call('ZCARD', log)
   local reserved = redis.call('ZSCORE', resv, id)
@@ -78,6 +82,9 @@ for r = 1, #ARGV - first_id + 1 do
       local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
       retry = tonumber(oldest[2]) + window - now
     end
+  elseif used < limit and redis.call('EXISTS', resv) == 0 then
+    -- Fast path: room in the window and nobody waiting.
+    allowed = 1
   else
     slot = next_slot(log, resv)
     if slot <= now then

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func validEnv() map[string]string {
+	return map[string]string{
+		"RATE_LIMITER_QUEUE_URL": "http://127.0.0.1:1/000000000000/huntaze-rate-limiter-queue",
+		"RATE_LIMITER_DLQ_URL":   "http://127.0.0.1:1/000000000000/huntaze-rate-limiter-dlq",
+		"WORKFLOWS_QUEUE_URL":    "http://127.0.0.1:1/000000000000/huntaze-hybrid-workflows.fifo",
+		"REDIS_ADDR":             "127.0.0.1:6379",
+	}
+}
+
+func TestLoadSettingsDefaultsToTheOnlyFansLimit(t *testing.T) {
+	s, err := LoadSettings(validEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Limit != 10 || s.Window != time.Minute || !s.RedisTLS || s.Limiter().KeyPrefix != "rl:dev" {
+		t.Fatalf("settings = %+v", s)
+	}
+}
+
+func TestLoadSettingsReportsEveryProblem(t *testing.T) {
+	// GIVEN an environment missing a queue URL, with a bad window and both auth settings
+	e := validEnv()
+	delete(e, "WORKFLOWS_QUEUE_URL")
+	e["RATE_WINDOW"] = "soon"
+	e["REDIS_AUTH_TOKEN"] = "t"
+	e["REDIS_AUTH_SECRET_ARN"] = "arn:aws:secretsmanager:us-east-1:1:secret:x"
+	e["RATE_LIMIT"] = "0"
+
+	// WHEN it is loaded
+	_, err := LoadSettings(e)
+
+	// THEN the error names each problem
+	for _, want := range []string{"WORKFLOWS_QUEUE_URL", "RATE_WINDOW", "not both", "limit must be at least 1"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %q", err, want)
+		}
+	}
+}
+
+func TestBuildFailsAtInitOnBadSettings(t *testing.T) {
+	if _, err := build(t.Context(), map[string]string{}, nil); err == nil || !strings.Contains(err.Error(), "REDIS_ADDR") {
+		t.Fatalf("build with an empty environment: %v", err)
+	}
+}

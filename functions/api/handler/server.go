@@ -1,0 +1,504 @@
+// Package api is the HTTP API of the pipeline: send messages, check the
+// queues' health, replay the fallback table. It is a plain http.Handler: the
+// Lambda wraps it with the API Gateway adapter, the local server serves it
+// directly, and tests call it with httptest.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/huntaze/message-pipeline/internal/auth"
+	"github.com/huntaze/message-pipeline/internal/enqueue"
+	"github.com/huntaze/message-pipeline/internal/fallback"
+	"github.com/huntaze/message-pipeline/internal/flag"
+	"github.com/huntaze/message-pipeline/internal/idempotency"
+	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/internal/metrics"
+)
+
+// Routes.
+const (
+	PathSend   = "/api/onlyfans/messages/send"
+	PathStatus = "/api/onlyfans/messages/status"
+	PathReplay = "/api/onlyfans/messages/replay"
+)
+
+// Metric names (seed 000 R5).
+const (
+	MetricQueued        = "messages_queued"
+	MetricSendFailures  = "queue_send_failures"
+	MetricFallback      = "fallback_stored"
+	MetricReplayed      = "messages_replayed"
+	MetricReplayFailed  = "replay_failures"
+	MetricRequestErrors = "request_rejected"
+)
+
+// MaxBodyBytes bounds a request: 10 messages at the SQS limit plus JSON overhead.
+const MaxBodyBytes = MaxBatch*message.MaxSQSMessageBytes + 64*1024
+
+// QueueURLs are the queues the status endpoint reports on.
+type QueueURLs struct {
+	RateLimiter, RateLimiterDLQ, Workflows, WorkflowsDLQ string
+}
+
+// Config of the server.
+type Config struct {
+	Queues QueueURLs
+	// Unavailable, when set, is why sending is impossible (no queue URL, no
+	// AWS credentials): sends answer 503 with it (seed 000 R1.2, R4.5).
+	Unavailable    string
+	AdminScope     string
+	IdempotencyTTL time.Duration
+	// IdempotencyStale is when an unfinished keyed request may be taken over.
+	IdempotencyStale time.Duration
+	ReplayBatch      int
+}
+
+// QueueStatsAPI reads queue attributes.
+type QueueStatsAPI interface {
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+}
+
+// Pinger checks Redis (nil when the API has no Redis address).
+type Pinger func(ctx context.Context) error
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Auth        auth.Authenticator
+	Sender      *enqueue.Sender
+	Fallback    *fallback.Store
+	Idempotency *idempotency.Store
+	Flag        *flag.Flag
+	QueueStats  QueueStatsAPI
+	Redis       Pinger
+	Log         *slog.Logger
+	Metrics     *metrics.Emitter
+	Now         func() time.Time
+}
+
+// Server is the API.
+type Server struct {
+	cfg Config
+	d   Deps
+	mux *http.ServeMux
+}
+
+// New returns the server.
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Auth == nil || d.Log == nil || d.Metrics == nil || d.Now == nil || d.Flag == nil {
+		return nil, errors.New("api: auth, log, metrics, clock and flag are required")
+	}
+	if cfg.Unavailable == "" && (d.Sender == nil || d.Fallback == nil || d.Idempotency == nil || d.QueueStats == nil) {
+		return nil, errors.New("api: sender, fallback, idempotency and queue stats are required when sending is available")
+	}
+	if cfg.AdminScope == "" {
+		cfg.AdminScope = "admin"
+	}
+	if cfg.ReplayBatch <= 0 {
+		cfg.ReplayBatch = 100
+	}
+	s := &Server{cfg: cfg, d: d, mux: http.NewServeMux()}
+	s.mux.HandleFunc("POST "+PathSend, s.authenticated(s.send))
+	s.mux.HandleFunc("GET "+PathStatus, s.authenticated(s.status))
+	s.mux.HandleFunc("POST "+PathReplay, s.authenticated(s.replay))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type principalKey struct{}
+
+func (s *Server) authenticated(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.d.Auth.Authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer`)
+			s.d.Log.Info("request refused", "path", r.URL.Path, "status", http.StatusUnauthorized, "error", err)
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: err.Error()})
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}
+}
+
+func principal(r *http.Request) auth.Principal {
+	p, _ := r.Context().Value(principalKey{}).(auth.Principal)
+	return p
+}
+
+type errorBody struct {
+	Error  string               `json:"error"`
+	Fields []message.FieldError `json:"errors,omitempty"`
+}
+
+// Result is the outcome of one message.
+type Result struct {
+	MessageID string `json:"messageId"`
+	Status    string `json:"status"` // queued | stored_for_replay | failed
+	Error     string `json:"error,omitempty"`
+}
+
+// Result statuses.
+const (
+	StatusQueued          = "queued"
+	StatusStoredForReplay = "stored_for_replay"
+	StatusFailed          = "failed"
+)
+
+type batchResponse struct {
+	Results []Result `json:"results"`
+}
+
+func (s *Server) send(w http.ResponseWriter, r *http.Request) {
+	start := s.d.Now()
+	m := metrics.NewSet()
+	defer func() { _ = s.d.Metrics.Emit(m) }()
+	reject := func(code int, body errorBody) {
+		m.Add(MetricRequestErrors, metrics.Count, 1)
+		s.d.Log.Info("send refused", "status", code, "error", body.Error, "fields", body.Fields)
+		writeJSON(w, code, body)
+	}
+
+	if s.cfg.Unavailable != "" {
+		reject(http.StatusServiceUnavailable, errorBody{Error: "rate limiting is unavailable: " + s.cfg.Unavailable})
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		reject(http.StatusUnsupportedMediaType, errorBody{Error: "Content-Type must be application/json"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		reject(http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("body exceeds %d bytes", MaxBodyBytes)})
+		return
+	}
+	if err != nil {
+		reject(http.StatusBadRequest, errorBody{Error: "cannot read body: " + err.Error()})
+		return
+	}
+	drafts, batch, err := DecodeRequest(body)
+	var re *RequestError
+	if errors.As(err, &re) {
+		reject(http.StatusBadRequest, errorBody{Error: "invalid request", Fields: re.Fields})
+		return
+	}
+	user := principal(r).Subject
+	for i, d := range drafts {
+		if d.UserID != "" && d.UserID != user {
+			field := "userId"
+			if batch {
+				field = fmt.Sprintf("messages[%d].userId", i)
+			}
+			reject(http.StatusForbidden, errorBody{Error: "userId must be the token subject", Fields: []message.FieldError{{Field: field, Reason: "differs from the authenticated user"}}})
+			return
+		}
+	}
+
+	// Idempotency: a keyed request gets stable message ids and timestamp,
+	// and a retry gets the stored answer.
+	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+	var idemKey string
+	timestamp := s.d.Now().UTC()
+	if key != "" {
+		if len(key) > 255 {
+			reject(http.StatusBadRequest, errorBody{Error: "invalid request", Fields: []message.FieldError{{Field: "Idempotency-Key", Reason: "must be at most 255 characters"}}})
+			return
+		}
+		idemKey = user + "\x00" + key
+		rec, claimed, err := s.d.Idempotency.Begin(r.Context(), idemKey, idempotency.Hash(body), s.cfg.IdempotencyStale)
+		switch {
+		case errors.Is(err, idempotency.ErrMismatch):
+			reject(http.StatusUnprocessableEntity, errorBody{Error: err.Error()})
+			return
+		case errors.Is(err, idempotency.ErrInProgress):
+			w.Header().Set("Retry-After", "1")
+			reject(http.StatusConflict, errorBody{Error: err.Error()})
+			return
+		case err != nil:
+			s.d.Log.Error("idempotency store unavailable", "error", err)
+			reject(http.StatusServiceUnavailable, errorBody{Error: "cannot honour Idempotency-Key now; retry later"})
+			return
+		case !claimed:
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(rec.StatusCode)
+			_, _ = io.WriteString(w, rec.Response)
+			return
+		}
+		timestamp = rec.CreatedAt.UTC()
+	}
+
+	msgs := make([]message.Message, len(drafts))
+	var fields []message.FieldError
+	tooLarge := false
+	for i, d := range drafts {
+		id := ""
+		if idemKey != "" {
+			id = idempotency.MessageID(user, key, i)
+		} else if id, err = message.NewID(); err != nil {
+			reject(http.StatusInternalServerError, errorBody{Error: "cannot generate a message id"})
+			return
+		}
+		msgs[i] = message.Message{
+			MessageID: id, UserID: user, CreatorID: d.CreatorID, RecipientID: d.RecipientID, Content: d.Content,
+			Timestamp: timestamp, MediaURLs: d.MediaURLs, Metadata: d.Metadata, Priority: d.Priority,
+		}
+		var verr *message.ValidationError
+		if err := msgs[i].Validate(); errors.As(err, &verr) {
+			tooLarge = tooLarge || errors.Is(err, message.ErrTooLarge)
+			for _, f := range verr.Fields {
+				if batch {
+					f.Field = fmt.Sprintf("messages[%d].%s", i, f.Field)
+				}
+				fields = append(fields, f)
+			}
+		}
+	}
+	if len(fields) > 0 {
+		if idemKey != "" {
+			_ = s.d.Idempotency.Abandon(r.Context(), idemKey)
+		}
+		code := http.StatusBadRequest
+		if tooLarge {
+			code = http.StatusRequestEntityTooLarge
+		}
+		reject(code, errorBody{Error: "invalid message", Fields: fields})
+		return
+	}
+
+	direct := false
+	if enabled, _ := s.d.Flag.Enabled(r.Context()); !enabled {
+		direct = true
+	}
+	results := s.enqueue(r.Context(), msgs, direct, m, start)
+
+	code := http.StatusAccepted
+	storedSomewhere := false
+	for _, res := range results {
+		switch res.Status {
+		case StatusStoredForReplay:
+			code = http.StatusInternalServerError
+			storedSomewhere = true
+		case StatusFailed:
+			if code != http.StatusInternalServerError {
+				code = http.StatusServiceUnavailable
+			}
+		default:
+			storedSomewhere = true
+		}
+	}
+	var resp any = batchResponse{Results: results}
+	if !batch {
+		resp = results[0]
+	}
+	out, _ := json.Marshal(resp) // plain structs of strings always encode
+	if idemKey != "" {
+		if storedSomewhere {
+			if err := s.d.Idempotency.Complete(r.Context(), idemKey, code, out); err != nil {
+				s.d.Log.Warn("idempotency answer not stored", "error", err)
+			}
+		} else {
+			_ = s.d.Idempotency.Abandon(r.Context(), idemKey)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(out)
+}
+
+// enqueue sends msgs and stores every one that could not be sent in the
+// fallback table.
+func (s *Server) enqueue(ctx context.Context, msgs []message.Message, direct bool, m *metrics.Set, start time.Time) []Result {
+	errs := s.d.Sender.Send(ctx, msgs, direct)
+	results := make([]Result, len(msgs))
+	for i, msg := range msgs {
+		res := Result{MessageID: msg.MessageID, Status: StatusQueued}
+		if errs[i] != nil {
+			m.Add(MetricSendFailures, metrics.Count, 1)
+			attempts := 1
+			var ee *enqueue.Error
+			if errors.As(errs[i], &ee) {
+				attempts = ee.Attempts
+			}
+			body, _ := msg.Marshal() // validated messages always encode
+			ferr := s.d.Fallback.Put(ctx, msg.MessageID, msg.CreatorKey(), string(body), msg.Attributes().Strings(), attempts, errs[i])
+			if ferr == nil || errors.Is(ferr, fallback.ErrExists) {
+				m.Add(MetricFallback, metrics.Count, 1)
+				res.Status, res.Error = StatusStoredForReplay, "the queue is unavailable; the message was stored and will be replayed"
+			} else {
+				res.Status, res.Error = StatusFailed, "the queue and the fallback store are unavailable; nothing was stored, retry later"
+				s.d.Log.Error("message neither queued nor stored", "message_id", msg.MessageID, "send_error", errs[i], "store_error", ferr)
+			}
+		} else {
+			m.Add(MetricQueued, metrics.Count, 1)
+		}
+		level := slog.LevelInfo
+		if res.Status != StatusQueued {
+			level = slog.LevelError
+		}
+		s.d.Log.Log(ctx, level, "message send", "message_id", msg.MessageID, "creator_id", msg.CreatorKey(),
+			"timestamp", msg.Timestamp.Format(time.RFC3339Nano), "outcome", res.Status, "bypass_rate_limiter", direct,
+			"latency_ms", s.d.Now().Sub(start).Milliseconds(), "error", errString(errs[i]))
+		results[i] = res
+	}
+	return results
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// QueueStatus is one queue's depth.
+type QueueStatus struct {
+	Name      string `json:"name"`
+	Visible   int    `json:"visible"`
+	InFlight  int    `json:"inFlight"`
+	Delayed   int    `json:"delayed"`
+	Reachable bool   `json:"reachable"`
+}
+
+// StatusResponse is the health report (seed 000 R5.3).
+type StatusResponse struct {
+	Healthy            bool          `json:"healthy"`
+	Reasons            []string      `json:"reasons,omitempty"`
+	RateLimiterEnabled bool          `json:"rateLimiterEnabled"`
+	FlagSource         string        `json:"flagSource"`
+	Queues             []QueueStatus `json:"queues"`
+	FallbackPending    int           `json:"fallbackPending"`
+	Redis              string        `json:"redis"` // ok | unreachable | not configured
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	st := StatusResponse{Redis: "not configured"}
+	st.RateLimiterEnabled, st.FlagSource = s.d.Flag.Enabled(ctx)
+	if s.cfg.Unavailable != "" {
+		st.Reasons = append(st.Reasons, "sending unavailable: "+s.cfg.Unavailable)
+	} else {
+		for _, q := range []struct {
+			url string
+			dlq bool
+		}{{s.cfg.Queues.RateLimiter, false}, {s.cfg.Queues.RateLimiterDLQ, true}, {s.cfg.Queues.Workflows, false}, {s.cfg.Queues.WorkflowsDLQ, true}} {
+			qs := s.queueStatus(ctx, q.url)
+			st.Queues = append(st.Queues, qs)
+			switch {
+			case !qs.Reachable:
+				st.Reasons = append(st.Reasons, "queue "+qs.Name+" unreachable")
+			case q.dlq && qs.Visible+qs.InFlight+qs.Delayed > 0:
+				st.Reasons = append(st.Reasons, fmt.Sprintf("dead-letter queue %s holds %d messages", qs.Name, qs.Visible+qs.InFlight+qs.Delayed))
+			}
+		}
+		n, err := s.d.Fallback.PendingCount(ctx)
+		st.FallbackPending = n
+		if err != nil {
+			st.Reasons = append(st.Reasons, "fallback table unreachable")
+		} else if n > 0 {
+			st.Reasons = append(st.Reasons, fmt.Sprintf("%d messages wait in the fallback table for replay", n))
+		}
+	}
+	if s.d.Redis != nil {
+		st.Redis = "ok"
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		if err := s.d.Redis(pctx); err != nil {
+			st.Redis = "unreachable"
+			st.Reasons = append(st.Reasons, "redis unreachable: "+err.Error())
+		}
+		pcancel()
+	}
+	st.Healthy = len(st.Reasons) == 0
+	code := http.StatusOK
+	if !st.Healthy {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, st)
+}
+
+func (s *Server) queueStatus(ctx context.Context, url string) QueueStatus {
+	qs := QueueStatus{Name: url[strings.LastIndexByte(url, '/')+1:]}
+	out, err := s.d.QueueStats.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
+		},
+	})
+	if err != nil {
+		s.d.Log.Warn("queue attributes unreadable", "queue", qs.Name, "error", err)
+		return qs
+	}
+	qs.Reachable = true
+	fmt.Sscan(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)], &qs.Visible)
+	fmt.Sscan(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)], &qs.InFlight)
+	fmt.Sscan(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed)], &qs.Delayed)
+	return qs
+}
+
+func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
+	if !principal(r).HasScope(s.cfg.AdminScope) {
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "replay needs the " + s.cfg.AdminScope + " scope"})
+		return
+	}
+	if s.cfg.Unavailable != "" {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "rate limiting is unavailable: " + s.cfg.Unavailable})
+		return
+	}
+	res, err := Replay(r.Context(), s.d, s.cfg.ReplayBatch)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"replayed": res.Replayed, "failed": res.Failed, "skipped": res.Skipped})
+}
+
+// Replay moves pending fallback items to the queue the flag selects now.
+// The scheduled replay Lambda and `make replay` call it too.
+func Replay(ctx context.Context, d Deps, limit int) (fallback.ReplayResult, error) {
+	m := metrics.NewSet()
+	defer func() { _ = d.Metrics.Emit(m) }()
+	enabled, _ := d.Flag.Enabled(ctx)
+	res, err := d.Fallback.Replay(ctx, func(ctx context.Context, it fallback.Item) error {
+		msg, err := message.Parse([]byte(it.Payload))
+		if err != nil {
+			return fmt.Errorf("stored payload unreadable: %w", err)
+		}
+		err = d.Sender.Send(ctx, []message.Message{msg}, !enabled)[0]
+		d.Log.Log(ctx, logLevel(err), "fallback replay", "message_id", it.MessageID, "attempts", it.Attempts+1, "error", errString(err))
+		return err
+	}, limit)
+	m.Add(MetricReplayed, metrics.Count, float64(res.Replayed))
+	m.Add(MetricReplayFailed, metrics.Count, float64(res.Failed))
+	return res, err
+}
+
+func logLevel(err error) slog.Level {
+	if err != nil {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,506 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	api "github.com/huntaze/message-pipeline/functions/api/handler"
+	"github.com/huntaze/message-pipeline/internal/auth"
+	"github.com/huntaze/message-pipeline/internal/enqueue"
+	"github.com/huntaze/message-pipeline/internal/fallback"
+	"github.com/huntaze/message-pipeline/internal/flag"
+	"github.com/huntaze/message-pipeline/internal/idempotency"
+	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/queues"
+	"github.com/huntaze/message-pipeline/test/harness"
+)
+
+var jwtSecret = []byte("api-test-secret-api-test-secret!!")
+
+const (
+	issuer   = "https://auth.huntaze.test"
+	audience = "huntaze-api"
+)
+
+// faultProxy sits between the SDK and fauxqs; while failing, it answers
+// every SendMessage/SendMessageBatch with a 500, counting the attempts.
+type faultProxy struct {
+	*httptest.Server
+	failing  atomic.Bool
+	attempts atomic.Int32
+}
+
+func newFaultProxy(t *testing.T, target string) *faultProxy {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.SendMessage") {
+			p.attempts.Add(1)
+			if p.failing.Load() {
+				w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = io.WriteString(w, `{"__type":"com.amazonaws.sqs#InternalError","message":"injected by the test proxy"}`)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+// switchable is a flag source the test flips.
+type switchable struct{ v atomic.Value }
+
+func (s *switchable) Get(context.Context) (string, bool, error) {
+	v, _ := s.v.Load().(string)
+	return v, v != "", nil
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type fixture struct {
+	t       *testing.T
+	aws     *harness.Fauxqs
+	ddb     *harness.Dynalite
+	redis   *harness.Redis
+	proxy   *faultProxy
+	queues  queues.System
+	store   *fallback.Store
+	deps    api.Deps
+	server  *api.Server
+	flagSrc *switchable
+	logs    *lockedBuffer
+	emf     *lockedBuffer
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{t: t, aws: harness.StartFauxqs(t), ddb: harness.StartDynalite(t), redis: harness.StartRedis(t), flagSrc: &switchable{}, logs: &lockedBuffer{}, emf: &lockedBuffer{}}
+	f.queues = f.aws.CreateQueues(t, "test")
+	f.proxy = newFaultProxy(t, f.aws.Endpoint)
+	ctx := context.Background()
+	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idempotency", idempotency.KeyAttribute}} {
+		if err := fallback.CreateTable(ctx, f.ddb.DynamoDB, tbl.name, tbl.key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The SQS client used for sends goes through the fault proxy, with the
+	// production retryer and a short backoff.
+	cfg := f.aws.Config.Copy()
+	cfg.Retryer = enqueue.Retryer(20 * time.Millisecond)
+	cfg.RetryMaxAttempts = 0 // the harness default of 1 would override the retryer
+	sendClient := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(f.proxy.URL) })
+	log := slog.New(slog.NewJSONHandler(f.logs, nil))
+	f.store = fallback.NewStore(f.ddb.DynamoDB, "fallback", time.Now, 30*time.Second)
+	rdb := f.redis.Client()
+	f.deps = api.Deps{
+		Auth:        auth.NewHMACVerifier(jwtSecret, issuer, audience, time.Now),
+		Sender:      enqueue.NewSender(sendClient, enqueue.Queues{RateLimiterURL: f.queues.RateLimiter.URL, WorkflowsURL: f.queues.Workflows.URL}, 10*time.Millisecond),
+		Fallback:    f.store,
+		Idempotency: idempotency.NewStore(f.ddb.DynamoDB, "idempotency", 24*time.Hour, time.Now),
+		Flag:        flag.New(f.flagSrc, true, 200*time.Millisecond, time.Now, log),
+		QueueStats:  f.aws.SQS,
+		Redis:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Log:         log,
+		Metrics:     metrics.New(f.emf, map[string]string{"Service": "api"}, time.Now),
+		Now:         time.Now,
+	}
+	f.server = f.newServer(api.Config{})
+	return f
+}
+
+func (f *fixture) newServer(cfg api.Config) *api.Server {
+	cfg.Queues = api.QueueURLs{RateLimiter: f.queues.RateLimiter.URL, RateLimiterDLQ: f.queues.RateLimiter.DLQURL, Workflows: f.queues.Workflows.URL, WorkflowsDLQ: f.queues.Workflows.DLQURL}
+	cfg.IdempotencyStale = time.Minute
+	s, err := api.New(cfg, f.deps)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+func tokenFor(t testing.TB, sub string, exp time.Duration, scope string) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": sub, "iss": issuer, "aud": audience, "exp": time.Now().Add(exp).Unix(), "scope": scope,
+	}).SignedString(jwtSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type call struct {
+	method, path, body, token, contentType string
+	headers                                map[string]string
+}
+
+func (f *fixture) do(c call) (*httptest.ResponseRecorder, map[string]any) {
+	f.t.Helper()
+	r := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	if c.contentType == "" {
+		c.contentType = "application/json"
+	}
+	r.Header.Set("Content-Type", c.contentType)
+	if c.token != "" {
+		r.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range c.headers {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	f.server.ServeHTTP(w, r)
+	var out map[string]any
+	_ = json.Unmarshal(w.Body.Bytes(), &out)
+	return w, out
+}
+
+func (f *fixture) send(body, token string) (*httptest.ResponseRecorder, map[string]any) {
+	return f.do(call{method: "POST", path: api.PathSend, body: body, token: token})
+}
+
+func drain(t testing.TB, client *sqs.Client, url string) []sqstypes.Message {
+	t.Helper()
+	var out []sqstypes.Message
+	for range 100 {
+		r, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"},
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Messages) == 0 {
+			return out
+		}
+		for _, m := range r.Messages {
+			out = append(out, m)
+			_, _ = client.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle})
+		}
+	}
+	return out
+}
+
+const goodBody = `{"creatorId":"creator-1","recipientId":"fan-9","content":"hello <3 & welcome","mediaUrls":["https://cdn.example.com/a.jpg"],"priority":"high"}`
+
+func TestSendQueuesOneMessageWithAttributes(t *testing.T) {
+	// GIVEN a user with a valid token
+	f := setup(t)
+	tok := tokenFor(t, "user-1", time.Hour, "")
+
+	// WHEN it sends one message
+	w, out := f.send(goodBody, tok)
+
+	// THEN 202 with a server-made UUID v4, and the queue holds the payload
+	// with the four attributes
+	if w.Code != http.StatusAccepted || out["status"] != "queued" {
+		t.Fatalf("status %d body %s", w.Code, w.Body)
+	}
+	id, err := uuid.Parse(out["messageId"].(string))
+	if err != nil || id.Version() != 4 {
+		t.Fatalf("messageId %v (%v)", out["messageId"], err)
+	}
+	got := drain(t, f.aws.SQS, f.queues.RateLimiter.URL)
+	if len(got) != 1 {
+		t.Fatalf("queue holds %d", len(got))
+	}
+	msg, err := message.Parse([]byte(aws.ToString(got[0].Body)))
+	if err != nil || msg.MessageID != id.String() || msg.UserID != "user-1" || msg.CreatorID != "creator-1" || msg.Content != "hello <3 & welcome" || msg.Priority != "high" {
+		t.Fatalf("queued %+v (%v)", msg, err)
+	}
+	attrs, err := message.AttributesFromSQS(got[0].MessageAttributes)
+	if err != nil || attrs != msg.Attributes() {
+		t.Fatalf("attributes %+v (%v), want %+v", attrs, err, msg.Attributes())
+	}
+	if !strings.Contains(f.logs.String(), `"message_id":"`+id.String()+`"`) || !strings.Contains(f.emf.String(), `"messages_queued":1`) {
+		t.Fatalf("missing send log or metric:\n%s\n%s", f.logs, f.emf)
+	}
+}
+
+func TestSendBatchUsesOneBatchCall(t *testing.T) {
+	f := setup(t)
+	body := `{"messages":[{"recipientId":"a","content":"1"},{"recipientId":"b","content":"2"},{"recipientId":"c","content":"3"}]}`
+	before := f.proxy.attempts.Load()
+	w, _ := f.send(body, tokenFor(t, "user-1", time.Hour, ""))
+	var out struct{ Results []api.Result }
+	_ = json.Unmarshal(w.Body.Bytes(), &out)
+	if w.Code != http.StatusAccepted || len(out.Results) != 3 || out.Results[2].Status != api.StatusQueued {
+		t.Fatalf("status %d body %s", w.Code, w.Body)
+	}
+	if calls := f.proxy.attempts.Load() - before; calls != 1 {
+		t.Fatalf("%d send calls, want one SendMessageBatch", calls)
+	}
+	if n := len(drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 3 {
+		t.Fatalf("queue holds %d", n)
+	}
+}
+
+func TestBadRequestsAreRefusedWithTheFieldAndNothingIsQueued(t *testing.T) {
+	f := setup(t)
+	tok := tokenFor(t, "user-1", time.Hour, "")
+	huge := map[string]string{}
+	for i := range 50 {
+		huge[fmt.Sprint("k", i)] = strings.Repeat("é", 4096)
+	}
+	hugeBody, _ := json.Marshal(map[string]any{"recipientId": "f", "content": "x", "metadata": huge})
+	for _, tc := range []struct {
+		name, body, contentType string
+		code                    int
+		field, reason           string
+	}{
+		{"wrong content type", goodBody, "text/plain", 415, "", "Content-Type must be application/json"},
+		{"not json", `{"content":`, "", 400, "body", "must be a JSON object"},
+		{"missing content", `{"recipientId":"f"}`, "", 400, "content", "is required"},
+		{"blank content", `{"recipientId":"f","content":"  "}`, "", 400, "content", "must not be blank"},
+		{"http media", `{"recipientId":"f","content":"x","mediaUrls":["http://a.example/x"]}`, "", 400, "mediaUrls[0]", "must be an https URL with a host"},
+		{"bad priority", `{"recipientId":"f","content":"x","priority":"urgent"}`, "", 400, "priority", "must be one of: low normal high"},
+		{"client messageId", `{"messageId":"x","recipientId":"f","content":"x"}`, "", 400, "messageId", "is set by the server"},
+		{"unknown field", `{"recipientId":"f","content":"x","to":"y"}`, "", 400, "to", "is not a known field"},
+		{"batch item", `{"messages":[{"recipientId":"f","content":"x"},{"recipientId":"","content":"x"}]}`, "", 400, "messages[1].recipientId", "is required"},
+		{"over the SQS size", string(hugeBody), "", 413, "message", "body and attributes are"},
+		{"over the body limit", `{"recipientId":"f","content":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`, "", 413, "", "body exceeds"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, out := f.do(call{method: "POST", path: api.PathSend, body: tc.body, token: tok, contentType: tc.contentType})
+			if w.Code != tc.code {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.code, w.Body)
+			}
+			if tc.field == "" {
+				if !strings.HasPrefix(out["error"].(string), tc.reason) {
+					t.Fatalf("error %q", out["error"])
+				}
+				return
+			}
+			fields, _ := out["errors"].([]any)
+			for _, x := range fields {
+				fe := x.(map[string]any)
+				if fe["field"] == tc.field && strings.HasPrefix(fe["reason"].(string), tc.reason) {
+					return
+				}
+			}
+			t.Fatalf("errors %v lack %s: %s", fields, tc.field, tc.reason)
+		})
+	}
+	if n := len(drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 0 {
+		t.Fatalf("%d messages queued from bad requests", n)
+	}
+}
+
+func TestAuthentication(t *testing.T) {
+	f := setup(t)
+	wrongKey, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "user-1", "iss": issuer, "aud": audience, "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte("not-the-secret-not-the-secret-!!!"))
+	for _, tc := range []struct {
+		name, path, method, token, body string
+		code                            int
+	}{
+		{"no token", api.PathSend, "POST", "", goodBody, 401},
+		{"expired", api.PathSend, "POST", tokenFor(t, "user-1", -time.Minute, ""), goodBody, 401},
+		{"wrong signature", api.PathSend, "POST", wrongKey, goodBody, 401},
+		{"other user's userId", api.PathSend, "POST", tokenFor(t, "user-1", time.Hour, ""), `{"userId":"user-2","recipientId":"f","content":"x"}`, 403},
+		{"own userId", api.PathSend, "POST", tokenFor(t, "user-1", time.Hour, ""), `{"userId":"user-1","recipientId":"f","content":"x"}`, 202},
+		{"status without token", api.PathStatus, "GET", "", "", 401},
+		{"replay without admin scope", api.PathReplay, "POST", tokenFor(t, "user-1", time.Hour, "messages:send"), "", 403},
+		{"replay with admin scope", api.PathReplay, "POST", tokenFor(t, "ops", time.Hour, "admin"), "", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, _ := f.do(call{method: tc.method, path: tc.path, body: tc.body, token: tc.token})
+			if w.Code != tc.code {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.code, w.Body)
+			}
+		})
+	}
+}
+
+func TestQueueOutageRetriesThreeTimesThenStoresAndReplaysExactlyOnce(t *testing.T) {
+	// GIVEN a queue that answers every send with a 500
+	f := setup(t)
+	f.proxy.failing.Store(true)
+	before := f.proxy.attempts.Load()
+
+	// WHEN a message is sent
+	w, out := f.send(goodBody, tokenFor(t, "user-1", time.Hour, ""))
+
+	// THEN the SDK tried 4 times (1 + 3 retries), the answer is 500 with the
+	// messageId, and the fallback table holds it as pending
+	if got := f.proxy.attempts.Load() - before; got != enqueue.MaxAttempts {
+		t.Fatalf("send attempts = %d, want %d", got, enqueue.MaxAttempts)
+	}
+	if w.Code != http.StatusInternalServerError || out["status"] != api.StatusStoredForReplay {
+		t.Fatalf("status %d body %s", w.Code, w.Body)
+	}
+	id := out["messageId"].(string)
+	items, err := f.store.Claimable(context.Background(), 10)
+	if err != nil || len(items) != 1 || items[0].MessageID != id || items[0].Status != fallback.StatusPending || items[0].Attempts != 4 || !strings.Contains(items[0].LastError, "injected") || items[0].ExpiresAt == 0 {
+		t.Fatalf("fallback items %+v (%v)", items, err)
+	}
+	if !strings.Contains(f.emf.String(), `"fallback_stored":1`) {
+		t.Fatalf("no fallback metric: %s", f.emf)
+	}
+
+	// WHEN replay runs while the queue still fails
+	res, err := api.Replay(context.Background(), f.deps, 10)
+	// THEN the item stays pending with its attempts counted
+	items, _ = f.store.Claimable(context.Background(), 10)
+	if err != nil || res.Failed != 1 || len(items) != 1 || items[0].Attempts != 5 {
+		t.Fatalf("replay during outage: %+v %v, items %+v", res, err, items)
+	}
+
+	// WHEN the queue recovers and two replays race
+	f.proxy.failing.Store(false)
+	var wg sync.WaitGroup
+	results := make([]int, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := api.Replay(context.Background(), f.deps, 10)
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = r.Replayed
+		}()
+	}
+	wg.Wait()
+
+	// THEN the message is queued exactly once and nothing is pending
+	got := drain(t, f.aws.SQS, f.queues.RateLimiter.URL)
+	if len(got) != 1 || results[0]+results[1] != 1 {
+		t.Fatalf("queue holds %d, replays reported %v", len(got), results)
+	}
+	if msg, _ := message.Parse([]byte(aws.ToString(got[0].Body))); msg.MessageID != id {
+		t.Fatalf("replayed %s, want %s", msg.MessageID, id)
+	}
+	if n, _ := f.store.PendingCount(context.Background()); n != 0 {
+		t.Fatalf("%d still pending", n)
+	}
+}
+
+func TestIdempotencyKeyQueuesOneCopy(t *testing.T) {
+	f := setup(t)
+	tok := tokenFor(t, "user-1", time.Hour, "")
+	c := call{method: "POST", path: api.PathSend, body: goodBody, token: tok, headers: map[string]string{"Idempotency-Key": "order-42"}}
+
+	// WHEN the same keyed request is sent twice
+	w1, out1 := f.do(c)
+	w2, out2 := f.do(c)
+
+	// THEN both answers are the same and one message is queued
+	if w1.Code != 202 || w2.Code != 202 || out1["messageId"] != out2["messageId"] || w2.Header().Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("answers %d %v / %d %v", w1.Code, out1, w2.Code, out2)
+	}
+	if n := len(drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 1 {
+		t.Fatalf("queue holds %d, want 1", n)
+	}
+	// AND the key with another body is refused
+	c.body = strings.Replace(goodBody, "hello", "bye", 1)
+	if w, _ := f.do(c); w.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("reused key: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestFlagFlipBypassesTheLimiterWithinTheCacheTTL(t *testing.T) {
+	// GIVEN the flag parameter on
+	f := setup(t)
+	tok := tokenFor(t, "user-1", time.Hour, "")
+	f.flagSrc.v.Store("true")
+	f.send(goodBody, tok)
+
+	// WHEN it is switched off, and the cache TTL (200 ms) passes
+	f.flagSrc.v.Store("false")
+	f.send(goodBody, tok) // within the TTL: still through the limiter
+	time.Sleep(250 * time.Millisecond)
+	_, out := f.send(goodBody, tok)
+
+	// THEN the third message went straight to the FIFO queue with the
+	// limiter's group and deduplication ids, without a restart
+	if n := len(drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 2 {
+		t.Fatalf("rate limiter queue holds %d, want 2", n)
+	}
+	fifo := drain(t, f.aws.SQS, f.queues.Workflows.URL)
+	if len(fifo) != 1 {
+		t.Fatalf("FIFO holds %d, want 1", len(fifo))
+	}
+	msg, _ := message.Parse([]byte(aws.ToString(fifo[0].Body)))
+	dedup, _ := msg.DeduplicationID()
+	if msg.MessageID != out["messageId"] || fifo[0].Attributes["MessageGroupId"] != "creator-1" || fifo[0].Attributes["MessageDeduplicationId"] != dedup {
+		t.Fatalf("bypassed message %+v attrs %v", msg, fifo[0].Attributes)
+	}
+	if !strings.Contains(f.logs.String(), `"msg":"rate limiter flag changed","enabled":false`) {
+		t.Fatalf("flag change not logged:\n%s", f.logs)
+	}
+}
+
+func TestUnconfiguredSendsAnswer503WithTheReason(t *testing.T) {
+	f := setup(t)
+	f.server = f.newServer(api.Config{Unavailable: "RATE_LIMITER_QUEUE_URL is not set"})
+	w, out := f.send(goodBody, tokenFor(t, "user-1", time.Hour, ""))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(out["error"].(string), "RATE_LIMITER_QUEUE_URL is not set") {
+		t.Fatalf("status %d body %s", w.Code, w.Body)
+	}
+}
+
+func TestStatusReportsHealthThenAStoppedRedisAndADeadLetter(t *testing.T) {
+	f := setup(t)
+	tok := tokenFor(t, "user-1", time.Hour, "")
+	status := func() (int, api.StatusResponse) {
+		w, _ := f.do(call{method: "GET", path: api.PathStatus, token: tok})
+		var st api.StatusResponse
+		_ = json.Unmarshal(w.Body.Bytes(), &st)
+		return w.Code, st
+	}
+	// GIVEN a healthy system
+	if code, st := status(); code != 200 || !st.Healthy || st.Redis != "ok" || len(st.Queues) != 4 || !st.RateLimiterEnabled {
+		t.Fatalf("healthy: %d %+v", code, st)
+	}
+	// WHEN Redis stops and a message lands in a DLQ
+	f.redis.Stop()
+	if _, err := f.aws.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(f.queues.RateLimiter.DLQURL), MessageBody: aws.String("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	// THEN the status is 503 with both reasons
+	code, st := status()
+	reasons := strings.Join(st.Reasons, "; ")
+	if code != 503 || st.Healthy || st.Redis != "unreachable" || !strings.Contains(reasons, "redis unreachable") || !strings.Contains(reasons, "dead-letter queue "+queues.Name(queues.RateLimiterDLQBase, "test")+" holds 1 messages") {
+		t.Fatalf("degraded: %d %+v", code, st)
+	}
+}

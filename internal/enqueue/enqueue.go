@@ -1,0 +1,199 @@
+// Package enqueue puts messages on the pipeline's first queue: the rate
+// limiter queue, or, when the rate limiter is switched off (seed 000 R7.2),
+// straight onto the workflows FIFO queue with the group and deduplication ids
+// the limiter would have set, so the scraper still sends them in order and
+// exactly once. Used by the API and by the fallback replay.
+package enqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/huntaze/message-pipeline/internal/message"
+)
+
+// MaxAttempts is one send plus 3 retries (seed 000 R6.1).
+const MaxAttempts = 4
+
+// Retryer is the SQS client retryer: exponential backoff with jitter on
+// throttling, 5xx and network errors only (the SDK's standard retryer; a
+// permission or validation error is not retried). The client-side retry
+// quota is off so that every message gets its retries during an outage.
+func Retryer(maxBackoff time.Duration) func() aws.Retryer {
+	return func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = MaxAttempts
+			o.MaxBackoff = maxBackoff
+			o.RateLimiter = ratelimit.None
+		})
+	}
+}
+
+// SQSAPI is the part of the SQS client the sender uses.
+type SQSAPI interface {
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+// Queues are the two possible destinations.
+type Queues struct {
+	RateLimiterURL string
+	WorkflowsURL   string
+}
+
+// Sender sends validated messages.
+type Sender struct {
+	sqs    SQSAPI
+	queues Queues
+	// entryBackoff spaces the retries of entries a batch call reported failed
+	// (the SDK retries whole calls, not entries).
+	entryBackoff time.Duration
+}
+
+// NewSender returns a sender.
+func NewSender(client SQSAPI, q Queues, entryBackoff time.Duration) *Sender {
+	return &Sender{sqs: client, queues: q, entryBackoff: entryBackoff}
+}
+
+// Error is a failed send with the number of attempts made.
+type Error struct {
+	Attempts int
+	Err      error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("after %d attempts: %v", e.Attempts, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Body returns the message body and its SQS attributes.
+func Body(m message.Message) (string, map[string]sqstypes.MessageAttributeValue, error) {
+	b, err := m.Marshal()
+	if err != nil {
+		return "", nil, err
+	}
+	return string(b), m.Attributes().SQS(), nil
+}
+
+// Send sends up to 10 messages in one call (SendMessage for one,
+// SendMessageBatch for more) and returns one error per message, nil when
+// queued. direct bypasses the rate limiter.
+func (s *Sender) Send(ctx context.Context, msgs []message.Message, direct bool) []error {
+	errs := make([]error, len(msgs))
+	if len(msgs) == 0 {
+		return errs
+	}
+	if len(msgs) > 10 {
+		for i := range errs {
+			errs[i] = errors.New("enqueue: at most 10 messages per call")
+		}
+		return errs
+	}
+	url := s.queues.RateLimiterURL
+	if direct {
+		url = s.queues.WorkflowsURL
+	}
+	entries := make([]sqstypes.SendMessageBatchRequestEntry, len(msgs))
+	for i, m := range msgs {
+		body, attrs, err := Body(m)
+		if err != nil {
+			errs[i] = &Error{Attempts: 0, Err: err}
+			continue
+		}
+		e := sqstypes.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(body), MessageAttributes: attrs}
+		if direct {
+			dedup, err := m.DeduplicationID()
+			if err != nil {
+				errs[i] = &Error{Err: err}
+				continue
+			}
+			e.MessageGroupId, e.MessageDeduplicationId = aws.String(m.CreatorKey()), aws.String(dedup)
+		}
+		entries[i] = e
+	}
+	if len(msgs) == 1 {
+		if errs[0] == nil {
+			errs[0] = s.sendOne(ctx, url, entries[0])
+		}
+		return errs
+	}
+	s.sendBatch(ctx, url, entries, errs)
+	return errs
+}
+
+func (s *Sender) sendOne(ctx context.Context, url string, e sqstypes.SendMessageBatchRequestEntry) error {
+	_, err := s.sqs.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl: aws.String(url), MessageBody: e.MessageBody, MessageAttributes: e.MessageAttributes,
+		MessageGroupId: e.MessageGroupId, MessageDeduplicationId: e.MessageDeduplicationId,
+	})
+	if err != nil {
+		return &Error{Attempts: attempts(err), Err: err}
+	}
+	return nil
+}
+
+// sendBatch sends the entries without an error yet; entries the batch call
+// reports failed without sender fault are sent again, up to MaxAttempts.
+func (s *Sender) sendBatch(ctx context.Context, url string, entries []sqstypes.SendMessageBatchRequestEntry, errs []error) {
+	pending := map[string]int{}
+	for i := range entries {
+		if errs[i] == nil {
+			pending[strconv.Itoa(i)] = i
+		}
+	}
+	for attempt := 1; len(pending) > 0; attempt++ {
+		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(url)}
+		for i := range entries { // keep the request order: FIFO order within a group
+			if _, ok := pending[strconv.Itoa(i)]; ok {
+				in.Entries = append(in.Entries, entries[i])
+			}
+		}
+		out, err := s.sqs.SendMessageBatch(ctx, in)
+		if err != nil {
+			for _, i := range pending {
+				errs[i] = &Error{Attempts: attempts(err), Err: err}
+			}
+			return
+		}
+		next := map[string]int{}
+		for _, f := range out.Failed {
+			i, ok := pending[aws.ToString(f.Id)]
+			if !ok {
+				continue
+			}
+			ferr := fmt.Errorf("%s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+			if f.SenderFault || attempt >= MaxAttempts {
+				errs[i] = &Error{Attempts: attempt, Err: ferr}
+				continue
+			}
+			next[aws.ToString(f.Id)] = i
+		}
+		pending = next
+		if len(pending) > 0 {
+			select {
+			case <-ctx.Done():
+				for _, i := range pending {
+					errs[i] = &Error{Attempts: attempt, Err: ctx.Err()}
+				}
+				return
+			case <-time.After(s.entryBackoff << (attempt - 1)):
+			}
+		}
+	}
+}
+
+// attempts reads how many attempts the SDK made from its error.
+func attempts(err error) int {
+	var max *retry.MaxAttemptsError
+	if errors.As(err, &max) {
+		return max.Attempt
+	}
+	return 1
+}

@@ -1,0 +1,185 @@
+// Package idempotency remembers what a request with an Idempotency-Key
+// produced, so a client retry gets the same answer instead of queueing a
+// second copy of its messages.
+package idempotency
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
+)
+
+// KeyAttribute is the table's partition key; TTLAttribute its TTL.
+const (
+	KeyAttribute = "key"
+	TTLAttribute = "expiresAt"
+)
+
+// Record states.
+const (
+	StatusInProgress = "in_progress"
+	StatusDone       = "done"
+)
+
+// Record is what is kept per key.
+type Record struct {
+	Key         string    `dynamodbav:"key"`
+	Status      string    `dynamodbav:"status"`
+	RequestHash string    `dynamodbav:"requestHash"`
+	StatusCode  int       `dynamodbav:"statusCode,omitempty"`
+	Response    string    `dynamodbav:"response,omitempty"`
+	CreatedAt   time.Time `dynamodbav:"createdAt"`
+	LeaseAt     int64     `dynamodbav:"leaseAt"` // epoch ms of the running attempt's start
+	ExpiresAt   int64     `dynamodbav:"expiresAt"`
+}
+
+// DynamoDBAPI is the part of the client the store uses.
+type DynamoDBAPI interface {
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
+
+// Store is the idempotency table.
+type Store struct {
+	ddb   DynamoDBAPI
+	table string
+	ttl   time.Duration
+	now   func() time.Time
+}
+
+// NewStore returns a store keeping records for ttl.
+func NewStore(ddb DynamoDBAPI, table string, ttl time.Duration, now func() time.Time) *Store {
+	return &Store{ddb: ddb, table: table, ttl: ttl, now: now}
+}
+
+// Errors of Begin.
+var (
+	ErrInProgress = errors.New("a request with this Idempotency-Key is still in progress")
+	ErrMismatch   = errors.New("this Idempotency-Key was used with a different request")
+)
+
+// Hash fingerprints a request body.
+func Hash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return fmt.Sprintf("%x", sum)
+}
+
+// Begin claims key for a request. claimed is true when the caller must do
+// the work and then Complete (or Abandon); rec.CreatedAt is then the
+// timestamp to give the messages, identical on every attempt of the request.
+// When the request was already answered, claimed is false and rec holds the
+// answer. ErrInProgress: another attempt is running. ErrMismatch: the key
+// came with another body. An attempt that died mid-way (lease older than
+// staleAfter) is taken over.
+func (s *Store) Begin(ctx context.Context, key, requestHash string, staleAfter time.Duration) (rec *Record, claimed bool, err error) {
+	now := s.now().UTC()
+	fresh := Record{Key: key, Status: StatusInProgress, RequestHash: requestHash, CreatedAt: now, LeaseAt: now.UnixMilli(), ExpiresAt: now.Add(s.ttl).Unix()}
+	av, err := attributevalue.MarshalMap(fresh)
+	if err != nil {
+		return nil, false, err
+	}
+	_, err = s.ddb.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table), Item: av,
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": KeyAttribute},
+	})
+	var ccf *ddbtypes.ConditionalCheckFailedException
+	if err == nil {
+		return &fresh, true, nil
+	}
+	if !errors.As(err, &ccf) {
+		return nil, false, fmt.Errorf("idempotency: begin: %w", err)
+	}
+	out, err := s.ddb.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), ConsistentRead: aws.Bool(true),
+		Key: keyOf(key),
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("idempotency: read: %w", err)
+	}
+	var existing Record
+	if err := attributevalue.UnmarshalMap(out.Item, &existing); err != nil {
+		return nil, false, err
+	}
+	switch {
+	case existing.RequestHash != requestHash:
+		return nil, false, ErrMismatch
+	case existing.Status == StatusDone:
+		return &existing, false, nil
+	case now.UnixMilli()-existing.LeaseAt < staleAfter.Milliseconds():
+		return nil, false, ErrInProgress
+	}
+	_, err = s.ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: keyOf(key),
+		UpdateExpression:         aws.String("SET leaseAt = :now"),
+		ConditionExpression:      aws.String("#s = :ip AND leaseAt = :old"),
+		ExpressionAttributeNames: map[string]string{"#s": "status"},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":now": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+			":old": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(existing.LeaseAt, 10)},
+			":ip":  &ddbtypes.AttributeValueMemberS{Value: StatusInProgress},
+		},
+	})
+	if errors.As(err, &ccf) {
+		return nil, false, ErrInProgress
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("idempotency: take over: %w", err)
+	}
+	return &existing, true, nil
+}
+
+func keyOf(key string) map[string]ddbtypes.AttributeValue {
+	return map[string]ddbtypes.AttributeValue{KeyAttribute: &ddbtypes.AttributeValueMemberS{Value: key}}
+}
+
+// Complete stores the answer given for key.
+func (s *Store) Complete(ctx context.Context, key string, statusCode int, response []byte) error {
+	_, err := s.ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      keyOf(key),
+		UpdateExpression:         aws.String("SET #s = :done, statusCode = :c, #r = :r"),
+		ExpressionAttributeNames: map[string]string{"#s": "status", "#r": "response"},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":done": &ddbtypes.AttributeValueMemberS{Value: StatusDone},
+			":c":    &ddbtypes.AttributeValueMemberN{Value: strconv.Itoa(statusCode)},
+			":r":    &ddbtypes.AttributeValueMemberS{Value: string(response)},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("idempotency: complete: %w", err)
+	}
+	return nil
+}
+
+// Abandon forgets key after a request that stored nothing anywhere, so a
+// retry can try again.
+func (s *Store) Abandon(ctx context.Context, key string) error {
+	_, err := s.ddb.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(s.table), Key: keyOf(key),
+		ConditionExpression:      aws.String("#s = :ip"),
+		ExpressionAttributeNames: map[string]string{"#s": "status"},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":ip": &ddbtypes.AttributeValueMemberS{Value: StatusInProgress},
+		},
+	})
+	return err
+}
+
+// MessageID derives the messageId of the i-th message of a keyed request:
+// a UUID with version 4 bits set, so it passes payload validation, and the
+// same for every retry of the request.
+func MessageID(user, key string, i int) string {
+	return uuid.NewHash(sha256.New(), uuid.NameSpaceURL, []byte(user+"\x00"+key+"\x00"+strconv.Itoa(i)), 4).String()
+}

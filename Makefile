@@ -25,7 +25,7 @@ NO_RACE_PKGS := ./infra/...
 FUZZTIME ?= 5s
 BENCHTIME ?= 1s
 
-.PHONY: deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-unit test-race fuzz bench fmt vet clean
+.PHONY: deps deps-npm deps-driver deps-go deps-apt synth diff deploy test fuzz bench replay fmt clean
 
 deps: deps-npm deps-driver deps-go
 
@@ -83,9 +83,16 @@ test: deps deps-apt
 	go test -race -count=1 -timeout 5m -v ./test/harness/ | grep -v '^=== '
 	go test -count=1 -timeout 12m $(NO_RACE_PKGS)
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/message
+	go test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=$(FUZZTIME) ./functions/api/handler
 
 fuzz:
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./internal/message
+	go test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=60s ./functions/api/handler
+
+## replay: move pending fallback messages to the queue once (local: uses .dev/env from make dev)
+replay:
+	@if [ -f .dev/env ]; then set -a; . ./.dev/env; set +a; fi; \
+	go run ./functions/replay -once
 
 bench: deps deps-apt
 	go test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...

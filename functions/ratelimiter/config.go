@@ -12,6 +12,7 @@ import (
 
 	"github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
+	"github.com/huntaze/message-pipeline/internal/redisconn"
 )
 
 // Settings is everything the Lambda reads from its environment. The CDK
@@ -22,15 +23,7 @@ type Settings struct {
 	DeadLetterQueueURL string `env:"RATE_LIMITER_DLQ_URL,required,notEmpty"`
 	WorkflowsQueueURL  string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
 
-	RedisAddr string `env:"REDIS_ADDR,required,notEmpty"`
-	// RedisTLS is on in AWS (ElastiCache in-transit encryption); off for a
-	// local redis-server.
-	RedisTLS bool `env:"REDIS_TLS" envDefault:"true"`
-	// One of: the AUTH token itself (local runs) or the ARN of the Secrets
-	// Manager secret holding it (AWS). Neither means no AUTH.
-	RedisAuthToken     string        `env:"REDIS_AUTH_TOKEN"`
-	RedisAuthSecretARN string        `env:"REDIS_AUTH_SECRET_ARN"`
-	RedisTimeout       time.Duration `env:"REDIS_TIMEOUT" envDefault:"1s"`
+	Redis redisconn.Settings
 
 	Limit            int           `env:"RATE_LIMIT" envDefault:"10"`
 	Window           time.Duration `env:"RATE_WINDOW" envDefault:"60s"`
@@ -51,8 +44,11 @@ func LoadSettings(environ map[string]string) (Settings, error) {
 	if err := env.ParseWithOptions(&s, env.Options{Environment: environ}); err != nil {
 		errs = append(errs, namedEnvErrors(err, reflect.TypeFor[Settings]())...)
 	}
-	if s.RedisAuthToken != "" && s.RedisAuthSecretARN != "" {
-		errs = append(errs, errors.New("set REDIS_AUTH_TOKEN or REDIS_AUTH_SECRET_ARN, not both"))
+	if s.Redis.Addr == "" {
+		errs = append(errs, errors.New("REDIS_ADDR is required"))
+	}
+	if err := s.Redis.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.Limiter().Validate(); err != nil {
 		errs = append(errs, err)

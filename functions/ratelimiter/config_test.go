@@ -20,7 +20,7 @@ func TestLoadSettingsDefaultsToTheOnlyFansLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Limit != 10 || s.Window != time.Minute || !s.RedisTLS || s.Limiter().KeyPrefix != "rl:dev" {
+	if s.Limit != 10 || s.Window != time.Minute || !s.Redis.TLS || s.Limiter().KeyPrefix != "rl:dev" {
 		t.Fatalf("settings = %+v", s)
 	}
 }

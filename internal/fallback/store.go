@@ -96,7 +96,7 @@ func (s *Store) Put(ctx context.Context, messageID, creatorKey, payload string, 
 	}
 	_, err = s.ddb.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table), Item: av,
-		ConditionExpression: aws.String("attribute_not_exists(#k)"),
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
 		ExpressionAttributeNames: map[string]string{"#k": KeyAttribute},
 	})
 	var ccf *ddbtypes.ConditionalCheckFailedException
@@ -158,10 +158,10 @@ func (s *Store) Claim(ctx context.Context, messageID string) (token string, ok b
 	token = uuid.NewString()
 	now := s.now()
 	_, err = s.ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(s.table),
-		Key:                 key(messageID),
-		UpdateExpression:    aws.String("SET #s = :replaying, claimToken = :t, leaseUntil = :lease, updatedAt = :now"),
-		ConditionExpression: aws.String("#s = :pending OR (#s = :replaying AND leaseUntil < :nowms)"),
+		TableName:                aws.String(s.table),
+		Key:                      key(messageID),
+		UpdateExpression:         aws.String("SET #s = :replaying, claimToken = :t, leaseUntil = :lease, updatedAt = :now"),
+		ConditionExpression:      aws.String("#s = :pending OR (#s = :replaying AND leaseUntil < :nowms)"),
 		ExpressionAttributeNames: map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 			":pending":   &ddbtypes.AttributeValueMemberS{Value: StatusPending},

@@ -128,4 +128,3 @@ func ParseEnv(s string) (bool, error) {
 	}
 	return Parse(s)
 }
-

@@ -1,0 +1,199 @@
+// Package setup builds the API's dependencies from the environment; the API
+// Lambda, the local API server and the replay function share it.
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/caarlos0/env/v11"
+
+	api "github.com/huntaze/message-pipeline/functions/api/handler"
+	"github.com/huntaze/message-pipeline/internal/auth"
+	"github.com/huntaze/message-pipeline/internal/enqueue"
+	"github.com/huntaze/message-pipeline/internal/fallback"
+	"github.com/huntaze/message-pipeline/internal/flag"
+	"github.com/huntaze/message-pipeline/internal/idempotency"
+	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/redisconn"
+)
+
+// Settings is the API's environment.
+type Settings struct {
+	Environment string `env:"ENVIRONMENT" envDefault:"dev"`
+	Region      string `env:"AWS_REGION" envDefault:"us-east-1"`
+
+	RateLimiterQueueURL string `env:"RATE_LIMITER_QUEUE_URL"`
+	RateLimiterDLQURL   string `env:"RATE_LIMITER_DLQ_URL"`
+	WorkflowsQueueURL   string `env:"WORKFLOWS_QUEUE_URL"`
+	WorkflowsDLQURL     string `env:"WORKFLOWS_DLQ_URL"`
+	FallbackTable       string `env:"FALLBACK_TABLE"`
+	IdempotencyTable    string `env:"IDEMPOTENCY_TABLE"`
+
+	// RateLimiterEnabled is the flag's value when FlagParameter is unset or
+	// absent (seed 000 R7.1).
+	RateLimiterEnabled string        `env:"RATE_LIMITER_ENABLED" envDefault:"true"`
+	FlagParameter      string        `env:"RATE_LIMITER_FLAG_PARAMETER"`
+	FlagCacheTTL       time.Duration `env:"RATE_LIMITER_FLAG_TTL" envDefault:"30s"`
+
+	Redis redisconn.Settings
+
+	// AuthMode: "apigateway" trusts the HTTP API JWT authorizer's claims
+	// (Lambda); "jwt" verifies tokens here (local server).
+	AuthMode      string `env:"AUTH_MODE" envDefault:"apigateway"`
+	JWTHMACSecret string `env:"JWT_HMAC_SECRET"`
+	JWTJWKSURL    string `env:"JWT_JWKS_URL"`
+	JWTIssuer     string `env:"JWT_ISSUER"`
+	JWTAudience   string `env:"JWT_AUDIENCE"`
+	AdminScope    string `env:"ADMIN_SCOPE" envDefault:"admin"`
+
+	SendMaxBackoff time.Duration `env:"SEND_MAX_BACKOFF" envDefault:"2s"`
+	ReplayBatch    int           `env:"REPLAY_BATCH" envDefault:"100"`
+}
+
+// Load parses the environment.
+func Load(environ map[string]string) (Settings, error) {
+	var s Settings
+	if err := env.ParseWithOptions(&s, env.Options{Environment: environ}); err != nil {
+		return Settings{}, fmt.Errorf("api settings: %w", err)
+	}
+	var errs []error
+	if _, err := flag.ParseEnv(s.RateLimiterEnabled); err != nil {
+		errs = append(errs, fmt.Errorf("RATE_LIMITER_ENABLED: %w", err))
+	}
+	switch s.AuthMode {
+	case "apigateway":
+	case "jwt":
+		if (s.JWTHMACSecret == "") == (s.JWTJWKSURL == "") {
+			errs = append(errs, errors.New("AUTH_MODE=jwt needs exactly one of JWT_HMAC_SECRET and JWT_JWKS_URL"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("AUTH_MODE must be apigateway or jwt, got %q", s.AuthMode))
+	}
+	if err := s.Redis.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return Settings{}, fmt.Errorf("api settings: %w", errors.Join(errs...))
+	}
+	return s, nil
+}
+
+// missing says why sending cannot work, or "".
+func (s Settings) missing() string {
+	var m []string
+	for name, v := range map[string]string{
+		"RATE_LIMITER_QUEUE_URL": s.RateLimiterQueueURL, "WORKFLOWS_QUEUE_URL": s.WorkflowsQueueURL,
+		"RATE_LIMITER_DLQ_URL": s.RateLimiterDLQURL, "WORKFLOWS_DLQ_URL": s.WorkflowsDLQURL,
+		"FALLBACK_TABLE": s.FallbackTable, "IDEMPOTENCY_TABLE": s.IdempotencyTable,
+	} {
+		if v == "" {
+			m = append(m, name)
+		}
+	}
+	if len(m) == 0 {
+		return ""
+	}
+	slices.Sort(m)
+	return strings.Join(m, ", ") + " not set"
+}
+
+// Build makes the server configuration and dependencies. Missing AWS
+// configuration is not an error: it is logged and sends answer 503.
+func Build(ctx context.Context, s Settings, log *slog.Logger) (api.Config, api.Deps, error) {
+	cfg := api.Config{
+		Queues:     api.QueueURLs{RateLimiter: s.RateLimiterQueueURL, RateLimiterDLQ: s.RateLimiterDLQURL, Workflows: s.WorkflowsQueueURL, WorkflowsDLQ: s.WorkflowsDLQURL},
+		AdminScope: s.AdminScope, IdempotencyTTL: 24 * time.Hour, IdempotencyStale: time.Minute, ReplayBatch: s.ReplayBatch,
+		Unavailable: s.missing(),
+	}
+	d := api.Deps{Log: log, Now: time.Now, Metrics: metrics.New(os.Stdout, map[string]string{"Service": "api", "Environment": s.Environment}, time.Now)}
+
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(s.Region))
+	if err != nil {
+		return cfg, d, fmt.Errorf("aws config: %w", err)
+	}
+	if cfg.Unavailable == "" {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if _, err := awsCfg.Credentials.Retrieve(cctx); err != nil {
+			cfg.Unavailable = "no AWS credentials: " + err.Error()
+		}
+		cancel()
+	}
+
+	var source flag.Source
+	if s.FlagParameter != "" {
+		source = flag.SSMParameter{Client: ssm.NewFromConfig(awsCfg), Name: s.FlagParameter}
+	}
+	envDefault, _ := flag.ParseEnv(s.RateLimiterEnabled)
+	d.Flag = flag.New(source, envDefault, s.FlagCacheTTL, time.Now, log)
+
+	switch s.AuthMode {
+	case "jwt":
+		if s.JWTHMACSecret != "" {
+			d.Auth = auth.NewHMACVerifier([]byte(s.JWTHMACSecret), s.JWTIssuer, s.JWTAudience, time.Now)
+		} else if d.Auth, err = auth.NewJWKSVerifier(ctx, s.JWTJWKSURL, s.JWTIssuer, s.JWTAudience, time.Now); err != nil {
+			return cfg, d, err
+		}
+	default:
+		d.Auth = auth.APIGatewayClaims{}
+	}
+
+	if s.Redis.Addr != "" {
+		rdb, err := redisconn.Connect(ctx, s.Redis, secretsmanager.NewFromConfig(awsCfg))
+		if err != nil {
+			return cfg, d, err
+		}
+		d.Redis = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	}
+
+	if cfg.Unavailable != "" {
+		log.Warn("sending disabled: AWS is not configured; /send answers 503", "reason", cfg.Unavailable)
+		return cfg, d, nil
+	}
+	sendClient := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.Retryer = enqueue.Retryer(s.SendMaxBackoff)() })
+	statsClient := sqs.NewFromConfig(awsCfg)
+	ddb := dynamodb.NewFromConfig(awsCfg)
+	d.Sender = enqueue.NewSender(sendClient, enqueue.Queues{RateLimiterURL: s.RateLimiterQueueURL, WorkflowsURL: s.WorkflowsQueueURL}, 100*time.Millisecond)
+	d.Fallback = fallback.NewStore(ddb, s.FallbackTable, time.Now, 2*time.Minute)
+	d.Idempotency = idempotency.NewStore(ddb, s.IdempotencyTable, cfg.IdempotencyTTL, time.Now)
+	d.QueueStats = statsClient
+
+	enabled, origin := d.Flag.Enabled(ctx)
+	log.Info("rate limiter status", "enabled", enabled, "source", origin, "environment", s.Environment)
+	checkConnectivity(ctx, statsClient, s.RateLimiterQueueURL, log)
+	return cfg, d, nil
+}
+
+// checkConnectivity reads the queue's attributes once (seed 000 R1.5). A
+// failure is logged, never fatal: a transient error must not crash-loop.
+func checkConnectivity(ctx context.Context, client *sqs.Client, url string, log *slog.Logger) {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := client.GetQueueAttributes(cctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url)}); err != nil {
+		log.Warn("queue not reachable at startup; sends will retry and fall back", "queue_url", url, "error", err)
+		return
+	}
+	log.Info("queue reachable", "queue_url", url)
+}
+
+// Environ returns the process environment as a map.
+func Environ() map[string]string {
+	out := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,102 @@
+package setup
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/huntaze/message-pipeline/internal/fallback"
+	"github.com/huntaze/message-pipeline/internal/idempotency"
+	"github.com/huntaze/message-pipeline/test/harness"
+)
+
+// isolateAWS keeps the SDK away from real credentials, files and the
+// instance metadata service.
+func isolateAWS(t *testing.T) {
+	for k, v := range map[string]string{
+		"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true",
+		"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_PROFILE": "", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+func TestLoadRejectsBadSettings(t *testing.T) {
+	_, err := Load(map[string]string{"RATE_LIMITER_ENABLED": "perhaps", "AUTH_MODE": "jwt"})
+	for _, want := range []string{"RATE_LIMITER_ENABLED", "JWT_HMAC_SECRET"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load error %v does not mention %s", err, want)
+		}
+	}
+}
+
+func TestBuildWithoutAWSConfigurationWarnsAndDisablesSending(t *testing.T) {
+	// GIVEN no queue URLs
+	isolateAWS(t)
+	var logs bytes.Buffer
+	s, err := Load(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// WHEN the API is built
+	cfg, _, err := Build(context.Background(), s, slog.New(slog.NewJSONHandler(&logs, nil)))
+	// THEN it starts, with sending disabled and a warning naming what is missing
+	if err != nil || !strings.Contains(cfg.Unavailable, "RATE_LIMITER_QUEUE_URL") {
+		t.Fatalf("Build = %+v, %v", cfg, err)
+	}
+	if !strings.Contains(logs.String(), `"level":"WARN","msg":"sending disabled`) {
+		t.Fatalf("no warning: %s", logs.String())
+	}
+}
+
+func TestBuildWithoutCredentialsDisablesSending(t *testing.T) {
+	isolateAWS(t)
+	s, _ := Load(map[string]string{"RATE_LIMITER_QUEUE_URL": "u", "WORKFLOWS_QUEUE_URL": "u", "RATE_LIMITER_DLQ_URL": "u", "WORKFLOWS_DLQ_URL": "u", "FALLBACK_TABLE": "f", "IDEMPOTENCY_TABLE": "i"})
+	cfg, _, err := Build(context.Background(), s, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+	if err != nil || !strings.HasPrefix(cfg.Unavailable, "no AWS credentials") {
+		t.Fatalf("Build = %q, %v", cfg.Unavailable, err)
+	}
+}
+
+func TestBuildChecksQueueConnectivityAndLogsTheFlag(t *testing.T) {
+	// GIVEN emulators and an environment pointing at them
+	isolateAWS(t)
+	f := harness.StartFauxqs(t)
+	d := harness.StartDynalite(t)
+	sys := f.CreateQueues(t, "dev")
+	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idem", idempotency.KeyAttribute}} {
+		if err := fallback.CreateTable(context.Background(), d.DynamoDB, tbl.name, tbl.key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_ENDPOINT_URL", f.Endpoint)
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", d.Endpoint)
+	s, err := Load(map[string]string{
+		"RATE_LIMITER_QUEUE_URL": sys.RateLimiter.URL, "RATE_LIMITER_DLQ_URL": sys.RateLimiter.DLQURL,
+		"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
+		"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idem", "RATE_LIMITER_ENABLED": "false",
+		"AUTH_MODE": "jwt", "JWT_HMAC_SECRET": "local-secret-local-secret-local!!",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	// WHEN the API is built
+	cfg, deps, err := Build(context.Background(), s, slog.New(slog.NewJSONHandler(&logs, nil)))
+	// THEN sending is available, the queue was reached and the flag logged
+	if err != nil || cfg.Unavailable != "" || deps.Sender == nil {
+		t.Fatalf("Build = %+v, %v", cfg, err)
+	}
+	for _, want := range []string{`"msg":"queue reachable"`, `"msg":"rate limiter status","enabled":false,"source":"environment"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %s:\n%s", want, logs.String())
+		}
+	}
+	if n, err := deps.Fallback.PendingCount(context.Background()); err != nil || n != 0 {
+		t.Fatalf("fallback table through AWS_ENDPOINT_URL_DYNAMODB: %d, %v", n, err)
+	}
+}

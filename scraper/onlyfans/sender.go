@@ -1,0 +1,323 @@
+// Package onlyfans sends a message as a creator through a real browser:
+// open the fan's chat, type, attach media, click send, and read the HTTP
+// status of the site's own send request from the network.
+package onlyfans
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/playwright-community/playwright-go"
+
+	"github.com/huntaze/message-pipeline/internal/browser"
+	"github.com/huntaze/message-pipeline/internal/message"
+)
+
+// Credentials of one creator's session.
+type Credentials struct {
+	SessionCookie string `json:"sessionCookie"`
+}
+
+// Selectors locate the page elements; the defaults match the chat page the
+// tests serve and are configuration so the real site's can be set.
+type Selectors struct {
+	ChatPath     string // fmt pattern with the fan id
+	Input        string
+	MediaInput   string
+	AddMedia     string
+	Send         string
+	History      string
+	SendRequest  string // glob of the site's send request URL
+	CookieName   string
+	LoginPathHas string // a final URL containing this means the session is gone
+}
+
+// DefaultSelectors returns the selectors of the chat page.
+func DefaultSelectors() Selectors {
+	return Selectors{
+		ChatPath: "/my/chats/chat/%s", Input: "#message-input", MediaInput: "#media-input", AddMedia: "#add-media",
+		Send: "#send", History: "#history .message", SendRequest: "**/api2/v2/chats/*/messages",
+		CookieName: "sess", LoginPathHas: "/login",
+	}
+}
+
+// Timeouts bound every step.
+type Timeouts struct {
+	Navigation time.Duration
+	Action     time.Duration
+	Response   time.Duration
+}
+
+// Config of the sender.
+type Config struct {
+	BaseURL   string
+	Browser   browser.Options
+	Selectors Selectors
+	Timeouts  Timeouts
+	// RecycleAfter closes a creator's browser context after that many sends
+	// (memory of long-lived pages grows).
+	RecycleAfter int
+}
+
+// Result of one send.
+type Result struct {
+	Status     int           // HTTP status of the site's send request
+	RetryAfter time.Duration // from Retry-After on 429/503
+}
+
+// Artifacts are captured when a send does not succeed.
+type Artifacts struct {
+	Screenshot []byte
+	HTML       string
+}
+
+// ErrTimeout marks a step that did not finish in time.
+var ErrTimeout = errors.New("browser step timed out")
+
+// ErrBrowser marks a browser that crashed or failed.
+var ErrBrowser = errors.New("browser failure")
+
+type creatorContext struct {
+	ctx   playwright.BrowserContext
+	sends int
+}
+
+// Sender owns one browser and one context per creator.
+type Sender struct {
+	cfg      Config
+	mu       sync.Mutex
+	session  *browser.Session
+	contexts map[string]*creatorContext
+}
+
+// New returns a sender; the browser starts on first use.
+func New(cfg Config) *Sender {
+	if cfg.Selectors == (Selectors{}) {
+		cfg.Selectors = DefaultSelectors()
+	}
+	if cfg.RecycleAfter <= 0 {
+		cfg.RecycleAfter = 50
+	}
+	return &Sender{cfg: cfg, contexts: map[string]*creatorContext{}}
+}
+
+// Start launches the browser now (to fail fast at startup).
+func (s *Sender) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ensureBrowser()
+}
+
+func (s *Sender) ensureBrowser() error {
+	if s.session != nil && s.session.Browser.IsConnected() {
+		return nil
+	}
+	if s.session != nil { // crashed: start over
+		_ = s.session.Close()
+		s.session, s.contexts = nil, map[string]*creatorContext{}
+	}
+	sess, err := browser.Start(s.cfg.Browser)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBrowser, err)
+	}
+	s.session = sess
+	return nil
+}
+
+// context returns the creator's browser context, creating or recycling it.
+func (s *Sender) context(creator string, creds Credentials) (playwright.BrowserContext, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.ensureBrowser(); err != nil {
+		return nil, err
+	}
+	cc := s.contexts[creator]
+	if cc != nil && cc.sends >= s.cfg.RecycleAfter {
+		_ = cc.ctx.Close()
+		cc = nil
+	}
+	if cc == nil {
+		bctx, err := s.session.Browser.NewContext()
+		if err != nil {
+			return nil, fmt.Errorf("%w: new context: %v", ErrBrowser, err)
+		}
+		if err := bctx.AddCookies([]playwright.OptionalCookie{{Name: s.cfg.Selectors.CookieName, Value: creds.SessionCookie, URL: playwright.String(s.cfg.BaseURL)}}); err != nil {
+			_ = bctx.Close()
+			return nil, fmt.Errorf("%w: cookies: %v", ErrBrowser, err)
+		}
+		cc = &creatorContext{ctx: bctx}
+		s.contexts[creator] = cc
+	}
+	cc.sends++
+	return cc.ctx, nil
+}
+
+// Close closes every context and the browser.
+func (s *Sender) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == nil {
+		return nil
+	}
+	err := s.session.Close()
+	s.session, s.contexts = nil, map[string]*creatorContext{}
+	return err
+}
+
+func (s *Sender) openChat(bctx playwright.BrowserContext, fan string) (playwright.Page, *Result, error) {
+	page, err := bctx.NewPage()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: new page: %v", ErrBrowser, err)
+	}
+	u := strings.TrimSuffix(s.cfg.BaseURL, "/") + fmt.Sprintf(s.cfg.Selectors.ChatPath, url.PathEscape(fan))
+	resp, err := page.Goto(u, playwright.PageGotoOptions{Timeout: ms(s.cfg.Timeouts.Navigation)})
+	if err != nil {
+		return page, nil, classify("open chat", err)
+	}
+	if strings.Contains(page.URL(), s.cfg.Selectors.LoginPathHas) {
+		return page, &Result{Status: 401}, nil
+	}
+	if resp != nil && resp.Status() >= 400 {
+		return page, &Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}, nil
+	}
+	return page, nil, nil
+}
+
+// Send sends msg as creator. A non-nil error is a timeout or browser
+// failure; otherwise Result holds the site's answer. Artifacts are returned
+// whenever the send did not end with a 2xx.
+func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message) (Result, *Artifacts, error) {
+	bctx, err := s.context(creator, creds)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	page, early, err := s.openChat(bctx, msg.RecipientID)
+	if page != nil {
+		defer page.Close()
+	}
+	if err != nil || early != nil {
+		res := Result{}
+		if early != nil {
+			res = *early
+		}
+		return res, capture(page), err
+	}
+	act := func(what string, f func() error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := f(); err != nil {
+			return classify(what, err)
+		}
+		return nil
+	}
+	timeout := ms(s.cfg.Timeouts.Action)
+	if err := act("type message", func() error {
+		return page.Locator(s.cfg.Selectors.Input).Fill(msg.Content, playwright.LocatorFillOptions{Timeout: timeout})
+	}); err != nil {
+		return Result{}, capture(page), err
+	}
+	for _, media := range msg.MediaURLs {
+		if err := act("attach media", func() error {
+			if err := page.Locator(s.cfg.Selectors.MediaInput).Fill(media, playwright.LocatorFillOptions{Timeout: timeout}); err != nil {
+				return err
+			}
+			return page.Locator(s.cfg.Selectors.AddMedia).Click(playwright.LocatorClickOptions{Timeout: timeout})
+		}); err != nil {
+			return Result{}, capture(page), err
+		}
+	}
+	var resp playwright.Response
+	err = act("send", func() error {
+		var err error
+		resp, err = page.ExpectResponse(s.cfg.Selectors.SendRequest, func() error {
+			return page.Locator(s.cfg.Selectors.Send).Click(playwright.LocatorClickOptions{Timeout: timeout})
+		}, playwright.PageExpectResponseOptions{Timeout: ms(s.cfg.Timeouts.Response)})
+		return err
+	})
+	if err != nil {
+		return Result{}, capture(page), err
+	}
+	res := Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}
+	if res.Status >= 300 {
+		return res, capture(page), nil
+	}
+	return res, nil, nil
+}
+
+// AlreadySent reports whether the fan's chat already shows msg's content
+// among its latest messages: used when a previous attempt may have sent it
+// but died before recording so.
+func (s *Sender) AlreadySent(ctx context.Context, creator string, creds Credentials, msg message.Message) (bool, error) {
+	bctx, err := s.context(creator, creds)
+	if err != nil {
+		return false, err
+	}
+	page, early, err := s.openChat(bctx, msg.RecipientID)
+	if page != nil {
+		defer page.Close()
+	}
+	if err != nil {
+		return false, err
+	}
+	if early != nil {
+		return false, fmt.Errorf("chat page answered %d", early.Status)
+	}
+	texts, err := page.Locator(s.cfg.Selectors.History).AllTextContents()
+	if err != nil {
+		return false, classify("read history", err)
+	}
+	if len(texts) > 50 {
+		texts = texts[len(texts)-50:]
+	}
+	for _, t := range texts {
+		if strings.TrimSpace(t) == strings.TrimSpace(msg.Content) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func capture(page playwright.Page) *Artifacts {
+	if page == nil || page.IsClosed() {
+		return nil
+	}
+	a := &Artifacts{}
+	a.Screenshot, _ = page.Screenshot(playwright.PageScreenshotOptions{FullPage: playwright.Bool(true), Timeout: playwright.Float(5000)})
+	a.HTML, _ = page.Content()
+	return a
+}
+
+func classify(step string, err error) error {
+	if errors.Is(err, playwright.ErrTimeout) || strings.Contains(err.Error(), "Timeout") {
+		return fmt.Errorf("%w: %s: %v", ErrTimeout, step, err)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrBrowser, step, err)
+}
+
+func retryAfter(h map[string]string) time.Duration {
+	v := h["retry-after"]
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := time.Parse(time.RFC1123, v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+func ms(d time.Duration) *float64 {
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	return playwright.Float(float64(d.Milliseconds()))
+}

@@ -1,0 +1,261 @@
+// Package fakesite is a stand-in for OnlyFans in tests: a chat page per fan
+// behind a session cookie, a send endpoint that records every accepted
+// message with its server time, and faults the test injects (429 with
+// Retry-After, 5xx, 4xx, slow answers, dropped connections). It is also the
+// oracle of end-to-end tests: sends per rolling window, duplicates, order.
+package fakesite
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// SessionCookie is the cookie name holding a creator's session.
+const SessionCookie = "sess"
+
+// Sent is one message the site accepted.
+type Sent struct {
+	Creator string    `json:"creator"`
+	Fan     string    `json:"fan"`
+	Text    string    `json:"text"`
+	Media   []string  `json:"media"`
+	At      time.Time `json:"at"`
+}
+
+// Fault is what the send endpoint does instead of (or before) accepting.
+type Fault struct {
+	Status     int           // answer this status without recording (0: accept)
+	RetryAfter string        // Retry-After header with Status
+	Delay      time.Duration // wait before answering
+	// RecordThenDelay accepts the message first and then waits Delay before
+	// answering (a send that happened while the client never heard back).
+	RecordThenDelay bool
+	Drop            bool // close the connection without an answer
+}
+
+// Site is a running fake site.
+type Site struct {
+	*httptest.Server
+	mu       sync.Mutex
+	sessions map[string]string // session token -> creator
+	sent     []Sent
+	faults   []Fault // consumed one per send request, in order
+	requests int
+}
+
+// Start serves the site on 127.0.0.1 until the test ends.
+func Start(t testing.TB) *Site {
+	s := &Site{sessions: map[string]string{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /my/chats/chat/{fan}", s.chatPage)
+	mux.HandleFunc("POST /api2/v2/chats/{fan}/messages", s.send)
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`<!doctype html><title>Login</title><form id="login">Log in</form>`))
+	})
+	s.Server = httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// AddCreator registers a creator and returns its session token.
+func (s *Site) AddCreator(creator string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	token := "session-" + creator
+	s.sessions[token] = creator
+	return token
+}
+
+// InjectFaults queues faults for the next send requests, one each.
+func (s *Site) InjectFaults(f ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, f...)
+}
+
+// Sent returns every accepted message in arrival order.
+func (s *Site) Sent() []Sent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Sent(nil), s.sent...)
+}
+
+// SendRequests counts send requests, accepted or not.
+func (s *Site) SendRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+func (s *Site) creator(r *http.Request) (string, bool) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil {
+		return "", false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	creator, ok := s.sessions[c.Value]
+	return creator, ok
+}
+
+var chatTemplate = template.Must(template.New("chat").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>Chat with {{.Fan}}</title></head>
+<body>
+<ul id="history">{{range .History}}<li class="message">{{.}}</li>{{end}}</ul>
+<textarea id="message-input" aria-label="Message"></textarea>
+<input id="media-input" type="url" aria-label="Media URL"><button id="add-media" type="button">Add media</button>
+<ul id="media-list"></ul>
+<button id="send" type="button">Send</button>
+<p id="send-status"></p>
+<script>
+const media = [];
+document.getElementById('add-media').onclick = () => {
+  const input = document.getElementById('media-input');
+  if (input.value) { media.push(input.value); const li = document.createElement('li'); li.textContent = input.value; document.getElementById('media-list').appendChild(li); input.value = ''; }
+};
+document.getElementById('send').onclick = async () => {
+  const text = document.getElementById('message-input').value;
+  try {
+    const r = await fetch('/api2/v2/chats/{{.Fan}}/messages', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({text, media})});
+    document.getElementById('send-status').textContent = 'status ' + r.status;
+  } catch (e) {
+    document.getElementById('send-status').textContent = 'network error';
+  }
+};
+</script>
+</body></html>`))
+
+func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
+	creator, ok := s.creator(r)
+	if !ok {
+		http.Redirect(w, r, "/login", http.StatusFound)
+		return
+	}
+	fan := r.PathValue("fan")
+	var history []string
+	s.mu.Lock()
+	for _, m := range s.sent {
+		if m.Creator == creator && m.Fan == fan {
+			history = append(history, m.Text)
+		}
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = chatTemplate.Execute(w, map[string]any{"Fan": fan, "History": history})
+}
+
+func (s *Site) send(w http.ResponseWriter, r *http.Request) {
+	creator, ok := s.creator(r)
+	s.mu.Lock()
+	s.requests++
+	var fault Fault
+	if len(s.faults) > 0 {
+		fault, s.faults = s.faults[0], s.faults[1:]
+	}
+	s.mu.Unlock()
+	if !ok {
+		http.Error(w, `{"error":"not logged in"}`, http.StatusUnauthorized)
+		return
+	}
+	var body struct {
+		Text  string   `json:"text"`
+		Media []string `json:"media"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || strings.TrimSpace(body.Text) == "" {
+		http.Error(w, `{"error":"empty message"}`, http.StatusBadRequest)
+		return
+	}
+	record := func() {
+		s.mu.Lock()
+		s.sent = append(s.sent, Sent{Creator: creator, Fan: r.PathValue("fan"), Text: body.Text, Media: body.Media, At: time.Now()})
+		s.mu.Unlock()
+	}
+	if fault.RecordThenDelay {
+		record()
+	}
+	if fault.Delay > 0 {
+		select {
+		case <-time.After(fault.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if fault.Drop {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.(*net.TCPConn).SetLinger(0)
+				_ = conn.Close()
+				return
+			}
+		}
+	}
+	if fault.Status != 0 {
+		if fault.RetryAfter != "" {
+			w.Header().Set("Retry-After", fault.RetryAfter)
+		}
+		http.Error(w, fmt.Sprintf(`{"error":"injected %d"}`, fault.Status), fault.Status)
+		return
+	}
+	if !fault.RecordThenDelay {
+		record()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"ok":true}`))
+}
+
+// MaxInWindow returns, per creator, the largest number of accepted sends in
+// any rolling window of length w.
+func (s *Site) MaxInWindow(w time.Duration) map[string]int {
+	by := map[string][]time.Time{}
+	for _, m := range s.Sent() {
+		by[m.Creator] = append(by[m.Creator], m.At)
+	}
+	out := map[string]int{}
+	for c, ts := range by {
+		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+		j := 0
+		for i := range ts {
+			for ts[i].Sub(ts[j]) >= w {
+				j++
+			}
+			out[c] = max(out[c], i-j+1)
+		}
+	}
+	return out
+}
+
+// Duplicates returns texts accepted more than once for the same creator and fan.
+func (s *Site) Duplicates() []string {
+	seen := map[string]int{}
+	var dups []string
+	for _, m := range s.Sent() {
+		k := m.Creator + "\x00" + m.Fan + "\x00" + m.Text
+		seen[k]++
+		if seen[k] == 2 {
+			dups = append(dups, m.Text)
+		}
+	}
+	return dups
+}
+
+// Texts returns the accepted texts of one creator in arrival order.
+func (s *Site) Texts(creator string) []string {
+	var out []string
+	for _, m := range s.Sent() {
+		if m.Creator == creator {
+			out = append(out, m.Text)
+		}
+	}
+	return out
+}

@@ -43,6 +43,24 @@ func New(w io.Writer, dimensions map[string]string, now func() time.Time) *Emitt
 	return &Emitter{w: w, dimensions: maps.Clone(dimensions), now: now}
 }
 
+// With returns an emitter writing to the same place with more dimensions
+// (e.g. ErrorClass for one family of failures).
+func (e *Emitter) With(dimensions map[string]string) *Emitter {
+	d := maps.Clone(e.dimensions)
+	maps.Copy(d, dimensions)
+	return &Emitter{w: lockedWriter{e}, dimensions: d, now: e.now}
+}
+
+// lockedWriter writes through the parent emitter's lock, so lines of
+// derived emitters never interleave.
+type lockedWriter struct{ parent *Emitter }
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.parent.mu.Lock()
+	defer l.parent.mu.Unlock()
+	return l.parent.w.Write(p)
+}
+
 // Set is a group of metric values written as one line.
 type Set struct {
 	values map[string]float64

@@ -64,3 +64,17 @@ func TestEmitEmptySetWritesNothing(t *testing.T) {
 		t.Fatalf("Emit(empty) wrote %q, %v", buf.String(), err)
 	}
 }
+
+func TestWithAddsDimensions(t *testing.T) {
+	var buf bytes.Buffer
+	base := New(&buf, map[string]string{"Service": "scraper"}, nil)
+	s := NewSet()
+	s.Add("scraping_failure_count", Count, 1)
+	if err := base.With(map[string]string{"ErrorClass": "timeout"}).Emit(s); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil || got["ErrorClass"] != "timeout" || got["Service"] != "scraper" {
+		t.Fatalf("line %s (%v)", buf.String(), err)
+	}
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/huntaze/message-pipeline/internal/browser"
+	"github.com/huntaze/message-pipeline/internal/redisconn"
+	"github.com/huntaze/message-pipeline/scraper"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+)
+
+// Settings is the scraper's environment (the ECS task definition sets it).
+type Settings struct {
+	Environment     string `env:"ENVIRONMENT" envDefault:"dev"`
+	QueueURL        string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
+	DeadLetterURL   string `env:"WORKFLOWS_DLQ_URL,required,notEmpty"`
+	ResultsBucket   string `env:"RESULTS_BUCKET,required,notEmpty"`
+	BaseURL         string `env:"ONLYFANS_BASE_URL" envDefault:"https://onlyfans.com"`
+	CredentialsARN  string `env:"CREDENTIALS_SECRET_ARN"`
+	CredentialsFile string `env:"CREDENTIALS_FILE"`
+	DriverDir       string `env:"PLAYWRIGHT_DRIVER_PATH" envDefault:"/opt/playwright-driver"`
+	ChromiumPath    string `env:"CHROMIUM_PATH" envDefault:"/usr/lib/chromium/chromium"`
+	Redis           redisconn.Settings
+
+	PollWait         time.Duration `env:"POLL_WAIT" envDefault:"20s"`
+	MaxGroups        int           `env:"MAX_GROUPS" envDefault:"4"`
+	MaxFailures      int           `env:"MAX_FAILURES" envDefault:"5"`
+	BackoffBase      time.Duration `env:"BACKOFF_BASE" envDefault:"30s"`
+	BackoffFactor    float64       `env:"BACKOFF_FACTOR" envDefault:"2"`
+	ServerAttempts   int           `env:"SERVER_ATTEMPTS" envDefault:"3"`
+	ServerBackoff    time.Duration `env:"SERVER_BACKOFF" envDefault:"1s"`
+	RateLimitDefault time.Duration `env:"RATE_LIMIT_DEFAULT" envDefault:"60s"`
+	BreakerFailures  uint32        `env:"BREAKER_FAILURES" envDefault:"5"`
+	BreakerOpenFor   time.Duration `env:"BREAKER_OPEN_FOR" envDefault:"60s"`
+	ShutdownDeadline time.Duration `env:"SHUTDOWN_DEADLINE" envDefault:"100s"`
+	RecycleAfter     int           `env:"CONTEXT_RECYCLE_AFTER" envDefault:"50"`
+	NavTimeout       time.Duration `env:"NAVIGATION_TIMEOUT" envDefault:"30s"`
+	ActionTimeout    time.Duration `env:"ACTION_TIMEOUT" envDefault:"10s"`
+	ResponseTimeout  time.Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s"`
+	LedgerTTL        time.Duration `env:"LEDGER_TTL" envDefault:"336h"`
+}
+
+// LoadSettings parses and checks the environment.
+func LoadSettings(environ map[string]string) (Settings, error) {
+	var s Settings
+	var errs []error
+	if err := env.ParseWithOptions(&s, env.Options{Environment: environ}); err != nil {
+		errs = append(errs, err)
+	}
+	if (s.CredentialsARN == "") == (s.CredentialsFile == "") {
+		errs = append(errs, errors.New("set exactly one of CREDENTIALS_SECRET_ARN and CREDENTIALS_FILE"))
+	}
+	if s.Redis.Addr == "" {
+		errs = append(errs, errors.New("REDIS_ADDR is required (failure counts and the sent ledger live there)"))
+	}
+	if err := s.Redis.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if s.ShutdownDeadline >= 120*time.Second {
+		errs = append(errs, fmt.Errorf("SHUTDOWN_DEADLINE must stay under the 120s ECS stopTimeout, got %s", s.ShutdownDeadline))
+	}
+	if s.MaxFailures < 1 || s.BackoffFactor < 1 || s.ServerAttempts < 1 || s.BreakerFailures < 1 {
+		errs = append(errs, errors.New("MAX_FAILURES, SERVER_ATTEMPTS, BREAKER_FAILURES must be ≥ 1 and BACKOFF_FACTOR ≥ 1"))
+	}
+	if err := s.Consumer().Validate(); err != nil && s.QueueURL != "" {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return Settings{}, fmt.Errorf("scraper settings: %w", errors.Join(errs...))
+	}
+	return s, nil
+}
+
+// Processor returns the processor configuration.
+func (s Settings) Processor() scraper.Config {
+	return scraper.Config{
+		MaxFailures: s.MaxFailures, BackoffBase: s.BackoffBase, BackoffFactor: s.BackoffFactor,
+		ServerAttempts: s.ServerAttempts, ServerBackoff: s.ServerBackoff, RateLimitDefault: s.RateLimitDefault,
+		BreakerFailures: s.BreakerFailures, BreakerOpenFor: s.BreakerOpenFor,
+	}
+}
+
+// Consumer returns the consumer configuration.
+func (s Settings) Consumer() scraper.ConsumerConfig {
+	return scraper.ConsumerConfig{QueueURL: s.QueueURL, DeadLetterURL: s.DeadLetterURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: time.Second}
+}
+
+// Sender returns the browser sender configuration.
+func (s Settings) Sender() onlyfans.Config {
+	return onlyfans.Config{
+		BaseURL: s.BaseURL, Browser: browser.Options{DriverDir: s.DriverDir, ChromiumPath: s.ChromiumPath},
+		Timeouts:     onlyfans.Timeouts{Navigation: s.NavTimeout, Action: s.ActionTimeout, Response: s.ResponseTimeout},
+		RecycleAfter: s.RecycleAfter,
+	}
+}

@@ -1,0 +1,206 @@
+package scraper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// AttrFailureReason is set on messages the scraper moves to the DLQ.
+const AttrFailureReason = "scraper_failure_reason"
+
+// SQSAPI is the part of the SQS client the consumer uses.
+type SQSAPI interface {
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+}
+
+// ConsumerConfig of the receive loop.
+type ConsumerConfig struct {
+	QueueURL, DeadLetterURL string
+	// Wait is the long-polling time (20 s in AWS, seed 003 R3.4).
+	Wait time.Duration
+	// MaxGroups bounds how many message groups are processed in parallel.
+	MaxGroups int
+	// ErrorBackoff spaces receives after a receive error.
+	ErrorBackoff time.Duration
+}
+
+// Consumer receives batches and processes them group by group.
+type Consumer struct {
+	cfg  ConsumerConfig
+	sqs  SQSAPI
+	proc *Processor
+	log  *slog.Logger
+}
+
+// NewConsumer returns a consumer.
+func NewConsumer(cfg ConsumerConfig, client SQSAPI, proc *Processor, log *slog.Logger) *Consumer {
+	if cfg.MaxGroups <= 0 {
+		cfg.MaxGroups = 4
+	}
+	return &Consumer{cfg: cfg, sqs: client, proc: proc, log: log}
+}
+
+// Run receives until stop is done. Messages already started finish under
+// work (which the caller cancels at the shutdown deadline); received messages
+// not started when stop ends are released at once.
+func (c *Consumer) Run(stop, work context.Context) {
+	for stop.Err() == nil {
+		out, err := c.sqs.ReceiveMessage(stop, &sqs.ReceiveMessageInput{
+			QueueUrl:                    aws.String(c.cfg.QueueURL),
+			MaxNumberOfMessages:         10,
+			WaitTimeSeconds:             int32(c.cfg.Wait / time.Second),
+			MessageAttributeNames:       []string{"All"},
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+		})
+		if err != nil {
+			if stop.Err() != nil {
+				return
+			}
+			c.log.Error("receive failed", "error", err)
+			_ = sleepCtx(stop, c.cfg.ErrorBackoff)
+			continue
+		}
+		c.ProcessBatch(stop, work, out.Messages)
+	}
+}
+
+// ProcessBatch processes one received batch: groups in parallel (bounded),
+// each group's messages in order. After a message of a group that is not
+// deleted, the group's later messages are released untouched, so they can
+// never overtake it.
+func (c *Consumer) ProcessBatch(stop, work context.Context, msgs []sqstypes.Message) {
+	var order []string
+	groups := map[string][]sqstypes.Message{}
+	for _, m := range msgs {
+		g := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], m)
+	}
+	sem := make(chan struct{}, c.cfg.MaxGroups)
+	var wg sync.WaitGroup
+	for _, g := range order {
+		wg.Add(1)
+		go func(ms []sqstypes.Message) {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-stop.Done():
+				c.release(work, ms, "shutting down")
+				return
+			}
+			defer func() { <-sem }()
+			for i, m := range ms {
+				if stop.Err() != nil {
+					c.release(work, ms[i:], "shutting down")
+					return
+				}
+				out := c.proc.Process(work, m)
+				if !c.apply(work, m, out) {
+					c.release(work, ms[i+1:], "an earlier message of the group is not done")
+					return
+				}
+			}
+		}(groups[g])
+	}
+	wg.Wait()
+}
+
+// apply carries out an outcome and reports whether the message is gone
+// from the queue (so the group may go on).
+func (c *Consumer) apply(ctx context.Context, m sqstypes.Message, out Outcome) bool {
+	switch out.Action {
+	case Delete:
+		return c.delete(ctx, m)
+	case DeadLetter:
+		if err := c.deadLetter(ctx, m, out); err != nil {
+			c.log.Error("DLQ send failed; message stays in the queue", "sqs_message_id", aws.ToString(m.MessageId), "error", err)
+			c.setVisibility(ctx, m, c.proc.cfg.Backoff(1))
+			return false
+		}
+		return c.delete(ctx, m)
+	default:
+		c.setVisibility(ctx, m, out.Delay)
+		return false
+	}
+}
+
+func (c *Consumer) delete(ctx context.Context, m sqstypes.Message) bool {
+	if _, err := c.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(c.cfg.QueueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+		// It comes back after its visibility; the ledger says it was sent.
+		c.log.Warn("delete failed", "sqs_message_id", aws.ToString(m.MessageId), "error", err)
+		return false
+	}
+	return true
+}
+
+// deadLetter sends the message to the FIFO DLQ in its group, with its
+// deduplication id and attributes plus the reason.
+func (c *Consumer) deadLetter(ctx context.Context, m sqstypes.Message, out Outcome) error {
+	attrs := map[string]sqstypes.MessageAttributeValue{}
+	for k, v := range m.MessageAttributes {
+		attrs[k] = v
+	}
+	if len(attrs) < 10 {
+		reason := out.Class + ": " + out.Detail
+		if len(reason) > 1024 {
+			reason = reason[:1024]
+		}
+		attrs[AttrFailureReason] = sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(reason)}
+	}
+	group := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
+	dedup := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageDeduplicationId)]
+	if group == "" {
+		group = "unknown"
+	}
+	if dedup == "" {
+		dedup = aws.ToString(m.MessageId)
+	}
+	_, err := c.sqs.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl: aws.String(c.cfg.DeadLetterURL), MessageBody: m.Body, MessageAttributes: attrs,
+		MessageGroupId: aws.String(group), MessageDeduplicationId: aws.String(dedup),
+	})
+	return err
+}
+
+func (c *Consumer) setVisibility(ctx context.Context, m sqstypes.Message, d time.Duration) {
+	secs := int32(math.Min(math.Ceil(d.Seconds()), MaxVisibility.Seconds()))
+	if _, err := c.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(c.cfg.QueueURL), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: secs,
+	}); err != nil {
+		c.log.Warn("visibility not changed; message returns after the queue's timeout", "sqs_message_id", aws.ToString(m.MessageId), "visibility_s", secs, "error", err)
+	}
+}
+
+// release makes messages visible again at once without processing them.
+func (c *Consumer) release(ctx context.Context, ms []sqstypes.Message, why string) {
+	for _, m := range ms {
+		c.setVisibility(ctx, m, 0)
+		c.log.Info("message released unprocessed", "sqs_message_id", aws.ToString(m.MessageId), "reason", why)
+	}
+}
+
+// Validate reports a consumer config that cannot work.
+func (c ConsumerConfig) Validate() error {
+	var errs []error
+	if c.QueueURL == "" || c.DeadLetterURL == "" {
+		errs = append(errs, errors.New("queue and dead-letter queue URLs are required"))
+	}
+	if c.Wait < 0 || c.Wait > 20*time.Second {
+		errs = append(errs, fmt.Errorf("wait must be 0..20s, got %s", c.Wait))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,334 @@
+package scraper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+)
+
+// Browser is what the processor needs from the browser sender.
+type Browser interface {
+	Send(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message) (onlyfans.Result, *onlyfans.Artifacts, error)
+	AlreadySent(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message) (bool, error)
+}
+
+// Error classes (logs, metrics, results).
+const (
+	ClassNone        = ""
+	ClassRateLimited = "rate_limited" // 429: back to the queue, not a failure
+	ClassServer      = "server_error" // 5xx after in-process retries
+	ClassClient      = "client_error" // other 4xx: dead-lettered with the reason
+	ClassAuth        = "auth"         // 401/403: the session, not the message
+	ClassTimeout     = "timeout"
+	ClassBrowser     = "browser"
+	ClassCircuitOpen = "circuit_open" // not attempted
+	ClassInvalid     = "invalid_payload"
+	ClassInternal    = "internal" // ledger or credentials unavailable
+)
+
+// Action is what the consumer does with the message afterwards.
+type Action int
+
+const (
+	// Delete: sent (or already sent); remove from the queue.
+	Delete Action = iota
+	// Release: back to the queue after Delay, not counted as a failure.
+	Release
+	// Retry: a counted failure, back after Delay (exponential backoff).
+	Retry
+	// DeadLetter: move to the FIFO DLQ with Reason, then delete.
+	DeadLetter
+)
+
+// Outcome of one message.
+type Outcome struct {
+	Action   Action
+	Delay    time.Duration
+	Class    string
+	Detail   string
+	Status   string // sent | already_sent | released | failed | dead_lettered
+	Attempts int
+	Failures int
+}
+
+// Config of the processor.
+type Config struct {
+	// MaxFailures real failures move a message to the DLQ.
+	MaxFailures int
+	// BackoffBase × BackoffFactor^(failures-1), capped at 12 h, is the
+	// visibility after a failure.
+	BackoffBase   time.Duration
+	BackoffFactor float64
+	// ServerRetries is how many attempts a 5xx gets in-process.
+	ServerAttempts int
+	ServerBackoff  time.Duration
+	// RateLimitDefault is the delay after a 429 without Retry-After.
+	RateLimitDefault time.Duration
+	// Breaker settings: opens after BreakerFailures consecutive 5xx or
+	// timeouts, stays open BreakerOpenFor, then lets one probe through.
+	BreakerFailures uint32
+	BreakerOpenFor  time.Duration
+}
+
+// MaxVisibility is SQS's limit for a visibility timeout.
+const MaxVisibility = 12 * time.Hour
+
+// Backoff returns the visibility after the n-th failure.
+func (c Config) Backoff(n int) time.Duration {
+	d := float64(c.BackoffBase) * math.Pow(c.BackoffFactor, float64(max(n-1, 0)))
+	if d > float64(MaxVisibility) || math.IsInf(d, 0) || math.IsNaN(d) {
+		return MaxVisibility
+	}
+	return time.Duration(d)
+}
+
+// Processor decides and performs the send of one message.
+type Processor struct {
+	cfg      Config
+	browser  Browser
+	creds    CredentialStore
+	ledger   *Ledger
+	results  Results
+	breaker  *gobreaker.CircuitBreaker[onlyfans.Result]
+	log      *slog.Logger
+	metrics  *metrics.Emitter
+	now      func() time.Time
+	sleep    func(ctx context.Context, d time.Duration) error
+	onChange func(to gobreaker.State)
+}
+
+// serverError makes a 5xx a breaker failure.
+type serverError struct{ status int }
+
+func (e serverError) Error() string { return fmt.Sprintf("site answered %d", e.status) }
+
+// NewProcessor returns a processor.
+func NewProcessor(cfg Config, b Browser, creds CredentialStore, ledger *Ledger, results Results, log *slog.Logger, m *metrics.Emitter, now func() time.Time) *Processor {
+	p := &Processor{cfg: cfg, browser: b, creds: creds, ledger: ledger, results: results, log: log, metrics: m, now: now, sleep: sleepCtx}
+	p.breaker = gobreaker.NewCircuitBreaker[onlyfans.Result](gobreaker.Settings{
+		Name:        "onlyfans",
+		MaxRequests: 1,
+		Timeout:     cfg.BreakerOpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.BreakerFailures },
+		// Only a degraded site trips it: 5xx and timeouts. A 429 or a 4xx is
+		// the site working as designed.
+		IsSuccessful: func(err error) bool {
+			var se serverError
+			return err == nil || !(errors.As(err, &se) || errors.Is(err, onlyfans.ErrTimeout))
+		},
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())
+			s := metrics.NewSet()
+			s.Put("circuit_state", metrics.Count, float64(to))
+			_ = m.Emit(s)
+		},
+	})
+	return p
+}
+
+// CircuitState returns the breaker state (closed, half-open, open).
+func (p *Processor) CircuitState() gobreaker.State { return p.breaker.State() }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// Process handles one received message and returns what to do with it.
+func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
+	start := p.now()
+	msg, err := message.Parse([]byte(aws.ToString(m.Body)))
+	if err == nil {
+		err = msg.Validate()
+	}
+	ids := logIDs{sqsID: aws.ToString(m.MessageId), correlation: attr(m, "correlation_id")}
+	if err != nil {
+		out := Outcome{Action: DeadLetter, Class: ClassInvalid, Detail: err.Error(), Status: "dead_lettered"}
+		p.report(ctx, ids, start, out, nil, 0)
+		return out
+	}
+	ids.messageID, ids.creator = msg.MessageID, msg.CreatorKey()
+	if ids.correlation == "" {
+		ids.correlation = msg.MessageID
+	}
+	out, art, httpStatus := p.process(ctx, msg)
+	p.report(ctx, ids, start, out, art, httpStatus)
+	return out
+}
+
+func (p *Processor) process(ctx context.Context, msg message.Message) (Outcome, *onlyfans.Artifacts, int) {
+	id, creator := msg.MessageID, msg.CreatorKey()
+	st, err := p.ledger.State(ctx, id)
+	if err != nil {
+		// Without the ledger we cannot promise "never twice": do not send.
+		return p.fail(ctx, id, ClassInternal, "ledger unavailable: "+err.Error(), 0), nil, 0
+	}
+	if st.Sent {
+		return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures}, nil, 0
+	}
+	if p.breaker.State() == gobreaker.StateOpen {
+		return Outcome{Action: Release, Delay: p.cfg.BreakerOpenFor, Class: ClassCircuitOpen, Status: "released", Failures: st.Failures}, nil, 0
+	}
+	creds, err := p.creds.Get(ctx, creator)
+	if err != nil {
+		return p.fail(ctx, id, ClassAuth, err.Error(), 0), nil, 0
+	}
+	if st.Attempting {
+		// A previous attempt may have sent it and died before recording so:
+		// look at the chat before sending again.
+		sent, err := p.browser.AlreadySent(ctx, creator, creds, msg)
+		if err != nil {
+			return p.fail(ctx, id, ClassBrowser, "checking an interrupted send: "+err.Error(), 0), nil, 0
+		}
+		if sent {
+			if err := p.ledger.MarkSent(ctx, id); err != nil {
+				p.log.Warn("sent mark not written", "message_id", id, "error", err)
+			}
+			return Outcome{Action: Delete, Status: "already_sent", Detail: "found in the chat after an interrupted attempt", Failures: st.Failures}, nil, 0
+		}
+	}
+
+	var res onlyfans.Result
+	var art *onlyfans.Artifacts
+	attempts := 0
+	for attempts < max(p.cfg.ServerAttempts, 1) {
+		attempts++
+		if err := p.ledger.MarkAttempting(ctx, id); err != nil {
+			return p.fail(ctx, id, ClassInternal, "ledger unavailable: "+err.Error(), attempts), nil, 0
+		}
+		res, err = p.breaker.Execute(func() (onlyfans.Result, error) {
+			r, a, err := p.browser.Send(ctx, creator, creds, msg)
+			art = a
+			if err == nil && r.Status >= 500 {
+				return r, serverError{r.Status}
+			}
+			return r, err
+		})
+		var se serverError
+		switch {
+		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+			p.clearAttempt(ctx, id)
+			return Outcome{Action: Release, Delay: p.cfg.BreakerOpenFor, Class: ClassCircuitOpen, Status: "released", Attempts: attempts - 1, Failures: st.Failures}, nil, 0
+		case errors.As(err, &se):
+			p.clearAttempt(ctx, id)
+			if attempts < p.cfg.ServerAttempts {
+				if p.sleep(ctx, p.cfg.ServerBackoff*time.Duration(1<<(attempts-1))) != nil {
+					return p.fail(ctx, id, ClassServer, "interrupted during 5xx backoff", attempts), art, se.status
+				}
+				continue
+			}
+			return p.fail(ctx, id, ClassServer, err.Error(), attempts), art, se.status
+		case errors.Is(err, onlyfans.ErrTimeout):
+			// Unknown outcome: the attempt mark stays so the next try
+			// checks the chat first.
+			return p.fail(ctx, id, ClassTimeout, err.Error(), attempts), art, 0
+		case err != nil:
+			return p.fail(ctx, id, ClassBrowser, err.Error(), attempts), art, 0
+		}
+		break
+	}
+
+	switch {
+	case res.Status >= 200 && res.Status < 300:
+		if err := p.ledger.MarkSent(ctx, id); err != nil {
+			// The attempt mark and the chat check still prevent a resend.
+			p.log.Warn("sent mark not written", "message_id", id, "error", err)
+		}
+		return Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: st.Failures}, nil, res.Status
+	case res.Status == 429:
+		p.clearAttempt(ctx, id)
+		delay := res.RetryAfter
+		if delay <= 0 {
+			delay = p.cfg.RateLimitDefault
+		}
+		return Outcome{Action: Release, Delay: delay, Class: ClassRateLimited, Status: "released", Attempts: attempts, Failures: st.Failures}, art, res.Status
+	case res.Status == 401 || res.Status == 403:
+		// The creator's session, not the message: keep it and retry later.
+		p.clearAttempt(ctx, id)
+		return p.fail(ctx, id, ClassAuth, fmt.Sprintf("site answered %d (session expired?)", res.Status), attempts), art, res.Status
+	default:
+		p.clearAttempt(ctx, id)
+		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Status: "dead_lettered", Attempts: attempts, Failures: st.Failures}, art, res.Status
+	}
+}
+
+func (p *Processor) clearAttempt(ctx context.Context, id string) {
+	if err := p.ledger.ClearAttempting(ctx, id); err != nil {
+		p.log.Warn("attempt mark not cleared", "message_id", id, "error", err)
+	}
+}
+
+// fail counts a real failure (when countable and the ledger works) and
+// decides between a backoff retry and the DLQ.
+func (p *Processor) fail(ctx context.Context, id, class, detail string, attempts int) Outcome {
+	n, err := p.ledger.AddFailure(ctx, id)
+	if err != nil {
+		// Cannot count: retry with the first backoff, never dead-letter blind.
+		return Outcome{Action: Retry, Delay: p.cfg.Backoff(1), Class: class, Detail: detail + " (failure not counted: " + err.Error() + ")", Status: "failed", Attempts: attempts}
+	}
+	if n >= p.cfg.MaxFailures {
+		return Outcome{Action: DeadLetter, Class: class, Detail: fmt.Sprintf("%s (failure %d of %d)", detail, n, p.cfg.MaxFailures), Status: "dead_lettered", Attempts: attempts, Failures: n}
+	}
+	return Outcome{Action: Retry, Delay: p.cfg.Backoff(n), Class: class, Detail: detail, Status: "failed", Attempts: attempts, Failures: n}
+}
+
+type logIDs struct{ sqsID, messageID, creator, correlation string }
+
+func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out Outcome, art *onlyfans.Artifacts, httpStatus int) {
+	dur := p.now().Sub(start)
+	level := slog.LevelInfo
+	switch out.Action {
+	case Retry, DeadLetter:
+		level = slog.LevelError
+	case Release:
+		level = slog.LevelWarn
+	}
+	p.log.Log(ctx, level, "message processed", "message_id", ids.messageID, "sqs_message_id", ids.sqsID, "creator_id", ids.creator,
+		"correlation_id", ids.correlation, "status", out.Status, "success", out.Status == "sent" || out.Status == "already_sent",
+		"error_class", out.Class, "error_detail", out.Detail, "http_status", httpStatus, "attempts", out.Attempts,
+		"failures", out.Failures, "retry_in_ms", out.Delay.Milliseconds(), "duration_ms", dur.Milliseconds())
+
+	set := metrics.NewSet()
+	em := p.metrics
+	if out.Status == "sent" {
+		set.Add("scraping_success_count", metrics.Count, 1)
+		set.Put("scraping_duration_ms", metrics.Milliseconds, float64(dur.Milliseconds()))
+	} else if out.Class != ClassNone {
+		set.Add("scraping_failure_count", metrics.Count, 1)
+		em = p.metrics.With(map[string]string{"ErrorClass": out.Class})
+	}
+	set.Put("circuit_state", metrics.Count, float64(p.breaker.State()))
+	_ = em.Emit(set)
+
+	if ids.messageID == "" || p.results.S3 == nil {
+		return
+	}
+	rec := Record{MessageID: ids.messageID, CreatorID: ids.creator, CorrelationID: ids.correlation, Status: out.Status,
+		ErrorClass: out.Class, Detail: out.Detail, HTTPStatus: httpStatus, Attempts: out.Attempts, Failures: out.Failures,
+		StartedAt: start, DurationMS: dur.Milliseconds()}
+	if err := p.results.Write(ctx, rec, art); err != nil {
+		p.log.Warn("result not written to S3", "message_id", ids.messageID, "error", err)
+	}
+}
+
+func attr(m sqstypes.Message, name string) string {
+	if v, ok := m.MessageAttributes[name]; ok {
+		return aws.ToString(v.StringValue)
+	}
+	return ""
+}

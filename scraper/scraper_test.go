@@ -1,0 +1,391 @@
+package scraper_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/huntaze/message-pipeline/internal/browser"
+	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/queues"
+	"github.com/huntaze/message-pipeline/scraper"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/test/fakesite"
+	"github.com/huntaze/message-pipeline/test/harness"
+)
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type fixture struct {
+	t        *testing.T
+	site     *fakesite.Site
+	aws      *harness.Fauxqs
+	redis    *harness.Redis
+	queues   queues.System
+	ledger   *scraper.Ledger
+	proc     *scraper.Processor
+	consumer *scraper.Consumer
+	logs     *lockedBuffer
+	emf      *lockedBuffer
+}
+
+func testConfig() scraper.Config {
+	return scraper.Config{
+		MaxFailures: 3, BackoffBase: time.Second, BackoffFactor: 2, ServerAttempts: 3, ServerBackoff: 10 * time.Millisecond,
+		RateLimitDefault: 0, BreakerFailures: 100, BreakerOpenFor: time.Second,
+	}
+}
+
+func setup(t *testing.T, cfg scraper.Config) *fixture {
+	t.Helper()
+	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), logs: &lockedBuffer{}, emf: &lockedBuffer{}}
+	f.queues = f.aws.CreateQueues(t, "test")
+	if _, err := f.aws.S3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
+		t.Fatal(err)
+	}
+	creds := scraper.StaticCredentials{}
+	for _, c := range []string{"creator-a", "creator-b"} {
+		creds[c] = onlyfans.Credentials{SessionCookie: f.site.AddCreator(c)}
+	}
+	opts := browser.Options{DriverDir: harness.DriverDir(t)}
+	if err := opts.Check(); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	sender := onlyfans.New(onlyfans.Config{BaseURL: f.site.URL, Browser: opts, RecycleAfter: 20,
+		Timeouts: onlyfans.Timeouts{Navigation: 5 * time.Second, Action: 3 * time.Second, Response: 1500 * time.Millisecond}})
+	t.Cleanup(func() { _ = sender.Close() })
+	log := slog.New(slog.NewJSONHandler(f.logs, nil))
+	f.ledger = scraper.NewLedger(f.redis.Client(), "scraper:test", time.Hour)
+	f.proc = scraper.NewProcessor(cfg, sender, creds, f.ledger, scraper.Results{S3: f.aws.S3, Bucket: "results"}, log,
+		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
+	f.consumer = scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: f.queues.Workflows.URL, DeadLetterURL: f.queues.Workflows.DLQURL, Wait: time.Second, MaxGroups: 4, ErrorBackoff: 100 * time.Millisecond}, f.aws.SQS, f.proc, log)
+	return f
+}
+
+func (f *fixture) newMessage(creator, text string) message.Message {
+	m, err := message.New("user-"+creator, "fan-1", text, time.Now())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	m.CreatorID = creator
+	return m
+}
+
+// enqueue puts messages on the FIFO queue as the rate limiter does.
+func (f *fixture) enqueue(msgs ...message.Message) {
+	f.t.Helper()
+	for _, m := range msgs {
+		body, _ := m.Marshal()
+		dedup, _ := m.DeduplicationID()
+		if _, err := f.aws.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{
+			QueueUrl: aws.String(f.queues.Workflows.URL), MessageBody: aws.String(string(body)), MessageAttributes: m.Attributes().SQS(),
+			MessageGroupId: aws.String(m.CreatorKey()), MessageDeduplicationId: aws.String(dedup),
+		}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// runUntil runs the consumer until cond holds or the timeout passes.
+func (f *fixture) runUntil(timeout time.Duration, cond func() bool) bool {
+	f.t.Helper()
+	stop, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.consumer.Run(stop, context.Background()); close(done) }()
+	deadline := time.Now().Add(timeout)
+	ok := false
+	for time.Now().Before(deadline) {
+		if cond() {
+			ok = true
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	return ok
+}
+
+func (f *fixture) queueCount(url string) int {
+	out, err := f.aws.SQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var n, m, d int
+	fmt.Sscan(out.Attributes["ApproximateNumberOfMessages"], &n)
+	fmt.Sscan(out.Attributes["ApproximateNumberOfMessagesNotVisible"], &m)
+	fmt.Sscan(out.Attributes["ApproximateNumberOfMessagesDelayed"], &d)
+	return n + m + d
+}
+
+func (f *fixture) dlq() []sqstypes.Message {
+	var out []sqstypes.Message
+	for range 20 {
+		r, err := f.aws.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(f.queues.Workflows.DLQURL), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if len(r.Messages) == 0 {
+			return out
+		}
+		for _, m := range r.Messages {
+			out = append(out, m)
+			_, _ = f.aws.SQS.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(f.queues.Workflows.DLQURL), ReceiptHandle: m.ReceiptHandle})
+		}
+	}
+	return out
+}
+
+func TestSendsInOrderPerCreatorAndDeletesOnSuccess(t *testing.T) {
+	// GIVEN 3 messages for each of two creators, and six 5xx answers after
+	// the first two sends: whichever second messages get them, at least one
+	// exhausts its 3 in-process attempts (a counted failure in the middle of
+	// its group)
+	f := setup(t, testConfig())
+	var a, b []message.Message
+	for i := range 3 {
+		a = append(a, f.newMessage("creator-a", fmt.Sprint("a", i)))
+		b = append(b, f.newMessage("creator-b", fmt.Sprint("b", i)))
+	}
+	f.enqueue(a[0], b[0], a[1], b[1], a[2], b[2])
+	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{}, fakesite.Fault{Status: 500}, fakesite.Fault{Status: 500}, fakesite.Fault{Status: 500},
+		fakesite.Fault{Status: 500}, fakesite.Fault{Status: 500}, fakesite.Fault{Status: 500})
+
+	// WHEN the scraper runs
+	ok := f.runUntil(20*time.Second, func() bool { return len(f.site.Sent()) == 6 && f.queueCount(f.queues.Workflows.URL) == 0 })
+
+	// THEN everything was sent once, each creator in order, and the queue is empty
+	if !ok {
+		t.Fatalf("not done: sent %v, queue %d\n%s", f.site.Sent(), f.queueCount(f.queues.Workflows.URL), f.logs)
+	}
+	for _, c := range []string{"a", "b"} {
+		if got := strings.Join(f.site.Texts("creator-"+c), ","); got != c+"0,"+c+"1,"+c+"2" {
+			t.Errorf("creator %s order: %s", c, got)
+		}
+	}
+	if d := f.site.Duplicates(); len(d) > 0 {
+		t.Fatalf("duplicates: %v", d)
+	}
+	if !strings.Contains(f.logs.String(), `"error_class":"server_error"`) {
+		t.Fatalf("the injected failure was not seen:\n%s", f.logs)
+	}
+}
+
+func TestLaterMessagesOfAFailedGroupAreReleasedUntouched(t *testing.T) {
+	// GIVEN a batch holding three messages of one group (received from a
+	// standard queue so that one receive returns them together)
+	f := setup(t, testConfig())
+	std := f.queues.RateLimiter.URL
+	for i := range 3 {
+		m := f.newMessage("creator-a", fmt.Sprint("m", i))
+		body, _ := m.Marshal()
+		if _, err := f.aws.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(std), MessageBody: aws.String(string(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var batch []sqstypes.Message
+	for len(batch) < 3 {
+		r, err := f.aws.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(std), MaxNumberOfMessages: 10})
+		if err != nil || len(r.Messages) == 0 {
+			t.Fatalf("receive: %v", err)
+		}
+		batch = append(batch, r.Messages...)
+	}
+	for i := range batch {
+		batch[i].Attributes = map[string]string{"MessageGroupId": "creator-a"}
+	}
+	// order the batch by body so m0, m1, m2
+	for i := range batch {
+		for j := i + 1; j < len(batch); j++ {
+			if aws.ToString(batch[j].Body) < aws.ToString(batch[i].Body) && strings.Contains(aws.ToString(batch[j].Body), `"content":"m`) {
+				batch[i], batch[j] = batch[j], batch[i]
+			}
+		}
+	}
+	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: std, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1}, f.aws.SQS, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	// AND the site fails the 2nd message with a 429
+	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{Status: 429, RetryAfter: "30"})
+
+	// WHEN the batch is processed
+	consumer.ProcessBatch(context.Background(), context.Background(), batch)
+
+	// THEN m0 is sent, m1 was attempted and m2 was never attempted but released
+	if got := f.site.Texts("creator-a"); len(got) != 1 || got[0] != "m0" || f.site.SendRequests() != 2 {
+		t.Fatalf("sent %v after %d requests", got, f.site.SendRequests())
+	}
+	if !strings.Contains(f.logs.String(), `"msg":"message released unprocessed","sqs_message_id":"`+aws.ToString(batch[2].MessageId)) {
+		t.Fatalf("m2 not released:\n%s", f.logs)
+	}
+	// m2 is visible again at once; m1 waits for its Retry-After
+	r, _ := f.aws.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(std), MaxNumberOfMessages: 10})
+	if len(r.Messages) != 1 || aws.ToString(r.Messages[0].MessageId) != aws.ToString(batch[2].MessageId) {
+		t.Fatalf("visible after the batch: %d messages", len(r.Messages))
+	}
+}
+
+func TestRateLimitedTwentyTimesIsDeliveredAndNeverDeadLettered(t *testing.T) {
+	f := setup(t, testConfig())
+	faults := make([]fakesite.Fault, 20)
+	for i := range faults {
+		faults[i] = fakesite.Fault{Status: 429}
+	}
+	f.site.InjectFaults(faults...)
+	m := f.newMessage("creator-a", "patience")
+	f.enqueue(m)
+	ok := f.runUntil(40*time.Second, func() bool { return len(f.site.Sent()) == 1 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	st, _ := f.ledger.State(context.Background(), m.MessageID)
+	if !ok || f.site.SendRequests() != 21 || len(f.dlq()) != 0 || st.Failures != 0 || !st.Sent {
+		t.Fatalf("ok %t, %d requests, ledger %+v", ok, f.site.SendRequests(), st)
+	}
+}
+
+func TestServerErrorsTwiceThenSuccessIsOneSendWithoutFailure(t *testing.T) {
+	f := setup(t, testConfig())
+	f.site.InjectFaults(fakesite.Fault{Status: 502}, fakesite.Fault{Status: 503})
+	m := f.newMessage("creator-a", "third time lucky")
+	f.enqueue(m)
+	ok := f.runUntil(15*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	st, _ := f.ledger.State(context.Background(), m.MessageID)
+	if !ok || len(f.site.Sent()) != 1 || f.site.SendRequests() != 3 || st.Failures != 0 {
+		t.Fatalf("ok %t, sent %d after %d requests, ledger %+v", ok, len(f.site.Sent()), f.site.SendRequests(), st)
+	}
+}
+
+func TestClientErrorGoesToTheDLQWithItsReasonAndArtifacts(t *testing.T) {
+	f := setup(t, testConfig())
+	f.site.InjectFaults(fakesite.Fault{Status: 400})
+	m := f.newMessage("creator-a", "refused")
+	f.enqueue(m)
+	ok := f.runUntil(15*time.Second, func() bool { return f.queueCount(f.queues.Workflows.DLQURL) == 1 })
+	dlq := f.dlq()
+	if !ok || len(dlq) != 1 || f.queueCount(f.queues.Workflows.URL) != 0 {
+		t.Fatalf("ok %t, dlq %d, queue %d", ok, len(dlq), f.queueCount(f.queues.Workflows.URL))
+	}
+	if reason := aws.ToString(dlq[0].MessageAttributes[scraper.AttrFailureReason].StringValue); !strings.HasPrefix(reason, "client_error: site refused the message with 400") {
+		t.Fatalf("reason %q", reason)
+	}
+	objs, err := f.aws.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("results"), Prefix: aws.String("results/creator-a/" + m.MessageID + "/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, o := range objs.Contents {
+		k := aws.ToString(o.Key)
+		kinds[k[strings.LastIndexByte(k, '.')+1:]] = true
+		if strings.HasSuffix(k, ".json") {
+			got, _ := f.aws.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("results"), Key: o.Key})
+			var rec scraper.Record
+			_ = json.NewDecoder(got.Body).Decode(&rec)
+			got.Body.Close()
+			if rec.Status != "dead_lettered" || rec.HTTPStatus != 400 || rec.ErrorClass != scraper.ClassClient {
+				t.Fatalf("record %+v", rec)
+			}
+		}
+	}
+	if !kinds["json"] || !kinds["png"] || !kinds["html"] {
+		t.Fatalf("results objects: %v", kinds)
+	}
+}
+
+func TestRepeatedFailuresBackOffThenDeadLetterAndSurviveRedelivery(t *testing.T) {
+	// GIVEN a site that always fails (3 × 5xx per receive = one failure)
+	cfg := testConfig()
+	cfg.MaxFailures = 2
+	cfg.BackoffBase = time.Second
+	f := setup(t, cfg)
+	faults := make([]fakesite.Fault, 6)
+	for i := range faults {
+		faults[i] = fakesite.Fault{Status: 500}
+	}
+	f.site.InjectFaults(faults...)
+	m := f.newMessage("creator-a", "doomed")
+	f.enqueue(m)
+	// WHEN the scraper runs across redeliveries
+	ok := f.runUntil(20*time.Second, func() bool { return f.queueCount(f.queues.Workflows.DLQURL) == 1 })
+	// THEN the second failure (counted across receives in Redis) moved it to the DLQ
+	st, _ := f.ledger.State(context.Background(), m.MessageID)
+	if !ok || st.Failures != 2 || f.site.SendRequests() != 6 || f.queueCount(f.queues.Workflows.URL) != 0 {
+		t.Fatalf("ok %t, ledger %+v, requests %d", ok, st, f.site.SendRequests())
+	}
+}
+
+func TestBackoffIsExponentialAndCapped(t *testing.T) {
+	c := scraper.Config{BackoffBase: 30 * time.Second, BackoffFactor: 2}
+	for n, want := range map[int]time.Duration{1: 30 * time.Second, 2: time.Minute, 4: 4 * time.Minute, 20: 12 * time.Hour, 5000: 12 * time.Hour} {
+		if got := c.Backoff(n); got != want {
+			t.Errorf("Backoff(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+func TestCircuitBreakerOpensReleasesWithoutSendingAndRecovers(t *testing.T) {
+	// GIVEN a breaker that opens after 2 consecutive 5xx, for 1 s
+	cfg := testConfig()
+	cfg.ServerAttempts = 1
+	cfg.BreakerFailures = 2
+	cfg.MaxFailures = 100
+	f := setup(t, cfg)
+	f.site.InjectFaults(fakesite.Fault{Status: 500}, fakesite.Fault{Status: 500})
+	a, b := f.newMessage("creator-a", "x"), f.newMessage("creator-b", "y")
+	f.enqueue(a, b)
+	// WHEN both fail and the scraper keeps running
+	ok := f.runUntil(20*time.Second, func() bool { return len(f.site.Sent()) == 2 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	logs := f.logs.String()
+	// THEN the breaker opened, messages were released without a send while
+	// open, and a half-open probe closed it again
+	if !ok {
+		t.Fatalf("not recovered:\n%s", logs)
+	}
+	for _, want := range []string{`"from":"closed","to":"open"`, `"from":"open","to":"half-open"`, `"from":"half-open","to":"closed"`, `"error_class":"circuit_open"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s", want)
+		}
+	}
+	if !strings.Contains(f.emf.String(), `"circuit_state":2`) {
+		t.Errorf("circuit_state metric never reported open")
+	}
+}
+
+func TestTimeoutKeepsTheAttemptAndTheNextTryChecksTheChat(t *testing.T) {
+	// GIVEN a send the site records but answers too late (the scraper times out)
+	f := setup(t, testConfig())
+	f.site.InjectFaults(fakesite.Fault{RecordThenDelay: true, Delay: 3 * time.Second})
+	m := f.newMessage("creator-a", "did it go?")
+	f.enqueue(m)
+	// WHEN the scraper retries after the failure backoff
+	ok := f.runUntil(20*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN it found the message in the chat and did not send it twice
+	if !ok || len(f.site.Sent()) != 1 || f.site.SendRequests() != 1 {
+		t.Fatalf("ok %t, sent %d, requests %d\n%s", ok, len(f.site.Sent()), f.site.SendRequests(), f.logs)
+	}
+	if !strings.Contains(f.logs.String(), "found in the chat after an interrupted attempt") {
+		t.Fatalf("no chat check:\n%s", f.logs)
+	}
+}

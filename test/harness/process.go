@@ -109,7 +109,45 @@ func (b *lockedBuffer) String() string {
 // test binary dies (Pdeathsig), and that t.Cleanup stops.
 func start(t testing.TB, name string, stdout io.Writer, argv ...string) *Process {
 	t.Helper()
+	return startEnv(t, name, stdout, nil, argv...)
+}
+
+// StartCommand runs a program of ours (e.g. a built service binary) with
+// extra environment, in its own process group, stopped after the test.
+func StartCommand(t testing.TB, name string, env []string, argv ...string) *Process {
+	t.Helper()
+	return startEnv(t, name, nil, env, argv...)
+}
+
+// Signal sends sig to the process group (the program and its children).
+func (p *Process) Signal(sig syscall.Signal) error {
+	return syscall.Kill(-p.cmd.Process.Pid, sig)
+}
+
+// SignalMain sends sig to the program only, as an init process forwarding
+// an ECS stop does (its children, e.g. a browser, do not get it).
+func (p *Process) SignalMain(sig syscall.Signal) error {
+	return p.cmd.Process.Signal(sig)
+}
+
+// Wait waits for the process to exit and returns its exit code (-1 if it
+// was killed by a signal), failing the test after timeout.
+func (p *Process) Wait(t testing.TB, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("harness: %s still running after %s\n%s", p.Name, timeout, p.Output())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func startEnv(t testing.TB, name string, stdout io.Writer, env []string, argv ...string) *Process {
+	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	p := &Process{Name: name, cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	if stdout == nil {

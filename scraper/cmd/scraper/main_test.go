@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/internal/queues"
+	"github.com/huntaze/message-pipeline/test/fakesite"
+	"github.com/huntaze/message-pipeline/test/harness"
+)
+
+func TestLoadSettingsNamesWhatIsMissing(t *testing.T) {
+	_, err := LoadSettings(map[string]string{"SHUTDOWN_DEADLINE": "150s"})
+	for _, want := range []string{"WORKFLOWS_QUEUE_URL", "RESULTS_BUCKET", "CREDENTIALS_SECRET_ARN", "REDIS_ADDR", "120s ECS stopTimeout"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %s", err, want)
+		}
+	}
+}
+
+// process runs the real scraper binary against the emulators.
+type process struct {
+	t      *testing.T
+	bin    string
+	env    []string
+	site   *fakesite.Site
+	aws    *harness.Fauxqs
+	queues queues.System
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "scraper")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func newProcess(t *testing.T, extra ...string) *process {
+	t.Helper()
+	p := &process{t: t, bin: buildBinary(t), site: fakesite.Start(t), aws: harness.StartFauxqs(t)}
+	r := harness.StartRedis(t)
+	p.queues = p.aws.CreateQueues(t, "test")
+	if _, err := p.aws.S3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
+		t.Fatal(err)
+	}
+	creds, _ := json.Marshal(map[string]any{
+		"creator-a": map[string]string{"sessionCookie": p.site.AddCreator("creator-a")},
+		"creator-b": map[string]string{"sessionCookie": p.site.AddCreator("creator-b")},
+	})
+	credsFile := filepath.Join(t.TempDir(), "creds.json")
+	if err := os.WriteFile(credsFile, creds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.env = append([]string{
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + p.aws.Endpoint,
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"ENVIRONMENT=test", "WORKFLOWS_QUEUE_URL=" + p.queues.Workflows.URL, "WORKFLOWS_DLQ_URL=" + p.queues.Workflows.DLQURL,
+		"RESULTS_BUCKET=results", "REDIS_ADDR=" + r.Addr, "REDIS_TLS=false", "CREDENTIALS_FILE=" + credsFile,
+		"ONLYFANS_BASE_URL=" + p.site.URL, "PLAYWRIGHT_DRIVER_PATH=" + harness.DriverDir(t),
+		"POLL_WAIT=1s", "SERVER_BACKOFF=10ms", "BACKOFF_BASE=1s", "RESPONSE_TIMEOUT=10s", "SHUTDOWN_DEADLINE=15s",
+	}, extra...)
+	return p
+}
+
+func (p *process) start() *harness.Process {
+	return harness.StartCommand(p.t, "scraper", p.env, p.bin)
+}
+
+func (p *process) enqueue(creator, text string) message.Message {
+	p.t.Helper()
+	m, err := message.New("user-"+creator, "fan-1", text, time.Now())
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	m.CreatorID = creator
+	body, _ := m.Marshal()
+	dedup, _ := m.DeduplicationID()
+	if _, err := p.aws.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{
+		QueueUrl: aws.String(p.queues.Workflows.URL), MessageBody: aws.String(string(body)), MessageAttributes: m.Attributes().SQS(),
+		MessageGroupId: aws.String(creator), MessageDeduplicationId: aws.String(dedup),
+	}); err != nil {
+		p.t.Fatal(err)
+	}
+	return m
+}
+
+func (p *process) count(url string) int {
+	out, err := p.aws.SQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	var a, b, c int
+	fmt.Sscan(out.Attributes["ApproximateNumberOfMessages"], &a)
+	fmt.Sscan(out.Attributes["ApproximateNumberOfMessagesNotVisible"], &b)
+	fmt.Sscan(out.Attributes["ApproximateNumberOfMessagesDelayed"], &c)
+	return a + b + c
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestSIGTERMFinishesInFlightReleasesTheRestAndExitsZero(t *testing.T) {
+	// GIVEN a scraper processing one group at a time, two creators queued,
+	// and a slow answer to the first send
+	p := newProcess(t, "MAX_GROUPS=1")
+	p.site.InjectFaults(fakesite.Fault{Delay: 2 * time.Second})
+	p.enqueue("creator-a", "a0")
+	p.enqueue("creator-b", "b0")
+	proc := p.start()
+	waitFor(t, 30*time.Second, "the first send to start", func() bool { return p.site.SendRequests() >= 1 })
+
+	// WHEN ECS sends SIGTERM mid-batch (through the init, to the scraper only)
+	if err := proc.SignalMain(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code := proc.Wait(t, 30*time.Second)
+
+	// THEN the in-flight message was sent and deleted, the other was released
+	// unstarted (still queued, visible), nothing went to the DLQ, exit 0
+	out := proc.Output()
+	if code != 0 || len(p.site.Sent()) != 1 || p.site.SendRequests() != 1 {
+		t.Fatalf("exit %d, sent %v\n%s", code, p.site.Sent(), out)
+	}
+	for _, want := range []string{"stop signal", "message released unprocessed", "browser closed", "scraper stopped cleanly"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if p.count(p.queues.Workflows.URL) != 1 || p.count(p.queues.Workflows.DLQURL) != 0 {
+		t.Fatalf("queue %d dlq %d", p.count(p.queues.Workflows.URL), p.count(p.queues.Workflows.DLQURL))
+	}
+}
+
+func TestSIGKILLBetweenSendAndDeleteThenRestartSendsExactlyOnce(t *testing.T) {
+	// GIVEN a queue whose messages come back 3 s after a consumer dies, and a
+	// site that records the send but answers only after 20 s
+	p := newProcess(t)
+	if _, err := p.aws.SQS.SetQueueAttributes(context.Background(), &sqs.SetQueueAttributesInput{
+		QueueUrl: aws.String(p.queues.Workflows.URL), Attributes: map[string]string{"VisibilityTimeout": "3"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p.site.InjectFaults(fakesite.Fault{RecordThenDelay: true, Delay: 20 * time.Second})
+	p.enqueue("creator-a", "exactly once please")
+	first := p.start()
+	waitFor(t, 30*time.Second, "the site to record the send", func() bool { return len(p.site.Sent()) == 1 })
+
+	// WHEN the task is killed before it hears back (so before the delete)
+	if err := first.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait(t, 10*time.Second)
+	// AND a new task starts
+	second := p.start()
+	waitFor(t, 30*time.Second, "the queue to empty", func() bool { return p.count(p.queues.Workflows.URL) == 0 })
+
+	// THEN the fan received the message exactly once
+	if sent := p.site.Sent(); len(sent) != 1 || p.site.SendRequests() != 1 {
+		t.Fatalf("site got %d messages from %d requests\n%s", len(sent), p.site.SendRequests(), second.Output())
+	}
+	if !strings.Contains(second.Output(), "found in the chat after an interrupted attempt") {
+		t.Fatalf("the restarted task did not check the chat:\n%s", second.Output())
+	}
+	_ = second.SignalMain(syscall.SIGTERM)
+	if code := second.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("second exit %d", code)
+	}
+}

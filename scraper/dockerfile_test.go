@@ -29,16 +29,16 @@ func TestDockerfileMatchesTheCodeAndThePins(t *testing.T) {
 
 	checks := map[string]bool{
 		"driver pinned like package.json (" + driver + ")": strings.Contains(df, "npm pack playwright-core@"+driver) && strings.Contains(df, "playwright-core-"+driver+".tgz"),
-		"playwright-go matches the driver version":           strings.Contains(gomod, "playwright-community/playwright-go v0."+playwrightGoMinor(driver)+"."),
-		"node 22 for the driver, like package.json":          strings.Contains(df, "FROM --platform=linux/amd64 node:22-") && strings.HasPrefix(pkg.DevDependencies["node"], "22."),
-		"chromium path is the code's default":                strings.Contains(df, "CHROMIUM_PATH="+browser.DefaultChromiumPath),
-		"driver path is the settings default":                strings.Contains(df, "PLAYWRIGHT_DRIVER_PATH=/opt/playwright-driver") && strings.Contains(read(t, filepath.Join(root, "scraper", "cmd", "scraper", "settings.go")), `envDefault:"/opt/playwright-driver"`),
-		"driver folder holds package/ and node":              strings.Contains(df, "-C /opt/playwright-driver") && strings.Contains(df, "/opt/playwright-driver/node"),
-		"builds the scraper command":                         strings.Contains(df, "./scraper/cmd/scraper"),
-		"go version of go.mod":                               strings.Contains(df, "golang:"+goVersion(gomod)+"-"),
-		"x86_64 for Fargate Spot":                            strings.Count(df, "--platform=linux/amd64") == 3 && strings.Contains(df, "GOARCH=amd64"),
-		"non-root user":                                      regexp.MustCompile(`(?m)^USER scraper$`).MatchString(df),
-		"init forwards signals":                              strings.Contains(df, `ENTRYPOINT ["/usr/bin/tini", "--"`),
+		"playwright-go matches the driver version":         strings.Contains(gomod, "playwright-community/playwright-go v0."+playwrightGoMinor(driver)+"."),
+		"node 22 for the driver, like package.json":        strings.Contains(df, "FROM --platform=linux/amd64 node:22-") && strings.HasPrefix(pkg.DevDependencies["node"], "22."),
+		"chromium path is the code's default":              strings.Contains(df, "CHROMIUM_PATH="+browser.DefaultChromiumPath),
+		"driver path is the settings default":              strings.Contains(df, "PLAYWRIGHT_DRIVER_PATH=/opt/playwright-driver") && strings.Contains(read(t, filepath.Join(root, "scraper", "cmd", "scraper", "settings.go")), `envDefault:"/opt/playwright-driver"`),
+		"driver folder holds package/ and node":            strings.Contains(df, "-C /opt/playwright-driver") && strings.Contains(df, "/opt/playwright-driver/node"),
+		"builds the scraper command":                       strings.Contains(df, "./scraper/cmd/scraper"),
+		"go version of go.mod":                             strings.Contains(df, "golang:"+goVersion(gomod)+"-"),
+		"x86_64 for Fargate Spot":                          strings.Count(df, "--platform=linux/amd64") == 3 && strings.Contains(df, "GOARCH=amd64"),
+		"non-root user":                                    regexp.MustCompile(`(?m)^USER scraper$`).MatchString(df),
+		"init forwards signals":                            strings.Contains(df, `ENTRYPOINT ["/usr/bin/tini", "--"`),
 	}
 	for what, ok := range checks {
 		if !ok {

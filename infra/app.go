@@ -16,6 +16,7 @@ const EnvContextKey = "env"
 type System struct {
 	Env       Environment
 	Messaging *MessagingStack
+	Pipeline  *PipelineStack
 }
 
 // NewSystem adds the stacks of env to app and applies the cdk-nag
@@ -31,8 +32,9 @@ func NewSystem(app awscdk.App, env Environment) *System {
 		Tags:        &map[string]*string{"project": jsii.String("huntaze-message-pipeline"), "environment": jsii.String(env.Name)},
 	}
 	messaging := NewMessagingStack(app, env.StackName("Messaging"), MessagingStackProps{StackProps: props, Env: env})
+	pipeline := NewPipelineStack(app, env.StackName("Pipeline"), PipelineStackProps{StackProps: props, Env: env, Queues: messaging.Queues})
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
-	return &System{Env: env, Messaging: messaging}
+	return &System{Env: env, Messaging: messaging, Pipeline: pipeline}
 }
 
 // EnvironmentFromContext reads `-c env=NAME` from the app.

@@ -22,13 +22,56 @@ type Environment struct {
 	// credentials `cdk` runs with (CDK_DEFAULT_ACCOUNT), so synth needs none.
 	Account string
 	Region  string
+
+	// VPCID imports an existing VPC (needs an account and `cdk` lookups);
+	// empty creates one.
+	VPCID string
+	// NATGateways in the created VPC (the scraper and the limiter need the
+	// internet: OnlyFans, and AWS APIs without endpoints).
+	NATGateways int
+
+	// Cache sizing; MultiAZ adds a replica with automatic failover.
+	CacheNodeType string
+	MultiAZ       bool
+
+	// AlertTopicExists imports the huntaze-cost-alerts topic by name
+	// instead of creating it.
+	AlertTopicExists bool
+
+	// JWT issuer and audience the HTTP API authorizer trusts.
+	JWTIssuer   string
+	JWTAudience string
+
+	// LimiterMaxConcurrency caps concurrent rate limiter invocations.
+	LimiterMaxConcurrency int
+	// ScraperMinTasks..ScraperMaxTasks bound the scraper service (seed 003 R3).
+	ScraperMinTasks, ScraperMaxTasks int
+	// ScraperOnDemandBase tasks always run on FARGATE, the rest on Spot.
+	ScraperOnDemandBase int
+	// LogRetentionDays of every log group.
+	LogRetentionDays int
 }
 
-var environments = map[string]Environment{
-	"dev":     {Name: "dev", Region: DefaultRegion},
-	"staging": {Name: "staging", Region: DefaultRegion},
-	"prod":    {Name: "prod", Region: DefaultRegion},
+// AlertTopicName is the SNS topic of the seed (003 R5.5).
+const AlertTopicName = "huntaze-cost-alerts"
+
+func baseEnvironment(name string) Environment {
+	return Environment{
+		Name: name, Region: DefaultRegion, NATGateways: 1, CacheNodeType: "cache.t4g.micro",
+		JWTIssuer: "https://auth.huntaze.com/", JWTAudience: "huntaze-api",
+		LimiterMaxConcurrency: 10, ScraperMinTasks: 1, ScraperMaxTasks: 10, ScraperOnDemandBase: 0,
+		LogRetentionDays: 30,
+	}
 }
+
+var environments = func() map[string]Environment {
+	dev := baseEnvironment("dev")
+	staging := baseEnvironment("staging")
+	prod := baseEnvironment("prod")
+	prod.NATGateways, prod.CacheNodeType, prod.MultiAZ = 2, "cache.r7g.large", true
+	prod.AlertTopicExists, prod.ScraperOnDemandBase, prod.LogRetentionDays = true, 1, 90
+	return map[string]Environment{"dev": dev, "staging": staging, "prod": prod}
+}()
 
 // EnvironmentNames lists the known environments, sorted.
 func EnvironmentNames() []string {

@@ -40,9 +40,12 @@ type Results struct {
 }
 
 // Write stores the record, and the screenshot and page HTML when given.
-// Keys: results/<creator>/<messageId>/<time>-<status>.{json,png,html}.
+// Keys: results/<creator>/<messageId>/<time>-<status>.json and
+// artifacts/<same>.{png,html} (artifacts expire sooner: the bucket's
+// lifecycle rules go by prefix).
 func (r Results) Write(ctx context.Context, rec Record, art *onlyfans.Artifacts) error {
-	base := fmt.Sprintf("results/%s/%s/%s-%s", rec.CreatorID, rec.MessageID, rec.StartedAt.UTC().Format("20060102T150405.000000000Z"), rec.Status)
+	name := fmt.Sprintf("%s/%s/%s-%s", rec.CreatorID, rec.MessageID, rec.StartedAt.UTC().Format("20060102T150405.000000000Z"), rec.Status)
+	base := "results/" + name
 	body, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -54,12 +57,12 @@ func (r Results) Write(ctx context.Context, rec Record, art *onlyfans.Artifacts)
 		return nil
 	}
 	if len(art.Screenshot) > 0 {
-		if err := r.put(ctx, base+".png", "image/png", art.Screenshot); err != nil {
+		if err := r.put(ctx, "artifacts/"+name+".png", "image/png", art.Screenshot); err != nil {
 			return err
 		}
 	}
 	if art.HTML != "" {
-		return r.put(ctx, base+".html", "text/html; charset=utf-8", []byte(art.HTML))
+		return r.put(ctx, "artifacts/"+name+".html", "text/html; charset=utf-8", []byte(art.HTML))
 	}
 	return nil
 }

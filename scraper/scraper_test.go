@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -221,14 +222,15 @@ func TestLaterMessagesOfAFailedGroupAreReleasedUntouched(t *testing.T) {
 	for i := range batch {
 		batch[i].Attributes = map[string]string{"MessageGroupId": "creator-a"}
 	}
-	// order the batch by body so m0, m1, m2
-	for i := range batch {
-		for j := i + 1; j < len(batch); j++ {
-			if aws.ToString(batch[j].Body) < aws.ToString(batch[i].Body) && strings.Contains(aws.ToString(batch[j].Body), `"content":"m`) {
-				batch[i], batch[j] = batch[j], batch[i]
-			}
+	// order the batch by content: m0, m1, m2
+	content := func(m sqstypes.Message) string {
+		parsed, err := message.Parse([]byte(aws.ToString(m.Body)))
+		if err != nil {
+			t.Fatal(err)
 		}
+		return parsed.Content
 	}
+	sort.Slice(batch, func(i, j int) bool { return content(batch[i]) < content(batch[j]) })
 	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: std, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1}, f.aws.SQS, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	// AND the site fails the 2nd message with a 429
 	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{Status: 429, RetryAfter: "30"})
@@ -291,25 +293,27 @@ func TestClientErrorGoesToTheDLQWithItsReasonAndArtifacts(t *testing.T) {
 	if reason := aws.ToString(dlq[0].MessageAttributes[scraper.AttrFailureReason].StringValue); !strings.HasPrefix(reason, "client_error: site refused the message with 400") {
 		t.Fatalf("reason %q", reason)
 	}
-	objs, err := f.aws.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("results"), Prefix: aws.String("results/creator-a/" + m.MessageID + "/")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	kinds := map[string]bool{}
-	for _, o := range objs.Contents {
-		k := aws.ToString(o.Key)
-		kinds[k[strings.LastIndexByte(k, '.')+1:]] = true
-		if strings.HasSuffix(k, ".json") {
-			got, _ := f.aws.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("results"), Key: o.Key})
-			var rec scraper.Record
-			_ = json.NewDecoder(got.Body).Decode(&rec)
-			got.Body.Close()
-			if rec.Status != "dead_lettered" || rec.HTTPStatus != 400 || rec.ErrorClass != scraper.ClassClient {
-				t.Fatalf("record %+v", rec)
+	for _, prefix := range []string{"results/", "artifacts/"} {
+		objs, err := f.aws.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("results"), Prefix: aws.String(prefix + "creator-a/" + m.MessageID + "/")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs.Contents {
+			k := aws.ToString(o.Key)
+			kinds[prefix+k[strings.LastIndexByte(k, '.')+1:]] = true
+			if strings.HasSuffix(k, ".json") {
+				got, _ := f.aws.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("results"), Key: o.Key})
+				var rec scraper.Record
+				_ = json.NewDecoder(got.Body).Decode(&rec)
+				got.Body.Close()
+				if rec.Status != "dead_lettered" || rec.HTTPStatus != 400 || rec.ErrorClass != scraper.ClassClient {
+					t.Fatalf("record %+v", rec)
+				}
 			}
 		}
 	}
-	if !kinds["json"] || !kinds["png"] || !kinds["html"] {
+	if !kinds["results/json"] || !kinds["artifacts/png"] || !kinds["artifacts/html"] {
 		t.Fatalf("results objects: %v", kinds)
 	}
 }

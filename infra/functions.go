@@ -1,0 +1,147 @@
+package infra
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2authorizers"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	api "github.com/huntaze/message-pipeline/functions/api/handler"
+	"github.com/huntaze/message-pipeline/internal/queues"
+)
+
+// Lambda timeouts. The limiter queue's visibility timeout (internal/queues)
+// is 6× the limiter's.
+const (
+	LimiterTimeoutSeconds = 30
+	APITimeoutSeconds     = 15
+	ReplayTimeoutSeconds  = 120
+)
+
+// FunctionsProps wires the functions to the rest of the system.
+type FunctionsProps struct {
+	Env     Environment
+	Queues  *Queues
+	Storage *Storage
+	Cache   *Cache
+	Network *Network
+}
+
+// Functions are the Lambdas and the HTTP API.
+type Functions struct {
+	constructs.Construct
+	API, Limiter, Replay *GoFunction
+	HTTPAPI              awsapigatewayv2.HttpApi
+	FlagParameter        awsssm.StringParameter
+	LimiterSecurityGroup awsec2.SecurityGroup
+}
+
+func allow(role awsiam.Role, actions []string, resources ...*string) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: jsii.Strings(actions...), Resources: &resources,
+	}))
+}
+
+// NewFunctions creates the API, rate limiter and replay Lambdas, each with
+// exactly the permissions it uses, and the HTTP API with its JWT authorizer.
+func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *Functions {
+	c := constructs.NewConstruct(scope, jsii.String(id))
+	q, st := props.Queues, props.Storage
+	name := func(base string) string { return queues.Name(base, props.Env.Name) }
+
+	flagParam := awsssm.NewStringParameter(c, jsii.String("RateLimiterEnabled"), &awsssm.StringParameterProps{
+		ParameterName: jsii.String("/huntaze/" + props.Env.Name + "/rate-limiter-enabled"),
+		StringValue:   jsii.String("true"),
+		Description:   jsii.String("RATE_LIMITER_ENABLED at runtime (seed 000 R7): false sends straight to the FIFO queue"),
+	})
+	apiEnv := map[string]*string{
+		"RATE_LIMITER_QUEUE_URL": q.RateLimiter.QueueUrl(), "RATE_LIMITER_DLQ_URL": q.RateLimiterDLQ.QueueUrl(),
+		"WORKFLOWS_QUEUE_URL": q.Workflows.QueueUrl(), "WORKFLOWS_DLQ_URL": q.WorkflowsDLQ.QueueUrl(),
+		"FALLBACK_TABLE": st.FallbackTable.TableName(), "IDEMPOTENCY_TABLE": st.IdempotencyTable.TableName(),
+		"RATE_LIMITER_ENABLED": jsii.String("true"), "RATE_LIMITER_FLAG_PARAMETER": flagParam.ParameterName(),
+		"AUTH_MODE": jsii.String("apigateway"),
+	}
+	sendToQueues := func(role awsiam.Role) {
+		allow(role, []string{"sqs:SendMessage"}, q.RateLimiter.QueueArn(), q.Workflows.QueueArn())
+		allow(role, []string{"sqs:GetQueueAttributes"}, q.RateLimiter.QueueArn(), q.RateLimiterDLQ.QueueArn(), q.Workflows.QueueArn(), q.WorkflowsDLQ.QueueArn())
+		allow(role, []string{"kms:GenerateDataKey", "kms:Decrypt"}, q.WorkflowsKey.KeyArn())
+		allow(role, []string{"ssm:GetParameter"}, flagParam.ParameterArn())
+	}
+
+	apiFn := NewGoFunction(c, "Api", GoFunctionProps{
+		Env: props.Env, Package: "functions/api", FunctionName: name("huntaze-messages-api"),
+		Description: "POST /send, GET /status, POST /replay", Timeout: awscdk.Duration_Seconds(jsii.Number(APITimeoutSeconds)),
+		MemoryMB: 256, Environment: apiEnv,
+	})
+	sendToQueues(apiFn.Role)
+	allow(apiFn.Role, []string{"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"},
+		st.FallbackTable.TableArn(), st.IdempotencyTable.TableArn())
+
+	replayFn := NewGoFunction(c, "Replay", GoFunctionProps{
+		Env: props.Env, Package: "functions/replay", FunctionName: name("huntaze-fallback-replay"),
+		Description: "Replays the fallback table to the queue (every 5 minutes)", Timeout: awscdk.Duration_Seconds(jsii.Number(ReplayTimeoutSeconds)),
+		MemoryMB: 256, Environment: apiEnv,
+	})
+	sendToQueues(replayFn.Role)
+	allow(replayFn.Role, []string{"dynamodb:Scan", "dynamodb:UpdateItem"}, st.FallbackTable.TableArn())
+	awsevents.NewRule(c, jsii.String("ReplaySchedule"), &awsevents.RuleProps{
+		Schedule: awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(5))),
+		Targets:  &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(replayFn.Function, nil)},
+	})
+
+	limiterSG := awsec2.NewSecurityGroup(c, jsii.String("LimiterSecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc: props.Network.Vpc, Description: jsii.String("Rate limiter Lambda"), AllowAllOutbound: jsii.Bool(true),
+	})
+	limiterFn := NewGoFunction(c, "RateLimiter", GoFunctionProps{
+		Env: props.Env, Package: "functions/ratelimiter", FunctionName: name("huntaze-rate-limiter"),
+		Description: "10 messages per rolling minute per creator; forwards to the FIFO queue",
+		Timeout:     awscdk.Duration_Seconds(jsii.Number(LimiterTimeoutSeconds)), MemoryMB: 256,
+		Vpc: props.Network.Vpc, SecurityGroups: []awsec2.ISecurityGroup{limiterSG, props.Cache.Clients},
+		Environment: map[string]*string{
+			"RATE_LIMITER_QUEUE_URL": q.RateLimiter.QueueUrl(), "RATE_LIMITER_DLQ_URL": q.RateLimiterDLQ.QueueUrl(),
+			"WORKFLOWS_QUEUE_URL": q.Workflows.QueueUrl(), "REDIS_ADDR": props.Cache.Endpoint(), "REDIS_TLS": jsii.String("true"),
+			"REDIS_AUTH_SECRET_ARN": props.Cache.AuthToken.SecretArn(),
+		},
+	})
+	limiterFn.Function.AddEventSource(awslambdaeventsources.NewSqsEventSource(q.RateLimiter, &awslambdaeventsources.SqsEventSourceProps{
+		BatchSize: jsii.Number(10), ReportBatchItemFailures: jsii.Bool(true),
+		MaxConcurrency: jsii.Number(float64(props.Env.LimiterMaxConcurrency)),
+	}))
+	allow(limiterFn.Role, []string{"sqs:SendMessage"}, q.Workflows.QueueArn(), q.RateLimiterDLQ.QueueArn())
+	allow(limiterFn.Role, []string{"kms:GenerateDataKey", "kms:Decrypt"}, q.WorkflowsKey.KeyArn())
+	allow(limiterFn.Role, []string{"secretsmanager:GetSecretValue"}, props.Cache.AuthToken.SecretArn())
+	allow(limiterFn.Role, []string{"kms:Decrypt"}, props.Cache.Key.KeyArn())
+
+	// HTTP API: every route needs a JWT from the configured issuer.
+	authorizer := awsapigatewayv2authorizers.NewHttpJwtAuthorizer(jsii.String("Jwt"), jsii.String(props.Env.JWTIssuer), &awsapigatewayv2authorizers.HttpJwtAuthorizerProps{
+		JwtAudience: jsii.Strings(props.Env.JWTAudience),
+	})
+	httpAPI := awsapigatewayv2.NewHttpApi(c, jsii.String("HttpApi"), &awsapigatewayv2.HttpApiProps{
+		ApiName:           jsii.String(name("huntaze-messages-api")),
+		DefaultAuthorizer: authorizer,
+	})
+	integration := awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("Api"), apiFn.Function, nil)
+	for path, method := range map[string]awsapigatewayv2.HttpMethod{
+		api.PathSend: awsapigatewayv2.HttpMethod_POST, api.PathStatus: awsapigatewayv2.HttpMethod_GET, api.PathReplay: awsapigatewayv2.HttpMethod_POST,
+	} {
+		httpAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{Path: jsii.String(path), Methods: &[]awsapigatewayv2.HttpMethod{method}, Integration: integration})
+	}
+	accessLogs := awslogs.NewLogGroup(c, jsii.String("ApiAccessLogs"), &awslogs.LogGroupProps{Retention: retention(props.Env), RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
+	stage := httpAPI.DefaultStage().Node().DefaultChild().(awsapigatewayv2.CfnStage)
+	stage.SetAccessLogSettings(&awsapigatewayv2.CfnStage_AccessLogSettingsProperty{
+		DestinationArn: accessLogs.LogGroupArn(),
+		Format:         jsii.String(`{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","sub":"$context.authorizer.claims.sub","routeKey":"$context.routeKey","status":"$context.status","latency":"$context.responseLatency","error":"$context.authorizer.error"}`),
+	})
+	stage.SetDefaultRouteSettings(&awsapigatewayv2.CfnStage_RouteSettingsProperty{ThrottlingBurstLimit: jsii.Number(200), ThrottlingRateLimit: jsii.Number(100)})
+
+	return &Functions{Construct: c, API: apiFn, Limiter: limiterFn, Replay: replayFn, HTTPAPI: httpAPI, FlagParameter: flagParam, LimiterSecurityGroup: limiterSG}
+}

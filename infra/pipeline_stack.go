@@ -1,0 +1,47 @@
+package infra
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// PipelineStackProps configures the pipeline stack.
+type PipelineStackProps struct {
+	awscdk.StackProps
+	Env    Environment
+	Queues *Queues
+}
+
+// PipelineStack holds everything but the queues: network, cache, storage,
+// secrets, functions and API, scraper service, alarms and dashboard.
+type PipelineStack struct {
+	awscdk.Stack
+	Network     *Network
+	Cache       *Cache
+	Storage     *Storage
+	Credentials *Credentials
+	Functions   *Functions
+	Scraper     *ScraperService
+	Alarms      *Alarms
+}
+
+// NewPipelineStack creates the stack.
+func NewPipelineStack(scope constructs.Construct, id string, props PipelineStackProps) *PipelineStack {
+	stack := awscdk.NewStack(scope, &id, &props.StackProps)
+	s := &PipelineStack{Stack: stack}
+	s.Network = NewNetwork(stack, "Network", NetworkProps{Env: props.Env})
+	s.Cache = NewCache(stack, "Cache", CacheProps{Env: props.Env, Network: s.Network})
+	s.Storage = NewStorage(stack, "Storage", StorageProps{Env: props.Env})
+	s.Credentials = NewCredentials(stack, "Credentials", CredentialsProps{Env: props.Env})
+	s.Functions = NewFunctions(stack, "Functions", FunctionsProps{Env: props.Env, Queues: props.Queues, Storage: s.Storage, Cache: s.Cache, Network: s.Network})
+	s.Scraper = NewScraperService(stack, "Scraper", ScraperServiceProps{Env: props.Env, Network: s.Network, Queues: props.Queues, Storage: s.Storage, Cache: s.Cache, Credentials: s.Credentials})
+	s.Alarms = NewAlarms(stack, "Alarms", AlarmsProps{Env: props.Env, Queues: props.Queues, Functions: s.Functions, Scraper: s.Scraper})
+
+	awscdk.NewCfnOutput(stack, jsii.String("ApiUrl"), &awscdk.CfnOutputProps{Value: s.Functions.HTTPAPI.ApiEndpoint()})
+	awscdk.NewCfnOutput(stack, jsii.String("DashboardUrl"), &awscdk.CfnOutputProps{
+		Value: awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("https://console.aws.amazon.com/cloudwatch/home?region="), stack.Region(), jsii.String("#dashboards:name="), s.Alarms.Dashboard.DashboardName()}),
+	})
+	awscdk.NewCfnOutput(stack, jsii.String("ResultsBucket"), &awscdk.CfnOutputProps{Value: s.Storage.Results.BucketName()})
+	return s
+}

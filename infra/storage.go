@@ -1,0 +1,78 @@
+package infra
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/huntaze/message-pipeline/internal/fallback"
+	"github.com/huntaze/message-pipeline/internal/idempotency"
+	"github.com/huntaze/message-pipeline/internal/queues"
+)
+
+// StorageProps configures the storage construct.
+type StorageProps struct {
+	Env Environment
+}
+
+// Storage holds the API's tables and the scraper's results bucket.
+type Storage struct {
+	constructs.Construct
+	FallbackTable    awsdynamodb.Table
+	IdempotencyTable awsdynamodb.Table
+	Results          awss3.Bucket
+}
+
+// NewStorage creates the fallback and idempotency tables (on demand, point in
+// time recovery, TTL) and the results bucket (encrypted, TLS only, no public
+// access, access-logged, screenshots and pages expire).
+func NewStorage(scope constructs.Construct, id string, props StorageProps) *Storage {
+	c := constructs.NewConstruct(scope, jsii.String(id))
+	removal := awscdk.RemovalPolicy_DESTROY
+	if props.Env.Name == queues.ProdEnvironment {
+		removal = awscdk.RemovalPolicy_RETAIN
+	}
+	table := func(id, name, key, ttl string) awsdynamodb.Table {
+		return awsdynamodb.NewTable(c, jsii.String(id), &awsdynamodb.TableProps{
+			TableName:                        jsii.String(queues.Name(name, props.Env.Name)),
+			PartitionKey:                     &awsdynamodb.Attribute{Name: jsii.String(key), Type: awsdynamodb.AttributeType_STRING},
+			BillingMode:                      awsdynamodb.BillingMode_PAY_PER_REQUEST,
+			TimeToLiveAttribute:              jsii.String(ttl),
+			PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},
+			Encryption:                       awsdynamodb.TableEncryption_AWS_MANAGED,
+			RemovalPolicy:                    removal,
+		})
+	}
+	s := &Storage{Construct: c}
+	s.FallbackTable = table("FallbackTable", "huntaze-message-fallback", fallback.KeyAttribute, fallback.TTLAttribute)
+	s.IdempotencyTable = table("IdempotencyTable", "huntaze-idempotency", idempotency.KeyAttribute, idempotency.TTLAttribute)
+
+	accessLogs := awss3.NewBucket(c, jsii.String("AccessLogs"), &awss3.BucketProps{
+		Encryption:        awss3.BucketEncryption_S3_MANAGED,
+		EnforceSSL:        jsii.Bool(true),
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
+		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_PREFERRED,
+		LifecycleRules:    &[]*awss3.LifecycleRule{{Expiration: awscdk.Duration_Days(jsii.Number(90))}},
+		RemovalPolicy:     removal,
+		AutoDeleteObjects: jsii.Bool(removal == awscdk.RemovalPolicy_DESTROY),
+	})
+	suppress(accessLogs, Suppression{Rule: "AwsSolutions-S1", Reason: "This is the access-log bucket of the results bucket; logging it into itself would loop."})
+	s.Results = awss3.NewBucket(c, jsii.String("Results"), &awss3.BucketProps{
+		Encryption:             awss3.BucketEncryption_S3_MANAGED,
+		EnforceSSL:             jsii.Bool(true),
+		BlockPublicAccess:      awss3.BlockPublicAccess_BLOCK_ALL(),
+		Versioned:              jsii.Bool(false),
+		ServerAccessLogsBucket: accessLogs,
+		ServerAccessLogsPrefix: jsii.String("results/"),
+		LifecycleRules: &[]*awss3.LifecycleRule{
+			// Screenshots and page dumps are for debugging failures.
+			{Id: jsii.String("failure-artifacts"), Prefix: jsii.String("artifacts/"), Expiration: awscdk.Duration_Days(jsii.Number(30))},
+			{Id: jsii.String("outcome-records"), Prefix: jsii.String("results/"), Expiration: awscdk.Duration_Days(jsii.Number(365))},
+		},
+		RemovalPolicy:     removal,
+		AutoDeleteObjects: jsii.Bool(removal == awscdk.RemovalPolicy_DESTROY),
+	})
+	return s
+}

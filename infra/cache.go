@@ -93,6 +93,20 @@ func NewCache(scope constructs.Construct, id string, props CacheProps) *Cache {
 		SecurityGroupIds:            &[]*string{sg.SecurityGroupId()},
 		SnapshotRetentionLimit:      jsii.Number(1),
 	})
+	rotationSG := awsec2.NewSecurityGroup(c, jsii.String("RotationSecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc: props.Network.Vpc, Description: jsii.String("Redis AUTH rotation function"), AllowAllOutbound: jsii.Bool(true),
+	})
+	stack := awscdk.Stack_Of(c)
+	rotation := newRotation(c, "TokenRotation", rotationProps{
+		Env: props.Env, Secret: token, Kind: "redis-auth", Name: "huntaze-redis-auth-rotation",
+		Environment: map[string]*string{
+			"REPLICATION_GROUP_ID": rg.Ref(),
+			"REDIS_ADDR":           awscdk.Fn_Join(jsii.String(":"), &[]*string{rg.AttrPrimaryEndPointAddress(), rg.AttrPrimaryEndPointPort()}),
+		},
+		Vpc: props.Network.Vpc, SecurityGroups: []awsec2.ISecurityGroup{rotationSG, clients},
+	})
+	allow(rotation.Role, []string{"elasticache:ModifyReplicationGroup"},
+		jsii.String("arn:"+*stack.Partition()+":elasticache:"+*stack.Region()+":"+*stack.Account()+":replicationgroup:"+*rg.Ref()))
 	if !props.Env.MultiAZ {
 		suppress(rg, Suppression{Rule: "AwsSolutions-AEC4", Reason: "dev and staging run one cache node to save cost; prod is Multi-AZ with automatic failover (config.go)."})
 	}

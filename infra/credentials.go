@@ -34,5 +34,8 @@ func NewCredentials(scope constructs.Construct, id string, props CredentialsProp
 		EncryptionKey:     key,
 		SecretStringValue: awscdk.SecretValue_UnsafePlainText(jsii.String("{}")),
 	})
+	// OnlyFans has no API to mint sessions: the rotation re-validates the
+	// secret every 90 days (functions/rotation); renewal is manual (README).
+	newRotation(c, "Rotation", rotationProps{Env: props.Env, Secret: secret, Kind: "onlyfans-sessions", Name: "huntaze-onlyfans-sessions-rotation"})
 	return &Credentials{Construct: c, Secret: secret, Key: key}
 }

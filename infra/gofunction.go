@@ -120,7 +120,7 @@ func NewGoFunction(scope constructs.Construct, id string, props GoFunctionProps)
 	}
 	fn := awslambda.NewFunction(c, jsii.String("Function"), fp)
 	suppress(role,
-		Suppression{Rule: "AwsSolutions-IAM5", Reason: "X-Ray PutTraceSegments/PutTelemetryRecords take no resource ARN; AWS requires '*'.", AppliesTo: []string{"Resource::*"}},
+		Suppression{Rule: "AwsSolutions-IAM5", Reason: "Actions without resource ARNs, where AWS requires '*': X-Ray PutTraceSegments/PutTelemetryRecords (tracing), and secretsmanager:GetRandomPassword (rotation functions).", AppliesTo: []string{"Resource::*"}},
 		Suppression{Rule: "AwsSolutions-IAM5", Reason: "Log streams are created at run time inside the function's own log group (log-group:<name>:*).", AppliesTo: []string{"regex:/^Resource::<.*Logs.*\\.Arn>:\\*$/"}},
 		Suppression{Rule: "AwsSolutions-IAM4", Reason: "AWSLambdaVPCAccessExecutionRole: the ENI actions Lambda needs in a VPC take no resource ARN.", AppliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"}},
 	)

@@ -8,6 +8,9 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
+// VPCCIDR is the address range of a created VPC.
+const VPCCIDR = "10.40.0.0/16"
+
 // NetworkProps configures the network.
 type NetworkProps struct {
 	Env Environment
@@ -29,6 +32,7 @@ func NewNetwork(scope constructs.Construct, id string, props NetworkProps) *Netw
 		vpc = awsec2.Vpc_FromLookup(c, jsii.String("Vpc"), &awsec2.VpcLookupOptions{VpcId: jsii.String(props.Env.VPCID)})
 	} else {
 		created := awsec2.NewVpc(c, jsii.String("Vpc"), &awsec2.VpcProps{
+			IpAddresses: awsec2.IpAddresses_Cidr(jsii.String(VPCCIDR)),
 			MaxAzs:      jsii.Number(2),
 			NatGateways: jsii.Number(float64(props.Env.NATGateways)),
 			SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
@@ -47,6 +51,14 @@ func NewNetwork(scope constructs.Construct, id string, props NetworkProps) *Netw
 		vpc = created
 	}
 	private := &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS}
+	cidr := jsii.String(VPCCIDR)
+	if props.Env.VPCID != "" {
+		cidr = vpc.VpcCidrBlock() // concrete after the lookup
+	}
+	endpointSG := awsec2.NewSecurityGroup(c, jsii.String("EndpointSecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc: vpc, Description: jsii.String("Interface endpoints: HTTPS from inside the VPC only"), AllowAllOutbound: jsii.Bool(false),
+	})
+	endpointSG.AddIngressRule(awsec2.Peer_Ipv4(cidr), awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS from the VPC"), nil)
 	for name, svc := range map[string]awsec2.InterfaceVpcEndpointAwsService{
 		"Sqs":            awsec2.InterfaceVpcEndpointAwsService_SQS(),
 		"SecretsManager": awsec2.InterfaceVpcEndpointAwsService_SECRETS_MANAGER(),
@@ -56,6 +68,7 @@ func NewNetwork(scope constructs.Construct, id string, props NetworkProps) *Netw
 	} {
 		vpc.AddInterfaceEndpoint(jsii.String(name+"Endpoint"), &awsec2.InterfaceVpcEndpointOptions{
 			Service: svc, Subnets: private, PrivateDnsEnabled: jsii.Bool(true),
+			Open: jsii.Bool(false), SecurityGroups: &[]awsec2.ISecurityGroup{endpointSG},
 		})
 	}
 	vpc.AddGatewayEndpoint(jsii.String("S3Endpoint"), &awsec2.GatewayVpcEndpointOptions{Service: awsec2.GatewayVpcEndpointAwsService_S3()})

@@ -1,0 +1,423 @@
+package infra
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/huntaze/message-pipeline/internal/queues"
+)
+
+// synthesized caches one synthesis per environment: bundling is skipped
+// (aws:cdk:bundling-stacks = []), so no Go build runs in tests.
+var (
+	synthMu sync.Mutex
+	synthed = map[string]*System{}
+)
+
+func system(t *testing.T, name string) *System {
+	t.Helper()
+	synthMu.Lock()
+	defer synthMu.Unlock()
+	if s, ok := synthed[name]; ok {
+		return s
+	}
+	env, err := LookupEnvironment(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{"aws:cdk:bundling-stacks": &[]*string{}}})
+	s := NewSystem(app, env)
+	synthed[name] = s
+	return s
+}
+
+// resources returns the template's resources of one type, by logical id.
+func resources(t *testing.T, stack awscdk.Stack, typ string) map[string]map[string]any {
+	t.Helper()
+	raw := assertions.Template_FromStack(stack, nil).ToJSON()
+	b, _ := json.Marshal(raw)
+	var tpl struct {
+		Resources map[string]struct {
+			Type       string
+			Properties map[string]any
+		}
+	}
+	if err := json.Unmarshal(b, &tpl); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for id, r := range tpl.Resources {
+		if r.Type == typ {
+			out[id] = r.Properties
+		}
+	}
+	return out
+}
+
+func js(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+func only(t *testing.T, m map[string]map[string]any, what string) map[string]any {
+	t.Helper()
+	if len(m) != 1 {
+		t.Fatalf("want one %s, got %d", what, len(m))
+	}
+	for _, v := range m {
+		return v
+	}
+	return nil
+}
+
+func TestEveryEnvironmentSynthesizesThePipelineWithoutNagFindings(t *testing.T) {
+	for _, name := range EnvironmentNames() {
+		t.Run(name, func(t *testing.T) {
+			sys := system(t, name)
+			for _, stack := range []awscdk.Stack{sys.Messaging.Stack, sys.Pipeline.Stack} {
+				ann := assertions.Annotations_FromStack(stack)
+				nag := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*|CdkNagValidationFailure.*"))
+				if e := ann.FindError(jsii.String("*"), nag); len(*e) > 0 {
+					t.Errorf("%s: cdk-nag errors: %s", *stack.StackName(), describe(e))
+				}
+				if w := ann.FindWarning(jsii.String("*"), nag); len(*w) > 0 {
+					t.Errorf("%s: cdk-nag warnings: %s", *stack.StackName(), describe(w))
+				}
+			}
+			assertions.Template_FromStack(sys.Messaging.Stack, nil).ResourceCountIs(jsii.String("AWS::SQS::Queue"), jsii.Number(4))
+			if got := *sys.Pipeline.StackName(); got != "Huntaze-"+name+"-Pipeline" {
+				t.Errorf("stack name %s", got)
+			}
+		})
+	}
+}
+
+func TestSeed003R8_4_VPCEndpointsForSQSS3SecretsManagerAndFlowLogs(t *testing.T) {
+	st := system(t, "dev").Pipeline.Stack
+	var services []string
+	for _, ep := range resources(t, st, "AWS::EC2::VPCEndpoint") {
+		s := js(ep["ServiceName"])
+		for _, svc := range []string{"sqs", "secretsmanager", "ecr.dkr", "ecr.api", "logs", "s3", "dynamodb"} {
+			if strings.Contains(s, "."+svc+`"`) || strings.Contains(s, "."+svc+"\"]") || strings.HasSuffix(strings.Trim(s, `"`), "."+svc) {
+				services = append(services, svc+":"+fmt.Sprint(ep["VpcEndpointType"]))
+			}
+		}
+	}
+	sort.Strings(services)
+	want := []string{"dynamodb:Gateway", "ecr.api:Interface", "ecr.dkr:Interface", "logs:Interface", "s3:Gateway", "secretsmanager:Interface", "sqs:Interface"}
+	if js(services) != js(want) {
+		t.Errorf("endpoints %v, want %v", services, want)
+	}
+	if fl := resources(t, st, "AWS::EC2::FlowLog"); len(fl) != 1 || only(t, fl, "flow log")["TrafficType"] != "ALL" {
+		t.Errorf("flow logs %v", fl)
+	}
+}
+
+func TestCache_EncryptedAuthNonDefaultPortMultiAZInProd(t *testing.T) {
+	for env, multiAZ := range map[string]bool{"dev": false, "prod": true} {
+		rg := only(t, resources(t, system(t, env).Pipeline.Stack, "AWS::ElastiCache::ReplicationGroup"), "replication group")
+		if rg["TransitEncryptionEnabled"] != true || rg["AtRestEncryptionEnabled"] != true || rg["Port"] != float64(CachePort) ||
+			rg["MultiAZEnabled"] != multiAZ || rg["AutomaticFailoverEnabled"] != multiAZ || !strings.Contains(js(rg["AuthToken"]), "resolve:secretsmanager") {
+			t.Errorf("%s replication group %v", env, rg)
+		}
+	}
+	// only the clients' security group reaches the cache port
+	ingress := resources(t, system(t, "dev").Pipeline.Stack, "AWS::EC2::SecurityGroupIngress")
+	n := 0
+	for _, in := range ingress {
+		if in["FromPort"] == float64(CachePort) {
+			n++
+			if !strings.Contains(js(in["SourceSecurityGroupId"]), "CacheClients") {
+				t.Errorf("cache ingress from %v", in["SourceSecurityGroupId"])
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d ingress rules on the cache port", n)
+	}
+}
+
+func TestQueueVisibilityFitsTheConsumers(t *testing.T) {
+	if v := queues.RateLimiter("dev").Main.VisibilityTimeout.Seconds(); v < 6*LimiterTimeoutSeconds {
+		t.Errorf("limiter queue visibility %vs < 6 × %ds", v, LimiterTimeoutSeconds)
+	}
+	// scraper: 3 attempts × 30 s response timeout + navigation and typing,
+	// well under the FIFO visibility
+	if v := queues.Workflows("dev").Main.VisibilityTimeout.Seconds(); v < 3*(30+30+10) {
+		t.Errorf("workflows visibility %vs below the scraper's longest processing", v)
+	}
+}
+
+func TestFunctions_Seed003R1_ArmProvidedAL2023EventSourceAndJWTAPI(t *testing.T) {
+	st := system(t, "dev").Pipeline.Stack
+	fns := resources(t, st, "AWS::Lambda::Function")
+	for id := range fns {
+		if strings.HasPrefix(id, "Custom") { // CDK's own custom resource providers
+			delete(fns, id)
+		}
+	}
+	if len(fns) != 5 {
+		t.Errorf("%d functions, want api, limiter, replay and two rotations", len(fns))
+	}
+	for id, f := range fns {
+		if f["Runtime"] != "provided.al2023" || js(f["Architectures"]) != `["arm64"]` || js(f["TracingConfig"]) != `{"Mode":"Active"}` {
+			t.Errorf("%s: runtime %v arch %v tracing %v", id, f["Runtime"], f["Architectures"], f["TracingConfig"])
+		}
+	}
+	esm := only(t, resources(t, st, "AWS::Lambda::EventSourceMapping"), "event source mapping")
+	if esm["BatchSize"] != 10.0 || js(esm["FunctionResponseTypes"]) != `["ReportBatchItemFailures"]` || js(esm["ScalingConfig"]) != `{"MaximumConcurrency":10}` {
+		t.Errorf("event source %v", esm)
+	}
+	auth := only(t, resources(t, st, "AWS::ApiGatewayV2::Authorizer"), "authorizer")
+	if auth["AuthorizerType"] != "JWT" || js(auth["JwtConfiguration"]) != `{"Audience":["huntaze-api"],"Issuer":"https://auth.huntaze.com/"}` {
+		t.Errorf("authorizer %v", auth)
+	}
+	var routes []string
+	for _, r := range resources(t, st, "AWS::ApiGatewayV2::Route") {
+		if r["AuthorizationType"] != "JWT" {
+			t.Errorf("route %v without JWT", r["RouteKey"])
+		}
+		routes = append(routes, r["RouteKey"].(string))
+	}
+	sort.Strings(routes)
+	if js(routes) != `["GET /api/onlyfans/messages/status","POST /api/onlyfans/messages/replay","POST /api/onlyfans/messages/send"]` {
+		t.Errorf("routes %v", routes)
+	}
+	stage := only(t, resources(t, st, "AWS::ApiGatewayV2::Stage"), "stage")
+	if stage["AccessLogSettings"] == nil {
+		t.Error("HTTP API stage without access logs")
+	}
+	rule := only(t, resources(t, st, "AWS::Events::Rule"), "schedule")
+	if rule["ScheduleExpression"] != "rate(5 minutes)" {
+		t.Errorf("replay schedule %v", rule["ScheduleExpression"])
+	}
+	for _, lg := range resources(t, st, "AWS::Logs::LogGroup") {
+		if lg["RetentionInDays"] == nil {
+			t.Errorf("log group without retention: %v", lg)
+		}
+	}
+}
+
+func TestScraper_Seed003R3_R6_FargateSpotTaskAndTwoScalingPolicies(t *testing.T) {
+	for _, env := range []string{"dev", "prod"} {
+		st := system(t, env).Pipeline.Stack
+		cluster := only(t, resources(t, st, "AWS::ECS::Cluster"), "cluster")
+		if !strings.Contains(js(cluster["ClusterSettings"]), `"containerInsights","Value":"enabled"`) {
+			t.Errorf("container insights: %v", cluster["ClusterSettings"])
+		}
+		task := only(t, resources(t, st, "AWS::ECS::TaskDefinition"), "task")
+		c := task["ContainerDefinitions"].([]any)[0].(map[string]any)
+		if task["Cpu"] != "1024" || task["Memory"] != "2048" || js(task["RuntimePlatform"]) != `{"CpuArchitecture":"X86_64","OperatingSystemFamily":"LINUX"}` ||
+			c["StopTimeout"] != 120.0 || c["LinuxParameters"].(map[string]any)["InitProcessEnabled"] != true {
+			t.Errorf("%s task %v / container %v", env, task, c)
+		}
+		svc := only(t, resources(t, st, "AWS::ECS::Service"), "service")
+		strategy := js(svc["CapacityProviderStrategy"])
+		wantBase := env == "prod"
+		if !strings.Contains(strategy, `"CapacityProvider":"FARGATE_SPOT"`) || strings.Contains(strategy, `"Base":1,"CapacityProvider":"FARGATE"`) != wantBase ||
+			!strings.Contains(js(svc["NetworkConfiguration"]), `"AssignPublicIp":"DISABLED"`) {
+			t.Errorf("%s service strategy %s network %s", env, strategy, js(svc["NetworkConfiguration"]))
+		}
+		target := only(t, resources(t, st, "AWS::ApplicationAutoScaling::ScalableTarget"), "scalable target")
+		if target["MinCapacity"] != 1.0 || target["MaxCapacity"] != 10.0 {
+			t.Errorf("scaling bounds %v..%v", target["MinCapacity"], target["MaxCapacity"])
+		}
+		if n := len(resources(t, st, "AWS::ApplicationAutoScaling::ScalingPolicy")); n != 2 {
+			t.Errorf("%d scaling policies, want 2", n)
+		}
+		var out, in bool
+		for _, a := range resources(t, st, "AWS::CloudWatch::Alarm") {
+			if a["MetricName"] != "ApproximateNumberOfMessagesVisible" || a["Period"] != 60.0 {
+				continue
+			}
+			switch {
+			case a["Threshold"] == float64(ScaleOutVisible) && a["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" && a["EvaluationPeriods"] == 1.0:
+				out = true
+			case a["Threshold"] == float64(ScaleInVisible) && a["ComparisonOperator"] == "LessThanOrEqualToThreshold" && a["EvaluationPeriods"] == 5.0 && a["DatapointsToAlarm"] == 5.0:
+				in = true
+			}
+		}
+		if !out || !in {
+			t.Errorf("%s: scale-out alarm %t, scale-in alarm (5 × 1 min) %t", env, out, in)
+		}
+	}
+}
+
+func TestAlarms_Seed003R5_ToHuntazeCostAlerts(t *testing.T) {
+	for _, env := range []string{"dev", "prod"} {
+		st := system(t, env).Pipeline.Stack
+		topics := resources(t, st, "AWS::SNS::Topic")
+		if env == "prod" && len(topics) != 0 || env == "dev" && (len(topics) != 1 || only(t, topics, "topic")["TopicName"] != AlertTopicName) {
+			t.Errorf("%s topics %v", env, topics)
+		}
+		found := map[string]bool{}
+		for _, a := range resources(t, st, "AWS::CloudWatch::Alarm") {
+			name := fmt.Sprint(a["AlarmName"])
+			if !strings.HasPrefix(name, "huntaze-"+env+"-") {
+				continue // scaling alarms
+			}
+			if !strings.Contains(js(a["AlarmActions"]), "Topic") && !strings.Contains(js(a["AlarmActions"]), AlertTopicName) {
+				t.Errorf("%s notifies %v", name, a["AlarmActions"])
+			}
+			key := fmt.Sprintf("%v %v %v×%v", a["MetricName"], a["Threshold"], a["Period"], a["EvaluationPeriods"])
+			found[key] = true
+		}
+		for _, want := range []string{
+			"ApproximateAgeOfOldestMessage 600 60×1", "ApproximateNumberOfMessagesVisible 500 60×1", "Errors 10 300×1",
+			"CPUUtilization 70 300×2", "ApproximateNumberOfMessagesVisible 0 60×1",
+		} {
+			if !found[want] {
+				t.Errorf("%s: no alarm %q (have %v)", env, want, found)
+			}
+		}
+	}
+	if n := len(resources(t, system(t, "dev").Pipeline.Stack, "AWS::CloudWatch::Dashboard")); n != 1 {
+		t.Errorf("%d dashboards", n)
+	}
+}
+
+func TestSeed003R8_5_SecretsWithCMKAnd90DayRotation(t *testing.T) {
+	st := system(t, "dev").Pipeline.Stack
+	secrets := resources(t, st, "AWS::SecretsManager::Secret")
+	rotations := resources(t, st, "AWS::SecretsManager::RotationSchedule")
+	if len(secrets) != 2 || len(rotations) != 2 {
+		t.Fatalf("%d secrets, %d rotations", len(secrets), len(rotations))
+	}
+	for id, s := range secrets {
+		if s["KmsKeyId"] == nil {
+			t.Errorf("%s without a customer-managed key", id)
+		}
+	}
+	for _, r := range rotations {
+		if js(r["RotationRules"]) != `{"ScheduleExpression":"rate(90 days)"}` || r["RotationLambdaARN"] == nil {
+			t.Errorf("rotation %v", r)
+		}
+	}
+}
+
+func TestResultsBucket_EncryptedTLSOnlyPrivateWithLifecycle(t *testing.T) {
+	st := system(t, "dev").Pipeline.Stack
+	var results map[string]any
+	for id, b := range resources(t, st, "AWS::S3::Bucket") {
+		if strings.HasPrefix(id, "StorageResults") {
+			results = b
+		}
+	}
+	if results == nil || results["BucketEncryption"] == nil || js(results["PublicAccessBlockConfiguration"]) != `{"BlockPublicAcls":true,"BlockPublicPolicy":true,"IgnorePublicAcls":true,"RestrictPublicBuckets":true}` ||
+		!strings.Contains(js(results["LifecycleConfiguration"]), `"Prefix":"artifacts/"`) || results["LoggingConfiguration"] == nil {
+		t.Fatalf("results bucket %v", results)
+	}
+	tls := false
+	for _, p := range resources(t, st, "AWS::S3::BucketPolicy") {
+		if strings.Contains(js(p), `"aws:SecureTransport":"false"`) && strings.Contains(js(p["Bucket"]), "StorageResults") {
+			tls = true
+		}
+	}
+	if !tls {
+		t.Error("results bucket does not deny plain HTTP")
+	}
+}
+
+// grants lists a role's permissions as "action → resource label".
+func grants(t *testing.T, stack awscdk.Stack, roleID string) []string {
+	t.Helper()
+	labels := []struct{ fragment, label string }{
+		{"QueuesRateLimiterQueue", "limiter-queue"}, {"QueuesRateLimiterDLQ", "limiter-dlq"}, {"QueuesWorkflowsQueue", "workflows-queue"},
+		{"QueuesWorkflowsDLQ", "workflows-dlq"}, {"QueuesWorkflowsKey", "workflows-key"}, {"FallbackTable", "fallback-table"},
+		{"IdempotencyTable", "idempotency-table"}, {"RateLimiterEnabled", "flag-parameter"}, {"CacheAuthToken", "redis-secret"},
+		{"CacheKey", "cache-key"}, {"CredentialsSecret", "credentials-secret"}, {"CredentialsKey", "credentials-key"},
+		{"/results/*", "results/*"}, {"/artifacts/*", "artifacts/*"}, {"Logs", "own-logs"}, {"replicationgroup", "cache-group"},
+	}
+	var out []string
+	for _, p := range resources(t, stack, "AWS::IAM::Policy") {
+		if !strings.Contains(js(p["Roles"]), `"`+roleID) {
+			continue
+		}
+		for _, s := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			st := s.(map[string]any)
+			var actions []any
+			if a, ok := st["Action"].([]any); ok {
+				actions = a
+			} else {
+				actions = []any{st["Action"]}
+			}
+			var res []any
+			if r, ok := st["Resource"].([]any); ok {
+				res = r
+			} else {
+				res = []any{st["Resource"]}
+			}
+			for _, a := range actions {
+				for _, r := range res {
+					label := js(r)
+					if label == `"*"` {
+						label = "*"
+					}
+					for _, l := range labels {
+						if strings.Contains(js(r), l.fragment) {
+							label = l.label
+							break
+						}
+					}
+					out = append(out, fmt.Sprint(a)+" → "+label)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+func roleID(t *testing.T, stack awscdk.Stack, prefix string) string {
+	for id := range resources(t, stack, "AWS::IAM::Role") {
+		if strings.HasPrefix(id, prefix) {
+			return id
+		}
+	}
+	t.Fatalf("no role %s*", prefix)
+	return ""
+}
+
+func TestSeed003R8_1_R8_2_LeastPrivilegeExactly(t *testing.T) {
+	st := system(t, "dev").Pipeline.Stack
+	common := []string{"logs:CreateLogStream → own-logs", "logs:PutLogEvents → own-logs", "xray:PutTelemetryRecords → *", "xray:PutTraceSegments → *"}
+	for _, tc := range []struct {
+		role string
+		want []string
+	}{
+		{"FunctionsRateLimiterRole", append([]string{
+			"sqs:ReceiveMessage → limiter-queue", "sqs:DeleteMessage → limiter-queue", "sqs:ChangeMessageVisibility → limiter-queue",
+			"sqs:GetQueueAttributes → limiter-queue", "sqs:GetQueueUrl → limiter-queue",
+			"sqs:SendMessage → workflows-queue", "sqs:SendMessage → limiter-dlq", "kms:GenerateDataKey → workflows-key", "kms:Decrypt → workflows-key",
+			"secretsmanager:GetSecretValue → redis-secret", "kms:Decrypt → cache-key",
+		}, common...)},
+		{"ScraperTaskRole", []string{
+			"sqs:ReceiveMessage → workflows-queue", "sqs:DeleteMessage → workflows-queue", "sqs:ChangeMessageVisibility → workflows-queue",
+			"sqs:SendMessage → workflows-dlq", "kms:Decrypt → workflows-key", "kms:GenerateDataKey → workflows-key",
+			"s3:PutObject → results/*", "s3:PutObject → artifacts/*",
+			"secretsmanager:GetSecretValue → credentials-secret", "secretsmanager:GetSecretValue → redis-secret",
+			"kms:Decrypt → credentials-key", "kms:Decrypt → cache-key",
+		}},
+		{"FunctionsApiRole", append([]string{
+			"sqs:SendMessage → limiter-queue", "sqs:SendMessage → workflows-queue",
+			"sqs:GetQueueAttributes → limiter-queue", "sqs:GetQueueAttributes → limiter-dlq", "sqs:GetQueueAttributes → workflows-queue", "sqs:GetQueueAttributes → workflows-dlq",
+			"kms:GenerateDataKey → workflows-key", "kms:Decrypt → workflows-key", "ssm:GetParameter → flag-parameter",
+			"dynamodb:PutItem → fallback-table", "dynamodb:GetItem → fallback-table", "dynamodb:UpdateItem → fallback-table", "dynamodb:DeleteItem → fallback-table", "dynamodb:Scan → fallback-table",
+			"dynamodb:PutItem → idempotency-table", "dynamodb:GetItem → idempotency-table", "dynamodb:UpdateItem → idempotency-table", "dynamodb:DeleteItem → idempotency-table", "dynamodb:Scan → idempotency-table",
+		}, common...)},
+	} {
+		t.Run(tc.role, func(t *testing.T) {
+			got := grants(t, st, roleID(t, st, tc.role))
+			sort.Strings(tc.want)
+			if js(got) != js(tc.want) {
+				t.Errorf("grants differ\n got: %v\nwant: %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,43 @@
+package infra
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/huntaze/message-pipeline/internal/queues"
+)
+
+// RotationDays is the rotation period of every secret (seed 003 R8.5).
+const RotationDays = 90
+
+// rotationProps configures one rotation.
+type rotationProps struct {
+	Env            Environment
+	Secret         awssecretsmanager.Secret
+	Kind           string // redis-auth | onlyfans-sessions (functions/rotation)
+	Name           string
+	Environment    map[string]*string
+	Vpc            awsec2.IVpc
+	SecurityGroups []awsec2.ISecurityGroup
+}
+
+// newRotation schedules a 90-day rotation of a secret by the Go rotation
+// function (functions/rotation).
+func newRotation(scope constructs.Construct, id string, props rotationProps) *GoFunction {
+	env := map[string]*string{"ROTATION_KIND": jsii.String(props.Kind)}
+	for k, v := range props.Environment {
+		env[k] = v
+	}
+	fn := NewGoFunction(scope, id, GoFunctionProps{
+		Env: props.Env, Package: "functions/rotation", FunctionName: queues.Name(props.Name, props.Env.Name),
+		Description: "Rotates a secret (" + props.Kind + ")", Timeout: awscdk.Duration_Minutes(jsii.Number(1)), MemoryMB: 128,
+		Environment: env, Vpc: props.Vpc, SecurityGroups: props.SecurityGroups,
+	})
+	props.Secret.AddRotationSchedule(jsii.String("Rotation"), &awssecretsmanager.RotationScheduleOptions{
+		RotationLambda: fn.Function, AutomaticallyAfter: awscdk.Duration_Days(jsii.Number(RotationDays)),
+	})
+	return fn
+}

@@ -67,9 +67,20 @@ synth: deps
 	cdk synth --quiet -c env=$(ENV)
 	@echo "synthesized $(ENV) into cdk.out/: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
 
-## diff: what `cdk deploy` would change in $(ENV)
+## diff: what `cdk deploy` would change in $(ENV) (needs AWS credentials);
+## with BASE=<git ref>: the template changes between that ref and the working tree (no AWS)
 diff: deps
+ifdef BASE
+	@rm -rf .build/base .build/cdk.out.base .build/cdk.out.head; git worktree prune
+	@set -e; git worktree add --quiet --detach .build/base $(BASE); \
+	trap 'git worktree remove --force .build/base' EXIT; \
+	ln -s $(CURDIR)/node_modules .build/base/node_modules; \
+	echo "synthesizing $(BASE) ($(ENV))"; (cd .build/base && cdk synth --quiet -c env=$(ENV) -o $(CURDIR)/.build/cdk.out.base); \
+	echo "synthesizing the working tree ($(ENV))"; cdk synth --quiet -c env=$(ENV) -o .build/cdk.out.head
+	go run ./infra/cmd/templatediff .build/cdk.out.base .build/cdk.out.head
+else
 	cdk diff -c env=$(ENV)
+endif
 
 ## deploy: deploy every stack of $(ENV) with your AWS credentials
 deploy: deps

@@ -130,10 +130,13 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 		DefaultAuthorizer: authorizer,
 	})
 	integration := awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("Api"), apiFn.Function, nil)
-	for path, method := range map[string]awsapigatewayv2.HttpMethod{
-		api.PathSend: awsapigatewayv2.HttpMethod_POST, api.PathStatus: awsapigatewayv2.HttpMethod_GET, api.PathReplay: awsapigatewayv2.HttpMethod_POST,
-	} {
-		httpAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{Path: jsii.String(path), Methods: &[]awsapigatewayv2.HttpMethod{method}, Integration: integration})
+	// A slice, not a map: the shared integration takes its id from the first
+	// route, and a random order would change the template at every synth.
+	for _, r := range []struct {
+		path   string
+		method awsapigatewayv2.HttpMethod
+	}{{api.PathSend, awsapigatewayv2.HttpMethod_POST}, {api.PathStatus, awsapigatewayv2.HttpMethod_GET}, {api.PathReplay, awsapigatewayv2.HttpMethod_POST}} {
+		httpAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{Path: jsii.String(r.path), Methods: &[]awsapigatewayv2.HttpMethod{r.method}, Integration: integration})
 	}
 	accessLogs := awslogs.NewLogGroup(c, jsii.String("ApiAccessLogs"), &awslogs.LogGroupProps{Retention: retention(props.Env), RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
 	stage := httpAPI.DefaultStage().Node().DefaultChild().(awsapigatewayv2.CfnStage)

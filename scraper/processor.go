@@ -14,12 +14,13 @@ import (
 
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 )
 
 // Browser is what the processor needs from the browser sender.
 type Browser interface {
-	Send(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message) (onlyfans.Result, *onlyfans.Artifacts, error)
+	Send(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message, beforeClick func() error) (onlyfans.Result, *onlyfans.Artifacts, error)
 	AlreadySent(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message) (bool, error)
 }
 
@@ -33,6 +34,7 @@ const (
 	ClassTimeout     = "timeout"
 	ClassBrowser     = "browser"
 	ClassCircuitOpen = "circuit_open" // not attempted
+	ClassRateGate    = "rate_gate"    // the send gate said wait: not attempted
 	ClassInvalid     = "invalid_payload"
 	ClassInternal    = "internal" // ledger or credentials unavailable
 )
@@ -93,10 +95,23 @@ func (c Config) Backoff(n int) time.Duration {
 	return time.Duration(d)
 }
 
+// Gate admits one send of a creator right before the click, so that no
+// rolling window at the site holds more than the limit whatever the queueing
+// delays upstream (ratelimit.Limiter over the actual send times).
+type Gate interface {
+	Decide(ctx context.Context, reqs []ratelimit.Request) ([]ratelimit.Decision, error)
+}
+
+// gatedError stops a send the gate did not admit.
+type gatedError struct{ retryAfter time.Duration }
+
+func (e gatedError) Error() string { return fmt.Sprintf("send gate: retry in %s", e.retryAfter) }
+
 // Processor decides and performs the send of one message.
 type Processor struct {
 	cfg      Config
 	browser  Browser
+	gate     Gate
 	creds    CredentialStore
 	ledger   *Ledger
 	results  Results
@@ -114,8 +129,8 @@ type serverError struct{ status int }
 func (e serverError) Error() string { return fmt.Sprintf("site answered %d", e.status) }
 
 // NewProcessor returns a processor.
-func NewProcessor(cfg Config, b Browser, creds CredentialStore, ledger *Ledger, results Results, log *slog.Logger, m *metrics.Emitter, now func() time.Time) *Processor {
-	p := &Processor{cfg: cfg, browser: b, creds: creds, ledger: ledger, results: results, log: log, metrics: m, now: now, sleep: sleepCtx}
+func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledger *Ledger, results Results, log *slog.Logger, m *metrics.Emitter, now func() time.Time) *Processor {
+	p := &Processor{cfg: cfg, browser: b, gate: gate, creds: creds, ledger: ledger, results: results, log: log, metrics: m, now: now, sleep: sleepCtx}
 	p.breaker = gobreaker.NewCircuitBreaker[onlyfans.Result](gobreaker.Settings{
 		Name:        "onlyfans",
 		MaxRequests: 1,
@@ -212,7 +227,7 @@ func (p *Processor) process(ctx context.Context, msg message.Message) (Outcome, 
 			return p.fail(ctx, id, ClassInternal, "ledger unavailable: "+err.Error(), attempts), nil, 0
 		}
 		res, err = p.breaker.Execute(func() (onlyfans.Result, error) {
-			r, a, err := p.browser.Send(ctx, creator, creds, msg)
+			r, a, err := p.browser.Send(ctx, creator, creds, msg, func() error { return p.admit(ctx, creator, id, attempts) })
 			art = a
 			if err == nil && r.Status >= 500 {
 				return r, serverError{r.Status}
@@ -220,7 +235,11 @@ func (p *Processor) process(ctx context.Context, msg message.Message) (Outcome, 
 			return r, err
 		})
 		var se serverError
+		var gated gatedError
 		switch {
+		case errors.As(err, &gated):
+			p.clearAttempt(ctx, id)
+			return Outcome{Action: Release, Delay: gated.retryAfter, Class: ClassRateGate, Status: "released", Attempts: attempts - 1, Failures: st.Failures}, nil, 0
 		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
 			p.clearAttempt(ctx, id)
 			return Outcome{Action: Release, Delay: p.cfg.BreakerOpenFor, Class: ClassCircuitOpen, Status: "released", Attempts: attempts - 1, Failures: st.Failures}, nil, 0
@@ -265,6 +284,20 @@ func (p *Processor) process(ctx context.Context, msg message.Message) (Outcome, 
 		p.clearAttempt(ctx, id)
 		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Status: "dead_lettered", Attempts: attempts, Failures: st.Failures}, art, res.Status
 	}
+}
+
+// admit asks the gate for one send right before the click. Every attempt
+// (a 5xx retry too) takes a token: the site may count requests.
+func (p *Processor) admit(ctx context.Context, creator, id string, attempt int) error {
+	ds, err := p.gate.Decide(ctx, []ratelimit.Request{{Key: creator, ID: fmt.Sprintf("%s#%d", id, attempt)}})
+	if err != nil {
+		// Fail closed: without the gate nothing is sent.
+		return gatedError{retryAfter: p.cfg.BackoffBase}
+	}
+	if !ds[0].Allowed {
+		return gatedError{retryAfter: ds[0].RetryAfter}
+	}
+	return nil
 }
 
 func (p *Processor) clearAttempt(ctx context.Context, id string) {

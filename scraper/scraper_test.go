@@ -21,6 +21,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/queues"
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 	"github.com/huntaze/message-pipeline/test/fakesite"
@@ -64,7 +65,15 @@ func testConfig() scraper.Config {
 	}
 }
 
+// openGate admits far more than any test sends.
+var openGate = ratelimit.Config{Limit: 1000, Window: time.Second, ReservationGrace: time.Second, KeyPrefix: "gate"}
+
 func setup(t *testing.T, cfg scraper.Config) *fixture {
+	t.Helper()
+	return setupWithGate(t, cfg, openGate)
+}
+
+func setupWithGate(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config) *fixture {
 	t.Helper()
 	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), logs: &lockedBuffer{}, emf: &lockedBuffer{}}
 	f.queues = f.aws.CreateQueues(t, "test")
@@ -84,7 +93,11 @@ func setup(t *testing.T, cfg scraper.Config) *fixture {
 	t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	f.ledger = scraper.NewLedger(f.redis.Client(), "scraper:test", time.Hour)
-	f.proc = scraper.NewProcessor(cfg, sender, creds, f.ledger, scraper.Results{S3: f.aws.S3, Bucket: "results"}, log,
+	gate, err := ratelimit.New(f.redis.Client(), gateCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.proc = scraper.NewProcessor(cfg, sender, gate, creds, f.ledger, scraper.Results{S3: f.aws.S3, Bucket: "results"}, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
 	f.consumer = scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: f.queues.Workflows.URL, DeadLetterURL: f.queues.Workflows.DLQURL, Wait: time.Second, MaxGroups: 4, ErrorBackoff: 100 * time.Millisecond}, f.aws.SQS, f.proc, log)
 	return f
@@ -391,5 +404,29 @@ func TestTimeoutKeepsTheAttemptAndTheNextTryChecksTheChat(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), "found in the chat after an interrupted attempt") {
 		t.Fatalf("no chat check:\n%s", f.logs)
+	}
+}
+
+func TestSendGateKeepsTheSiteUnderTheLimitWhateverTheQueueing(t *testing.T) {
+	// GIVEN 6 messages of one creator already in the FIFO queue (as after a
+	// scraper outage) and a gate of 2 sends per 2 s
+	f := setupWithGate(t, testConfig(), ratelimit.Config{Limit: 2, Window: 2 * time.Second, ReservationGrace: 5 * time.Second, ReturnSlack: 200 * time.Millisecond, KeyPrefix: "gate"})
+	for i := range 6 {
+		f.enqueue(f.newMessage("creator-a", fmt.Sprint("g", i)))
+	}
+	// WHEN the scraper drains them
+	ok := f.runUntil(30*time.Second, func() bool { return len(f.site.Sent()) == 6 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN all are delivered in order, and no 2 s window at the site held more than 2
+	if !ok {
+		t.Fatalf("not drained: %v", f.site.Texts("creator-a"))
+	}
+	if got := f.site.MaxInWindow(2 * time.Second)["creator-a"]; got > 2 {
+		t.Fatalf("%d sends in one 2 s window at the site", got)
+	}
+	if got := strings.Join(f.site.Texts("creator-a"), ","); got != "g0,g1,g2,g3,g4,g5" {
+		t.Fatalf("order %s", got)
+	}
+	if !strings.Contains(f.logs.String(), `"error_class":"rate_gate"`) {
+		t.Fatal("the gate never held a message")
 	}
 }

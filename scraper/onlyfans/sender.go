@@ -189,10 +189,13 @@ func (s *Sender) openChat(bctx playwright.BrowserContext, fan string) (playwrigh
 	return page, nil, nil
 }
 
-// Send sends msg as creator. A non-nil error is a timeout or browser
-// failure; otherwise Result holds the site's answer. Artifacts are returned
-// whenever the send did not end with a 2xx.
-func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message) (Result, *Artifacts, error) {
+// Send sends msg as creator. beforeClick (may be nil) runs after the page
+// is ready and right before the send click: an error from it stops the send
+// unclicked and is returned as is (the scraper's rate gate uses it, so the
+// time it admits is the time the site sees). Any other non-nil error is a
+// timeout or browser failure; otherwise Result holds the site's answer.
+// Artifacts are returned whenever the send did not end with a 2xx.
+func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func() error) (Result, *Artifacts, error) {
 	bctx, err := s.context(creator, creds)
 	if err != nil {
 		return Result{}, nil, err
@@ -231,6 +234,11 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 			return page.Locator(s.cfg.Selectors.AddMedia).Click(playwright.LocatorClickOptions{Timeout: timeout})
 		}); err != nil {
 			return Result{}, capture(page), err
+		}
+	}
+	if beforeClick != nil {
+		if err := beforeClick(); err != nil {
+			return Result{}, nil, err
 		}
 	}
 	var resp playwright.Response

@@ -45,7 +45,7 @@ func TestSendTypesAttachesAndReadsTheSiteStatus(t *testing.T) {
 
 	// WHEN a message with media is sent
 	m := msg(t, "fan-7", "hello fan 7", "https://cdn.example.com/a.jpg", "https://cdn.example.com/b.jpg")
-	res, art, err := s.Send(ctx, "creator-1", creds, m)
+	res, art, err := s.Send(ctx, "creator-1", creds, m, nil)
 
 	// THEN the site recorded it with its media and answered 200
 	if err != nil || res.Status != 200 || art != nil {
@@ -65,7 +65,7 @@ func TestSendTypesAttachesAndReadsTheSiteStatus(t *testing.T) {
 
 	// WHEN the site answers 429 with Retry-After (after the context was recycled)
 	site.InjectFaults(fakesite.Fault{Status: 429, RetryAfter: "7"})
-	res, art, err = s.Send(ctx, "creator-1", creds, msg(t, "fan-7", "second"))
+	res, art, err = s.Send(ctx, "creator-1", creds, msg(t, "fan-7", "second"), nil)
 	// THEN the status and the delay are read from the network, with artifacts
 	if err != nil || res.Status != 429 || res.RetryAfter != 7*time.Second || art == nil || len(art.Screenshot) == 0 || art.HTML == "" {
 		t.Fatalf("429: %+v, artifacts %v, %v", res, art != nil, err)
@@ -73,7 +73,7 @@ func TestSendTypesAttachesAndReadsTheSiteStatus(t *testing.T) {
 
 	// WHEN the site never answers
 	site.InjectFaults(fakesite.Fault{Delay: 5 * time.Second})
-	_, _, err = s.Send(ctx, "creator-1", creds, msg(t, "fan-7", "third"))
+	_, _, err = s.Send(ctx, "creator-1", creds, msg(t, "fan-7", "third"), nil)
 	// THEN it is a timeout
 	if !errors.Is(err, onlyfans.ErrTimeout) {
 		t.Fatalf("slow site: %v, want ErrTimeout", err)
@@ -83,7 +83,7 @@ func TestSendTypesAttachesAndReadsTheSiteStatus(t *testing.T) {
 func TestSendWithAnExpiredSessionIs401(t *testing.T) {
 	site := fakesite.Start(t)
 	s := newSender(t, site)
-	res, _, err := s.Send(context.Background(), "creator-1", onlyfans.Credentials{SessionCookie: "expired"}, msg(t, "fan-1", "hi"))
+	res, _, err := s.Send(context.Background(), "creator-1", onlyfans.Credentials{SessionCookie: "expired"}, msg(t, "fan-1", "hi"), nil)
 	if err != nil || res.Status != 401 || len(site.Sent()) != 0 {
 		t.Fatalf("expired session: %+v, %v", res, err)
 	}
@@ -99,9 +99,20 @@ func TestCrashedBrowserIsRelaunched(t *testing.T) {
 	// GIVEN the browser died (closed under the sender)
 	s.KillBrowserForTest()
 	// WHEN a message is sent
-	res, _, err := s.Send(context.Background(), "creator-1", creds, msg(t, "fan-1", "after crash"))
+	res, _, err := s.Send(context.Background(), "creator-1", creds, msg(t, "fan-1", "after crash"), nil)
 	// THEN a new browser sends it
 	if err != nil || res.Status != 200 || len(site.Sent()) != 1 {
 		t.Fatalf("after crash: %+v, %v", res, err)
+	}
+}
+
+func TestBeforeClickCanStopTheSend(t *testing.T) {
+	site := fakesite.Start(t)
+	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
+	s := newSender(t, site)
+	stop := errors.New("not now")
+	_, _, err := s.Send(context.Background(), "creator-1", creds, msg(t, "fan-1", "held"), func() error { return stop })
+	if !errors.Is(err, stop) || site.SendRequests() != 0 {
+		t.Fatalf("err %v, %d requests", err, site.SendRequests())
 	}
 }

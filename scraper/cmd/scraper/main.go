@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
@@ -81,8 +82,12 @@ func run(log *slog.Logger) error {
 		log.Info("browser closed")
 	}()
 
+	gate, err := ratelimit.New(rdb, s.Gate())
+	if err != nil {
+		return err
+	}
 	emf := metrics.New(os.Stdout, map[string]string{"Service": "scraper", "Environment": s.Environment}, time.Now)
-	proc := scraper.NewProcessor(s.Processor(), sender, creds,
+	proc := scraper.NewProcessor(s.Processor(), sender, gate, creds,
 		scraper.NewLedger(rdb, "scraper:"+s.Environment, s.LedgerTTL),
 		scraper.Results{S3: s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 			// Emulators serve buckets by path; AWS by virtual host.

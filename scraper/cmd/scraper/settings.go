@@ -8,6 +8,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
@@ -42,6 +43,16 @@ type Settings struct {
 	ActionTimeout    time.Duration `env:"ACTION_TIMEOUT" envDefault:"10s"`
 	ResponseTimeout  time.Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s"`
 	LedgerTTL        time.Duration `env:"LEDGER_TTL" envDefault:"336h"`
+
+	// The send gate: the OnlyFans limit, enforced on actual send times.
+	RateLimit       int           `env:"RATE_LIMIT" envDefault:"10"`
+	RateWindow      time.Duration `env:"RATE_WINDOW" envDefault:"60s"`
+	RateReturnSlack time.Duration `env:"RATE_RETURN_SLACK" envDefault:"2s"`
+}
+
+// Gate returns the send gate's limiter configuration.
+func (s Settings) Gate() ratelimit.Config {
+	return ratelimit.Config{Limit: s.RateLimit, Window: s.RateWindow, ReservationGrace: s.RateWindow, ReturnSlack: s.RateReturnSlack, KeyPrefix: "gate:" + s.Environment}
 }
 
 // LoadSettings parses and checks the environment.
@@ -65,6 +76,9 @@ func LoadSettings(environ map[string]string) (Settings, error) {
 	}
 	if s.MaxFailures < 1 || s.BackoffFactor < 1 || s.ServerAttempts < 1 || s.BreakerFailures < 1 {
 		errs = append(errs, errors.New("MAX_FAILURES, SERVER_ATTEMPTS, BREAKER_FAILURES must be ≥ 1 and BACKOFF_FACTOR ≥ 1"))
+	}
+	if err := s.Gate().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.Consumer().Validate(); err != nil && s.QueueURL != "" {
 		errs = append(errs, err)

@@ -56,7 +56,20 @@ local function next_slot(log, resv)
   return slot
 end
 
-for r = 1, #ARGV - first_id + 1 do
+-- Decide holders of reservations first, earliest slot first, then the others
+-- in the order given: returning messages keep the order of their slots.
+local n = #ARGV - first_id + 1
+local order, slotOf = {}, {}
+for r = 1, n do
+  order[r] = r
+  slotOf[r] = tonumber(redis.call('ZSCORE', KEYS[2 * r], ARGV[first_id + r - 1]) or '+inf')
+end
+table.sort(order, function(x, y)
+  if slotOf[x] ~= slotOf[y] then return slotOf[x] < slotOf[y] end
+  return x < y
+end)
+local results = {}
+for _, r in ipairs(order) do
   local log, resv, id = KEYS[2 * r - 1], KEYS[2 * r], ARGV[first_id + r - 1]
   if not pruned[log] then
     pruned[log] = true
@@ -74,6 +87,10 @@ for r = 1, #ARGV - first_id + 1 do
     slot = tonumber(reserved)
     if slot > now then
       retry = slot - now
+    elseif redis.call('ZCOUNT', resv, '-inf', '(' .. reserved) > 0 then
+      -- An earlier slot's holder has not come back yet: let it go first, so
+      -- a creator's messages leave in the order they first arrived.
+      retry = math.max(slack, 100000)
     elseif used < limit then
       allowed = 1
     else
@@ -107,9 +124,9 @@ for r = 1, #ARGV - first_id + 1 do
     used = used + 1
     slot = now
   end
-  out[#out + 1] = allowed
-  out[#out + 1] = retry
-  out[#out + 1] = limit - used
-  out[#out + 1] = slot
+  results[r] = { allowed, retry, limit - used, slot }
+end
+for r = 1, n do
+  for _, v in ipairs(results[r]) do out[#out + 1] = v end
 end
 return out

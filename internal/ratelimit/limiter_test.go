@@ -357,3 +357,55 @@ func TestDecide_BacklogOf200DrainsWithAtMostTwoReceivesPerMessage(t *testing.T) 
 		t.Fatalf("%.2f receives per message, want ≤ 2", ratio)
 	}
 }
+
+func TestDecide_ReturningMessagesLeaveInTheOrderOfTheirSlots(t *testing.T) {
+	// GIVEN a full window and two messages reserved one after the other
+	r := harness.StartRedis(t)
+	l := longGrace(t, r.Client(), 1, 300*time.Millisecond)
+	decideOne(t, l, "c", "a")
+	first := decideOne(t, l, "c", "first")
+	second := decideOne(t, l, "c", "second")
+	if first.Allowed || second.Allowed || !second.Slot.After(first.Slot) {
+		t.Fatalf("reservations %+v %+v", first, second)
+	}
+	// WHEN both slots have passed and the second comes back first
+	time.Sleep(time.Until(second.Slot) + 5*time.Millisecond)
+	early := decideOne(t, l, "c", "second")
+	// THEN it waits for the first, which then goes, then the second
+	if early.Allowed {
+		t.Fatal("the later slot overtook the earlier one")
+	}
+	if d := decideOne(t, l, "c", "first"); !d.Allowed {
+		t.Fatalf("first = %+v", d)
+	}
+	// (the window of 1 is now full again; the second gets its turn after it)
+	time.Sleep(310 * time.Millisecond)
+	if d := decideOne(t, l, "c", "second"); !d.Allowed {
+		t.Fatalf("second = %+v", d)
+	}
+}
+
+func TestDecide_ABatchIsDecidedInSlotOrder(t *testing.T) {
+	// GIVEN two reserved messages returning in one batch, later slot first
+	r := harness.StartRedis(t)
+	l := longGrace(t, r.Client(), 1, 200*time.Millisecond)
+	decideOne(t, l, "c", "a")
+	first := decideOne(t, l, "c", "first")
+	second := decideOne(t, l, "c", "second")
+	time.Sleep(time.Until(second.Slot) + 5*time.Millisecond)
+	ds, err := l.Decide(context.Background(), []ratelimit.Request{{Key: "c", ID: "second"}, {Key: "c", ID: "first"}})
+	// THEN the earlier slot is the one approved, whatever the batch order
+	if err != nil || ds[0].Allowed || !ds[1].Allowed {
+		t.Fatalf("decisions %+v (%v); slots %s %s", ds, err, first.Slot, second.Slot)
+	}
+}
+
+// longGrace keeps reservations for 10 s, so late returns still find them.
+func longGrace(t testing.TB, rdb redis.Scripter, limit int, window time.Duration) *ratelimit.Limiter {
+	t.Helper()
+	l, err := ratelimit.New(rdb, ratelimit.Config{Limit: limit, Window: window, ReservationGrace: 10 * time.Second, KeyPrefix: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -49,12 +48,20 @@ type Site struct {
 	sessions map[string]string // session token -> creator
 	sent     []Sent
 	faults   []Fault // consumed one per send request, in order
+	refused  map[string]int
 	requests int
 }
 
+// RefuseFan makes every send to fan answer status (e.g. 404: no such fan).
+func (s *Site) RefuseFan(fan string, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refused[fan] = status
+}
+
 // Start serves the site on 127.0.0.1 until the test ends.
-func Start(t testing.TB) *Site {
-	s := &Site{sessions: map[string]string{}}
+func Start(t interface{ Cleanup(func()) }) *Site {
+	s := &Site{sessions: map[string]string{}, refused: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /my/chats/chat/{fan}", s.chatPage)
 	mux.HandleFunc("POST /api2/v2/chats/{fan}/messages", s.send)
@@ -160,7 +167,9 @@ func (s *Site) send(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests++
 	var fault Fault
-	if len(s.faults) > 0 {
+	if status, ok := s.refused[r.PathValue("fan")]; ok {
+		fault = Fault{Status: status}
+	} else if len(s.faults) > 0 {
 		fault, s.faults = s.faults[0], s.faults[1:]
 	}
 	s.mu.Unlock()

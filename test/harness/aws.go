@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -38,7 +37,7 @@ type Fauxqs struct {
 
 // StartFauxqs starts fauxqs on a free 127.0.0.1 port through the loopback
 // launcher and returns clients for it.
-func StartFauxqs(t testing.TB) *Fauxqs {
+func StartFauxqs(t T) *Fauxqs {
 	t.Helper()
 	p, url := startLauncher(t, "fauxqs", "fauxqs-launcher.mjs")
 	t.Logf("harness: fauxqs (SQS+S3) listening on %s", url)
@@ -60,7 +59,7 @@ func StartFauxqs(t testing.TB) *Fauxqs {
 
 // CreateQueues creates every queue of env in this fauxqs with the names and
 // attributes of the CDK stack (internal/queues), dead-letter queues first.
-func (f *Fauxqs) CreateQueues(t testing.TB, env string) queues.System {
+func (f *Fauxqs) CreateQueues(t T, env string) queues.System {
 	t.Helper()
 	sys, err := queues.ProvisionSystem(context.Background(), f.SQS, env)
 	if err != nil {
@@ -78,7 +77,7 @@ type Dynalite struct {
 }
 
 // StartDynalite starts dynalite on a free 127.0.0.1 port.
-func StartDynalite(t testing.TB) *Dynalite {
+func StartDynalite(t T) *Dynalite {
 	t.Helper()
 	p, url := startLauncher(t, "dynalite", "dynalite-launcher.cjs")
 	t.Logf("harness: dynalite (DynamoDB) listening on %s", url)

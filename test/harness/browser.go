@@ -2,20 +2,19 @@ package harness
 
 import (
 	"path/filepath"
-	"testing"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
 )
 
 // DriverDir is where `make deps` unpacks the Playwright driver (npm
 // playwright-core@1.57.0 as package/, plus a node symlink).
-func DriverDir(t testing.TB) string {
+func DriverDir(t T) string {
 	return filepath.Join(RepoRoot(t), ".cache", "playwright-driver")
 }
 
 // StartBrowser starts the Playwright driver and a headless Debian Chromium,
 // closed after the test.
-func StartBrowser(t testing.TB) *browser.Session {
+func StartBrowser(t T) *browser.Session {
 	t.Helper()
 	opts := browser.Options{DriverDir: DriverDir(t)}
 	if err := opts.Check(); err != nil {

@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -33,7 +32,7 @@ const (
 
 // RepoRoot returns the directory holding go.mod, found by walking up from the
 // test's working directory (its package folder).
-func RepoRoot(t testing.TB) string {
+func RepoRoot(t T) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -53,7 +52,7 @@ func RepoRoot(t testing.TB) string {
 
 // Node returns the pinned Node 22 binary installed by npm (package.json pins
 // node@22); fauxqs 2.x needs Node >= 22.5, which Debian does not ship.
-func Node(t testing.TB) string {
+func Node(t T) string {
 	t.Helper()
 	node := filepath.Join(RepoRoot(t), "node_modules", ".bin", "node")
 	if _, err := os.Stat(node); err != nil {
@@ -64,7 +63,7 @@ func Node(t testing.TB) string {
 
 // LookBinary finds a binary on PATH or at one of the fallback paths, failing
 // the test with how to install it.
-func LookBinary(t testing.TB, name, install string, fallbacks ...string) string {
+func LookBinary(t T, name, install string, fallbacks ...string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
@@ -107,14 +106,14 @@ func (b *lockedBuffer) String() string {
 
 // start runs a process in its own process group that the kernel kills if the
 // test binary dies (Pdeathsig), and that t.Cleanup stops.
-func start(t testing.TB, name string, stdout io.Writer, argv ...string) *Process {
+func start(t T, name string, stdout io.Writer, argv ...string) *Process {
 	t.Helper()
 	return startEnv(t, name, stdout, nil, argv...)
 }
 
 // StartCommand runs a program of ours (e.g. a built service binary) with
 // extra environment, in its own process group, stopped after the test.
-func StartCommand(t testing.TB, name string, env []string, argv ...string) *Process {
+func StartCommand(t T, name string, env []string, argv ...string) *Process {
 	t.Helper()
 	return startEnv(t, name, nil, env, argv...)
 }
@@ -132,7 +131,7 @@ func (p *Process) SignalMain(sig syscall.Signal) error {
 
 // Wait waits for the process to exit and returns its exit code (-1 if it
 // was killed by a signal), failing the test after timeout.
-func (p *Process) Wait(t testing.TB, timeout time.Duration) int {
+func (p *Process) Wait(t T, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -142,7 +141,7 @@ func (p *Process) Wait(t testing.TB, timeout time.Duration) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-func startEnv(t testing.TB, name string, stdout io.Writer, env []string, argv ...string) *Process {
+func startEnv(t T, name string, stdout io.Writer, env []string, argv ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	if env != nil {
@@ -210,7 +209,7 @@ func (p *Process) Exited() bool {
 
 // startLauncher runs a Node launcher script that prints {"url": ...} once it
 // listens, and returns the process with that URL.
-func startLauncher(t testing.TB, name, script string) (*Process, string) {
+func startLauncher(t T, name, script string) (*Process, string) {
 	t.Helper()
 	node := Node(t)
 	path := filepath.Join(RepoRoot(t), "test", "harness", script)
@@ -245,7 +244,7 @@ func startLauncher(t testing.TB, name, script string) (*Process, string) {
 
 // FreePort asks the kernel for a free 127.0.0.1 TCP port. Services that can
 // listen on port 0 themselves are preferred; this is for those that cannot.
-func FreePort(t testing.TB) int {
+func FreePort(t T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -270,4 +269,14 @@ func waitTCP(p *Process, addr string) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not listening on %s after %s", p.Name, addr, StartTimeout)
+}
+
+// T is what the harness needs from a test: *testing.T and *testing.B have
+// it, and so does the local pipeline runner (make dev), which is not a test.
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	Failed() bool
 }

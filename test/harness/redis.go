@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"testing"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -12,14 +11,14 @@ import (
 // Redis is a redis-server on 127.0.0.1 without persistence.
 type Redis struct {
 	Addr string
-	t    testing.TB
+	t    T
 	bin  string
 	port int
 	proc *Process
 }
 
 // StartRedis starts redis-server on a free port and stops it after the test.
-func StartRedis(t testing.TB) *Redis {
+func StartRedis(t T) *Redis {
 	t.Helper()
 	bin := LookBinary(t, "redis-server", InstallApt, "/usr/bin/redis-server")
 	r := &Redis{t: t, bin: bin}

@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,37 +39,6 @@ const (
 	audience = "huntaze-api"
 )
 
-// faultProxy sits between the SDK and fauxqs; while failing, it answers
-// every SendMessage/SendMessageBatch with a 500, counting the attempts.
-type faultProxy struct {
-	*httptest.Server
-	failing  atomic.Bool
-	attempts atomic.Int32
-}
-
-func newFaultProxy(t *testing.T, target string) *faultProxy {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &faultProxy{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.SendMessage") {
-			p.attempts.Add(1)
-			if p.failing.Load() {
-				w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-				w.WriteHeader(http.StatusInternalServerError)
-				_, _ = io.WriteString(w, `{"__type":"com.amazonaws.sqs#InternalError","message":"injected by the test proxy"}`)
-				return
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
-
 // switchable is a flag source the test flips.
 type switchable struct{ v atomic.Value }
 
@@ -103,7 +69,7 @@ type fixture struct {
 	aws     *harness.Fauxqs
 	ddb     *harness.Dynalite
 	redis   *harness.Redis
-	proxy   *faultProxy
+	proxy   *harness.FaultProxy
 	queues  queues.System
 	store   *fallback.Store
 	deps    api.Deps
@@ -117,7 +83,7 @@ func setup(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{t: t, aws: harness.StartFauxqs(t), ddb: harness.StartDynalite(t), redis: harness.StartRedis(t), flagSrc: &switchable{}, logs: &lockedBuffer{}, emf: &lockedBuffer{}}
 	f.queues = f.aws.CreateQueues(t, "test")
-	f.proxy = newFaultProxy(t, f.aws.Endpoint)
+	f.proxy = harness.StartFaultProxy(t, f.aws.Endpoint, "AmazonSQS.SendMessage")
 	ctx := context.Background()
 	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idempotency", idempotency.KeyAttribute}} {
 		if err := fallback.CreateTable(ctx, f.ddb.DynamoDB, tbl.name, tbl.key); err != nil {
@@ -260,14 +226,14 @@ func TestSendQueuesOneMessageWithAttributes(t *testing.T) {
 func TestSendBatchUsesOneBatchCall(t *testing.T) {
 	f := setup(t)
 	body := `{"messages":[{"recipientId":"a","content":"1"},{"recipientId":"b","content":"2"},{"recipientId":"c","content":"3"}]}`
-	before := f.proxy.attempts.Load()
+	before := f.proxy.Attempts.Load()
 	w, _ := f.send(body, tokenFor(t, "user-1", time.Hour, ""))
 	var out struct{ Results []api.Result }
 	_ = json.Unmarshal(w.Body.Bytes(), &out)
 	if w.Code != http.StatusAccepted || len(out.Results) != 3 || out.Results[2].Status != api.StatusQueued {
 		t.Fatalf("status %d body %s", w.Code, w.Body)
 	}
-	if calls := f.proxy.attempts.Load() - before; calls != 1 {
+	if calls := f.proxy.Attempts.Load() - before; calls != 1 {
 		t.Fatalf("%d send calls, want one SendMessageBatch", calls)
 	}
 	if n := len(drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 3 {
@@ -354,15 +320,15 @@ func TestAuthentication(t *testing.T) {
 func TestQueueOutageRetriesThreeTimesThenStoresAndReplaysExactlyOnce(t *testing.T) {
 	// GIVEN a queue that answers every send with a 500
 	f := setup(t)
-	f.proxy.failing.Store(true)
-	before := f.proxy.attempts.Load()
+	f.proxy.Failing.Store(true)
+	before := f.proxy.Attempts.Load()
 
 	// WHEN a message is sent
 	w, out := f.send(goodBody, tokenFor(t, "user-1", time.Hour, ""))
 
 	// THEN the SDK tried 4 times (1 + 3 retries), the answer is 500 with the
 	// messageId, and the fallback table holds it as pending
-	if got := f.proxy.attempts.Load() - before; got != enqueue.MaxAttempts {
+	if got := f.proxy.Attempts.Load() - before; got != enqueue.MaxAttempts {
 		t.Fatalf("send attempts = %d, want %d", got, enqueue.MaxAttempts)
 	}
 	if w.Code != http.StatusInternalServerError || out["status"] != api.StatusStoredForReplay {
@@ -386,7 +352,7 @@ func TestQueueOutageRetriesThreeTimesThenStoresAndReplaysExactlyOnce(t *testing.
 	}
 
 	// WHEN the queue recovers and two replays race
-	f.proxy.failing.Store(false)
+	f.proxy.Failing.Store(false)
 	var wg sync.WaitGroup
 	results := make([]int, 2)
 	for i := range 2 {

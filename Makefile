@@ -25,7 +25,7 @@ NO_RACE_PKGS := ./infra/...
 FUZZTIME ?= 5s
 BENCHTIME ?= 1s
 
-.PHONY: deps deps-npm deps-driver deps-go deps-apt synth diff deploy test fuzz bench replay fmt clean
+.PHONY: deps deps-npm deps-driver deps-go deps-apt synth diff deploy test fuzz bench replay dev e2e-real fmt clean
 
 deps: deps-npm deps-driver deps-go
 
@@ -99,6 +99,14 @@ test: deps deps-apt
 fuzz:
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./internal/message
 	go test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=60s ./functions/api/handler
+
+## dev: the whole pipeline on this machine (no AWS, no Docker); Ctrl-C stops it
+dev: deps deps-apt
+	go run ./test/cmd/dev $(DEV_ARGS)
+
+## e2e-real: end-to-end run at the real 10 per 60 s limit (several minutes)
+e2e-real: deps deps-apt
+	go test -tags e2ereal -count=1 -v -timeout 30m -run TestRealLimit ./test/e2e/
 
 ## replay: move pending fallback messages to the queue once (local: uses .dev/env from make dev)
 replay:

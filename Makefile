@@ -113,8 +113,10 @@ replay:
 	@if [ -f .dev/env ]; then set -a; . ./.dev/env; set +a; fi; \
 	go run ./functions/replay -once
 
+## bench: the benchmarks; writes docs/benchmarks.md (ratios against same-run baselines)
 bench: deps deps-apt
-	go test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+	go test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./internal/ratelimit/
+	go run ./test/cmd/benchreport -o docs/benchmarks.md
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')

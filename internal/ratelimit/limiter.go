@@ -123,17 +123,12 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, 0, 2*len(reqs))
-	args := make([]any, 0, 4+len(reqs))
-	args = append(args, l.cfg.Limit, l.cfg.Window.Microseconds(), l.cfg.ReservationGrace.Microseconds(), l.cfg.ReturnSlack.Microseconds())
 	for _, r := range reqs {
 		if r.Key == "" || r.ID == "" {
 			return nil, fmt.Errorf("ratelimit: request needs a key and an id, got %+v", r)
 		}
-		log, resv := l.Keys(r.Key)
-		keys = append(keys, log, resv)
-		args = append(args, r.ID)
 	}
+	keys, args := ScriptArgs(l.cfg, reqs)
 	raw, err := script.Run(ctx, l.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: redis: %w", err)
@@ -154,4 +149,22 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 		}
 	}
 	return out, nil
+}
+
+// ScriptSHA is the SHA1 of the decision script (for benchmarks that call
+// EVALSHA directly).
+func ScriptSHA() string { return script.Hash() }
+
+// ScriptArgs returns the KEYS and ARGV of one script call for reqs, as
+// Decide builds them.
+func ScriptArgs(cfg Config, reqs []Request) ([]string, []any) {
+	l := &Limiter{cfg: cfg}
+	keys := make([]string, 0, 2*len(reqs))
+	args := []any{cfg.Limit, cfg.Window.Microseconds(), cfg.ReservationGrace.Microseconds(), cfg.ReturnSlack.Microseconds()}
+	for _, r := range reqs {
+		log, resv := l.Keys(r.Key)
+		keys = append(keys, log, resv)
+		args = append(args, r.ID)
+	}
+	return keys, args
 }

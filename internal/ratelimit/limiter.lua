@@ -90,7 +90,7 @@ for _, r in ipairs(order) do
     elseif redis.call('ZCOUNT', resv, '-inf', '(' .. reserved) > 0 then
       -- An earlier slot's holder has not come back yet: let it go first, so
       -- a creator's messages leave in the order they first arrived.
-      retry = math.max(slack, 100000)
+      retry = math.max(slack, 1000)
     elseif used < limit then
       allowed = 1
     else

@@ -15,30 +15,6 @@ import (
 	"github.com/huntaze/message-pipeline/test/local"
 )
 
-// runner is the harness.T of a program: failures stop everything cleanly.
-type runner struct {
-	cleanups []func()
-	failed   bool
-}
-
-func (r *runner) Helper()                         {}
-func (r *runner) Logf(format string, args ...any) { fmt.Printf(format+"\n", args...) }
-func (r *runner) Cleanup(f func())                { r.cleanups = append(r.cleanups, f) }
-func (r *runner) Failed() bool                    { return r.failed }
-func (r *runner) Fatalf(format string, args ...any) {
-	r.failed = true
-	fmt.Fprintf(os.Stderr, "dev: "+format+"\n", args...)
-	r.stop()
-	os.Exit(1)
-}
-
-func (r *runner) stop() {
-	for i := len(r.cleanups) - 1; i >= 0; i-- {
-		r.cleanups[i]()
-	}
-	r.cleanups = nil
-}
-
 func main() {
 	creators := flag.String("creators", "creator-a,creator-b,creator-c", "creators with a session on the fake site")
 	limit := flag.Int("limit", 10, "messages per window per creator")
@@ -48,7 +24,7 @@ func main() {
 	logFile := flag.String("logs", ".dev/pipeline.log", "where every component's JSON logs go")
 	flag.Parse()
 
-	r := &runner{}
+	r := &local.Runner{}
 	if err := os.MkdirAll(".dev", 0o755); err != nil {
 		r.Fatalf("%v", err)
 	}
@@ -89,7 +65,7 @@ Ctrl-C stops everything.
 		select {
 		case <-stop:
 			fmt.Println("\nstopping…")
-			r.stop()
+			r.Stop()
 			fmt.Println("stopped")
 			return
 		case <-tick.C:

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	api "github.com/huntaze/message-pipeline/functions/api/handler"
+	"github.com/huntaze/message-pipeline/internal/auth"
+	"github.com/huntaze/message-pipeline/internal/enqueue"
+	"github.com/huntaze/message-pipeline/internal/fallback"
+	"github.com/huntaze/message-pipeline/internal/flag"
+	"github.com/huntaze/message-pipeline/internal/idempotency"
+	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/test/harness"
+	"github.com/huntaze/message-pipeline/test/local"
+)
+
+type throughput struct {
+	perSecond float64
+	p50, p99  time.Duration
+}
+
+func measure(n int, f func(i int)) throughput {
+	lat := make([]time.Duration, n)
+	start := time.Now()
+	for i := range n {
+		s := time.Now()
+		f(i)
+		lat[i] = time.Since(s)
+	}
+	total := time.Since(start)
+	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+	return throughput{perSecond: float64(n) / total.Seconds(), p50: lat[n/2], p99: lat[n*99/100]}
+}
+
+type apiFigures struct {
+	api, raw, rawBatch throughput
+}
+
+// measureAPI compares POST /send over HTTP (JWT check, validation, one
+// SendMessage) with a bare SendMessage of the same payload, and
+// SendMessageBatch of 10, against the same fauxqs in the same run.
+func measureAPI(t harness.T, n int) apiFigures {
+	f := harness.StartFauxqs(t)
+	d := harness.StartDynalite(t)
+	sys := f.CreateQueues(t, "bench")
+	ctx := context.Background()
+	for _, tbl := range []struct{ name, key string }{{"fallback-bench", fallback.KeyAttribute}, {"idem-bench", idempotency.KeyAttribute}} {
+		if err := fallback.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	deps := api.Deps{
+		Auth:        auth.NewHMACVerifier([]byte(local.JWTSecret), local.JWTIssuer, local.JWTAudience, time.Now),
+		Sender:      enqueue.NewSender(f.SQS, enqueue.Queues{RateLimiterURL: sys.RateLimiter.URL, WorkflowsURL: sys.Workflows.URL}, 10*time.Millisecond),
+		Fallback:    fallback.NewStore(d.DynamoDB, "fallback-bench", time.Now, time.Minute),
+		Idempotency: idempotency.NewStore(d.DynamoDB, "idem-bench", time.Hour, time.Now),
+		Flag:        flag.New(nil, true, time.Minute, time.Now, log), QueueStats: f.SQS,
+		Log: log, Metrics: metrics.New(io.Discard, nil, time.Now), Now: time.Now,
+	}
+	srv, err := api.New(api.Config{}, deps)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	token := local.Token("user-bench", false)
+	body := []byte(`{"creatorId":"creator-1","recipientId":"fan-1","content":"benchmark message"}`)
+	client := hs.Client()
+	var out apiFigures
+	out.api = measure(n, func(int) {
+		req, _ := http.NewRequest("POST", hs.URL+api.PathSend, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil || resp.StatusCode != 202 {
+			t.Fatalf("api: %v %v", err, resp)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	})
+	m, _ := message.New("user-bench", "fan-1", "benchmark message", time.Now())
+	raw, attrs, _ := enqueue.Body(m)
+	out.raw = measure(n, func(int) {
+		if _, err := f.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(sys.RateLimiter.URL), MessageBody: aws.String(raw), MessageAttributes: attrs}); err != nil {
+			t.Fatalf("raw: %v", err)
+		}
+	})
+	batches := measure(n/10, func(int) {
+		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(sys.RateLimiter.URL)}
+		for i := range 10 {
+			in.Entries = append(in.Entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), MessageBody: aws.String(raw), MessageAttributes: attrs})
+		}
+		if _, err := f.SQS.SendMessageBatch(ctx, in); err != nil {
+			t.Fatalf("batch: %v", err)
+		}
+	})
+	out.rawBatch = throughput{perSecond: batches.perSecond * 10, p50: batches.p50, p99: batches.p99}
+	return out
+}

@@ -1,0 +1,87 @@
+// Command benchreport runs the benchmarks of `make bench` and writes
+// docs/benchmarks.md. Every figure is compared with a baseline measured in
+// the same run on the same services (these machines are noisy); absolute
+// numbers are context only.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/huntaze/message-pipeline/test/harness"
+	"github.com/huntaze/message-pipeline/test/local"
+)
+
+func main() {
+	out := flag.String("o", "docs/benchmarks.md", "report file")
+	dur := flag.Duration("d", 2*time.Second, "duration of each throughput run")
+	flag.Parse()
+	r := &local.Runner{}
+	defer r.Stop()
+
+	step := func(name string) { fmt.Fprintf(os.Stderr, "bench: %s…\n", name) }
+	step("limiter")
+	lim := measureLimiter(r, *dur)
+	step("backlog of 1000")
+	ours, naive := measureBacklog(r, 1000, 100*time.Millisecond)
+	step("API vs raw SQS")
+	apiF := measureAPI(r, 500)
+	step("scraper")
+	scr := measureScraper(r, 4, 15)
+	step("Lambda binaries")
+	bins := measureLambdas(r)
+	step("synth and infra tests")
+	synthWarm := timeCmd(r, "cdk", "synth", "--quiet", "-c", "env=dev")
+	infraTests := timeCmd(r, "go", "test", "-count=1", "./infra/...")
+
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	pass := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**missed**"
+	}
+	w("# Benchmarks\n\nMeasured by `make bench` on %s, %d CPUs, %s. Ratios compare runs made in the same process against the same local services; absolute figures vary with the machine's load.\n\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version())
+	w("| figure | measured | baseline (same run) | ratio | target | |\n|---|---|---|---|---|---|\n")
+	w("| limiter: decisions/s, batch of 10 in one script call | %.0f | %.0f (one EVALSHA per record) | %.2f× | ≥ 3× | %s |\n", lim.batched, lim.perRecord, lim.batched/lim.perRecord, pass(lim.batched/lim.perRecord >= 3))
+	w("| limiter: batched path vs bare EVALSHA of the same script (ceiling) | %.0f | %.0f | %.2f of ceiling | — | |\n", lim.batched, lim.bareBatch, lim.batched/lim.bareBatch)
+	w("| limiter: Redis round trips per batch of 10 | %d | — | — | 1 | %s |\n", lim.roundTripsPerBatch, pass(lim.roundTripsPerBatch == 1))
+	w("| limiter: Redis commands run inside the script per batch of 10 | %d | — | — | — | |\n", lim.commandsPerBatch)
+	w("| receives per forwarded message, backlog of 1,000 for one creator (10 per 100 ms) | %.2f | %.2f (naive: all denied retry at the same time) | %.2f× fewer | ≤ 2 | %s |\n", ours, naive, naive/ours, pass(ours <= 2))
+	w("| API: messages/s over HTTP (JWT, validation, SendMessage) | %.0f (p50 %s, p99 %s) | %.0f raw SendMessage (p50 %s, p99 %s) | %.2f× | ≥ 0.8× | %s |\n",
+		apiF.api.perSecond, ms(apiF.api.p50), ms(apiF.api.p99), apiF.raw.perSecond, ms(apiF.raw.p50), ms(apiF.raw.p99), apiF.api.perSecond/apiF.raw.perSecond, pass(apiF.api.perSecond/apiF.raw.perSecond >= 0.8))
+	w("| API: raw SendMessageBatch of 10, messages/s | %.0f | %.0f raw SendMessage | %.2f× | — | |\n", apiF.rawBatch.perSecond, apiF.raw.perSecond, apiF.rawBatch.perSecond/apiF.raw.perSecond)
+	w("| scraper: sends/min, one process, %d groups, real Chromium | %.0f | %.0f (the browser send action alone, ×%d groups) | %.2f of floor | — | |\n", scr.groups, scr.sendsPerMinute, scr.floorPerMinute, scr.groups, scr.sendsPerMinute/scr.floorPerMinute)
+	w("| scraper: PSS of the process tree (Go + driver + Chromium) at full concurrency | %.0f MiB | 2048 MiB task | %.2f of the task | — | |\n", scr.pssMiB, scr.pssMiB/2048)
+	for _, bin := range bins {
+		w("| Lambda `%s`: bootstrap size (arm64, stripped) | %s | 15 MB | %.2f× | ≤ 15 MB | %s |\n", bin.name, mb(bin.sizeMB), bin.sizeMB/15, pass(bin.sizeMB <= 15))
+		w("| Lambda `%s`: init, start → first event request | %s | 50 ms | %.2f× | ≤ 50 ms | %s |\n", bin.name, ms(bin.initTime), float64(bin.initTime)/float64(50*time.Millisecond), pass(bin.initTime <= 50*time.Millisecond))
+	}
+	w("| `cdk synth` (dev), warm Go and asset caches | %s | 30 s | %.2f× | ≤ 30 s | %s |\n", synthWarm.Round(100*time.Millisecond), synthWarm.Seconds()/30, pass(synthWarm <= 30*time.Second))
+	w("| infra tests (`go test ./infra/...`, 3 environments, bundling skipped) | %s | — | — | — | |\n\n", infraTests.Round(100*time.Millisecond))
+	w("Notes: the limiter's receive figure is at a scaled window with 0–5 ms of delivery lateness; in AWS, visibility timeouts are whole seconds and `RATE_RETURN_SLACK` (2 s) absorbs that. The scraper figure is dominated by page loads: its ceiling in production is the send gate (10 per creator per minute), far below either figure. Init times are measured on this machine's architecture (amd64) with the arm64 binaries' code; Lambda adds its own sandbox start. Cold synth (fresh module cache) is not measured here: it is dominated by downloading the 81 MB aws-cdk-go module.\n\n")
+	b.WriteString(costModel(ours, apiF))
+	w("\n## Reproduce\n\n```sh\nmake bench            # writes this file\n```\n")
+	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
+		r.Fatalf("%v", err)
+	}
+	fmt.Print(b.String())
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func timeCmd(t harness.T, name string, args ...string) time.Duration {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = harness.RepoRoot(t)
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return time.Since(start)
+}

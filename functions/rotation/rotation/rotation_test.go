@@ -50,7 +50,9 @@ func (f *fakeSecrets) GetRandomPassword(context.Context, *secretsmanager.GetRand
 	return &secretsmanager.GetRandomPasswordOutput{RandomPassword: aws.String("new-token")}, nil
 }
 
-type fakeCache struct{ calls []elasticache.ModifyReplicationGroupInput }
+type fakeCache struct {
+	calls []elasticache.ModifyReplicationGroupInput
+}
 
 func (f *fakeCache) ModifyReplicationGroup(_ context.Context, in *elasticache.ModifyReplicationGroupInput, _ ...func(*elasticache.Options)) (*elasticache.ModifyReplicationGroupOutput, error) {
 	f.calls = append(f.calls, *in)

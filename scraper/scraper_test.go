@@ -1,14 +1,12 @@
 package scraper_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,23 +26,6 @@ import (
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	t        *testing.T
 	site     *fakesite.Site
@@ -54,8 +35,8 @@ type fixture struct {
 	ledger   *scraper.Ledger
 	proc     *scraper.Processor
 	consumer *scraper.Consumer
-	logs     *lockedBuffer
-	emf      *lockedBuffer
+	logs     *harness.Buffer
+	emf      *harness.Buffer
 }
 
 func testConfig() scraper.Config {
@@ -75,7 +56,7 @@ func setup(t *testing.T, cfg scraper.Config) *fixture {
 
 func setupWithGate(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config) *fixture {
 	t.Helper()
-	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), logs: &lockedBuffer{}, emf: &lockedBuffer{}}
+	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), logs: &harness.Buffer{}, emf: &harness.Buffer{}}
 	f.queues = f.aws.CreateQueues(t, "test")
 	if _, err := f.aws.S3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
 		t.Fatal(err)
@@ -147,17 +128,7 @@ func (f *fixture) runUntil(timeout time.Duration, cond func() bool) bool {
 	return ok
 }
 
-func (f *fixture) queueCount(url string) int {
-	out, err := f.aws.SQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	var n, m, d int
-	fmt.Sscan(out.Attributes["ApproximateNumberOfMessages"], &n)
-	fmt.Sscan(out.Attributes["ApproximateNumberOfMessagesNotVisible"], &m)
-	fmt.Sscan(out.Attributes["ApproximateNumberOfMessagesDelayed"], &d)
-	return n + m + d
-}
+func (f *fixture) queueCount(url string) int { return harness.QueueDepth(f.aws.SQS, url) }
 
 func (f *fixture) dlq() []sqstypes.Message {
 	var out []sqstypes.Message

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/huntaze/message-pipeline/test/fakesite"
+	"github.com/huntaze/message-pipeline/test/harness"
 	"github.com/huntaze/message-pipeline/test/local"
 )
 
@@ -31,26 +32,9 @@ const (
 	window = 3 * time.Second
 )
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func start(t *testing.T, creators []string, pollers int) (*local.Pipeline, *lockedBuffer) {
+func start(t *testing.T, creators []string, pollers int) (*local.Pipeline, *harness.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &harness.Buffer{}
 	p := local.Start(t, local.Options{Creators: creators, Limit: limit, Window: window, ReturnSlack: 500 * time.Millisecond,
 		LimiterPollers: pollers, ReplayEvery: time.Second, Logs: logs})
 	t.Cleanup(func() {

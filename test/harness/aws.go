@@ -2,12 +2,14 @@ package harness
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/huntaze/message-pipeline/internal/queues"
 )
@@ -88,4 +90,48 @@ func StartDynalite(t T) *Dynalite {
 		Process:  p,
 		DynamoDB: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(url) }),
 	}
+}
+
+// Drain receives and deletes everything visible in a queue, with all
+// attributes. fauxqs returns one message per FIFO group per receive, so it
+// loops until a receive comes back empty (bounded).
+func Drain(t T, client *sqs.Client, url string) []sqstypes.Message {
+	t.Helper()
+	var out []sqstypes.Message
+	for range 1000 {
+		r, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"},
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+		})
+		if err != nil {
+			t.Fatalf("harness: drain %s: %v", url, err)
+		}
+		if len(r.Messages) == 0 {
+			return out
+		}
+		for _, m := range r.Messages {
+			out = append(out, m)
+			if _, err := client.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatalf("harness: delete: %v", err)
+			}
+		}
+	}
+	t.Fatalf("harness: queue %s never emptied", url)
+	return nil
+}
+
+// QueueDepth returns visible + in flight + delayed messages of a queue, or
+// -1 if the queue cannot be read.
+func QueueDepth(client *sqs.Client, url string) int {
+	out, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, k := range []string{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"} {
+		var v int
+		fmt.Sscan(out.Attributes[k], &v)
+		n += v
+	}
+	return n
 }

@@ -82,26 +82,35 @@ type Process struct {
 	Name  string
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	out   *lockedBuffer
+	out   *Buffer
 	done  chan struct{}
 	err   error
 }
 
-type lockedBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent writers (process output,
+// logs of concurrent handlers in tests).
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Bytes returns a copy of the contents.
+func (b *Buffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf.Bytes()...)
 }
 
 // start runs a process in its own process group that the kernel kills if the
@@ -148,7 +157,7 @@ func startEnv(t T, name string, stdout io.Writer, env []string, argv ...string) 
 		cmd.Env = append(os.Environ(), env...)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &Process{Name: name, cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &Process{Name: name, cmd: cmd, out: &Buffer{}, done: make(chan struct{})}
 	if stdout == nil {
 		cmd.Stdout = p.out
 	} else {

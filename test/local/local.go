@@ -25,7 +25,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
@@ -317,19 +316,7 @@ func buildScraper(t harness.T) string {
 }
 
 // QueueDepth returns visible + in flight + delayed messages of a queue.
-func (p *Pipeline) QueueDepth(url string) int {
-	out, err := p.AWS.SQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
-	if err != nil {
-		return -1
-	}
-	n := 0
-	for _, k := range []string{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"} {
-		var v int
-		fmt.Sscan(out.Attributes[k], &v)
-		n += v
-	}
-	return n
-}
+func (p *Pipeline) QueueDepth(url string) int { return harness.QueueDepth(p.AWS.SQS, url) }
 
 // Summary is the live state `make dev` prints.
 func (p *Pipeline) Summary() string {

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
@@ -47,23 +45,6 @@ func (s *switchable) Get(context.Context) (string, bool, error) {
 	return v, v != "", nil
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	t       *testing.T
 	aws     *harness.Fauxqs
@@ -75,13 +56,13 @@ type fixture struct {
 	deps    api.Deps
 	server  *api.Server
 	flagSrc *switchable
-	logs    *lockedBuffer
-	emf     *lockedBuffer
+	logs    *harness.Buffer
+	emf     *harness.Buffer
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, aws: harness.StartFauxqs(t), ddb: harness.StartDynalite(t), redis: harness.StartRedis(t), flagSrc: &switchable{}, logs: &lockedBuffer{}, emf: &lockedBuffer{}}
+	f := &fixture{t: t, aws: harness.StartFauxqs(t), ddb: harness.StartDynalite(t), redis: harness.StartRedis(t), flagSrc: &switchable{}, logs: &harness.Buffer{}, emf: &harness.Buffer{}}
 	f.queues = f.aws.CreateQueues(t, "test")
 	f.proxy = harness.StartFaultProxy(t, f.aws.Endpoint, "AmazonSQS.SendMessage")
 	ctx := context.Background()
@@ -165,28 +146,6 @@ func (f *fixture) send(body, token string) (*httptest.ResponseRecorder, map[stri
 	return f.do(call{method: "POST", path: api.PathSend, body: body, token: token})
 }
 
-func drain(t testing.TB, client *sqs.Client, url string) []sqstypes.Message {
-	t.Helper()
-	var out []sqstypes.Message
-	for range 100 {
-		r, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"},
-			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(r.Messages) == 0 {
-			return out
-		}
-		for _, m := range r.Messages {
-			out = append(out, m)
-			_, _ = client.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle})
-		}
-	}
-	return out
-}
-
 const goodBody = `{"creatorId":"creator-1","recipientId":"fan-9","content":"hello <3 & welcome","mediaUrls":["https://cdn.example.com/a.jpg"],"priority":"high"}`
 
 func TestSendQueuesOneMessageWithAttributes(t *testing.T) {
@@ -206,7 +165,7 @@ func TestSendQueuesOneMessageWithAttributes(t *testing.T) {
 	if err != nil || id.Version() != 4 {
 		t.Fatalf("messageId %v (%v)", out["messageId"], err)
 	}
-	got := drain(t, f.aws.SQS, f.queues.RateLimiter.URL)
+	got := harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL)
 	if len(got) != 1 {
 		t.Fatalf("queue holds %d", len(got))
 	}
@@ -236,7 +195,7 @@ func TestSendBatchUsesOneBatchCall(t *testing.T) {
 	if calls := f.proxy.Attempts.Load() - before; calls != 1 {
 		t.Fatalf("%d send calls, want one SendMessageBatch", calls)
 	}
-	if n := len(drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 3 {
+	if n := len(harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 3 {
 		t.Fatalf("queue holds %d", n)
 	}
 }
@@ -287,7 +246,7 @@ func TestBadRequestsAreRefusedWithTheFieldAndNothingIsQueued(t *testing.T) {
 			t.Fatalf("errors %v lack %s: %s", fields, tc.field, tc.reason)
 		})
 	}
-	if n := len(drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 0 {
+	if n := len(harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 0 {
 		t.Fatalf("%d messages queued from bad requests", n)
 	}
 }
@@ -369,7 +328,7 @@ func TestQueueOutageRetriesThreeTimesThenStoresAndReplaysExactlyOnce(t *testing.
 	wg.Wait()
 
 	// THEN the message is queued exactly once and nothing is pending
-	got := drain(t, f.aws.SQS, f.queues.RateLimiter.URL)
+	got := harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL)
 	if len(got) != 1 || results[0]+results[1] != 1 {
 		t.Fatalf("queue holds %d, replays reported %v", len(got), results)
 	}
@@ -394,7 +353,7 @@ func TestIdempotencyKeyQueuesOneCopy(t *testing.T) {
 	if w1.Code != 202 || w2.Code != 202 || out1["messageId"] != out2["messageId"] || w2.Header().Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("answers %d %v / %d %v", w1.Code, out1, w2.Code, out2)
 	}
-	if n := len(drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 1 {
+	if n := len(harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 1 {
 		t.Fatalf("queue holds %d, want 1", n)
 	}
 	// AND the key with another body is refused
@@ -419,10 +378,10 @@ func TestFlagFlipBypassesTheLimiterWithinTheCacheTTL(t *testing.T) {
 
 	// THEN the third message went straight to the FIFO queue with the
 	// limiter's group and deduplication ids, without a restart
-	if n := len(drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 2 {
+	if n := len(harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 2 {
 		t.Fatalf("rate limiter queue holds %d, want 2", n)
 	}
-	fifo := drain(t, f.aws.SQS, f.queues.Workflows.URL)
+	fifo := harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)
 	if len(fifo) != 1 {
 		t.Fatalf("FIFO holds %d, want 1", len(fifo))
 	}

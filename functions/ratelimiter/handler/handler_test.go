@@ -29,25 +29,11 @@ import (
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
-// lockedBuffer collects log or metric lines from concurrent invocations.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines decodes every JSON line written so far.
-func (b *lockedBuffer) lines(t testing.TB) []map[string]any {
+// jsonLines decodes every JSON line written so far.
+func jsonLines(t testing.TB, b *harness.Buffer) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, l := range bytes.Split(bytes.TrimSpace(b.buf.Bytes()), []byte("\n")) {
+	for _, l := range bytes.Split(bytes.TrimSpace(b.Bytes()), []byte("\n")) {
 		if len(l) == 0 {
 			continue
 		}
@@ -106,13 +92,13 @@ type fixture struct {
 	limiter *ratelimit.Limiter
 	handler *handler.Handler
 	poller  *sqsevent.Poller
-	logs    *lockedBuffer
-	emf     *lockedBuffer
+	logs    *harness.Buffer
+	emf     *harness.Buffer
 }
 
 func setup(t *testing.T, cfg ratelimit.Config) *fixture {
 	t.Helper()
-	f := &fixture{redis: harness.StartRedis(t), aws: harness.StartFauxqs(t), logs: &lockedBuffer{}, emf: &lockedBuffer{}}
+	f := &fixture{redis: harness.StartRedis(t), aws: harness.StartFauxqs(t), logs: &harness.Buffer{}, emf: &harness.Buffer{}}
 	f.rdb = redis.NewClient(&redis.Options{Addr: f.redis.Addr, PoolSize: 32, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
 	t.Cleanup(func() { _ = f.rdb.Close() })
 	f.queues = f.aws.CreateQueues(t, "test")
@@ -169,33 +155,6 @@ func (f *fixture) enqueueRaw(t testing.TB, body string, attrs map[string]sqstype
 	}
 }
 
-// drain receives and deletes everything visible in a queue. fauxqs returns
-// one message per FIFO group per receive, so it loops until a receive is empty.
-func drain(t testing.TB, client *sqs.Client, url string) []sqstypes.Message {
-	t.Helper()
-	var out []sqstypes.Message
-	for range 1000 {
-		r, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"},
-			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(r.Messages) == 0 {
-			return out
-		}
-		for _, m := range r.Messages {
-			out = append(out, m)
-			if _, err := client.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Fatal("queue never emptied")
-	return nil
-}
-
 func pollOnce(t testing.TB, f *fixture) sqsevent.Result {
 	t.Helper()
 	res, err := f.poller.PollOnce(context.Background())
@@ -224,7 +183,7 @@ func TestAllowedMessagesAreForwardedWithBodyAttributesGroupAndDedup(t *testing.T
 	if res.Received != 3 || res.Deleted != 3 || res.Failed != 0 {
 		t.Fatalf("poll result %+v", res)
 	}
-	got := drain(t, f.aws.SQS, f.queues.Workflows.URL)
+	got := harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)
 	if len(got) != 3 {
 		t.Fatalf("forwarded %d, want 3", len(got))
 	}
@@ -249,7 +208,7 @@ func TestAllowedMessagesAreForwardedWithBodyAttributesGroupAndDedup(t *testing.T
 			t.Errorf("rate_limit_timestamp = %q", attr(m, handler.AttrRateLimitTimestamp))
 		}
 	}
-	if left := drain(t, f.aws.SQS, f.queues.RateLimiter.URL); len(left) != 0 {
+	if left := harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL); len(left) != 0 {
 		t.Fatalf("%d records left in the source queue", len(left))
 	}
 }
@@ -259,7 +218,7 @@ func TestOneRedisCallAndOneSendBatchPerBatch(t *testing.T) {
 	f := setup(t, scaled(10, 2*time.Second, 0))
 	f.enqueue(t, newMessage(t, "warm", 0))
 	pollOnce(t, f)
-	drain(t, f.aws.SQS, f.queues.Workflows.URL)
+	harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)
 	for i := range 10 {
 		f.enqueue(t, newMessage(t, fmt.Sprint("creator-", i%3), i))
 	}
@@ -310,7 +269,7 @@ func TestDeniedMessagesComeBackAtTheirSlotWithoutErrors(t *testing.T) {
 	if res.Deleted != 2 || res.Failed != 1 {
 		t.Fatalf("poll result %+v, want 2 deleted 1 failed", res)
 	}
-	if n := len(drain(t, f.aws.SQS, f.queues.Workflows.URL)); n != 2 {
+	if n := len(harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)); n != 2 {
 		t.Fatalf("forwarded %d, want 2", n)
 	}
 	if again := pollOnce(t, f); again.Received != 0 {
@@ -318,7 +277,7 @@ func TestDeniedMessagesComeBackAtTheirSlotWithoutErrors(t *testing.T) {
 	}
 	// AND the denial is logged as a decision, not as an error, and counted
 	var denial map[string]any
-	for _, l := range f.logs.lines(t) {
+	for _, l := range jsonLines(t, f.logs) {
 		if l["level"] == "ERROR" {
 			t.Fatalf("error logged for a denial: %v", l)
 		}
@@ -329,7 +288,7 @@ func TestDeniedMessagesComeBackAtTheirSlotWithoutErrors(t *testing.T) {
 	if denial == nil || denial["retry_after_ms"].(float64) <= 0 || denial["creator_id"] != "c" || denial["message_id"] == "" || denial["tokens_remaining"] == nil {
 		t.Fatalf("denial log line = %v", denial)
 	}
-	emf := f.emf.lines(t)
+	emf := jsonLines(t, f.emf)
 	if last := emf[len(emf)-1]; last[handler.MetricRejected] != 1.0 || last[handler.MetricAllowed] != 2.0 || last[handler.MetricRedisErrors] != 0.0 {
 		t.Fatalf("EMF line = %v", last)
 	}
@@ -363,14 +322,14 @@ func TestForwardFailureReturnsOnlyThatRecordAndKeepsItsTokenSpent(t *testing.T) 
 	if res.Deleted != 2 || res.Failed != 1 {
 		t.Fatalf("poll result %+v", res)
 	}
-	if n := len(drain(t, f.aws.SQS, f.queues.Workflows.URL)); n != 2 {
+	if n := len(harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)); n != 2 {
 		t.Fatalf("forwarded %d, want 2", n)
 	}
 	log, _ := f.limiter.Keys("c")
 	if n := f.rdb.ZCard(context.Background(), log).Val(); n != 3 {
 		t.Fatalf("approvals in the window = %d, want 3 (the failed forward's token stays spent)", n)
 	}
-	emf := f.emf.lines(t)
+	emf := jsonLines(t, f.emf)
 	if emf[len(emf)-1][handler.MetricForwardFailures] != 1.0 {
 		t.Fatalf("EMF = %v", emf[len(emf)-1])
 	}
@@ -384,7 +343,7 @@ func TestForwardFailureReturnsOnlyThatRecordAndKeepsItsTokenSpent(t *testing.T) 
 		time.Sleep(100 * time.Millisecond)
 	}
 	// THEN it is forwarded once, with a new token
-	fwd := drain(t, f.aws.SQS, f.queues.Workflows.URL)
+	fwd := harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)
 	if got.Deleted != 1 || len(fwd) != 1 || !strings.Contains(aws.ToString(fwd[0].Body), "refuse-me") {
 		t.Fatalf("retry: %+v, forwarded %d", got, len(fwd))
 	}
@@ -409,11 +368,11 @@ func TestRedisDownFailsClosedThenRecoversWithoutLoss(t *testing.T) {
 	if res.Received != 5 || res.Failed != 5 {
 		t.Fatalf("poll result %+v", res)
 	}
-	if n := len(drain(t, f.aws.SQS, f.queues.Workflows.URL)); n != 0 {
+	if n := len(harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)); n != 0 {
 		t.Fatalf("forwarded %d while Redis was down", n)
 	}
 	errorsLogged := 0
-	for _, l := range f.logs.lines(t) {
+	for _, l := range jsonLines(t, f.logs) {
 		if l["level"] == "ERROR" {
 			errorsLogged++
 		}
@@ -421,7 +380,7 @@ func TestRedisDownFailsClosedThenRecoversWithoutLoss(t *testing.T) {
 	if errorsLogged != 1 {
 		t.Fatalf("%d error lines, want 1", errorsLogged)
 	}
-	emf := f.emf.lines(t)
+	emf := jsonLines(t, f.emf)
 	if emf[len(emf)-1][handler.MetricRedisErrors] != 1.0 {
 		t.Fatalf("EMF = %v", emf[len(emf)-1])
 	}
@@ -435,7 +394,7 @@ func TestRedisDownFailsClosedThenRecoversWithoutLoss(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// THEN every message is forwarded exactly once
-	if got := len(drain(t, f.aws.SQS, f.queues.Workflows.URL)); forwarded != 5 || got != 5 {
+	if got := len(harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)); forwarded != 5 || got != 5 {
 		t.Fatalf("after recovery: %d deleted, %d in FIFO; want 5", forwarded, got)
 	}
 }
@@ -458,10 +417,10 @@ func TestPoisonRecordsGoToTheDLQWithTheirReason(t *testing.T) {
 	if res.Deleted != 3 {
 		t.Fatalf("poll result %+v", res)
 	}
-	if n := len(drain(t, f.aws.SQS, f.queues.Workflows.URL)); n != 1 {
+	if n := len(harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)); n != 1 {
 		t.Fatalf("forwarded %d, want 1", n)
 	}
-	dlq := drain(t, f.aws.SQS, f.queues.RateLimiter.DLQURL)
+	dlq := harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.DLQURL)
 	if len(dlq) != 2 {
 		t.Fatalf("DLQ has %d, want 2", len(dlq))
 	}
@@ -476,7 +435,7 @@ func TestPoisonRecordsGoToTheDLQWithTheirReason(t *testing.T) {
 		}
 	}
 	warned := 0
-	for _, l := range f.logs.lines(t) {
+	for _, l := range jsonLines(t, f.logs) {
 		if l["msg"] == "poison record moved to the DLQ" && l["sqs_message_id"] != "" && l["reason"] != "" {
 			warned++
 		}
@@ -537,7 +496,7 @@ func TestConcurrentInvocationsKeepEveryRollingWindowAndForwardEachMessageOnce(t 
 
 	// THEN every message is in the FIFO queue exactly once, and per creator
 	// no rolling window holds more than the limit of approvals
-	got := drain(t, f.aws.SQS, f.queues.Workflows.URL)
+	got := harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)
 	seen := map[string]int{}
 	approvals := map[string][]int64{}
 	for _, m := range got {

@@ -146,10 +146,31 @@ func (s *Store) Claimable(ctx context.Context, limit int) ([]Item, error) {
 	}
 }
 
-// PendingCount counts items not yet replayed.
+// PendingCount counts items not yet replayed (Select COUNT: no item is
+// read back).
 func (s *Store) PendingCount(ctx context.Context) (int, error) {
-	items, err := s.Claimable(ctx, 1<<20)
-	return len(items), err
+	total := 0
+	var start map[string]ddbtypes.AttributeValue
+	for {
+		page, err := s.ddb.Scan(ctx, &dynamodb.ScanInput{
+			TableName: aws.String(s.table), Select: ddbtypes.SelectCount, ConsistentRead: aws.Bool(true),
+			FilterExpression:         aws.String("#s = :pending OR #s = :replaying"),
+			ExpressionAttributeNames: map[string]string{"#s": "status"},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+				":pending":   &ddbtypes.AttributeValueMemberS{Value: StatusPending},
+				":replaying": &ddbtypes.AttributeValueMemberS{Value: StatusReplaying},
+			},
+			ExclusiveStartKey: start,
+		})
+		if err != nil {
+			return 0, fmt.Errorf("fallback: count: %w", err)
+		}
+		total += int(page.Count)
+		if len(page.LastEvaluatedKey) == 0 {
+			return total, nil
+		}
+		start = page.LastEvaluatedKey
+	}
 }
 
 // Claim takes an item for one replayer. It returns false if another

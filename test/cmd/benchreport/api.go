@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -47,6 +48,29 @@ func measure(n int, f func(i int)) throughput {
 
 type apiFigures struct {
 	api, raw, rawBatch throughput
+	apiConc, rawConc   float64 // messages/s with 8 concurrent clients
+}
+
+// concurrent runs f n times from workers goroutines and returns calls/s.
+func concurrent(n, workers int, f func(i int)) float64 {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
 }
 
 // measureAPI compares POST /send over HTTP (JWT check, validation, one
@@ -81,7 +105,7 @@ func measureAPI(t harness.T, n int) apiFigures {
 	body := []byte(`{"creatorId":"creator-1","recipientId":"fan-1","content":"benchmark message"}`)
 	client := hs.Client()
 	var out apiFigures
-	out.api = measure(n, func(int) {
+	post := func(int) {
 		req, _ := http.NewRequest("POST", hs.URL+api.PathSend, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -91,14 +115,18 @@ func measureAPI(t harness.T, n int) apiFigures {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-	})
+	}
+	out.api = measure(n, post)
+	out.apiConc = concurrent(n, 8, post)
 	m, _ := message.New("user-bench", "fan-1", "benchmark message", time.Now())
 	raw, attrs, _ := enqueue.Body(m)
-	out.raw = measure(n, func(int) {
+	send := func(int) {
 		if _, err := f.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(sys.RateLimiter.URL), MessageBody: aws.String(raw), MessageAttributes: attrs}); err != nil {
 			t.Fatalf("raw: %v", err)
 		}
-	})
+	}
+	out.raw = measure(n, send)
+	out.rawConc = concurrent(n, 8, send)
 	batches := measure(n/10, func(int) {
 		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(sys.RateLimiter.URL)}
 		for i := range 10 {

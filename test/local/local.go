@@ -119,6 +119,13 @@ func Start(t harness.T, o Options) *Pipeline {
 	p := &Pipeline{t: t, opts: o, Redis: harness.StartRedis(t), AWS: harness.StartFauxqs(t), DDB: harness.StartDynalite(t)}
 	ctx := context.Background()
 	p.Queues = p.AWS.CreateQueues(t, Environment)
+	// Locally a record whose visibility change is lost (or whose consumer
+	// died) comes back after 30 s instead of the stack's 180 s / 600 s.
+	for _, url := range []string{p.Queues.RateLimiter.URL, p.Queues.Workflows.URL} {
+		if _, err := p.AWS.SQS.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: map[string]string{"VisibilityTimeout": "30"}}); err != nil {
+			t.Fatalf("local: %v", err)
+		}
+	}
 	for _, tbl := range []struct{ name, key string }{{"huntaze-message-fallback-dev", fallback.KeyAttribute}, {"huntaze-idempotency-dev", idempotency.KeyAttribute}} {
 		if err := fallback.CreateTable(ctx, p.DDB.DynamoDB, tbl.name, tbl.key); err != nil {
 			t.Fatalf("local: %v", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -146,7 +145,7 @@ func TestDecide_OneScriptCallPerBatch(t *testing.T) {
 	c := r.Client()
 	l := newLimiter(t, c, 10, time.Minute)
 	decideOne(t, l, "warm", "up")
-	before := scriptCalls(t, c)
+	before := harness.ScriptCalls(t, c)
 
 	// WHEN a batch of 10 requests for 3 creators is decided
 	var reqs []ratelimit.Request
@@ -159,29 +158,9 @@ func TestDecide_OneScriptCallPerBatch(t *testing.T) {
 	}
 
 	// THEN Redis ran exactly one script command
-	if got := scriptCalls(t, c) - before; got != 1 {
+	if got := harness.ScriptCalls(t, c) - before; got != 1 {
 		t.Fatalf("script calls for one batch = %d, want 1", got)
 	}
-}
-
-// scriptCalls sums evalsha and eval calls from INFO commandstats.
-func scriptCalls(t testing.TB, c *redis.Client) int {
-	t.Helper()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	for _, line := range strings.Split(info, "\n") {
-		for _, cmd := range []string{"cmdstat_evalsha:", "cmdstat_eval:"} {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
-				calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
-				n, _ := strconv.Atoi(calls)
-				total += n
-			}
-		}
-	}
-	return total
 }
 
 func TestDecide_RecoversFromNoScriptAndFailsWhileRedisIsDown(t *testing.T) {

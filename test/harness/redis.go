@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -73,4 +74,31 @@ func (r *Redis) Ping(ctx context.Context) error {
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer c.Close()
 	return c.Ping(ctx).Err()
+}
+
+// CommandCalls reads INFO commandstats: calls per command name (evalsha,
+// zadd, ...), to count round trips and the work a script does.
+func CommandCalls(t T, c *redis.Client) map[string]int {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("harness: INFO commandstats: %v", err)
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		out[strings.TrimPrefix(name, "cmdstat_")] = n
+	}
+	return out
+}
+
+// ScriptCalls is the number of EVALSHA and EVAL calls so far.
+func ScriptCalls(t T, c *redis.Client) int {
+	t.Helper()
+	calls := CommandCalls(t, c)
+	return calls["evalsha"] + calls["eval"]
 }

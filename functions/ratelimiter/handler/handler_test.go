@@ -222,7 +222,7 @@ func TestOneRedisCallAndOneSendBatchPerBatch(t *testing.T) {
 	for i := range 10 {
 		f.enqueue(t, newMessage(t, fmt.Sprint("creator-", i%3), i))
 	}
-	redisBefore, sendsBefore := scriptCalls(t, f.rdb), f.sqs.sendBatches.Load()
+	redisBefore, sendsBefore := harness.ScriptCalls(t, f.rdb), f.sqs.sendBatches.Load()
 
 	// WHEN one batch of 10 is handled
 	res := pollOnce(t, f)
@@ -231,30 +231,12 @@ func TestOneRedisCallAndOneSendBatchPerBatch(t *testing.T) {
 	if res.Received != 10 || res.Deleted != 10 {
 		t.Fatalf("poll result %+v, want 10 received and deleted", res)
 	}
-	if got := scriptCalls(t, f.rdb) - redisBefore; got != 1 {
+	if got := harness.ScriptCalls(t, f.rdb) - redisBefore; got != 1 {
 		t.Errorf("redis script calls = %d, want 1", got)
 	}
 	if got := f.sqs.sendBatches.Load() - sendsBefore; got != 1 {
 		t.Errorf("SendMessageBatch calls = %d, want 1", got)
 	}
-}
-
-func scriptCalls(t testing.TB, c *redis.Client) int {
-	t.Helper()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	for _, line := range strings.Split(info, "\n") {
-		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
-				n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
-				total += n
-			}
-		}
-	}
-	return total
 }
 
 func TestDeniedMessagesComeBackAtTheirSlotWithoutErrors(t *testing.T) {

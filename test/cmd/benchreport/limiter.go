@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -61,9 +59,9 @@ func measureLimiter(t harness.T, d time.Duration) limiterFigures {
 	keys, args := ratelimit.ScriptArgs(cfg, batch(2_000_000))
 	f.bareBatch = rate(d, func(int) int { _ = c.EvalSha(ctx, sha, keys, args...).Err(); return 10 })
 
-	before := commandCalls(t, c)
+	before := harness.CommandCalls(t, c)
 	_, _ = l.Decide(ctx, batch(3_000_000))
-	after := commandCalls(t, c)
+	after := harness.CommandCalls(t, c)
 	f.roundTripsPerBatch = after["evalsha"] - before["evalsha"] + after["eval"] - before["eval"]
 	for k, v := range after {
 		if k != "evalsha" && k != "eval" && k != "info" {
@@ -71,23 +69,6 @@ func measureLimiter(t harness.T, d time.Duration) limiterFigures {
 		}
 	}
 	return f
-}
-
-func commandCalls(t harness.T, c *redis.Client) map[string]int {
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	out := map[string]int{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
-		out[strings.TrimPrefix(name, "cmdstat_")] = n
-	}
-	return out
 }
 
 // naiveScript is the baseline of the backlog comparison: a rolling-window

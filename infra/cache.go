@@ -76,7 +76,17 @@ func NewCache(scope constructs.Construct, id string, props CacheProps) *Cache {
 	if props.Env.MultiAZ {
 		clusters = 2
 	}
+	// noeviction: the limiter's approval logs carry a TTL, and volatile-lru
+	// (the default) would drop them under memory pressure, forgetting the
+	// window while the fence stays. Full memory fails the writes instead, and
+	// the limiter fails closed (messages wait).
+	params := awselasticache.NewCfnParameterGroup(c, jsii.String("Parameters"), &awselasticache.CfnParameterGroupProps{
+		CacheParameterGroupFamily: jsii.String("redis7"),
+		Description:               jsii.String("huntaze rate limiter: never evict"),
+		Properties:                &map[string]*string{"maxmemory-policy": jsii.String("noeviction")},
+	})
 	rg := awselasticache.NewCfnReplicationGroup(c, jsii.String("Redis"), &awselasticache.CfnReplicationGroupProps{
+		CacheParameterGroupName:     params.Ref(),
 		ReplicationGroupDescription: jsii.String("huntaze rate limiter " + props.Env.Name),
 		Engine:                      jsii.String("redis"),
 		EngineVersion:               jsii.String("7.1"),

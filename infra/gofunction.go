@@ -114,6 +114,10 @@ func NewGoFunction(scope constructs.Construct, id string, props GoFunctionProps)
 		LoggingFormat: awslambda.LoggingFormat_JSON,
 	}
 	if props.Vpc != nil {
+		// Lambda creates and deletes the function's network interfaces with
+		// the function's own role: without these actions it refuses to create
+		// a VPC function (deploy blocker found in review).
+		role.AddManagedPolicy(awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("service-role/AWSLambdaVPCAccessExecutionRole")))
 		fp.Vpc = props.Vpc
 		fp.VpcSubnets = &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS}
 		fp.SecurityGroups = &props.SecurityGroups

@@ -434,3 +434,43 @@ func TestSynthesisIsDeterministic(t *testing.T) {
 		t.Fatal("two syntheses of dev differ")
 	}
 }
+
+func TestFunctions_EveryVPCFunctionsRoleMayManageItsNetworkInterfaces(t *testing.T) {
+	// GIVEN every environment's pipeline stack
+	for _, env := range []string{"dev", "staging", "prod"} {
+		st := system(t, env).Pipeline.Stack
+		roles := resources(t, st, "AWS::IAM::Role")
+		vpcFns := 0
+		// WHEN a function runs in a VPC
+		for id, f := range resources(t, st, "AWS::Lambda::Function") {
+			if f["VpcConfig"] == nil {
+				continue
+			}
+			vpcFns++
+			roleRef, _ := f["Role"].(map[string]any)["Fn::GetAtt"].([]any)
+			role := roles[roleRef[0].(string)]
+			// THEN its role carries the ENI actions Lambda needs to create it
+			if !strings.Contains(js(role["ManagedPolicyArns"]), "service-role/AWSLambdaVPCAccessExecutionRole") {
+				t.Errorf("%s: %s runs in a VPC but its role %s cannot create network interfaces: %s", env, id, roleRef[0], js(role["ManagedPolicyArns"]))
+			}
+		}
+		if vpcFns < 2 {
+			t.Errorf("%s: %d VPC functions, want the limiter and the Redis rotation at least", env, vpcFns)
+		}
+	}
+}
+
+func TestCache_NeverEvictsTheLimitersKeys(t *testing.T) {
+	// GIVEN the dev pipeline WHEN synthesized THEN Redis runs with a parameter
+	// group whose eviction policy is noeviction (approval logs have a TTL and
+	// would be evicted under volatile-lru, forgetting the window)
+	st := system(t, "dev").Pipeline.Stack
+	pg := only(t, resources(t, st, "AWS::ElastiCache::ParameterGroup"), "cache parameter group")
+	if js(pg["Properties"]) != `{"maxmemory-policy":"noeviction"}` || pg["CacheParameterGroupFamily"] != "redis7" {
+		t.Fatalf("parameter group %v", pg)
+	}
+	rg := only(t, resources(t, st, "AWS::ElastiCache::ReplicationGroup"), "replication group")
+	if !strings.Contains(js(rg["CacheParameterGroupName"]), "Parameters") {
+		t.Fatalf("replication group uses %v", rg["CacheParameterGroupName"])
+	}
+}

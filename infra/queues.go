@@ -15,8 +15,9 @@ type QueuesProps struct {
 	Env Environment
 }
 
-// Queues are the two queues of the pipeline with their dead-letter queues and
-// the customer-managed key of the FIFO pair. Names and attributes come from
+// Queues are the two FIFO queues of the pipeline (intake and workflows) with
+// their FIFO dead-letter queues and the customer-managed key of the workflows
+// pair. Names and attributes come from
 // internal/queues, which the local pipeline and the tests use too.
 type Queues struct {
 	constructs.Construct
@@ -59,6 +60,10 @@ func NewQueues(scope constructs.Construct, id string, props QueuesProps) *Queues
 		if q.FIFO {
 			qp.Fifo = jsii.Bool(true)
 			qp.ContentBasedDeduplication = jsii.Bool(false)
+		}
+		if q.HighThroughput {
+			qp.DeduplicationScope = awssqs.DeduplicationScope_MESSAGE_GROUP
+			qp.FifoThroughputLimit = awssqs.FifoThroughputLimit_PER_MESSAGE_GROUP_ID
 		}
 		if q.KMSEncrypted {
 			qp.Encryption = awssqs.QueueEncryption_KMS

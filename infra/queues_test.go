@@ -27,19 +27,33 @@ func TestQueues_FourQueuesWithSeedNamesInProd(t *testing.T) {
 	template := queuesTemplate(t, "prod")
 	// THEN there are exactly the two queues of the seeds and their DLQs
 	template.ResourceCountIs(jsii.String("AWS::SQS::Queue"), jsii.Number(4))
-	for _, name := range []string{"huntaze-rate-limiter-queue", "huntaze-rate-limiter-dlq", "huntaze-hybrid-workflows.fifo", "huntaze-hybrid-workflows-dlq.fifo"} {
+	for _, name := range []string{"huntaze-rate-limiter-queue.fifo", "huntaze-rate-limiter-dlq.fifo", "huntaze-hybrid-workflows.fifo", "huntaze-hybrid-workflows-dlq.fifo"} {
 		template.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{"QueueName": name})
 	}
 }
 
-func TestQueues_RateLimiterQueueRedrivesToItsDLQ(t *testing.T) {
+func TestQueues_IntakeIsHighThroughputFIFOAndRedrivesToItsFIFODLQOnlyAsABackstop(t *testing.T) {
+	// GIVEN the dev queues WHEN synthesized THEN the intake queue is FIFO
+	// (order per creator, design.md §1), deduplicates by explicit id per
+	// group, throttles per group, and its redrive backstop is SQS's maximum
+	// (outages never dead-letter, design.md §2)
 	template := queuesTemplate(t, "dev")
 	spec := queues.RateLimiter("dev")
+	if spec.MaxReceiveCount != 1000 || queues.Workflows("dev").MaxReceiveCount != 1000 {
+		t.Fatalf("maxReceiveCount %d / %d, want 1000", spec.MaxReceiveCount, queues.Workflows("dev").MaxReceiveCount)
+	}
 	template.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{
-		"QueueName":              spec.Main.Name,
-		"VisibilityTimeout":      spec.Main.VisibilityTimeout.Seconds(),
-		"MessageRetentionPeriod": spec.Main.RetentionPeriod.Seconds(),
-		"SqsManagedSseEnabled":   true,
+		"QueueName": spec.DeadLetter.Name, "FifoQueue": true, "SqsManagedSseEnabled": true,
+	})
+	template.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{
+		"QueueName":                 spec.Main.Name,
+		"FifoQueue":                 true,
+		"ContentBasedDeduplication": false,
+		"DeduplicationScope":        "messageGroup",
+		"FifoThroughputLimit":       "perMessageGroupId",
+		"VisibilityTimeout":         spec.Main.VisibilityTimeout.Seconds(),
+		"MessageRetentionPeriod":    spec.Main.RetentionPeriod.Seconds(),
+		"SqsManagedSseEnabled":      true,
 		"RedrivePolicy": map[string]any{
 			"deadLetterTargetArn": map[string]any{"Fn::GetAtt": []any{assertions.Match_StringLikeRegexp(jsii.String("QueuesRateLimiterDLQ.*")), "Arn"}},
 			"maxReceiveCount":     spec.MaxReceiveCount,

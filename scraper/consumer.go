@@ -5,17 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/huntaze/message-pipeline/internal/deadletter"
+	"github.com/huntaze/message-pipeline/internal/sqslimits"
 )
 
 // AttrFailureReason is set on messages the scraper moves to the DLQ.
-const AttrFailureReason = "scraper_failure_reason"
+const AttrFailureReason = deadletter.AttrFailureReason
 
 // SQSAPI is the part of the SQS client the consumer uses.
 type SQSAPI interface {
@@ -81,6 +83,8 @@ func (c *Consumer) Run(stop, work context.Context) {
 // deleted, the group's later messages are released untouched, so they can
 // never overtake it.
 func (c *Consumer) ProcessBatch(stop, work context.Context, msgs []sqstypes.Message) {
+	// The 12 h visibility cap counts from the receive, which just happened.
+	received := time.Now()
 	var order []string
 	groups := map[string][]sqstypes.Message{}
 	for _, m := range msgs {
@@ -99,18 +103,20 @@ func (c *Consumer) ProcessBatch(stop, work context.Context, msgs []sqstypes.Mess
 			select {
 			case sem <- struct{}{}:
 			case <-stop.Done():
-				c.release(work, ms, "shutting down")
+				c.release(work, ms, received, "shutting down")
 				return
 			}
 			defer func() { <-sem }()
 			for i, m := range ms {
 				if stop.Err() != nil {
-					c.release(work, ms[i:], "shutting down")
+					c.release(work, ms[i:], received, "shutting down")
 					return
 				}
 				out := c.proc.Process(work, m)
-				if !c.apply(work, m, out) {
-					c.release(work, ms[i+1:], "an earlier message of the group is not done")
+				if !c.apply(work, m, out, received) {
+					// The later messages wait with this one: the group must
+					// come back whole and in order.
+					c.hold(work, ms[i+1:], out, received)
 					return
 				}
 			}
@@ -121,20 +127,33 @@ func (c *Consumer) ProcessBatch(stop, work context.Context, msgs []sqstypes.Mess
 
 // apply carries out an outcome and reports whether the message is gone
 // from the queue (so the group may go on).
-func (c *Consumer) apply(ctx context.Context, m sqstypes.Message, out Outcome) bool {
+func (c *Consumer) apply(ctx context.Context, m sqstypes.Message, out Outcome, received time.Time) bool {
 	switch out.Action {
 	case Delete:
 		return c.delete(ctx, m)
 	case DeadLetter:
 		if err := c.deadLetter(ctx, m, out); err != nil {
 			c.log.Error("DLQ send failed; message stays in the queue", "sqs_message_id", aws.ToString(m.MessageId), "error", err)
-			c.setVisibility(ctx, m, c.proc.cfg.Backoff(1))
+			c.setVisibility(ctx, m, c.proc.cfg.Backoff(1), received)
 			return false
 		}
 		return c.delete(ctx, m)
 	default:
-		c.setVisibility(ctx, m, out.Delay)
+		c.setVisibility(ctx, m, out.Delay, received)
 		return false
+	}
+}
+
+// hold returns the messages after one that stays in the queue with the same
+// delay, so none of them becomes visible before it.
+func (c *Consumer) hold(ctx context.Context, ms []sqstypes.Message, out Outcome, received time.Time) {
+	delay := out.Delay
+	if out.Action == Delete || out.Action == DeadLetter { // its delete failed: it is back after the queue's timeout
+		delay = c.proc.cfg.Backoff(1)
+	}
+	for _, m := range ms {
+		c.setVisibility(ctx, m, delay, received)
+		c.log.Info("message held behind an earlier one of its group", "sqs_message_id", aws.ToString(m.MessageId))
 	}
 }
 
@@ -147,20 +166,9 @@ func (c *Consumer) delete(ctx context.Context, m sqstypes.Message) bool {
 	return true
 }
 
-// deadLetter sends the message to the FIFO DLQ in its group, with its
+// deadLetter moves the message to the FIFO DLQ in its group, with its
 // deduplication id and attributes plus the reason.
 func (c *Consumer) deadLetter(ctx context.Context, m sqstypes.Message, out Outcome) error {
-	attrs := map[string]sqstypes.MessageAttributeValue{}
-	for k, v := range m.MessageAttributes {
-		attrs[k] = v
-	}
-	if len(attrs) < 10 {
-		reason := out.Class + ": " + out.Detail
-		if len(reason) > 1024 {
-			reason = reason[:1024]
-		}
-		attrs[AttrFailureReason] = sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(reason)}
-	}
 	group := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
 	dedup := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageDeduplicationId)]
 	if group == "" {
@@ -169,15 +177,16 @@ func (c *Consumer) deadLetter(ctx context.Context, m sqstypes.Message, out Outco
 	if dedup == "" {
 		dedup = aws.ToString(m.MessageId)
 	}
-	_, err := c.sqs.SendMessage(ctx, &sqs.SendMessageInput{
-		QueueUrl: aws.String(c.cfg.DeadLetterURL), MessageBody: m.Body, MessageAttributes: attrs,
-		MessageGroupId: aws.String(group), MessageDeduplicationId: aws.String(dedup),
-	})
-	return err
+	return deadletter.Move(ctx, c.sqs, c.cfg.DeadLetterURL, deadletter.Message{
+		Body: aws.ToString(m.Body), Attributes: m.MessageAttributes, GroupID: group, DeduplicationID: dedup,
+	}, "scraper: "+out.Class+": "+out.Detail)
 }
 
-func (c *Consumer) setVisibility(ctx context.Context, m sqstypes.Message, d time.Duration) {
-	secs := int32(math.Min(math.Ceil(d.Seconds()), MaxVisibility.Seconds()))
+func (c *Consumer) setVisibility(ctx context.Context, m sqstypes.Message, d time.Duration, received time.Time) {
+	secs := sqslimits.VisibilitySeconds(d, time.Since(received))
+	if d <= 0 {
+		secs = 0 // released: visible at once
+	}
 	if _, err := c.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: aws.String(c.cfg.QueueURL), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: secs,
 	}); err != nil {
@@ -186,9 +195,9 @@ func (c *Consumer) setVisibility(ctx context.Context, m sqstypes.Message, d time
 }
 
 // release makes messages visible again at once without processing them.
-func (c *Consumer) release(ctx context.Context, ms []sqstypes.Message, why string) {
+func (c *Consumer) release(ctx context.Context, ms []sqstypes.Message, received time.Time, why string) {
 	for _, m := range ms {
-		c.setVisibility(ctx, m, 0)
+		c.setVisibility(ctx, m, 0, received)
 		c.log.Info("message released unprocessed", "sqs_message_id", aws.ToString(m.MessageId), "reason", why)
 	}
 }

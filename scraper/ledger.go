@@ -80,3 +80,16 @@ func (l *Ledger) AddFailure(ctx context.Context, id string) (int, error) {
 	}
 	return int(n), nil
 }
+
+// CountWait counts one wait of the message for a fault not its own (429,
+// breaker, session, outage) and returns the count: the exponent of its
+// backoff.
+func (l *Ledger) CountWait(ctx context.Context, id string) (int, error) {
+	pipe := l.rdb.TxPipeline()
+	incr := pipe.Incr(ctx, l.key("wait", id))
+	pipe.Expire(ctx, l.key("wait", id), l.ttl)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, err
+	}
+	return int(incr.Val()), nil
+}

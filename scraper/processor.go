@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +16,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
+	"github.com/huntaze/message-pipeline/internal/sqslimits"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 )
 
@@ -30,13 +32,13 @@ const (
 	ClassRateLimited = "rate_limited" // 429: back to the queue, not a failure
 	ClassServer      = "server_error" // 5xx after in-process retries
 	ClassClient      = "client_error" // other 4xx: dead-lettered with the reason
-	ClassAuth        = "auth"         // 401/403: the session, not the message
+	ClassAuth        = "auth"         // 401/403 or no credentials: the session, not the message: waits
 	ClassTimeout     = "timeout"
 	ClassBrowser     = "browser"
 	ClassCircuitOpen = "circuit_open" // not attempted
 	ClassRateGate    = "rate_gate"    // the send gate said wait: not attempted
 	ClassInvalid     = "invalid_payload"
-	ClassInternal    = "internal" // ledger or credentials unavailable
+	ClassInternal    = "internal" // ledger (Redis) unavailable: waits
 )
 
 // Action is what the consumer does with the message afterwards.
@@ -45,7 +47,8 @@ type Action int
 const (
 	// Delete: sent (or already sent); remove from the queue.
 	Delete Action = iota
-	// Release: back to the queue after Delay, not counted as a failure.
+	// Release: back to the queue after Delay, not counted as a failure (not
+	// the message's fault: an outage, a 429, the breaker, the gate).
 	Release
 	// Retry: a counted failure, back after Delay (exponential backoff).
 	Retry
@@ -81,6 +84,19 @@ type Config struct {
 	// timeouts, stays open BreakerOpenFor, then lets one probe through.
 	BreakerFailures uint32
 	BreakerOpenFor  time.Duration
+	// OutageBackoff is the first delay of a release that is not the
+	// message's fault; it doubles with every receive, capped at 15 minutes
+	// (sqslimits.OutageDelay), so an outage of any length costs few receives
+	// and never dead-letters a message.
+	OutageBackoff time.Duration
+	// OutageBackoffMax caps that delay (at most, and by default, 15 minutes).
+	OutageBackoffMax time.Duration
+}
+
+// outageDelay is how long a message waits out a fault that is not its own
+// for the n-th time, at least hint (a Retry-After, the breaker's open time).
+func (c Config) outageDelay(hint time.Duration, n int) time.Duration {
+	return max(hint, sqslimits.Backoff{Base: c.OutageBackoff, Max: c.OutageBackoffMax}.Delay(n))
 }
 
 // MaxVisibility is SQS's limit for a visibility timeout.
@@ -103,7 +119,10 @@ type Gate interface {
 }
 
 // gatedError stops a send the gate did not admit.
-type gatedError struct{ retryAfter time.Duration }
+type gatedError struct {
+	retryAfter time.Duration
+	detail     string
+}
 
 func (e gatedError) Error() string { return fmt.Sprintf("send gate: retry in %s", e.retryAfter) }
 
@@ -166,6 +185,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // Process handles one received message and returns what to do with it.
 func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
+	receives, _ := strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
 	start := p.now()
 	msg, err := message.Parse([]byte(aws.ToString(m.Body)))
 	if err == nil {
@@ -181,27 +201,38 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 	if ids.correlation == "" {
 		ids.correlation = msg.MessageID
 	}
-	out, art, httpStatus := p.process(ctx, msg)
+	out, art, httpStatus := p.process(ctx, msg, max(receives, 1))
 	p.report(ctx, ids, start, out, art, httpStatus)
 	return out
 }
 
-func (p *Processor) process(ctx context.Context, msg message.Message) (Outcome, *onlyfans.Artifacts, int) {
+func (p *Processor) process(ctx context.Context, msg message.Message, receives int) (Outcome, *onlyfans.Artifacts, int) {
 	id, creator := msg.MessageID, msg.CreatorKey()
+	wait := func(class, detail string, hint time.Duration, attempts, failures int) Outcome {
+		// The exponent counts this message's waits in the ledger, not its
+		// receives: waiting its turn at the gate or behind its group's head
+		// is no outage. Without the ledger (Redis down), receives it is.
+		n, err := p.ledger.CountWait(ctx, id)
+		if err != nil {
+			n = receives
+		}
+		return Outcome{Action: Release, Delay: p.cfg.outageDelay(hint, n), Class: class, Detail: detail, Status: "released", Attempts: attempts, Failures: failures}
+	}
 	st, err := p.ledger.State(ctx, id)
 	if err != nil {
-		// Without the ledger we cannot promise "never twice": do not send.
-		return p.fail(ctx, id, ClassInternal, "ledger unavailable: "+err.Error(), 0), nil, 0
+		// Without the ledger we cannot promise "never twice": do not send,
+		// and do not blame the message.
+		return wait(ClassInternal, "ledger unavailable: "+err.Error(), 0, 0, 0), nil, 0
 	}
 	if st.Sent {
 		return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures}, nil, 0
 	}
 	if p.breaker.State() == gobreaker.StateOpen {
-		return Outcome{Action: Release, Delay: p.cfg.BreakerOpenFor, Class: ClassCircuitOpen, Status: "released", Failures: st.Failures}, nil, 0
+		return wait(ClassCircuitOpen, "", p.cfg.BreakerOpenFor, 0, st.Failures), nil, 0
 	}
 	creds, err := p.creds.Get(ctx, creator)
 	if err != nil {
-		return p.fail(ctx, id, ClassAuth, err.Error(), 0), nil, 0
+		return wait(ClassAuth, err.Error(), 0, 0, st.Failures), nil, 0
 	}
 	if st.Attempting {
 		// A previous attempt may have sent it and died before recording so:
@@ -224,10 +255,10 @@ func (p *Processor) process(ctx context.Context, msg message.Message) (Outcome, 
 	for attempts < max(p.cfg.ServerAttempts, 1) {
 		attempts++
 		if err := p.ledger.MarkAttempting(ctx, id); err != nil {
-			return p.fail(ctx, id, ClassInternal, "ledger unavailable: "+err.Error(), attempts), nil, 0
+			return wait(ClassInternal, "ledger unavailable: "+err.Error(), 0, attempts-1, st.Failures), nil, 0
 		}
 		res, err = p.breaker.Execute(func() (onlyfans.Result, error) {
-			r, a, err := p.browser.Send(ctx, creator, creds, msg, func() error { return p.admit(ctx, creator, id, attempts) })
+			r, a, err := p.browser.Send(ctx, creator, creds, msg, func() error { return p.admit(ctx, creator, id, receives) })
 			art = a
 			if err == nil && r.Status >= 500 {
 				return r, serverError{r.Status}
@@ -239,10 +270,10 @@ func (p *Processor) process(ctx context.Context, msg message.Message) (Outcome, 
 		switch {
 		case errors.As(err, &gated):
 			p.clearAttempt(ctx, id)
-			return Outcome{Action: Release, Delay: gated.retryAfter, Class: ClassRateGate, Status: "released", Attempts: attempts - 1, Failures: st.Failures}, nil, 0
+			return Outcome{Action: Release, Delay: gated.retryAfter, Class: ClassRateGate, Detail: gated.detail, Status: "released", Attempts: attempts - 1, Failures: st.Failures}, nil, 0
 		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
 			p.clearAttempt(ctx, id)
-			return Outcome{Action: Release, Delay: p.cfg.BreakerOpenFor, Class: ClassCircuitOpen, Status: "released", Attempts: attempts - 1, Failures: st.Failures}, nil, 0
+			return wait(ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, st.Failures), nil, 0
 		case errors.As(err, &se):
 			p.clearAttempt(ctx, id)
 			if attempts < p.cfg.ServerAttempts {
@@ -275,11 +306,11 @@ func (p *Processor) process(ctx context.Context, msg message.Message) (Outcome, 
 		if delay <= 0 {
 			delay = p.cfg.RateLimitDefault
 		}
-		return Outcome{Action: Release, Delay: delay, Class: ClassRateLimited, Status: "released", Attempts: attempts, Failures: st.Failures}, art, res.Status
+		return wait(ClassRateLimited, "", delay, attempts, st.Failures), art, res.Status
 	case res.Status == 401 || res.Status == 403:
-		// The creator's session, not the message: keep it and retry later.
+		// The creator's session, not the message: it waits, uncounted.
 		p.clearAttempt(ctx, id)
-		return p.fail(ctx, id, ClassAuth, fmt.Sprintf("site answered %d (session expired?)", res.Status), attempts), art, res.Status
+		return wait(ClassAuth, fmt.Sprintf("site answered %d (session expired?)", res.Status), 0, attempts, st.Failures), art, res.Status
 	default:
 		p.clearAttempt(ctx, id)
 		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Status: "dead_lettered", Attempts: attempts, Failures: st.Failures}, art, res.Status
@@ -287,15 +318,21 @@ func (p *Processor) process(ctx context.Context, msg message.Message) (Outcome, 
 }
 
 // admit asks the gate for one send right before the click. Every attempt
-// (a 5xx retry too) takes a token: the site may count requests.
-func (p *Processor) admit(ctx context.Context, creator, id string, attempt int) error {
-	ds, err := p.gate.Decide(ctx, []ratelimit.Request{{Key: creator, ID: fmt.Sprintf("%s#%d", id, attempt)}})
+// (a 5xx retry too) takes a token: the site may count requests. The gate's
+// request id is the message id, the same on every attempt.
+func (p *Processor) admit(ctx context.Context, creator, id string, receives int) error {
+	ds, err := p.gate.Decide(ctx, []ratelimit.Request{{Key: creator, ID: id}})
 	if err != nil {
-		// Fail closed: without the gate nothing is sent.
-		return gatedError{retryAfter: p.cfg.BackoffBase}
+		// Fail closed: without the gate nothing is sent; an outage, not the
+		// message's fault.
+		return gatedError{retryAfter: p.cfg.outageDelay(0, receives), detail: "gate unavailable: " + err.Error()}
 	}
 	if !ds[0].Allowed {
-		return gatedError{retryAfter: ds[0].RetryAfter}
+		detail := ""
+		if ds[0].Fenced {
+			detail = "gate fenced: Redis lost its state, holding every send for one window"
+		}
+		return gatedError{retryAfter: ds[0].RetryAfter, detail: detail}
 	}
 	return nil
 }

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,17 +37,19 @@ type fixture struct {
 	consumer *scraper.Consumer
 	logs     *harness.Buffer
 	emf      *harness.Buffer
+
+	compressed *harness.CompressedVisibility
 }
 
 func testConfig() scraper.Config {
 	return scraper.Config{
 		MaxFailures: 3, BackoffBase: time.Second, BackoffFactor: 2, ServerAttempts: 3, ServerBackoff: 10 * time.Millisecond,
-		RateLimitDefault: 0, BreakerFailures: 100, BreakerOpenFor: time.Second,
+		RateLimitDefault: 0, BreakerFailures: 100, BreakerOpenFor: time.Second, OutageBackoff: time.Second,
 	}
 }
 
 // openGate admits far more than any test sends.
-var openGate = ratelimit.Config{Limit: 1000, Window: time.Second, ReservationGrace: time.Second, KeyPrefix: "gate"}
+var openGate = ratelimit.Config{Limit: 1000, Window: time.Second, KeyPrefix: "gate"}
 
 func setup(t *testing.T, cfg scraper.Config) *fixture {
 	t.Helper()
@@ -78,10 +80,22 @@ func setupWithGate(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config) *
 	if err != nil {
 		t.Fatal(err)
 	}
+	harness.PrimeFence(t, f.redis.Client(), gateCfg.FenceKey())
 	f.proc = scraper.NewProcessor(cfg, sender, gate, creds, f.ledger, scraper.Results{S3: f.aws.S3, Bucket: "results"}, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
-	f.consumer = scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: f.queues.Workflows.URL, DeadLetterURL: f.queues.Workflows.DLQURL, Wait: time.Second, MaxGroups: 4, ErrorBackoff: 100 * time.Millisecond}, f.aws.SQS, f.proc, log)
+	f.compressed = &harness.CompressedVisibility{Client: f.aws.SQS}
+	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.proc, log)
 	return f
+}
+
+func (f *fixture) consumerConfig() scraper.ConsumerConfig {
+	return scraper.ConsumerConfig{QueueURL: f.queues.Workflows.URL, DeadLetterURL: f.queues.Workflows.DLQURL, Wait: time.Second, MaxGroups: 4, ErrorBackoff: 100 * time.Millisecond}
+}
+
+// compress makes the consumer apply every visibility change as 0 (and
+// record it), so that hundreds of receives of an outage take seconds.
+func (f *fixture) compress() {
+	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.compressed, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
 }
 
 func (f *fixture) newMessage(creator, text string) message.Message {
@@ -183,72 +197,91 @@ func TestSendsInOrderPerCreatorAndDeletesOnSuccess(t *testing.T) {
 	}
 }
 
-func TestLaterMessagesOfAFailedGroupAreReleasedUntouched(t *testing.T) {
-	// GIVEN a batch holding three messages of one group (received from a
-	// standard queue so that one receive returns them together)
+func TestLaterMessagesOfAFailedGroupWaitWithItAndAreNeverAttempted(t *testing.T) {
+	// GIVEN a batch holding three messages of one group, as AWS hands them out
 	f := setup(t, testConfig())
-	std := f.queues.RateLimiter.URL
+	q := harness.NewAWSShapeFIFO(f.aws.SQS, f.queues.Workflows.URL)
+	var bodies []string
 	for i := range 3 {
 		m := f.newMessage("creator-a", fmt.Sprint("m", i))
 		body, _ := m.Marshal()
-		if _, err := f.aws.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(std), MessageBody: aws.String(string(body))}); err != nil {
+		bodies = append(bodies, string(body))
+		if _, err := q.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(string(body)),
+			MessageGroupId: aws.String("creator-a"), MessageDeduplicationId: aws.String(m.MessageID)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var batch []sqstypes.Message
-	for len(batch) < 3 {
-		r, err := f.aws.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(std), MaxNumberOfMessages: 10})
-		if err != nil || len(r.Messages) == 0 {
-			t.Fatalf("receive: %v", err)
-		}
-		batch = append(batch, r.Messages...)
+	r, err := q.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 10})
+	if err != nil || len(r.Messages) != 3 {
+		t.Fatalf("receive: %d messages, %v", len(r.Messages), err)
 	}
-	for i := range batch {
-		batch[i].Attributes = map[string]string{"MessageGroupId": "creator-a"}
-	}
-	// order the batch by content: m0, m1, m2
-	content := func(m sqstypes.Message) string {
-		parsed, err := message.Parse([]byte(aws.ToString(m.Body)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return parsed.Content
-	}
-	sort.Slice(batch, func(i, j int) bool { return content(batch[i]) < content(batch[j]) })
-	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: std, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1}, f.aws.SQS, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
-	// AND the site fails the 2nd message with a 429
+	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1}, q, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	// AND the site answers the 2nd message 429, Retry-After 30 s
 	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{Status: 429, RetryAfter: "30"})
 
 	// WHEN the batch is processed
-	consumer.ProcessBatch(context.Background(), context.Background(), batch)
+	consumer.ProcessBatch(context.Background(), context.Background(), r.Messages)
 
-	// THEN m0 is sent, m1 was attempted and m2 was never attempted but released
-	if got := f.site.Texts("creator-a"); len(got) != 1 || got[0] != "m0" || f.site.SendRequests() != 2 {
-		t.Fatalf("sent %v after %d requests", got, f.site.SendRequests())
+	// THEN m0 is sent and gone, m1 was attempted, m2 was never attempted
+	if got := f.site.Texts("creator-a"); len(got) != 1 || got[0] != "m0" || f.site.SendRequests() != 2 || q.Len() != 2 {
+		t.Fatalf("sent %v after %d requests; %d left in the queue", got, f.site.SendRequests(), q.Len())
 	}
-	if !strings.Contains(f.logs.String(), `"msg":"message released unprocessed","sqs_message_id":"`+aws.ToString(batch[2].MessageId)) {
-		t.Fatalf("m2 not released:\n%s", f.logs)
+	// AND both wait (m2 does not become visible before m1)
+	if q.Visible(bodies[1]) || q.Visible(bodies[2]) {
+		t.Fatalf("visible after the batch: m1 %t, m2 %t", q.Visible(bodies[1]), q.Visible(bodies[2]))
 	}
-	// m2 is visible again at once; m1 waits for its Retry-After
-	r, _ := f.aws.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(std), MaxNumberOfMessages: 10})
-	if len(r.Messages) != 1 || aws.ToString(r.Messages[0].MessageId) != aws.ToString(batch[2].MessageId) {
-		t.Fatalf("visible after the batch: %d messages", len(r.Messages))
+	if !strings.Contains(f.logs.String(), `"msg":"message held behind an earlier one of its group","sqs_message_id":"`+aws.ToString(r.Messages[2].MessageId)) {
+		t.Fatalf("m2 not held:\n%s", f.logs)
 	}
 }
 
-func TestRateLimitedTwentyTimesIsDeliveredAndNeverDeadLettered(t *testing.T) {
+func TestA429StormOfTwoHundredReceivesIsDeliveredAndNeverDeadLettered(t *testing.T) {
+	// GIVEN a site answering 429 to the first 210 send attempts, and every
+	// visibility change applied as 0 (recorded) so the storm takes seconds
 	f := setup(t, testConfig())
-	faults := make([]fakesite.Fault, 20)
+	f.compress()
+	faults := make([]fakesite.Fault, 210)
 	for i := range faults {
 		faults[i] = fakesite.Fault{Status: 429}
 	}
 	f.site.InjectFaults(faults...)
 	m := f.newMessage("creator-a", "patience")
 	f.enqueue(m)
-	ok := f.runUntil(40*time.Second, func() bool { return len(f.site.Sent()) == 1 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	// WHEN the scraper runs through the storm
+	ok := f.runUntil(120*time.Second, func() bool { return len(f.site.Sent()) == 1 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN it is sent once, never counted as a failure, never dead-lettered,
+	// after more receives than the old maxReceiveCount of 100, and its wait
+	// grew to the 15-minute cap
 	st, _ := f.ledger.State(context.Background(), m.MessageID)
-	if !ok || f.site.SendRequests() != 21 || len(f.dlq()) != 0 || st.Failures != 0 || !st.Sent {
+	asked := f.compressed.Asked()
+	if !ok || f.site.SendRequests() != 211 || len(f.dlq()) != 0 || st.Failures != 0 || !st.Sent {
 		t.Fatalf("ok %t, %d requests, ledger %+v", ok, f.site.SendRequests(), st)
+	}
+	if len(asked) < 200 || asked[0] != 1 || asked[len(asked)-1] != 900 {
+		t.Fatalf("%d visibility changes, first %d s, last %d s", len(asked), asked[0], asked[len(asked)-1])
+	}
+	t.Logf("delivered after %d receives, 0 dead-lettered", len(asked)+1)
+}
+
+func TestARedisOutageOfManyReceivesDelaysButNeverDeadLetters(t *testing.T) {
+	// GIVEN a message waiting and Redis (ledger and gate) down
+	f := setup(t, testConfig())
+	f.compress()
+	m := f.newMessage("creator-a", "after the outage")
+	f.enqueue(m)
+	f.redis.Stop()
+	// WHEN the scraper receives it 110 times (more than the old maxReceiveCount)
+	f.runUntil(120*time.Second, func() bool { return len(f.compressed.Asked()) >= 110 })
+	// THEN nothing was sent or dead-lettered
+	if len(f.compressed.Asked()) < 110 || len(f.site.Sent()) != 0 || len(f.dlq()) != 0 {
+		t.Fatalf("%d receives, %d sent, DLQ %d", len(f.compressed.Asked()), len(f.site.Sent()), len(f.dlq()))
+	}
+	// WHEN Redis comes back (empty: the gate holds one window first)
+	f.redis.Restart()
+	ok := f.runUntil(30*time.Second, func() bool { return len(f.site.Sent()) == 1 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN it is delivered once
+	if !ok || len(f.site.Sent()) != 1 {
+		t.Fatalf("after the outage: ok %t, sent %d\n%s", ok, len(f.site.Sent()), f.logs)
 	}
 }
 
@@ -274,7 +307,7 @@ func TestClientErrorGoesToTheDLQWithItsReasonAndArtifacts(t *testing.T) {
 	if !ok || len(dlq) != 1 || f.queueCount(f.queues.Workflows.URL) != 0 {
 		t.Fatalf("ok %t, dlq %d, queue %d", ok, len(dlq), f.queueCount(f.queues.Workflows.URL))
 	}
-	if reason := aws.ToString(dlq[0].MessageAttributes[scraper.AttrFailureReason].StringValue); !strings.HasPrefix(reason, "client_error: site refused the message with 400") {
+	if reason := aws.ToString(dlq[0].MessageAttributes[scraper.AttrFailureReason].StringValue); !strings.HasPrefix(reason, "scraper: client_error: site refused the message with 400") {
 		t.Fatalf("reason %q", reason)
 	}
 	kinds := map[string]bool{}
@@ -381,7 +414,7 @@ func TestTimeoutKeepsTheAttemptAndTheNextTryChecksTheChat(t *testing.T) {
 func TestSendGateKeepsTheSiteUnderTheLimitWhateverTheQueueing(t *testing.T) {
 	// GIVEN 6 messages of one creator already in the FIFO queue (as after a
 	// scraper outage) and a gate of 2 sends per 2 s
-	f := setupWithGate(t, testConfig(), ratelimit.Config{Limit: 2, Window: 2 * time.Second, ReservationGrace: 5 * time.Second, ReturnSlack: 200 * time.Millisecond, KeyPrefix: "gate"})
+	f := setupWithGate(t, testConfig(), ratelimit.Config{Limit: 2, Window: 2 * time.Second, Margin: 200 * time.Millisecond, KeyPrefix: "gate"})
 	for i := range 6 {
 		f.enqueue(f.newMessage("creator-a", fmt.Sprint("g", i)))
 	}
@@ -399,5 +432,41 @@ func TestSendGateKeepsTheSiteUnderTheLimitWhateverTheQueueing(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), `"error_class":"rate_gate"`) {
 		t.Fatal("the gate never held a message")
+	}
+}
+
+func TestRedisEmptiedRightAfterTheLastAllowedSendKeepsTheSiteUnderTheLimit(t *testing.T) {
+	// GIVEN 8 messages of one creator queued, a gate of 3 sends per 2 s, and
+	// Redis emptied the instant the site records the 3rd send
+	f := setupWithGate(t, testConfig(), ratelimit.Config{Limit: 3, Window: 2 * time.Second, Margin: 200 * time.Millisecond, KeyPrefix: "gate"})
+	for i := range 8 {
+		f.enqueue(f.newMessage("creator-a", fmt.Sprint("e", i)))
+	}
+	flusher := f.redis.Client()
+	var flushed sync.Once
+	f.site.OnSent(func(fakesite.Sent) {
+		if len(f.site.Sent()) == 3 {
+			flushed.Do(func() {
+				if err := flusher.FlushAll(context.Background()).Err(); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	})
+	// WHEN the scraper drains them
+	ok := f.runUntil(60*time.Second, func() bool { return len(f.site.Sent()) == 8 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN all are delivered, in order, and no 2 s window at the site held
+	// more than 3: the gate noticed the lost state and held a window
+	if !ok {
+		t.Fatalf("not drained: %v\n%s", f.site.Texts("creator-a"), f.logs)
+	}
+	if got := f.site.MaxInWindow(2 * time.Second)["creator-a"]; got > 3 {
+		t.Fatalf("%d sends in one 2 s window at the site after Redis lost its state", got)
+	}
+	if got := strings.Join(f.site.Texts("creator-a"), ","); got != "e0,e1,e2,e3,e4,e5,e6,e7" {
+		t.Fatalf("order %s", got)
+	}
+	if !strings.Contains(f.logs.String(), "gate fenced") {
+		t.Fatal("the gate never reported the fence")
 	}
 }

@@ -25,15 +25,14 @@ type Settings struct {
 
 	Redis redisconn.Settings
 
-	Limit            int           `env:"RATE_LIMIT" envDefault:"10"`
-	Window           time.Duration `env:"RATE_WINDOW" envDefault:"60s"`
-	ReservationGrace time.Duration `env:"RATE_RESERVATION_GRACE" envDefault:"60s"`
-	ReturnSlack      time.Duration `env:"RATE_RETURN_SLACK" envDefault:"2s"`
-	KeyPrefix        string        `env:"RATE_KEY_PREFIX" envDefault:"rl"`
+	Limit       int           `env:"RATE_LIMIT" envDefault:"10"`
+	Window      time.Duration `env:"RATE_WINDOW" envDefault:"60s"`
+	ReturnSlack time.Duration `env:"RATE_RETURN_SLACK" envDefault:"1s"`
+	KeyPrefix   string        `env:"RATE_KEY_PREFIX" envDefault:"rl"`
 
-	Version               string        `env:"RATE_LIMITER_VERSION" envDefault:"1"`
-	RedisErrorBackoff     time.Duration `env:"REDIS_ERROR_BACKOFF" envDefault:"5s"`
-	ForwardFailureBackoff time.Duration `env:"FORWARD_FAILURE_BACKOFF" envDefault:"5s"`
+	Version          string        `env:"RATE_LIMITER_VERSION" envDefault:"1"`
+	OutageBackoff    time.Duration `env:"OUTAGE_BACKOFF" envDefault:"5s"`
+	OutageBackoffMax time.Duration `env:"OUTAGE_BACKOFF_MAX" envDefault:"15m"`
 }
 
 // LoadSettings parses and checks the environment, reporting every problem
@@ -65,10 +64,7 @@ func LoadSettings(environ map[string]string) (Settings, error) {
 // Limiter returns the limiter configuration. Keys are prefixed with the
 // environment so that environments can share a Redis in development.
 func (s Settings) Limiter() ratelimit.Config {
-	return ratelimit.Config{
-		Limit: s.Limit, Window: s.Window, ReservationGrace: s.ReservationGrace,
-		ReturnSlack: s.ReturnSlack, KeyPrefix: s.KeyPrefix + ":" + s.Environment,
-	}
+	return ratelimit.Config{Limit: s.Limit, Window: s.Window, KeyPrefix: s.KeyPrefix + ":" + s.Environment}
 }
 
 // Handler returns the handler configuration.
@@ -76,7 +72,7 @@ func (s Settings) Handler() handler.Config {
 	return handler.Config{
 		SourceQueueURL: s.SourceQueueURL, WorkflowsQueueURL: s.WorkflowsQueueURL,
 		DeadLetterQueueURL: s.DeadLetterQueueURL, Version: s.Version,
-		RedisErrorBackoff: s.RedisErrorBackoff, ForwardFailureBackoff: s.ForwardFailureBackoff,
+		ReturnSlack: s.ReturnSlack, OutageBackoff: s.OutageBackoff, OutageBackoffMax: s.OutageBackoffMax,
 	}
 }
 

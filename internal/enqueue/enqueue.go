@@ -1,5 +1,5 @@
-// Package enqueue puts messages on the pipeline's first queue: the rate
-// limiter queue, or, when the rate limiter is switched off (seed 000 R7.2),
+// Package enqueue puts messages on the pipeline's first queue: the FIFO
+// intake queue (group = creator key, deduplication id = messageId), or, when the rate limiter is switched off (seed 000 R7.2),
 // straight onto the workflows FIFO queue with the group and deduplication ids
 // the limiter would have set, so the scraper still sends them in order and
 // exactly once. Used by the API and by the fallback replay.
@@ -19,6 +19,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/internal/sqslimits"
 )
 
 // MaxAttempts is one send plus 3 retries (seed 000 R6.1).
@@ -100,32 +101,46 @@ func (s *Sender) Send(ctx context.Context, msgs []message.Message, direct bool) 
 	if direct {
 		url = s.queues.WorkflowsURL
 	}
-	entries := make([]sqstypes.SendMessageBatchRequestEntry, len(msgs))
+	var entries []sqstypes.SendMessageBatchRequestEntry
 	for i, m := range msgs {
-		body, attrs, err := Body(m)
+		e, err := Entry(strconv.Itoa(i), m, direct)
 		if err != nil {
 			errs[i] = &Error{Attempts: 0, Err: err}
 			continue
 		}
-		e := sqstypes.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(body), MessageAttributes: attrs}
-		if direct {
-			dedup, err := m.DeduplicationID()
-			if err != nil {
-				errs[i] = &Error{Err: err}
-				continue
-			}
-			e.MessageGroupId, e.MessageDeduplicationId = aws.String(m.CreatorKey()), aws.String(dedup)
-		}
-		entries[i] = e
+		entries = append(entries, e)
 	}
-	if len(msgs) == 1 {
-		if errs[0] == nil {
-			errs[0] = s.sendOne(ctx, url, entries[0])
+	// SendMessageBatch carries at most 1 MiB: ten large messages take two calls.
+	for _, chunk := range sqslimits.Split(entries, sqslimits.SendEntrySize) {
+		if len(chunk) == 1 {
+			i, _ := strconv.Atoi(aws.ToString(chunk[0].Id))
+			errs[i] = s.sendOne(ctx, url, chunk[0])
+			continue
 		}
-		return errs
+		s.sendBatch(ctx, url, chunk, errs)
 	}
-	s.sendBatch(ctx, url, entries, errs)
 	return errs
+}
+
+// Entry is the SQS entry of m: for the intake queue, group = creator key and
+// deduplication id = messageId (unique forever, so two messages with the same
+// text are two messages); for the workflows queue (direct), the ids the rate
+// limiter would set.
+func Entry(id string, m message.Message, direct bool) (sqstypes.SendMessageBatchRequestEntry, error) {
+	body, attrs, err := Body(m)
+	if err != nil {
+		return sqstypes.SendMessageBatchRequestEntry{}, err
+	}
+	dedup := m.MessageID
+	if direct {
+		if dedup, err = m.DeduplicationID(); err != nil {
+			return sqstypes.SendMessageBatchRequestEntry{}, err
+		}
+	}
+	return sqstypes.SendMessageBatchRequestEntry{
+		Id: aws.String(id), MessageBody: aws.String(body), MessageAttributes: attrs,
+		MessageGroupId: aws.String(m.CreatorKey()), MessageDeduplicationId: aws.String(dedup),
+	}, nil
 }
 
 func (s *Sender) sendOne(ctx context.Context, url string, e sqstypes.SendMessageBatchRequestEntry) error {
@@ -139,20 +154,20 @@ func (s *Sender) sendOne(ctx context.Context, url string, e sqstypes.SendMessage
 	return nil
 }
 
-// sendBatch sends the entries without an error yet; entries the batch call
-// reports failed without sender fault are sent again, up to MaxAttempts.
+// sendBatch sends the entries (whose ids are their indexes in errs); entries
+// the batch call reports failed without sender fault are sent again, up to
+// MaxAttempts.
 func (s *Sender) sendBatch(ctx context.Context, url string, entries []sqstypes.SendMessageBatchRequestEntry, errs []error) {
 	pending := map[string]int{}
-	for i := range entries {
-		if errs[i] == nil {
-			pending[strconv.Itoa(i)] = i
-		}
+	for _, e := range entries {
+		i, _ := strconv.Atoi(aws.ToString(e.Id))
+		pending[aws.ToString(e.Id)] = i
 	}
 	for attempt := 1; len(pending) > 0; attempt++ {
 		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(url)}
-		for i := range entries { // keep the request order: FIFO order within a group
-			if _, ok := pending[strconv.Itoa(i)]; ok {
-				in.Entries = append(in.Entries, entries[i])
+		for _, e := range entries { // keep the request order: FIFO order within a group
+			if _, ok := pending[aws.ToString(e.Id)]; ok {
+				in.Entries = append(in.Entries, e)
 			}
 		}
 		out, err := s.sqs.SendMessageBatch(ctx, in)

@@ -13,14 +13,20 @@ import (
 // Base names from the seeds. Production uses them as they are; other
 // environments append their name (see Name).
 const (
-	RateLimiterBase    = "huntaze-rate-limiter-queue"
-	RateLimiterDLQBase = "huntaze-rate-limiter-dlq"
+	RateLimiterBase    = "huntaze-rate-limiter-queue.fifo"
+	RateLimiterDLQBase = "huntaze-rate-limiter-dlq.fifo"
 	WorkflowsBase      = "huntaze-hybrid-workflows.fifo"
 	WorkflowsDLQBase   = "huntaze-hybrid-workflows-dlq.fifo"
 
 	// ProdEnvironment keeps the seed names unchanged.
 	ProdEnvironment = "prod"
 )
+
+// MaxReceiveCount is the redrive backstop of both pairs: the highest SQS
+// allows. Our code moves a message to a DLQ itself, with its reason, when the
+// fault is the message's own; outages only delay a message (at most 15
+// minutes a receive, so 1000 receives is about 10 days), never dead-letter it.
+const MaxReceiveCount = 1000
 
 // MaxRetention is the longest SQS keeps a message: every queue keeps
 // messages that long so a backlog or a DLQ never loses one to expiry.
@@ -35,6 +41,9 @@ type Queue struct {
 	// KMSEncrypted queues use the customer-managed key of the stack; the
 	// others use SQS-managed server-side encryption.
 	KMSEncrypted bool
+	// HighThroughput FIFO queues deduplicate and throttle per message group
+	// (one group per creator) instead of per queue.
+	HighThroughput bool
 }
 
 // Pair is a queue with the dead-letter queue its redrive policy points at.
@@ -56,25 +65,26 @@ func Name(base, env string) string {
 	return base + "-" + env
 }
 
-// RateLimiter is the standard queue the API writes to and the rate limiter
-// Lambda reads from.
+// RateLimiter is the FIFO intake queue the API writes to and the rate
+// limiter Lambda reads from: one message group per creator, deduplication id
+// = messageId. The seeds call it a standard queue, but a standard queue hands
+// a creator's messages out in any order to concurrent limiter invocations;
+// FIFO keeps the order the API accepted them in (docs/design.md).
 //
 // VisibilityTimeout is 6× the limiter Lambda's 30 s timeout (AWS's advice for
-// SQS event sources). MaxReceiveCount is high because a denied message is
-// received once per denial: the limiter gives each denied message its future
-// slot, so a message is normally denied once, but a long backlog for one
-// creator can defer a message several times (each deferral is at most 12 h).
-// 100 receives covers far more than the 14-day retention of deferrals while
-// still moving a message that fails for another reason to the DLQ.
+// SQS event sources). A denied message is received about twice; outages only
+// delay it (MaxReceiveCount).
 func RateLimiter(env string) Pair {
 	return Pair{
 		Main: Queue{
 			Name:              Name(RateLimiterBase, env),
+			FIFO:              true,
+			HighThroughput:    true,
 			VisibilityTimeout: 180 * time.Second,
 			RetentionPeriod:   MaxRetention,
 		},
-		DeadLetter:      Queue{Name: Name(RateLimiterDLQBase, env), RetentionPeriod: MaxRetention},
-		MaxReceiveCount: 100,
+		DeadLetter:      Queue{Name: Name(RateLimiterDLQBase, env), FIFO: true, RetentionPeriod: MaxRetention},
+		MaxReceiveCount: MaxReceiveCount,
 	}
 }
 
@@ -82,15 +92,15 @@ func RateLimiter(env string) Pair {
 // and the scraper consumes, one message group per creator.
 //
 // VisibilityTimeout is above the scraper's longest processing of one message
-// (three in-process attempts with their timeouts). MaxReceiveCount is only a
-// backstop for consumers that die: the scraper counts real failures itself and
-// moves a message to the DLQ explicitly, so 429 answers (which only return the
-// message) never push it there.
+// (three in-process attempts with their timeouts). The scraper counts real
+// failures itself and moves a message to the DLQ explicitly; 429 answers,
+// outages and an open breaker only delay it (MaxReceiveCount is a backstop).
 func Workflows(env string) Pair {
 	return Pair{
 		Main: Queue{
 			Name:              Name(WorkflowsBase, env),
 			FIFO:              true,
+			HighThroughput:    true,
 			VisibilityTimeout: 600 * time.Second,
 			RetentionPeriod:   MaxRetention,
 			KMSEncrypted:      true,
@@ -101,7 +111,7 @@ func Workflows(env string) Pair {
 			RetentionPeriod: MaxRetention,
 			KMSEncrypted:    true,
 		},
-		MaxReceiveCount: 100,
+		MaxReceiveCount: MaxReceiveCount,
 	}
 }
 
@@ -124,6 +134,10 @@ func (q Queue) Attributes() map[string]string {
 	if q.FIFO {
 		attrs["FifoQueue"] = "true"
 		attrs["ContentBasedDeduplication"] = "false"
+	}
+	if q.HighThroughput {
+		attrs["DeduplicationScope"] = "messageGroup"
+		attrs["FifoThroughputLimit"] = "perMessageGroupId"
 	}
 	return attrs
 }

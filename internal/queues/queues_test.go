@@ -8,15 +8,32 @@ import (
 
 func TestNameKeepsSeedNamesInProd(t *testing.T) {
 	cases := []struct{ base, env, want string }{
-		{RateLimiterBase, "prod", "huntaze-rate-limiter-queue"},
+		{RateLimiterBase, "prod", "huntaze-rate-limiter-queue.fifo"},
 		{WorkflowsBase, "prod", "huntaze-hybrid-workflows.fifo"},
-		{RateLimiterBase, "dev", "huntaze-rate-limiter-queue-dev"},
+		{RateLimiterBase, "dev", "huntaze-rate-limiter-queue-dev.fifo"},
+		{RateLimiterDLQBase, "dev", "huntaze-rate-limiter-dlq-dev.fifo"},
 		{WorkflowsBase, "staging", "huntaze-hybrid-workflows-staging.fifo"},
 		{WorkflowsDLQBase, "dev", "huntaze-hybrid-workflows-dlq-dev.fifo"},
 	}
 	for _, c := range cases {
 		if got := Name(c.base, c.env); got != c.want {
 			t.Errorf("Name(%q, %q) = %q, want %q", c.base, c.env, got, c.want)
+		}
+	}
+}
+
+func TestBothPairsAreFIFOOnBothSidesWithAHighRedriveBackstop(t *testing.T) {
+	for _, p := range All("dev") {
+		for _, q := range []Queue{p.Main, p.DeadLetter} {
+			if !q.FIFO || !strings.HasSuffix(q.Name, ".fifo") || q.Attributes()["ContentBasedDeduplication"] != "false" {
+				t.Errorf("%s: FIFO=%v; both pairs are FIFO with explicit deduplication ids", q.Name, q.FIFO)
+			}
+		}
+		if p.MaxReceiveCount != 1000 {
+			t.Errorf("%s: maxReceiveCount %d; outages must not dead-letter, so the backstop is SQS's maximum", p.Main.Name, p.MaxReceiveCount)
+		}
+		if a := p.Main.Attributes(); a["DeduplicationScope"] != "messageGroup" || a["FifoThroughputLimit"] != "perMessageGroupId" {
+			t.Errorf("%s: not in high-throughput mode: %v", p.Main.Name, a)
 		}
 	}
 }
@@ -62,7 +79,7 @@ func TestAttributesUseSeconds(t *testing.T) {
 	if a["VisibilityTimeout"] != "600" || a["MessageRetentionPeriod"] != "1209600" || a["FifoQueue"] != "true" {
 		t.Fatalf("attributes = %v", a)
 	}
-	if _, ok := RateLimiter("dev").DeadLetter.Attributes()["FifoQueue"]; ok {
-		t.Fatal("standard DLQ marked FIFO")
+	if RateLimiter("dev").DeadLetter.Attributes()["FifoQueue"] != "true" {
+		t.Fatal("the intake DLQ of a FIFO queue must be FIFO (AWS refuses a standard one)")
 	}
 }

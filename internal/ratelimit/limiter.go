@@ -1,13 +1,23 @@
 // Package ratelimit decides which messages may go to OnlyFans now: at most
-// Limit approvals per creator in any rolling Window, decided atomically in
-// Redis for a whole batch in one script call, with time taken from the Redis
-// server so that concurrent callers with skewed clocks agree.
+// Limit approvals per creator in any rolling Window (+ Margin), decided
+// atomically in Redis for a whole batch in one script call, with time taken
+// from the Redis server so that concurrent callers with skewed clocks agree.
 //
-// It behaves like a token bucket whose tokens each come back exactly one
-// window after they were spent (not a refill rate, which would let about
-// 2×Limit through in one rolling window). Denied messages get a reserved
-// future slot and a RetryAfter pointing at it, so a backlog drains in order
-// with about one denial per message.
+// Contract of Decide (one EVALSHA, one round trip):
+//   - a request is approved at time t only if fewer than Limit approvals of
+//     its key lie in (t − Window − Margin, t];
+//   - requests are decided in the order given; after the first denial of a
+//     key every later request of that key in the call is denied with the
+//     same RetryAfter, so a creator's later messages never overtake it;
+//   - RetryAfter is the moment the key's window next has room;
+//   - a Redis that lost its state (no fence key: restart without
+//     persistence, node replacement, failover to an empty replica) approves
+//     nothing for one Window + Margin after it is first seen: every approval
+//     it forgot is then out of every rolling window (Decision.Fenced).
+//
+// It behaves like a bucket of Limit tokens where each spent token comes back
+// exactly one window after it was spent (not a refill rate, which would let
+// about 2×Limit through in one rolling window).
 package ratelimit
 
 import (
@@ -29,26 +39,24 @@ var script = redis.NewScript(scriptSource)
 type Config struct {
 	// Limit is the number of approvals allowed in any rolling Window.
 	Limit int
-	// Window is the length of the rolling window.
+	// Window is the length of the rolling window the remote side enforces.
 	Window time.Duration
-	// ReservationGrace is how long past its slot a denied message may come
-	// back and still find its reservation. SQS returns messages up to a few
-	// seconds late; a holder later than this queues again.
-	ReservationGrace time.Duration
-	// ReturnSlack is added to reserved slots to absorb how late SQS returns
-	// a message after its visibility timeout (whole seconds, poller delay).
-	// Without it a slot holder often finds the window still full and is
-	// denied again. It costs throughput under backlog: Limit per
-	// Window+ReturnSlack instead of per Window; it never loosens the limit.
-	ReturnSlack time.Duration
+	// Margin widens the window the limiter counts in: Window + Margin. The
+	// scraper's send gate sets it so that the variable delay between its
+	// decision and the moment the site sees the send can never put Limit+1
+	// sends in the site's own Window.
+	Margin time.Duration
 	// KeyPrefix namespaces the Redis keys (e.g. per environment).
 	KeyPrefix string
 }
 
 // DefaultConfig is OnlyFans' limit: 10 messages per minute per creator.
 func DefaultConfig() Config {
-	return Config{Limit: 10, Window: time.Minute, ReservationGrace: time.Minute, ReturnSlack: 2 * time.Second, KeyPrefix: "rl"}
+	return Config{Limit: 10, Window: time.Minute, KeyPrefix: "rl"}
 }
+
+// Span is the length of the window the limiter counts approvals in.
+func (c Config) Span() time.Duration { return c.Window + c.Margin }
 
 // Validate reports a config that cannot work.
 func (c Config) Validate() error {
@@ -59,11 +67,11 @@ func (c Config) Validate() error {
 	if c.Window < time.Millisecond {
 		errs = append(errs, fmt.Errorf("window must be at least 1ms, got %s", c.Window))
 	}
-	if c.ReservationGrace < 0 {
-		errs = append(errs, fmt.Errorf("reservation grace must not be negative, got %s", c.ReservationGrace))
+	if c.Margin < 0 {
+		errs = append(errs, fmt.Errorf("margin must not be negative, got %s", c.Margin))
 	}
-	if c.ReturnSlack < 0 {
-		errs = append(errs, fmt.Errorf("return slack must not be negative, got %s", c.ReturnSlack))
+	if c.KeyPrefix == "" {
+		errs = append(errs, errors.New("key prefix is required"))
 	}
 	return errors.Join(errs...)
 }
@@ -72,7 +80,7 @@ func (c Config) Validate() error {
 type Request struct {
 	// Key is the creator key (creatorId, else userId).
 	Key string
-	// ID is the message id; it names the message's reservation.
+	// ID is the message id (it names the approval in the log).
 	ID string
 }
 
@@ -81,13 +89,15 @@ type Decision struct {
 	Allowed bool
 	// Remaining approvals left in the current window after this decision.
 	Remaining int
-	// RetryAfter is when a denied message should be tried again (zero if
-	// allowed). It is not capped; SQS callers cap it at 12 h.
+	// RetryAfter is when a denied request may be tried again (zero if
+	// allowed): the moment its key's window has room, or the end of the
+	// fence.
 	RetryAfter time.Duration
 	// At is the Redis server time of the decision.
 	At time.Time
-	// Slot is when the message was approved, or the slot reserved for it.
-	Slot time.Time
+	// Fenced is true while the limiter holds everything after finding a
+	// Redis that lost its state.
+	Fenced bool
 }
 
 // Limiter makes decisions against one Redis.
@@ -107,18 +117,16 @@ func New(rdb redis.Scripter, cfg Config) (*Limiter, error) {
 // Config returns the limiter's configuration.
 func (l *Limiter) Config() Config { return l.cfg }
 
-// Keys returns the Redis keys of a creator: the approval log and the
-// reservations. The hash tag keeps both in one cluster slot.
-func (l *Limiter) Keys(creator string) (log, reservations string) {
-	base := l.cfg.KeyPrefix + ":{" + creator + "}:"
-	return base + "log", base + "resv"
-}
+// LogKey returns the Redis key of a creator's approval log.
+func (c Config) LogKey(creator string) string { return c.KeyPrefix + ":{" + creator + "}:log" }
+
+// FenceKey returns the Redis key holding the epoch of this Redis.
+func (c Config) FenceKey() string { return c.KeyPrefix + ":fence" }
 
 // Decide decides every request in one script call (EVALSHA, falling back to
-// EVAL after a failover or SCRIPT FLUSH). Requests for the same key are
-// decided in order, each seeing the ones before it. On error no decision was
-// made (the script is atomic): callers must treat every request as not
-// approved.
+// EVAL after a failover or SCRIPT FLUSH), in the order given. On error no
+// decision was made (the script is atomic): callers must treat every request
+// as not approved.
 func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -133,19 +141,19 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: redis: %w", err)
 	}
-	if len(raw) != 1+4*len(reqs) {
+	if len(raw) != 2+3*len(reqs) {
 		return nil, fmt.Errorf("ratelimit: script returned %d values for %d requests", len(raw), len(reqs))
 	}
-	now := time.UnixMicro(raw[0])
+	now, fenced := time.UnixMicro(raw[0]), raw[1] == 1
 	out := make([]Decision, len(reqs))
 	for i := range reqs {
-		v := raw[1+4*i:]
+		v := raw[2+3*i:]
 		out[i] = Decision{
 			Allowed:    v[0] == 1,
 			RetryAfter: time.Duration(v[1]) * time.Microsecond,
 			Remaining:  int(v[2]),
 			At:         now,
-			Slot:       time.UnixMicro(v[3]),
+			Fenced:     fenced,
 		}
 	}
 	return out, nil
@@ -158,12 +166,12 @@ func ScriptSHA() string { return script.Hash() }
 // ScriptArgs returns the KEYS and ARGV of one script call for reqs, as
 // Decide builds them.
 func ScriptArgs(cfg Config, reqs []Request) ([]string, []any) {
-	l := &Limiter{cfg: cfg}
-	keys := make([]string, 0, 2*len(reqs))
-	args := []any{cfg.Limit, cfg.Window.Microseconds(), cfg.ReservationGrace.Microseconds(), cfg.ReturnSlack.Microseconds()}
+	keys := make([]string, 0, 1+len(reqs))
+	keys = append(keys, cfg.FenceKey())
+	args := make([]any, 0, 2+len(reqs))
+	args = append(args, cfg.Limit, cfg.Span().Microseconds())
 	for _, r := range reqs {
-		log, resv := l.Keys(r.Key)
-		keys = append(keys, log, resv)
+		keys = append(keys, cfg.LogKey(r.Key))
 		args = append(args, r.ID)
 	}
 	return keys, args

@@ -16,10 +16,11 @@ import (
 // both.
 func BenchmarkDecide(b *testing.B) {
 	r := harness.StartRedis(b)
-	l, err := ratelimit.New(r.Client(), ratelimit.Config{Limit: 10, Window: time.Minute, ReservationGrace: time.Minute, KeyPrefix: "bench"})
+	l, err := ratelimit.New(r.Client(), ratelimit.Config{Limit: 10, Window: time.Minute, KeyPrefix: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
+	harness.PrimeFence(b, r.Client(), l.Config().FenceKey())
 	ctx := context.Background()
 	batch := func(n int) []ratelimit.Request {
 		reqs := make([]ratelimit.Request, 10)

@@ -17,17 +17,22 @@ import (
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
-func newLimiter(t testing.TB, rdb redis.Scripter, limit int, window time.Duration) *ratelimit.Limiter {
+func newLimiter(t testing.TB, rdb redis.Cmdable, limit int, window time.Duration) *ratelimit.Limiter {
 	t.Helper()
-	return newLimiterSlack(t, rdb, limit, window, 0)
+	return newLimiterMargin(t, rdb, limit, window, 0)
 }
 
-func newLimiterSlack(t testing.TB, rdb redis.Scripter, limit int, window, slack time.Duration) *ratelimit.Limiter {
+// newLimiterMargin returns a limiter whose Redis already carries an old
+// fence, so the test does not start with the one-window hold of a fresh
+// Redis (tested on its own).
+func newLimiterMargin(t testing.TB, rdb redis.Cmdable, limit int, window, margin time.Duration) *ratelimit.Limiter {
 	t.Helper()
-	l, err := ratelimit.New(rdb, ratelimit.Config{Limit: limit, Window: window, ReservationGrace: window, ReturnSlack: slack, KeyPrefix: "test"})
+	cfg := ratelimit.Config{Limit: limit, Window: window, Margin: margin, KeyPrefix: "test"}
+	l, err := ratelimit.New(rdb, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	harness.PrimeFence(t, rdb, cfg.FenceKey())
 	return l
 }
 
@@ -61,8 +66,8 @@ func TestConfigValidate(t *testing.T) {
 	if err := ratelimit.DefaultConfig().Validate(); err != nil {
 		t.Fatalf("default config invalid: %v", err)
 	}
-	err := ratelimit.Config{Limit: 0, Window: 0, ReservationGrace: -1, ReturnSlack: -1}.Validate()
-	for _, want := range []string{"limit must be at least 1", "window must be at least 1ms", "grace must not be negative", "slack must not be negative"} {
+	err := ratelimit.Config{Limit: 0, Window: 0, Margin: -1}.Validate()
+	for _, want := range []string{"limit must be at least 1", "window must be at least 1ms", "margin must not be negative", "key prefix is required"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to mention %q", err, want)
 		}
@@ -88,54 +93,103 @@ func TestDecide_AllowsLimitThenDeniesUntilTheFirstApprovalLeavesTheWindow(t *tes
 		}
 	}
 	denied := ds[3]
-	wantSlot := ds[0].At.Add(500 * time.Millisecond)
-	if denied.Allowed || !denied.Slot.Equal(wantSlot) || denied.RetryAfter != wantSlot.Sub(denied.At) {
-		t.Fatalf("4th = %+v, want denied with slot %s", denied, wantSlot)
+	room := ds[0].At.Add(500 * time.Millisecond)
+	if denied.Allowed || denied.RetryAfter != room.Sub(denied.At) {
+		t.Fatalf("4th = %+v, want denied until %s", denied, room)
 	}
 	// AND another creator is not affected
 	if d := decideOne(t, l, "creator-b", "b0"); !d.Allowed {
 		t.Fatalf("other creator denied: %+v", d)
 	}
-
-	// WHEN the denied message comes back early
-	early := decideOne(t, l, "creator-a", "m3")
-	// THEN it is denied again with its same slot
-	if early.Allowed || !early.Slot.Equal(wantSlot) {
-		t.Fatalf("early return = %+v, want denied with slot %s", early, wantSlot)
-	}
-
-	// WHEN it comes back at its slot
-	time.Sleep(time.Until(wantSlot) + 5*time.Millisecond)
+	// WHEN it comes back when the window has room
+	time.Sleep(time.Until(room) + 5*time.Millisecond)
 	// THEN it is allowed
 	if d := decideOne(t, l, "creator-a", "m3"); !d.Allowed {
-		t.Fatalf("at its slot: %+v, want allowed", d)
+		t.Fatalf("after RetryAfter: %+v, want allowed", d)
 	}
 }
 
-func TestDecide_NewMessagesQueueBehindReservations(t *testing.T) {
-	// GIVEN a full window and one message waiting for its slot
+func TestDecide_AfterADenialEveryLaterRequestOfThatCreatorWaitsAsLong(t *testing.T) {
+	// GIVEN a window of 2 with one approval spent
 	r := harness.StartRedis(t)
-	l := newLimiter(t, r.Client(), 2, 300*time.Millisecond)
-	decideOne(t, l, "c", "a")
-	decideOne(t, l, "c", "b")
-	waiting := decideOne(t, l, "c", "w")
+	l := newLimiter(t, r.Client(), 2, time.Second)
+	decideOne(t, l, "a", "a0")
 
-	// WHEN the window frees up before the waiting message returns
-	time.Sleep(time.Until(waiting.Slot) + 5*time.Millisecond)
-	newcomer := decideOne(t, l, "c", "n")
+	// WHEN a batch holds a's next 3 messages interleaved with b's
+	ds, err := l.Decide(context.Background(), []ratelimit.Request{
+		{Key: "a", ID: "a1"}, {Key: "b", ID: "b1"}, {Key: "a", ID: "a2"}, {Key: "a", ID: "a3"}, {Key: "b", ID: "b2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// THEN a1 passes, a2 is the first denied, a3 is denied with the same
+	// retry (it must not come back before a2), and b is unaffected
+	if !ds[0].Allowed || ds[2].Allowed || ds[3].Allowed || !ds[1].Allowed || !ds[4].Allowed {
+		t.Fatalf("decisions %+v", ds)
+	}
+	if ds[2].RetryAfter <= 0 || ds[3].RetryAfter != ds[2].RetryAfter {
+		t.Fatalf("retries a2 %s a3 %s, want equal and positive", ds[2].RetryAfter, ds[3].RetryAfter)
+	}
+}
 
-	// THEN the newcomer gets a slot, it does not take the waiting one's place
-	// (there is room for both here: limit 2), and the waiting one still passes
-	if !newcomer.Allowed {
-		// capacity 2 freed, one kept for w: newcomer may pass
-		t.Fatalf("newcomer = %+v, want allowed (two tokens came back, one is kept for w)", newcomer)
+func TestDecide_MarginWidensTheCountedWindow(t *testing.T) {
+	// GIVEN 2 per 200 ms with a 300 ms margin
+	r := harness.StartRedis(t)
+	l := newLimiterMargin(t, r.Client(), 2, 200*time.Millisecond, 300*time.Millisecond)
+	first := decideOne(t, l, "c", "1")
+	decideOne(t, l, "c", "2")
+	// WHEN the third asks after the plain window has passed
+	time.Sleep(250 * time.Millisecond)
+	d := decideOne(t, l, "c", "3")
+	// THEN it is still denied, until window + margin after the first
+	if d.Allowed || d.RetryAfter != first.At.Add(500*time.Millisecond).Sub(d.At) {
+		t.Fatalf("third = %+v, want denied until first + 500ms", d)
 	}
-	if d := decideOne(t, l, "c", "w"); !d.Allowed {
-		t.Fatalf("waiting message = %+v, want allowed", d)
+}
+
+func TestDecide_AFreshOrEmptiedRedisHoldsEveryoneForOneWindow(t *testing.T) {
+	// GIVEN 10 per 400 ms on a Redis never seen before
+	r := harness.StartRedis(t)
+	c := r.Client()
+	const limit, window = 10, 400 * time.Millisecond
+	l, err := ratelimit.New(c, ratelimit.Config{Limit: limit, Window: window, KeyPrefix: "fence"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// AND a third one now waits a full window
-	if d := decideOne(t, l, "c", "x"); d.Allowed {
-		t.Fatalf("third = %+v, want denied", d)
+	// THEN the first decision is held for one window, fenced
+	first := decideOne(t, l, "c", "x")
+	if first.Allowed || !first.Fenced || first.RetryAfter != window {
+		t.Fatalf("first decision on a fresh Redis = %+v, want fenced for %s", first, window)
+	}
+
+	// WHEN a creator has had its 10th send and Redis is emptied right then
+	time.Sleep(first.RetryAfter + 5*time.Millisecond)
+	var approvals []time.Time
+	for i := range limit {
+		d := decideOne(t, l, "c", fmt.Sprint("m", i))
+		if !d.Allowed {
+			t.Fatalf("send %d denied: %+v", i, d)
+		}
+		approvals = append(approvals, d.At)
+	}
+	if err := c.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// THEN nothing passes until a full window after the loss, and the sends
+	// on both sides of the loss keep every rolling window at the limit
+	deadline := time.Now().Add(5 * window)
+	for i := 0; time.Now().Before(deadline); i++ {
+		d := decideOne(t, l, "c", fmt.Sprint("after", i))
+		if d.Allowed {
+			approvals = append(approvals, d.At)
+		} else if i == 0 && !d.Fenced {
+			t.Fatalf("first decision after the loss = %+v, want fenced", d)
+		}
+		time.Sleep(window / 40)
+	}
+	assertRollingWindow(t, "c", approvals, limit, window)
+	if len(approvals) < 2*limit {
+		t.Fatalf("only %d approvals over 5 windows: the fence never lifted", len(approvals))
 	}
 }
 
@@ -189,10 +243,11 @@ func TestDecide_RecoversFromNoScriptAndFailsWhileRedisIsDown(t *testing.T) {
 		t.Fatal("Decide with Redis down succeeded")
 	}
 
-	// WHEN it comes back empty (a failover)
+	// WHEN it comes back empty (a failover to an empty node)
 	r.Restart()
-	if d := decideOne(t, l, "c", "4"); !d.Allowed {
-		t.Fatalf("after restart: %+v", d)
+	// THEN it holds everyone (the fence), it does not forget the window
+	if d := decideOne(t, l, "c", "4"); d.Allowed || !d.Fenced {
+		t.Fatalf("after an empty restart: %+v, want fenced", d)
 	}
 }
 
@@ -201,7 +256,7 @@ func TestDecide_ConcurrentCallersNeverExceedTheLimitInAnyRollingWindow(t *testin
 	// 15 new messages and its own denied messages to retry when due
 	r := harness.StartRedis(t)
 	const limit, window, callers, perCaller = 5, 200 * time.Millisecond, 16, 15
-	l := newLimiterSlack(t, redis.NewClient(&redis.Options{Addr: r.Addr, PoolSize: 32}), limit, window, 10*time.Millisecond)
+	l := newLimiter(t, redis.NewClient(&redis.Options{Addr: r.Addr, PoolSize: 32}), limit, window)
 	var mu sync.Mutex
 	approvals := map[string][]time.Time{}
 	approvedIDs := map[string]int{}
@@ -281,110 +336,64 @@ func (h *redeliveries) Pop() any {
 	return x
 }
 
-func TestDecide_BacklogOf200DrainsWithAtMostTwoReceivesPerMessage(t *testing.T) {
-	// GIVEN 200 messages for one creator arriving at once, 10 per 250 ms
+func TestDecide_FIFOBacklogOf200DrainsWithAtMostTwoReceivesPerMessage(t *testing.T) {
+	// GIVEN 200 messages of one creator at the head of a FIFO group, 10 per
+	// 250 ms, received as AWS hands out a group: the first 10 in order
 	r := harness.StartRedis(t)
 	const limit, window, backlog = 10, 250 * time.Millisecond, 200
-	const lateness = 15 * time.Millisecond
-	l := newLimiterSlack(t, r.Client(), limit, window, lateness+5*time.Millisecond)
-	rng := rand.New(rand.NewPCG(1, 2))
-	pending := &redeliveries{}
-	start := time.Now()
-	for i := range backlog {
-		heap.Push(pending, redelivery{at: start, id: fmt.Sprint("m", i)})
+	l := newLimiter(t, r.Client(), limit, window)
+	queue := make([]string, backlog)
+	for i := range queue {
+		queue[i] = fmt.Sprint("m", i)
 	}
+	start := time.Now()
 
-	// WHEN each message is received, decided, and if denied returned after
-	// its RetryAfter plus 0–15 ms of delivery lateness, in batches of up to
-	// 10 of the messages that are due
-	receives, approvals := 0, []time.Time{}
-	for pending.Len() > 0 && time.Since(start) < 30*time.Second {
-		if wait := time.Until((*pending)[0].at); wait > 0 {
-			time.Sleep(wait)
-		}
-		var batch []redelivery
-		for pending.Len() > 0 && len(batch) < 10 && !(*pending)[0].at.After(time.Now()) {
-			batch = append(batch, heap.Pop(pending).(redelivery))
-		}
+	// WHEN each batch is decided; the approved leave the queue, the first
+	// denied and everything after it come back together after RetryAfter
+	// (+ up to 15 ms of delivery lateness)
+	rng := rand.New(rand.NewPCG(1, 2))
+	receives, approvals, order := 0, []time.Time{}, []string{}
+	for len(queue) > 0 && time.Since(start) < 30*time.Second {
+		batch := queue[:min(10, len(queue))]
 		reqs := make([]ratelimit.Request, len(batch))
-		for i, b := range batch {
-			reqs[i] = ratelimit.Request{Key: "creator", ID: b.id}
+		for i, id := range batch {
+			reqs[i] = ratelimit.Request{Key: "creator", ID: id}
 		}
 		ds, err := l.Decide(context.Background(), reqs)
 		if err != nil {
 			t.Fatal(err)
 		}
 		receives += len(batch)
-		for i, d := range ds {
+		n := 0
+		for n < len(ds) && ds[n].Allowed {
+			approvals, order = append(approvals, ds[n].At), append(order, batch[n])
+			n++
+		}
+		for _, d := range ds[n:] {
 			if d.Allowed {
-				approvals = append(approvals, d.At)
-				continue
+				t.Fatalf("a message was approved after an earlier one of its creator was denied: %+v", ds)
 			}
-			late := time.Duration(rng.Int64N(int64(lateness)))
-			heap.Push(pending, redelivery{at: time.Now().Add(d.RetryAfter + late), id: batch[i].id})
+		}
+		queue = queue[n:]
+		if n < len(ds) {
+			time.Sleep(ds[n].RetryAfter + time.Duration(rng.Int64N(int64(15*time.Millisecond))))
 		}
 	}
 
-	// THEN all are approved, within the limit, at ≤ 2 receives per message
+	// THEN all are approved in order, within the limit, at ≤ 2 receives each
 	if len(approvals) != backlog {
 		t.Fatalf("approved %d of %d", len(approvals), backlog)
 	}
+	for i, id := range order {
+		if id != fmt.Sprint("m", i) {
+			t.Fatalf("approval %d is %s: order broken", i, id)
+		}
+	}
 	assertRollingWindow(t, "creator", approvals, limit, window)
 	ratio := float64(receives) / backlog
-	t.Logf("backlog %d: %d receives, %.2f per forwarded message, drained in %s", backlog, receives, ratio, time.Since(start).Round(time.Millisecond))
+	t.Logf("backlog %d: %d receives, %.2f per forwarded message, drained in %s (ideal %s)", backlog, receives, ratio,
+		time.Since(start).Round(time.Millisecond), time.Duration(backlog/limit-1)*window)
 	if ratio > 2 {
 		t.Fatalf("%.2f receives per message, want ≤ 2", ratio)
 	}
-}
-
-func TestDecide_ReturningMessagesLeaveInTheOrderOfTheirSlots(t *testing.T) {
-	// GIVEN a full window and two messages reserved one after the other
-	r := harness.StartRedis(t)
-	l := longGrace(t, r.Client(), 1, 300*time.Millisecond)
-	decideOne(t, l, "c", "a")
-	first := decideOne(t, l, "c", "first")
-	second := decideOne(t, l, "c", "second")
-	if first.Allowed || second.Allowed || !second.Slot.After(first.Slot) {
-		t.Fatalf("reservations %+v %+v", first, second)
-	}
-	// WHEN both slots have passed and the second comes back first
-	time.Sleep(time.Until(second.Slot) + 5*time.Millisecond)
-	early := decideOne(t, l, "c", "second")
-	// THEN it waits for the first, which then goes, then the second
-	if early.Allowed {
-		t.Fatal("the later slot overtook the earlier one")
-	}
-	if d := decideOne(t, l, "c", "first"); !d.Allowed {
-		t.Fatalf("first = %+v", d)
-	}
-	// (the window of 1 is now full again; the second gets its turn after it)
-	time.Sleep(310 * time.Millisecond)
-	if d := decideOne(t, l, "c", "second"); !d.Allowed {
-		t.Fatalf("second = %+v", d)
-	}
-}
-
-func TestDecide_ABatchIsDecidedInSlotOrder(t *testing.T) {
-	// GIVEN two reserved messages returning in one batch, later slot first
-	r := harness.StartRedis(t)
-	l := longGrace(t, r.Client(), 1, 200*time.Millisecond)
-	decideOne(t, l, "c", "a")
-	first := decideOne(t, l, "c", "first")
-	second := decideOne(t, l, "c", "second")
-	time.Sleep(time.Until(second.Slot) + 5*time.Millisecond)
-	ds, err := l.Decide(context.Background(), []ratelimit.Request{{Key: "c", ID: "second"}, {Key: "c", ID: "first"}})
-	// THEN the earlier slot is the one approved, whatever the batch order
-	if err != nil || ds[0].Allowed || !ds[1].Allowed {
-		t.Fatalf("decisions %+v (%v); slots %s %s", ds, err, first.Slot, second.Slot)
-	}
-}
-
-// longGrace keeps reservations for 10 s, so late returns still find them.
-func longGrace(t testing.TB, rdb redis.Scripter, limit int, window time.Duration) *ratelimit.Limiter {
-	t.Helper()
-	l, err := ratelimit.New(rdb, ratelimit.Config{Limit: limit, Window: window, ReservationGrace: 10 * time.Second, KeyPrefix: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }

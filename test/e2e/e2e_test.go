@@ -36,6 +36,7 @@ func start(t *testing.T, creators []string, pollers int) (*local.Pipeline, *harn
 	t.Helper()
 	logs := &harness.Buffer{}
 	p := local.Start(t, local.Options{Creators: creators, Limit: limit, Window: window, ReturnSlack: 500 * time.Millisecond,
+		GateMargin: 300 * time.Millisecond, OutageBackoffMax: 4 * time.Second, // the 60 s window and 15 min cap, scaled
 		LimiterPollers: pollers, ReplayEvery: time.Second, Logs: logs})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -187,10 +188,17 @@ func checkPromises(t *testing.T, p *local.Pipeline, a *accepted, inDLQ []string)
 }
 
 // checkOrder asserts each creator's messages reached the site in the order
-// the API accepted them (one client per creator, sequential sends).
-func checkOrder(t *testing.T, p *local.Pipeline, a *accepted) {
+// the API accepted them (one client per creator, sequential sends), leaving
+// out the ones expected in a DLQ.
+func checkOrder(t *testing.T, p *local.Pipeline, a *accepted, inDLQ ...string) {
 	t.Helper()
-	for c, want := range a.creators {
+	for c, accepted := range a.creators {
+		var want []string
+		for _, text := range accepted {
+			if !slices.Contains(inDLQ, text) {
+				want = append(want, text)
+			}
+		}
 		if got := p.Site.Texts(c); !slices.Equal(got, want) {
 			t.Errorf("creator %s order:\n got %v\nwant %v", c, got, want)
 		}
@@ -198,8 +206,10 @@ func checkOrder(t *testing.T, p *local.Pipeline, a *accepted) {
 }
 
 func TestBurstsFromThreeCreatorsKeepTheRateOrderAndEveryMessage(t *testing.T) {
+	// 10 concurrent limiter pollers: the intake is FIFO, so order holds at
+	// the event source's full concurrency.
 	creators := []string{"creator-a", "creator-b", "creator-c"}
-	p, _ := start(t, creators, 1)
+	p, _ := start(t, creators, 10)
 	a := newAccepted()
 	a.burst(t, p, creators, 15, "first")
 	time.Sleep(window / 2)
@@ -220,6 +230,27 @@ func TestRedisRestartedMidRun(t *testing.T) {
 	a.burst(t, p, creators, 10, "after")
 	waitDelivered(t, p, a.total(), 90*time.Second)
 	checkPromises(t, p, a, nil)
+	checkOrder(t, p, a)
+}
+
+func TestRedisEmptiedTheInstantACreatorHadItsTenthSend(t *testing.T) {
+	// GIVEN a creator sending 25 messages, and Redis (limiter and gate)
+	// replaced by an empty one the instant the site records the 10th
+	creators := []string{"creator-a"}
+	p, _ := start(t, creators, 4)
+	var once sync.Once
+	p.Site.OnSent(func(fakesite.Sent) {
+		if len(p.Site.Sent()) == limit {
+			once.Do(p.Redis.Restart)
+		}
+	})
+	a := newAccepted()
+	a.burst(t, p, creators, 25, "fenced")
+	waitDelivered(t, p, a.total(), 90*time.Second)
+	// THEN no rolling window at the site holds more than 10, nothing is
+	// lost or sent twice, and order holds
+	checkPromises(t, p, a, nil)
+	checkOrder(t, p, a)
 }
 
 func TestScraperKilledMidBatchAndRestarted(t *testing.T) {
@@ -248,6 +279,7 @@ func TestScraperKilledMidBatchAndRestarted(t *testing.T) {
 			p.StartScraper()
 			waitDelivered(t, p, a.total(), 120*time.Second)
 			checkPromises(t, p, a, nil)
+			checkOrder(t, p, a)
 		})
 	}
 }
@@ -271,6 +303,7 @@ func TestSiteFaults429Storm5xxBurstsAnd4xxForOneFan(t *testing.T) {
 	waitDelivered(t, p, a.total()-1, 120*time.Second)
 	time.Sleep(2 * time.Second)
 	checkPromises(t, p, a, []string{"to a fan that does not exist"})
+	checkOrder(t, p, a, "to a fan that does not exist")
 }
 
 func TestAPIQueueOutageFallsBackThenReplays(t *testing.T) {
@@ -301,14 +334,15 @@ func TestPoisonPayloadInjectedIntoTheQueue(t *testing.T) {
 	creators := []string{"creator-a"}
 	p, logs := start(t, creators, 2)
 	a := newAccepted()
-	if _, err := p.AWS.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(p.Queues.RateLimiter.URL), MessageBody: aws.String(`{"content":"no ids at all"}`)}); err != nil {
+	if _, err := p.AWS.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(p.Queues.RateLimiter.URL), MessageBody: aws.String(`{"content":"no ids at all"}`),
+		MessageGroupId: aws.String("creator-a"), MessageDeduplicationId: aws.String("poison-1")}); err != nil {
 		t.Fatal(err)
 	}
 	a.burst(t, p, creators, 5, "good")
 	waitDelivered(t, p, a.total(), 60*time.Second)
 	dead := dlqTexts(t, p) // read first: reading hides them for a minute
 	checkPromises(t, p, a, nil)
-	if len(dead) != 1 || !strings.Contains(dead[0], "no ids at all") || !strings.Contains(logs.String(), "poison record moved to the DLQ") {
+	if len(dead) != 1 || !strings.Contains(dead[0], "no ids at all") || !strings.Contains(logs.String(), "invalid record moved to the DLQ") {
 		t.Fatalf("DLQ %v", dead)
 	}
 }

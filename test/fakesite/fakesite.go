@@ -50,6 +50,15 @@ type Site struct {
 	faults   []Fault // consumed one per send request, in order
 	refused  map[string]int
 	requests int
+	onSent   func(Sent)
+}
+
+// OnSent calls f with every accepted send, right after it is recorded and
+// before the site answers: a test can put a fault at that exact moment.
+func (s *Site) OnSent(f func(Sent)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onSent = f
 }
 
 // RefuseFan makes every send to fan answer status (e.g. 404: no such fan).
@@ -186,9 +195,14 @@ func (s *Site) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	record := func() {
+		sent := Sent{Creator: creator, Fan: r.PathValue("fan"), Text: body.Text, Media: body.Media, At: time.Now()}
 		s.mu.Lock()
-		s.sent = append(s.sent, Sent{Creator: creator, Fan: r.PathValue("fan"), Text: body.Text, Media: body.Media, At: time.Now()})
+		s.sent = append(s.sent, sent)
+		hook := s.onSent
 		s.mu.Unlock()
+		if hook != nil {
+			hook(sent)
+		}
 	}
 	if fault.RecordThenDelay {
 		record()

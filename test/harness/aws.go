@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -25,6 +26,7 @@ func AWSConfig() aws.Config {
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 		// Retries would hide a failing emulator behind slow tests.
 		RetryMaxAttempts: 1,
+		HTTPClient:       &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 	}
 }
 

@@ -56,9 +56,16 @@ const (
 type Options struct {
 	Creators []string
 	// Limit per Window, for the limiter and the scraper's send gate.
-	Limit       int
-	Window      time.Duration
+	Limit  int
+	Window time.Duration
+	// ReturnSlack is added to a denied record's wait (the limiter Lambda's
+	// RATE_RETURN_SLACK).
 	ReturnSlack time.Duration
+	// GateMargin widens the scraper's send gate window (RATE_MARGIN).
+	GateMargin time.Duration
+	// OutageBackoffMax caps how long a message waits out an outage (15
+	// minutes in AWS; scaled down with the window in tests).
+	OutageBackoffMax time.Duration
 	// LimiterPollers is the event source's concurrency.
 	LimiterPollers int
 	// ReplayEvery runs the fallback replay (the scheduled Lambda).
@@ -107,6 +114,9 @@ func Start(t harness.T, o Options) *Pipeline {
 	t.Helper()
 	if o.LimiterPollers <= 0 {
 		o.LimiterPollers = 4
+	}
+	if o.OutageBackoffMax <= 0 {
+		o.OutageBackoffMax = 15 * time.Minute
 	}
 	if o.ReplayEvery <= 0 {
 		o.ReplayEvery = 5 * time.Second
@@ -193,7 +203,7 @@ func Start(t harness.T, o Options) *Pipeline {
 	}
 	h, err := limiter.New(limiter.Config{
 		SourceQueueURL: p.Queues.RateLimiter.URL, WorkflowsQueueURL: p.Queues.Workflows.URL, DeadLetterQueueURL: p.Queues.RateLimiter.DLQURL,
-		Version: "local", RedisErrorBackoff: time.Second, ForwardFailureBackoff: time.Second,
+		Version: "local", ReturnSlack: o.ReturnSlack, OutageBackoff: time.Second, OutageBackoffMax: o.OutageBackoffMax,
 	}, lim, p.AWS.SQS, log.With("service", "rate-limiter"), emf.With(map[string]string{"Service": "rate-limiter"}), time.Now)
 	if err != nil {
 		t.Fatalf("local: limiter handler: %v", err)
@@ -243,14 +253,14 @@ func Start(t harness.T, o Options) *Pipeline {
 		"ONLYFANS_BASE_URL=" + siteURL, "PLAYWRIGHT_DRIVER_PATH=" + harness.DriverDir(t),
 		"POLL_WAIT=1s", "SERVER_BACKOFF=100ms", "BACKOFF_BASE=1s", "RATE_LIMIT_DEFAULT=1s", "BREAKER_OPEN_FOR=2s",
 		"RESPONSE_TIMEOUT=5s", "NAVIGATION_TIMEOUT=10s", "SHUTDOWN_DEADLINE=20s", "MAX_GROUPS=8",
-		fmt.Sprintf("RATE_LIMIT=%d", o.Limit), "RATE_WINDOW=" + o.Window.String(), "RATE_RETURN_SLACK=" + o.ReturnSlack.String(),
+		fmt.Sprintf("RATE_LIMIT=%d", o.Limit), "RATE_WINDOW=" + o.Window.String(), "RATE_MARGIN=" + o.GateMargin.String(), "OUTAGE_BACKOFF=1s", "OUTAGE_BACKOFF_MAX=" + o.OutageBackoffMax.String(),
 	}, o.ScraperEnv...)
 	p.StartScraper()
 	return p
 }
 
 func (p *Pipeline) limiterConfig(prefix string) ratelimit.Config {
-	return ratelimit.Config{Limit: p.opts.Limit, Window: p.opts.Window, ReservationGrace: 10 * p.opts.Window, ReturnSlack: p.opts.ReturnSlack, KeyPrefix: prefix}
+	return ratelimit.Config{Limit: p.opts.Limit, Window: p.opts.Window, KeyPrefix: prefix}
 }
 
 // StartScraper starts (or restarts) the scraper process.

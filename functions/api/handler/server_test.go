@@ -419,7 +419,7 @@ func TestStatusReportsHealthThenAStoppedRedisAndADeadLetter(t *testing.T) {
 	}
 	// WHEN Redis stops and a message lands in a DLQ
 	f.redis.Stop()
-	if _, err := f.aws.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(f.queues.RateLimiter.DLQURL), MessageBody: aws.String("{}")}); err != nil {
+	if _, err := f.aws.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(f.queues.RateLimiter.DLQURL), MessageBody: aws.String("{}"), MessageGroupId: aws.String("g"), MessageDeduplicationId: aws.String("d")}); err != nil {
 		t.Fatal(err)
 	}
 	// THEN the status is 503 with both reasons

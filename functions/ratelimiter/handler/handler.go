@@ -1,11 +1,15 @@
-// Package handler is the rate limiter Lambda: it reads batches from
-// huntaze-rate-limiter-queue, asks the limiter about every record in one
-// Redis call, forwards approved messages to huntaze-hybrid-workflows.fifo and
-// returns the others to their queue at the time their turn comes.
+// Package handler is the rate limiter Lambda: it reads batches from the FIFO
+// intake queue huntaze-rate-limiter-queue.fifo (one message group per
+// creator), asks the limiter about every record in one Redis call, forwards
+// approved messages to huntaze-hybrid-workflows.fifo and returns the others
+// to their queue at the moment their creator's window has room.
 //
 // Every record ends in exactly one of: forwarded (Lambda deletes it), listed
 // in batchItemFailures with a new visibility (it comes back), or moved to the
-// rate limiter DLQ (poison). Nothing is dropped.
+// intake DLQ with its failure_reason (invalid payload only). Nothing is
+// dropped, and nothing later overtakes an earlier record of its creator: the
+// first record of a creator that is returned takes every later record of
+// that creator in the batch back with it, with the same visibility.
 package handler
 
 import (
@@ -13,9 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -23,9 +25,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/huntaze/message-pipeline/internal/deadletter"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
+	"github.com/huntaze/message-pipeline/internal/sqslimits"
 )
 
 // Attributes the limiter adds to a forwarded message (seed 003 R2.4).
@@ -33,22 +37,22 @@ const (
 	AttrRateLimitTimestamp = "rate_limit_timestamp"
 	AttrTokensRemaining    = "tokens_remaining"
 	AttrRateLimiterVersion = "rate_limiter_version"
-	// AttrRejection carries the reason a poison record was moved to the DLQ.
-	AttrRejection = "rate_limiter_rejection"
 )
 
-// Metric names (seed 003 R5.4 and issue 3).
+// Metric names (seed 003 R5.4 and the operability metrics).
 const (
 	MetricAllowed         = "rate_limit_allowed_count"
 	MetricRejected        = "rate_limit_rejected_count"
+	MetricFenced          = "rate_limit_fenced_count"
 	MetricForwardFailures = "forward_failures"
 	MetricRedisErrors     = "redis_errors"
 	MetricPoison          = "poison_messages"
 	MetricBatchDuration   = "batch_duration"
 )
 
-// MaxVisibility is the longest ChangeMessageVisibility accepts (12 h).
-const MaxVisibility = 12 * time.Hour
+// receiveAllowance is how long before the invocation the event source may
+// have received the batch; the 12 h visibility cap counts from the receive.
+const receiveAllowance = 5 * time.Minute
 
 // maxAttributes is SQS's limit of message attributes per message.
 const maxAttributes = 10
@@ -60,35 +64,45 @@ type SQSAPI interface {
 	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
 }
 
-// Decider decides a batch of requests atomically (ratelimit.Limiter).
+// Decider decides a batch of requests atomically, in order (ratelimit.Limiter).
 type Decider interface {
 	Decide(ctx context.Context, reqs []ratelimit.Request) ([]ratelimit.Decision, error)
 }
 
 // Config of the handler.
 type Config struct {
-	SourceQueueURL     string // huntaze-rate-limiter-queue (visibility changes)
+	SourceQueueURL     string // huntaze-rate-limiter-queue.fifo (visibility changes)
 	WorkflowsQueueURL  string // huntaze-hybrid-workflows.fifo (forwarding)
-	DeadLetterQueueURL string // huntaze-rate-limiter-dlq (poison records)
+	DeadLetterQueueURL string // huntaze-rate-limiter-dlq.fifo (invalid payloads)
 	Version            string // rate_limiter_version attribute
-	// RedisErrorBackoff is the visibility given to every record of a batch
-	// when Redis cannot decide (fail closed).
-	RedisErrorBackoff time.Duration
-	// ForwardFailureBackoff is the visibility of a record whose forward to
-	// the FIFO queue failed.
-	ForwardFailureBackoff time.Duration
+	// ReturnSlack is added to a denied record's RetryAfter so that it comes
+	// back when its creator's window surely has room.
+	ReturnSlack time.Duration
+	// OutageBackoff is the first delay of records that cannot be decided or
+	// forwarded (Redis or SQS down); it doubles with every receive up to
+	// sqslimits.MaxOutageDelay. It is never a reason to dead-letter.
+	OutageBackoff time.Duration
+	// OutageBackoffMax caps that delay (at most, and by default, 15 minutes).
+	OutageBackoffMax time.Duration
+}
+
+func (c Config) outage() sqslimits.Backoff {
+	return sqslimits.Backoff{Base: c.OutageBackoff, Max: c.OutageBackoffMax}
 }
 
 // Validate reports missing settings.
 func (c Config) Validate() error {
 	var errs []error
-	for name, v := range map[string]string{"source queue URL": c.SourceQueueURL, "workflows queue URL": c.WorkflowsQueueURL, "dead-letter queue URL": c.DeadLetterQueueURL, "version": c.Version} {
-		if v == "" {
-			errs = append(errs, fmt.Errorf("%s is required", name))
+	for _, f := range []struct{ name, v string }{{"source queue URL", c.SourceQueueURL}, {"workflows queue URL", c.WorkflowsQueueURL}, {"dead-letter queue URL", c.DeadLetterQueueURL}, {"version", c.Version}} {
+		if f.v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", f.name))
 		}
 	}
-	if c.RedisErrorBackoff <= 0 || c.ForwardFailureBackoff <= 0 {
-		errs = append(errs, errors.New("backoffs must be positive"))
+	if c.OutageBackoff <= 0 {
+		errs = append(errs, errors.New("outage backoff must be positive"))
+	}
+	if c.ReturnSlack < 0 {
+		errs = append(errs, errors.New("return slack must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -103,8 +117,8 @@ type Handler struct {
 	now     func() time.Time
 }
 
-// New returns a handler. now is only used to time batches; decisions use
-// the Redis clock.
+// New returns a handler. now times batches and the visibility cap;
+// decisions use the Redis clock.
 func New(cfg Config, limiter Decider, client SQSAPI, log *slog.Logger, m *metrics.Emitter, now func() time.Time) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("rate limiter config: %w", err)
@@ -115,17 +129,34 @@ func New(cfg Config, limiter Decider, client SQSAPI, log *slog.Logger, m *metric
 	return &Handler{cfg: cfg, limiter: limiter, sqs: client, log: log, metrics: m, now: now}, nil
 }
 
-// record is one SQS record with its parsed message.
+// record is one SQS record with its parsed message, or why it has none.
 type record struct {
-	raw events.SQSMessage
-	msg message.Message
+	pos    int // position in the batch
+	raw    events.SQSMessage
+	msg    message.Message
+	group  string
+	poison string
 }
 
-// batch collects the outcome of one invocation.
+func (r record) receiveCount() int {
+	n, _ := strconv.Atoi(r.raw.Attributes["ApproximateReceiveCount"])
+	return max(n, 1)
+}
+
+// batch collects the outcome of one invocation. held maps a creator whose
+// record was returned to that record's position and visibility: every later
+// record of the creator goes back with the same visibility.
 type batch struct {
+	start    time.Time
 	failures []events.SQSBatchItemFailure
 	retry    []visibility
+	held     map[string]hold
 	m        *metrics.Set
+}
+
+type hold struct {
+	from  int
+	after time.Duration
 }
 
 type visibility struct {
@@ -133,82 +164,100 @@ type visibility struct {
 	after time.Duration
 }
 
-func (b *batch) returnLater(rec events.SQSMessage, after time.Duration) {
-	b.failures = append(b.failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
-	b.retry = append(b.retry, visibility{rec: rec, after: after})
+// returnLater lists r as failed with a new visibility. The first record of
+// a creator returned sets the visibility of every later one, so the group
+// comes back whole and in order.
+func (b *batch) returnLater(r record, after time.Duration) {
+	if h, ok := b.held[r.group]; ok && h.from < r.pos {
+		after = h.after
+	} else if !ok || r.pos < h.from {
+		b.held[r.group] = hold{from: r.pos, after: after}
+	}
+	b.failures = append(b.failures, events.SQSBatchItemFailure{ItemIdentifier: r.raw.MessageId})
+	b.retry = append(b.retry, visibility{rec: r.raw, after: after})
 }
+
+// isHeld reports whether an earlier record of r's creator was returned.
+func (b *batch) isHeld(r record) bool { h, ok := b.held[r.group]; return ok && h.from < r.pos }
 
 // Handle processes one batch. It returns an error only if it cannot even
 // report per-record results; every record-level problem is in the response.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	start := h.now()
-	b := &batch{m: metrics.NewSet()}
-	for _, n := range []string{MetricAllowed, MetricRejected, MetricForwardFailures, MetricRedisErrors, MetricPoison} {
+	b := &batch{start: h.now(), held: map[string]hold{}, m: metrics.NewSet()}
+	for _, n := range []string{MetricAllowed, MetricRejected, MetricFenced, MetricForwardFailures, MetricRedisErrors, MetricPoison} {
 		b.m.Add(n, metrics.Count, 0)
 	}
 
 	var valid []record
-	for _, raw := range ev.Records {
-		msg, reason := parseRecord(raw)
-		if reason != "" {
-			h.deadLetter(ctx, b, raw, reason)
-			continue
+	for i, raw := range ev.Records {
+		r := parseRecord(raw)
+		r.pos = i
+		switch {
+		case b.isHeld(r):
+			b.returnLater(r, 0)
+		case r.poison != "":
+			h.deadLetter(ctx, b, r)
+		default:
+			valid = append(valid, r)
 		}
-		valid = append(valid, record{raw: raw, msg: msg})
 	}
-
 	if len(valid) > 0 {
 		h.decideAndForward(ctx, b, valid)
 	}
-	h.changeVisibility(ctx, b.retry)
+	h.changeVisibility(ctx, b)
 
-	b.m.Put(MetricBatchDuration, metrics.Milliseconds, float64(h.now().Sub(start).Microseconds())/1000)
+	b.m.Put(MetricBatchDuration, metrics.Milliseconds, float64(h.now().Sub(b.start).Microseconds())/1000)
 	if err := h.metrics.Emit(b.m); err != nil {
 		h.log.Warn("metrics not written", "error", err)
 	}
 	return events.SQSEventResponse{BatchItemFailures: b.failures}, nil
 }
 
-// parseRecord returns the message of a record, or why it can never be
+// parseRecord returns the record with its message, or why it can never be
 // forwarded.
-func parseRecord(raw events.SQSMessage) (message.Message, string) {
+func parseRecord(raw events.SQSMessage) record {
+	r := record{raw: raw, group: raw.Attributes["MessageGroupId"]}
 	msg, err := message.Parse([]byte(raw.Body))
-	if err != nil {
-		return message.Message{}, "unparseable body: " + err.Error()
+	switch {
+	case err != nil:
+		r.poison = "unparseable body: " + err.Error()
+	case msg.Validate() != nil:
+		r.poison = msg.Validate().Error()
+	case msg.CreatorKey() == "":
+		r.poison = "no creator key (creatorId or userId)"
+	case len(raw.MessageAttributes)+3 > maxAttributes:
+		r.poison = fmt.Sprintf("%d message attributes leave no room for the 3 the limiter adds (SQS allows %d)", len(raw.MessageAttributes), maxAttributes)
+	default:
+		r.msg = msg
+		if r.group == "" { // not from a FIFO queue: the creator is the group
+			r.group = msg.CreatorKey()
+		}
 	}
-	if err := msg.Validate(); err != nil {
-		return message.Message{}, err.Error()
-	}
-	if msg.CreatorKey() == "" {
-		return message.Message{}, "no creator key (creatorId or userId)"
-	}
-	if n := len(raw.MessageAttributes); n+3 > maxAttributes {
-		return message.Message{}, fmt.Sprintf("%d message attributes leave no room for the 3 the limiter adds (SQS allows %d)", n, maxAttributes)
-	}
-	return msg, ""
+	return r
 }
 
-// deadLetter moves a poison record to the rate limiter DLQ at once (instead
-// of letting it be received maxReceiveCount times), keeping its body and
-// attributes and adding the reason. If the DLQ send fails, the record is
-// returned to its queue and tried again later.
-func (h *Handler) deadLetter(ctx context.Context, b *batch, raw events.SQSMessage, reason string) {
+// deadLetter moves an invalid record to the intake DLQ at once, keeping its
+// body, attributes and group and adding the reason. If the move fails, the
+// record and its creator's later records come back after an outage delay.
+func (h *Handler) deadLetter(ctx context.Context, b *batch, r record) {
 	b.m.Add(MetricPoison, metrics.Count, 1)
-	attrs := toSendAttributes(raw.MessageAttributes)
-	if len(attrs) < maxAttributes {
-		attrs[AttrRejection] = stringAttr(truncate(reason, 1024))
+	dedup := r.raw.Attributes["MessageDeduplicationId"]
+	if dedup == "" {
+		dedup = r.raw.MessageId
 	}
-	_, err := h.sqs.SendMessage(ctx, &sqs.SendMessageInput{
-		QueueUrl:          aws.String(h.cfg.DeadLetterQueueURL),
-		MessageBody:       aws.String(raw.Body),
-		MessageAttributes: attrs,
-	})
+	group := r.group
+	if group == "" {
+		group = "unknown"
+	}
+	err := deadletter.Move(ctx, h.sqs, h.cfg.DeadLetterQueueURL, deadletter.Message{
+		Body: r.raw.Body, Attributes: toSendAttributes(r.raw.MessageAttributes), GroupID: group, DeduplicationID: dedup,
+	}, "rate limiter: "+r.poison)
 	if err != nil {
-		h.log.Error("poison record not moved to the DLQ; it will be retried", "sqs_message_id", raw.MessageId, "reason", reason, "error", err)
-		b.returnLater(raw, h.cfg.ForwardFailureBackoff)
+		h.log.Error("invalid record not moved to the DLQ; it will be tried again", "sqs_message_id", r.raw.MessageId, "failure_reason", r.poison, "error", err)
+		b.returnLater(r, h.cfg.outage().Delay(r.receiveCount()))
 		return
 	}
-	h.log.Warn("poison record moved to the DLQ", "sqs_message_id", raw.MessageId, "reason", reason)
+	h.log.Warn("invalid record moved to the DLQ", "sqs_message_id", r.raw.MessageId, "failure_reason", r.poison)
 }
 
 func (h *Handler) decideAndForward(ctx context.Context, b *batch, recs []record) {
@@ -218,88 +267,113 @@ func (h *Handler) decideAndForward(ctx context.Context, b *batch, recs []record)
 	}
 	decisions, err := h.limiter.Decide(ctx, reqs)
 	if err != nil {
-		// Fail closed: without a decision nothing may reach OnlyFans.
+		// Fail closed: without a decision nothing may reach OnlyFans. Not the
+		// message's fault: it waits, longer with every receive.
 		b.m.Add(MetricRedisErrors, metrics.Count, 1)
-		h.log.Error("rate limiter unavailable; returning the whole batch", "records", len(recs), "backoff_ms", h.cfg.RedisErrorBackoff.Milliseconds(), "error", err)
+		h.log.Error("rate limiter unavailable; returning the whole batch", "records", len(recs), "error", err)
 		for _, r := range recs {
-			b.returnLater(r.raw, h.cfg.RedisErrorBackoff)
+			b.returnLater(r, h.cfg.outage().Delay(r.receiveCount()))
 		}
 		return
 	}
 
-	var approved []record
-	var approvals []ratelimit.Decision
+	var approved []approval
 	for i, r := range recs {
 		d := decisions[i]
 		h.log.Info("rate limit decision",
 			"message_id", r.msg.MessageID, "creator_id", r.msg.CreatorKey(), "allowed", d.Allowed,
-			"retry_after_ms", d.RetryAfter.Milliseconds(), "tokens_remaining", d.Remaining,
-			"receive_count", r.raw.Attributes["ApproximateReceiveCount"])
-		if d.Allowed {
+			"retry_after_ms", d.RetryAfter.Milliseconds(), "tokens_remaining", d.Remaining, "fenced", d.Fenced,
+			"receive_count", r.receiveCount())
+		switch {
+		case d.Allowed && !b.isHeld(r):
 			b.m.Add(MetricAllowed, metrics.Count, 1)
-			approved = append(approved, r)
-			approvals = append(approvals, d)
-			continue
+			approved = append(approved, approval{rec: r, decision: d})
+		case d.Allowed:
+			// Approved, but an earlier record of its creator went back (its
+			// DLQ move failed): it must not overtake it. Its token stays spent.
+			b.returnLater(r, 0)
+		default:
+			// Denied is the normal path under load: not an error.
+			b.m.Add(MetricRejected, metrics.Count, 1)
+			if d.Fenced {
+				b.m.Add(MetricFenced, metrics.Count, 1)
+			}
+			b.returnLater(r, d.RetryAfter+h.cfg.ReturnSlack)
 		}
-		// Denied is the normal path under load: not an error.
-		b.m.Add(MetricRejected, metrics.Count, 1)
-		b.returnLater(r.raw, d.RetryAfter)
 	}
-	h.forward(ctx, b, approved, approvals)
+	h.forward(ctx, b, approved)
 }
 
-// forward sends approved records to the FIFO queue in one SendMessageBatch
-// per 10 and retries only the entries that failed, once. The approval's token
-// stays spent whatever happens: a record that comes back is decided again.
-func (h *Handler) forward(ctx context.Context, b *batch, recs []record, ds []ratelimit.Decision) {
-	for start := 0; start < len(recs); start += 10 {
-		end := min(start+10, len(recs))
-		entries := make(map[string]sqstypes.SendMessageBatchRequestEntry, end-start)
-		byID := make(map[string]record, end-start)
-		order := make([]string, 0, end-start)
-		for i := start; i < end; i++ {
-			id := strconv.Itoa(i)
-			entry, err := h.entry(id, recs[i], ds[i])
-			if err != nil { // only a message that cannot be encoded: not seen in practice
-				h.forwardFailed(b, recs[i], err.Error())
+type approval struct {
+	rec      record
+	decision ratelimit.Decision
+}
+
+// forward sends approved records to the FIFO queue in rounds: round k holds
+// the k-th approved record of every creator, in batch order, split by SQS's
+// count and size limits. Entries that fail are retried once; a record that
+// still fails goes back with every later record of its creator, which are
+// therefore never sent ahead of it. A token stays spent whatever happens: a
+// record that comes back is decided again.
+func (h *Handler) forward(ctx context.Context, b *batch, approved []approval) {
+	var rounds [][]approval
+	seen := map[string]int{}
+	for _, a := range approved {
+		k := seen[a.rec.group]
+		seen[a.rec.group] = k + 1
+		if k == len(rounds) {
+			rounds = append(rounds, nil)
+		}
+		rounds[k] = append(rounds[k], a)
+	}
+	for _, round := range rounds {
+		var entries []sqstypes.SendMessageBatchRequestEntry
+		byID := map[string]record{}
+		for i, a := range round {
+			if b.isHeld(a.rec) {
+				b.returnLater(a.rec, 0)
 				continue
 			}
-			entries[id], byID[id] = entry, recs[i]
-			order = append(order, id)
-		}
-		failed := h.sendBatch(ctx, entries, order)
-		if len(failed) > 0 {
-			retryOrder := make([]string, 0, len(failed))
-			for _, id := range order {
-				if _, ok := failed[id]; ok {
-					retryOrder = append(retryOrder, id)
-				}
+			id := strconv.Itoa(i)
+			entry, err := h.entry(id, a)
+			if err != nil { // only a message that cannot be encoded: not seen in practice
+				h.forwardFailed(b, a.rec, err.Error())
+				continue
 			}
-			failed = h.sendBatch(ctx, entries, retryOrder)
+			entries = append(entries, entry)
+			byID[id] = a.rec
 		}
-		for _, id := range order {
-			if reason, ok := failed[id]; ok {
-				h.forwardFailed(b, byID[id], reason)
+		for _, chunk := range sqslimits.Split(entries, sqslimits.SendEntrySize) {
+			failed := h.sendBatch(ctx, chunk)
+			if len(failed) > 0 {
+				var again []sqstypes.SendMessageBatchRequestEntry
+				for _, e := range chunk {
+					if _, ok := failed[aws.ToString(e.Id)]; ok {
+						again = append(again, e)
+					}
+				}
+				failed = h.sendBatch(ctx, again)
+			}
+			for _, e := range chunk {
+				if reason, ok := failed[aws.ToString(e.Id)]; ok {
+					h.forwardFailed(b, byID[aws.ToString(e.Id)], reason)
+				}
 			}
 		}
 	}
 }
 
-// sendBatch sends the entries named by ids (in order: FIFO keeps the order
-// of a batch within a group) and returns the failed ids with their reasons.
-func (h *Handler) sendBatch(ctx context.Context, entries map[string]sqstypes.SendMessageBatchRequestEntry, ids []string) map[string]string {
-	if len(ids) == 0 {
+// sendBatch sends entries (in order: FIFO keeps the order of a batch within
+// a group) and returns the failed ids with their reasons.
+func (h *Handler) sendBatch(ctx context.Context, entries []sqstypes.SendMessageBatchRequestEntry) map[string]string {
+	if len(entries) == 0 {
 		return nil
 	}
-	in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(h.cfg.WorkflowsQueueURL)}
-	for _, id := range ids {
-		in.Entries = append(in.Entries, entries[id])
-	}
-	out, err := h.sqs.SendMessageBatch(ctx, in)
+	out, err := h.sqs.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(h.cfg.WorkflowsQueueURL), Entries: entries})
 	failed := map[string]string{}
 	if err != nil {
-		for _, id := range ids {
-			failed[id] = err.Error()
+		for _, e := range entries {
+			failed[aws.ToString(e.Id)] = err.Error()
 		}
 		return failed
 	}
@@ -311,26 +385,26 @@ func (h *Handler) sendBatch(ctx context.Context, entries map[string]sqstypes.Sen
 
 func (h *Handler) forwardFailed(b *batch, r record, reason string) {
 	b.m.Add(MetricForwardFailures, metrics.Count, 1)
-	h.log.Error("forward to the workflows queue failed; the message will be decided again",
+	h.log.Error("forward to the workflows queue failed; the message and its creator's later ones will be decided again",
 		"message_id", r.msg.MessageID, "creator_id", r.msg.CreatorKey(), "error", reason)
-	b.returnLater(r.raw, h.cfg.ForwardFailureBackoff)
+	b.returnLater(r, h.cfg.outage().Delay(r.receiveCount()))
 }
 
 // entry builds the FIFO entry: original body and attributes, plus the
 // limiter's own attributes.
-func (h *Handler) entry(id string, r record, d ratelimit.Decision) (sqstypes.SendMessageBatchRequestEntry, error) {
-	dedup, err := r.msg.DeduplicationID()
+func (h *Handler) entry(id string, a approval) (sqstypes.SendMessageBatchRequestEntry, error) {
+	dedup, err := a.rec.msg.DeduplicationID()
 	if err != nil {
 		return sqstypes.SendMessageBatchRequestEntry{}, err
 	}
-	attrs := toSendAttributes(r.raw.MessageAttributes)
-	attrs[AttrRateLimitTimestamp] = numberAttr(d.At.UnixMilli())
-	attrs[AttrTokensRemaining] = numberAttr(int64(d.Remaining))
+	attrs := toSendAttributes(a.rec.raw.MessageAttributes)
+	attrs[AttrRateLimitTimestamp] = numberAttr(a.decision.At.UnixMilli())
+	attrs[AttrTokensRemaining] = numberAttr(int64(a.decision.Remaining))
 	attrs[AttrRateLimiterVersion] = stringAttr(h.cfg.Version)
 	return sqstypes.SendMessageBatchRequestEntry{
 		Id:                     aws.String(id),
-		MessageBody:            aws.String(r.raw.Body),
-		MessageGroupId:         aws.String(r.msg.CreatorKey()),
+		MessageBody:            aws.String(a.rec.raw.Body),
+		MessageGroupId:         aws.String(a.rec.msg.CreatorKey()),
 		MessageDeduplicationId: aws.String(dedup),
 		MessageAttributes:      attrs,
 	}, nil
@@ -339,15 +413,16 @@ func (h *Handler) entry(id string, r record, d ratelimit.Decision) (sqstypes.Sen
 // changeVisibility sets when each returned record comes back, 10 per call.
 // A failure here loses nothing: the record is in batchItemFailures and comes
 // back when its current visibility timeout ends.
-func (h *Handler) changeVisibility(ctx context.Context, vs []visibility) {
-	for start := 0; start < len(vs); start += 10 {
-		chunk := vs[start:min(start+10, len(vs))]
+func (h *Handler) changeVisibility(ctx context.Context, b *batch) {
+	since := h.now().Sub(b.start) + receiveAllowance
+	for start := 0; start < len(b.retry); start += sqslimits.MaxBatchEntries {
+		chunk := b.retry[start:min(start+sqslimits.MaxBatchEntries, len(b.retry))]
 		in := &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(h.cfg.SourceQueueURL)}
 		for i, v := range chunk {
 			in.Entries = append(in.Entries, sqstypes.ChangeMessageVisibilityBatchRequestEntry{
 				Id:                aws.String(strconv.Itoa(i)),
 				ReceiptHandle:     aws.String(v.rec.ReceiptHandle),
-				VisibilityTimeout: VisibilitySeconds(v.after),
+				VisibilityTimeout: sqslimits.VisibilitySeconds(v.after, since),
 			})
 		}
 		out, err := h.sqs.ChangeMessageVisibilityBatch(ctx, in)
@@ -361,13 +436,6 @@ func (h *Handler) changeVisibility(ctx context.Context, vs []visibility) {
 				"sqs_message_id", chunk[i].rec.MessageId, "error", aws.ToString(f.Message))
 		}
 	}
-}
-
-// VisibilitySeconds rounds a retry delay up to whole seconds (so a message
-// never comes back before its slot), at least 1 s and at most 12 h.
-func VisibilitySeconds(d time.Duration) int32 {
-	s := math.Ceil(d.Seconds())
-	return int32(min(max(s, 1), MaxVisibility.Seconds()))
 }
 
 func toSendAttributes(in map[string]events.SQSMessageAttribute) map[string]sqstypes.MessageAttributeValue {
@@ -390,13 +458,4 @@ func stringAttr(s string) sqstypes.MessageAttributeValue {
 
 func numberAttr(n int64) sqstypes.MessageAttributeValue {
 	return sqstypes.MessageAttributeValue{DataType: aws.String("Number"), StringValue: aws.String(strconv.FormatInt(n, 10))}
-}
-
-// truncate cuts s to at most n bytes without splitting a character (SQS
-// refuses invalid UTF-8 in attributes).
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "")
 }

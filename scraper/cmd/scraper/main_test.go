@@ -54,6 +54,8 @@ func newProcess(t *testing.T, extra ...string) *process {
 	t.Helper()
 	p := &process{t: t, bin: buildBinary(t), site: fakesite.Start(t), aws: harness.StartFauxqs(t)}
 	r := harness.StartRedis(t)
+	// The gate's Redis has served it before: no one-window fence at start.
+	harness.PrimeFence(t, r.Client(), Settings{Environment: "test"}.Gate().FenceKey())
 	p.queues = p.aws.CreateQueues(t, "test")
 	if _, err := p.aws.S3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
 		t.Fatal(err)

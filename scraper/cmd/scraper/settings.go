@@ -44,15 +44,24 @@ type Settings struct {
 	ResponseTimeout  time.Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s"`
 	LedgerTTL        time.Duration `env:"LEDGER_TTL" envDefault:"336h"`
 
-	// The send gate: the OnlyFans limit, enforced on actual send times.
-	RateLimit       int           `env:"RATE_LIMIT" envDefault:"10"`
-	RateWindow      time.Duration `env:"RATE_WINDOW" envDefault:"60s"`
-	RateReturnSlack time.Duration `env:"RATE_RETURN_SLACK" envDefault:"2s"`
+	// OutageBackoff is the first delay of a message held back by something
+	// that is not its fault (Redis, the breaker, a 429, the session); it
+	// doubles with every receive up to 15 minutes and never dead-letters.
+	OutageBackoff    time.Duration `env:"OUTAGE_BACKOFF" envDefault:"5s"`
+	OutageBackoffMax time.Duration `env:"OUTAGE_BACKOFF_MAX" envDefault:"15m"`
+
+	// The send gate: the OnlyFans limit, enforced on actual send times, over
+	// a window widened by RATE_MARGIN so that the spread between the gate's
+	// decision and the moment the site sees the send cannot put one more in
+	// the site's own window (docs/design.md: measured click-to-site jitter).
+	RateLimit  int           `env:"RATE_LIMIT" envDefault:"10"`
+	RateWindow time.Duration `env:"RATE_WINDOW" envDefault:"60s"`
+	RateMargin time.Duration `env:"RATE_MARGIN" envDefault:"2s"`
 }
 
 // Gate returns the send gate's limiter configuration.
 func (s Settings) Gate() ratelimit.Config {
-	return ratelimit.Config{Limit: s.RateLimit, Window: s.RateWindow, ReservationGrace: s.RateWindow, ReturnSlack: s.RateReturnSlack, KeyPrefix: "gate:" + s.Environment}
+	return ratelimit.Config{Limit: s.RateLimit, Window: s.RateWindow, Margin: s.RateMargin, KeyPrefix: "gate:" + s.Environment}
 }
 
 // LoadSettings parses and checks the environment.
@@ -94,7 +103,7 @@ func (s Settings) Processor() scraper.Config {
 	return scraper.Config{
 		MaxFailures: s.MaxFailures, BackoffBase: s.BackoffBase, BackoffFactor: s.BackoffFactor,
 		ServerAttempts: s.ServerAttempts, ServerBackoff: s.ServerBackoff, RateLimitDefault: s.RateLimitDefault,
-		BreakerFailures: s.BreakerFailures, BreakerOpenFor: s.BreakerOpenFor,
+		BreakerFailures: s.BreakerFailures, BreakerOpenFor: s.BreakerOpenFor, OutageBackoff: s.OutageBackoff, OutageBackoffMax: s.OutageBackoffMax,
 	}
 }
 

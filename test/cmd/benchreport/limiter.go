@@ -33,11 +33,12 @@ func measureLimiter(t harness.T, d time.Duration) limiterFigures {
 	r := harness.StartRedis(t)
 	c := r.Client()
 	ctx := context.Background()
-	cfg := ratelimit.Config{Limit: 10, Window: time.Minute, ReservationGrace: time.Minute, KeyPrefix: "bench"}
+	cfg := ratelimit.Config{Limit: 10, Window: time.Minute, KeyPrefix: "bench"}
 	l, err := ratelimit.New(c, cfg)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
+	harness.PrimeFence(t, c, cfg.FenceKey())
 	batch := func(n int) []ratelimit.Request {
 		reqs := make([]ratelimit.Request, 10)
 		for i := range reqs {
@@ -83,34 +84,59 @@ end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, tonumber(oldest[2]) + tonumber(ARGV[2]) - now}`)
 
-// measureBacklog drains n messages of one creator at limit per window and
-// returns receives per forwarded message, with reservations (ours) and
-// with the naive retry.
-func measureBacklog(t harness.T, n int, window time.Duration) (ours, naive float64) {
+// backlogFigures are the drain of one creator's backlog.
+type backlogFigures struct {
+	receivesPerMessage, naiveReceivesPerMessage float64
+	drain, ideal                                time.Duration
+}
+
+// measureBacklog drains n messages of one creator at 10 per window from the
+// head of a FIFO group, as AWS hands it to the limiter (the first 10 in
+// order; the first denied record and every later one come back together
+// after RetryAfter plus up to window/20 of lateness), and compares with the
+// naive retry from a standard queue.
+func measureBacklog(t harness.T, n int, window time.Duration) backlogFigures {
 	r := harness.StartRedis(t)
 	c := r.Client()
 	ctx := context.Background()
 	lateness := window / 20
-	l, err := ratelimit.New(c, ratelimit.Config{Limit: 10, Window: window, ReservationGrace: 10 * window, ReturnSlack: lateness + window/50, KeyPrefix: "bl"})
+	cfg := ratelimit.Config{Limit: 10, Window: window, KeyPrefix: "bl"}
+	l, err := ratelimit.New(c, cfg)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	ours = drain(n, lateness, func(ids []string) ([]bool, []time.Duration) {
-		reqs := make([]ratelimit.Request, len(ids))
-		for i, id := range ids {
+	harness.PrimeFence(t, c, cfg.FenceKey())
+	var f backlogFigures
+	queue := make([]string, n)
+	for i := range queue {
+		queue[i] = fmt.Sprint("m", i)
+	}
+	start, receives, seed := time.Now(), 0, uint64(1)
+	for len(queue) > 0 && time.Since(start) < 5*time.Minute {
+		batch := queue[:min(10, len(queue))]
+		reqs := make([]ratelimit.Request, len(batch))
+		for i, id := range batch {
 			reqs[i] = ratelimit.Request{Key: "creator", ID: id}
 		}
 		ds, err := l.Decide(ctx, reqs)
 		if err != nil {
 			t.Fatalf("%v", err)
 		}
-		ok, retry := make([]bool, len(ds)), make([]time.Duration, len(ds))
-		for i, d := range ds {
-			ok[i], retry[i] = d.Allowed, d.RetryAfter
+		receives += len(batch)
+		k := 0
+		for k < len(ds) && ds[k].Allowed {
+			k++
 		}
-		return ok, retry
-	})
-	naive = drain(n, lateness, func(ids []string) ([]bool, []time.Duration) {
+		queue = queue[k:]
+		if k < len(ds) {
+			seed = seed*6364136223846793005 + 1442695040888963407
+			time.Sleep(ds[k].RetryAfter + time.Duration(seed>>33)%(lateness+1))
+		}
+	}
+	f.drain = time.Since(start)
+	f.ideal = time.Duration(n/10-1) * window
+	f.receivesPerMessage = float64(receives) / float64(n)
+	f.naiveReceivesPerMessage = drain(n, lateness, func(ids []string) ([]bool, []time.Duration) {
 		ok, retry := make([]bool, len(ids)), make([]time.Duration, len(ids))
 		for i, id := range ids {
 			v, err := naiveScript.Run(ctx, c, []string{"naive"}, 10, window.Microseconds(), id).Int64Slice()
@@ -121,12 +147,12 @@ func measureBacklog(t harness.T, n int, window time.Duration) (ours, naive float
 		}
 		return ok, retry
 	})
-	return ours, naive
+	return f
 }
 
-// drain simulates SQS and the Lambda event source: the due messages are
-// decided in batches of up to 10; each denied message comes back after its
-// retry plus up to lateness.
+// drain simulates a standard queue and the Lambda event source: the due
+// messages are decided in batches of up to 10; each denied message comes
+// back after its retry plus up to lateness.
 func drain(n int, lateness time.Duration, decide func(ids []string) ([]bool, []time.Duration)) float64 {
 	type due struct {
 		at time.Time

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +59,9 @@ func measureScraper(t harness.T, groups, perCreator int) scraperFigures {
 	sender := onlyfans.New(onlyfans.Config{BaseURL: site.URL, Browser: browser.Options{DriverDir: harness.DriverDir(t)}, RecycleAfter: 50,
 		Timeouts: onlyfans.Timeouts{Navigation: 10 * time.Second, Action: 5 * time.Second, Response: 5 * time.Second}})
 	t.Cleanup(func() { _ = sender.Close() })
-	gate, _ := ratelimit.New(r.Client(), ratelimit.Config{Limit: 1_000_000, Window: time.Second, KeyPrefix: "g"})
+	gateCfg := ratelimit.Config{Limit: 1_000_000, Window: time.Second, KeyPrefix: "g"}
+	gate, _ := ratelimit.New(r.Client(), gateCfg)
+	harness.PrimeFence(t, r.Client(), gateCfg.FenceKey())
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	proc := scraper.NewProcessor(scraper.Config{MaxFailures: 5, BackoffBase: time.Second, BackoffFactor: 2, ServerAttempts: 3, ServerBackoff: 10 * time.Millisecond, BreakerFailures: 100, BreakerOpenFor: time.Second},
 		sender, gate, creds, scraper.NewLedger(r.Client(), "b", time.Hour), scraper.Results{}, log, metrics.New(io.Discard, nil, time.Now), time.Now)
@@ -134,4 +137,40 @@ func pss(pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// jitterFigures are the delays between the send gate's decision (right
+// before the click) and the moment the site records the send.
+type jitterFigures struct {
+	min, p50, p99, max time.Duration
+	n                  int
+}
+
+// measureClickToSite sends n messages one after the other with real
+// Chromium and measures, per send, the time from the beforeClick callback
+// (where the gate decides) to the site's record. The gate's margin must
+// exceed the spread (max − min): two sends admitted one window apart can
+// reach the site that much closer together.
+func measureClickToSite(t harness.T, n int) jitterFigures {
+	site := fakesite.Start(t)
+	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-j")}
+	sender := onlyfans.New(onlyfans.Config{BaseURL: site.URL, Browser: browser.Options{DriverDir: harness.DriverDir(t)}, RecycleAfter: 50,
+		Timeouts: onlyfans.Timeouts{Navigation: 10 * time.Second, Action: 5 * time.Second, Response: 5 * time.Second}})
+	t.Cleanup(func() { _ = sender.Close() })
+	decided := map[string]time.Time{}
+	for i := range n {
+		m, _ := message.New("u", "fan-1", fmt.Sprint("jitter ", i), time.Now())
+		if _, _, err := sender.Send(context.Background(), "creator-j", creds, m, func() error { decided[m.Content] = time.Now(); return nil }); err != nil {
+			t.Fatalf("jitter send: %v", err)
+		}
+	}
+	var ds []time.Duration
+	for _, s := range site.Sent() {
+		ds = append(ds, s.At.Sub(decided[s.Text]))
+	}
+	slices.Sort(ds)
+	if len(ds) == 0 {
+		t.Fatalf("no sends recorded")
+	}
+	return jitterFigures{min: ds[0], p50: ds[len(ds)/2], p99: ds[len(ds)*99/100], max: ds[len(ds)-1], n: len(ds)}
 }

@@ -4,6 +4,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +22,14 @@ import (
 type Principal struct {
 	Subject string
 	Scopes  []string
+	// Creators are the creator ids the token may send as, besides itself
+	// (the grant claim, default name DefaultCreatorsClaim).
+	Creators []string
 }
+
+// DefaultCreatorsClaim names the claim that lists the creator ids a token
+// may send as.
+const DefaultCreatorsClaim = "creators"
 
 // HasScope reports whether the token grants scope.
 func (p Principal) HasScope(scope string) bool { return slices.Contains(p.Scopes, scope) }
@@ -36,6 +44,9 @@ type Authenticator interface {
 
 // JWTVerifier verifies a bearer JWT itself.
 type JWTVerifier struct {
+	// CreatorsClaim names the grant claim (DefaultCreatorsClaim when empty).
+	CreatorsClaim string
+
 	keyfunc  jwt.Keyfunc
 	methods  []string
 	issuer   string
@@ -83,15 +94,25 @@ func (v *JWTVerifier) Authenticate(r *http.Request) (Principal, error) {
 	if sub == "" {
 		return Principal{}, fmt.Errorf("%w: token has no subject", ErrUnauthenticated)
 	}
-	return Principal{Subject: sub, Scopes: scopes(claims["scope"], claims["scp"])}, nil
+	return Principal{Subject: sub, Scopes: scopes(claims["scope"], claims["scp"]), Creators: creators(claims[claimName(v.CreatorsClaim)])}, nil
+}
+
+func claimName(n string) string {
+	if n == "" {
+		return DefaultCreatorsClaim
+	}
+	return n
 }
 
 // APIGatewayClaims trusts the claims the HTTP API JWT authorizer verified
 // and put in the request context.
-type APIGatewayClaims struct{}
+type APIGatewayClaims struct {
+	// CreatorsClaim names the grant claim (DefaultCreatorsClaim when empty).
+	CreatorsClaim string
+}
 
 // Authenticate implements Authenticator.
-func (APIGatewayClaims) Authenticate(r *http.Request) (Principal, error) {
+func (a APIGatewayClaims) Authenticate(r *http.Request) (Principal, error) {
 	rc, ok := core.GetAPIGatewayV2ContextFromContext(r.Context())
 	if !ok || rc.Authorizer == nil || rc.Authorizer.JWT == nil {
 		return Principal{}, fmt.Errorf("%w: no authorizer claims (is the route behind the JWT authorizer?)", ErrUnauthenticated)
@@ -100,7 +121,7 @@ func (APIGatewayClaims) Authenticate(r *http.Request) (Principal, error) {
 	if c["sub"] == "" {
 		return Principal{}, fmt.Errorf("%w: token has no subject", ErrUnauthenticated)
 	}
-	return Principal{Subject: c["sub"], Scopes: append(scopes(c["scope"], nil), rc.Authorizer.JWT.Scopes...)}, nil
+	return Principal{Subject: c["sub"], Scopes: append(scopes(c["scope"], nil), rc.Authorizer.JWT.Scopes...), Creators: creators(c[claimName(a.CreatorsClaim)])}, nil
 }
 
 // scopes reads OAuth scopes from a space-separated "scope" string or an
@@ -119,6 +140,30 @@ func scopes(scope, scp any) []string {
 		}
 	case string:
 		out = append(out, strings.Fields(v)...)
+	}
+	return out
+}
+
+// creators reads the grant claim: a JSON array of strings in a verified
+// token; in API Gateway's authorizer context every claim is a string, and
+// an array arrives as "[a b c]" (or as JSON text, or space/comma separated).
+func creators(v any) []string {
+	var out []string
+	switch c := v.(type) {
+	case []any:
+		for _, x := range c {
+			if s, ok := x.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+	case string:
+		c = strings.TrimSpace(c)
+		var list []string
+		if strings.HasPrefix(c, "[") && json.Unmarshal([]byte(c), &list) == nil {
+			return list
+		}
+		c = strings.TrimSuffix(strings.TrimPrefix(c, "["), "]")
+		out = strings.FieldsFunc(c, func(r rune) bool { return r == ' ' || r == ',' })
 	}
 	return out
 }

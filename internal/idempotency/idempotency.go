@@ -40,6 +40,13 @@ type Record struct {
 	CreatedAt   time.Time `dynamodbav:"createdAt"`
 	LeaseAt     int64     `dynamodbav:"leaseAt"` // epoch ms of the running attempt's start
 	ExpiresAt   int64     `dynamodbav:"expiresAt"`
+	// MessageIDs are the ids given to the request's messages, random and
+	// stored here: a retry reuses them, a key reused after its record expired
+	// gets new ones (ids are unique forever).
+	MessageIDs []string `dynamodbav:"messageIds,omitempty"`
+	// Outcomes holds, per message, the status it reached ("" when it was
+	// neither queued nor stored): a retry sends only the others.
+	Outcomes []string `dynamodbav:"outcomes,omitempty"`
 }
 
 // DynamoDBAPI is the part of the client the store uses.
@@ -82,9 +89,21 @@ func Hash(body []byte) string {
 // answer. ErrInProgress: another attempt is running. ErrMismatch: the key
 // came with another body. An attempt that died mid-way (lease older than
 // staleAfter) is taken over.
-func (s *Store) Begin(ctx context.Context, key, requestHash string, staleAfter time.Duration) (rec *Record, claimed bool, err error) {
+//
+// A fresh record gets n random message ids (rec.MessageIDs), stored before
+// any message is sent.
+func (s *Store) Begin(ctx context.Context, key, requestHash string, staleAfter time.Duration, n int) (rec *Record, claimed bool, err error) {
 	now := s.now().UTC()
-	fresh := Record{Key: key, Status: StatusInProgress, RequestHash: requestHash, CreatedAt: now, LeaseAt: now.UnixMilli(), ExpiresAt: now.Add(s.ttl).Unix()}
+	ids := make([]string, n)
+	for i := range ids {
+		u, err := uuid.NewRandom()
+		if err != nil {
+			return nil, false, err
+		}
+		ids[i] = u.String()
+	}
+	fresh := Record{Key: key, Status: StatusInProgress, RequestHash: requestHash, CreatedAt: now, LeaseAt: now.UnixMilli(), ExpiresAt: now.Add(s.ttl).Unix(),
+		MessageIDs: ids, Outcomes: make([]string, n)}
 	av, err := attributevalue.MarshalMap(fresh)
 	if err != nil {
 		return nil, false, err
@@ -163,8 +182,33 @@ func (s *Store) Complete(ctx context.Context, key string, statusCode int, respon
 	return nil
 }
 
-// Abandon forgets key after a request that stored nothing anywhere, so a
-// retry can try again.
+// Release keeps the request unanswered with what each message reached, and
+// lets the next retry take over at once: it sends only the messages whose
+// outcome is empty, with the same ids. An answer holding a failure is never
+// stored as the answer.
+func (s *Store) Release(ctx context.Context, key string, outcomes []string) error {
+	av, err := attributevalue.Marshal(outcomes)
+	if err != nil {
+		return err
+	}
+	_, err = s.ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: keyOf(key),
+		UpdateExpression:         aws.String("SET outcomes = :o, leaseAt = :zero"),
+		ConditionExpression:      aws.String("#s = :ip"),
+		ExpressionAttributeNames: map[string]string{"#s": "status"},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":o": av, ":zero": &ddbtypes.AttributeValueMemberN{Value: "0"},
+			":ip": &ddbtypes.AttributeValueMemberS{Value: StatusInProgress},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("idempotency: release: %w", err)
+	}
+	return nil
+}
+
+// Abandon forgets key after a request that was refused before any message
+// was sent (invalid input), so a corrected retry can use it.
 func (s *Store) Abandon(ctx context.Context, key string) error {
 	_, err := s.ddb.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName: aws.String(s.table), Key: keyOf(key),
@@ -175,11 +219,4 @@ func (s *Store) Abandon(ctx context.Context, key string) error {
 		},
 	})
 	return err
-}
-
-// MessageID derives the messageId of the i-th message of a keyed request:
-// a UUID with version 4 bits set, so it passes payload validation, and the
-// same for every retry of the request.
-func MessageID(user, key string, i int) string {
-	return uuid.NewHash(sha256.New(), uuid.NameSpaceURL, []byte(user+"\x00"+key+"\x00"+strconv.Itoa(i)), 4).String()
 }

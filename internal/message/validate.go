@@ -75,8 +75,8 @@ const sizeField = "message"
 type validated struct {
 	MessageID   string            `json:"messageId" validate:"required,uuid4"`
 	UserID      string            `json:"userId" validate:"required,notblank,max=128,group_id"`
-	CreatorID   string            `json:"creatorId" validate:"omitempty,notblank,max=128,group_id"`
-	RecipientID string            `json:"recipientId" validate:"required,notblank,max=128"`
+	CreatorID   string            `json:"creatorId" validate:"omitempty,notblank,max=128,safe_id"`
+	RecipientID string            `json:"recipientId" validate:"required,notblank,max=128,safe_id"`
 	Content     string            `json:"content" validate:"required,notblank,max=5000"`
 	MediaURLs   []string          `json:"mediaUrls" validate:"omitempty,max=10,dive,required,max=2048,https_url"`
 	Metadata    map[string]string `json:"metadata" validate:"omitempty,max=50,dive,keys,required,max=64,endkeys,max=4096"`
@@ -107,8 +107,43 @@ var structValidator = sync.OnceValue(func() *validator.Validate {
 		}
 		return true
 	})
+	// Creator and recipient ids end up in URLs the scraper opens and in
+	// Redis keys: letters, digits, '_', '-', '.', '@', starting with a letter
+	// or digit, and never "..".
+	_ = v.RegisterValidation("safe_id", func(fl validator.FieldLevel) bool {
+		return IsSafeID(fl.Field().String())
+	})
 	return v
 })
+
+// IsSafeID reports whether s is a creator or recipient id the pipeline
+// accepts (see the safe_id rule).
+func IsSafeID(s string) bool {
+	if s == "" || strings.Contains(s, "..") {
+		return false
+	}
+	for i, r := range s {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 || !strings.ContainsRune("_-.@", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// sqsAllowed reports whether SQS accepts r in a message body or attribute:
+// #x9 | #xA | #xD | #x20–#xD7FF | #xE000–#xFFFD | #x10000–#x10FFFF.
+func sqsAllowed(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD || (r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+}
+
+// Clip cuts s to at most n runes, for echoing untrusted text in errors and logs.
+func Clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
 
 // Validate checks every rule and returns a *ValidationError listing all the
 // fields at fault, or nil.
@@ -121,6 +156,15 @@ func (m Message) Validate() error {
 	m.eachString(func(field, s string) {
 		if !utf8.ValidString(s) {
 			add(field, "must be valid UTF-8")
+			return
+		}
+		// SQS refuses a message holding any other character: accepting it
+		// would mean a 202 for a message no queue can ever hold.
+		for _, r := range s {
+			if !sqsAllowed(r) {
+				add(field, fmt.Sprintf("contains U+%04X, a character SQS does not accept", r))
+				return
+			}
 		}
 	})
 
@@ -191,6 +235,8 @@ func reason(fe validator.FieldError) string {
 		return "must be a UUID v4"
 	case "https_url":
 		return "must be an https URL with a host"
+	case "safe_id":
+		return "must contain only letters, digits and _ - . @, start with a letter or digit, and not contain \"..\""
 	case "group_id":
 		return "must contain only ASCII letters, digits and punctuation (it is the SQS message group id)"
 	case "oneof":

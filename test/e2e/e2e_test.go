@@ -71,7 +71,7 @@ func (a *accepted) send(t *testing.T, p *local.Pipeline, creator, fan, text stri
 	body, _ := json.Marshal(map[string]string{"creatorId": creator, "recipientId": fan, "content": text})
 	req, _ := http.NewRequest("POST", p.APIURL+"/api/onlyfans/messages/send", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+local.Token("user-"+creator, false))
+	req.Header.Set("Authorization", "Bearer "+local.Token("user-"+creator, false, creator))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Errorf("send %s: %v", text, err)

@@ -99,9 +99,11 @@ type Pipeline struct {
 	wg         sync.WaitGroup
 }
 
-// Token returns a signed API token for user (scope "admin" when admin).
-func Token(user string, admin bool) string {
-	claims := jwt.MapClaims{"sub": user, "iss": JWTIssuer, "aud": JWTAudience, "exp": time.Now().Add(24 * time.Hour).Unix()}
+// Token returns a signed API token for user (scope "admin" when admin),
+// granted to send as the given creators (the "creators" claim the Next.js
+// app puts in the tokens it mints).
+func Token(user string, admin bool, creators ...string) string {
+	claims := jwt.MapClaims{"sub": user, "iss": JWTIssuer, "aud": JWTAudience, "exp": time.Now().Add(24 * time.Hour).Unix(), "creators": creators}
 	if admin {
 		claims["scope"] = "admin"
 	}

@@ -129,7 +129,7 @@ func fieldOf(err error) message.FieldError {
 		return message.FieldError{Field: te.Field, Reason: "must be a " + jsonType(te.Type.Kind().String())}
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return message.FieldError{Field: strings.Trim(name, `"`), Reason: "is not a known field"}
+		return message.FieldError{Field: message.Clip(strings.Trim(name, `"`), 64), Reason: "is not a known field"}
 	}
 	return message.FieldError{Field: "body", Reason: jsonReason(err)}
 }

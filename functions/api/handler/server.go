@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ import (
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 )
+
+// DefaultServiceScope lets a token send as any creator.
+const DefaultServiceScope = "messages:send-any-creator"
 
 // Routes.
 const (
@@ -59,8 +63,15 @@ type Config struct {
 	Queues QueueURLs
 	// Unavailable, when set, is why sending is impossible (no queue URL, no
 	// AWS credentials): sends answer 503 with it (seed 000 R1.2, R4.5).
-	Unavailable    string
-	AdminScope     string
+	Unavailable string
+	// AdminScope may replay the fallback table and read the status.
+	AdminScope string
+	// OpsScope may read the status.
+	OpsScope string
+	// ServiceScope may send as any creator (backend jobs that send for many
+	// creators); every other token sends only as itself and the creators its
+	// grant claim lists.
+	ServiceScope   string
 	IdempotencyTTL time.Duration
 	// IdempotencyStale is when an unfinished keyed request may be taken over.
 	IdempotencyStale time.Duration
@@ -106,6 +117,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.AdminScope == "" {
 		cfg.AdminScope = "admin"
+	}
+	if cfg.OpsScope == "" {
+		cfg.OpsScope = "ops"
+	}
+	if cfg.ServiceScope == "" {
+		cfg.ServiceScope = DefaultServiceScope
 	}
 	if cfg.ReplayBatch <= 0 {
 		cfg.ReplayBatch = 100
@@ -197,22 +214,34 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		reject(http.StatusBadRequest, errorBody{Error: "invalid request", Fields: re.Fields})
 		return
 	}
-	user := principal(r).Subject
+	p := principal(r)
+	user := p.Subject
 	for i, d := range drafts {
-		if d.UserID != "" && d.UserID != user {
-			field := "userId"
+		field := func(name string) string {
 			if batch {
-				field = fmt.Sprintf("messages[%d].userId", i)
+				return fmt.Sprintf("messages[%d].%s", i, name)
 			}
-			reject(http.StatusForbidden, errorBody{Error: "userId must be the token subject", Fields: []message.FieldError{{Field: field, Reason: "differs from the authenticated user"}}})
+			return name
+		}
+		if d.UserID != "" && d.UserID != user {
+			reject(http.StatusForbidden, errorBody{Error: "userId must be the token subject", Fields: []message.FieldError{{Field: field("userId"), Reason: "differs from the authenticated user"}}})
+			return
+		}
+		// Tenancy: a token sends as itself, as the creators its grant claim
+		// lists, or (service scope) as anyone.
+		if d.CreatorID != "" && d.CreatorID != user && !p.HasScope(s.cfg.ServiceScope) && !slices.Contains(p.Creators, d.CreatorID) {
+			s.d.Log.Warn("send as a creator not granted", "user_id", user, "creator_id", message.Clip(d.CreatorID, 128))
+			reject(http.StatusForbidden, errorBody{Error: "this token may not send as that creator", Fields: []message.FieldError{{Field: field("creatorId"), Reason: "not granted to this token (claim lists the creators it may send as)"}}})
 			return
 		}
 	}
 
-	// Idempotency: a keyed request gets stable message ids and timestamp,
-	// and a retry gets the stored answer.
+	// Idempotency: a keyed request gets its message ids and timestamp from
+	// its record, and a retry gets the stored answer, or sends what the
+	// earlier attempt did not.
 	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
 	var idemKey string
+	var rec *idempotency.Record
 	timestamp := s.d.Now().UTC()
 	if key != "" {
 		if len(key) > 255 {
@@ -220,7 +249,8 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		idemKey = user + "\x00" + key
-		rec, claimed, err := s.d.Idempotency.Begin(r.Context(), idemKey, idempotency.Hash(body), s.cfg.IdempotencyStale)
+		var claimed bool
+		rec, claimed, err = s.d.Idempotency.Begin(r.Context(), idemKey, idempotency.Hash(body), s.cfg.IdempotencyStale, len(drafts))
 		switch {
 		case errors.Is(err, idempotency.ErrMismatch):
 			reject(http.StatusUnprocessableEntity, errorBody{Error: err.Error()})
@@ -248,8 +278,8 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	tooLarge := false
 	for i, d := range drafts {
 		id := ""
-		if idemKey != "" {
-			id = idempotency.MessageID(user, key, i)
+		if rec != nil && i < len(rec.MessageIDs) {
+			id = rec.MessageIDs[i]
 		} else if id, err = message.NewID(); err != nil {
 			reject(http.StatusInternalServerError, errorBody{Error: "cannot generate a message id"})
 			return
@@ -285,21 +315,40 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	if enabled, _ := s.d.Flag.Enabled(r.Context()); !enabled {
 		direct = true
 	}
-	results := s.enqueue(r.Context(), msgs, direct, m, start)
+	// A retry of a keyed request sends only what the earlier attempt did not
+	// queue or store.
+	outcomes := make([]string, len(msgs))
+	if rec != nil && len(rec.Outcomes) == len(msgs) {
+		copy(outcomes, rec.Outcomes)
+	}
+	var todo []message.Message
+	var todoIdx []int
+	results := make([]Result, len(msgs))
+	for i := range msgs {
+		if outcomes[i] != "" {
+			results[i] = resultOf(msgs[i].MessageID, outcomes[i])
+			continue
+		}
+		todo, todoIdx = append(todo, msgs[i]), append(todoIdx, i)
+	}
+	for j, res := range s.enqueue(r.Context(), todo, direct, m, start) {
+		results[todoIdx[j]] = res
+		if res.Status != StatusFailed {
+			outcomes[todoIdx[j]] = res.Status
+		}
+	}
 
 	code := http.StatusAccepted
-	storedSomewhere := false
+	failed := false
 	for _, res := range results {
 		switch res.Status {
 		case StatusStoredForReplay:
 			code = http.StatusInternalServerError
-			storedSomewhere = true
 		case StatusFailed:
+			failed = true
 			if code != http.StatusInternalServerError {
 				code = http.StatusServiceUnavailable
 			}
-		default:
-			storedSomewhere = true
 		}
 	}
 	var resp any = batchResponse{Results: results}
@@ -308,17 +357,33 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	}
 	out, _ := json.Marshal(resp) // plain structs of strings always encode
 	if idemKey != "" {
-		if storedSomewhere {
-			if err := s.d.Idempotency.Complete(r.Context(), idemKey, code, out); err != nil {
-				s.d.Log.Warn("idempotency answer not stored", "error", err)
+		if failed {
+			// Never keep an answer holding a failure: the retry the client
+			// is told to make sends exactly the missing messages, same ids.
+			if err := s.d.Idempotency.Release(r.Context(), idemKey, outcomes); err != nil {
+				s.d.Log.Warn("idempotency progress not stored", "error", err)
 			}
-		} else {
-			_ = s.d.Idempotency.Abandon(r.Context(), idemKey)
+		} else if err := s.d.Idempotency.Complete(r.Context(), idemKey, code, out); err != nil {
+			s.d.Log.Warn("idempotency answer not stored", "error", err)
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(out)
+}
+
+// Texts of the per-message errors.
+const (
+	errStoredForReplay = "the queue is unavailable; the message was stored and will be replayed"
+	errNothingStored   = "the queue and the fallback store are unavailable; nothing was stored, retry later"
+)
+
+func resultOf(id, status string) Result {
+	r := Result{MessageID: id, Status: status}
+	if status == StatusStoredForReplay {
+		r.Error = errStoredForReplay
+	}
+	return r
 }
 
 // enqueue sends msgs and stores every one that could not be sent in the
@@ -339,9 +404,9 @@ func (s *Server) enqueue(ctx context.Context, msgs []message.Message, direct boo
 			ferr := s.d.Fallback.Put(ctx, msg.MessageID, msg.CreatorKey(), string(body), msg.Attributes().Strings(), attempts, errs[i])
 			if ferr == nil || errors.Is(ferr, fallback.ErrExists) {
 				m.Add(MetricFallback, metrics.Count, 1)
-				res.Status, res.Error = StatusStoredForReplay, "the queue is unavailable; the message was stored and will be replayed"
+				res.Status, res.Error = StatusStoredForReplay, errStoredForReplay
 			} else {
-				res.Status, res.Error = StatusFailed, "the queue and the fallback store are unavailable; nothing was stored, retry later"
+				res.Status, res.Error = StatusFailed, errNothingStored
 				s.d.Log.Error("message neither queued nor stored", "message_id", msg.MessageID, "send_error", errs[i], "store_error", ferr)
 			}
 		} else {
@@ -387,6 +452,11 @@ type StatusResponse struct {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	// Queue names and depths are operators' business.
+	if p := principal(r); !p.HasScope(s.cfg.AdminScope) && !p.HasScope(s.cfg.OpsScope) {
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "status needs the " + s.cfg.AdminScope + " or " + s.cfg.OpsScope + " scope"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	st := StatusResponse{Redis: "not configured"}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -106,11 +108,17 @@ func (f *fixture) newServer(cfg api.Config) *api.Server {
 	return s
 }
 
+// tokenFor signs a token for sub granted creator-1 (the creator goodBody
+// sends as).
 func tokenFor(t testing.TB, sub string, exp time.Duration, scope string) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": sub, "iss": issuer, "aud": audience, "exp": time.Now().Add(exp).Unix(), "scope": scope,
-	}).SignedString(jwtSecret)
+	return tokenWith(t, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(exp).Unix(), "scope": scope, "creators": []string{"creator-1"}})
+}
+
+func tokenWith(t testing.TB, claims jwt.MapClaims) string {
+	t.Helper()
+	claims["iss"], claims["aud"] = issuer, audience
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(jwtSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +414,7 @@ func TestUnconfiguredSendsAnswer503WithTheReason(t *testing.T) {
 
 func TestStatusReportsHealthThenAStoppedRedisAndADeadLetter(t *testing.T) {
 	f := setup(t)
-	tok := tokenFor(t, "user-1", time.Hour, "")
+	tok := tokenFor(t, "user-1", time.Hour, "ops")
 	status := func() (int, api.StatusResponse) {
 		w, _ := f.do(call{method: "GET", path: api.PathStatus, token: tok})
 		var st api.StatusResponse
@@ -427,5 +435,164 @@ func TestStatusReportsHealthThenAStoppedRedisAndADeadLetter(t *testing.T) {
 	reasons := strings.Join(st.Reasons, "; ")
 	if code != 503 || st.Healthy || st.Redis != "unreachable" || !strings.Contains(reasons, "redis unreachable") || !strings.Contains(reasons, "dead-letter queue "+queues.Name(queues.RateLimiterDLQBase, "test")+" holds 1 messages") {
 		t.Fatalf("degraded: %d %+v", code, st)
+	}
+}
+
+func TestCrossTenantSendsAreRefusedAndGrantedOnesAccepted(t *testing.T) {
+	// GIVEN user B, whose token grants creator-b only
+	f := setup(t)
+	exp := time.Now().Add(time.Hour).Unix()
+	grantB := tokenWith(t, jwt.MapClaims{"sub": "user-b", "exp": exp, "creators": []string{"creator-b"}})
+	noClaim := tokenWith(t, jwt.MapClaims{"sub": "user-b", "exp": exp})
+	emptyClaim := tokenWith(t, jwt.MapClaims{"sub": "user-b", "exp": exp, "creators": []string{}})
+	service := tokenWith(t, jwt.MapClaims{"sub": "jobs", "exp": exp, "scope": api.DefaultServiceScope})
+	one := func(creator string) string {
+		if creator == "" {
+			return `{"recipientId":"fan-1","content":"hi"}`
+		}
+		return `{"creatorId":"` + creator + `","recipientId":"fan-1","content":"hi"}`
+	}
+	cases := []struct {
+		name, token, body string
+		code              int
+		field             string
+	}{
+		{"another creator", grantB, one("creator-a"), 403, "creatorId"},
+		{"the granted creator", grantB, one("creator-b"), 202, ""},
+		{"no creatorId: sends as itself", grantB, one(""), 202, ""},
+		{"itself named as creator", grantB, one("user-b"), 202, ""},
+		{"batch with one foreign item", grantB, `{"messages":[` + one("creator-b") + `,` + one("creator-a") + `]}`, 403, "messages[1].creatorId"},
+		{"missing claim", noClaim, one("creator-b"), 403, "creatorId"},
+		{"empty claim", emptyClaim, one("creator-b"), 403, "creatorId"},
+		{"service scope, any creator", service, one("creator-a"), 202, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := harness.QueueDepth(f.aws.SQS, f.queues.RateLimiter.URL)
+			w, out := f.send(tc.body, tc.token)
+			if w.Code != tc.code {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.code, w.Body)
+			}
+			queued := harness.QueueDepth(f.aws.SQS, f.queues.RateLimiter.URL) - before
+			if tc.code == 403 {
+				errs, _ := out["errors"].([]any)
+				if len(errs) != 1 || errs[0].(map[string]any)["field"] != tc.field || queued != 0 {
+					t.Fatalf("403 fields %v, %d queued", out["errors"], queued)
+				}
+			} else if queued < 1 {
+				t.Fatalf("accepted but nothing queued")
+			}
+		})
+	}
+}
+
+func TestAKeyReusedAfterItsRecordExpiredGetsNewMessageIDs(t *testing.T) {
+	// GIVEN a keyed send
+	f := setup(t)
+	tok := tokenFor(t, "user-1", time.Hour, "")
+	keyed := func() map[string]any {
+		w, out := f.do(call{method: "POST", path: api.PathSend, body: goodBody, token: tok, headers: map[string]string{"Idempotency-Key": "k-1"}})
+		if w.Code != 202 {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		return out
+	}
+	first := keyed()
+	// WHEN its record expires (TTL deletes it) and the key is used again
+	if _, err := f.ddb.DynamoDB.DeleteItem(context.Background(), &dynamodb.DeleteItemInput{TableName: aws.String("idempotency"),
+		Key: map[string]ddbtypes.AttributeValue{idempotency.KeyAttribute: &ddbtypes.AttributeValueMemberS{Value: "user-1\x00k-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	second := keyed()
+	// THEN the new message has a new id: the scraper would otherwise take it
+	// for the earlier one and delete it as already sent
+	if first["messageId"] == second["messageId"] {
+		t.Fatalf("same messageId %v after the record expired", first["messageId"])
+	}
+}
+
+func TestAKeyedRequestThatStoredNothingIsNotCachedAndItsRetrySendsTheSameIDs(t *testing.T) {
+	// GIVEN SQS down and the fallback table gone
+	f := setup(t)
+	tok := tokenFor(t, "user-1", time.Hour, "")
+	f.proxy.Failing.Store(true)
+	if _, err := f.ddb.DynamoDB.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String("fallback")}); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"messages":[` + goodBody + `,` + goodBody + `]}`
+	req := call{method: "POST", path: api.PathSend, body: body, token: tok, headers: map[string]string{"Idempotency-Key": "batch-1"}}
+	// WHEN a keyed batch is sent
+	w, out := f.do(req)
+	if w.Code != 503 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	firstIDs := []any{out["results"].([]any)[0].(map[string]any)["messageId"], out["results"].([]any)[1].(map[string]any)["messageId"]}
+	// AND SQS comes back and the client retries with the same key
+	f.proxy.Failing.Store(false)
+	w, out = f.do(req)
+	// THEN the retry is not the cached 503: both messages are queued, with
+	// the ids the first answer gave
+	if w.Code != 202 || w.Header().Get("Idempotent-Replayed") != "" {
+		t.Fatalf("retry: status %d replayed %q: %s", w.Code, w.Header().Get("Idempotent-Replayed"), w.Body)
+	}
+	for i, r := range out["results"].([]any) {
+		if r.(map[string]any)["messageId"] != firstIDs[i] || r.(map[string]any)["status"] != api.StatusQueued {
+			t.Fatalf("result %d = %v, want queued with id %v", i, r, firstIDs[i])
+		}
+	}
+	if n := harness.QueueDepth(f.aws.SQS, f.queues.RateLimiter.URL); n != 2 {
+		t.Fatalf("queue holds %d, want 2", n)
+	}
+	// AND a third try is the stored answer and queues nothing more
+	w, _ = f.do(req)
+	if w.Code != 202 || w.Header().Get("Idempotent-Replayed") != "true" || harness.QueueDepth(f.aws.SQS, f.queues.RateLimiter.URL) != 2 {
+		t.Fatalf("third try: %d %q", w.Code, w.Header().Get("Idempotent-Replayed"))
+	}
+}
+
+func TestBadInputCorpusIsRefusedWithTheFieldNamed(t *testing.T) {
+	f := setup(t)
+	// granted even the malformed creator id: the format check must refuse it
+	tok := tokenWith(t, jwt.MapClaims{"sub": "user-1", "exp": time.Now().Add(time.Hour).Unix(), "creators": []string{"creator 1"}})
+	long := strings.Repeat("x", 500)
+	cases := []struct{ name, body, field string }{
+		{"U+FFFE in content", `{"recipientId":"fan-1","content":"hi \ufffe"}`, "content"},
+		{"U+FFFF in content", `{"recipientId":"fan-1","content":"\uffff"}`, "content"},
+		{"NUL in content", `{"recipientId":"fan-1","content":"a\u0000b"}`, "content"},
+		{"dot-dot recipient", `{"recipientId":"..","content":"hi"}`, "recipientId"},
+		{"path in recipient", `{"recipientId":"fan/../admin","content":"hi"}`, "recipientId"},
+		{"NUL in recipient", `{"recipientId":"fan\u0000","content":"hi"}`, "recipientId"},
+		{"control in recipient", `{"recipientId":"fan\u0007","content":"hi"}`, "recipientId"},
+		{"space in creator", `{"creatorId":"creator 1","recipientId":"fan-1","content":"hi"}`, "creatorId"},
+		{"control in metadata", `{"recipientId":"fan-1","content":"hi","metadata":{"k":"\u0001"}}`, "metadata[k]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w, out := f.send(tc.body, tok)
+			errs, _ := out["errors"].([]any)
+			if w.Code != 400 || len(errs) == 0 || errs[0].(map[string]any)["field"] != tc.field {
+				t.Fatalf("status %d, want 400 naming %s: %s", w.Code, tc.field, w.Body)
+			}
+		})
+	}
+	t.Run("unknown field name is cut", func(t *testing.T) {
+		w, out := f.send(`{"recipientId":"fan-1","content":"hi","`+long+`":1}`, tok)
+		errs, _ := out["errors"].([]any)
+		if w.Code != 400 || len(errs) != 1 || len([]rune(errs[0].(map[string]any)["field"].(string))) > 65 || strings.Contains(f.logs.String(), long) {
+			t.Fatalf("status %d: %.200s", w.Code, w.Body)
+		}
+	})
+}
+
+func TestStatusNeedsTheAdminOrOpsScope(t *testing.T) {
+	f := setup(t)
+	for _, tc := range []struct {
+		scope string
+		want  int
+	}{{"", 403}, {"messages:send", 403}, {"ops", 200}, {"admin", 200}} {
+		w, _ := f.do(call{method: "GET", path: api.PathStatus, token: tokenFor(t, "someone", time.Hour, tc.scope)})
+		if w.Code != tc.want {
+			t.Errorf("scope %q: status %d, want %d", tc.scope, w.Code, tc.want)
+		}
 	}
 }

@@ -58,6 +58,9 @@ type Settings struct {
 	JWTIssuer     string `env:"JWT_ISSUER"`
 	JWTAudience   string `env:"JWT_AUDIENCE"`
 	AdminScope    string `env:"ADMIN_SCOPE" envDefault:"admin"`
+	OpsScope      string `env:"OPS_SCOPE" envDefault:"ops"`
+	ServiceScope  string `env:"SERVICE_SCOPE" envDefault:"messages:send-any-creator"`
+	CreatorsClaim string `env:"CREATORS_CLAIM" envDefault:"creators"`
 
 	SendMaxBackoff time.Duration `env:"SEND_MAX_BACKOFF" envDefault:"2s"`
 	ReplayBatch    int           `env:"REPLAY_BATCH" envDefault:"100"`
@@ -78,6 +81,9 @@ func Load(environ map[string]string) (Settings, error) {
 	case "jwt":
 		if (s.JWTHMACSecret == "") == (s.JWTJWKSURL == "") {
 			errs = append(errs, errors.New("AUTH_MODE=jwt needs exactly one of JWT_HMAC_SECRET and JWT_JWKS_URL"))
+		}
+		if s.JWTIssuer == "" || s.JWTAudience == "" {
+			errs = append(errs, errors.New("AUTH_MODE=jwt needs JWT_ISSUER and JWT_AUDIENCE: tokens are checked against both"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("AUTH_MODE must be apigateway or jwt, got %q", s.AuthMode))
@@ -115,7 +121,7 @@ func (s Settings) missing() string {
 func Build(ctx context.Context, s Settings, log *slog.Logger) (api.Config, api.Deps, error) {
 	cfg := api.Config{
 		Queues:     api.QueueURLs{RateLimiter: s.RateLimiterQueueURL, RateLimiterDLQ: s.RateLimiterDLQURL, Workflows: s.WorkflowsQueueURL, WorkflowsDLQ: s.WorkflowsDLQURL},
-		AdminScope: s.AdminScope, IdempotencyTTL: 24 * time.Hour, IdempotencyStale: time.Minute, ReplayBatch: s.ReplayBatch,
+		AdminScope: s.AdminScope, OpsScope: s.OpsScope, ServiceScope: s.ServiceScope, IdempotencyTTL: 24 * time.Hour, IdempotencyStale: time.Minute, ReplayBatch: s.ReplayBatch,
 		Unavailable: s.missing(),
 	}
 	d := api.Deps{Log: log, Now: time.Now, Metrics: metrics.New(os.Stdout, map[string]string{"Service": "api", "Environment": s.Environment}, time.Now)}
@@ -142,12 +148,19 @@ func Build(ctx context.Context, s Settings, log *slog.Logger) (api.Config, api.D
 	switch s.AuthMode {
 	case "jwt":
 		if s.JWTHMACSecret != "" {
-			d.Auth = auth.NewHMACVerifier([]byte(s.JWTHMACSecret), s.JWTIssuer, s.JWTAudience, time.Now)
-		} else if d.Auth, err = auth.NewJWKSVerifier(ctx, s.JWTJWKSURL, s.JWTIssuer, s.JWTAudience, time.Now); err != nil {
-			return cfg, d, err
+			v := auth.NewHMACVerifier([]byte(s.JWTHMACSecret), s.JWTIssuer, s.JWTAudience, time.Now)
+			v.CreatorsClaim = s.CreatorsClaim
+			d.Auth = v
+		} else {
+			v, err := auth.NewJWKSVerifier(ctx, s.JWTJWKSURL, s.JWTIssuer, s.JWTAudience, time.Now)
+			if err != nil {
+				return cfg, d, err
+			}
+			v.CreatorsClaim = s.CreatorsClaim
+			d.Auth = v
 		}
 	default:
-		d.Auth = auth.APIGatewayClaims{}
+		d.Auth = auth.APIGatewayClaims{CreatorsClaim: s.CreatorsClaim}
 	}
 
 	if s.Redis.Addr != "" {

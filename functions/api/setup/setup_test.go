@@ -25,7 +25,7 @@ func isolateAWS(t *testing.T) {
 
 func TestLoadRejectsBadSettings(t *testing.T) {
 	_, err := Load(map[string]string{"RATE_LIMITER_ENABLED": "perhaps", "AUTH_MODE": "jwt"})
-	for _, want := range []string{"RATE_LIMITER_ENABLED", "JWT_HMAC_SECRET"} {
+	for _, want := range []string{"RATE_LIMITER_ENABLED", "JWT_HMAC_SECRET", "JWT_ISSUER and JWT_AUDIENCE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Load error %v does not mention %s", err, want)
 		}
@@ -79,7 +79,7 @@ func TestBuildChecksQueueConnectivityAndLogsTheFlag(t *testing.T) {
 		"RATE_LIMITER_QUEUE_URL": sys.RateLimiter.URL, "RATE_LIMITER_DLQ_URL": sys.RateLimiter.DLQURL,
 		"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
 		"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idem", "RATE_LIMITER_ENABLED": "false",
-		"AUTH_MODE": "jwt", "JWT_HMAC_SECRET": "local-secret-local-secret-local!!",
+		"AUTH_MODE": "jwt", "JWT_HMAC_SECRET": "local-secret-local-secret-local!!", "JWT_ISSUER": "https://issuer.test/", "JWT_AUDIENCE": "huntaze-api",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -101,7 +101,7 @@ func measureAPI(t harness.T, n int) apiFigures {
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	token := local.Token("user-bench", false)
+	token := local.Token("user-bench", false, "creator-1")
 	body := []byte(`{"creatorId":"creator-1","recipientId":"fan-1","content":"benchmark message"}`)
 	client := hs.Client()
 	var out apiFigures

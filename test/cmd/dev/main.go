@@ -55,7 +55,7 @@ Status:   curl -s %s/api/onlyfans/messages/status -H 'Authorization: Bearer %s'
 Replay:   make replay      Logs: %s      Fake site: %s/my/chats/chat/fan-1
 Ctrl-C stops everything.
 
-`, *limit, *window, p.APIURL, local.Token("user-"+names[0], false), names[0], p.APIURL, local.Token("user-"+names[0], false), *logFile, siteURL(p))
+`, *limit, *window, p.APIURL, local.Token("user-"+names[0], false, names[0]), names[0], p.APIURL, local.Token("ops-"+names[0], true), *logFile, siteURL(p))
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)

@@ -25,7 +25,7 @@ NO_RACE_PKGS := ./infra/...
 FUZZTIME ?= 5s
 BENCHTIME ?= 1s
 
-.PHONY: deps deps-npm deps-driver deps-go deps-apt synth diff deploy test fuzz bench replay dev e2e-real fmt clean
+.PHONY: deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
 
 deps: deps-npm deps-driver deps-go
 
@@ -95,6 +95,19 @@ test: deps deps-apt
 	go test -count=1 -timeout 12m $(NO_RACE_PKGS)
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/message
 	go test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=$(FUZZTIME) ./functions/api/handler
+	$(MAKE) --no-print-directory test-ts
+
+## test-ts: the TypeScript client: its types match api/openapi.yaml, it type-checks, and its tests pass against the real API
+test-ts: deps
+	@mkdir -p .build
+	openapi-typescript api/openapi.yaml -o .build/openapi.d.ts >/dev/null 2>&1
+	@diff -u clients/typescript/src/openapi.d.ts .build/openapi.d.ts || { echo "clients/typescript/src/openapi.d.ts is stale: run make openapi-types"; exit 1; }
+	tsc -p clients/typescript
+	node --test clients/typescript/test/client.test.ts
+
+## openapi-types: regenerate the TypeScript types from api/openapi.yaml
+openapi-types: deps-npm
+	openapi-typescript api/openapi.yaml -o clients/typescript/src/openapi.d.ts
 
 fuzz:
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./internal/message

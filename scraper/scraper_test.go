@@ -367,10 +367,11 @@ func TestBackoffIsExponentialAndCapped(t *testing.T) {
 }
 
 func TestCircuitBreakerOpensReleasesWithoutSendingAndRecovers(t *testing.T) {
-	// GIVEN a breaker that opens after 2 consecutive 5xx, for 1 s
+	// GIVEN a breaker that opens after 2 consecutive 5xx, for 3 s
 	cfg := testConfig()
 	cfg.ServerAttempts = 1
 	cfg.BreakerFailures = 2
+	cfg.BreakerOpenFor = 3 * time.Second // longer than the 1 s failure backoff: retries find it open
 	cfg.MaxFailures = 100
 	f := setup(t, cfg)
 	f.site.InjectFaults(fakesite.Fault{Status: 500}, fakesite.Fault{Status: 500})

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/quota"
 )
 
 // DefaultServiceScope lets a token send as any creator.
@@ -76,6 +79,13 @@ type Config struct {
 	// IdempotencyStale is when an unfinished keyed request may be taken over.
 	IdempotencyStale time.Duration
 	ReplayBatch      int
+	// Backpressure (when Deps.Quota is set). CallerRequests per CallerWindow
+	// per token subject; CreatorWaiting messages waiting per creator, where
+	// messages drain at one per CreatorDrain (the rate limit's window/limit).
+	CallerRequests int
+	CallerWindow   time.Duration
+	CreatorWaiting int
+	CreatorDrain   time.Duration
 }
 
 // QueueStatsAPI reads queue attributes.
@@ -92,12 +102,14 @@ type Deps struct {
 	Sender      *enqueue.Sender
 	Fallback    *fallback.Store
 	Idempotency *idempotency.Store
-	Flag        *flag.Flag
-	QueueStats  QueueStatsAPI
-	Redis       Pinger
-	Log         *slog.Logger
-	Metrics     *metrics.Emitter
-	Now         func() time.Time
+	// Quota holds the backpressure counters (nil: no backpressure).
+	Quota      *quota.Store
+	Flag       *flag.Flag
+	QueueStats QueueStatsAPI
+	Redis      Pinger
+	Log        *slog.Logger
+	Metrics    *metrics.Emitter
+	Now        func() time.Time
 }
 
 // Server is the API.
@@ -126,6 +138,18 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.ReplayBatch <= 0 {
 		cfg.ReplayBatch = 100
+	}
+	if cfg.CallerRequests <= 0 {
+		cfg.CallerRequests = 50
+	}
+	if cfg.CallerWindow <= 0 {
+		cfg.CallerWindow = time.Second
+	}
+	if cfg.CreatorWaiting <= 0 {
+		cfg.CreatorWaiting = 10_000
+	}
+	if cfg.CreatorDrain <= 0 {
+		cfg.CreatorDrain = 6 * time.Second // 10 per minute
 	}
 	s := &Server{cfg: cfg, d: d, mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST "+PathSend, s.authenticated(s.send))
@@ -216,6 +240,17 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principal(r)
 	user := p.Subject
+	if s.d.Quota != nil {
+		ok, retry, err := s.d.Quota.Count(r.Context(), "caller#"+user, 1, s.cfg.CallerRequests, s.cfg.CallerWindow)
+		if err != nil {
+			// Backpressure protects; it never stops the pipeline: fail open.
+			s.d.Log.Warn("caller quota unavailable; not enforced", "user_id", user, "error", err)
+		} else if !ok {
+			w.Header().Set("Retry-After", retryAfter(retry))
+			reject(http.StatusTooManyRequests, errorBody{Error: fmt.Sprintf("more than %d requests per %s from this caller; retry later", s.cfg.CallerRequests, s.cfg.CallerWindow)})
+			return
+		}
+	}
 	for i, d := range drafts {
 		field := func(name string) string {
 			if batch {
@@ -321,6 +356,17 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	if rec != nil && len(rec.Outcomes) == len(msgs) {
 		copy(outcomes, rec.Outcomes)
 	}
+	if creator, retry, refused := s.creatorBackpressure(r.Context(), msgs, outcomes); refused {
+		if idemKey != "" {
+			if err := s.d.Idempotency.Release(r.Context(), idemKey, outcomes); err != nil {
+				s.d.Log.Warn("idempotency progress not stored", "error", err)
+			}
+		}
+		w.Header().Set("Retry-After", retryAfter(retry))
+		reject(http.StatusTooManyRequests, errorBody{Error: fmt.Sprintf("creator %s has about %d messages waiting (the cap); retry later", creator, s.cfg.CreatorWaiting),
+			Fields: []message.FieldError{{Field: "creatorId", Reason: "too many messages waiting for this creator"}}})
+		return
+	}
 	var todo []message.Message
 	var todoIdx []int
 	results := make([]Result, len(msgs))
@@ -370,6 +416,43 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(out)
+}
+
+// creatorBackpressure takes one unit per message still to send from each
+// creator's waiting quota; refused names the first creator over its cap.
+// Units already taken for other creators stay taken (they only err on the
+// side of refusing sooner).
+func (s *Server) creatorBackpressure(ctx context.Context, msgs []message.Message, outcomes []string) (creator string, retry time.Duration, refused bool) {
+	if s.d.Quota == nil {
+		return "", 0, false
+	}
+	counts := map[string]int{}
+	var order []string
+	for i, m := range msgs {
+		if outcomes[i] != "" {
+			continue
+		}
+		if counts[m.CreatorKey()] == 0 {
+			order = append(order, m.CreatorKey())
+		}
+		counts[m.CreatorKey()]++
+	}
+	for _, c := range order {
+		ok, retry, err := s.d.Quota.Take(ctx, "creator#"+c, counts[c], quota.Rule{Interval: s.cfg.CreatorDrain, Burst: s.cfg.CreatorWaiting})
+		if err != nil {
+			s.d.Log.Warn("creator quota unavailable; not enforced", "creator_id", c, "error", err)
+			continue
+		}
+		if !ok {
+			return c, retry, true
+		}
+	}
+	return "", 0, false
+}
+
+// retryAfter formats a Retry-After header: whole seconds, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(int(max(1, math.Ceil(d.Seconds()))))
 }
 
 // Texts of the per-message errors.

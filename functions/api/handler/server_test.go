@@ -28,6 +28,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/quota"
 	"github.com/huntaze/message-pipeline/internal/queues"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -594,5 +595,41 @@ func TestStatusNeedsTheAdminOrOpsScope(t *testing.T) {
 		if w.Code != tc.want {
 			t.Errorf("scope %q: status %d, want %d", tc.scope, w.Code, tc.want)
 		}
+	}
+}
+
+func TestBackpressurePerCallerAndPerCreatorAnswers429WithRetryAfter(t *testing.T) {
+	// GIVEN backpressure with 3 requests per hour per caller and 4 messages
+	// waiting per creator (draining one per hour)
+	f := setup(t)
+	f.deps.Quota = quota.NewStore(f.ddb.DynamoDB, "idempotency", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
+	f.server = f.newServer(api.Config{CallerRequests: 3, CallerWindow: time.Hour, CreatorWaiting: 4, CreatorDrain: time.Hour})
+	tok := tokenFor(t, "user-1", time.Hour, "")
+	batch3 := `{"messages":[` + goodBody + `,` + goodBody + `,` + goodBody + `]}`
+
+	// WHEN a caller sends 3 messages, then 2 more for the same creator
+	if w, _ := f.send(batch3, tok); w.Code != 202 {
+		t.Fatalf("first batch: %d %s", w.Code, w.Body)
+	}
+	w, out := f.send(`{"messages":[`+goodBody+`,`+goodBody+`]}`, tok)
+	// THEN the creator's cap refuses the second request whole, with the reason
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" || !strings.Contains(out["error"].(string), "creator creator-1 has about 4 messages waiting") {
+		t.Fatalf("over the creator cap: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if n := harness.QueueDepth(f.aws.SQS, f.queues.RateLimiter.URL); n != 3 {
+		t.Fatalf("queue holds %d, want 3", n)
+	}
+	// AND the caller's third request passes (one message fits), the fourth is
+	// refused by the caller's rate
+	if w, _ := f.send(goodBody, tok); w.Code != 202 {
+		t.Fatalf("third request: %d %s", w.Code, w.Body)
+	}
+	w, _ = f.send(goodBody, tok)
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("over the caller rate: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	// AND another caller is not affected by the first caller's rate
+	if w, _ := f.send(`{"recipientId":"fan-1","content":"hi"}`, tokenFor(t, "user-2", time.Hour, "")); w.Code != 202 {
+		t.Fatalf("other caller: %d %s", w.Code, w.Body)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/flag"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/quota"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
 )
 
@@ -64,6 +65,14 @@ type Settings struct {
 
 	SendMaxBackoff time.Duration `env:"SEND_MAX_BACKOFF" envDefault:"2s"`
 	ReplayBatch    int           `env:"REPLAY_BATCH" envDefault:"100"`
+
+	// Backpressure, kept in the idempotency table so it holds across
+	// Lambda instances: requests per caller per window, and messages
+	// waiting per creator (draining at one per CREATOR_DRAIN, 60 s / 10).
+	CallerRequests int           `env:"CALLER_REQUESTS" envDefault:"50"`
+	CallerWindow   time.Duration `env:"CALLER_WINDOW" envDefault:"1s"`
+	CreatorWaiting int           `env:"CREATOR_WAITING_CAP" envDefault:"10000"`
+	CreatorDrain   time.Duration `env:"CREATOR_DRAIN" envDefault:"6s"`
 }
 
 // Load parses the environment.
@@ -122,6 +131,7 @@ func Build(ctx context.Context, s Settings, log *slog.Logger) (api.Config, api.D
 	cfg := api.Config{
 		Queues:     api.QueueURLs{RateLimiter: s.RateLimiterQueueURL, RateLimiterDLQ: s.RateLimiterDLQURL, Workflows: s.WorkflowsQueueURL, WorkflowsDLQ: s.WorkflowsDLQURL},
 		AdminScope: s.AdminScope, OpsScope: s.OpsScope, ServiceScope: s.ServiceScope, IdempotencyTTL: 24 * time.Hour, IdempotencyStale: time.Minute, ReplayBatch: s.ReplayBatch,
+		CallerRequests: s.CallerRequests, CallerWindow: s.CallerWindow, CreatorWaiting: s.CreatorWaiting, CreatorDrain: s.CreatorDrain,
 		Unavailable: s.missing(),
 	}
 	d := api.Deps{Log: log, Now: time.Now, Metrics: metrics.New(os.Stdout, map[string]string{"Service": "api", "Environment": s.Environment}, time.Now)}
@@ -181,6 +191,7 @@ func Build(ctx context.Context, s Settings, log *slog.Logger) (api.Config, api.D
 	d.Sender = enqueue.NewSender(sendClient, enqueue.Queues{RateLimiterURL: s.RateLimiterQueueURL, WorkflowsURL: s.WorkflowsQueueURL}, 100*time.Millisecond)
 	d.Fallback = fallback.NewStore(ddb, s.FallbackTable, time.Now, 2*time.Minute)
 	d.Idempotency = idempotency.NewStore(ddb, s.IdempotencyTable, cfg.IdempotencyTTL, time.Now)
+	d.Quota = quota.NewStore(ddb, s.IdempotencyTable, idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
 	d.QueueStats = statsClient
 
 	enabled, origin := d.Flag.Enabled(ctx)

@@ -1,0 +1,98 @@
+// Command apiserver runs the real send API (functions/api/setup, the
+// production wiring) against fauxqs and dynalite on 127.0.0.1, for the
+// TypeScript client's tests. It prints one JSON line with the API's URL and
+// signed tokens, and stops when its standard input closes.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	api "github.com/huntaze/message-pipeline/functions/api/handler"
+	"github.com/huntaze/message-pipeline/functions/api/setup"
+	"github.com/huntaze/message-pipeline/internal/fallback"
+	"github.com/huntaze/message-pipeline/internal/idempotency"
+	"github.com/huntaze/message-pipeline/test/harness"
+	"github.com/huntaze/message-pipeline/test/local"
+)
+
+const (
+	secret   = "apiserver-secret-apiserver-secret!"
+	issuer   = "https://apiserver.local/"
+	audience = "huntaze-api"
+)
+
+func main() {
+	callerRequests := flag.Int("caller-requests", 50, "requests per caller per -caller-window")
+	callerWindow := flag.Duration("caller-window", time.Second, "window of the per-caller limit")
+	flag.Parse()
+	r := &local.Runner{}
+	defer r.Stop()
+
+	f := harness.StartFauxqs(r)
+	d := harness.StartDynalite(r)
+	sys := f.CreateQueues(r, "dev")
+	ctx := context.Background()
+	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idempotency", idempotency.KeyAttribute}} {
+		if err := fallback.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
+			r.Fatalf("%v", err)
+		}
+	}
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+		"AWS_ENDPOINT_URL": f.Endpoint, "AWS_ENDPOINT_URL_DYNAMODB": d.Endpoint,
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+	} {
+		_ = os.Setenv(k, v)
+	}
+	s, err := setup.Load(map[string]string{
+		"RATE_LIMITER_QUEUE_URL": sys.RateLimiter.URL, "RATE_LIMITER_DLQ_URL": sys.RateLimiter.DLQURL,
+		"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
+		"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idempotency",
+		"AUTH_MODE": "jwt", "JWT_HMAC_SECRET": secret, "JWT_ISSUER": issuer, "JWT_AUDIENCE": audience,
+		"CALLER_REQUESTS": strconv.Itoa(*callerRequests), "CALLER_WINDOW": callerWindow.String(),
+	})
+	if err != nil {
+		r.Fatalf("%v", err)
+	}
+	cfg, deps, err := setup.Build(ctx, s, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err != nil {
+		r.Fatalf("%v", err)
+	}
+	srv, err := api.New(cfg, deps)
+	if err != nil {
+		r.Fatalf("%v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		r.Fatalf("%v", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	defer hs.Close()
+
+	token := func(sub, scope string, creators ...string) string {
+		t, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "iss": issuer, "aud": audience,
+			"exp": time.Now().Add(time.Hour).Unix(), "scope": scope, "creators": creators}).SignedString([]byte(secret))
+		return t
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"url": "http://" + ln.Addr().String(),
+		"tokens": map[string]string{
+			"user":  token("user-a", "", "creator-a"),
+			"other": token("user-b", "", "creator-b"),
+			"ops":   token("ops-1", "ops admin"),
+		},
+	})
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes our stdin
+}

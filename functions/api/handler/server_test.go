@@ -28,8 +28,8 @@ import (
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
-	"github.com/huntaze/message-pipeline/internal/quota"
 	"github.com/huntaze/message-pipeline/internal/queues"
+	"github.com/huntaze/message-pipeline/internal/quota"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 

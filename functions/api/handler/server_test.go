@@ -633,3 +633,45 @@ func TestBackpressurePerCallerAndPerCreatorAnswers429WithRetryAfter(t *testing.T
 		t.Fatalf("other caller: %d %s", w.Code, w.Body)
 	}
 }
+
+func TestSQSErrorsOfEachKindAreRetriedOrNotThenStoredWithTheirCause(t *testing.T) {
+	// Seed 000 R6.1–R6.4, R8.4: throttling and network failures are retried
+	// 3 times with backoff; permission and credential errors are not (a retry
+	// cannot fix them); every failed message is stored for replay (500), and
+	// the log line names the message and the cause.
+	cases := []struct {
+		kind     harness.FaultKind
+		attempts int32
+		cause    string
+	}{
+		{harness.FaultThrottling, 4, "RequestThrottled"},
+		{harness.FaultNetwork, 4, "request send failed"},
+		{harness.FaultAccessDenied, 1, "AccessDeniedException"},
+		{harness.FaultInvalidCredentials, 1, "UnrecognizedClientException"},
+	}
+	for _, tc := range cases {
+		t.Run(string(tc.kind), func(t *testing.T) {
+			f := setup(t)
+			f.proxy.Kind.Store(tc.kind)
+			f.proxy.Failing.Store(true)
+			before := f.proxy.Attempts.Load()
+			w, out := f.send(goodBody, tokenFor(t, "user-1", time.Hour, ""))
+			if got := f.proxy.Attempts.Load() - before; got != tc.attempts {
+				t.Errorf("attempts %d, want %d", got, tc.attempts)
+			}
+			if w.Code != http.StatusInternalServerError || out["status"] != api.StatusStoredForReplay {
+				t.Fatalf("answer %d %s, want 500 stored_for_replay", w.Code, w.Body)
+			}
+			var logged map[string]any
+			for _, l := range strings.Split(strings.TrimSpace(f.logs.String()), "\n") {
+				var m map[string]any
+				if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "message send" {
+					logged = m
+				}
+			}
+			if logged == nil || logged["message_id"] != out["messageId"] || logged["outcome"] != api.StatusStoredForReplay || !strings.Contains(fmt.Sprint(logged["error"]), tc.cause) {
+				t.Fatalf("log line %v, want message_id, outcome and a cause naming %s", logged, tc.cause)
+			}
+		})
+	}
+}

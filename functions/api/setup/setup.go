@@ -181,6 +181,9 @@ func Build(ctx context.Context, s Settings, log *slog.Logger) (api.Config, api.D
 		d.Redis = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
 
+	// Seed 000 R7.4: the flag's state is logged at start, sending or not.
+	enabled, origin := d.Flag.Enabled(ctx)
+	log.Info("rate limiter status", "enabled", enabled, "source", origin, "environment", s.Environment)
 	if cfg.Unavailable != "" {
 		log.Warn("sending disabled: AWS is not configured; /send answers 503", "reason", cfg.Unavailable)
 		return cfg, d, nil
@@ -193,9 +196,6 @@ func Build(ctx context.Context, s Settings, log *slog.Logger) (api.Config, api.D
 	d.Idempotency = idempotency.NewStore(ddb, s.IdempotencyTable, cfg.IdempotencyTTL, time.Now)
 	d.Quota = quota.NewStore(ddb, s.IdempotencyTable, idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
 	d.QueueStats = statsClient
-
-	enabled, origin := d.Flag.Enabled(ctx)
-	log.Info("rate limiter status", "enabled", enabled, "source", origin, "environment", s.Environment)
 	checkConnectivity(ctx, statsClient, s.RateLimiterQueueURL, log)
 	return cfg, d, nil
 }

@@ -49,14 +49,27 @@ func TestBuildWithoutAWSConfigurationWarnsAndDisablesSending(t *testing.T) {
 	if !strings.Contains(logs.String(), `"level":"WARN","msg":"sending disabled`) {
 		t.Fatalf("no warning: %s", logs.String())
 	}
+	// AND the flag's state is logged even so (seed 000 R7.4)
+	if !strings.Contains(logs.String(), `"msg":"rate limiter status","enabled":true`) {
+		t.Fatalf("flag state not logged: %s", logs.String())
+	}
 }
 
-func TestBuildWithoutCredentialsDisablesSending(t *testing.T) {
+func TestBuildWithoutCredentialsWarnsAndDisablesSending(t *testing.T) {
+	// GIVEN queues configured but no AWS credentials (seed 000 R1.2)
 	isolateAWS(t)
 	s, _ := Load(map[string]string{"RATE_LIMITER_QUEUE_URL": "u", "WORKFLOWS_QUEUE_URL": "u", "RATE_LIMITER_DLQ_URL": "u", "WORKFLOWS_DLQ_URL": "u", "FALLBACK_TABLE": "f", "IDEMPOTENCY_TABLE": "i"})
-	cfg, _, err := Build(context.Background(), s, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+	var logs bytes.Buffer
+	cfg, _, err := Build(context.Background(), s, slog.New(slog.NewJSONHandler(&logs, nil)))
+	// THEN sending is disabled, a warning says why, and the flag is logged
 	if err != nil || !strings.HasPrefix(cfg.Unavailable, "no AWS credentials") {
 		t.Fatalf("Build = %q, %v", cfg.Unavailable, err)
+	}
+	if !strings.Contains(logs.String(), `"level":"WARN","msg":"sending disabled: AWS is not configured; /send answers 503","reason":"no AWS credentials`) {
+		t.Fatalf("no warning naming the missing credentials: %s", logs.String())
+	}
+	if !strings.Contains(logs.String(), `"msg":"rate limiter status"`) {
+		t.Fatalf("flag state not logged: %s", logs.String())
 	}
 }
 

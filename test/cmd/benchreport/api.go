@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/golang-jwt/jwt/v5"
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/internal/auth"
@@ -24,6 +25,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/quota"
 	"github.com/huntaze/message-pipeline/test/harness"
 	"github.com/huntaze/message-pipeline/test/local"
 )
@@ -48,7 +50,9 @@ func measure(n int, f func(i int)) throughput {
 
 type apiFigures struct {
 	api, raw, rawBatch throughput
-	apiConc, rawConc   float64 // messages/s with 8 concurrent clients
+	// messages/s with 8 concurrent clients: the API as deployed (with
+	// backpressure), the API without backpressure, raw SendMessage
+	apiConc, apiConcNoQuota, rawConc float64
 }
 
 // concurrent runs f n times from workers goroutines and returns calls/s.
@@ -95,17 +99,24 @@ func measureAPI(t harness.T, n int) apiFigures {
 		Flag:        flag.New(nil, true, time.Minute, time.Now, log), QueueStats: f.SQS,
 		Log: log, Metrics: metrics.New(io.Discard, nil, time.Now), Now: time.Now,
 	}
-	srv, err := api.New(api.Config{}, deps)
+	plain, err := api.New(api.Config{}, deps)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	hs := httptest.NewServer(srv)
+	deps.Quota = quota.NewStore(d.DynamoDB, "idem-bench", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
+	withQuota, err := api.New(api.Config{CallerRequests: 1_000_000}, deps)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	var handler http.Handler = withQuota
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(hs.Close)
-	token := local.Token("user-bench", false, "creator-1")
-	body := []byte(`{"creatorId":"creator-1","recipientId":"fan-1","content":"benchmark message"}`)
+	// 50 creators, sent as by one backend token with the service scope.
+	token := svcToken()
 	client := hs.Client()
 	var out apiFigures
-	post := func(int) {
+	post := func(i int) {
+		body := []byte(fmt.Sprintf(`{"creatorId":"creator-%d","recipientId":"fan-1","content":"benchmark message"}`, i%50))
 		req, _ := http.NewRequest("POST", hs.URL+api.PathSend, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -118,10 +129,13 @@ func measureAPI(t harness.T, n int) apiFigures {
 	}
 	out.api = measure(n, post)
 	out.apiConc = concurrent(n, 8, post)
+	handler = plain
+	out.apiConcNoQuota = concurrent(n, 8, post)
 	m, _ := message.New("user-bench", "fan-1", "benchmark message", time.Now())
 	raw, attrs, _ := enqueue.Body(m)
-	send := func(int) {
-		if _, err := f.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(sys.RateLimiter.URL), MessageBody: aws.String(raw), MessageAttributes: attrs}); err != nil {
+	send := func(i int) {
+		if _, err := f.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(sys.RateLimiter.URL), MessageBody: aws.String(raw), MessageAttributes: attrs,
+			MessageGroupId: aws.String(fmt.Sprint("creator-", i%50)), MessageDeduplicationId: aws.String(fmt.Sprint("raw-", time.Now().UnixNano(), "-", i))}); err != nil {
 			t.Fatalf("raw: %v", err)
 		}
 	}
@@ -130,7 +144,8 @@ func measureAPI(t harness.T, n int) apiFigures {
 	batches := measure(n/10, func(int) {
 		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(sys.RateLimiter.URL)}
 		for i := range 10 {
-			in.Entries = append(in.Entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), MessageBody: aws.String(raw), MessageAttributes: attrs})
+			in.Entries = append(in.Entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), MessageBody: aws.String(raw), MessageAttributes: attrs,
+				MessageGroupId: aws.String(fmt.Sprint("creator-", i)), MessageDeduplicationId: aws.String(fmt.Sprint("batch-", time.Now().UnixNano(), "-", i))})
 		}
 		if _, err := f.SQS.SendMessageBatch(ctx, in); err != nil {
 			t.Fatalf("batch: %v", err)
@@ -138,4 +153,11 @@ func measureAPI(t harness.T, n int) apiFigures {
 	})
 	out.rawBatch = throughput{perSecond: batches.perSecond * 10, p50: batches.p50, p99: batches.p99}
 	return out
+}
+
+// svcToken is a backend token with the service scope (sends as any creator).
+func svcToken() string {
+	s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "bench-jobs", "iss": local.JWTIssuer, "aud": local.JWTAudience,
+		"exp": time.Now().Add(time.Hour).Unix(), "scope": api.DefaultServiceScope}).SignedString([]byte(local.JWTSecret))
+	return s
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -19,12 +20,32 @@ import (
 
 func main() {
 	out := flag.String("o", "docs/benchmarks.md", "report file")
+	cpuprofile := flag.String("cpuprofile", "", "with -only api: write a CPU profile of this process (client + API) here")
+	only := flag.String("only", "", "run one part and print its figures (api, jitter) instead of writing the report")
 	dur := flag.Duration("d", 2*time.Second, "duration of each throughput run")
 	flag.Parse()
 	r := &local.Runner{}
 	defer r.Stop()
 
 	step := func(name string) { fmt.Fprintf(os.Stderr, "bench: %s…\n", name) }
+	switch *only {
+	case "api":
+		if *cpuprofile != "" {
+			pf, err := os.Create(*cpuprofile)
+			if err != nil {
+				r.Fatalf("%v", err)
+			}
+			_ = pprof.StartCPUProfile(pf)
+			defer pprof.StopCPUProfile()
+		}
+		a := measureAPI(r, 500)
+		fmt.Printf("api 8 clients: %.0f/s with backpressure, %.0f/s without, raw %.0f/s: %.2f× and %.2f×\n", a.apiConc, a.apiConcNoQuota, a.rawConc, a.apiConc/a.rawConc, a.apiConcNoQuota/a.rawConc)
+		return
+	case "jitter":
+		j := measureClickToSite(r, 100)
+		fmt.Printf("click-to-site: min %s p50 %s p99 %s max %s spread %s\n", ms(j.min), ms(j.p50), ms(j.p99), ms(j.max), ms(j.max-j.min))
+		return
+	}
 	step("limiter")
 	lim := measureLimiter(r, *dur)
 	step("backlog of 1000")
@@ -60,7 +81,8 @@ func main() {
 	w("| drain time of that backlog vs the ideal (99 windows) | %s | %s (ideal) | %.2f× the ideal | — | — |\n", bl.drain.Round(time.Millisecond), bl.ideal, bl.drain.Seconds()/bl.ideal.Seconds())
 	w("| API: messages/s over HTTP (JWT, validation, SendMessage), one client | %.0f (p50 %s, p99 %s) | %.0f raw SendMessage (p50 %s, p99 %s) | %.2f× | ≥ 0.8× | %s |\n",
 		apiF.api.perSecond, ms(apiF.api.p50), ms(apiF.api.p99), apiF.raw.perSecond, ms(apiF.raw.p50), ms(apiF.raw.p99), apiF.api.perSecond/apiF.raw.perSecond, pass(apiF.api.perSecond/apiF.raw.perSecond >= 0.8))
-	w("| API: messages/s with 8 concurrent clients | %.0f | %.0f raw SendMessage, 8 concurrent | %.2f× | ≥ 0.8× | %s |\n", apiF.apiConc, apiF.rawConc, apiF.apiConc/apiF.rawConc, pass(apiF.apiConc/apiF.rawConc >= 0.8))
+	w("| API: messages/s with 8 concurrent clients, as deployed (backpressure on) | %.0f | %.0f raw SendMessage, 8 concurrent | %.2f× | ≥ 0.9× | %s |\n", apiF.apiConc, apiF.rawConc, apiF.apiConc/apiF.rawConc, pass(apiF.apiConc/apiF.rawConc >= 0.9))
+	w("| API: messages/s with 8 concurrent clients, backpressure off | %.0f | %.0f raw SendMessage, 8 concurrent | %.2f× | ≥ 0.9× | %s |\n", apiF.apiConcNoQuota, apiF.rawConc, apiF.apiConcNoQuota/apiF.rawConc, pass(apiF.apiConcNoQuota/apiF.rawConc >= 0.9))
 	w("| API: raw SendMessageBatch of 10, messages/s | %.0f | %.0f raw SendMessage | %.2f× | — | |\n", apiF.rawBatch.perSecond, apiF.raw.perSecond, apiF.rawBatch.perSecond/apiF.raw.perSecond)
 	w("| scraper: sends/min, one process, %d groups, real Chromium | %.0f | %.0f (the browser send action alone, ×%d groups) | %.2f of floor | — | |\n", scr.groups, scr.sendsPerMinute, scr.floorPerMinute, scr.groups, scr.sendsPerMinute/scr.floorPerMinute)
 	w("| scraper: PSS of the process tree (Go + driver + Chromium) at full concurrency | %.0f MiB | 2048 MiB task | %.2f of the task | — | |\n", scr.pssMiB, scr.pssMiB/2048)

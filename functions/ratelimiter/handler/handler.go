@@ -218,11 +218,15 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 func parseRecord(raw events.SQSMessage) record {
 	r := record{raw: raw, group: raw.Attributes["MessageGroupId"]}
 	msg, err := message.Parse([]byte(raw.Body))
+	var invalid error
+	if err == nil {
+		invalid = msg.Validate()
+	}
 	switch {
 	case err != nil:
 		r.poison = "unparseable body: " + err.Error()
-	case msg.Validate() != nil:
-		r.poison = msg.Validate().Error()
+	case invalid != nil:
+		r.poison = invalid.Error()
 	case msg.CreatorKey() == "":
 		r.poison = "no creator key (creatorId or userId)"
 	case len(raw.MessageAttributes)+3 > maxAttributes:

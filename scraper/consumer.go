@@ -57,15 +57,22 @@ func NewConsumer(cfg ConsumerConfig, client SQSAPI, proc *Processor, log *slog.L
 // Run receives until stop is done. Messages already started finish under
 // work (which the caller cancels at the shutdown deadline); received messages
 // not started when stop ends are released at once.
+//
+// A long poll under way when stop ends is not cancelled: SQS may already
+// have handed its messages to the aborted request, and they would then stay
+// invisible for the queue's whole visibility timeout. It finishes (at most
+// Wait) and what it got is released.
 func (c *Consumer) Run(stop, work context.Context) {
 	for stop.Err() == nil {
-		out, err := c.sqs.ReceiveMessage(stop, &sqs.ReceiveMessageInput{
+		recv, cancel := context.WithTimeout(context.WithoutCancel(stop), c.cfg.Wait+receiveSlack)
+		out, err := c.sqs.ReceiveMessage(recv, &sqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(c.cfg.QueueURL),
 			MaxNumberOfMessages:         10,
 			WaitTimeSeconds:             int32(c.cfg.Wait / time.Second),
 			MessageAttributeNames:       []string{"All"},
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
 		})
+		cancel()
 		if err != nil {
 			if stop.Err() != nil {
 				return
@@ -77,6 +84,9 @@ func (c *Consumer) Run(stop, work context.Context) {
 		c.ProcessBatch(stop, work, out.Messages)
 	}
 }
+
+// receiveSlack bounds a receive beyond its long-poll wait.
+const receiveSlack = 10 * time.Second
 
 // ProcessBatch processes one received batch: groups in parallel (bounded),
 // each group's messages in order. After a message of a group that is not

@@ -25,7 +25,7 @@ NO_RACE_PKGS := ./infra/...
 FUZZTIME ?= 5s
 BENCHTIME ?= 1s
 
-.PHONY: deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
+.PHONY: lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
 
 deps: deps-npm deps-driver deps-go
 
@@ -87,8 +87,7 @@ deploy: deps
 	cdk deploy --all -c env=$(ENV) --require-approval broadening
 
 ## test: every test (unit, integration against real services, CDK templates) and a short fuzz run
-test: deps deps-apt
-	go vet ./...
+test: deps deps-apt lint
 	go test -race -count=1 -timeout 12m $$(go list ./... | grep -v -E '/infra($$|/)|/test/harness$$')
 	@# verbose, so the log shows which real services the harness started
 	go test -race -count=1 -timeout 5m -v ./test/harness/ | grep -v '^=== '
@@ -98,6 +97,15 @@ test: deps deps-apt
 	$(MAKE) --no-print-directory test-ts
 
 ## test-ts: the TypeScript client: its types match api/openapi.yaml, it type-checks, and its tests pass against the real API
+# go vet and staticcheck (pinned; installed into .cache/bin from the Go proxy).
+STATICCHECK := .cache/bin/staticcheck
+STATICCHECK_VERSION := v0.8.2
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/.cache/bin go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+lint: deps-go $(STATICCHECK)
+	go vet ./...
+	$(STATICCHECK) ./...
+
 test-ts: deps
 	@mkdir -p .build
 	openapi-typescript api/openapi.yaml -o .build/openapi.d.ts >/dev/null 2>&1
@@ -115,7 +123,7 @@ fuzz:
 
 ## dev: the whole pipeline on this machine (no AWS, no Docker); Ctrl-C stops it
 dev: deps deps-apt
-	go run ./test/cmd/dev $(DEV_ARGS)
+	go run ./cmd/dev $(DEV_ARGS)
 
 ## e2e-real: end-to-end run at the real 10 per 60 s limit (several minutes)
 e2e-real: deps deps-apt

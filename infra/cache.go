@@ -1,6 +1,8 @@
 package infra
 
 import (
+	"time"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awselasticache"
@@ -8,6 +10,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/huntaze/message-pipeline/functions/rotation/rotator"
+	"github.com/huntaze/message-pipeline/internal/redisconn"
 )
 
 // CachePort is not Redis's default 6379 (AwsSolutions-AEC5).
@@ -35,6 +40,12 @@ type Cache struct {
 // Endpoint returns host:port of the primary.
 func (c *Cache) Endpoint() *string {
 	return awscdk.Fn_Join(jsii.String(":"), &[]*string{c.ReplicationGroup.AttrPrimaryEndPointAddress(), c.ReplicationGroup.AttrPrimaryEndPointPort()})
+}
+
+// ClientSettings is how a component reaches this Redis: TLS, the AUTH
+// token from its secret.
+func (c *Cache) ClientSettings() redisconn.Settings {
+	return redisconn.Settings{Addr: *c.Endpoint(), TLS: true, AuthSecretARN: *c.AuthToken.SecretArn(), Timeout: time.Second}
 }
 
 // NewCache creates a Redis 7 replication group with encryption in transit
@@ -108,10 +119,10 @@ func NewCache(scope constructs.Construct, id string, props CacheProps) *Cache {
 	})
 	stack := awscdk.Stack_Of(c)
 	rotation := newRotation(c, "TokenRotation", rotationProps{
-		Env: props.Env, Secret: token, Kind: "redis-auth", Name: "huntaze-redis-auth-rotation",
-		Environment: map[string]*string{
-			"REPLICATION_GROUP_ID": rg.Ref(),
-			"REDIS_ADDR":           awscdk.Fn_Join(jsii.String(":"), &[]*string{rg.AttrPrimaryEndPointAddress(), rg.AttrPrimaryEndPointPort()}),
+		Env: props.Env, Secret: token, Name: "huntaze-redis-auth-rotation",
+		Settings: rotator.Settings{
+			Kind: rotator.RedisAuth, ReplicationGroup: *rg.Ref(),
+			RedisAddr: *awscdk.Fn_Join(jsii.String(":"), &[]*string{rg.AttrPrimaryEndPointAddress(), rg.AttrPrimaryEndPointPort()}),
 		},
 		Vpc: props.Network.Vpc, SecurityGroups: []awsec2.ISecurityGroup{rotationSG, clients},
 	})

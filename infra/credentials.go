@@ -6,6 +6,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/huntaze/message-pipeline/functions/rotation/rotator"
 )
 
 // CredentialsProps configures the OnlyFans credentials secret.
@@ -36,6 +38,6 @@ func NewCredentials(scope constructs.Construct, id string, props CredentialsProp
 	})
 	// OnlyFans has no API to mint sessions: the rotation re-validates the
 	// secret every 90 days (functions/rotation); renewal is manual (README).
-	newRotation(c, "Rotation", rotationProps{Env: props.Env, Secret: secret, Kind: "onlyfans-sessions", Name: "huntaze-onlyfans-sessions-rotation"})
+	newRotation(c, "Rotation", rotationProps{Env: props.Env, Secret: secret, Settings: rotator.Settings{Kind: rotator.OnlyFansSessions}, Name: "huntaze-onlyfans-sessions-rotation"})
 	return &Credentials{Construct: c, Secret: secret, Key: key}
 }

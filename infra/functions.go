@@ -16,6 +16,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
+	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
+	limitersetup "github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
 	"github.com/huntaze/message-pipeline/internal/queues"
 )
 
@@ -45,6 +47,16 @@ type Functions struct {
 	LimiterSecurityGroup awsec2.SecurityGroup
 }
 
+// environment turns a component's rendered settings into a function's or
+// container's environment (CDK tokens pass through as strings).
+func environment(env map[string]string) map[string]*string {
+	out := make(map[string]*string, len(env))
+	for k, v := range env {
+		out[k] = jsii.String(v)
+	}
+	return out
+}
+
 func allow(role awsiam.Role, actions []string, resources ...*string) {
 	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions: jsii.Strings(actions...), Resources: &resources,
@@ -63,13 +75,13 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 		StringValue:   jsii.String("true"),
 		Description:   jsii.String("RATE_LIMITER_ENABLED at runtime (seed 000 R7): false sends straight to the FIFO queue"),
 	})
-	apiEnv := map[string]*string{
-		"RATE_LIMITER_QUEUE_URL": q.RateLimiter.QueueUrl(), "RATE_LIMITER_DLQ_URL": q.RateLimiterDLQ.QueueUrl(),
-		"WORKFLOWS_QUEUE_URL": q.Workflows.QueueUrl(), "WORKFLOWS_DLQ_URL": q.WorkflowsDLQ.QueueUrl(),
-		"FALLBACK_TABLE": st.FallbackTable.TableName(), "IDEMPOTENCY_TABLE": st.IdempotencyTable.TableName(),
-		"RATE_LIMITER_ENABLED": jsii.String("true"), "RATE_LIMITER_FLAG_PARAMETER": flagParam.ParameterName(),
-		"AUTH_MODE": jsii.String("apigateway"),
-	}
+	apiSettings := apisetup.Defaults()
+	apiSettings.Environment = props.Env.Name
+	apiSettings.RateLimiterQueueURL, apiSettings.RateLimiterDLQURL = *q.RateLimiter.QueueUrl(), *q.RateLimiterDLQ.QueueUrl()
+	apiSettings.WorkflowsQueueURL, apiSettings.WorkflowsDLQURL = *q.Workflows.QueueUrl(), *q.WorkflowsDLQ.QueueUrl()
+	apiSettings.FallbackTable, apiSettings.IdempotencyTable = *st.FallbackTable.TableName(), *st.IdempotencyTable.TableName()
+	apiSettings.FlagParameter = *flagParam.ParameterName()
+	apiEnv := environment(apiSettings.Env())
 	sendToQueues := func(role awsiam.Role) {
 		allow(role, []string{"sqs:SendMessage"}, q.RateLimiter.QueueArn(), q.Workflows.QueueArn())
 		allow(role, []string{"sqs:GetQueueAttributes"}, q.RateLimiter.QueueArn(), q.RateLimiterDLQ.QueueArn(), q.Workflows.QueueArn(), q.WorkflowsDLQ.QueueArn())
@@ -98,6 +110,11 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 		Targets:  &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(replayFn.Function, nil)},
 	})
 
+	limiterSettings := limitersetup.Defaults()
+	limiterSettings.Environment = props.Env.Name
+	limiterSettings.SourceQueueURL, limiterSettings.DeadLetterQueueURL = *q.RateLimiter.QueueUrl(), *q.RateLimiterDLQ.QueueUrl()
+	limiterSettings.WorkflowsQueueURL = *q.Workflows.QueueUrl()
+	limiterSettings.Redis = props.Cache.ClientSettings()
 	limiterSG := awsec2.NewSecurityGroup(c, jsii.String("LimiterSecurityGroup"), &awsec2.SecurityGroupProps{
 		Vpc: props.Network.Vpc, Description: jsii.String("Rate limiter Lambda"), AllowAllOutbound: jsii.Bool(true),
 	})
@@ -106,11 +123,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 		Description: "10 messages per rolling minute per creator; forwards to the FIFO queue",
 		Timeout:     awscdk.Duration_Seconds(jsii.Number(LimiterTimeoutSeconds)), MemoryMB: 256,
 		Vpc: props.Network.Vpc, SecurityGroups: []awsec2.ISecurityGroup{limiterSG, props.Cache.Clients},
-		Environment: map[string]*string{
-			"RATE_LIMITER_QUEUE_URL": q.RateLimiter.QueueUrl(), "RATE_LIMITER_DLQ_URL": q.RateLimiterDLQ.QueueUrl(),
-			"WORKFLOWS_QUEUE_URL": q.Workflows.QueueUrl(), "REDIS_ADDR": props.Cache.Endpoint(), "REDIS_TLS": jsii.String("true"),
-			"REDIS_AUTH_SECRET_ARN": props.Cache.AuthToken.SecretArn(),
-		},
+		Environment: environment(limiterSettings.Env()),
 	})
 	limiterFn.Function.AddEventSource(awslambdaeventsources.NewSqsEventSource(q.RateLimiter, &awslambdaeventsources.SqsEventSourceProps{
 		BatchSize: jsii.Number(10), ReportBatchItemFailures: jsii.Bool(true),

@@ -7,6 +7,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/huntaze/message-pipeline/functions/rotation/rotator"
 	"github.com/huntaze/message-pipeline/internal/queues"
 )
 
@@ -17,9 +18,8 @@ const RotationDays = 90
 type rotationProps struct {
 	Env            Environment
 	Secret         awssecretsmanager.Secret
-	Kind           string // redis-auth | onlyfans-sessions (functions/rotation)
+	Settings       rotator.Settings // the function's environment
 	Name           string
-	Environment    map[string]*string
 	Vpc            awsec2.IVpc
 	SecurityGroups []awsec2.ISecurityGroup
 }
@@ -27,14 +27,10 @@ type rotationProps struct {
 // newRotation schedules a 90-day rotation of a secret by the Go rotation
 // function (functions/rotation).
 func newRotation(scope constructs.Construct, id string, props rotationProps) *GoFunction {
-	env := map[string]*string{"ROTATION_KIND": jsii.String(props.Kind)}
-	for k, v := range props.Environment {
-		env[k] = v
-	}
 	fn := NewGoFunction(scope, id, GoFunctionProps{
 		Env: props.Env, Package: "functions/rotation", FunctionName: queues.Name(props.Name, props.Env.Name),
-		Description: "Rotates a secret (" + props.Kind + ")", Timeout: awscdk.Duration_Minutes(jsii.Number(1)), MemoryMB: 128,
-		Environment: env, Vpc: props.Vpc, SecurityGroups: props.SecurityGroups,
+		Description: "Rotates a secret (" + string(props.Settings.Kind) + ")", Timeout: awscdk.Duration_Minutes(jsii.Number(1)), MemoryMB: 128,
+		Environment: environment(props.Settings.Env()), Vpc: props.Vpc, SecurityGroups: props.SecurityGroups,
 	})
 	props.Secret.AddRotationSchedule(jsii.String("Rotation"), &awssecretsmanager.RotationScheduleOptions{
 		RotationLambda: fn.Function, AutomaticallyAfter: awscdk.Duration_Days(jsii.Number(RotationDays)),

@@ -1,6 +1,8 @@
 package infra
 
 import (
+	"time"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapplicationautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -11,6 +13,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/huntaze/message-pipeline/scraper/setup"
 )
 
 // Scraper task size and limits (seed 003 R6.2, R6.5).
@@ -78,12 +82,17 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 		Logging:         awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{StreamPrefix: jsii.String("scraper"), LogGroup: logs}),
 		StopTimeout:     awscdk.Duration_Seconds(jsii.Number(ScraperStopTimeoutSec)),
 		LinuxParameters: awsecs.NewLinuxParameters(c, jsii.String("Linux"), &awsecs.LinuxParametersProps{InitProcessEnabled: jsii.Bool(true)}),
-		Environment: &map[string]*string{
-			"ENVIRONMENT": jsii.String(props.Env.Name), "WORKFLOWS_QUEUE_URL": q.Workflows.QueueUrl(), "WORKFLOWS_DLQ_URL": q.WorkflowsDLQ.QueueUrl(),
-			"RESULTS_BUCKET": props.Storage.Results.BucketName(), "REDIS_ADDR": props.Cache.Endpoint(), "REDIS_TLS": jsii.String("true"),
-			"REDIS_AUTH_SECRET_ARN": props.Cache.AuthToken.SecretArn(), "CREDENTIALS_SECRET_ARN": props.Credentials.Secret.SecretArn(),
-			"SHUTDOWN_DEADLINE": jsii.String("100s"),
-		},
+		Environment: func() *map[string]*string {
+			s := setup.Defaults()
+			s.Environment = props.Env.Name
+			s.QueueURL, s.DeadLetterURL = *q.Workflows.QueueUrl(), *q.WorkflowsDLQ.QueueUrl()
+			s.ResultsBucket = *props.Storage.Results.BucketName()
+			s.Redis = props.Cache.ClientSettings()
+			s.CredentialsARN = *props.Credentials.Secret.SecretArn()
+			s.ShutdownDeadline = (ScraperStopTimeoutSec - 20) * time.Second // finish in-flight sends before ECS kills the task
+			env := environment(s.Env())
+			return &env
+		}(),
 	})
 	suppress(task, Suppression{Rule: "AwsSolutions-IAM5", Reason: "The execution role's ecr:GetAuthorizationToken takes no resource ARN; AWS requires '*'.", AppliesTo: []string{"Resource::*"}})
 	suppress(task, Suppression{Rule: "AwsSolutions-ECS2", Reason: "Only non-secret settings (queue URLs, bucket, secret ARNs) are environment variables; secrets are read from Secrets Manager at run time."})

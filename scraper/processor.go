@@ -128,18 +128,17 @@ func (e gatedError) Error() string { return fmt.Sprintf("send gate: retry in %s"
 
 // Processor decides and performs the send of one message.
 type Processor struct {
-	cfg      Config
-	browser  Browser
-	gate     Gate
-	creds    CredentialStore
-	ledger   *Ledger
-	results  Results
-	breaker  *gobreaker.CircuitBreaker[onlyfans.Result]
-	log      *slog.Logger
-	metrics  *metrics.Emitter
-	now      func() time.Time
-	sleep    func(ctx context.Context, d time.Duration) error
-	onChange func(to gobreaker.State)
+	cfg     Config
+	browser Browser
+	gate    Gate
+	creds   CredentialStore
+	ledger  *Ledger
+	results Results
+	breaker *gobreaker.CircuitBreaker[onlyfans.Result]
+	log     *slog.Logger
+	metrics *metrics.Emitter
+	now     func() time.Time
+	sleep   func(ctx context.Context, d time.Duration) error
 }
 
 // serverError makes a 5xx a breaker failure.

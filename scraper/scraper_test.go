@@ -16,9 +16,9 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
+	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
-	"github.com/huntaze/message-pipeline/internal/queues"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
@@ -31,7 +31,7 @@ type fixture struct {
 	site     *fakesite.Site
 	aws      *harness.Fauxqs
 	redis    *harness.Redis
-	queues   queues.System
+	queues   devstack.System
 	ledger   *scraper.Ledger
 	proc     *scraper.Processor
 	consumer *scraper.Consumer

@@ -14,23 +14,30 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/functions/api/setup"
+	"github.com/huntaze/message-pipeline/internal/envconfig"
 )
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	environ := setup.Environ()
+	environ := envconfig.Process()
 	s, err := setup.Load(environ)
 	if err != nil {
 		log.Error("api cannot start", "error", err)
 		os.Exit(1)
 	}
-	cfg, deps, err := setup.Build(ctx, s, log)
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		log.Error("api cannot start", "error", err)
+		os.Exit(1)
+	}
+	cfg, deps, err := setup.Build(ctx, s, awsCfg, log, os.Stdout)
 	if err != nil {
 		log.Error("api cannot start", "error", err)
 		os.Exit(1)

@@ -11,9 +11,11 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/functions/api/setup"
+	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 )
 
@@ -21,12 +23,17 @@ func main() {
 	once := flag.Bool("once", false, "run one replay pass and exit (instead of serving Lambda events)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	s, err := setup.Load(setup.Environ())
+	s, err := setup.Load(envconfig.Process())
 	if err != nil {
 		log.Error("replay cannot start", "error", err)
 		os.Exit(1)
 	}
-	cfg, deps, err := setup.Build(context.Background(), s, log)
+	awsCfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		log.Error("replay cannot start", "error", err)
+		os.Exit(1)
+	}
+	cfg, deps, err := setup.Build(context.Background(), s, awsCfg, log, os.Stdout)
 	if err != nil || cfg.Unavailable != "" {
 		log.Error("replay cannot start", "error", err, "unavailable", cfg.Unavailable)
 		os.Exit(1)

@@ -1,6 +1,6 @@
 // Command rotation is the Secrets Manager rotation Lambda of the Redis AUTH
 // token (ROTATION_KIND=redis-auth) and of the OnlyFans sessions
-// (ROTATION_KIND=onlyfans-sessions). See package rotation.
+// (ROTATION_KIND=onlyfans-sessions). See package rotator.
 package main
 
 import (
@@ -15,30 +15,36 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/huntaze/message-pipeline/functions/rotation/rotation"
+	"github.com/huntaze/message-pipeline/functions/rotation/rotator"
+	"github.com/huntaze/message-pipeline/internal/envconfig"
 )
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	s, err := rotator.Load(envconfig.Process())
+	if err != nil {
+		log.Error("rotation cannot start", "error", err)
+		os.Exit(1)
+	}
 	cfg, err := config.LoadDefaultConfig(context.Background())
 	if err != nil {
 		log.Error("rotation cannot start", "error", err)
 		os.Exit(1)
 	}
-	r := &rotation.Rotator{
-		Kind:             rotation.Kind(os.Getenv("ROTATION_KIND")),
+	r := &rotator.Rotator{
+		Kind:             s.Kind,
 		Secrets:          secretsmanager.NewFromConfig(cfg),
 		Cache:            elasticache.NewFromConfig(cfg),
-		ReplicationGroup: os.Getenv("REPLICATION_GROUP_ID"),
+		ReplicationGroup: s.ReplicationGroup,
 	}
-	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
+	if s.RedisAddr != "" {
 		r.TestToken = func(ctx context.Context, token string) error {
-			c := redis.NewClient(&redis.Options{Addr: addr, Password: token, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}})
+			c := redis.NewClient(&redis.Options{Addr: s.RedisAddr, Password: token, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}})
 			defer c.Close()
 			return c.Ping(ctx).Err()
 		}
 	}
-	lambda.Start(func(ctx context.Context, ev rotation.Event) error {
+	lambda.Start(func(ctx context.Context, ev rotator.Event) error {
 		err := r.Handle(ctx, ev)
 		log.Info("rotation step", "step", ev.Step, "kind", string(r.Kind), "error", err)
 		return err

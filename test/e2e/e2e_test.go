@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/test/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 	"github.com/huntaze/message-pipeline/test/local"
@@ -35,9 +36,9 @@ const (
 func start(t *testing.T, creators []string, pollers int) (*local.Pipeline, *harness.Buffer) {
 	t.Helper()
 	logs := &harness.Buffer{}
-	p := local.Start(t, local.Options{Creators: creators, Limit: limit, Window: window, ReturnSlack: 500 * time.Millisecond,
+	p := local.Start(t, local.Options{Creators: creators, Options: devstack.Options{Limit: limit, Window: window, ReturnSlack: 500 * time.Millisecond,
 		GateMargin: 300 * time.Millisecond, OutageBackoffMax: 4 * time.Second, // the 60 s window and 15 min cap, scaled
-		LimiterPollers: pollers, ReplayEvery: time.Second, Logs: logs})
+		LimiterPollers: pollers, ReplayEvery: time.Second, Logs: logs, Recorder: recorder}})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("summary:\n%s\nscraper output (tail):\n%s", p.Summary(), tail(p.ScraperOutput(), 4000))
@@ -226,7 +227,9 @@ func TestRedisRestartedMidRun(t *testing.T) {
 	a := newAccepted()
 	a.burst(t, p, creators, 15, "before")
 	time.Sleep(window)
-	p.Redis.Restart()
+	if err := p.Redis.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	a.burst(t, p, creators, 10, "after")
 	waitDelivered(t, p, a.total(), 90*time.Second)
 	checkPromises(t, p, a, nil)
@@ -241,7 +244,11 @@ func TestRedisEmptiedTheInstantACreatorHadItsTenthSend(t *testing.T) {
 	var once sync.Once
 	p.Site.OnSent(func(fakesite.Sent) {
 		if len(p.Site.Sent()) == limit {
-			once.Do(p.Redis.Restart)
+			once.Do(func() {
+				if err := p.Redis.Restart(); err != nil {
+					t.Error(err)
+				}
+			})
 		}
 	})
 	a := newAccepted()

@@ -70,6 +70,13 @@ func (s *Site) RefuseFan(fan string, status int) {
 
 // Start serves the site on 127.0.0.1 until the test ends.
 func Start(t interface{ Cleanup(func()) }) *Site {
+	s := New()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// New serves the site on 127.0.0.1 until Close (make dev).
+func New() *Site {
 	s := &Site{sessions: map[string]string{}, refused: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /my/chats/chat/{fan}", s.chatPage)
@@ -80,7 +87,6 @@ func Start(t interface{ Cleanup(func()) }) *Site {
 		_, _ = w.Write([]byte(`<!doctype html><title>Login</title><form id="login">Log in</form>`))
 	})
 	s.Server = httptest.NewServer(mux)
-	t.Cleanup(s.Close)
 	return s
 }
 

@@ -2,98 +2,64 @@ package harness
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/huntaze/message-pipeline/internal/queues"
+	"github.com/huntaze/message-pipeline/internal/devstack"
 )
 
 // Region is the region every emulated client uses.
-const Region = "us-east-1"
+const Region = devstack.Region
 
-// AWSConfig returns an SDK config with static credentials and no shared
-// config files read, so a developer's real AWS profile is never used.
-func AWSConfig() aws.Config {
-	return aws.Config{
-		Region:      Region,
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-		// Up to 3 attempts, for one reason: Go's transport sometimes closes a
-		// connection while a 200 response body is being read ("use of closed
-		// network connection", aws/aws-sdk-go-v2#1825, #2737), which the SDK
-		// counts as retryable; seen here about once in 50 calls under load.
-		// A failing emulator still fails after the third attempt.
-		RetryMaxAttempts: 3,
-	}
-}
+// AWSConfig returns an SDK config with static credentials that never reads
+// a developer's real AWS profile.
+func AWSConfig() aws.Config { return devstack.AWSConfig() }
 
 // Fauxqs is a running fauxqs emulator serving SQS and S3.
-type Fauxqs struct {
-	Endpoint string
-	Config   aws.Config
-	SQS      *sqs.Client
-	S3       *s3.Client
-	Process  *Process
-}
+type Fauxqs struct{ *devstack.Fauxqs }
 
 // StartFauxqs starts fauxqs on a free 127.0.0.1 port through the loopback
-// launcher and returns clients for it.
+// launcher, stopped after the test.
 func StartFauxqs(t T) *Fauxqs {
 	t.Helper()
-	p, url := startLauncher(t, "fauxqs", "fauxqs-launcher.mjs")
-	t.Logf("harness: fauxqs (SQS+S3) listening on %s", url)
-	cfg := AWSConfig()
-	return &Fauxqs{
-		Endpoint: url,
-		Config:   cfg,
-		Process:  p,
-		SQS:      sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(url) }),
-		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
-			o.BaseEndpoint = aws.String(url)
-			o.UsePathStyle = true
-			// Plain http cannot carry the default streaming checksums.
-			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		}),
-	}
+	f, err := devstack.StartFauxqs(RepoRoot(t))
+	check(t, err)
+	t.Logf("harness: fauxqs (SQS+S3) listening on %s", f.Endpoint)
+	supervise(t, f.Process)
+	return &Fauxqs{f}
 }
 
 // CreateQueues creates every queue of env in this fauxqs with the names and
 // attributes of the CDK stack (internal/queues), dead-letter queues first.
-func (f *Fauxqs) CreateQueues(t T, env string) queues.System {
+func (f *Fauxqs) CreateQueues(t T, env string) devstack.System {
 	t.Helper()
-	sys, err := queues.ProvisionSystem(context.Background(), f.SQS, env)
-	if err != nil {
-		t.Fatalf("harness: create queues: %v", err)
-	}
-	return sys
+	v, err := f.Fauxqs.CreateQueues(context.Background(), env)
+	check(t, err)
+	return v
 }
 
 // Dynalite is a running in-memory DynamoDB emulator.
-type Dynalite struct {
-	Endpoint string
-	Config   aws.Config
-	DynamoDB *dynamodb.Client
-	Process  *Process
-}
+type Dynalite struct{ *devstack.Dynalite }
 
-// StartDynalite starts dynalite on a free 127.0.0.1 port.
+// StartDynalite starts dynalite on a free 127.0.0.1 port, stopped after the
+// test.
 func StartDynalite(t T) *Dynalite {
 	t.Helper()
-	p, url := startLauncher(t, "dynalite", "dynalite-launcher.cjs")
-	t.Logf("harness: dynalite (DynamoDB) listening on %s", url)
-	cfg := AWSConfig()
-	return &Dynalite{
-		Endpoint: url,
-		Config:   cfg,
-		Process:  p,
-		DynamoDB: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(url) }),
+	d, err := devstack.StartDynalite(RepoRoot(t))
+	check(t, err)
+	t.Logf("harness: dynalite (DynamoDB) listening on %s", d.Endpoint)
+	supervise(t, d.Process)
+	return &Dynalite{d}
+}
+
+// CreateTable creates a table keyed by the string attribute key.
+func (d *Dynalite) CreateTable(t T, name, key string) {
+	t.Helper()
+	if err := devstack.CreateTable(context.Background(), d.DynamoDB, name, key); err != nil {
+		t.Fatalf("harness: %v", err)
 	}
 }
 
@@ -144,16 +110,4 @@ func lostInFlight(client *sqs.Client, url string) bool {
 
 // QueueDepth returns visible + in flight + delayed messages of a queue, or
 // -1 if the queue cannot be read.
-func QueueDepth(client *sqs.Client, url string) int {
-	out, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
-	if err != nil {
-		return -1
-	}
-	n := 0
-	for _, k := range []string{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"} {
-		var v int
-		fmt.Sscan(out.Attributes[k], &v)
-		n += v
-	}
-	return n
-}
+func QueueDepth(client *sqs.Client, url string) int { return devstack.QueueDepth(client, url) }

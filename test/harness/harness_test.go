@@ -20,6 +20,7 @@ import (
 	"github.com/playwright-community/playwright-go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/queues"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -71,7 +72,7 @@ func TestFauxqs_QueuesLikeTheStackAndFIFOOrderPerGroup(t *testing.T) {
 	// THEN each main queue redrives to its own DLQ with the stack's attributes
 	for _, tc := range []struct {
 		name string
-		got  queues.Provisioned
+		got  devstack.Provisioned
 		spec queues.Pair
 	}{{"rate limiter", sys.RateLimiter, queues.RateLimiter("test")}, {"workflows", sys.Workflows, queues.Workflows("test")}} {
 		if !strings.HasSuffix(tc.got.URL, "/"+tc.spec.Main.Name) || !strings.HasSuffix(tc.got.DLQURL, "/"+tc.spec.DeadLetter.Name) {

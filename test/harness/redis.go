@@ -2,51 +2,34 @@ package harness
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/huntaze/message-pipeline/internal/devstack"
 )
 
-// Redis is a redis-server on 127.0.0.1 without persistence.
+// Redis is a redis-server on 127.0.0.1 without persistence, stopped after
+// the test.
 type Redis struct {
-	Addr string
-	t    T
-	bin  string
-	port int
-	proc *Process
+	*devstack.Redis
+	t T
 }
 
 // StartRedis starts redis-server on a free port and stops it after the test.
 func StartRedis(t T) *Redis {
 	t.Helper()
-	bin := LookBinary(t, "redis-server", InstallApt, "/usr/bin/redis-server")
-	r := &Redis{t: t, bin: bin}
-	// The port is chosen by us (redis cannot report a port it picked), so a
-	// rare race with another process is retried.
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		r.port = FreePort(t)
-		if err = r.launch(); err == nil {
-			t.Logf("harness: redis-server (%s) listening on %s", bin, r.Addr)
-			return r
+	r, err := devstack.StartRedis()
+	check(t, err)
+	t.Logf("harness: redis-server listening on %s", r.Addr)
+	t.Cleanup(func() {
+		_ = r.Close()
+		if t.Failed() {
+			t.Logf("harness: redis-server output:\n%s", r.Output())
 		}
-	}
-	t.Fatalf("harness: %v", err)
-	return nil
-}
-
-func (r *Redis) launch() error {
-	r.Addr = "127.0.0.1:" + strconv.Itoa(r.port)
-	r.proc = start(r.t, "redis-server", nil, r.bin,
-		"--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),
-		"--save", "", "--appendonly", "no", "--protected-mode", "yes")
-	if err := waitTCP(r.proc, r.Addr); err != nil {
-		r.proc.Stop()
-		return fmt.Errorf("%w\n%s", err, r.proc.Output())
-	}
-	return nil
+	})
+	return &Redis{Redis: r, t: t}
 }
 
 // Client returns a go-redis client for this server, closed after the test.
@@ -56,16 +39,12 @@ func (r *Redis) Client() *redis.Client {
 	return c
 }
 
-// Stop kills the server (an outage, as seen by clients).
-func (r *Redis) Stop() { r.proc.Stop() }
-
-// Restart starts a fresh, empty server on the same port (a failover to a
-// replica without the scripts loaded, as seen by clients).
+// Restart starts a fresh, empty server on the same port (a failover that
+// lost the last writes, as seen by clients).
 func (r *Redis) Restart() {
 	r.t.Helper()
-	r.proc.Stop()
-	if err := r.launch(); err != nil {
-		r.t.Fatalf("harness: restart redis: %v", err)
+	if err := r.Redis.Restart(); err != nil {
+		r.t.Fatalf("harness: %v", err)
 	}
 }
 

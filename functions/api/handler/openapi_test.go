@@ -1,4 +1,4 @@
-package api_test
+package handler_test
 
 import (
 	"bytes"

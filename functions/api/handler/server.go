@@ -1,8 +1,8 @@
-// Package api is the HTTP API of the pipeline: send messages, check the
+// Package handler is the HTTP API of the pipeline: send messages, check the
 // queues' health, replay the fallback table. It is a plain http.Handler: the
 // Lambda wraps it with the API Gateway adapter, the local server serves it
 // directly, and tests call it with httptest.
-package api
+package handler
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/auth"
 	"github.com/huntaze/message-pipeline/internal/enqueue"
 	"github.com/huntaze/message-pipeline/internal/fallback"
-	"github.com/huntaze/message-pipeline/internal/flag"
+	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
@@ -104,7 +104,7 @@ type Deps struct {
 	Idempotency *idempotency.Store
 	// Quota holds the backpressure counters (nil: no backpressure).
 	Quota      *quota.Store
-	Flag       *flag.Flag
+	Flag       *featureflag.Flag
 	QueueStats QueueStatsAPI
 	Redis      Pinger
 	Log        *slog.Logger

@@ -1,4 +1,4 @@
-package api_test
+package handler_test
 
 import (
 	"context"
@@ -22,9 +22,10 @@ import (
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/internal/auth"
+	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/enqueue"
 	"github.com/huntaze/message-pipeline/internal/fallback"
-	"github.com/huntaze/message-pipeline/internal/flag"
+	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
@@ -54,7 +55,7 @@ type fixture struct {
 	ddb     *harness.Dynalite
 	redis   *harness.Redis
 	proxy   *harness.FaultProxy
-	queues  queues.System
+	queues  devstack.System
 	store   *fallback.Store
 	deps    api.Deps
 	server  *api.Server
@@ -70,7 +71,7 @@ func setup(t *testing.T) *fixture {
 	f.proxy = harness.StartFaultProxy(t, f.aws.Endpoint, "AmazonSQS.SendMessage")
 	ctx := context.Background()
 	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idempotency", idempotency.KeyAttribute}} {
-		if err := fallback.CreateTable(ctx, f.ddb.DynamoDB, tbl.name, tbl.key); err != nil {
+		if err := devstack.CreateTable(ctx, f.ddb.DynamoDB, tbl.name, tbl.key); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,7 +89,7 @@ func setup(t *testing.T) *fixture {
 		Sender:      enqueue.NewSender(sendClient, enqueue.Queues{RateLimiterURL: f.queues.RateLimiter.URL, WorkflowsURL: f.queues.Workflows.URL}, 10*time.Millisecond),
 		Fallback:    f.store,
 		Idempotency: idempotency.NewStore(f.ddb.DynamoDB, "idempotency", 24*time.Hour, time.Now),
-		Flag:        flag.New(f.flagSrc, true, 200*time.Millisecond, time.Now, log),
+		Flag:        featureflag.New(f.flagSrc, true, 200*time.Millisecond, time.Now, log),
 		QueueStats:  f.aws.SQS,
 		Redis:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		Log:         log,

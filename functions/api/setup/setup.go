@@ -6,25 +6,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/caarlos0/env/v11"
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/internal/auth"
 	"github.com/huntaze/message-pipeline/internal/enqueue"
+	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/fallback"
-	"github.com/huntaze/message-pipeline/internal/flag"
+	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/quota"
@@ -34,7 +33,6 @@ import (
 // Settings is the API's environment.
 type Settings struct {
 	Environment string `env:"ENVIRONMENT" envDefault:"dev"`
-	Region      string `env:"AWS_REGION" envDefault:"us-east-1"`
 
 	RateLimiterQueueURL string `env:"RATE_LIMITER_QUEUE_URL"`
 	RateLimiterDLQURL   string `env:"RATE_LIMITER_DLQ_URL"`
@@ -77,12 +75,8 @@ type Settings struct {
 
 // Load parses the environment.
 func Load(environ map[string]string) (Settings, error) {
-	var s Settings
-	if err := env.ParseWithOptions(&s, env.Options{Environment: environ}); err != nil {
-		return Settings{}, fmt.Errorf("api settings: %w", err)
-	}
-	var errs []error
-	if _, err := flag.ParseEnv(s.RateLimiterEnabled); err != nil {
+	s, errs := envconfig.Parse[Settings](environ)
+	if _, err := featureflag.ParseEnv(s.RateLimiterEnabled); err != nil {
 		errs = append(errs, fmt.Errorf("RATE_LIMITER_ENABLED: %w", err))
 	}
 	switch s.AuthMode {
@@ -125,21 +119,25 @@ func (s Settings) missing() string {
 	return strings.Join(m, ", ") + " not set"
 }
 
-// Build makes the server configuration and dependencies. Missing AWS
-// configuration is not an error: it is logged and sends answer 503.
-func Build(ctx context.Context, s Settings, log *slog.Logger) (api.Config, api.Deps, error) {
+// Defaults are the settings every variable left unset gives.
+func Defaults() Settings { return envconfig.Defaults[Settings]() }
+
+// Env renders the settings as the function's environment.
+func (s Settings) Env() map[string]string { return envconfig.Environ(s) }
+
+// Build makes the server configuration and dependencies from settings and an
+// AWS configuration (the default chain in Lambda, local endpoints in `make
+// dev`); EMF metrics go to metricsOut. Missing queue or table settings or
+// credentials are not an error: they are logged and sends answer 503.
+func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger, metricsOut io.Writer) (api.Config, api.Deps, error) {
 	cfg := api.Config{
 		Queues:     api.QueueURLs{RateLimiter: s.RateLimiterQueueURL, RateLimiterDLQ: s.RateLimiterDLQURL, Workflows: s.WorkflowsQueueURL, WorkflowsDLQ: s.WorkflowsDLQURL},
 		AdminScope: s.AdminScope, OpsScope: s.OpsScope, ServiceScope: s.ServiceScope, IdempotencyTTL: 24 * time.Hour, IdempotencyStale: time.Minute, ReplayBatch: s.ReplayBatch,
 		CallerRequests: s.CallerRequests, CallerWindow: s.CallerWindow, CreatorWaiting: s.CreatorWaiting, CreatorDrain: s.CreatorDrain,
 		Unavailable: s.missing(),
 	}
-	d := api.Deps{Log: log, Now: time.Now, Metrics: metrics.New(os.Stdout, map[string]string{"Service": "api", "Environment": s.Environment}, time.Now)}
+	d := api.Deps{Log: log, Now: time.Now, Metrics: metrics.New(metricsOut, map[string]string{"Service": "api", "Environment": s.Environment}, time.Now)}
 
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(s.Region))
-	if err != nil {
-		return cfg, d, fmt.Errorf("aws config: %w", err)
-	}
 	if cfg.Unavailable == "" {
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		if _, err := awsCfg.Credentials.Retrieve(cctx); err != nil {
@@ -148,12 +146,12 @@ func Build(ctx context.Context, s Settings, log *slog.Logger) (api.Config, api.D
 		cancel()
 	}
 
-	var source flag.Source
+	var source featureflag.Source
 	if s.FlagParameter != "" {
-		source = flag.SSMParameter{Client: ssm.NewFromConfig(awsCfg), Name: s.FlagParameter}
+		source = featureflag.SSMParameter{Client: ssm.NewFromConfig(awsCfg), Name: s.FlagParameter}
 	}
-	envDefault, _ := flag.ParseEnv(s.RateLimiterEnabled)
-	d.Flag = flag.New(source, envDefault, s.FlagCacheTTL, time.Now, log)
+	envDefault, _ := featureflag.ParseEnv(s.RateLimiterEnabled)
+	d.Flag = featureflag.New(source, envDefault, s.FlagCacheTTL, time.Now, log)
 
 	switch s.AuthMode {
 	case "jwt":
@@ -210,14 +208,4 @@ func checkConnectivity(ctx context.Context, client *sqs.Client, url string, log 
 		return
 	}
 	log.Info("queue reachable", "queue_url", url)
-}
-
-// Environ returns the process environment as a map.
-func Environ() map[string]string {
-	out := map[string]string{}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		out[k] = v
-	}
-	return out
 }

@@ -1,12 +1,18 @@
-package setup
+package setup_test
 
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/huntaze/message-pipeline/functions/api/setup"
+	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/test/harness"
@@ -23,8 +29,18 @@ func isolateAWS(t *testing.T) {
 	}
 }
 
+// defaultAWS is what main passes: the SDK's default chain, read after the
+// test has set the environment.
+func defaultAWS(t *testing.T) aws.Config {
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func TestLoadRejectsBadSettings(t *testing.T) {
-	_, err := Load(map[string]string{"RATE_LIMITER_ENABLED": "perhaps", "AUTH_MODE": "jwt"})
+	_, err := setup.Load(map[string]string{"RATE_LIMITER_ENABLED": "perhaps", "AUTH_MODE": "jwt"})
 	for _, want := range []string{"RATE_LIMITER_ENABLED", "JWT_HMAC_SECRET", "JWT_ISSUER and JWT_AUDIENCE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Load error %v does not mention %s", err, want)
@@ -36,12 +52,12 @@ func TestBuildWithoutAWSConfigurationWarnsAndDisablesSending(t *testing.T) {
 	// GIVEN no queue URLs
 	isolateAWS(t)
 	var logs bytes.Buffer
-	s, err := Load(map[string]string{})
+	s, err := setup.Load(map[string]string{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// WHEN the API is built
-	cfg, _, err := Build(context.Background(), s, slog.New(slog.NewJSONHandler(&logs, nil)))
+	cfg, _, err := setup.Build(context.Background(), s, defaultAWS(t), slog.New(slog.NewJSONHandler(&logs, nil)), io.Discard)
 	// THEN it starts, with sending disabled and a warning naming what is missing
 	if err != nil || !strings.Contains(cfg.Unavailable, "RATE_LIMITER_QUEUE_URL") {
 		t.Fatalf("Build = %+v, %v", cfg, err)
@@ -58,9 +74,9 @@ func TestBuildWithoutAWSConfigurationWarnsAndDisablesSending(t *testing.T) {
 func TestBuildWithoutCredentialsWarnsAndDisablesSending(t *testing.T) {
 	// GIVEN queues configured but no AWS credentials (seed 000 R1.2)
 	isolateAWS(t)
-	s, _ := Load(map[string]string{"RATE_LIMITER_QUEUE_URL": "u", "WORKFLOWS_QUEUE_URL": "u", "RATE_LIMITER_DLQ_URL": "u", "WORKFLOWS_DLQ_URL": "u", "FALLBACK_TABLE": "f", "IDEMPOTENCY_TABLE": "i"})
+	s, _ := setup.Load(map[string]string{"RATE_LIMITER_QUEUE_URL": "u", "WORKFLOWS_QUEUE_URL": "u", "RATE_LIMITER_DLQ_URL": "u", "WORKFLOWS_DLQ_URL": "u", "FALLBACK_TABLE": "f", "IDEMPOTENCY_TABLE": "i"})
 	var logs bytes.Buffer
-	cfg, _, err := Build(context.Background(), s, slog.New(slog.NewJSONHandler(&logs, nil)))
+	cfg, _, err := setup.Build(context.Background(), s, defaultAWS(t), slog.New(slog.NewJSONHandler(&logs, nil)), io.Discard)
 	// THEN sending is disabled, a warning says why, and the flag is logged
 	if err != nil || !strings.HasPrefix(cfg.Unavailable, "no AWS credentials") {
 		t.Fatalf("Build = %q, %v", cfg.Unavailable, err)
@@ -80,7 +96,7 @@ func TestBuildChecksQueueConnectivityAndLogsTheFlag(t *testing.T) {
 	d := harness.StartDynalite(t)
 	sys := f.CreateQueues(t, "dev")
 	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idem", idempotency.KeyAttribute}} {
-		if err := fallback.CreateTable(context.Background(), d.DynamoDB, tbl.name, tbl.key); err != nil {
+		if err := devstack.CreateTable(context.Background(), d.DynamoDB, tbl.name, tbl.key); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,7 +104,7 @@ func TestBuildChecksQueueConnectivityAndLogsTheFlag(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_ENDPOINT_URL", f.Endpoint)
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", d.Endpoint)
-	s, err := Load(map[string]string{
+	s, err := setup.Load(map[string]string{
 		"RATE_LIMITER_QUEUE_URL": sys.RateLimiter.URL, "RATE_LIMITER_DLQ_URL": sys.RateLimiter.DLQURL,
 		"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
 		"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idem", "RATE_LIMITER_ENABLED": "false",
@@ -99,7 +115,7 @@ func TestBuildChecksQueueConnectivityAndLogsTheFlag(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	// WHEN the API is built
-	cfg, deps, err := Build(context.Background(), s, slog.New(slog.NewJSONHandler(&logs, nil)))
+	cfg, deps, err := setup.Build(context.Background(), s, defaultAWS(t), slog.New(slog.NewJSONHandler(&logs, nil)), io.Discard)
 	// THEN sending is available, the queue was reached and the flag logged
 	if err != nil || cfg.Unavailable != "" || deps.Sender == nil {
 		t.Fatalf("Build = %+v, %v", cfg, err)

@@ -23,11 +23,10 @@ import (
 
 	"github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
 	"github.com/huntaze/message-pipeline/internal/deadletter"
+	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
-	"github.com/huntaze/message-pipeline/internal/queues"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
-	"github.com/huntaze/message-pipeline/internal/sqsevent"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -51,7 +50,7 @@ func jsonLines(t testing.TB, b *harness.Buffer) []map[string]any {
 // sqsClient is every SQS call the handler and the poller make.
 type sqsClient interface {
 	handler.SQSAPI
-	sqsevent.SQSAPI
+	devstack.PollerSQS
 }
 
 // faultySQS passes every call to a real queue (fauxqs, or the AWS-shape
@@ -129,10 +128,10 @@ type fixture struct {
 	aws     *harness.Fauxqs
 	src     sqsClient // the intake queue's client: fauxqs or the AWS-shape double
 	sqs     *faultySQS
-	queues  queues.System
+	queues  devstack.System
 	limiter *ratelimit.Limiter
 	handler *handler.Handler
-	poller  *sqsevent.Poller
+	poller  *devstack.Poller
 	logs    *harness.Buffer
 	emf     *harness.Buffer
 }
@@ -167,7 +166,7 @@ func setup(t *testing.T, cfg ratelimit.Config, o options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.poller = &sqsevent.Poller{Client: f.sqs, QueueURL: f.queues.RateLimiter.URL, QueueARN: f.queues.RateLimiter.ARN, BatchSize: 10, Handler: f.handler.Handle}
+	f.poller = &devstack.Poller{Client: f.sqs, QueueURL: f.queues.RateLimiter.URL, QueueARN: f.queues.RateLimiter.ARN, BatchSize: 10, Handler: f.handler.Handle}
 	return f
 }
 
@@ -208,7 +207,7 @@ func (f *fixture) enqueueRaw(t testing.TB, body string, attrs map[string]sqstype
 	}
 }
 
-func pollOnce(t testing.TB, f *fixture) sqsevent.Result {
+func pollOnce(t testing.TB, f *fixture) devstack.Result {
 	t.Helper()
 	res, err := f.poller.PollOnce(context.Background())
 	if err != nil {
@@ -218,7 +217,7 @@ func pollOnce(t testing.TB, f *fixture) sqsevent.Result {
 }
 
 // pollUntilQuiet polls until a receive comes back empty (bounded).
-func pollUntilQuiet(t testing.TB, f *fixture) (total sqsevent.Result) {
+func pollUntilQuiet(t testing.TB, f *fixture) (total devstack.Result) {
 	t.Helper()
 	for range 100 {
 		r := pollOnce(t, f)

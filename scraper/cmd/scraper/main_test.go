@@ -15,14 +15,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/message"
-	"github.com/huntaze/message-pipeline/internal/queues"
+	"github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
 func TestLoadSettingsNamesWhatIsMissing(t *testing.T) {
-	_, err := LoadSettings(map[string]string{"SHUTDOWN_DEADLINE": "150s"})
+	_, err := setup.Load(map[string]string{"SHUTDOWN_DEADLINE": "150s"})
 	for _, want := range []string{"WORKFLOWS_QUEUE_URL", "RESULTS_BUCKET", "CREDENTIALS_SECRET_ARN", "REDIS_ADDR", "120s ECS stopTimeout"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %s", err, want)
@@ -37,7 +38,7 @@ type process struct {
 	env    []string
 	site   *fakesite.Site
 	aws    *harness.Fauxqs
-	queues queues.System
+	queues devstack.System
 }
 
 func buildBinary(t *testing.T) string {
@@ -55,7 +56,7 @@ func newProcess(t *testing.T, extra ...string) *process {
 	p := &process{t: t, bin: buildBinary(t), site: fakesite.Start(t), aws: harness.StartFauxqs(t)}
 	r := harness.StartRedis(t)
 	// The gate's Redis has served it before: no one-window fence at start.
-	harness.PrimeFence(t, r.Client(), Settings{Environment: "test"}.Gate().FenceKey())
+	harness.PrimeFence(t, r.Client(), setup.Settings{Environment: "test"}.Gate().FenceKey())
 	p.queues = p.aws.CreateQueues(t, "test")
 	if _, err := p.aws.S3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
 		t.Fatal(err)

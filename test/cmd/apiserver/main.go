@@ -20,10 +20,10 @@ import (
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/functions/api/setup"
+	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/test/harness"
-	"github.com/huntaze/message-pipeline/test/local"
 )
 
 const (
@@ -36,7 +36,7 @@ func main() {
 	callerRequests := flag.Int("caller-requests", 50, "requests per caller per -caller-window")
 	callerWindow := flag.Duration("caller-window", time.Second, "window of the per-caller limit")
 	flag.Parse()
-	r := &local.Runner{}
+	r := &harness.Runner{}
 	defer r.Stop()
 
 	f := harness.StartFauxqs(r)
@@ -44,16 +44,7 @@ func main() {
 	sys := f.CreateQueues(r, "dev")
 	ctx := context.Background()
 	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idempotency", idempotency.KeyAttribute}} {
-		if err := fallback.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
-			r.Fatalf("%v", err)
-		}
-	}
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-		"AWS_ENDPOINT_URL": f.Endpoint, "AWS_ENDPOINT_URL_DYNAMODB": d.Endpoint,
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-	} {
-		_ = os.Setenv(k, v)
+		d.CreateTable(r, tbl.name, tbl.key)
 	}
 	s, err := setup.Load(map[string]string{
 		"RATE_LIMITER_QUEUE_URL": sys.RateLimiter.URL, "RATE_LIMITER_DLQ_URL": sys.RateLimiter.DLQURL,
@@ -65,7 +56,7 @@ func main() {
 	if err != nil {
 		r.Fatalf("%v", err)
 	}
-	cfg, deps, err := setup.Build(ctx, s, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	cfg, deps, err := setup.Build(ctx, s, devstack.LocalAWS(devstack.Endpoints{"SQS": f.Endpoint, "DynamoDB": d.Endpoint}), slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard)
 	if err != nil {
 		r.Fatalf("%v", err)
 	}

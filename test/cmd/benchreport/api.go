@@ -19,15 +19,15 @@ import (
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/internal/auth"
+	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/enqueue"
 	"github.com/huntaze/message-pipeline/internal/fallback"
-	"github.com/huntaze/message-pipeline/internal/flag"
+	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/quota"
 	"github.com/huntaze/message-pipeline/test/harness"
-	"github.com/huntaze/message-pipeline/test/local"
 )
 
 type throughput struct {
@@ -86,17 +86,17 @@ func measureAPI(t harness.T, n int) apiFigures {
 	sys := f.CreateQueues(t, "bench")
 	ctx := context.Background()
 	for _, tbl := range []struct{ name, key string }{{"fallback-bench", fallback.KeyAttribute}, {"idem-bench", idempotency.KeyAttribute}} {
-		if err := fallback.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
+		if err := devstack.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
 			t.Fatalf("%v", err)
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	deps := api.Deps{
-		Auth:        auth.NewHMACVerifier([]byte(local.JWTSecret), local.JWTIssuer, local.JWTAudience, time.Now),
+		Auth:        auth.NewHMACVerifier([]byte(devstack.JWTSecret), devstack.JWTIssuer, devstack.JWTAudience, time.Now),
 		Sender:      enqueue.NewSender(f.SQS, enqueue.Queues{RateLimiterURL: sys.RateLimiter.URL, WorkflowsURL: sys.Workflows.URL}, 10*time.Millisecond),
 		Fallback:    fallback.NewStore(d.DynamoDB, "fallback-bench", time.Now, time.Minute),
 		Idempotency: idempotency.NewStore(d.DynamoDB, "idem-bench", time.Hour, time.Now),
-		Flag:        flag.New(nil, true, time.Minute, time.Now, log), QueueStats: f.SQS,
+		Flag:        featureflag.New(nil, true, time.Minute, time.Now, log), QueueStats: f.SQS,
 		Log: log, Metrics: metrics.New(io.Discard, nil, time.Now), Now: time.Now,
 	}
 	plain, err := api.New(api.Config{}, deps)
@@ -157,7 +157,7 @@ func measureAPI(t harness.T, n int) apiFigures {
 
 // svcToken is a backend token with the service scope (sends as any creator).
 func svcToken() string {
-	s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "bench-jobs", "iss": local.JWTIssuer, "aud": local.JWTAudience,
-		"exp": time.Now().Add(time.Hour).Unix(), "scope": api.DefaultServiceScope}).SignedString([]byte(local.JWTSecret))
+	s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "bench-jobs", "iss": devstack.JWTIssuer, "aud": devstack.JWTAudience,
+		"exp": time.Now().Add(time.Hour).Unix(), "scope": api.DefaultServiceScope}).SignedString([]byte(devstack.JWTSecret))
 	return s
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/huntaze/message-pipeline/test/harness"
-	"github.com/huntaze/message-pipeline/test/local"
 )
 
 func main() {
@@ -24,7 +23,7 @@ func main() {
 	only := flag.String("only", "", "run one part and print its figures (api, jitter) instead of writing the report")
 	dur := flag.Duration("d", 2*time.Second, "duration of each throughput run")
 	flag.Parse()
-	r := &local.Runner{}
+	r := &harness.Runner{}
 	defer r.Stop()
 
 	step := func(name string) { fmt.Fprintf(os.Stderr, "bench: %s…\n", name) }

@@ -1,12 +1,13 @@
-package local
+package harness
 
 import (
 	"fmt"
 	"os"
 )
 
-// Runner is a harness.T for programs that are not tests (make dev, make
-// bench): a failure prints, stops everything started so far, and exits 1.
+// Runner is a T for the developer programs under test/cmd (make bench,
+// the TypeScript client's API server): a failure prints, stops everything
+// started so far, and exits 1.
 type Runner struct {
 	cleanups []func()
 	failed   bool

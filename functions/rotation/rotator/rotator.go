@@ -1,4 +1,4 @@
-// Package rotation implements the Secrets Manager rotation steps for the
+// Package rotator implements the Secrets Manager rotation steps for the
 // pipeline's two secrets:
 //
 //   - the Redis AUTH token: a new random token becomes AWSPENDING, ElastiCache
@@ -11,7 +11,7 @@
 //     new version, so a broken secret fails its scheduled rotation loudly
 //     (Secrets Manager reports it) instead of failing sends later. Renewal is
 //     done by an operator with put-secret-value (README).
-package rotation
+package rotator
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package queues
+package devstack
 
 import (
 	"context"
@@ -7,10 +7,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/huntaze/message-pipeline/internal/queues"
 )
 
-// SQSAPI is the part of the SQS client Provision needs.
-type SQSAPI interface {
+// QueueCreator is the part of the SQS client Provision needs.
+type QueueCreator interface {
 	CreateQueue(ctx context.Context, in *sqs.CreateQueueInput, optFns ...func(*sqs.Options)) (*sqs.CreateQueueOutput, error)
 	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
@@ -25,7 +27,7 @@ type Provisioned struct {
 // the CDK stack owns the queues): the dead-letter queue first, then the main
 // queue with its redrive policy pointing at the DLQ's ARN. CreateQueue is
 // idempotent for equal attributes, so calling it twice is safe.
-func Provision(ctx context.Context, client SQSAPI, p Pair) (Provisioned, error) {
+func Provision(ctx context.Context, client QueueCreator, p queues.Pair) (Provisioned, error) {
 	dlqURL, dlqARN, err := create(ctx, client, p.DeadLetter, nil)
 	if err != nil {
 		return Provisioned{}, err
@@ -44,19 +46,19 @@ type System struct {
 }
 
 // ProvisionSystem creates every queue pair of env.
-func ProvisionSystem(ctx context.Context, client SQSAPI, env string) (System, error) {
-	limiter, err := Provision(ctx, client, RateLimiter(env))
+func ProvisionSystem(ctx context.Context, client QueueCreator, env string) (System, error) {
+	limiter, err := Provision(ctx, client, queues.RateLimiter(env))
 	if err != nil {
 		return System{}, err
 	}
-	workflows, err := Provision(ctx, client, Workflows(env))
+	workflows, err := Provision(ctx, client, queues.Workflows(env))
 	if err != nil {
 		return System{}, err
 	}
 	return System{RateLimiter: limiter, Workflows: workflows}, nil
 }
 
-func create(ctx context.Context, client SQSAPI, q Queue, extra map[string]string) (url, arn string, err error) {
+func create(ctx context.Context, client QueueCreator, q queues.Queue, extra map[string]string) (url, arn string, err error) {
 	attrs := q.Attributes()
 	for k, v := range extra {
 		attrs[k] = v

@@ -1,22 +1,28 @@
-package main
+// Package setup is the rate limiter's wiring: its settings (the Lambda's
+// environment, which the CDK stack renders from the same struct) and Build,
+// which main, `make dev` and the end-to-end tests all call.
+package setup
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"os"
-	"reflect"
-	"strings"
+	"io"
+	"log/slog"
 	"time"
 
-	"github.com/caarlos0/env/v11"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
+	"github.com/huntaze/message-pipeline/internal/envconfig"
+	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
 )
 
-// Settings is everything the Lambda reads from its environment. The CDK
-// stack sets these; a local run sets them by hand (see README).
+// Settings is everything the Lambda reads from its environment.
 type Settings struct {
 	Environment        string `env:"ENVIRONMENT" envDefault:"dev"`
 	SourceQueueURL     string `env:"RATE_LIMITER_QUEUE_URL,required,notEmpty"`
@@ -35,14 +41,9 @@ type Settings struct {
 	OutageBackoffMax time.Duration `env:"OUTAGE_BACKOFF_MAX" envDefault:"15m"`
 }
 
-// LoadSettings parses and checks the environment, reporting every problem
-// at once.
-func LoadSettings(environ map[string]string) (Settings, error) {
-	var s Settings
-	var errs []error
-	if err := env.ParseWithOptions(&s, env.Options{Environment: environ}); err != nil {
-		errs = append(errs, namedEnvErrors(err, reflect.TypeFor[Settings]())...)
-	}
+// Load parses and checks the environment, reporting every problem at once.
+func Load(environ map[string]string) (Settings, error) {
+	s, errs := envconfig.Parse[Settings](environ)
 	if s.Redis.Addr == "" {
 		errs = append(errs, errors.New("REDIS_ADDR is required"))
 	}
@@ -61,6 +62,12 @@ func LoadSettings(environ map[string]string) (Settings, error) {
 	return s, nil
 }
 
+// Defaults are the settings every variable left unset gives.
+func Defaults() Settings { return envconfig.Defaults[Settings]() }
+
+// Env renders the settings as the Lambda's environment.
+func (s Settings) Env() map[string]string { return envconfig.Environ(s) }
+
 // Limiter returns the limiter configuration. Keys are prefixed with the
 // environment so that environments can share a Redis in development.
 func (s Settings) Limiter() ratelimit.Config {
@@ -76,34 +83,20 @@ func (s Settings) Handler() handler.Config {
 	}
 }
 
-// namedEnvErrors rewrites the library's parse errors, which name the Go
-// field, to name the environment variable the operator has to fix.
-func namedEnvErrors(err error, t reflect.Type) []error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return []error{err}
+// Build makes the handler from settings and an AWS configuration (the
+// default chain in Lambda, local endpoints in `make dev`). EMF metrics go to
+// metricsOut (stdout in Lambda).
+func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger, metricsOut io.Writer) (*handler.Handler, error) {
+	rdb, err := redisconn.Connect(ctx, s.Redis, secretsmanager.NewFromConfig(awsCfg))
+	if err != nil {
+		return nil, err
 	}
-	out := make([]error, 0, len(agg.Errors))
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if errors.As(e, &pe) {
-			if f, ok := t.FieldByName(pe.Name); ok {
-				key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-				out = append(out, fmt.Errorf("%s: %w", key, pe.Err))
-				continue
-			}
-		}
-		out = append(out, e)
+	limiter, err := ratelimit.New(rdb, s.Limiter())
+	if err != nil {
+		return nil, err
 	}
-	return out
-}
-
-// environ returns the process environment as a map.
-func environ() map[string]string {
-	out := map[string]string{}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		out[k] = v
-	}
-	return out
+	log.Info("rate limiter configured", "environment", s.Environment, "limit", s.Limit, "window", s.Window.String(),
+		"redis", s.Redis.Addr, "redis_tls", s.Redis.TLS, "version", s.Version)
+	emf := metrics.New(metricsOut, map[string]string{"Service": "rate-limiter", "Environment": s.Environment}, time.Now)
+	return handler.New(s.Handler(), limiter, sqs.NewFromConfig(awsCfg), log, emf, time.Now)
 }

@@ -1,8 +1,8 @@
-// Package flag reads the RATE_LIMITER_ENABLED feature flag at runtime (seed
+// Package featureflag reads the RATE_LIMITER_ENABLED feature flag at runtime (seed
 // 000 R7): from a parameter (SSM Parameter Store in AWS) cached for a short
 // TTL, so that flipping it needs no restart, with the environment variable
 // as the value when the parameter is absent.
-package flag
+package featureflag
 
 import (
 	"context"

@@ -1,9 +1,12 @@
-package main
+package setup_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
 )
 
 func validEnv() map[string]string {
@@ -16,7 +19,7 @@ func validEnv() map[string]string {
 }
 
 func TestLoadSettingsDefaultsToTheOnlyFansLimit(t *testing.T) {
-	s, err := LoadSettings(validEnv())
+	s, err := setup.Load(validEnv())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +38,7 @@ func TestLoadSettingsReportsEveryProblem(t *testing.T) {
 	e["RATE_LIMIT"] = "0"
 
 	// WHEN it is loaded
-	_, err := LoadSettings(e)
+	_, err := setup.Load(e)
 
 	// THEN the error names each problem
 	for _, want := range []string{"WORKFLOWS_QUEUE_URL", "RATE_WINDOW", "not both", "limit must be at least 1"} {
@@ -45,8 +48,14 @@ func TestLoadSettingsReportsEveryProblem(t *testing.T) {
 	}
 }
 
-func TestBuildFailsAtInitOnBadSettings(t *testing.T) {
-	if _, err := build(t.Context(), map[string]string{}, nil); err == nil || !strings.Contains(err.Error(), "REDIS_ADDR") {
-		t.Fatalf("build with an empty environment: %v", err)
+func TestEnvLoadsBackToTheSameSettings(t *testing.T) {
+	s, err := setup.Load(validEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Window, s.Redis.TLS = 3*time.Second, false
+	back, err := setup.Load(s.Env())
+	if err != nil || !reflect.DeepEqual(back, s) {
+		t.Fatalf("Load(Env()) = %+v, %v; want %+v", back, err, s)
 	}
 }

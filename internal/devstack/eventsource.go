@@ -1,9 +1,9 @@
-// Package sqsevent runs a Lambda SQS handler outside Lambda, the way the
+// Poller runs a Lambda SQS handler outside Lambda, the way the
 // Lambda event source mapping does: receive a batch, build an
 // events.SQSEvent, call the handler, delete the records it did not list in
 // batchItemFailures (none if it returned an error). The local pipeline and
 // the tests use it against the emulator.
-package sqsevent
+package devstack
 
 import (
 	"context"
@@ -20,15 +20,15 @@ import (
 // Handler is a Lambda SQS handler with partial batch responses.
 type Handler func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
 
-// SQSAPI is the part of the SQS client the poller uses.
-type SQSAPI interface {
+// PollerSQS is the part of the SQS client the poller uses.
+type PollerSQS interface {
 	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
 	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
 }
 
 // Poller feeds one queue to one handler.
 type Poller struct {
-	Client    SQSAPI
+	Client    PollerSQS
 	QueueURL  string
 	QueueARN  string
 	BatchSize int32         // 1..10

@@ -1,13 +1,15 @@
-package main
+// Package setup is the scraper's wiring: its settings (the task's
+// environment, which the CDK stack renders from the same struct) and Run,
+// which the scraper's main calls with the process's AWS configuration.
+package setup
 
 import (
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/caarlos0/env/v11"
-
 	"github.com/huntaze/message-pipeline/internal/browser"
+	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
 	"github.com/huntaze/message-pipeline/scraper"
@@ -64,13 +66,9 @@ func (s Settings) Gate() ratelimit.Config {
 	return ratelimit.Config{Limit: s.RateLimit, Window: s.RateWindow, Margin: s.RateMargin, KeyPrefix: "gate:" + s.Environment}
 }
 
-// LoadSettings parses and checks the environment.
-func LoadSettings(environ map[string]string) (Settings, error) {
-	var s Settings
-	var errs []error
-	if err := env.ParseWithOptions(&s, env.Options{Environment: environ}); err != nil {
-		errs = append(errs, err)
-	}
+// Load parses and checks the environment.
+func Load(environ map[string]string) (Settings, error) {
+	s, errs := envconfig.Parse[Settings](environ)
 	if (s.CredentialsARN == "") == (s.CredentialsFile == "") {
 		errs = append(errs, errors.New("set exactly one of CREDENTIALS_SECRET_ARN and CREDENTIALS_FILE"))
 	}
@@ -97,6 +95,12 @@ func LoadSettings(environ map[string]string) (Settings, error) {
 	}
 	return s, nil
 }
+
+// Defaults are the settings every variable left unset gives.
+func Defaults() Settings { return envconfig.Defaults[Settings]() }
+
+// Env renders the settings as the task's environment.
+func (s Settings) Env() map[string]string { return envconfig.Environ(s) }
 
 // Processor returns the processor configuration.
 func (s Settings) Processor() scraper.Config {

@@ -1,0 +1,101 @@
+// Command dev runs the whole pipeline on this machine (make dev): emulators,
+// the API, the rate limiter, the replay and the scraper, each built by its
+// production setup (internal/devstack), against the fake OnlyFans site;
+// then prints how to send a message and a live summary until Ctrl-C.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/test/fakesite"
+	"github.com/huntaze/message-pipeline/test/local"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	creators := flag.String("creators", "creator-a,creator-b,creator-c", "creators with a session on the fake site")
+	limit := flag.Int("limit", 10, "messages per window per creator")
+	window := flag.Duration("window", time.Minute, "rolling window")
+	every := flag.Duration("summary", 5*time.Second, "how often to print the summary")
+	logFile := flag.String("logs", ".dev/pipeline.log", "where every component's JSON logs go")
+	flag.Parse()
+
+	if err := os.MkdirAll(".dev", 0o755); err != nil {
+		return err
+	}
+	logs, err := os.Create(*logFile)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	site := fakesite.New()
+	defer site.Close()
+	names := strings.Split(*creators, ",")
+	sessions := map[string]string{}
+	for _, c := range names {
+		sessions[c] = site.AddCreator(c)
+	}
+	s, err := devstack.Start(devstack.Options{SiteURL: site.URL, Sessions: sessions, Limit: *limit, Window: *window,
+		ReturnSlack: time.Second, GateMargin: 2 * time.Second, LimiterPollers: 4, Logs: logs})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Println("\nstopping…")
+		if err := s.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop:", err)
+		}
+		_ = os.Remove(".dev/env")
+		fmt.Println("stopped")
+	}()
+	// Settings for `make replay` against this pipeline: the API's, rendered
+	// by the same struct the stack renders.
+	env := "AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\nAWS_REGION=us-east-1\nAWS_EC2_METADATA_DISABLED=true\n" +
+		"AWS_ENDPOINT_URL=" + s.AWS.Endpoint + "\nAWS_ENDPOINT_URL_DYNAMODB=" + s.DDB.Endpoint + "\n"
+	for k, v := range s.APISettings().Env() {
+		env += k + "=" + v + "\n"
+	}
+	if err := os.WriteFile(".dev/env", []byte(env), 0o600); err != nil {
+		return err
+	}
+
+	fmt.Printf(`
+The pipeline runs (limit %d per %s per creator). Send a message:
+
+  curl -s -X POST %s/api/onlyfans/messages/send \
+    -H 'Content-Type: application/json' \
+    -H 'Authorization: Bearer %s' \
+    -d '{"creatorId":"%s","recipientId":"fan-1","content":"hello from make dev"}'
+
+Status:   curl -s %s/api/onlyfans/messages/status -H 'Authorization: Bearer %s'
+Replay:   make replay      Logs: %s      Fake site: %s/my/chats/chat/fan-1
+Ctrl-C stops everything.
+
+`, *limit, *window, s.APIURL, devstack.Token("user-"+names[0], false, names[0]), names[0], s.APIURL, devstack.Token("ops-"+names[0], true), *logFile, site.URL)
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	tick := time.NewTicker(*every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-tick.C:
+			fmt.Printf("[%s] %s%s", time.Now().Format("15:04:05"), s.Summary(), local.SiteSummary(site, names, *limit, *window))
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package setup
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
+	"github.com/huntaze/message-pipeline/internal/redisconn"
+	"github.com/huntaze/message-pipeline/scraper"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+)
+
+// Platform is what the process gives the scraper besides its settings.
+type Platform struct {
+	AWS aws.Config
+	// S3PathStyle addresses buckets by path (emulators); AWS uses virtual
+	// hosts.
+	S3PathStyle bool
+	Log         *slog.Logger
+	Metrics     io.Writer // EMF lines (stdout in ECS)
+}
+
+// Run consumes until stop ends, then lets in-flight messages finish within
+// ShutdownDeadline, releases the rest and closes the browser.
+func Run(stop context.Context, s Settings, p Platform) error {
+	log := p.Log
+	work, cancelWork := context.WithCancel(context.WithoutCancel(stop))
+	defer cancelWork()
+
+	secrets := secretsmanager.NewFromConfig(p.AWS)
+	rdb, err := redisconn.Connect(stop, s.Redis, secrets)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	creds, err := s.credentials(secrets)
+	if err != nil {
+		return err
+	}
+	sender := onlyfans.New(s.Sender())
+	if err := sender.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		if err := sender.Close(); err != nil {
+			log.Warn("browser close", "error", err)
+		}
+		log.Info("browser closed")
+	}()
+	gate, err := ratelimit.New(rdb, s.Gate())
+	if err != nil {
+		return err
+	}
+	emf := metrics.New(p.Metrics, map[string]string{"Service": "scraper", "Environment": s.Environment}, time.Now)
+	results := scraper.Results{S3: s3.NewFromConfig(p.AWS, func(o *s3.Options) { o.UsePathStyle = p.S3PathStyle }), Bucket: s.ResultsBucket}
+	proc := scraper.NewProcessor(s.Processor(), sender, gate, creds, scraper.NewLedger(rdb, "scraper:"+s.Environment, s.LedgerTTL), results, log, emf, time.Now)
+	consumer := scraper.NewConsumer(s.Consumer(), sqs.NewFromConfig(p.AWS), proc, log)
+
+	go func() {
+		<-stop.Done()
+		log.Info("stop signal: no new receives; finishing in-flight messages", "deadline", s.ShutdownDeadline.String())
+		t := time.NewTimer(s.ShutdownDeadline)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			log.Warn("shutdown deadline reached; abandoning in-flight work")
+			cancelWork()
+		case <-work.Done():
+		}
+	}()
+	log.Info("scraper started", "queue_url", s.QueueURL, "max_groups", s.MaxGroups, "environment", s.Environment)
+	consumer.Run(stop, work)
+	log.Info("scraper stopped cleanly")
+	return nil
+}
+
+func (s Settings) credentials(secrets *secretsmanager.Client) (scraper.CredentialStore, error) {
+	if s.CredentialsFile != "" {
+		return scraper.FileCredentials(s.CredentialsFile)
+	}
+	return &scraper.SecretsManagerCredentials{Client: secrets, SecretID: s.CredentialsARN, TTL: 5 * time.Minute}, nil
+}

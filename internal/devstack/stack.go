@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	apihandler "github.com/huntaze/message-pipeline/functions/api/handler"
 	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
@@ -132,6 +133,9 @@ func Start(o Options) (_ *Stack, err error) {
 	if err := s.startEmulators(); err != nil {
 		return nil, err
 	}
+	if err := s.primeFences(); err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	if err := s.startAPI(runCtx); err != nil {
@@ -177,6 +181,20 @@ func (s *Stack) startEmulators() (err error) {
 	}
 	_, err = s.AWS.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(Bucket)})
 	return err
+}
+
+// primeFences marks the new Redis as one that has served the limiter and
+// the send gate all along: it lost nothing, so neither holds back its first
+// window as after a failover (tests that empty Redis restart it unprimed).
+func (s *Stack) primeFences() error {
+	rdb := redis.NewClient(&redis.Options{Addr: s.Redis.Addr})
+	defer rdb.Close()
+	for _, key := range []string{s.LimiterSettings().Limiter().FenceKey(), s.ScraperSettings("").Gate().FenceKey()} {
+		if err := rdb.Set(context.Background(), key, 0, 0).Err(); err != nil {
+			return fmt.Errorf("prime fence %s: %w", key, err)
+		}
+	}
+	return nil
 }
 
 // awsFor is the AWS configuration a component gets: the emulators'
@@ -355,7 +373,7 @@ func (s *Stack) startScraper() error {
 
 // StartScraper starts (or restarts) the scraper process.
 func (s *Stack) StartScraper() error {
-	p, err := StartProcess("scraper", nil, s.scraperEnv, s.scraperBin)
+	p, err := StartProcess("scraper", s.logs, s.scraperEnv, s.scraperBin)
 	if err != nil {
 		return err
 	}

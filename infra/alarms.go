@@ -13,7 +13,9 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	limiter "github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
 	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/scraper"
 )
 
 // Alarm thresholds (seed 003 R5, R6.4).
@@ -103,13 +105,13 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 			q.RateLimiterDLQ.MetricApproximateNumberOfMessagesVisible(nil), q.WorkflowsDLQ.MetricApproximateNumberOfMessagesVisible(nil),
 		}}),
 		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String("Rate limiter decisions"), Width: jsii.Number(12), Left: &[]awscloudwatch.IMetric{
-			custom("rate_limit_allowed_count", "Sum", limiterDims), custom("rate_limit_rejected_count", "Sum", limiterDims), custom("redis_errors", "Sum", limiterDims),
+			custom(limiter.MetricAllowed, "Sum", limiterDims), custom(limiter.MetricRejected, "Sum", limiterDims), custom(limiter.MetricRedisErrors, "Sum", limiterDims),
 		}}),
 		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String("Scraping"), Width: jsii.Number(12),
-			Left:  &[]awscloudwatch.IMetric{custom("scraping_success_count", "Sum", scraperDims)},
-			Right: &[]awscloudwatch.IMetric{custom("scraping_duration_ms", "Average", scraperDims)}}),
+			Left:  &[]awscloudwatch.IMetric{custom(scraper.MetricSuccess, "Sum", scraperDims)},
+			Right: &[]awscloudwatch.IMetric{custom(scraper.MetricDuration, "Average", scraperDims)}}),
 		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String("Circuit state (0 closed, 1 half-open, 2 open)"), Width: jsii.Number(12),
-			Left: &[]awscloudwatch.IMetric{custom("circuit_state", "Maximum", scraperDims)}}),
+			Left: &[]awscloudwatch.IMetric{custom(scraper.MetricCircuitState, "Maximum", scraperDims)}}),
 	)
 	return a
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
+	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -32,7 +33,7 @@ func TestDockerfileMatchesTheCodeAndThePins(t *testing.T) {
 		"playwright-go matches the driver version":         strings.Contains(gomod, "playwright-community/playwright-go v0."+playwrightGoMinor(driver)+"."),
 		"node 22 for the driver, like package.json":        strings.Contains(df, "FROM --platform=linux/amd64 node:22-") && strings.HasPrefix(pkg.DevDependencies["node"], "22."),
 		"chromium path is the code's default":              strings.Contains(df, "CHROMIUM_PATH="+browser.DefaultChromiumPath),
-		"driver path is the settings default":              strings.Contains(df, "PLAYWRIGHT_DRIVER_PATH=/opt/playwright-driver") && strings.Contains(read(t, filepath.Join(root, "scraper", "cmd", "scraper", "settings.go")), `envDefault:"/opt/playwright-driver"`),
+		"driver path is the settings default":              strings.Contains(df, "PLAYWRIGHT_DRIVER_PATH=/opt/playwright-driver") && scrapersetup.Defaults().DriverDir == "/opt/playwright-driver",
 		"driver folder holds package/ and node":            strings.Contains(df, "-C /opt/playwright-driver") && strings.Contains(df, "/opt/playwright-driver/node"),
 		"builds the scraper command":                       strings.Contains(df, "./scraper/cmd/scraper"),
 		"go version of go.mod":                             strings.Contains(df, "golang:"+goVersion(gomod)+"-"),

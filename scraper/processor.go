@@ -141,6 +141,14 @@ type Processor struct {
 	sleep   func(ctx context.Context, d time.Duration) error
 }
 
+// Metric names (seed 003 R5.4); the stack's alarms and dashboard import them.
+const (
+	MetricSuccess      = "scraping_success_count"
+	MetricFailure      = "scraping_failure_count"
+	MetricDuration     = "scraping_duration_ms"
+	MetricCircuitState = "circuit_state"
+)
+
 // serverError makes a 5xx a breaker failure.
 type serverError struct{ status int }
 
@@ -163,7 +171,7 @@ func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledge
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())
 			s := metrics.NewSet()
-			s.Put("circuit_state", metrics.Count, float64(to))
+			s.Put(MetricCircuitState, metrics.Count, float64(to))
 			_ = m.Emit(s)
 		},
 	})
@@ -375,13 +383,13 @@ func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out
 	set := metrics.NewSet()
 	em := p.metrics
 	if out.Status == "sent" {
-		set.Add("scraping_success_count", metrics.Count, 1)
-		set.Put("scraping_duration_ms", metrics.Milliseconds, float64(dur.Milliseconds()))
+		set.Add(MetricSuccess, metrics.Count, 1)
+		set.Put(MetricDuration, metrics.Milliseconds, float64(dur.Milliseconds()))
 	} else if out.Class != ClassNone {
-		set.Add("scraping_failure_count", metrics.Count, 1)
+		set.Add(MetricFailure, metrics.Count, 1)
 		em = p.metrics.With(map[string]string{"ErrorClass": out.Class})
 	}
-	set.Put("circuit_state", metrics.Count, float64(p.breaker.State()))
+	set.Put(MetricCircuitState, metrics.Count, float64(p.breaker.State()))
 	_ = em.Emit(set)
 
 	if ids.messageID == "" || p.results.S3 == nil {

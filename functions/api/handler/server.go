@@ -204,51 +204,121 @@ type batchResponse struct {
 	Results []Result `json:"results"`
 }
 
+// refusal is an answer that ends a send request early.
+type refusal struct {
+	code       int
+	body       errorBody
+	retryAfter string // Retry-After header, when set
+}
+
+func refuse(code int, body errorBody) *refusal { return &refusal{code: code, body: body} }
+
 func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	start := s.d.Now()
 	m := metrics.NewSet()
 	defer func() { _ = s.d.Metrics.Emit(m) }()
-	reject := func(code int, body errorBody) {
+	reject := func(rf *refusal) {
 		m.Add(MetricRequestErrors, metrics.Count, 1)
-		s.d.Log.Info("send refused", "status", code, "error", body.Error, "fields", body.Fields)
-		writeJSON(w, code, body)
+		s.d.Log.Info("send refused", "status", rf.code, "error", rf.body.Error, "fields", rf.body.Fields)
+		if rf.retryAfter != "" {
+			w.Header().Set("Retry-After", rf.retryAfter)
+		}
+		writeJSON(w, rf.code, rf.body)
 	}
-
-	if s.cfg.Unavailable != "" {
-		reject(http.StatusServiceUnavailable, errorBody{Error: "rate limiting is unavailable: " + s.cfg.Unavailable})
+	body, drafts, batch, rf := s.readRequest(w, r)
+	if rf != nil {
+		reject(rf)
 		return
+	}
+	p := principal(r)
+	if rf := s.authorize(r.Context(), p, drafts, batch); rf != nil {
+		reject(rf)
+		return
+	}
+	claim, rf := s.claim(r, p.Subject, body, len(drafts))
+	if rf != nil {
+		reject(rf)
+		return
+	}
+	if claim.replay != nil {
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(claim.replay.StatusCode)
+		_, _ = io.WriteString(w, claim.replay.Response)
+		return
+	}
+	msgs, rf := s.messages(drafts, batch, p.Subject, claim)
+	if rf != nil {
+		if claim.key != "" {
+			_ = s.d.Idempotency.Abandon(r.Context(), claim.key)
+		}
+		reject(rf)
+		return
+	}
+	// A retry of a keyed request sends only what the earlier attempt did not
+	// queue or store.
+	outcomes := make([]string, len(msgs))
+	if claim.rec != nil && len(claim.rec.Outcomes) == len(msgs) {
+		copy(outcomes, claim.rec.Outcomes)
+	}
+	if creator, retry, refused := s.creatorBackpressure(r.Context(), msgs, outcomes); refused {
+		s.releaseClaim(r.Context(), claim.key, outcomes)
+		reject(&refusal{code: http.StatusTooManyRequests, retryAfter: retryAfter(retry), body: errorBody{
+			Error:  fmt.Sprintf("creator %s has about %d messages waiting (the cap); retry later", creator, s.cfg.CreatorWaiting),
+			Fields: []message.FieldError{{Field: "creatorId", Reason: "too many messages waiting for this creator"}}}})
+		return
+	}
+	code, out, failed := s.sendAll(r.Context(), msgs, outcomes, batch, m, start)
+	if claim.key != "" {
+		if failed {
+			// Never keep an answer holding a failure: the retry the client
+			// is told to make sends exactly the missing messages, same ids.
+			s.releaseClaim(r.Context(), claim.key, outcomes)
+		} else if err := s.d.Idempotency.Complete(r.Context(), claim.key, code, out); err != nil {
+			s.d.Log.Warn("idempotency answer not stored", "error", err)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(out)
+}
+
+// readRequest checks the content type and size and decodes the body.
+func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) ([]byte, []Draft, bool, *refusal) {
+	if s.cfg.Unavailable != "" {
+		return nil, nil, false, refuse(http.StatusServiceUnavailable, errorBody{Error: "rate limiting is unavailable: " + s.cfg.Unavailable})
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		reject(http.StatusUnsupportedMediaType, errorBody{Error: "Content-Type must be application/json"})
-		return
+		return nil, nil, false, refuse(http.StatusUnsupportedMediaType, errorBody{Error: "Content-Type must be application/json"})
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		reject(http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("body exceeds %d bytes", MaxBodyBytes)})
-		return
+		return nil, nil, false, refuse(http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("body exceeds %d bytes", MaxBodyBytes)})
 	}
 	if err != nil {
-		reject(http.StatusBadRequest, errorBody{Error: "cannot read body: " + err.Error()})
-		return
+		return nil, nil, false, refuse(http.StatusBadRequest, errorBody{Error: "cannot read body: " + err.Error()})
 	}
 	drafts, batch, err := DecodeRequest(body)
 	var re *RequestError
 	if errors.As(err, &re) {
-		reject(http.StatusBadRequest, errorBody{Error: "invalid request", Fields: re.Fields})
-		return
+		return nil, nil, false, refuse(http.StatusBadRequest, errorBody{Error: "invalid request", Fields: re.Fields})
 	}
-	p := principal(r)
+	return body, drafts, batch, nil
+}
+
+// authorize applies the caller's request quota and the tenancy rules: a
+// token sends as itself, as the creators its grant claim lists, or
+// (service scope) as anyone.
+func (s *Server) authorize(ctx context.Context, p auth.Principal, drafts []Draft, batch bool) *refusal {
 	user := p.Subject
 	if s.d.Quota != nil {
-		ok, retry, err := s.d.Quota.Count(r.Context(), "caller#"+user, 1, s.cfg.CallerRequests, s.cfg.CallerWindow)
+		ok, retry, err := s.d.Quota.Count(ctx, "caller#"+user, 1, s.cfg.CallerRequests, s.cfg.CallerWindow)
 		if err != nil {
 			// Backpressure protects; it never stops the pipeline: fail open.
 			s.d.Log.Warn("caller quota unavailable; not enforced", "user_id", user, "error", err)
 		} else if !ok {
-			w.Header().Set("Retry-After", retryAfter(retry))
-			reject(http.StatusTooManyRequests, errorBody{Error: fmt.Sprintf("more than %d requests per %s from this caller; retry later", s.cfg.CallerRequests, s.cfg.CallerWindow)})
-			return
+			return &refusal{code: http.StatusTooManyRequests, retryAfter: retryAfter(retry), body: errorBody{Error: fmt.Sprintf("more than %d requests per %s from this caller; retry later", s.cfg.CallerRequests, s.cfg.CallerWindow)}}
 		}
 	}
 	for i, d := range drafts {
@@ -259,69 +329,71 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 			return name
 		}
 		if d.UserID != "" && d.UserID != user {
-			reject(http.StatusForbidden, errorBody{Error: "userId must be the token subject", Fields: []message.FieldError{{Field: field("userId"), Reason: "differs from the authenticated user"}}})
-			return
+			return refuse(http.StatusForbidden, errorBody{Error: "userId must be the token subject", Fields: []message.FieldError{{Field: field("userId"), Reason: "differs from the authenticated user"}}})
 		}
-		// Tenancy: a token sends as itself, as the creators its grant claim
-		// lists, or (service scope) as anyone.
 		if d.CreatorID != "" && d.CreatorID != user && !p.HasScope(s.cfg.ServiceScope) && !slices.Contains(p.Creators, d.CreatorID) {
 			s.d.Log.Warn("send as a creator not granted", "user_id", user, "creator_id", message.Clip(d.CreatorID, 128))
-			reject(http.StatusForbidden, errorBody{Error: "this token may not send as that creator", Fields: []message.FieldError{{Field: field("creatorId"), Reason: "not granted to this token (claim lists the creators it may send as)"}}})
-			return
+			return refuse(http.StatusForbidden, errorBody{Error: "this token may not send as that creator", Fields: []message.FieldError{{Field: field("creatorId"), Reason: "not granted to this token (claim lists the creators it may send as)"}}})
 		}
 	}
+	return nil
+}
 
-	// Idempotency: a keyed request gets its message ids and timestamp from
-	// its record, and a retry gets the stored answer, or sends what the
-	// earlier attempt did not.
+// idempotencyClaim is what the Idempotency-Key gives a request: its record
+// (message ids, timestamp, earlier outcomes), or the stored answer to replay.
+type idempotencyClaim struct {
+	key       string // "" without Idempotency-Key
+	rec       *idempotency.Record
+	replay    *idempotency.Record
+	timestamp time.Time
+}
+
+func (s *Server) claim(r *http.Request, user string, body []byte, n int) (idempotencyClaim, *refusal) {
+	c := idempotencyClaim{timestamp: s.d.Now().UTC()}
 	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
-	var idemKey string
-	var rec *idempotency.Record
-	timestamp := s.d.Now().UTC()
-	if key != "" {
-		if len(key) > 255 {
-			reject(http.StatusBadRequest, errorBody{Error: "invalid request", Fields: []message.FieldError{{Field: "Idempotency-Key", Reason: "must be at most 255 characters"}}})
-			return
-		}
-		idemKey = user + "\x00" + key
-		var claimed bool
-		rec, claimed, err = s.d.Idempotency.Begin(r.Context(), idemKey, idempotency.Hash(body), s.cfg.IdempotencyStale, len(drafts))
-		switch {
-		case errors.Is(err, idempotency.ErrMismatch):
-			reject(http.StatusUnprocessableEntity, errorBody{Error: err.Error()})
-			return
-		case errors.Is(err, idempotency.ErrInProgress):
-			w.Header().Set("Retry-After", "1")
-			reject(http.StatusConflict, errorBody{Error: err.Error()})
-			return
-		case err != nil:
-			s.d.Log.Error("idempotency store unavailable", "error", err)
-			reject(http.StatusServiceUnavailable, errorBody{Error: "cannot honour Idempotency-Key now; retry later"})
-			return
-		case !claimed:
-			w.Header().Set("Idempotent-Replayed", "true")
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(rec.StatusCode)
-			_, _ = io.WriteString(w, rec.Response)
-			return
-		}
-		timestamp = rec.CreatedAt.UTC()
+	if key == "" {
+		return c, nil
 	}
+	if len(key) > 255 {
+		return c, refuse(http.StatusBadRequest, errorBody{Error: "invalid request", Fields: []message.FieldError{{Field: "Idempotency-Key", Reason: "must be at most 255 characters"}}})
+	}
+	c.key = user + "\x00" + key
+	rec, claimed, err := s.d.Idempotency.Begin(r.Context(), c.key, idempotency.Hash(body), s.cfg.IdempotencyStale, n)
+	switch {
+	case errors.Is(err, idempotency.ErrMismatch):
+		return c, refuse(http.StatusUnprocessableEntity, errorBody{Error: err.Error()})
+	case errors.Is(err, idempotency.ErrInProgress):
+		return c, &refusal{code: http.StatusConflict, retryAfter: "1", body: errorBody{Error: err.Error()}}
+	case err != nil:
+		s.d.Log.Error("idempotency store unavailable", "error", err)
+		return c, refuse(http.StatusServiceUnavailable, errorBody{Error: "cannot honour Idempotency-Key now; retry later"})
+	case !claimed:
+		c.replay = rec
+		return c, nil
+	}
+	c.rec, c.timestamp = rec, rec.CreatedAt.UTC()
+	return c, nil
+}
 
+// messages builds and validates the messages, with the ids of the claim's
+// record when it has them.
+func (s *Server) messages(drafts []Draft, batch bool, user string, c idempotencyClaim) ([]message.Message, *refusal) {
 	msgs := make([]message.Message, len(drafts))
 	var fields []message.FieldError
 	tooLarge := false
 	for i, d := range drafts {
 		id := ""
-		if rec != nil && i < len(rec.MessageIDs) {
-			id = rec.MessageIDs[i]
-		} else if id, err = message.NewID(); err != nil {
-			reject(http.StatusInternalServerError, errorBody{Error: "cannot generate a message id"})
-			return
+		if c.rec != nil && i < len(c.rec.MessageIDs) {
+			id = c.rec.MessageIDs[i]
+		} else {
+			var err error
+			if id, err = message.NewID(); err != nil {
+				return nil, refuse(http.StatusInternalServerError, errorBody{Error: "cannot generate a message id"})
+			}
 		}
 		msgs[i] = message.Message{
 			MessageID: id, UserID: user, CreatorID: d.CreatorID, RecipientID: d.RecipientID, Content: d.Content,
-			Timestamp: timestamp, MediaURLs: d.MediaURLs, Metadata: d.Metadata, Priority: d.Priority,
+			Timestamp: c.timestamp, MediaURLs: d.MediaURLs, Metadata: d.Metadata, Priority: d.Priority,
 		}
 		var verr *message.ValidationError
 		if err := msgs[i].Validate(); errors.As(err, &verr) {
@@ -334,39 +406,30 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if len(fields) > 0 {
-		if idemKey != "" {
-			_ = s.d.Idempotency.Abandon(r.Context(), idemKey)
-		}
-		code := http.StatusBadRequest
-		if tooLarge {
-			code = http.StatusRequestEntityTooLarge
-		}
-		reject(code, errorBody{Error: "invalid message", Fields: fields})
-		return
+	if len(fields) == 0 {
+		return msgs, nil
 	}
+	code := http.StatusBadRequest
+	if tooLarge {
+		code = http.StatusRequestEntityTooLarge
+	}
+	return nil, refuse(code, errorBody{Error: "invalid message", Fields: fields})
+}
 
-	direct := false
-	if enabled, _ := s.d.Flag.Enabled(r.Context()); !enabled {
-		direct = true
-	}
-	// A retry of a keyed request sends only what the earlier attempt did not
-	// queue or store.
-	outcomes := make([]string, len(msgs))
-	if rec != nil && len(rec.Outcomes) == len(msgs) {
-		copy(outcomes, rec.Outcomes)
-	}
-	if creator, retry, refused := s.creatorBackpressure(r.Context(), msgs, outcomes); refused {
-		if idemKey != "" {
-			if err := s.d.Idempotency.Release(r.Context(), idemKey, outcomes); err != nil {
-				s.d.Log.Warn("idempotency progress not stored", "error", err)
-			}
-		}
-		w.Header().Set("Retry-After", retryAfter(retry))
-		reject(http.StatusTooManyRequests, errorBody{Error: fmt.Sprintf("creator %s has about %d messages waiting (the cap); retry later", creator, s.cfg.CreatorWaiting),
-			Fields: []message.FieldError{{Field: "creatorId", Reason: "too many messages waiting for this creator"}}})
+func (s *Server) releaseClaim(ctx context.Context, key string, outcomes []string) {
+	if key == "" {
 		return
 	}
+	if err := s.d.Idempotency.Release(ctx, key, outcomes); err != nil {
+		s.d.Log.Warn("idempotency progress not stored", "error", err)
+	}
+}
+
+// sendAll queues (or stores) the messages without an outcome yet, records
+// the new outcomes and returns the answer: 202, or 500 when one was stored
+// for replay, or 503 when one was neither (failed reports that).
+func (s *Server) sendAll(ctx context.Context, msgs []message.Message, outcomes []string, batch bool, m *metrics.Set, start time.Time) (code int, out []byte, failed bool) {
+	enabled, _ := s.d.Flag.Enabled(ctx)
 	var todo []message.Message
 	var todoIdx []int
 	results := make([]Result, len(msgs))
@@ -377,15 +440,13 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		}
 		todo, todoIdx = append(todo, msgs[i]), append(todoIdx, i)
 	}
-	for j, res := range s.enqueue(r.Context(), todo, direct, m, start) {
+	for j, res := range s.enqueue(ctx, todo, !enabled, m, start) {
 		results[todoIdx[j]] = res
 		if res.Status != StatusFailed {
 			outcomes[todoIdx[j]] = res.Status
 		}
 	}
-
-	code := http.StatusAccepted
-	failed := false
+	code = http.StatusAccepted
 	for _, res := range results {
 		switch res.Status {
 		case StatusStoredForReplay:
@@ -401,21 +462,8 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	if !batch {
 		resp = results[0]
 	}
-	out, _ := json.Marshal(resp) // plain structs of strings always encode
-	if idemKey != "" {
-		if failed {
-			// Never keep an answer holding a failure: the retry the client
-			// is told to make sends exactly the missing messages, same ids.
-			if err := s.d.Idempotency.Release(r.Context(), idemKey, outcomes); err != nil {
-				s.d.Log.Warn("idempotency progress not stored", "error", err)
-			}
-		} else if err := s.d.Idempotency.Complete(r.Context(), idemKey, code, out); err != nil {
-			s.d.Log.Warn("idempotency answer not stored", "error", err)
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(out)
+	out, _ = json.Marshal(resp) // plain structs of strings always encode
+	return code, out, failed
 }
 
 // creatorBackpressure takes one unit per message still to send from each

@@ -68,12 +68,14 @@ func tagOf(t reflect.Type, name string) string {
 }
 
 // Defaults returns a T holding only its fields' envDefault values.
-func Defaults[T any]() T {
-	var v T
+func Defaults[T any]() T { return defaultsOf(reflect.TypeFor[T]()).Interface().(T) }
+
+func defaultsOf(t reflect.Type) reflect.Value {
+	v := reflect.New(t)
 	// Only the defaults matter here; missing required fields are the
 	// caller's Load's business.
-	_ = env.ParseWithOptions(&v, env.Options{Environment: map[string]string{}})
-	return v
+	_ = env.ParseWithOptions(v.Interface(), env.Options{Environment: map[string]string{}})
+	return v.Elem()
 }
 
 // Environ renders v (a settings struct or a pointer to one) as the
@@ -84,12 +86,8 @@ func Defaults[T any]() T {
 // Strings pass through untouched, so CDK tokens (queue URLs, ARNs) survive.
 func Environ(v any) map[string]string {
 	rv := reflect.Indirect(reflect.ValueOf(v))
-	defaults := reflect.New(rv.Type())
-	// Only the defaults matter here; missing required fields are the
-	// caller's Load's business.
-	_ = env.ParseWithOptions(defaults.Interface(), env.Options{Environment: map[string]string{}})
 	out := map[string]string{}
-	render(rv, defaults.Elem(), out)
+	render(rv, defaultsOf(rv.Type()), out)
 	return out
 }
 
@@ -136,27 +134,6 @@ func format(v reflect.Value) string {
 		return strings.Join(parts, ",")
 	}
 	panic(fmt.Sprintf("envconfig: cannot render a %s", v.Type()))
-}
-
-// Names lists every variable a settings type reads, for documentation and
-// for tests that no stray name is set.
-func Names(v any) []string {
-	var out []string
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		for f := range t.Fields() {
-			tag := f.Tag.Get("env")
-			if tag == "" && f.Type.Kind() == reflect.Struct && f.IsExported() {
-				walk(f.Type)
-				continue
-			}
-			if key, _, _ := strings.Cut(tag, ","); key != "" {
-				out = append(out, key)
-			}
-		}
-	}
-	walk(reflect.Indirect(reflect.ValueOf(v)).Type())
-	return out
 }
 
 // Process returns the process environment as a map (what main passes to

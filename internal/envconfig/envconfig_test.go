@@ -53,11 +53,3 @@ func TestParseNamesTheVariableInEveryError(t *testing.T) {
 		}
 	}
 }
-
-func TestNamesListsNestedVariables(t *testing.T) {
-	got := envconfig.Names(settings{})
-	want := []string{"URL", "LIMIT", "WINDOW", "FACTOR", "COUNT", "ADDR", "TLS"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}

@@ -6,7 +6,6 @@
 package harness
 
 import (
-	"syscall"
 	"time"
 
 	"github.com/huntaze/message-pipeline/internal/devstack"
@@ -79,6 +78,3 @@ func (p *Process) Wait(t T, timeout time.Duration) int {
 
 // Stop stops the process (SIGTERM to its group, then SIGKILL).
 func (p *Process) Stop() { _ = p.Close() }
-
-// Kill sends SIGKILL to the process group, as a lost task.
-func (p *Process) Kill() error { return p.Signal(syscall.SIGKILL) }

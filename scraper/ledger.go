@@ -6,6 +6,7 @@ package scraper
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,9 +29,14 @@ func NewLedger(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Led
 
 // State of one message.
 type State struct {
-	Sent       bool
-	Attempting bool
-	Failures   int
+	Sent bool
+	// Attempting: a send was clicked and its outcome is unknown.
+	// IdenticalBefore is how many messages with the same text the chat
+	// showed to that fan right before that click: identical texts are
+	// distinct messages, so only a count above it means this one arrived.
+	Attempting      bool
+	IdenticalBefore int
+	Failures        int
 }
 
 func (l *Ledger) key(kind, id string) string { return l.prefix + ":" + kind + ":" + id }
@@ -42,17 +48,20 @@ func (l *Ledger) State(ctx context.Context, id string) (State, error) {
 		return State{}, err
 	}
 	st := State{Sent: vals[0] != nil, Attempting: vals[1] != nil}
+	if s, ok := vals[1].(string); ok {
+		st.IdenticalBefore, _ = strconv.Atoi(s)
+	}
 	if s, ok := vals[2].(string); ok {
-		for _, c := range s {
-			st.Failures = st.Failures*10 + int(c-'0')
-		}
+		st.Failures, _ = strconv.Atoi(s)
 	}
 	return st, nil
 }
 
-// MarkAttempting is written right before the send click.
-func (l *Ledger) MarkAttempting(ctx context.Context, id string) error {
-	return l.rdb.Set(ctx, l.key("attempt", id), time.Now().UTC().Format(time.RFC3339Nano), l.ttl).Err()
+// MarkAttempting is written right before the send click, with the number of
+// identical texts the chat showed then; never earlier, so a failure before
+// the click leaves nothing that could pass for a send.
+func (l *Ledger) MarkAttempting(ctx context.Context, id string, identicalBefore int) error {
+	return l.rdb.Set(ctx, l.key("attempt", id), identicalBefore, l.ttl).Err()
 }
 
 // ClearAttempting is called when the site said the message was not sent.
@@ -92,4 +101,34 @@ func (l *Ledger) CountWait(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	return int(incr.Val()), nil
+}
+
+// claimScript takes or renews KEYS[1] for owner ARGV[1] for ARGV[2] ms and
+// returns 0, or returns the ms another owner still holds it for.
+var claimScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 0
+end
+local left = redis.call('PTTL', KEYS[1])
+if left < 1 then return tonumber(ARGV[2]) end
+return left`)
+
+// unclaimScript deletes KEYS[1] only if owner ARGV[1] holds it.
+var unclaimScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// Claim makes owner the only consumer working on the queue message id for
+// ttl (renewed by calling it again). It returns how long another owner
+// still holds it, or 0 when owner has it.
+func (l *Ledger) Claim(ctx context.Context, id, owner string, ttl time.Duration) (time.Duration, error) {
+	left, err := claimScript.Run(ctx, l.rdb, []string{l.key("claim", id)}, owner, max(ttl.Milliseconds(), 1)).Int64()
+	return time.Duration(left) * time.Millisecond, err
+}
+
+// Unclaim gives up owner's claim on id (no-op if another owner has it).
+func (l *Ledger) Unclaim(ctx context.Context, id, owner string) error {
+	return unclaimScript.Run(ctx, l.rdb, []string{l.key("claim", id)}, owner).Err()
 }

@@ -22,8 +22,8 @@ import (
 
 // Browser is what the processor needs from the browser sender.
 type Browser interface {
-	Send(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message, beforeClick func() error) (onlyfans.Result, *onlyfans.Artifacts, error)
-	AlreadySent(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message) (bool, error)
+	Send(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message, beforeClick func(identical int) error) (onlyfans.Result, *onlyfans.Artifacts, error)
+	CountIdentical(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message) (int, error)
 }
 
 // Error classes (logs, metrics, results).
@@ -213,59 +213,99 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 	return out
 }
 
+// process decides one parsed message: already sent, waiting for something
+// not its fault, recovered from an interrupted click, or sent now.
 func (p *Processor) process(ctx context.Context, msg message.Message, receives int) (Outcome, *onlyfans.Artifacts, int) {
 	id, creator := msg.MessageID, msg.CreatorKey()
-	wait := func(class, detail string, hint time.Duration, attempts, failures int) Outcome {
-		// The exponent counts this message's waits in the ledger, not its
-		// receives: waiting its turn at the gate or behind its group's head
-		// is no outage. Without the ledger (Redis down), receives it is.
-		n, err := p.ledger.CountWait(ctx, id)
-		if err != nil {
-			n = receives
-		}
-		return Outcome{Action: Release, Delay: p.cfg.outageDelay(hint, n), Class: class, Detail: detail, Status: "released", Attempts: attempts, Failures: failures}
-	}
 	st, err := p.ledger.State(ctx, id)
 	if err != nil {
 		// Without the ledger we cannot promise "never twice": do not send,
 		// and do not blame the message.
-		return wait(ClassInternal, "ledger unavailable: "+err.Error(), 0, 0, 0), nil, 0
+		return p.wait(ctx, id, receives, ClassInternal, "ledger unavailable: "+err.Error(), 0, 0, 0), nil, 0
 	}
 	if st.Sent {
 		return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures}, nil, 0
 	}
 	if p.breaker.State() == gobreaker.StateOpen {
-		return wait(ClassCircuitOpen, "", p.cfg.BreakerOpenFor, 0, st.Failures), nil, 0
+		return p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, 0, st.Failures), nil, 0
 	}
 	creds, err := p.creds.Get(ctx, creator)
 	if err != nil {
-		return wait(ClassAuth, err.Error(), 0, 0, st.Failures), nil, 0
+		return p.wait(ctx, id, receives, ClassAuth, err.Error(), 0, 0, st.Failures), nil, 0
 	}
 	if st.Attempting {
-		// A previous attempt may have sent it and died before recording so:
-		// look at the chat before sending again.
-		sent, err := p.browser.AlreadySent(ctx, creator, creds, msg)
-		if err != nil {
-			return p.fail(ctx, id, ClassBrowser, "checking an interrupted send: "+err.Error(), 0), nil, 0
-		}
-		if sent {
-			if err := p.ledger.MarkSent(ctx, id); err != nil {
-				p.log.Warn("sent mark not written", "message_id", id, "error", err)
-			}
-			return Outcome{Action: Delete, Status: "already_sent", Detail: "found in the chat after an interrupted attempt", Failures: st.Failures}, nil, 0
+		if out, settled := p.recover(ctx, msg, creds, st); settled {
+			return out, nil, 0
 		}
 	}
+	res, art, attempts, stopped := p.send(ctx, msg, creds, st, receives)
+	if stopped != nil {
+		return *stopped, art, res.Status
+	}
+	return p.judge(ctx, id, receives, res, attempts, st.Failures), art, res.Status
+}
 
+// wait releases a message held back by something that is not its fault.
+// The exponent of its delay counts this message's waits in the ledger, not
+// its receives: waiting its turn at the gate or behind its group's head is
+// no outage. Without the ledger (Redis down), receives it is.
+func (p *Processor) wait(ctx context.Context, id string, receives int, class, detail string, hint time.Duration, attempts, failures int) Outcome {
+	n, err := p.ledger.CountWait(ctx, id)
+	if err != nil {
+		n = receives
+	}
+	return Outcome{Action: Release, Delay: p.cfg.outageDelay(hint, n), Class: class, Detail: detail, Status: "released", Attempts: attempts, Failures: failures}
+}
+
+// recover settles a click whose outcome is unknown (timeout, crash, kill
+// after the click): the chat showing more texts identical to this one than
+// right before that click means it was sent. Otherwise the mark is cleared
+// and the message is sent again (settled false).
+func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State) (Outcome, bool) {
+	id := msg.MessageID
+	n, err := p.browser.CountIdentical(ctx, msg.CreatorKey(), creds, msg)
+	if err != nil {
+		return p.fail(ctx, id, ClassBrowser, "checking an interrupted send: "+err.Error(), 0), true
+	}
+	if n > st.IdenticalBefore {
+		if err := p.ledger.MarkSent(ctx, id); err != nil {
+			p.log.Warn("sent mark not written", "message_id", id, "error", err)
+		}
+		return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures,
+			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", n, st.IdenticalBefore)}, true
+	}
+	p.log.Info("interrupted attempt did not send; sending again", "message_id", id, "identical_texts", n)
+	p.clearAttempt(ctx, id)
+	return Outcome{}, false
+}
+
+// ledgerError stops a click whose attempt mark could not be written.
+type ledgerError struct{ err error }
+
+func (e ledgerError) Error() string { return "ledger unavailable: " + e.err.Error() }
+
+// send clicks send, retrying 5xx answers in-process. The attempt mark is
+// written right before each click (after the gate admitted it) with the
+// count of identical texts then; answers that say the site did not take the
+// message clear it. A non-nil Outcome stops here (released, failed).
+func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int) (onlyfans.Result, *onlyfans.Artifacts, int, *Outcome) {
+	id, creator := msg.MessageID, msg.CreatorKey()
+	stop := func(o Outcome) *Outcome { return &o }
+	beforeClick := func(identical int) error {
+		if err := p.admit(ctx, creator, id, receives); err != nil {
+			return err
+		}
+		if err := p.ledger.MarkAttempting(ctx, id, identical); err != nil {
+			return ledgerError{err}
+		}
+		return nil
+	}
 	var res onlyfans.Result
 	var art *onlyfans.Artifacts
-	attempts := 0
-	for attempts < max(p.cfg.ServerAttempts, 1) {
-		attempts++
-		if err := p.ledger.MarkAttempting(ctx, id); err != nil {
-			return wait(ClassInternal, "ledger unavailable: "+err.Error(), 0, attempts-1, st.Failures), nil, 0
-		}
+	for attempts := 1; ; attempts++ {
+		var err error
 		res, err = p.breaker.Execute(func() (onlyfans.Result, error) {
-			r, a, err := p.browser.Send(ctx, creator, creds, msg, func() error { return p.admit(ctx, creator, id, receives) })
+			r, a, err := p.browser.Send(ctx, creator, creds, msg, beforeClick)
 			art = a
 			if err == nil && r.Status >= 500 {
 				return r, serverError{r.Status}
@@ -274,53 +314,58 @@ func (p *Processor) process(ctx context.Context, msg message.Message, receives i
 		})
 		var se serverError
 		var gated gatedError
+		var le ledgerError
 		switch {
+		case err == nil:
+			return res, art, attempts, nil
 		case errors.As(err, &gated):
-			p.clearAttempt(ctx, id)
-			return Outcome{Action: Release, Delay: gated.retryAfter, Class: ClassRateGate, Detail: gated.detail, Status: "released", Attempts: attempts - 1, Failures: st.Failures}, nil, 0
+			return res, nil, attempts - 1, stop(Outcome{Action: Release, Delay: gated.retryAfter, Class: ClassRateGate, Detail: gated.detail, Status: "released", Attempts: attempts - 1, Failures: st.Failures})
+		case errors.As(err, &le):
+			return res, nil, attempts - 1, stop(p.wait(ctx, id, receives, ClassInternal, le.Error(), 0, attempts-1, st.Failures))
 		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
-			p.clearAttempt(ctx, id)
-			return wait(ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, st.Failures), nil, 0
+			return res, nil, attempts - 1, stop(p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, st.Failures))
 		case errors.As(err, &se):
 			p.clearAttempt(ctx, id)
 			if attempts < p.cfg.ServerAttempts {
 				if p.sleep(ctx, p.cfg.ServerBackoff*time.Duration(1<<(attempts-1))) != nil {
-					return p.fail(ctx, id, ClassServer, "interrupted during 5xx backoff", attempts), art, se.status
+					return res, art, attempts, stop(p.fail(ctx, id, ClassServer, "interrupted during 5xx backoff", attempts))
 				}
 				continue
 			}
-			return p.fail(ctx, id, ClassServer, err.Error(), attempts), art, se.status
+			return res, art, attempts, stop(p.fail(ctx, id, ClassServer, err.Error(), attempts))
 		case errors.Is(err, onlyfans.ErrTimeout):
-			// Unknown outcome: the attempt mark stays so the next try
-			// checks the chat first.
-			return p.fail(ctx, id, ClassTimeout, err.Error(), attempts), art, 0
-		case err != nil:
-			return p.fail(ctx, id, ClassBrowser, err.Error(), attempts), art, 0
+			// Unknown outcome if the click happened: its mark stays so the
+			// next try counts the chat first.
+			return res, art, attempts, stop(p.fail(ctx, id, ClassTimeout, err.Error(), attempts))
+		default:
+			return res, art, attempts, stop(p.fail(ctx, id, ClassBrowser, err.Error(), attempts))
 		}
-		break
 	}
+}
 
+// judge turns the site's answer to a click into an outcome.
+func (p *Processor) judge(ctx context.Context, id string, receives int, res onlyfans.Result, attempts, failures int) Outcome {
 	switch {
 	case res.Status >= 200 && res.Status < 300:
 		if err := p.ledger.MarkSent(ctx, id); err != nil {
-			// The attempt mark and the chat check still prevent a resend.
+			// The attempt mark and the chat count still prevent a resend.
 			p.log.Warn("sent mark not written", "message_id", id, "error", err)
 		}
-		return Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: st.Failures}, nil, res.Status
+		return Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: failures}
 	case res.Status == 429:
 		p.clearAttempt(ctx, id)
 		delay := res.RetryAfter
 		if delay <= 0 {
 			delay = p.cfg.RateLimitDefault
 		}
-		return wait(ClassRateLimited, "", delay, attempts, st.Failures), art, res.Status
+		return p.wait(ctx, id, receives, ClassRateLimited, "", delay, attempts, failures)
 	case res.Status == 401 || res.Status == 403:
 		// The creator's session, not the message: it waits, uncounted.
 		p.clearAttempt(ctx, id)
-		return wait(ClassAuth, fmt.Sprintf("site answered %d (session expired?)", res.Status), 0, attempts, st.Failures), art, res.Status
+		return p.wait(ctx, id, receives, ClassAuth, fmt.Sprintf("site answered %d (session expired?)", res.Status), 0, attempts, failures)
 	default:
 		p.clearAttempt(ctx, id)
-		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Status: "dead_lettered", Attempts: attempts, Failures: st.Failures}, art, res.Status
+		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Status: "dead_lettered", Attempts: attempts, Failures: failures}
 	}
 }
 

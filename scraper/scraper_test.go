@@ -56,7 +56,15 @@ func setup(t *testing.T, cfg scraper.Config) *fixture {
 	return setupWithGate(t, cfg, openGate)
 }
 
+// fastSender is the sender's timeouts in most tests.
+var fastSender = onlyfans.Timeouts{Navigation: 5 * time.Second, Action: 3 * time.Second, Response: 1500 * time.Millisecond}
+
 func setupWithGate(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config) *fixture {
+	t.Helper()
+	return setupWith(t, cfg, gateCfg, fastSender)
+}
+
+func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeouts onlyfans.Timeouts) *fixture {
 	t.Helper()
 	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), logs: &harness.Buffer{}, emf: &harness.Buffer{}}
 	f.queues = f.aws.CreateQueues(t, "test")
@@ -72,7 +80,7 @@ func setupWithGate(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config) *
 		t.Fatalf("harness: %v", err)
 	}
 	sender := onlyfans.New(onlyfans.Config{BaseURL: f.site.URL, Browser: opts, RecycleAfter: 20,
-		Timeouts: onlyfans.Timeouts{Navigation: 5 * time.Second, Action: 3 * time.Second, Response: 1500 * time.Millisecond}})
+		Timeouts: timeouts})
 	t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	f.ledger = scraper.NewLedger(f.redis.Client(), "scraper:test", time.Hour)
@@ -84,7 +92,7 @@ func setupWithGate(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config) *
 	f.proc = scraper.NewProcessor(cfg, sender, gate, creds, f.ledger, scraper.Results{S3: f.aws.S3, Bucket: "results"}, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
 	f.compressed = &harness.CompressedVisibility{Client: f.aws.SQS}
-	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.proc, log)
+	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, f.proc, log)
 	return f
 }
 
@@ -95,7 +103,7 @@ func (f *fixture) consumerConfig() scraper.ConsumerConfig {
 // compress makes the consumer apply every visibility change as 0 (and
 // record it), so that hundreds of receives of an outage take seconds.
 func (f *fixture) compress() {
-	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.compressed, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.compressed, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
 }
 
 func (f *fixture) newMessage(creator, text string) message.Message {
@@ -215,7 +223,7 @@ func TestLaterMessagesOfAFailedGroupWaitWithItAndAreNeverAttempted(t *testing.T)
 	if err != nil || len(r.Messages) != 3 {
 		t.Fatalf("receive: %d messages, %v", len(r.Messages), err)
 	}
-	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1}, q, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	// AND the site answers the 2nd message 429, Retry-After 30 s
 	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{Status: 429, RetryAfter: "30"})
 
@@ -396,19 +404,125 @@ func TestCircuitBreakerOpensReleasesWithoutSendingAndRecovers(t *testing.T) {
 }
 
 func TestTimeoutKeepsTheAttemptAndTheNextTryChecksTheChat(t *testing.T) {
-	// GIVEN a send the site records but answers too late (the scraper times out)
+	// GIVEN the fan already has "Thank you babe" from this creator, and the
+	// same text again, which the site records but answers too late (the
+	// scraper times out after its click)
 	f := setup(t, testConfig())
-	f.site.InjectFaults(fakesite.Fault{RecordThenDelay: true, Delay: 3 * time.Second})
-	m := f.newMessage("creator-a", "did it go?")
-	f.enqueue(m)
+	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{RecordThenDelay: true, Delay: 3 * time.Second})
+	f.enqueue(f.newMessage("creator-a", "Thank you babe"), f.newMessage("creator-a", "Thank you babe"))
 	// WHEN the scraper retries after the failure backoff
 	ok := f.runUntil(20*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	// THEN it found the message in the chat and did not send it twice
-	if !ok || len(f.site.Sent()) != 1 || f.site.SendRequests() != 1 {
+	// THEN it counted one more identical text than before its click, so it
+	// did not send the second message twice
+	if !ok || len(f.site.Sent()) != 2 || f.site.SendRequests() != 2 {
 		t.Fatalf("ok %t, sent %d, requests %d\n%s", ok, len(f.site.Sent()), f.site.SendRequests(), f.logs)
 	}
-	if !strings.Contains(f.logs.String(), "found in the chat after an interrupted attempt") {
+	if !strings.Contains(f.logs.String(), "found in the chat after an interrupted attempt (2 identical texts, 1 before the click)") {
 		t.Fatalf("no chat check:\n%s", f.logs)
+	}
+}
+
+func TestAnIdenticalTextAfterAPreClickTimeoutIsSentNotTakenForTheEarlierOne(t *testing.T) {
+	// GIVEN the fan already has "Thank you babe" from this creator, and the
+	// same text again whose first try times out opening the chat (before
+	// any click)
+	f := setupWith(t, testConfig(), openGate, onlyfans.Timeouts{Navigation: time.Second, Action: 3 * time.Second, Response: 1500 * time.Millisecond})
+	f.enqueue(f.newMessage("creator-a", "Thank you babe"))
+	if !f.runUntil(20*time.Second, func() bool { return len(f.site.Sent()) == 1 && f.queueCount(f.queues.Workflows.URL) == 0 }) {
+		t.Fatalf("first message not sent\n%s", f.logs)
+	}
+	f.site.SlowChatPages(1, 3*time.Second)
+	f.enqueue(f.newMessage("creator-a", "Thank you babe"))
+	// WHEN the scraper retries after the failure backoff
+	ok := f.runUntil(30*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN the fan has the text twice: the earlier message was not taken
+	// for this one
+	if got := f.site.Texts("creator-a"); !ok || len(got) != 2 {
+		t.Fatalf("ok %t, site has %q\n%s", ok, got, f.logs)
+	}
+	if !strings.Contains(f.logs.String(), `"error_class":"timeout"`) {
+		t.Fatalf("the first try did not time out before the click:\n%s", f.logs)
+	}
+}
+
+func TestASlowSitePastTheVisibilityWithTwoConsumersSendsEachMessageOnce(t *testing.T) {
+	// GIVEN a queue whose visibility is 1 s, two consumers (two tasks) on it
+	// with a 1 s heartbeat, and a site that takes 3 s to answer each of the
+	// first three sends (it records them when it answers)
+	f := setupWith(t, testConfig(), openGate, onlyfans.Timeouts{Navigation: 5 * time.Second, Action: 3 * time.Second, Response: 10 * time.Second})
+	if _, err := f.aws.SQS.SetQueueAttributes(context.Background(), &sqs.SetQueueAttributesInput{
+		QueueUrl: aws.String(f.queues.Workflows.URL), Attributes: map[string]string{"VisibilityTimeout": "1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.site.InjectFaults(fakesite.Fault{Delay: 3 * time.Second}, fakesite.Fault{Delay: 3 * time.Second}, fakesite.Fault{Delay: 3 * time.Second})
+	for i := range 3 {
+		f.enqueue(f.newMessage("creator-a", "same words"), f.newMessage("creator-b", fmt.Sprint("b", i)))
+	}
+	cfg := f.consumerConfig()
+	cfg.Heartbeat = time.Second
+	log := slog.New(slog.NewJSONHandler(f.logs, nil))
+	consumers := []*scraper.Consumer{
+		scraper.NewConsumer(cfg, f.aws.SQS, f.ledger, f.proc, log.With("task", "one")),
+		scraper.NewConsumer(cfg, f.aws.SQS, f.ledger, f.proc, log.With("task", "two")),
+	}
+	// WHEN both consume until the queue is empty
+	stop, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, c := range consumers {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Run(stop, context.Background()) }()
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for (len(f.site.Sent()) < 6 || f.queueCount(f.queues.Workflows.URL) > 0) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	// THEN every message reached the site exactly once, in order per
+	// creator, from exactly one click each
+	a, b := f.site.Texts("creator-a"), f.site.Texts("creator-b")
+	if strings.Join(a, ",") != "same words,same words,same words" || strings.Join(b, ",") != "b0,b1,b2" || f.site.SendRequests() != 6 {
+		t.Fatalf("creator-a %q, creator-b %q, %d send requests\n%s", a, b, f.site.SendRequests(), f.logs)
+	}
+	// AND no message was ever received by the other task while being
+	// worked on: the heartbeat kept it invisible (the claim never had to)
+	if strings.Contains(f.logs.String(), "claimed by another consumer") {
+		t.Fatalf("a message lapsed to the other task:\n%s", f.logs)
+	}
+}
+
+func TestAMessageClaimedByAnotherTaskWaitsForTheClaimWithItsGroup(t *testing.T) {
+	// GIVEN two messages of one creator received together, the first of
+	// which another task has claimed for 30 s (its visibility lapsed there)
+	f := setup(t, testConfig())
+	q := harness.NewAWSShapeFIFO(f.aws.SQS, f.queues.Workflows.URL)
+	var bodies []string
+	for i := range 2 {
+		m := f.newMessage("creator-a", fmt.Sprint("c", i))
+		body, _ := m.Marshal()
+		bodies = append(bodies, string(body))
+		if _, err := q.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(string(body)),
+			MessageGroupId: aws.String("creator-a"), MessageDeduplicationId: aws.String(m.MessageID)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := q.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 10})
+	if err != nil || len(r.Messages) != 2 {
+		t.Fatalf("receive: %d messages, %v", len(r.Messages), err)
+	}
+	if held, err := f.ledger.Claim(context.Background(), aws.ToString(r.Messages[0].MessageId), "other-task", 30*time.Second); err != nil || held != 0 {
+		t.Fatalf("claim: %s, %v", held, err)
+	}
+	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1, Owner: "this-task"}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	// WHEN this task processes the batch
+	consumer.ProcessBatch(context.Background(), context.Background(), r.Messages)
+	// THEN it sent nothing, and both messages wait (neither is visible)
+	if f.site.SendRequests() != 0 || q.Len() != 2 || q.Visible(bodies[0]) || q.Visible(bodies[1]) {
+		t.Fatalf("%d send requests, %d queued, visible %t %t\n%s", f.site.SendRequests(), q.Len(), q.Visible(bodies[0]), q.Visible(bodies[1]), f.logs)
+	}
+	if !strings.Contains(f.logs.String(), "message claimed by another consumer") {
+		t.Fatalf("no claim conflict logged:\n%s", f.logs)
 	}
 }
 

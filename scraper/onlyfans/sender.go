@@ -190,12 +190,14 @@ func (s *Sender) openChat(bctx playwright.BrowserContext, fan string) (playwrigh
 }
 
 // Send sends msg as creator. beforeClick (may be nil) runs after the page
-// is ready and right before the send click: an error from it stops the send
-// unclicked and is returned as is (the scraper's rate gate uses it, so the
-// time it admits is the time the site sees). Any other non-nil error is a
-// timeout or browser failure; otherwise Result holds the site's answer.
-// Artifacts are returned whenever the send did not end with a 2xx.
-func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func() error) (Result, *Artifacts, error) {
+// is ready and right before the send click, with the number of messages of
+// the same text the chat shows to that fan at that moment: an error from it
+// stops the send unclicked and is returned as is (the scraper's rate gate
+// and attempt mark use it, so the time it admits is the time the site sees).
+// Any other non-nil error is a timeout or browser failure; otherwise Result
+// holds the site's answer. Artifacts are returned whenever the send did not
+// end with a 2xx.
+func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func(identical int) error) (Result, *Artifacts, error) {
 	bctx, err := s.context(creator, creds)
 	if err != nil {
 		return Result{}, nil, err
@@ -237,7 +239,11 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 		}
 	}
 	if beforeClick != nil {
-		if err := beforeClick(); err != nil {
+		identical, err := s.identical(page, msg.Content)
+		if err != nil {
+			return Result{}, capture(page), err
+		}
+		if err := beforeClick(identical); err != nil {
 			return Result{}, nil, err
 		}
 	}
@@ -259,37 +265,43 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 	return res, nil, nil
 }
 
-// AlreadySent reports whether the fan's chat already shows msg's content
-// among its latest messages: used when a previous attempt may have sent it
-// but died before recording so.
-func (s *Sender) AlreadySent(ctx context.Context, creator string, creds Credentials, msg message.Message) (bool, error) {
+// CountIdentical returns how many messages with msg's text the fan's chat
+// shows: compared with the count Send saw right before an interrupted
+// click, it tells whether that click sent this message. Identical texts
+// ("Thank you babe") are distinct messages, so presence alone proves
+// nothing.
+func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Credentials, msg message.Message) (int, error) {
 	bctx, err := s.context(creator, creds)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	page, early, err := s.openChat(bctx, msg.RecipientID)
 	if page != nil {
 		defer page.Close()
 	}
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	if early != nil {
-		return false, fmt.Errorf("chat page answered %d", early.Status)
+		return 0, fmt.Errorf("chat page answered %d", early.Status)
 	}
+	return s.identical(page, msg.Content)
+}
+
+// identical counts the creator's messages in the open chat whose text is
+// text (trimmed).
+func (s *Sender) identical(page playwright.Page, text string) (int, error) {
 	texts, err := page.Locator(s.cfg.Selectors.History).AllTextContents()
 	if err != nil {
-		return false, classify("read history", err)
+		return 0, classify("read history", err)
 	}
-	if len(texts) > 50 {
-		texts = texts[len(texts)-50:]
-	}
+	n := 0
 	for _, t := range texts {
-		if strings.TrimSpace(t) == strings.TrimSpace(msg.Content) {
-			return true, nil
+		if strings.TrimSpace(t) == strings.TrimSpace(text) {
+			n++
 		}
 	}
-	return false, nil
+	return n, nil
 }
 
 func capture(page playwright.Page) *Artifacts {

@@ -55,12 +55,20 @@ func TestSendTypesAttachesAndReadsTheSiteStatus(t *testing.T) {
 	if len(sent) != 1 || sent[0].Fan != "fan-7" || sent[0].Text != "hello fan 7" || len(sent[0].Media) != 2 {
 		t.Fatalf("site recorded %+v", sent)
 	}
-	// AND the chat now shows it
-	if ok, err := s.AlreadySent(ctx, "creator-1", creds, m); err != nil || !ok {
-		t.Fatalf("AlreadySent = %t, %v", ok, err)
+	// AND the chat now counts it once, a text never sent zero times
+	if n, err := s.CountIdentical(ctx, "creator-1", creds, m); err != nil || n != 1 {
+		t.Fatalf("CountIdentical = %d, %v", n, err)
 	}
-	if ok, _ := s.AlreadySent(ctx, "creator-1", creds, msg(t, "fan-7", "another text")); ok {
-		t.Fatal("AlreadySent true for a text never sent")
+	if n, _ := s.CountIdentical(ctx, "creator-1", creds, msg(t, "fan-7", "another text")); n != 0 {
+		t.Fatalf("CountIdentical = %d for a text never sent", n)
+	}
+	// AND a second identical text sees the first right before its click
+	seen := -1
+	if res, _, err := s.Send(ctx, "creator-1", creds, m, func(identical int) error { seen = identical; return nil }); err != nil || res.Status != 200 || seen != 1 {
+		t.Fatalf("identical send: %+v, %v, saw %d identical before the click", res, err, seen)
+	}
+	if n, _ := s.CountIdentical(ctx, "creator-1", creds, m); n != 2 {
+		t.Fatalf("CountIdentical = %d after two identical sends", n)
 	}
 
 	// WHEN the site answers 429 with Retry-After (after the context was recycled)
@@ -111,7 +119,7 @@ func TestBeforeClickCanStopTheSend(t *testing.T) {
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
 	s := newSender(t, site)
 	stop := errors.New("not now")
-	_, _, err := s.Send(context.Background(), "creator-1", creds, msg(t, "fan-1", "held"), func() error { return stop })
+	_, _, err := s.Send(context.Background(), "creator-1", creds, msg(t, "fan-1", "held"), func(int) error { return stop })
 	if !errors.Is(err, stop) || site.SendRequests() != 0 {
 		t.Fatalf("err %v, %d requests", err, site.SendRequests())
 	}

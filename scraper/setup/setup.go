@@ -45,6 +45,11 @@ type Settings struct {
 	ActionTimeout    time.Duration `env:"ACTION_TIMEOUT" envDefault:"10s"`
 	ResponseTimeout  time.Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s"`
 	LedgerTTL        time.Duration `env:"LEDGER_TTL" envDefault:"336h"`
+	// Heartbeat is the visibility (and claim life) every received,
+	// unfinished message gets again every third of it: a slow site never
+	// lets another task receive a message being sent, and a task that dies
+	// frees its messages within it.
+	Heartbeat time.Duration `env:"HEARTBEAT_VISIBILITY" envDefault:"60s"`
 
 	// OutageBackoff is the first delay of a message held back by something
 	// that is not its fault (Redis, the breaker, a 429, the session); it
@@ -113,7 +118,7 @@ func (s Settings) Processor() scraper.Config {
 
 // Consumer returns the consumer configuration.
 func (s Settings) Consumer() scraper.ConsumerConfig {
-	return scraper.ConsumerConfig{QueueURL: s.QueueURL, DeadLetterURL: s.DeadLetterURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: time.Second}
+	return scraper.ConsumerConfig{QueueURL: s.QueueURL, DeadLetterURL: s.DeadLetterURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: time.Second, Heartbeat: s.Heartbeat}
 }
 
 // Sender returns the browser sender configuration.

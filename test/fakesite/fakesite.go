@@ -51,6 +51,17 @@ type Site struct {
 	refused  map[string]int
 	requests int
 	onSent   func(Sent)
+	// slowPages chat page loads wait pageDelay first (a timeout before any
+	// click).
+	slowPages int
+	pageDelay time.Duration
+}
+
+// SlowChatPages makes the next n chat page loads wait d before answering.
+func (s *Site) SlowChatPages(n int, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.slowPages, s.pageDelay = n, d
 }
 
 // OnSent calls f with every accepted send, right after it is recorded and
@@ -165,6 +176,20 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fan := r.PathValue("fan")
+	s.mu.Lock()
+	delay := time.Duration(0)
+	if s.slowPages > 0 {
+		s.slowPages--
+		delay = s.pageDelay
+	}
+	s.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	var history []string
 	s.mu.Lock()
 	for _, m := range s.sent {

@@ -147,18 +147,20 @@ func TestSIGTERMFinishesInFlightReleasesTheRestAndExitsZero(t *testing.T) {
 }
 
 func TestSIGKILLBetweenSendAndDeleteThenRestartSendsExactlyOnce(t *testing.T) {
-	// GIVEN a queue whose messages come back 3 s after a consumer dies, and a
-	// site that records the send but answers only after 20 s
-	p := newProcess(t)
+	// GIVEN a queue whose messages come back 3 s after a consumer dies (its
+	// heartbeat gives 3 s too), a fan who already has "Thank you babe", and
+	// the same text again, which the site records but answers only after 20 s
+	p := newProcess(t, "HEARTBEAT_VISIBILITY=3s")
 	if _, err := p.aws.SQS.SetQueueAttributes(context.Background(), &sqs.SetQueueAttributesInput{
 		QueueUrl: aws.String(p.queues.Workflows.URL), Attributes: map[string]string{"VisibilityTimeout": "3"},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	p.site.InjectFaults(fakesite.Fault{RecordThenDelay: true, Delay: 20 * time.Second})
-	p.enqueue("creator-a", "exactly once please")
+	p.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{RecordThenDelay: true, Delay: 20 * time.Second})
+	p.enqueue("creator-a", "Thank you babe")
+	p.enqueue("creator-a", "Thank you babe")
 	first := p.start()
-	waitFor(t, 30*time.Second, "the site to record the send", func() bool { return len(p.site.Sent()) == 1 })
+	waitFor(t, 30*time.Second, "the site to record both sends", func() bool { return len(p.site.Sent()) == 2 })
 
 	// WHEN the task is killed before it hears back (so before the delete)
 	if err := first.Signal(syscall.SIGKILL); err != nil {
@@ -169,11 +171,12 @@ func TestSIGKILLBetweenSendAndDeleteThenRestartSendsExactlyOnce(t *testing.T) {
 	second := p.start()
 	waitFor(t, 30*time.Second, "the queue to empty", func() bool { return p.count(p.queues.Workflows.URL) == 0 })
 
-	// THEN the fan received the message exactly once
-	if sent := p.site.Sent(); len(sent) != 1 || p.site.SendRequests() != 1 {
+	// THEN the fan received each message exactly once: two identical texts
+	// from two clicks
+	if sent := p.site.Sent(); len(sent) != 2 || p.site.SendRequests() != 2 {
 		t.Fatalf("site got %d messages from %d requests\n%s", len(sent), p.site.SendRequests(), second.Output())
 	}
-	if !strings.Contains(second.Output(), "found in the chat after an interrupted attempt") {
+	if !strings.Contains(second.Output(), "found in the chat after an interrupted attempt (2 identical texts, 1 before the click)") {
 		t.Fatalf("the restarted task did not check the chat:\n%s", second.Output())
 	}
 	_ = second.SignalMain(syscall.SIGTERM)

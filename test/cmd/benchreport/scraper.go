@@ -63,9 +63,10 @@ func measureScraper(t harness.T, groups, perCreator int) scraperFigures {
 	gate, _ := ratelimit.New(r.Client(), gateCfg)
 	harness.PrimeFence(t, r.Client(), gateCfg.FenceKey())
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	ledger := scraper.NewLedger(r.Client(), "b", time.Hour)
 	proc := scraper.NewProcessor(scraper.Config{MaxFailures: 5, BackoffBase: time.Second, BackoffFactor: 2, ServerAttempts: 3, ServerBackoff: 10 * time.Millisecond, BreakerFailures: 100, BreakerOpenFor: time.Second},
-		sender, gate, creds, scraper.NewLedger(r.Client(), "b", time.Hour), scraper.Results{}, log, metrics.New(io.Discard, nil, time.Now), time.Now)
-	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: sys.Workflows.URL, DeadLetterURL: sys.Workflows.DLQURL, Wait: time.Second, MaxGroups: groups}, f.SQS, proc, log)
+		sender, gate, creds, ledger, scraper.Results{}, log, metrics.New(io.Discard, nil, time.Now), time.Now)
+	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: sys.Workflows.URL, DeadLetterURL: sys.Workflows.DLQURL, Wait: time.Second, MaxGroups: groups}, f.SQS, ledger, proc, log)
 	stop, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	start := time.Now()
@@ -160,7 +161,7 @@ func measureClickToSite(t harness.T, n int) jitterFigures {
 	decided := map[string]time.Time{}
 	for i := range n {
 		m, _ := message.New("u", "fan-1", fmt.Sprint("jitter ", i), time.Now())
-		if _, _, err := sender.Send(context.Background(), "creator-j", creds, m, func() error { decided[m.Content] = time.Now(); return nil }); err != nil {
+		if _, _, err := sender.Send(context.Background(), "creator-j", creds, m, func(int) error { decided[m.Content] = time.Now(); return nil }); err != nil {
 			t.Fatalf("jitter send: %v", err)
 		}
 	}

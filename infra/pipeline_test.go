@@ -282,11 +282,36 @@ func TestAlarms_Seed003R5_ToHuntazeCostAlerts(t *testing.T) {
 	}
 }
 
+func TestOneSessionSecretPerCreatorReadOnlyByThePrefixTheTaskIsGiven(t *testing.T) {
+	// GIVEN the dev pipeline
+	sys := system(t, "dev")
+	tmpl := assertions.Template_FromStack(sys.Pipeline.Stack, nil)
+	// THEN the scraper looks sessions up under the environment's prefix
+	tmpl.HasResourceProperties(jsii.String("AWS::ECS::TaskDefinition"), map[string]any{
+		"ContainerDefinitions": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"Environment": assertions.Match_ArrayWith(&[]any{map[string]any{"Name": "SESSION_SECRET_PREFIX", "Value": "huntaze/dev/onlyfans-session/"}}),
+		})}),
+	})
+	// AND Secrets Manager may invoke the session rotation function, whose
+	// ARN and key are outputs for the secrets created per creator
+	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Permission"), map[string]any{
+		"Principal": "secretsmanager.amazonaws.com", "Action": "lambda:InvokeFunction",
+	})
+	outputs := js(tmpl.ToJSON())
+	for _, want := range []string{"SessionKeyArn", "SessionRotationArn"} {
+		if !strings.Contains(outputs, want) {
+			t.Errorf("no output %s", want)
+		}
+	}
+}
+
 func TestSeed003R8_5_SecretsWithCMKAnd90DayRotation(t *testing.T) {
+	// The Redis token is the stack's one secret; each creator's session
+	// secret is made when the creator connects (docs/scraper.md).
 	st := system(t, "dev").Pipeline.Stack
 	secrets := resources(t, st, "AWS::SecretsManager::Secret")
 	rotations := resources(t, st, "AWS::SecretsManager::RotationSchedule")
-	if len(secrets) != 2 || len(rotations) != 2 {
+	if len(secrets) != 1 || len(rotations) != 1 {
 		t.Fatalf("%d secrets, %d rotations", len(secrets), len(rotations))
 	}
 	for id, s := range secrets {
@@ -336,7 +361,7 @@ func TestSeed003R8_1_R8_2_LeastPrivilegeExactly(t *testing.T) {
 			"ec2:AssignPrivateIpAddresses → *", "ec2:CreateNetworkInterface → *", "ec2:DeleteNetworkInterface → *", "ec2:DescribeNetworkInterfaces → *", "ec2:DescribeSubnets → *", "ec2:UnassignPrivateIpAddresses → *", "elasticache:ModifyReplicationGroup → cache-group", "logs:CreateLogGroup → *", "logs:CreateLogStream → *", "logs:CreateLogStream → own-logs", "logs:PutLogEvents → *", "logs:PutLogEvents → own-logs", "secretsmanager:DescribeSecret → redis-secret", "secretsmanager:GetRandomPassword → *", "secretsmanager:GetSecretValue → redis-secret", "secretsmanager:PutSecretValue → redis-secret", "secretsmanager:UpdateSecretVersionStage → redis-secret", "xray:PutTelemetryRecords → *", "xray:PutTraceSegments → *",
 		}},
 		{"CredentialsRotationRole", []string{
-			"logs:CreateLogStream → own-logs", "logs:PutLogEvents → own-logs", "secretsmanager:DescribeSecret → credentials-secret", "secretsmanager:GetRandomPassword → *", "secretsmanager:GetSecretValue → credentials-secret", "secretsmanager:PutSecretValue → credentials-secret", "secretsmanager:UpdateSecretVersionStage → credentials-secret", "xray:PutTelemetryRecords → *", "xray:PutTraceSegments → *",
+			"kms:Decrypt → credentials-key", "kms:GenerateDataKey → credentials-key", "logs:CreateLogStream → own-logs", "logs:PutLogEvents → own-logs", "secretsmanager:DescribeSecret → session-secrets", "secretsmanager:GetSecretValue → session-secrets", "secretsmanager:PutSecretValue → session-secrets", "secretsmanager:UpdateSecretVersionStage → session-secrets", "xray:PutTelemetryRecords → *", "xray:PutTraceSegments → *",
 		}},
 		{"CustomS3AutoDeleteObjectsCustomResourceProviderRole", []string{
 			"logs:CreateLogGroup → *", "logs:CreateLogStream → *", "logs:PutLogEvents → *",
@@ -357,7 +382,7 @@ func TestSeed003R8_1_R8_2_LeastPrivilegeExactly(t *testing.T) {
 			"ecr:BatchCheckLayerAvailability → cdk-image-repository", "ecr:BatchGetImage → cdk-image-repository", "ecr:GetAuthorizationToken → *", "ecr:GetDownloadUrlForLayer → cdk-image-repository", "logs:CreateLogStream → own-logs", "logs:PutLogEvents → own-logs",
 		}},
 		{"ScraperTaskRole", []string{
-			"kms:Decrypt → cache-key", "kms:Decrypt → credentials-key", "kms:Decrypt → workflows-key", "kms:GenerateDataKey → workflows-key", "s3:PutObject → artifacts/*", "s3:PutObject → results/*", "secretsmanager:GetSecretValue → credentials-secret", "secretsmanager:GetSecretValue → redis-secret", "sqs:ChangeMessageVisibility → workflows-queue", "sqs:DeleteMessage → workflows-queue", "sqs:ReceiveMessage → workflows-queue", "sqs:SendMessage → workflows-dlq",
+			"kms:Decrypt → cache-key", "kms:Decrypt → credentials-key", "kms:Decrypt → workflows-key", "kms:GenerateDataKey → workflows-key", "s3:PutObject → artifacts/*", "s3:PutObject → results/*", "secretsmanager:GetSecretValue → redis-secret", "secretsmanager:GetSecretValue → session-secrets", "sqs:ChangeMessageVisibility → workflows-queue", "sqs:DeleteMessage → workflows-queue", "sqs:ReceiveMessage → workflows-queue", "sqs:SendMessage → workflows-dlq",
 		}},
 	}
 	tpl, err := iampolicy.Parse(assertions.Template_FromStack(st, nil).ToJSON())

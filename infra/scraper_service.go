@@ -63,10 +63,12 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 	allow(taskRole, []string{"sqs:SendMessage"}, q.WorkflowsDLQ.QueueArn())
 	allow(taskRole, []string{"kms:Decrypt", "kms:GenerateDataKey"}, q.WorkflowsKey.KeyArn())
 	allow(taskRole, []string{"s3:PutObject"}, props.Storage.Results.ArnForObjects(jsii.String("results/*")), props.Storage.Results.ArnForObjects(jsii.String("artifacts/*")))
-	allow(taskRole, []string{"secretsmanager:GetSecretValue"}, props.Credentials.Secret.SecretArn(), props.Cache.AuthToken.SecretArn())
+	allow(taskRole, []string{"secretsmanager:GetSecretValue"}, props.Credentials.SecretsArn, props.Cache.AuthToken.SecretArn())
 	allow(taskRole, []string{"kms:Decrypt"}, props.Credentials.Key.KeyArn(), props.Cache.Key.KeyArn())
 	suppress(taskRole, Suppression{Rule: "AwsSolutions-IAM5", Reason: "Result objects are written under results/ and artifacts/ with per-message keys.",
-		AppliesTo: []string{"regex:/^Resource::<.*Results.*\\.Arn>\\/(results|artifacts)\\/\\*$/"}})
+		AppliesTo: []string{"regex:/^Resource::<.*Results.*\\.Arn>\\/(results|artifacts)\\/\\*$/"}},
+		Suppression{Rule: "AwsSolutions-IAM5", Reason: "One secret per creator (created when the creator connects): the task reads the environment's session-secret prefix, nothing else.",
+			AppliesTo: []string{sessionSecretsFinding}})
 
 	task := awsecs.NewFargateTaskDefinition(c, jsii.String("Task"), &awsecs.FargateTaskDefinitionProps{
 		Cpu: jsii.Number(ScraperCPU), MemoryLimitMiB: jsii.Number(ScraperMemoryMiB), TaskRole: taskRole,
@@ -88,7 +90,7 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 			s.QueueURL, s.DeadLetterURL = *q.Workflows.QueueUrl(), *q.WorkflowsDLQ.QueueUrl()
 			s.ResultsBucket = *props.Storage.Results.BucketName()
 			s.Redis = props.Cache.ClientSettings()
-			s.CredentialsARN = *props.Credentials.Secret.SecretArn()
+			s.SessionSecretPrefix = props.Credentials.Prefix
 			s.ShutdownDeadline = (ScraperStopTimeoutSec - 20) * time.Second // finish in-flight sends before ECS kills the task
 			env := environment(s.Env())
 			return &env

@@ -2,7 +2,10 @@ package scraper
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -10,16 +13,36 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 )
 
-// CredentialStore returns a creator's session credentials.
+// CredentialStore returns a creator's session credentials. Their Version
+// changes whenever the session does: a creator paused for a rejected
+// session resumes when it sees another version.
 type CredentialStore interface {
 	Get(ctx context.Context, creator string) (onlyfans.Credentials, error)
 }
 
-// ParseCredentials reads {"<creator>": {"sessionCookie": "..."}, ...}.
+// ErrNoSession marks a creator without a stored session: its messages wait
+// like a rejected session's (the creator has not connected OnlyFans yet).
+var ErrNoSession = errors.New("no OnlyFans session stored for the creator")
+
+// ParseSession reads one creator's secret: {"sessionCookie": "..."}.
+func ParseSession(data []byte) (onlyfans.Credentials, error) {
+	var c onlyfans.Credentials
+	if err := json.Unmarshal(data, &c); err != nil {
+		return c, fmt.Errorf("session secret: %w", err)
+	}
+	if c.SessionCookie == "" {
+		return c, errors.New("session secret: sessionCookie is empty")
+	}
+	return c, nil
+}
+
+// ParseCredentials reads {"<creator>": {"sessionCookie": "..."}, ...}
+// (local runs keep every creator in one file).
 func ParseCredentials(data []byte) (map[string]onlyfans.Credentials, error) {
 	var m map[string]onlyfans.Credentials
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -28,14 +51,19 @@ func ParseCredentials(data []byte) (map[string]onlyfans.Credentials, error) {
 	return m, nil
 }
 
-// StaticCredentials is a fixed map (local runs: from a file or env).
+// StaticCredentials is a fixed map (local runs: from a file or env); a
+// session's version is a digest of its cookie.
 type StaticCredentials map[string]onlyfans.Credentials
 
 // Get implements CredentialStore.
 func (s StaticCredentials) Get(_ context.Context, creator string) (onlyfans.Credentials, error) {
 	c, ok := s[creator]
 	if !ok {
-		return onlyfans.Credentials{}, fmt.Errorf("no credentials for creator %s", creator)
+		return onlyfans.Credentials{}, fmt.Errorf("%w: %s", ErrNoSession, creator)
+	}
+	if c.Version == "" {
+		sum := sha256.Sum256([]byte(c.SessionCookie))
+		c.Version = hex.EncodeToString(sum[:8])
 	}
 	return c, nil
 }
@@ -49,17 +77,29 @@ func FileCredentials(path string) (StaticCredentials, error) {
 	return ParseCredentials(b)
 }
 
-// SecretsManagerCredentials reads the map from one secret, cached for TTL so
-// a rotation is picked up without a restart.
+// SessionSecretName is the Secrets Manager name of one creator's session:
+// one secret per creator (a secret holds at most 64 KB, and a creator's
+// session is rotated and revoked on its own). The task role may read only
+// names under the prefix.
+func SessionSecretName(prefix, creator string) string { return prefix + creator }
+
+// SecretsManagerCredentials reads each creator's session from its own
+// secret, cached for TTL so a renewed session is picked up without a
+// restart; the secret's version id is the session's version.
 type SecretsManagerCredentials struct {
 	Client interface {
 		GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 	}
-	SecretID string
-	TTL      time.Duration
+	// Prefix of the secret names (huntaze/<env>/onlyfans-session/).
+	Prefix string
+	TTL    time.Duration
 
-	mu      sync.Mutex
-	cache   map[string]onlyfans.Credentials
+	mu    sync.Mutex
+	cache map[string]cachedSession
+}
+
+type cachedSession struct {
+	creds   onlyfans.Credentials
 	fetched time.Time
 }
 
@@ -67,16 +107,26 @@ type SecretsManagerCredentials struct {
 func (s *SecretsManagerCredentials) Get(ctx context.Context, creator string) (onlyfans.Credentials, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cache == nil || time.Since(s.fetched) > s.TTL {
-		out, err := s.Client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.SecretID)})
-		if err != nil {
-			return onlyfans.Credentials{}, fmt.Errorf("credentials secret: %w", err)
-		}
-		m, err := ParseCredentials([]byte(aws.ToString(out.SecretString)))
-		if err != nil {
-			return onlyfans.Credentials{}, err
-		}
-		s.cache, s.fetched = m, time.Now()
+	if c, ok := s.cache[creator]; ok && time.Since(c.fetched) <= s.TTL {
+		return c.creds, nil
 	}
-	return StaticCredentials(s.cache).Get(ctx, creator)
+	name := SessionSecretName(s.Prefix, creator)
+	out, err := s.Client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)})
+	var nf *smtypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return onlyfans.Credentials{}, fmt.Errorf("%w: %s (secret %s)", ErrNoSession, creator, name)
+	}
+	if err != nil {
+		return onlyfans.Credentials{}, fmt.Errorf("session secret %s: %w", name, err)
+	}
+	c, err := ParseSession([]byte(aws.ToString(out.SecretString)))
+	if err != nil {
+		return onlyfans.Credentials{}, fmt.Errorf("%s: %w", name, err)
+	}
+	c.Version = aws.ToString(out.VersionId)
+	if s.cache == nil {
+		s.cache = map[string]cachedSession{}
+	}
+	s.cache[creator] = cachedSession{creds: c, fetched: time.Now()}
+	return c, nil
 }

@@ -37,13 +37,17 @@ type State struct {
 	Attempting      bool
 	IdenticalBefore int
 	Failures        int
+	// PausedSession is the version of the creator's session the site
+	// rejected ("" when the creator is not paused).
+	PausedSession string
 }
 
 func (l *Ledger) key(kind, id string) string { return l.prefix + ":" + kind + ":" + id }
 
-// State reads the three entries in one round trip.
-func (l *Ledger) State(ctx context.Context, id string) (State, error) {
-	vals, err := l.rdb.MGet(ctx, l.key("sent", id), l.key("attempt", id), l.key("fail", id)).Result()
+// State reads the message's entries and its creator's pause in one round
+// trip.
+func (l *Ledger) State(ctx context.Context, id, creator string) (State, error) {
+	vals, err := l.rdb.MGet(ctx, l.key("sent", id), l.key("attempt", id), l.key("fail", id), l.key("paused", creator)).Result()
 	if err != nil {
 		return State{}, err
 	}
@@ -54,7 +58,19 @@ func (l *Ledger) State(ctx context.Context, id string) (State, error) {
 	if s, ok := vals[2].(string); ok {
 		st.Failures, _ = strconv.Atoi(s)
 	}
+	st.PausedSession, _ = vals[3].(string)
 	return st, nil
+}
+
+// Pause records that the site rejected the creator's session of version:
+// its messages wait until the session changes.
+func (l *Ledger) Pause(ctx context.Context, creator, version string) error {
+	return l.rdb.Set(ctx, l.key("paused", creator), version, l.ttl).Err()
+}
+
+// Resume lifts a creator's pause.
+func (l *Ledger) Resume(ctx context.Context, creator string) error {
+	return l.rdb.Del(ctx, l.key("paused", creator)).Err()
 }
 
 // MarkAttempting is written right before the send click, with the number of

@@ -147,6 +147,9 @@ const (
 	MetricFailure      = "scraping_failure_count"
 	MetricDuration     = "scraping_duration_ms"
 	MetricCircuitState = "circuit_state"
+	// MetricSessionInvalid counts rejected sessions, in total and per
+	// CreatorId (a paused creator's messages wait for a new session).
+	MetricSessionInvalid = "session_invalid"
 )
 
 // serverError makes a 5xx a breaker failure.
@@ -198,6 +201,9 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 	if err == nil {
 		err = msg.Validate()
 	}
+	if err == nil && len(msg.MediaURLs) > 0 {
+		err = errors.New("mediaUrls: " + message.MediaUnsupported)
+	}
 	ids := logIDs{sqsID: aws.ToString(m.MessageId), correlation: attr(m, "correlation_id")}
 	if err != nil {
 		out := Outcome{Action: DeadLetter, Class: ClassInvalid, Detail: err.Error(), Status: "dead_lettered"}
@@ -217,7 +223,7 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 // not its fault, recovered from an interrupted click, or sent now.
 func (p *Processor) process(ctx context.Context, msg message.Message, receives int) (Outcome, *onlyfans.Artifacts, int) {
 	id, creator := msg.MessageID, msg.CreatorKey()
-	st, err := p.ledger.State(ctx, id)
+	st, err := p.ledger.State(ctx, id, creator)
 	if err != nil {
 		// Without the ledger we cannot promise "never twice": do not send,
 		// and do not blame the message.
@@ -233,8 +239,17 @@ func (p *Processor) process(ctx context.Context, msg message.Message, receives i
 	if err != nil {
 		return p.wait(ctx, id, receives, ClassAuth, err.Error(), 0, 0, st.Failures), nil, 0
 	}
+	if st.PausedSession != "" {
+		if st.PausedSession == creds.Version {
+			return p.wait(ctx, id, receives, ClassAuth, "creator paused: the site rejected its session; waiting for a new one", 0, 0, st.Failures), nil, 0
+		}
+		p.log.Info("creator's session changed; resuming", "creator_id", creator, "session_version", creds.Version)
+		if err := p.ledger.Resume(ctx, creator); err != nil {
+			p.log.Warn("pause not lifted", "creator_id", creator, "error", err)
+		}
+	}
 	if st.Attempting {
-		if out, settled := p.recover(ctx, msg, creds, st); settled {
+		if out, settled := p.recover(ctx, msg, creds, st, receives); settled {
 			return out, nil, 0
 		}
 	}
@@ -242,7 +257,7 @@ func (p *Processor) process(ctx context.Context, msg message.Message, receives i
 	if stopped != nil {
 		return *stopped, art, res.Status
 	}
-	return p.judge(ctx, id, receives, res, attempts, st.Failures), art, res.Status
+	return p.judge(ctx, msg, creds, receives, res, attempts, st.Failures), art, res.Status
 }
 
 // wait releases a message held back by something that is not its fault.
@@ -261,9 +276,12 @@ func (p *Processor) wait(ctx context.Context, id string, receives int, class, de
 // after the click): the chat showing more texts identical to this one than
 // right before that click means it was sent. Otherwise the mark is cleared
 // and the message is sent again (settled false).
-func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State) (Outcome, bool) {
+func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int) (Outcome, bool) {
 	id := msg.MessageID
 	n, err := p.browser.CountIdentical(ctx, msg.CreatorKey(), creds, msg)
+	if errors.Is(err, onlyfans.ErrSessionRejected) {
+		return p.sessionRejected(ctx, msg, creds, receives, err.Error(), 0), true
+	}
 	if err != nil {
 		return p.fail(ctx, id, ClassBrowser, "checking an interrupted send: "+err.Error(), 0), true
 	}
@@ -277,6 +295,25 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	p.log.Info("interrupted attempt did not send; sending again", "message_id", id, "identical_texts", n)
 	p.clearAttempt(ctx, id)
 	return Outcome{}, false
+}
+
+// sessionRejected pauses the creator: the session, not the message, is at
+// fault, so this and every later message of the creator wait (growing
+// delays, never counted as failures) until the session's version changes.
+// The session_invalid metric (per creator, and in total for the alarm)
+// tells an operator to renew it (docs/runbook.md).
+func (p *Processor) sessionRejected(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, detail string, attempts int) Outcome {
+	creator := msg.CreatorKey()
+	if err := p.ledger.Pause(ctx, creator, creds.Version); err != nil {
+		p.log.Warn("pause not recorded", "creator_id", creator, "error", err)
+	}
+	p.log.Error("session rejected by the site; creator paused until its session changes", "creator_id", creator, "message_id", msg.MessageID, "session_version", creds.Version)
+	for _, em := range []*metrics.Emitter{p.metrics, p.metrics.With(map[string]string{"CreatorId": creator})} {
+		s := metrics.NewSet()
+		s.Add(MetricSessionInvalid, metrics.Count, 1)
+		_ = em.Emit(s)
+	}
+	return p.wait(ctx, msg.MessageID, receives, ClassAuth, detail, 0, attempts, 0)
 }
 
 // ledgerError stops a click whose attempt mark could not be written.
@@ -344,7 +381,8 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 }
 
 // judge turns the site's answer to a click into an outcome.
-func (p *Processor) judge(ctx context.Context, id string, receives int, res onlyfans.Result, attempts, failures int) Outcome {
+func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, res onlyfans.Result, attempts, failures int) Outcome {
+	id := msg.MessageID
 	switch {
 	case res.Status >= 200 && res.Status < 300:
 		if err := p.ledger.MarkSent(ctx, id); err != nil {
@@ -360,9 +398,8 @@ func (p *Processor) judge(ctx context.Context, id string, receives int, res only
 		}
 		return p.wait(ctx, id, receives, ClassRateLimited, "", delay, attempts, failures)
 	case res.Status == 401 || res.Status == 403:
-		// The creator's session, not the message: it waits, uncounted.
 		p.clearAttempt(ctx, id)
-		return p.wait(ctx, id, receives, ClassAuth, fmt.Sprintf("site answered %d (session expired?)", res.Status), 0, attempts, failures)
+		return p.sessionRejected(ctx, msg, creds, receives, fmt.Sprintf("site answered %d (session expired?)", res.Status), attempts)
 	default:
 		p.clearAttempt(ctx, id)
 		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Status: "dead_lettered", Attempts: attempts, Failures: failures}

@@ -37,6 +37,7 @@ type fixture struct {
 	consumer *scraper.Consumer
 	logs     *harness.Buffer
 	emf      *harness.Buffer
+	sessions *sessionStore
 
 	compressed *harness.CompressedVisibility
 }
@@ -71,9 +72,9 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 	if _, err := f.aws.S3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
 		t.Fatal(err)
 	}
-	creds := scraper.StaticCredentials{}
+	f.sessions = &sessionStore{creds: scraper.StaticCredentials{}}
 	for _, c := range []string{"creator-a", "creator-b"} {
-		creds[c] = onlyfans.Credentials{SessionCookie: f.site.AddCreator(c)}
+		f.sessions.set(c, f.site.AddCreator(c))
 	}
 	opts := browser.Options{DriverDir: harness.DriverDir(t)}
 	if err := opts.Check(); err != nil {
@@ -89,11 +90,30 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 		t.Fatal(err)
 	}
 	harness.PrimeFence(t, f.redis.Client(), gateCfg.FenceKey())
-	f.proc = scraper.NewProcessor(cfg, sender, gate, creds, f.ledger, scraper.Results{S3: f.aws.S3, Bucket: "results"}, log,
+	f.proc = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, scraper.Results{S3: f.aws.S3, Bucket: "results"}, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
 	f.compressed = &harness.CompressedVisibility{Client: f.aws.SQS}
 	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, f.proc, log)
 	return f
+}
+
+// sessionStore is a credential store the test can change while the
+// scraper runs (an operator renewing a creator's session).
+type sessionStore struct {
+	mu    sync.Mutex
+	creds scraper.StaticCredentials
+}
+
+func (s *sessionStore) set(creator, cookie string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.creds[creator] = onlyfans.Credentials{SessionCookie: cookie}
+}
+
+func (s *sessionStore) Get(ctx context.Context, creator string) (onlyfans.Credentials, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.creds.Get(ctx, creator)
 }
 
 func (f *fixture) consumerConfig() scraper.ConsumerConfig {
@@ -260,7 +280,7 @@ func TestA429StormOfTwoHundredReceivesIsDeliveredAndNeverDeadLettered(t *testing
 	// THEN it is sent once, never counted as a failure, never dead-lettered,
 	// after more receives than the old maxReceiveCount of 100, and its wait
 	// grew to the 15-minute cap
-	st, _ := f.ledger.State(context.Background(), m.MessageID)
+	st, _ := f.ledger.State(context.Background(), m.MessageID, m.CreatorKey())
 	asked := f.compressed.Asked()
 	if !ok || f.site.SendRequests() != 211 || len(f.dlq()) != 0 || st.Failures != 0 || !st.Sent {
 		t.Fatalf("ok %t, %d requests, ledger %+v", ok, f.site.SendRequests(), st)
@@ -299,7 +319,7 @@ func TestServerErrorsTwiceThenSuccessIsOneSendWithoutFailure(t *testing.T) {
 	m := f.newMessage("creator-a", "third time lucky")
 	f.enqueue(m)
 	ok := f.runUntil(15*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	st, _ := f.ledger.State(context.Background(), m.MessageID)
+	st, _ := f.ledger.State(context.Background(), m.MessageID, m.CreatorKey())
 	if !ok || len(f.site.Sent()) != 1 || f.site.SendRequests() != 3 || st.Failures != 0 {
 		t.Fatalf("ok %t, sent %d after %d requests, ledger %+v", ok, len(f.site.Sent()), f.site.SendRequests(), st)
 	}
@@ -359,7 +379,7 @@ func TestRepeatedFailuresBackOffThenDeadLetterAndSurviveRedelivery(t *testing.T)
 	// WHEN the scraper runs across redeliveries
 	ok := f.runUntil(20*time.Second, func() bool { return f.queueCount(f.queues.Workflows.DLQURL) == 1 })
 	// THEN the second failure (counted across receives in Redis) moved it to the DLQ
-	st, _ := f.ledger.State(context.Background(), m.MessageID)
+	st, _ := f.ledger.State(context.Background(), m.MessageID, m.CreatorKey())
 	if !ok || st.Failures != 2 || f.site.SendRequests() != 6 || f.queueCount(f.queues.Workflows.URL) != 0 {
 		t.Fatalf("ok %t, ledger %+v, requests %d", ok, st, f.site.SendRequests())
 	}
@@ -583,5 +603,40 @@ func TestRedisEmptiedRightAfterTheLastAllowedSendKeepsTheSiteUnderTheLimit(t *te
 	}
 	if !strings.Contains(f.logs.String(), "gate fenced") {
 		t.Fatal("the gate never reported the fence")
+	}
+}
+
+func TestARejectedSessionPausesTheCreatorUncountedAndResumesWhenTheSessionChanges(t *testing.T) {
+	// GIVEN creator-a's stored session is one the site rejects, two of its
+	// messages queued, and one of creator-b's
+	f := setup(t, testConfig())
+	f.compress()
+	f.sessions.set("creator-a", "expired-session")
+	a0, a1 := f.newMessage("creator-a", "a0"), f.newMessage("creator-a", "a1")
+	f.enqueue(a0, a1, f.newMessage("creator-b", "b0"))
+	// WHEN the scraper runs for 30 receives of creator-a's messages
+	f.runUntil(60*time.Second, func() bool { return len(f.compressed.Asked()) >= 30 && len(f.site.Sent()) == 1 })
+	// THEN creator-b was served, creator-a's messages wait uncounted (no
+	// failure, nothing dead-lettered), the site saw one rejected page load,
+	// and session_invalid was emitted for creator-a
+	st, _ := f.ledger.State(context.Background(), a0.MessageID, "creator-a")
+	if got := f.site.Texts("creator-b"); len(got) != 1 || len(f.site.Texts("creator-a")) != 0 || st.Failures != 0 || len(f.dlq()) != 0 || st.PausedSession == "" {
+		t.Fatalf("creator-b %v, creator-a %v, ledger %+v\n%s", got, f.site.Texts("creator-a"), st, f.logs)
+	}
+	if n := strings.Count(f.logs.String(), "session rejected by the site"); n != 1 {
+		t.Fatalf("the site was asked %d times with the rejected session", n)
+	}
+	if !strings.Contains(f.emf.String(), `"session_invalid":1`) || !strings.Contains(f.emf.String(), `"CreatorId":"creator-a"`) {
+		t.Fatalf("no session_invalid metric for creator-a:\n%s", f.emf)
+	}
+	// WHEN an operator stores a new session
+	f.sessions.set("creator-a", f.site.AddCreator("creator-a"))
+	// THEN creator-a resumes by itself: both delivered, in order, once
+	ok := f.runUntil(60*time.Second, func() bool { return len(f.site.Texts("creator-a")) == 2 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "a0,a1" {
+		t.Fatalf("after the new session: ok %t, %q\n%s", ok, got, f.logs)
+	}
+	if !strings.Contains(f.logs.String(), "session changed; resuming") {
+		t.Fatal("no resume logged")
 	}
 }

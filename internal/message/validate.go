@@ -70,6 +70,11 @@ func (e *ValidationError) Is(target error) bool {
 
 const sizeField = "message"
 
+// MediaUnsupported is why a message with mediaUrls is refused (API: 400;
+// scraper: dead-lettered): the scraper does not attach files yet, and
+// typing a URL into the chat is not what the sender meant.
+const MediaUnsupported = "attaching media is not supported yet; send the text alone (docs/api.md)"
+
 // validated mirrors Message with the rules as struct tags; kept apart from
 // Message so that the payload type stays a plain struct.
 type validated struct {

@@ -22,6 +22,9 @@ import (
 // Credentials of one creator's session.
 type Credentials struct {
 	SessionCookie string `json:"sessionCookie"`
+	// Version identifies this session (the secret's version): a creator
+	// paused for a rejected session resumes when it changes.
+	Version string `json:"-"`
 }
 
 // Selectors locate the page elements; the defaults match the chat page the
@@ -80,12 +83,16 @@ type Artifacts struct {
 // ErrTimeout marks a step that did not finish in time.
 var ErrTimeout = errors.New("browser step timed out")
 
+// ErrSessionRejected marks a session the site refused (login page, 401/403).
+var ErrSessionRejected = errors.New("session rejected by the site")
+
 // ErrBrowser marks a browser that crashed or failed.
 var ErrBrowser = errors.New("browser failure")
 
 type creatorContext struct {
-	ctx   playwright.BrowserContext
-	sends int
+	ctx     playwright.BrowserContext
+	version string // of the session its cookie holds
+	sends   int
 }
 
 // Sender owns one browser and one context per creator.
@@ -138,7 +145,7 @@ func (s *Sender) context(creator string, creds Credentials) (playwright.BrowserC
 		return nil, err
 	}
 	cc := s.contexts[creator]
-	if cc != nil && cc.sends >= s.cfg.RecycleAfter {
+	if cc != nil && (cc.sends >= s.cfg.RecycleAfter || cc.version != creds.Version) {
 		_ = cc.ctx.Close()
 		cc = nil
 	}
@@ -147,11 +154,16 @@ func (s *Sender) context(creator string, creds Credentials) (playwright.BrowserC
 		if err != nil {
 			return nil, fmt.Errorf("%w: new context: %v", ErrBrowser, err)
 		}
-		if err := bctx.AddCookies([]playwright.OptionalCookie{{Name: s.cfg.Selectors.CookieName, Value: creds.SessionCookie, URL: playwright.String(s.cfg.BaseURL)}}); err != nil {
+		// The session cookie as the site sets it: out of reach of page
+		// scripts, never sent in clear, not sent on cross-site requests.
+		if err := bctx.AddCookies([]playwright.OptionalCookie{{
+			Name: s.cfg.Selectors.CookieName, Value: creds.SessionCookie, URL: playwright.String(s.cfg.BaseURL),
+			HttpOnly: playwright.Bool(true), Secure: playwright.Bool(true), SameSite: playwright.SameSiteAttributeLax,
+		}}); err != nil {
 			_ = bctx.Close()
 			return nil, fmt.Errorf("%w: cookies: %v", ErrBrowser, err)
 		}
-		cc = &creatorContext{ctx: bctx}
+		cc = &creatorContext{ctx: bctx, version: creds.Version}
 		s.contexts[creator] = cc
 	}
 	cc.sends++
@@ -281,6 +293,9 @@ func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Crede
 	}
 	if err != nil {
 		return 0, err
+	}
+	if early != nil && (early.Status == 401 || early.Status == 403) {
+		return 0, fmt.Errorf("%w: chat page answered %d", ErrSessionRejected, early.Status)
 	}
 	if early != nil {
 		return 0, fmt.Errorf("chat page answered %d", early.Status)

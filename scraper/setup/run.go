@@ -87,5 +87,5 @@ func (s Settings) credentials(secrets *secretsmanager.Client) (scraper.Credentia
 	if s.CredentialsFile != "" {
 		return scraper.FileCredentials(s.CredentialsFile)
 	}
-	return &scraper.SecretsManagerCredentials{Client: secrets, SecretID: s.CredentialsARN, TTL: 5 * time.Minute}, nil
+	return &scraper.SecretsManagerCredentials{Client: secrets, Prefix: s.SessionSecretPrefix, TTL: 5 * time.Minute}, nil
 }

@@ -18,16 +18,19 @@ import (
 
 // Settings is the scraper's environment (the ECS task definition sets it).
 type Settings struct {
-	Environment     string `env:"ENVIRONMENT" envDefault:"dev"`
-	QueueURL        string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
-	DeadLetterURL   string `env:"WORKFLOWS_DLQ_URL,required,notEmpty"`
-	ResultsBucket   string `env:"RESULTS_BUCKET,required,notEmpty"`
-	BaseURL         string `env:"ONLYFANS_BASE_URL" envDefault:"https://onlyfans.com"`
-	CredentialsARN  string `env:"CREDENTIALS_SECRET_ARN"`
-	CredentialsFile string `env:"CREDENTIALS_FILE"`
-	DriverDir       string `env:"PLAYWRIGHT_DRIVER_PATH" envDefault:"/opt/playwright-driver"`
-	ChromiumPath    string `env:"CHROMIUM_PATH" envDefault:"/usr/lib/chromium/chromium"`
-	Redis           redisconn.Settings
+	Environment   string `env:"ENVIRONMENT" envDefault:"dev"`
+	QueueURL      string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
+	DeadLetterURL string `env:"WORKFLOWS_DLQ_URL,required,notEmpty"`
+	ResultsBucket string `env:"RESULTS_BUCKET,required,notEmpty"`
+	BaseURL       string `env:"ONLYFANS_BASE_URL" envDefault:"https://onlyfans.com"`
+	// SessionSecretPrefix names each creator's session secret:
+	// <prefix><creator> (scraper.SessionSecretName). CredentialsFile holds
+	// every creator's session in one JSON file instead (local runs).
+	SessionSecretPrefix string `env:"SESSION_SECRET_PREFIX"`
+	CredentialsFile     string `env:"CREDENTIALS_FILE"`
+	DriverDir           string `env:"PLAYWRIGHT_DRIVER_PATH" envDefault:"/opt/playwright-driver"`
+	ChromiumPath        string `env:"CHROMIUM_PATH" envDefault:"/usr/lib/chromium/chromium"`
+	Redis               redisconn.Settings
 
 	PollWait         time.Duration `env:"POLL_WAIT" envDefault:"20s"`
 	MaxGroups        int           `env:"MAX_GROUPS" envDefault:"4"`
@@ -74,8 +77,8 @@ func (s Settings) Gate() ratelimit.Config {
 // Load parses and checks the environment.
 func Load(environ map[string]string) (Settings, error) {
 	s, errs := envconfig.Parse[Settings](environ)
-	if (s.CredentialsARN == "") == (s.CredentialsFile == "") {
-		errs = append(errs, errors.New("set exactly one of CREDENTIALS_SECRET_ARN and CREDENTIALS_FILE"))
+	if (s.SessionSecretPrefix == "") == (s.CredentialsFile == "") {
+		errs = append(errs, errors.New("set exactly one of SESSION_SECRET_PREFIX and CREDENTIALS_FILE"))
 	}
 	if s.Redis.Addr == "" {
 		errs = append(errs, errors.New("REDIS_ADDR is required (failure counts and the sent ledger live there)"))

@@ -68,6 +68,7 @@ export interface components {
             recipientId: components["schemas"]["SafeId"];
             /** @description Characters SQS accepts only (no U+FFFE, U+FFFF, control characters other than tab and newlines). */
             content: string;
+            /** @description Refused with 400 (field mediaUrls) until the scraper can attach files; send the text alone. */
             mediaUrls?: string[];
             metadata?: {
                 [key: string]: string;

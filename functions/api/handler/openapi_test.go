@@ -84,7 +84,7 @@ func TestRealResponsesMatchTheOpenAPIDescription(t *testing.T) {
 		seen[method+" "+path+" "+http.StatusText(want)] = true
 	}
 
-	one := `{"creatorId":"creator-1","recipientId":"fan-9","content":"hello","priority":"high","metadata":{"k":"v"},"mediaUrls":["https://cdn.example.com/a.jpg"]}`
+	one := `{"creatorId":"creator-1","recipientId":"fan-9","content":"hello","priority":"high","metadata":{"k":"v"}}`
 	check("single", "POST", api.PathSend, user, one, nil, 202)
 	check("batch", "POST", api.PathSend, user, `{"messages":[`+one+`,`+one+`]}`, nil, 202)
 	check("keyed", "POST", api.PathSend, user, one, map[string]string{"Idempotency-Key": "k1"}, 202)

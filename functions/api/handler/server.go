@@ -395,15 +395,20 @@ func (s *Server) messages(drafts []Draft, batch bool, user string, c idempotency
 			MessageID: id, UserID: user, CreatorID: d.CreatorID, RecipientID: d.RecipientID, Content: d.Content,
 			Timestamp: c.timestamp, MediaURLs: d.MediaURLs, Metadata: d.Metadata, Priority: d.Priority,
 		}
+		var errs []message.FieldError
 		var verr *message.ValidationError
 		if err := msgs[i].Validate(); errors.As(err, &verr) {
 			tooLarge = tooLarge || errors.Is(err, message.ErrTooLarge)
-			for _, f := range verr.Fields {
-				if batch {
-					f.Field = fmt.Sprintf("messages[%d].%s", i, f.Field)
-				}
-				fields = append(fields, f)
+			errs = verr.Fields
+		}
+		if len(d.MediaURLs) > 0 {
+			errs = append(errs, message.FieldError{Field: "mediaUrls", Reason: message.MediaUnsupported})
+		}
+		for _, f := range errs {
+			if batch {
+				f.Field = fmt.Sprintf("messages[%d].%s", i, f.Field)
 			}
+			fields = append(fields, f)
 		}
 	}
 	if len(fields) == 0 {

@@ -156,7 +156,7 @@ func (f *fixture) send(body, token string) (*httptest.ResponseRecorder, map[stri
 	return f.do(call{method: "POST", path: api.PathSend, body: body, token: token})
 }
 
-const goodBody = `{"creatorId":"creator-1","recipientId":"fan-9","content":"hello <3 & welcome","mediaUrls":["https://cdn.example.com/a.jpg"],"priority":"high"}`
+const goodBody = `{"creatorId":"creator-1","recipientId":"fan-9","content":"hello <3 & welcome","priority":"high"}`
 
 func TestSendQueuesOneMessageWithAttributes(t *testing.T) {
 	// GIVEN a user with a valid token
@@ -228,6 +228,8 @@ func TestBadRequestsAreRefusedWithTheFieldAndNothingIsQueued(t *testing.T) {
 		{"missing content", `{"recipientId":"f"}`, "", 400, "content", "is required"},
 		{"blank content", `{"recipientId":"f","content":"  "}`, "", 400, "content", "must not be blank"},
 		{"http media", `{"recipientId":"f","content":"x","mediaUrls":["http://a.example/x"]}`, "", 400, "mediaUrls[0]", "must be an https URL with a host"},
+		{"media until attachments exist", `{"recipientId":"f","content":"x","mediaUrls":["https://cdn.example.com/a.jpg"]}`, "", 400, "mediaUrls", "attaching media is not supported yet"},
+		{"media in a batch", `{"messages":[{"recipientId":"f","content":"x"},{"recipientId":"f","content":"y","mediaUrls":["https://cdn.example.com/a.jpg"]}]}`, "", 400, "messages[1].mediaUrls", "attaching media is not supported yet"},
 		{"bad priority", `{"recipientId":"f","content":"x","priority":"urgent"}`, "", 400, "priority", "must be one of: low normal high"},
 		{"client messageId", `{"messageId":"x","recipientId":"f","content":"x"}`, "", 400, "messageId", "is set by the server"},
 		{"unknown field", `{"recipientId":"f","content":"x","to":"y"}`, "", 400, "to", "is not a known field"},

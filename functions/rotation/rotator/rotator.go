@@ -5,9 +5,9 @@
 //     gets it with the ROTATE strategy (old and new are both accepted), it is
 //     tested with AUTH + PING, then promoted to AWSCURRENT. Clients that read
 //     the old token at start keep working until the next rotation.
-//   - the OnlyFans sessions: OnlyFans offers no API to mint sessions, so
-//     rotation cannot renew them. It re-validates the stored JSON (every
-//     creator has a non-empty sessionCookie) and promotes the same value as a
+//   - a creator's OnlyFans session (one secret per creator): OnlyFans offers
+//     no API to mint sessions, so rotation cannot renew them. It
+//     re-validates the stored JSON (a non-empty sessionCookie) and promotes the same value as a
 //     new version, so a broken secret fails its scheduled rotation loudly
 //     (Secrets Manager reports it) instead of failing sends later. Renewal is
 //     done by an operator with put-secret-value (README).
@@ -200,19 +200,17 @@ func (r *Rotator) finish(ctx context.Context, ev Event, versions map[string][]st
 	return err
 }
 
-// ValidateSessions checks the OnlyFans sessions secret: a JSON object of
-// creator → {"sessionCookie": non-empty}.
+// ValidateSessions checks one creator's OnlyFans session secret:
+// {"sessionCookie": non-empty}.
 func ValidateSessions(s string) error {
-	var m map[string]struct {
+	var c struct {
 		SessionCookie string `json:"sessionCookie"`
 	}
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return fmt.Errorf("sessions secret is not a JSON object of creators: %w", err)
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
+		return fmt.Errorf("session secret is not a JSON object: %w", err)
 	}
-	for creator, c := range m {
-		if c.SessionCookie == "" {
-			return fmt.Errorf("creator %s has no sessionCookie", creator)
-		}
+	if c.SessionCookie == "" {
+		return errors.New("session secret has no sessionCookie")
 	}
 	return nil
 }

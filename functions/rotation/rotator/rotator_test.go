@@ -93,11 +93,11 @@ func TestRedisRotationStopsWhenTheNewTokenFailsItsTest(t *testing.T) {
 }
 
 func TestSessionsRotationRevalidatesAndRefusesABrokenSecret(t *testing.T) {
-	good := &fakeSecrets{values: map[string]string{"v1": `{"creator-1":{"sessionCookie":"abc"}}`}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
+	good := &fakeSecrets{values: map[string]string{"v1": `{"sessionCookie":"abc"}`}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
 	if err := run(t, &Rotator{Kind: OnlyFansSessions, Secrets: good}, "v2"); err != nil || good.values["v2"] != good.values["v1"] {
 		t.Fatalf("good sessions: %v, %v", err, good.values)
 	}
-	bad := &fakeSecrets{values: map[string]string{"v1": `{"creator-1":{"sessionCookie":""}}`}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
+	bad := &fakeSecrets{values: map[string]string{"v1": `{"sessionCookie":""}`}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
 	if err := run(t, &Rotator{Kind: OnlyFansSessions, Secrets: bad}, "v2"); err == nil {
 		t.Fatal("a creator without a session passed rotation")
 	}

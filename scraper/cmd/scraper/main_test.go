@@ -24,7 +24,7 @@ import (
 
 func TestLoadSettingsNamesWhatIsMissing(t *testing.T) {
 	_, err := setup.Load(map[string]string{"SHUTDOWN_DEADLINE": "150s"})
-	for _, want := range []string{"WORKFLOWS_QUEUE_URL", "RESULTS_BUCKET", "CREDENTIALS_SECRET_ARN", "REDIS_ADDR", "120s ECS stopTimeout"} {
+	for _, want := range []string{"WORKFLOWS_QUEUE_URL", "RESULTS_BUCKET", "SESSION_SECRET_PREFIX", "REDIS_ADDR", "120s ECS stopTimeout"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %s", err, want)
 		}

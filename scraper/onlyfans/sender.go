@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,29 +26,6 @@ type Credentials struct {
 	Version string `json:"-"`
 }
 
-// Selectors locate the page elements; the defaults match the chat page the
-// tests serve and are configuration so the real site's can be set.
-type Selectors struct {
-	ChatPath     string // fmt pattern with the fan id
-	Input        string
-	MediaInput   string
-	AddMedia     string
-	Send         string
-	History      string
-	SendRequest  string // glob of the site's send request URL
-	CookieName   string
-	LoginPathHas string // a final URL containing this means the session is gone
-}
-
-// DefaultSelectors returns the selectors of the chat page.
-func DefaultSelectors() Selectors {
-	return Selectors{
-		ChatPath: "/my/chats/chat/%s", Input: "#message-input", MediaInput: "#media-input", AddMedia: "#add-media",
-		Send: "#send", History: "#history .message", SendRequest: "**/api2/v2/chats/*/messages",
-		CookieName: "sess", LoginPathHas: "/login",
-	}
-}
-
 // Timeouts bound every step.
 type Timeouts struct {
 	Navigation time.Duration
@@ -59,10 +35,11 @@ type Timeouts struct {
 
 // Config of the sender.
 type Config struct {
-	BaseURL   string
-	Browser   browser.Options
-	Selectors Selectors
-	Timeouts  Timeouts
+	// BaseURL overrides the profile's (local runs: the fake site).
+	BaseURL  string
+	Browser  browser.Options
+	Profile  Profile
+	Timeouts Timeouts
 	// RecycleAfter closes a creator's browser context after that many sends
 	// (memory of long-lived pages grows).
 	RecycleAfter int
@@ -105,8 +82,11 @@ type Sender struct {
 
 // New returns a sender; the browser starts on first use.
 func New(cfg Config) *Sender {
-	if cfg.Selectors == (Selectors{}) {
-		cfg.Selectors = DefaultSelectors()
+	if cfg.Profile == (Profile{}) {
+		cfg.Profile = DefaultProfile()
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = cfg.Profile.BaseURL
 	}
 	if cfg.RecycleAfter <= 0 {
 		cfg.RecycleAfter = 50
@@ -156,10 +136,7 @@ func (s *Sender) context(creator string, creds Credentials) (playwright.BrowserC
 		}
 		// The session cookie as the site sets it: out of reach of page
 		// scripts, never sent in clear, not sent on cross-site requests.
-		if err := bctx.AddCookies([]playwright.OptionalCookie{{
-			Name: s.cfg.Selectors.CookieName, Value: creds.SessionCookie, URL: playwright.String(s.cfg.BaseURL),
-			HttpOnly: playwright.Bool(true), Secure: playwright.Bool(true), SameSite: playwright.SameSiteAttributeLax,
-		}}); err != nil {
+		if err := bctx.AddCookies([]playwright.OptionalCookie{s.sessionCookie(creds)}); err != nil {
 			_ = bctx.Close()
 			return nil, fmt.Errorf("%w: cookies: %v", ErrBrowser, err)
 		}
@@ -168,6 +145,17 @@ func (s *Sender) context(creator string, creds Credentials) (playwright.BrowserC
 	}
 	cc.sends++
 	return cc.ctx, nil
+}
+
+// sessionCookie is the creator's session cookie as the site sets it: out
+// of reach of page scripts, never sent in clear (a browser drops Secure on
+// a plain-http test site), not sent on cross-site requests.
+func (s *Sender) sessionCookie(creds Credentials) playwright.OptionalCookie {
+	sameSite, _ := s.cfg.Profile.sameSite() // validated at load
+	return playwright.OptionalCookie{
+		Name: s.cfg.Profile.SessionCookie.Name, Value: creds.SessionCookie, URL: playwright.String(s.cfg.BaseURL),
+		HttpOnly: playwright.Bool(true), Secure: playwright.Bool(true), SameSite: sameSite,
+	}
 }
 
 // Close closes every context and the browser.
@@ -187,12 +175,11 @@ func (s *Sender) openChat(bctx playwright.BrowserContext, fan string) (playwrigh
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: new page: %v", ErrBrowser, err)
 	}
-	u := strings.TrimSuffix(s.cfg.BaseURL, "/") + fmt.Sprintf(s.cfg.Selectors.ChatPath, url.PathEscape(fan))
-	resp, err := page.Goto(u, playwright.PageGotoOptions{Timeout: ms(s.cfg.Timeouts.Navigation)})
+	resp, err := page.Goto(s.cfg.Profile.chatURL(s.cfg.BaseURL, fan), playwright.PageGotoOptions{Timeout: ms(s.cfg.Timeouts.Navigation)})
 	if err != nil {
 		return page, nil, classify("open chat", err)
 	}
-	if strings.Contains(page.URL(), s.cfg.Selectors.LoginPathHas) {
+	if s.onLoginPage(page) {
 		return page, &Result{Status: 401}, nil
 	}
 	if resp != nil && resp.Status() >= 400 {
@@ -236,19 +223,9 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 	}
 	timeout := ms(s.cfg.Timeouts.Action)
 	if err := act("type message", func() error {
-		return page.Locator(s.cfg.Selectors.Input).Fill(msg.Content, playwright.LocatorFillOptions{Timeout: timeout})
+		return page.Locator(s.cfg.Profile.Input).Fill(msg.Content, playwright.LocatorFillOptions{Timeout: timeout})
 	}); err != nil {
 		return Result{}, capture(page), err
-	}
-	for _, media := range msg.MediaURLs {
-		if err := act("attach media", func() error {
-			if err := page.Locator(s.cfg.Selectors.MediaInput).Fill(media, playwright.LocatorFillOptions{Timeout: timeout}); err != nil {
-				return err
-			}
-			return page.Locator(s.cfg.Selectors.AddMedia).Click(playwright.LocatorClickOptions{Timeout: timeout})
-		}); err != nil {
-			return Result{}, capture(page), err
-		}
 	}
 	if beforeClick != nil {
 		identical, err := s.identical(page, msg.Content)
@@ -262,13 +239,18 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 	var resp playwright.Response
 	err = act("send", func() error {
 		var err error
-		resp, err = page.ExpectResponse(s.cfg.Selectors.SendRequest, func() error {
-			return page.Locator(s.cfg.Selectors.Send).Click(playwright.LocatorClickOptions{Timeout: timeout})
+		resp, err = page.ExpectResponse(s.cfg.Profile.SendRequest.URL, func() error {
+			return page.Locator(s.cfg.Profile.Send).Click(playwright.LocatorClickOptions{Timeout: timeout})
 		}, playwright.PageExpectResponseOptions{Timeout: ms(s.cfg.Timeouts.Response)})
 		return err
 	})
 	if err != nil {
 		return Result{}, capture(page), err
+	}
+	if m := resp.Request().Method(); !strings.EqualFold(m, s.cfg.Profile.SendRequest.Method) {
+		// The clicked request is not the one the profile reads: unknown
+		// outcome, kept as an attempt the next try counts.
+		return Result{}, capture(page), fmt.Errorf("%w: send answered by a %s to %s, the profile expects %s", ErrBrowser, m, resp.URL(), s.cfg.Profile.SendRequest.Method)
 	}
 	res := Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}
 	if res.Status >= 300 {
@@ -306,7 +288,7 @@ func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Crede
 // identical counts the creator's messages in the open chat whose text is
 // text (trimmed).
 func (s *Sender) identical(page playwright.Page, text string) (int, error) {
-	texts, err := page.Locator(s.cfg.Selectors.History).AllTextContents()
+	texts, err := page.Locator(s.cfg.Profile.History).AllTextContents()
 	if err != nil {
 		return 0, classify("read history", err)
 	}
@@ -317,6 +299,20 @@ func (s *Sender) identical(page playwright.Page, text string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// onLoginPage reports whether the site showed its login page instead of
+// the chat (the session is gone).
+func (s *Sender) onLoginPage(page playwright.Page) bool {
+	l := s.cfg.Profile.Login
+	if l.URLContains != "" && strings.Contains(page.URL(), l.URLContains) {
+		return true
+	}
+	if l.Selector == "" {
+		return false
+	}
+	n, err := page.Locator(l.Selector).Count()
+	return err == nil && n > 0
 }
 
 func capture(page playwright.Page) *Artifacts {

@@ -3,8 +3,11 @@ package onlyfans_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/playwright-community/playwright-go"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/message"
@@ -15,12 +18,24 @@ import (
 
 func newSender(t *testing.T, site *fakesite.Site) *onlyfans.Sender {
 	t.Helper()
+	return newSenderFor(t, site, onlyfans.DefaultProfile())
+}
+
+// variants are the fake site's DOMs and the profile that reaches each: the
+// same tests pass against both by switching the profile only.
+var variants = []struct {
+	site    fakesite.Variant
+	profile string // file; "" is the default profile
+}{{fakesite.VariantA, ""}, {fakesite.VariantB, "testdata/variant-b.json"}}
+
+func newSenderFor(t *testing.T, site *fakesite.Site, profile onlyfans.Profile) *onlyfans.Sender {
+	t.Helper()
 	opts := browser.Options{DriverDir: harness.DriverDir(t)}
 	if err := opts.Check(); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
 	s := onlyfans.New(onlyfans.Config{
-		BaseURL: site.URL, Browser: opts, RecycleAfter: 2,
+		BaseURL: site.URL, Browser: opts, RecycleAfter: 2, Profile: profile,
 		Timeouts: onlyfans.Timeouts{Navigation: 5 * time.Second, Action: 3 * time.Second, Response: 2 * time.Second},
 	})
 	t.Cleanup(func() { _ = s.Close() })
@@ -36,23 +51,34 @@ func msg(t *testing.T, fan, content string, media ...string) message.Message {
 	return m
 }
 
-func TestSendTypesAttachesAndReadsTheSiteStatus(t *testing.T) {
+func TestSendTypesAndReadsTheSiteStatusOnEitherVariant(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v.site.Name, func(t *testing.T) {
+			profile, err := onlyfans.LoadProfile(v.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testSendTypesAndReadsTheSiteStatus(t, fakesite.StartVariant(t, v.site), profile)
+		})
+	}
+}
+
+func testSendTypesAndReadsTheSiteStatus(t *testing.T, site *fakesite.Site, profile onlyfans.Profile) {
 	// GIVEN the fake site with a creator session
-	site := fakesite.Start(t)
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
-	s := newSender(t, site)
+	s := newSenderFor(t, site, profile)
 	ctx := context.Background()
 
-	// WHEN a message with media is sent
-	m := msg(t, "fan-7", "hello fan 7", "https://cdn.example.com/a.jpg", "https://cdn.example.com/b.jpg")
+	// WHEN a message is sent
+	m := msg(t, "fan-7", "hello fan 7")
 	res, art, err := s.Send(ctx, "creator-1", creds, m, nil)
 
-	// THEN the site recorded it with its media and answered 200
+	// THEN the site recorded it and answered 200
 	if err != nil || res.Status != 200 || art != nil {
 		t.Fatalf("Send = %+v, %v, %v", res, art, err)
 	}
 	sent := site.Sent()
-	if len(sent) != 1 || sent[0].Fan != "fan-7" || sent[0].Text != "hello fan 7" || len(sent[0].Media) != 2 {
+	if len(sent) != 1 || sent[0].Fan != "fan-7" || sent[0].Text != "hello fan 7" {
 		t.Fatalf("site recorded %+v", sent)
 	}
 	// AND the chat now counts it once, a text never sent zero times
@@ -88,12 +114,60 @@ func TestSendTypesAttachesAndReadsTheSiteStatus(t *testing.T) {
 	}
 }
 
-func TestSendWithAnExpiredSessionIs401(t *testing.T) {
+func TestSendWithAnExpiredSessionIs401OnEitherVariant(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v.site.Name, func(t *testing.T) {
+			profile, err := onlyfans.LoadProfile(v.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			site := fakesite.StartVariant(t, v.site)
+			s := newSenderFor(t, site, profile)
+			res, _, err := s.Send(context.Background(), "creator-1", onlyfans.Credentials{SessionCookie: "expired"}, msg(t, "fan-1", "hi"), nil)
+			if err != nil || res.Status != 401 || len(site.Sent()) != 0 {
+				t.Fatalf("expired session: %+v, %v", res, err)
+			}
+			if _, err := s.CountIdentical(context.Background(), "creator-1", onlyfans.Credentials{SessionCookie: "expired"}, msg(t, "fan-1", "hi")); !errors.Is(err, onlyfans.ErrSessionRejected) {
+				t.Fatalf("chat count with an expired session: %v", err)
+			}
+		})
+	}
+}
+
+func TestTheSessionCookieIsHttpOnlySecureAndSameSite(t *testing.T) {
 	site := fakesite.Start(t)
+	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
 	s := newSender(t, site)
-	res, _, err := s.Send(context.Background(), "creator-1", onlyfans.Credentials{SessionCookie: "expired"}, msg(t, "fan-1", "hi"), nil)
-	if err != nil || res.Status != 401 || len(site.Sent()) != 0 {
-		t.Fatalf("expired session: %+v, %v", res, err)
+	if res, _, err := s.Send(context.Background(), "creator-1", creds, msg(t, "fan-1", "hi"), nil); err != nil || res.Status != 200 {
+		t.Fatalf("send: %+v, %v", res, err)
+	}
+	cookies, err := s.CookiesForTest("creator-1")
+	if err != nil || len(cookies) != 1 {
+		t.Fatalf("cookies %v, %v", cookies, err)
+	}
+	// The browser keeps HttpOnly and SameSite; it drops Secure on this
+	// plain-http test site, so the cookie as set is checked for it.
+	c := cookies[0]
+	if c.Name != "sess" || !c.HttpOnly || c.SameSite == nil || *c.SameSite != *playwright.SameSiteAttributeLax {
+		t.Fatalf("session cookie %+v", c)
+	}
+	if set := s.SessionCookieForTest(creds); set.Secure == nil || !*set.Secure || set.HttpOnly == nil || !*set.HttpOnly {
+		t.Fatalf("cookie as set: %+v", set)
+	}
+}
+
+func TestProfilesAreValidatedWithTheFieldNamed(t *testing.T) {
+	if err := onlyfans.DefaultProfile().Validate(); err != nil {
+		t.Fatalf("default profile: %v", err)
+	}
+	_, err := onlyfans.ParseProfile([]byte(`{"name":"x","baseUrl":"ftp://x","chatPath":"/chat","input":"#i","send":"","history":"h","sendRequest":{"method":"GET","url":"**/x"},"sessionCookie":{"name":"s","sameSite":"Sometimes"},"login":{}}`))
+	for _, want := range []string{"baseUrl", "chatPath", "send is required", "sendRequest.method", "sessionCookie.sameSite", "login needs"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+	if _, err := onlyfans.ParseProfile([]byte(`{"name":"x","chatPth":"/c/{fan}"}`)); err == nil || !strings.Contains(err.Error(), "chatPth") {
+		t.Errorf("a misspelt key: %v", err)
 	}
 }
 

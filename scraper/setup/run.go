@@ -45,7 +45,11 @@ func Run(stop context.Context, s Settings, p Platform) error {
 	if err != nil {
 		return err
 	}
-	sender := onlyfans.New(s.Sender())
+	senderCfg, err := s.Sender()
+	if err != nil {
+		return err
+	}
+	sender := onlyfans.New(senderCfg)
 	if err := sender.Start(); err != nil {
 		return err
 	}

@@ -22,7 +22,11 @@ type Settings struct {
 	QueueURL      string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
 	DeadLetterURL string `env:"WORKFLOWS_DLQ_URL,required,notEmpty"`
 	ResultsBucket string `env:"RESULTS_BUCKET,required,notEmpty"`
-	BaseURL       string `env:"ONLYFANS_BASE_URL" envDefault:"https://onlyfans.com"`
+	// SiteProfileFile is the site profile (selectors, routes, cookie,
+	// login page: onlyfans.Profile); empty is the built-in OnlyFans
+	// profile. BaseURL overrides the profile's base URL (local runs).
+	SiteProfileFile string `env:"SITE_PROFILE_FILE"`
+	BaseURL         string `env:"ONLYFANS_BASE_URL"`
 	// SessionSecretPrefix names each creator's session secret:
 	// <prefix><creator> (scraper.SessionSecretName). CredentialsFile holds
 	// every creator's session in one JSON file instead (local runs).
@@ -92,6 +96,9 @@ func Load(environ map[string]string) (Settings, error) {
 	if s.MaxFailures < 1 || s.BackoffFactor < 1 || s.ServerAttempts < 1 || s.BreakerFailures < 1 {
 		errs = append(errs, errors.New("MAX_FAILURES, SERVER_ATTEMPTS, BREAKER_FAILURES must be ≥ 1 and BACKOFF_FACTOR ≥ 1"))
 	}
+	if _, err := onlyfans.LoadProfile(s.SiteProfileFile); err != nil {
+		errs = append(errs, fmt.Errorf("SITE_PROFILE_FILE: %w", err))
+	}
 	if err := s.Gate().Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -124,11 +131,12 @@ func (s Settings) Consumer() scraper.ConsumerConfig {
 	return scraper.ConsumerConfig{QueueURL: s.QueueURL, DeadLetterURL: s.DeadLetterURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: time.Second, Heartbeat: s.Heartbeat}
 }
 
-// Sender returns the browser sender configuration.
-func (s Settings) Sender() onlyfans.Config {
+// Sender returns the browser sender configuration with its site profile.
+func (s Settings) Sender() (onlyfans.Config, error) {
+	profile, err := onlyfans.LoadProfile(s.SiteProfileFile)
 	return onlyfans.Config{
-		BaseURL: s.BaseURL, Browser: browser.Options{DriverDir: s.DriverDir, ChromiumPath: s.ChromiumPath},
+		BaseURL: s.BaseURL, Profile: profile, Browser: browser.Options{DriverDir: s.DriverDir, ChromiumPath: s.ChromiumPath},
 		Timeouts:     onlyfans.Timeouts{Navigation: s.NavTimeout, Action: s.ActionTimeout, Response: s.ResponseTimeout},
 		RecycleAfter: s.RecycleAfter,
-	}
+	}, err
 }

@@ -18,7 +18,36 @@ import (
 	"time"
 )
 
-// SessionCookie is the cookie name holding a creator's session.
+// Variant is one DOM and API of the site. The scraper reaches either by
+// its site profile alone (scraper/onlyfans: profiles/onlyfans.json for A,
+// testdata/variant-b.json for B).
+type Variant struct {
+	Name       string
+	ChatRoute  string // mux pattern with {fan}
+	SendRoute  string // mux pattern with method and {fan}
+	SendURL    string // the page's fetch URL, with %s for the fan
+	SendMethod string
+	Cookie     string
+	LoginPath  string
+	chat       *template.Template
+	login      string
+}
+
+// VariantA is the default profile's DOM.
+var VariantA = Variant{
+	Name: "a", ChatRoute: "GET /my/chats/chat/{fan}", SendRoute: "POST /api2/v2/chats/{fan}/messages", SendURL: "/api2/v2/chats/%s/messages",
+	SendMethod: "POST", Cookie: "sess", LoginPath: "/login", chat: chatTemplate,
+	login: `<!doctype html><title>Login</title><form id="login">Log in</form>`,
+}
+
+// VariantB is another web app: other paths, elements, method and cookie.
+var VariantB = Variant{
+	Name: "b", ChatRoute: "GET /inbox/{fan}/thread", SendRoute: "PUT /api/v3/inbox/{fan}/send", SendURL: "/api/v3/inbox/%s/send",
+	SendMethod: "PUT", Cookie: "sid", LoginPath: "/auth/signin", chat: chatTemplateB,
+	login: `<!doctype html><title>Sign in</title><div id="signin">Sign in</div>`,
+}
+
+// SessionCookie is the cookie name holding a creator's session (variant A).
 const SessionCookie = "sess"
 
 // Sent is one message the site accepted.
@@ -44,6 +73,7 @@ type Fault struct {
 // Site is a running fake site.
 type Site struct {
 	*httptest.Server
+	variant  Variant
 	mu       sync.Mutex
 	sessions map[string]string // session token -> creator
 	sent     []Sent
@@ -86,16 +116,26 @@ func Start(t interface{ Cleanup(func()) }) *Site {
 	return s
 }
 
-// New serves the site on 127.0.0.1 until Close (make dev).
-func New() *Site {
-	s := &Site{sessions: map[string]string{}, refused: map[string]int{}}
+// StartVariant serves variant v until the test ends.
+func StartVariant(t interface{ Cleanup(func()) }, v Variant) *Site {
+	s := NewVariant(v)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// New serves the site (variant A) on 127.0.0.1 until Close (make dev).
+func New() *Site { return NewVariant(VariantA) }
+
+// NewVariant serves variant v on 127.0.0.1 until Close.
+func NewVariant(v Variant) *Site {
+	s := &Site{variant: v, sessions: map[string]string{}, refused: map[string]int{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /my/chats/chat/{fan}", s.chatPage)
-	mux.HandleFunc("POST /api2/v2/chats/{fan}/messages", s.send)
-	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(v.ChatRoute, s.chatPage)
+	mux.HandleFunc(v.SendRoute, s.send)
+	mux.HandleFunc("GET "+v.LoginPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`<!doctype html><title>Login</title><form id="login">Log in</form>`))
+		_, _ = w.Write([]byte(v.login))
 	})
 	s.Server = httptest.NewServer(mux)
 	return s
@@ -132,7 +172,7 @@ func (s *Site) SendRequests() int {
 }
 
 func (s *Site) creator(r *http.Request) (string, bool) {
-	c, err := r.Cookie(SessionCookie)
+	c, err := r.Cookie(s.variant.Cookie)
 	if err != nil {
 		return "", false
 	}
@@ -147,20 +187,13 @@ var chatTemplate = template.Must(template.New("chat").Parse(`<!doctype html>
 <body>
 <ul id="history">{{range .History}}<li class="message">{{.}}</li>{{end}}</ul>
 <textarea id="message-input" aria-label="Message"></textarea>
-<input id="media-input" type="url" aria-label="Media URL"><button id="add-media" type="button">Add media</button>
-<ul id="media-list"></ul>
 <button id="send" type="button">Send</button>
 <p id="send-status"></p>
 <script>
-const media = [];
-document.getElementById('add-media').onclick = () => {
-  const input = document.getElementById('media-input');
-  if (input.value) { media.push(input.value); const li = document.createElement('li'); li.textContent = input.value; document.getElementById('media-list').appendChild(li); input.value = ''; }
-};
 document.getElementById('send').onclick = async () => {
   const text = document.getElementById('message-input').value;
   try {
-    const r = await fetch('/api2/v2/chats/{{.Fan}}/messages', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({text, media})});
+    const r = await fetch({{.SendURL}}, {method: {{.Method}}, headers: {'Content-Type': 'application/json'}, body: JSON.stringify({text})});
     document.getElementById('send-status').textContent = 'status ' + r.status;
   } catch (e) {
     document.getElementById('send-status').textContent = 'network error';
@@ -169,10 +202,24 @@ document.getElementById('send').onclick = async () => {
 </script>
 </body></html>`))
 
+var chatTemplateB = template.Must(template.New("chat-b").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>{{.Fan}}</title></head>
+<body>
+<main class="thread">{{range .History}}<div class="bubble outgoing"><span>{{.}}</span></div>{{end}}<div class="bubble incoming"><span>hey, any news?</span></div></main>
+<footer><textarea data-test="composer" placeholder="Write a message"></textarea>
+<button aria-label="Send message" type="button">&#10148;</button></footer>
+<script>
+document.querySelector("button[aria-label='Send message']").addEventListener('click', async () => {
+  const text = document.querySelector('[data-test=composer]').value;
+  try { await fetch({{.SendURL}}, {method: {{.Method}}, headers: {'Content-Type': 'application/json'}, body: JSON.stringify({text})}); } catch (e) {}
+});
+</script>
+</body></html>`))
+
 func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 	creator, ok := s.creator(r)
 	if !ok {
-		http.Redirect(w, r, "/login", http.StatusFound)
+		http.Redirect(w, r, s.variant.LoginPath, http.StatusFound)
 		return
 	}
 	fan := r.PathValue("fan")
@@ -199,7 +246,7 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = chatTemplate.Execute(w, map[string]any{"Fan": fan, "History": history})
+	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod})
 }
 
 func (s *Site) send(w http.ResponseWriter, r *http.Request) {

@@ -23,8 +23,8 @@ import (
 )
 
 func TestLoadSettingsNamesWhatIsMissing(t *testing.T) {
-	_, err := setup.Load(map[string]string{"SHUTDOWN_DEADLINE": "150s"})
-	for _, want := range []string{"WORKFLOWS_QUEUE_URL", "RESULTS_BUCKET", "SESSION_SECRET_PREFIX", "REDIS_ADDR", "120s ECS stopTimeout"} {
+	_, err := setup.Load(map[string]string{"SHUTDOWN_DEADLINE": "150s", "SITE_PROFILE_FILE": "/no/such/profile.json"})
+	for _, want := range []string{"WORKFLOWS_QUEUE_URL", "RESULTS_BUCKET", "SESSION_SECRET_PREFIX", "REDIS_ADDR", "120s ECS stopTimeout", "SITE_PROFILE_FILE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %s", err, want)
 		}
@@ -53,7 +53,12 @@ func buildBinary(t *testing.T) string {
 
 func newProcess(t *testing.T, extra ...string) *process {
 	t.Helper()
-	p := &process{t: t, bin: buildBinary(t), site: fakesite.Start(t), aws: harness.StartFauxqs(t)}
+	return newProcessOn(t, fakesite.VariantA, extra...)
+}
+
+func newProcessOn(t *testing.T, v fakesite.Variant, extra ...string) *process {
+	t.Helper()
+	p := &process{t: t, bin: buildBinary(t), site: fakesite.StartVariant(t, v), aws: harness.StartFauxqs(t)}
 	r := harness.StartRedis(t)
 	// The gate's Redis has served it before: no one-window fence at start.
 	harness.PrimeFence(t, r.Client(), setup.Settings{Environment: "test"}.Gate().FenceKey())
@@ -183,4 +188,24 @@ func TestSIGKILLBetweenSendAndDeleteThenRestartSendsExactlyOnce(t *testing.T) {
 	if code := second.Wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("second exit %d", code)
 	}
+}
+
+func TestTheSameBinaryServesTheOtherSiteVariantByItsProfileAlone(t *testing.T) {
+	// GIVEN the fake site's second DOM variant and its profile file
+	profile, err := filepath.Abs("../../onlyfans/testdata/variant-b.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProcessOn(t, fakesite.VariantB, "SITE_PROFILE_FILE="+profile)
+	p.enqueue("creator-a", "hello from variant b")
+	p.enqueue("creator-a", "hello from variant b")
+	// WHEN the scraper runs
+	proc := p.start()
+	waitFor(t, 60*time.Second, "the queue to empty", func() bool { return p.count(p.queues.Workflows.URL) == 0 })
+	// THEN both identical texts reached the site, once each
+	if got := p.site.Texts("creator-a"); len(got) != 2 || p.site.SendRequests() != 2 {
+		t.Fatalf("site got %q from %d requests\n%s", got, p.site.SendRequests(), proc.Output())
+	}
+	_ = proc.SignalMain(syscall.SIGTERM)
+	proc.Wait(t, 30*time.Second)
 }

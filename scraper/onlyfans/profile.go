@@ -1,0 +1,149 @@
+package onlyfans
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/playwright-community/playwright-go"
+)
+
+// Profile is everything site-specific the sender uses: where a fan's chat
+// is, how to type and send, which request's HTTP status says whether the
+// site took a message, which cookie carries the session, and how the login
+// page looks. It is configuration (SITE_PROFILE_FILE), so a change of the
+// site's web app is a file change, not a release.
+type Profile struct {
+	Name    string `json:"name"`
+	BaseURL string `json:"baseUrl"`
+	// ChatPath is the path of a fan's chat; {fan} is the recipient id.
+	ChatPath string `json:"chatPath"`
+	Input    string `json:"input"`
+	Send     string `json:"send"`
+	// History matches the creator's own messages in the open chat (their
+	// text is compared to count identical messages).
+	History     string      `json:"history"`
+	SendRequest SendRequest `json:"sendRequest"`
+	// SessionCookie is set HttpOnly and Secure, with this SameSite.
+	SessionCookie Cookie `json:"sessionCookie"`
+	Login         Login  `json:"login"`
+}
+
+// SendRequest is the site's own request behind the send button: its HTTP
+// status is the send's outcome.
+type SendRequest struct {
+	Method string `json:"method"`
+	URL    string `json:"url"` // glob, as Playwright matches URLs
+}
+
+// Cookie names the session cookie.
+type Cookie struct {
+	Name     string `json:"name"`
+	SameSite string `json:"sameSite"` // Strict | Lax | None
+}
+
+// Login recognises the login page (the session is gone): a final URL
+// containing URLContains, or an element matching Selector.
+type Login struct {
+	URLContains string `json:"urlContains"`
+	Selector    string `json:"selector"`
+}
+
+//go:embed profiles/onlyfans.json
+var defaultProfile []byte
+
+// DefaultProfile is our best knowledge of OnlyFans' web app (chat path,
+// API route, session cookie name). The element selectors are the ones the
+// fake site serves and must be checked against the live site before
+// production (docs/scraper.md: make e2e-real).
+func DefaultProfile() Profile {
+	p, err := ParseProfile(defaultProfile)
+	if err != nil {
+		panic("embedded site profile: " + err.Error()) // a test keeps it valid
+	}
+	return p
+}
+
+// LoadProfile reads a profile file; "" gives DefaultProfile.
+func LoadProfile(path string) (Profile, error) {
+	if path == "" {
+		return DefaultProfile(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Profile{}, fmt.Errorf("site profile: %w", err)
+	}
+	p, err := ParseProfile(b)
+	if err != nil {
+		return Profile{}, fmt.Errorf("site profile %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// ParseProfile decodes and validates a profile; unknown fields are errors
+// (a misspelt key would otherwise silently keep a default).
+func ParseProfile(b []byte) (Profile, error) {
+	var p Profile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return Profile{}, err
+	}
+	return p, p.Validate()
+}
+
+// Validate names every field that is missing or malformed.
+func (p Profile) Validate() error {
+	var errs []error
+	need := func(field, v string) {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, fmt.Errorf("%s is required", field))
+		}
+	}
+	need("name", p.Name)
+	need("input", p.Input)
+	need("send", p.Send)
+	need("history", p.History)
+	need("sendRequest.url", p.SendRequest.URL)
+	need("sessionCookie.name", p.SessionCookie.Name)
+	if u, err := url.Parse(p.BaseURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		errs = append(errs, fmt.Errorf("baseUrl must be an absolute http(s) URL, got %q", p.BaseURL))
+	}
+	if !strings.HasPrefix(p.ChatPath, "/") || strings.Count(p.ChatPath, "{fan}") != 1 {
+		errs = append(errs, fmt.Errorf("chatPath must start with / and hold {fan} once, got %q", p.ChatPath))
+	}
+	switch strings.ToUpper(p.SendRequest.Method) {
+	case "POST", "PUT", "PATCH":
+	default:
+		errs = append(errs, fmt.Errorf("sendRequest.method must be POST, PUT or PATCH, got %q", p.SendRequest.Method))
+	}
+	if _, err := p.sameSite(); err != nil {
+		errs = append(errs, err)
+	}
+	if p.Login.URLContains == "" && p.Login.Selector == "" {
+		errs = append(errs, errors.New("login needs urlContains or selector (how an expired session shows)"))
+	}
+	return errors.Join(errs...)
+}
+
+func (p Profile) sameSite() (*playwright.SameSiteAttribute, error) {
+	switch p.SessionCookie.SameSite {
+	case "Strict":
+		return playwright.SameSiteAttributeStrict, nil
+	case "Lax", "":
+		return playwright.SameSiteAttributeLax, nil
+	case "None":
+		return playwright.SameSiteAttributeNone, nil
+	}
+	return nil, fmt.Errorf("sessionCookie.sameSite must be Strict, Lax or None, got %q", p.SessionCookie.SameSite)
+}
+
+// chatURL is the fan's chat on base.
+func (p Profile) chatURL(base, fan string) string {
+	return strings.TrimSuffix(base, "/") + strings.Replace(p.ChatPath, "{fan}", url.PathEscape(fan), 1)
+}

@@ -326,6 +326,33 @@ func TestSeed003R8_5_SecretsWithCMKAnd90DayRotation(t *testing.T) {
 	}
 }
 
+func TestCapturesKeptSevenDaysUnderTheirOwnKeyTheTaskOnlyEncryptsWith(t *testing.T) {
+	// GIVEN the dev pipeline
+	st := system(t, "dev").Pipeline.Stack
+	tmpl := assertions.Template_FromStack(st, nil)
+	// THEN captures expire after 7 days
+	tmpl.HasResourceProperties(jsii.String("AWS::S3::Bucket"), map[string]any{
+		"LifecycleConfiguration": map[string]any{"Rules": assertions.Match_ArrayWith(&[]any{
+			assertions.Match_ObjectLike(&map[string]any{"Id": "failure-artifacts", "Prefix": "artifacts/", "ExpirationInDays": 7}),
+		})},
+	})
+	// AND the bucket refuses a capture under any other key
+	policy := ""
+	for _, p := range resources(t, st, "AWS::S3::BucketPolicy") {
+		policy += js(p)
+	}
+	if !strings.Contains(policy, `"Sid":"CapturesUnderTheirKeyOnly"`) || !strings.Contains(policy, `"s3:x-amz-server-side-encryption-aws-kms-key-id":{"Fn::GetAtt":["StorageCapturesKey`) {
+		t.Fatalf("no deny of captures under other keys: %s", policy)
+	}
+	// AND the scraper is told the key (its grants: GenerateDataKey only,
+	// TestSeed003R8_1_R8_2_LeastPrivilegeExactly)
+	tmpl.HasResourceProperties(jsii.String("AWS::ECS::TaskDefinition"), map[string]any{
+		"ContainerDefinitions": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"Environment": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{"Name": "CAPTURES_KMS_KEY_ID"})}),
+		})}),
+	})
+}
+
 func TestResultsBucket_EncryptedTLSOnlyPrivateWithLifecycle(t *testing.T) {
 	st := system(t, "dev").Pipeline.Stack
 	var results map[string]any
@@ -382,7 +409,7 @@ func TestSeed003R8_1_R8_2_LeastPrivilegeExactly(t *testing.T) {
 			"ecr:BatchCheckLayerAvailability → cdk-image-repository", "ecr:BatchGetImage → cdk-image-repository", "ecr:GetAuthorizationToken → *", "ecr:GetDownloadUrlForLayer → cdk-image-repository", "logs:CreateLogStream → own-logs", "logs:PutLogEvents → own-logs",
 		}},
 		{"ScraperTaskRole", []string{
-			"kms:Decrypt → cache-key", "kms:Decrypt → credentials-key", "kms:Decrypt → workflows-key", "kms:GenerateDataKey → workflows-key", "s3:PutObject → artifacts/*", "s3:PutObject → results/*", "secretsmanager:GetSecretValue → redis-secret", "secretsmanager:GetSecretValue → session-secrets", "sqs:ChangeMessageVisibility → workflows-queue", "sqs:DeleteMessage → workflows-queue", "sqs:ReceiveMessage → workflows-queue", "sqs:SendMessage → workflows-dlq",
+			"kms:Decrypt → cache-key", "kms:Decrypt → credentials-key", "kms:Decrypt → workflows-key", "kms:GenerateDataKey → captures-key", "kms:GenerateDataKey → workflows-key", "s3:PutObject → artifacts/*", "s3:PutObject → results/*", "secretsmanager:GetSecretValue → redis-secret", "secretsmanager:GetSecretValue → session-secrets", "sqs:ChangeMessageVisibility → workflows-queue", "sqs:DeleteMessage → workflows-queue", "sqs:ReceiveMessage → workflows-queue", "sqs:SendMessage → workflows-dlq",
 		}},
 	}
 	tpl, err := iampolicy.Parse(assertions.Template_FromStack(st, nil).ToJSON())

@@ -65,6 +65,7 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 	allow(taskRole, []string{"s3:PutObject"}, props.Storage.Results.ArnForObjects(jsii.String("results/*")), props.Storage.Results.ArnForObjects(jsii.String("artifacts/*")))
 	allow(taskRole, []string{"secretsmanager:GetSecretValue"}, props.Credentials.SecretsArn, props.Cache.AuthToken.SecretArn())
 	allow(taskRole, []string{"kms:Decrypt"}, props.Credentials.Key.KeyArn(), props.Cache.Key.KeyArn())
+	allow(taskRole, []string{"kms:GenerateDataKey"}, props.Storage.CapturesKey.KeyArn()) // encrypt only: reading captures is for operators
 	suppress(taskRole, Suppression{Rule: "AwsSolutions-IAM5", Reason: "Result objects are written under results/ and artifacts/ with per-message keys.",
 		AppliesTo: []string{"regex:/^Resource::<.*Results.*\\.Arn>\\/(results|artifacts)\\/\\*$/"}},
 		Suppression{Rule: "AwsSolutions-IAM5", Reason: "One secret per creator (created when the creator connects): the task reads the environment's session-secret prefix, nothing else.",
@@ -89,6 +90,7 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 			s.Environment = props.Env.Name
 			s.QueueURL, s.DeadLetterURL = *q.Workflows.QueueUrl(), *q.WorkflowsDLQ.QueueUrl()
 			s.ResultsBucket = *props.Storage.Results.BucketName()
+			s.CapturesKey = *props.Storage.CapturesKey.KeyArn()
 			s.Redis = props.Cache.ClientSettings()
 			s.SessionSecretPrefix = props.Credentials.Prefix
 			s.ShutdownDeadline = (ScraperStopTimeoutSec - 20) * time.Second // finish in-flight sends before ECS kills the task

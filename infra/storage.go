@@ -3,6 +3,8 @@ package infra
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -23,7 +25,13 @@ type Storage struct {
 	FallbackTable    awsdynamodb.Table
 	IdempotencyTable awsdynamodb.Table
 	Results          awss3.Bucket
+	// CapturesKey encrypts failure captures (screenshots and pages of a
+	// creator's logged-in chat): only the scraper task encrypts with it.
+	CapturesKey awskms.Key
 }
+
+// CapturesDays is how long failure captures are kept.
+const CapturesDays = 7
 
 // NewStorage creates the fallback and idempotency tables (on demand, point in
 // time recovery, TTL) and the results bucket (encrypted, TLS only, no public
@@ -67,12 +75,23 @@ func NewStorage(scope constructs.Construct, id string, props StorageProps) *Stor
 		ServerAccessLogsBucket: accessLogs,
 		ServerAccessLogsPrefix: jsii.String("results/"),
 		LifecycleRules: &[]*awss3.LifecycleRule{
-			// Screenshots and page dumps are for debugging failures.
-			{Id: jsii.String("failure-artifacts"), Prefix: jsii.String("artifacts/"), Expiration: awscdk.Duration_Days(jsii.Number(30))},
+			// Screenshots and pages of a creator's chat are for debugging
+			// failures, and no longer.
+			{Id: jsii.String("failure-artifacts"), Prefix: jsii.String("artifacts/"), Expiration: awscdk.Duration_Days(jsii.Number(CapturesDays))},
 			{Id: jsii.String("outcome-records"), Prefix: jsii.String("results/"), Expiration: awscdk.Duration_Days(jsii.Number(365))},
 		},
 		RemovalPolicy:     removal,
 		AutoDeleteObjects: jsii.Bool(removal == awscdk.RemovalPolicy_DESTROY),
 	})
+	s.CapturesKey = awskms.NewKey(c, jsii.String("CapturesKey"), &awskms.KeyProps{
+		Description:       jsii.String("Encrypts the scraper's failure captures (" + props.Env.Name + ")"),
+		EnableKeyRotation: jsii.Bool(true), RemovalPolicy: removal,
+	})
+	// A capture under any other key (or none) is refused.
+	s.Results.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String("CapturesUnderTheirKeyOnly"), Effect: awsiam.Effect_DENY, Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions: jsii.Strings("s3:PutObject"), Resources: jsii.Strings(*s.Results.ArnForObjects(jsii.String("artifacts/*"))),
+		Conditions: &map[string]any{"StringNotEquals": map[string]any{"s3:x-amz-server-side-encryption-aws-kms-key-id": s.CapturesKey.KeyArn()}},
+	}))
 	return s
 }

@@ -320,7 +320,9 @@ func capture(page playwright.Page) *Artifacts {
 		return nil
 	}
 	a := &Artifacts{}
-	a.Screenshot, _ = page.Screenshot(playwright.PageScreenshotOptions{FullPage: playwright.Bool(true), Timeout: playwright.Float(5000)})
+	// The viewport only: enough to see what went wrong, less of the
+	// creator's conversation than a full page.
+	a.Screenshot, _ = page.Screenshot(playwright.PageScreenshotOptions{FullPage: playwright.Bool(false), Timeout: playwright.Float(5000)})
 	a.HTML, _ = page.Content()
 	return a
 }

@@ -64,7 +64,7 @@ func Run(stop context.Context, s Settings, p Platform) error {
 		return err
 	}
 	emf := metrics.New(p.Metrics, map[string]string{"Service": "scraper", "Environment": s.Environment}, time.Now)
-	results := scraper.Results{S3: s3.NewFromConfig(p.AWS, func(o *s3.Options) { o.UsePathStyle = p.S3PathStyle }), Bucket: s.ResultsBucket}
+	results := scraper.Results{S3: s3.NewFromConfig(p.AWS, func(o *s3.Options) { o.UsePathStyle = p.S3PathStyle }), Bucket: s.ResultsBucket, CapturesKey: s.CapturesKey}
 	ledger := scraper.NewLedger(rdb, "scraper:"+s.Environment, s.LedgerTTL)
 	proc := scraper.NewProcessor(s.Processor(), sender, gate, creds, ledger, results, log, emf, time.Now)
 	consumer := scraper.NewConsumer(s.Consumer(), sqs.NewFromConfig(p.AWS), ledger, proc, log)

@@ -22,6 +22,9 @@ type Settings struct {
 	QueueURL      string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
 	DeadLetterURL string `env:"WORKFLOWS_DLQ_URL,required,notEmpty"`
 	ResultsBucket string `env:"RESULTS_BUCKET,required,notEmpty"`
+	// CapturesKey encrypts failure captures (empty: the bucket's default,
+	// local runs only; the stack always sets it).
+	CapturesKey string `env:"CAPTURES_KMS_KEY_ID"`
 	// SiteProfileFile is the site profile (selectors, routes, cookie,
 	// login page: onlyfans.Profile); empty is the built-in OnlyFans
 	// profile. BaseURL overrides the profile's base URL (local runs).

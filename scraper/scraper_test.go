@@ -150,6 +150,28 @@ func (f *fixture) enqueue(msgs ...message.Message) {
 	}
 }
 
+// receiveTogether queues texts of one creator on a double that hands a
+// FIFO group out as AWS does (all of it in one receive) and receives them.
+func (f *fixture) receiveTogether(creator string, texts ...string) (*harness.AWSShapeFIFO, []string, *sqs.ReceiveMessageOutput) {
+	f.t.Helper()
+	q := harness.NewAWSShapeFIFO(f.aws.SQS, f.queues.Workflows.URL)
+	var bodies []string
+	for _, text := range texts {
+		m := f.newMessage(creator, text)
+		body, _ := m.Marshal()
+		bodies = append(bodies, string(body))
+		if _, err := q.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(string(body)),
+			MessageGroupId: aws.String(creator), MessageDeduplicationId: aws.String(m.MessageID)}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	r, err := q.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 10})
+	if err != nil || len(r.Messages) != len(texts) {
+		f.t.Fatalf("receive: %d messages, %v", len(r.Messages), err)
+	}
+	return q, bodies, r
+}
+
 // runUntil runs the consumer until cond holds or the timeout passes.
 func (f *fixture) runUntil(timeout time.Duration, cond func() bool) bool {
 	f.t.Helper()
@@ -228,21 +250,7 @@ func TestSendsInOrderPerCreatorAndDeletesOnSuccess(t *testing.T) {
 func TestLaterMessagesOfAFailedGroupWaitWithItAndAreNeverAttempted(t *testing.T) {
 	// GIVEN a batch holding three messages of one group, as AWS hands them out
 	f := setup(t, testConfig())
-	q := harness.NewAWSShapeFIFO(f.aws.SQS, f.queues.Workflows.URL)
-	var bodies []string
-	for i := range 3 {
-		m := f.newMessage("creator-a", fmt.Sprint("m", i))
-		body, _ := m.Marshal()
-		bodies = append(bodies, string(body))
-		if _, err := q.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(string(body)),
-			MessageGroupId: aws.String("creator-a"), MessageDeduplicationId: aws.String(m.MessageID)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r, err := q.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 10})
-	if err != nil || len(r.Messages) != 3 {
-		t.Fatalf("receive: %d messages, %v", len(r.Messages), err)
-	}
+	q, bodies, r := f.receiveTogether("creator-a", "m0", "m1", "m2")
 	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	// AND the site answers the 2nd message 429, Retry-After 30 s
 	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{Status: 429, RetryAfter: "30"})
@@ -516,21 +524,7 @@ func TestAMessageClaimedByAnotherTaskWaitsForTheClaimWithItsGroup(t *testing.T) 
 	// GIVEN two messages of one creator received together, the first of
 	// which another task has claimed for 30 s (its visibility lapsed there)
 	f := setup(t, testConfig())
-	q := harness.NewAWSShapeFIFO(f.aws.SQS, f.queues.Workflows.URL)
-	var bodies []string
-	for i := range 2 {
-		m := f.newMessage("creator-a", fmt.Sprint("c", i))
-		body, _ := m.Marshal()
-		bodies = append(bodies, string(body))
-		if _, err := q.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(string(body)),
-			MessageGroupId: aws.String("creator-a"), MessageDeduplicationId: aws.String(m.MessageID)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r, err := q.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 10})
-	if err != nil || len(r.Messages) != 2 {
-		t.Fatalf("receive: %d messages, %v", len(r.Messages), err)
-	}
+	q, bodies, r := f.receiveTogether("creator-a", "c0", "c1")
 	if held, err := f.ledger.Claim(context.Background(), aws.ToString(r.Messages[0].MessageId), "other-task", 30*time.Second); err != nil || held != 0 {
 		t.Fatalf("claim: %s, %v", held, err)
 	}

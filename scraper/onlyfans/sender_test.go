@@ -51,16 +51,22 @@ func msg(t *testing.T, fan, content string, media ...string) message.Message {
 	return m
 }
 
-func TestSendTypesAndReadsTheSiteStatusOnEitherVariant(t *testing.T) {
+// onEachVariant runs test against each variant of the fake site with the
+// profile that reaches it.
+func onEachVariant(t *testing.T, test func(t *testing.T, site *fakesite.Site, profile onlyfans.Profile)) {
 	for _, v := range variants {
 		t.Run(v.site.Name, func(t *testing.T) {
 			profile, err := onlyfans.LoadProfile(v.profile)
 			if err != nil {
 				t.Fatal(err)
 			}
-			testSendTypesAndReadsTheSiteStatus(t, fakesite.StartVariant(t, v.site), profile)
+			test(t, fakesite.StartVariant(t, v.site), profile)
 		})
 	}
+}
+
+func TestSendTypesAndReadsTheSiteStatusOnEitherVariant(t *testing.T) {
+	onEachVariant(t, testSendTypesAndReadsTheSiteStatus)
 }
 
 func testSendTypesAndReadsTheSiteStatus(t *testing.T, site *fakesite.Site, profile onlyfans.Profile) {
@@ -115,23 +121,16 @@ func testSendTypesAndReadsTheSiteStatus(t *testing.T, site *fakesite.Site, profi
 }
 
 func TestSendWithAnExpiredSessionIs401OnEitherVariant(t *testing.T) {
-	for _, v := range variants {
-		t.Run(v.site.Name, func(t *testing.T) {
-			profile, err := onlyfans.LoadProfile(v.profile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			site := fakesite.StartVariant(t, v.site)
-			s := newSenderFor(t, site, profile)
-			res, _, err := s.Send(context.Background(), "creator-1", onlyfans.Credentials{SessionCookie: "expired"}, msg(t, "fan-1", "hi"), nil)
-			if err != nil || res.Status != 401 || len(site.Sent()) != 0 {
-				t.Fatalf("expired session: %+v, %v", res, err)
-			}
-			if _, err := s.CountIdentical(context.Background(), "creator-1", onlyfans.Credentials{SessionCookie: "expired"}, msg(t, "fan-1", "hi")); !errors.Is(err, onlyfans.ErrSessionRejected) {
-				t.Fatalf("chat count with an expired session: %v", err)
-			}
-		})
-	}
+	onEachVariant(t, func(t *testing.T, site *fakesite.Site, profile onlyfans.Profile) {
+		s := newSenderFor(t, site, profile)
+		res, _, err := s.Send(context.Background(), "creator-1", onlyfans.Credentials{SessionCookie: "expired"}, msg(t, "fan-1", "hi"), nil)
+		if err != nil || res.Status != 401 || len(site.Sent()) != 0 {
+			t.Fatalf("expired session: %+v, %v", res, err)
+		}
+		if _, err := s.CountIdentical(context.Background(), "creator-1", onlyfans.Credentials{SessionCookie: "expired"}, msg(t, "fan-1", "hi")); !errors.Is(err, onlyfans.ErrSessionRejected) {
+			t.Fatalf("chat count with an expired session: %v", err)
+		}
+	})
 }
 
 func TestTheSessionCookieIsHttpOnlySecureAndSameSite(t *testing.T) {

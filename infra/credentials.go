@@ -68,8 +68,5 @@ func NewCredentials(scope constructs.Construct, id string, props CredentialsProp
 	})
 	suppress(fn.Role, Suppression{Rule: "AwsSolutions-IAM5", Reason: "One secret per creator, created when the creator connects: the grant names the environment's session-secret prefix, nothing else.",
 		AppliesTo: []string{sessionSecretsFinding}})
-	// What an operator (or the app) needs to create a creator's secret.
-	awscdk.NewCfnOutput(c, jsii.String("SessionKeyArn"), &awscdk.CfnOutputProps{Value: key.KeyArn(), Description: jsii.String("--kms-key-id of every creator session secret " + prefix + "<creator>")})
-	awscdk.NewCfnOutput(c, jsii.String("SessionRotationArn"), &awscdk.CfnOutputProps{Value: fn.Function.FunctionArn(), Description: jsii.String("--rotation-lambda-arn of every creator session secret")})
 	return &Credentials{Construct: c, Key: key, Prefix: prefix, SecretsArn: arn, Rotation: fn}
 }

@@ -43,5 +43,10 @@ func NewPipelineStack(scope constructs.Construct, id string, props PipelineStack
 		Value: awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("https://console.aws.amazon.com/cloudwatch/home?region="), stack.Region(), jsii.String("#dashboards:name="), s.Alarms.Dashboard.DashboardName()}),
 	})
 	awscdk.NewCfnOutput(stack, jsii.String("ResultsBucket"), &awscdk.CfnOutputProps{Value: s.Storage.Results.BucketName()})
+	// What the app (or an operator) needs to create a creator's session secret.
+	awscdk.NewCfnOutput(stack, jsii.String("SessionKeyArn"), &awscdk.CfnOutputProps{Value: s.Credentials.Key.KeyArn(),
+		Description: jsii.String("--kms-key-id of every creator session secret " + s.Credentials.Prefix + "<creator>")})
+	awscdk.NewCfnOutput(stack, jsii.String("SessionRotationArn"), &awscdk.CfnOutputProps{Value: s.Credentials.Rotation.Function.FunctionArn(),
+		Description: jsii.String("--rotation-lambda-arn of every creator session secret")})
 	return s
 }

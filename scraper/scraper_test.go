@@ -284,7 +284,9 @@ func TestA429StormOfTwoHundredReceivesIsDeliveredAndNeverDeadLettered(t *testing
 	m := f.newMessage("creator-a", "patience")
 	f.enqueue(m)
 	// WHEN the scraper runs through the storm
-	ok := f.runUntil(120*time.Second, func() bool { return len(f.site.Sent()) == 1 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	// The bound is generous: 210 page loads under -race on a busy 2-core
+	// machine take about two minutes; the test asserts counts, not time.
+	ok := f.runUntil(6*time.Minute, func() bool { return len(f.site.Sent()) == 1 && f.queueCount(f.queues.Workflows.URL) == 0 })
 	// THEN it is sent once, never counted as a failure, never dead-lettered,
 	// after more receives than the old maxReceiveCount of 100, and its wait
 	// grew to the 15-minute cap
@@ -307,7 +309,7 @@ func TestARedisOutageOfManyReceivesDelaysButNeverDeadLetters(t *testing.T) {
 	f.enqueue(m)
 	f.redis.Stop()
 	// WHEN the scraper receives it 110 times (more than the old maxReceiveCount)
-	f.runUntil(120*time.Second, func() bool { return len(f.compressed.Asked()) >= 110 })
+	f.runUntil(5*time.Minute, func() bool { return len(f.compressed.Asked()) >= 110 })
 	// THEN nothing was sent or dead-lettered
 	if len(f.compressed.Asked()) < 110 || len(f.site.Sent()) != 0 || len(f.dlq()) != 0 {
 		t.Fatalf("%d receives, %d sent, DLQ %d", len(f.compressed.Asked()), len(f.site.Sent()), len(f.dlq()))

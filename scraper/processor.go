@@ -280,7 +280,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	id := msg.MessageID
 	n, err := p.browser.CountIdentical(ctx, msg.CreatorKey(), creds, msg)
 	if errors.Is(err, onlyfans.ErrSessionRejected) {
-		return p.sessionRejected(ctx, msg, creds, receives, err.Error(), 0), true
+		return p.sessionRejected(ctx, msg, creds, receives, err.Error(), 0, st.Failures), true
 	}
 	if err != nil {
 		return p.fail(ctx, id, ClassBrowser, "checking an interrupted send: "+err.Error(), 0), true
@@ -302,7 +302,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 // delays, never counted as failures) until the session's version changes.
 // The session_invalid metric (per creator, and in total for the alarm)
 // tells an operator to renew it (docs/runbook.md).
-func (p *Processor) sessionRejected(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, detail string, attempts int) Outcome {
+func (p *Processor) sessionRejected(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, detail string, attempts, failures int) Outcome {
 	creator := msg.CreatorKey()
 	if err := p.ledger.Pause(ctx, creator, creds.Version); err != nil {
 		p.log.Warn("pause not recorded", "creator_id", creator, "error", err)
@@ -313,7 +313,7 @@ func (p *Processor) sessionRejected(ctx context.Context, msg message.Message, cr
 		s.Add(MetricSessionInvalid, metrics.Count, 1)
 		_ = em.Emit(s)
 	}
-	return p.wait(ctx, msg.MessageID, receives, ClassAuth, detail, 0, attempts, 0)
+	return p.wait(ctx, msg.MessageID, receives, ClassAuth, detail, 0, attempts, failures)
 }
 
 // ledgerError stops a click whose attempt mark could not be written.
@@ -399,7 +399,7 @@ func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfa
 		return p.wait(ctx, id, receives, ClassRateLimited, "", delay, attempts, failures)
 	case res.Status == 401 || res.Status == 403:
 		p.clearAttempt(ctx, id)
-		return p.sessionRejected(ctx, msg, creds, receives, fmt.Sprintf("site answered %d (session expired?)", res.Status), attempts)
+		return p.sessionRejected(ctx, msg, creds, receives, fmt.Sprintf("site answered %d (session expired?)", res.Status), attempts, failures)
 	default:
 		p.clearAttempt(ctx, id)
 		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Status: "dead_lettered", Attempts: attempts, Failures: failures}

@@ -42,12 +42,11 @@ func newSenderFor(t *testing.T, site *fakesite.Site, profile onlyfans.Profile) *
 	return s
 }
 
-func msg(t *testing.T, fan, content string, media ...string) message.Message {
+func msg(t *testing.T, fan, content string) message.Message {
 	m, err := message.New("creator-1", fan, content, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.MediaURLs = media
 	return m
 }
 

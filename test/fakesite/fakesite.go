@@ -47,9 +47,6 @@ var VariantB = Variant{
 	login: `<!doctype html><title>Sign in</title><div id="signin">Sign in</div>`,
 }
 
-// SessionCookie is the cookie name holding a creator's session (variant A).
-const SessionCookie = "sess"
-
 // Sent is one message the site accepted.
 type Sent struct {
 	Creator string    `json:"creator"`

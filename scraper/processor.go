@@ -133,7 +133,7 @@ type Processor struct {
 	gate    Gate
 	creds   CredentialStore
 	ledger  *Ledger
-	results Results
+	results *Results
 	breaker *gobreaker.CircuitBreaker[onlyfans.Result]
 	log     *slog.Logger
 	metrics *metrics.Emitter
@@ -158,7 +158,7 @@ type serverError struct{ status int }
 func (e serverError) Error() string { return fmt.Sprintf("site answered %d", e.status) }
 
 // NewProcessor returns a processor.
-func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledger *Ledger, results Results, log *slog.Logger, m *metrics.Emitter, now func() time.Time) *Processor {
+func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledger *Ledger, results *Results, log *slog.Logger, m *metrics.Emitter, now func() time.Time) *Processor {
 	p := &Processor{cfg: cfg, browser: b, gate: gate, creds: creds, ledger: ledger, results: results, log: log, metrics: m, now: now, sleep: sleepCtx}
 	p.breaker = gobreaker.NewCircuitBreaker[onlyfans.Result](gobreaker.Settings{
 		Name:        "onlyfans",
@@ -474,7 +474,7 @@ func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out
 	set.Put(MetricCircuitState, metrics.Count, float64(p.breaker.State()))
 	_ = em.Emit(set)
 
-	if ids.messageID == "" || p.results.S3 == nil {
+	if ids.messageID == "" || p.results == nil {
 		return
 	}
 	rec := Record{MessageID: ids.messageID, CreatorID: ids.creator, CorrelationID: ids.correlation, Status: out.Status,

@@ -1,8 +1,14 @@
 package scraper
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,35 +22,143 @@ import (
 // putRecorder records what would be stored. A double on purpose: the S3
 // emulator accepts SSE-KMS parameters without checking them, so the request
 // itself is what can be asserted here (the bucket policy that refuses other
-// keys is asserted on the template, infra/storage_test.go).
-type putRecorder struct{ puts []*s3.PutObjectInput }
+// keys is asserted on the template, infra/storage_test.go); it can also
+// refuse writes on demand.
+type putRecorder struct {
+	mu     sync.Mutex
+	puts   []*s3.PutObjectInput
+	bodies [][]byte
+	refuse bool
+}
 
 func (p *putRecorder) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
-	p.puts = append(p.puts, in)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refuse {
+		return nil, errors.New("503 SlowDown")
+	}
+	b, _ := io.ReadAll(in.Body)
+	p.puts, p.bodies = append(p.puts, in), append(p.bodies, b)
 	return &s3.PutObjectOutput{}, nil
 }
 
-func TestCapturesAreEncryptedWithTheirKeyAndNamedByMessageAndCorrelation(t *testing.T) {
-	// GIVEN a failed send with a screenshot and the page
-	rec := &putRecorder{}
-	r := Results{S3: rec, Bucket: "b", CapturesKey: "arn:aws:kms:us-east-1:111122223333:key/captures"}
-	// WHEN it is written
-	err := r.Write(context.Background(), Record{MessageID: "m-1", CorrelationID: "c-9", CreatorID: "creator-a", Status: "failed", StartedAt: time.Unix(0, 0)},
-		&onlyfans.Artifacts{Screenshot: []byte("png"), HTML: "<html>"})
-	if err != nil || len(rec.puts) != 3 {
-		t.Fatalf("%d puts, %v", len(rec.puts), err)
+func (p *putRecorder) records(t *testing.T, prefix string) (objects int, recs []Record) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, in := range p.puts {
+		if !strings.HasPrefix(aws.ToString(in.Key), prefix) {
+			continue
+		}
+		objects++
+		dec := json.NewDecoder(bytes.NewReader(p.bodies[i]))
+		for dec.More() {
+			var r Record
+			if err := dec.Decode(&r); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, r)
+		}
 	}
-	// THEN the record is plain, both captures use the captures key, and
-	// every key names the message and the correlation id
-	for _, in := range rec.puts {
+	return objects, recs
+}
+
+func newTestResults(s S3API, cfg ResultsConfig) *Results {
+	cfg.Bucket, cfg.Owner = "b", "task-1"
+	return NewResults(s, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), time.Now)
+}
+
+func TestCapturesAreEncryptedWithTheirKeyAndNamedByMessageAndCorrelation(t *testing.T) {
+	// GIVEN a failed send with a screenshot, the page and a trace
+	rec := &putRecorder{}
+	r := newTestResults(rec, ResultsConfig{CapturesKey: "arn:aws:kms:us-east-1:111122223333:key/captures"})
+	// WHEN it is written and flushed
+	err := r.Write(context.Background(), Record{MessageID: "m-1", CorrelationID: "c-9", CreatorID: "creator-a", Status: "failed", StartedAt: time.Unix(0, 0)},
+		&onlyfans.Artifacts{Screenshot: []byte("png"), HTML: "<html>", Trace: []byte("zip")})
+	if err != nil || len(rec.puts) != 3 {
+		t.Fatalf("%d puts before the flush, %v", len(rec.puts), err)
+	}
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// THEN the captures use the captures key and name the message and the
+	// correlation id; the record is plain and names its captures
+	for _, in := range rec.puts[:3] {
 		key := aws.ToString(in.Key)
-		if !strings.Contains(key, "/m-1/c-9-") {
-			t.Errorf("key %s does not link message and correlation", key)
+		if !strings.HasPrefix(key, "artifacts/creator-a/m-1/c-9-") || in.ServerSideEncryption != s3types.ServerSideEncryptionAwsKms || aws.ToString(in.SSEKMSKeyId) != "arn:aws:kms:us-east-1:111122223333:key/captures" {
+			t.Errorf("capture %s: encryption %q key %q", key, in.ServerSideEncryption, aws.ToString(in.SSEKMSKeyId))
 		}
-		capture := strings.HasPrefix(key, "artifacts/")
-		encrypted := in.ServerSideEncryption == s3types.ServerSideEncryptionAwsKms && aws.ToString(in.SSEKMSKeyId) == r.CapturesKey
-		if capture != encrypted {
-			t.Errorf("%s: capture %t, encrypted with the captures key %t", key, capture, encrypted)
+	}
+	_, recs := rec.records(t, "results/")
+	if len(recs) != 1 || !strings.HasPrefix(aws.ToString(rec.puts[0].Key), recs[0].Captures+".") || rec.puts[3].ServerSideEncryption != "" {
+		t.Fatalf("records %+v", recs)
+	}
+}
+
+func TestRecordsAreWrittenAsOneJSONLinesObjectPerFlush(t *testing.T) {
+	// GIVEN a writer that flushes at 100 records
+	rec := &putRecorder{}
+	r := newTestResults(rec, ResultsConfig{MaxRecords: 100, FlushEvery: time.Hour})
+	// WHEN 250 outcomes are written, then the task stops (final flush)
+	for i := range 250 {
+		if err := r.Write(context.Background(), Record{MessageID: "m", Attempts: i, Status: "sent"}, nil); err != nil {
+			t.Fatal(err)
 		}
+	}
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// THEN three objects hold the 250 records in order, under a dated,
+	// owner-named key
+	objects, recs := rec.records(t, "results/dt=")
+	if objects != 3 || len(recs) != 250 {
+		t.Fatalf("%d objects, %d records", objects, len(recs))
+	}
+	for i, r := range recs {
+		if r.Attempts != i {
+			t.Fatalf("record %d is %d", i, r.Attempts)
+		}
+	}
+	if k := aws.ToString(rec.puts[0].Key); !strings.Contains(k, "/hour=") || !strings.Contains(k, "/task-1-") || !strings.HasSuffix(k, ".jsonl") {
+		t.Fatalf("key %s", k)
+	}
+}
+
+func TestRecordsOfAFailedFlushGoOutWithTheNextOne(t *testing.T) {
+	// GIVEN records pending and S3 refusing writes
+	rec := &putRecorder{refuse: true}
+	r := newTestResults(rec, ResultsConfig{MaxRecords: 1000, FlushEvery: 10 * time.Millisecond})
+	for i := range 3 {
+		_ = r.Write(context.Background(), Record{Attempts: i}, nil)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	// WHEN timed flushes fail, a record arrives, and S3 comes back
+	time.Sleep(50 * time.Millisecond)
+	_ = r.Write(context.Background(), Record{Attempts: 3}, nil)
+	rec.mu.Lock()
+	rec.refuse = false
+	rec.mu.Unlock()
+	// THEN a timed flush writes all four, in order, once
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, recs := rec.records(t, "results/"); len(recs) == 4 {
+			for i, r := range recs {
+				if r.Attempts != i {
+					t.Fatalf("order %+v", recs)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("records never written")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if _, recs := rec.records(t, "results/"); len(recs) != 4 {
+		t.Fatalf("%d records", len(recs))
 	}
 }

@@ -38,6 +38,7 @@ type fixture struct {
 	logs     *harness.Buffer
 	emf      *harness.Buffer
 	sessions *sessionStore
+	results  *scraper.Results
 
 	compressed *harness.CompressedVisibility
 }
@@ -80,7 +81,7 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 	if err := opts.Check(); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	sender := onlyfans.New(onlyfans.Config{BaseURL: f.site.URL, Browser: opts, RecycleAfter: 20,
+	sender := onlyfans.New(onlyfans.Config{BaseURL: f.site.URL, Browser: opts, RecycleAfter: 20, Traces: true,
 		Timeouts: timeouts})
 	t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
@@ -90,7 +91,8 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 		t.Fatal(err)
 	}
 	harness.PrimeFence(t, f.redis.Client(), gateCfg.FenceKey())
-	f.proc = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, scraper.Results{S3: f.aws.S3, Bucket: "results"}, log,
+	f.results = scraper.NewResults(f.aws.S3, scraper.ResultsConfig{Bucket: "results", Owner: "test"}, log, time.Now)
+	f.proc = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.results, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
 	f.compressed = &harness.CompressedVisibility{Client: f.aws.SQS}
 	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, f.proc, log)
@@ -348,29 +350,50 @@ func TestClientErrorGoesToTheDLQWithItsReasonAndArtifacts(t *testing.T) {
 	if reason := aws.ToString(dlq[0].MessageAttributes[scraper.AttrFailureReason].StringValue); !strings.HasPrefix(reason, "scraper: client_error: site refused the message with 400") {
 		t.Fatalf("reason %q", reason)
 	}
-	kinds := map[string]bool{}
-	for _, prefix := range []string{"results/", "artifacts/"} {
-		objs, err := f.aws.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("results"), Prefix: aws.String(prefix + "creator-a/" + m.MessageID + "/")})
+	// (the record goes out with the next flush; the captures at once)
+	if err := f.results.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var recs []scraper.Record
+	for _, o := range f.objects("results/") {
+		got, err := f.aws.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("results"), Key: aws.String(o)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, o := range objs.Contents {
-			k := aws.ToString(o.Key)
-			kinds[prefix+k[strings.LastIndexByte(k, '.')+1:]] = true
-			if strings.HasSuffix(k, ".json") {
-				got, _ := f.aws.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("results"), Key: o.Key})
-				var rec scraper.Record
-				_ = json.NewDecoder(got.Body).Decode(&rec)
-				got.Body.Close()
-				if rec.Status != "dead_lettered" || rec.HTTPStatus != 400 || rec.ErrorClass != scraper.ClassClient {
-					t.Fatalf("record %+v", rec)
-				}
+		dec := json.NewDecoder(got.Body)
+		for {
+			var rec scraper.Record
+			if dec.Decode(&rec) != nil {
+				break
 			}
+			recs = append(recs, rec)
 		}
+		got.Body.Close()
 	}
-	if !kinds["results/json"] || !kinds["artifacts/png"] || !kinds["artifacts/html"] {
-		t.Fatalf("results objects: %v", kinds)
+	if len(recs) != 1 || recs[0].MessageID != m.MessageID || recs[0].Status != "dead_lettered" || recs[0].HTTPStatus != 400 || recs[0].ErrorClass != scraper.ClassClient {
+		t.Fatalf("records %+v", recs)
 	}
+	kinds := map[string]bool{}
+	for _, k := range f.objects(recs[0].Captures) {
+		kinds[k[strings.LastIndexByte(k, '.')+1:]] = true
+	}
+	if !strings.HasPrefix(recs[0].Captures, "artifacts/creator-a/"+m.MessageID+"/") || !kinds["png"] || !kinds["html"] || !kinds["zip"] {
+		t.Fatalf("captures %s: %v", recs[0].Captures, kinds)
+	}
+}
+
+// objects lists the keys of the results bucket under prefix.
+func (f *fixture) objects(prefix string) []string {
+	f.t.Helper()
+	out, err := f.aws.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("results"), Prefix: aws.String(prefix)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	return keys
 }
 
 func TestRepeatedFailuresBackOffThenDeadLetterAndSurviveRedelivery(t *testing.T) {

@@ -38,6 +38,8 @@ type Options struct {
 	ChromiumPath string
 	// Headless is the default; set Headful for debugging.
 	Headful bool
+	// ExtraArgs are added to ChromiumArgs.
+	ExtraArgs []string
 }
 
 // Session is a running driver with one browser.
@@ -86,7 +88,7 @@ func Start(o Options) (*Session, error) {
 	}
 	b, err := pw.Chromium.Launch(playwright.BrowserTypeLaunchOptions{
 		ExecutablePath: playwright.String(o.chromium()),
-		Args:           ChromiumArgs,
+		Args:           append(append([]string(nil), ChromiumArgs...), o.ExtraArgs...),
 		Headless:       playwright.Bool(!o.Headful),
 	})
 	if err != nil {

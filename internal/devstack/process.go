@@ -267,3 +267,6 @@ func waitTCP(p *Process, addr string) error {
 	}
 	return fmt.Errorf("%s not listening on %s after %s", p.Name, addr, StartTimeout)
 }
+
+// Pid is the program's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }

@@ -20,3 +20,20 @@ func (s *Sender) KillBrowserForTest() {
 func (s *Sender) SessionCookieForTest(creds Credentials) playwright.OptionalCookie {
 	return s.sessionCookie(creds)
 }
+
+// KeptPageForTest returns the creator's kept chat page (nil: none).
+func (s *Sender) KeptPageForTest(creator string) playwright.Page {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cc := s.contexts[creator]; cc != nil {
+		return cc.page
+	}
+	return nil
+}
+
+// ContextsForTest is how many creator contexts are open.
+func (s *Sender) ContextsForTest() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.contexts)
+}

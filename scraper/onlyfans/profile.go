@@ -32,6 +32,9 @@ type Profile struct {
 	// SessionCookie is set HttpOnly and Secure, with this SameSite.
 	SessionCookie Cookie `json:"sessionCookie"`
 	Login         Login  `json:"login"`
+	// Block lists URL globs the browser never fetches for this site
+	// (images, fonts, media: a text send needs none of them).
+	Block []string `json:"block,omitempty"`
 }
 
 // SendRequest is the site's own request behind the send button: its HTTP

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,14 @@ type Config struct {
 	// RecycleAfter closes a creator's browser context after that many sends
 	// (memory of long-lived pages grows).
 	RecycleAfter int
+	// KeepContexts bounds the creators whose context and chat page stay
+	// open between sends (the least recently used idle one is closed
+	// beyond it). A kept page is navigated to the next chat instead of
+	// starting a renderer process per send: most of a send's CPU.
+	KeepContexts int
+	// Traces records a Playwright trace of every send and returns it as
+	// Artifacts.Trace when the send does not succeed.
+	Traces bool
 }
 
 // Result of one send.
@@ -55,6 +64,7 @@ type Result struct {
 type Artifacts struct {
 	Screenshot []byte
 	HTML       string
+	Trace      []byte // Playwright trace zip (Config.Traces)
 }
 
 // ErrTimeout marks a step that did not finish in time.
@@ -70,7 +80,16 @@ type creatorContext struct {
 	ctx     playwright.BrowserContext
 	version string // of the session its cookie holds
 	sends   int
+	// page is the kept chat page, busy while a send or a count uses it.
+	page     playwright.Page
+	busy     bool
+	lastUsed time.Time
+	tracing  bool
 }
+
+// DefaultKeepContexts is how many creators' pages stay open: a kept page
+// costs about 60 MiB (docs/benchmarks.md), 12 fit the task's memory.
+const DefaultKeepContexts = 12
 
 // Sender owns one browser and one context per creator.
 type Sender struct {
@@ -82,7 +101,7 @@ type Sender struct {
 
 // New returns a sender; the browser starts on first use.
 func New(cfg Config) *Sender {
-	if cfg.Profile == (Profile{}) {
+	if cfg.Profile.Name == "" {
 		cfg.Profile = DefaultProfile()
 	}
 	if cfg.BaseURL == "" {
@@ -90,6 +109,9 @@ func New(cfg Config) *Sender {
 	}
 	if cfg.RecycleAfter <= 0 {
 		cfg.RecycleAfter = 50
+	}
+	if cfg.KeepContexts <= 0 {
+		cfg.KeepContexts = DefaultKeepContexts
 	}
 	return &Sender{cfg: cfg, contexts: map[string]*creatorContext{}}
 }
@@ -117,34 +139,116 @@ func (s *Sender) ensureBrowser() error {
 	return nil
 }
 
-// context returns the creator's browser context, creating or recycling it.
-func (s *Sender) context(creator string, creds Credentials) (playwright.BrowserContext, error) {
+// chat is a page of a creator's context lent to one send or count.
+type chat struct {
+	page playwright.Page
+	cc   *creatorContext
+	kept bool // the context's kept page (else a spare, closed after use)
+}
+
+// lend returns the creator's kept page, opening the context and the page
+// when needed; when the kept page is busy, a spare page of the same
+// context.
+func (s *Sender) lend(creator string, creds Credentials) (*chat, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.ensureBrowser(); err != nil {
 		return nil, err
 	}
 	cc := s.contexts[creator]
-	if cc != nil && (cc.sends >= s.cfg.RecycleAfter || cc.version != creds.Version) {
+	if cc != nil && !cc.busy && (cc.sends >= s.cfg.RecycleAfter || cc.version != creds.Version) {
 		_ = cc.ctx.Close()
+		delete(s.contexts, creator)
 		cc = nil
 	}
 	if cc == nil {
-		bctx, err := s.session.Browser.NewContext()
-		if err != nil {
-			return nil, fmt.Errorf("%w: new context: %v", ErrBrowser, err)
+		var err error
+		if cc, err = s.newContext(creds); err != nil {
+			return nil, err
 		}
-		// The session cookie as the site sets it: out of reach of page
-		// scripts, never sent in clear, not sent on cross-site requests.
-		if err := bctx.AddCookies([]playwright.OptionalCookie{s.sessionCookie(creds)}); err != nil {
-			_ = bctx.Close()
-			return nil, fmt.Errorf("%w: cookies: %v", ErrBrowser, err)
-		}
-		cc = &creatorContext{ctx: bctx, version: creds.Version}
 		s.contexts[creator] = cc
+		s.evictIdle(creator)
 	}
 	cc.sends++
-	return cc.ctx, nil
+	cc.lastUsed = time.Now()
+	if cc.busy {
+		page, err := cc.ctx.NewPage()
+		if err != nil {
+			return nil, fmt.Errorf("%w: new page: %v", ErrBrowser, err)
+		}
+		return &chat{page: page, cc: cc}, nil
+	}
+	if cc.page == nil || cc.page.IsClosed() {
+		page, err := cc.ctx.NewPage()
+		if err != nil {
+			return nil, fmt.Errorf("%w: new page: %v", ErrBrowser, err)
+		}
+		cc.page = page
+	}
+	cc.busy = true
+	return &chat{page: cc.page, cc: cc, kept: true}, nil
+}
+
+// giveBack ends a loan: a kept page that served well stays open for the
+// creator's next send; a spare page, or one that failed (it may be stuck
+// mid-action), is closed.
+func (s *Sender) giveBack(c *chat, healthy bool) {
+	if !c.kept || !healthy {
+		_ = c.page.Close()
+	}
+	if !c.kept {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.cc.busy = false
+	if !healthy {
+		c.cc.page = nil
+	}
+}
+
+func (s *Sender) newContext(creds Credentials) (*creatorContext, error) {
+	bctx, err := s.session.Browser.NewContext()
+	if err != nil {
+		return nil, fmt.Errorf("%w: new context: %v", ErrBrowser, err)
+	}
+	if err := bctx.AddCookies([]playwright.OptionalCookie{s.sessionCookie(creds)}); err != nil {
+		_ = bctx.Close()
+		return nil, fmt.Errorf("%w: cookies: %v", ErrBrowser, err)
+	}
+	// What the profile says a send never needs (images, fonts, media) is
+	// not fetched: CPU and bandwidth for nothing.
+	for _, glob := range s.cfg.Profile.Block {
+		if err := bctx.Route(glob, func(r playwright.Route) { _ = r.Abort("blockedbyclient") }); err != nil {
+			_ = bctx.Close()
+			return nil, fmt.Errorf("%w: block %s: %v", ErrBrowser, glob, err)
+		}
+	}
+	cc := &creatorContext{ctx: bctx, version: creds.Version}
+	if s.cfg.Traces {
+		// Snapshots and network, no screenshots: the trace of a failed
+		// send shows each step's DOM at a small cost per send.
+		cc.tracing = bctx.Tracing().Start(playwright.TracingStartOptions{Snapshots: playwright.Bool(true), Screenshots: playwright.Bool(false)}) == nil
+	}
+	return cc, nil
+}
+
+// evictIdle closes the least recently used idle contexts beyond
+// KeepContexts (never keep, the one being lent).
+func (s *Sender) evictIdle(keep string) {
+	for len(s.contexts) > s.cfg.KeepContexts {
+		oldest := ""
+		for name, cc := range s.contexts {
+			if name != keep && !cc.busy && (oldest == "" || cc.lastUsed.Before(s.contexts[oldest].lastUsed)) {
+				oldest = name
+			}
+		}
+		if oldest == "" {
+			return
+		}
+		_ = s.contexts[oldest].ctx.Close()
+		delete(s.contexts, oldest)
+	}
 }
 
 // sessionCookie is the creator's session cookie as the site sets it: out
@@ -170,22 +274,18 @@ func (s *Sender) Close() error {
 	return err
 }
 
-func (s *Sender) openChat(bctx playwright.BrowserContext, fan string) (playwright.Page, *Result, error) {
-	page, err := bctx.NewPage()
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: new page: %v", ErrBrowser, err)
-	}
+func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 	resp, err := page.Goto(s.cfg.Profile.chatURL(s.cfg.BaseURL, fan), playwright.PageGotoOptions{Timeout: ms(s.cfg.Timeouts.Navigation)})
 	if err != nil {
-		return page, nil, classify("open chat", err)
+		return nil, classify("open chat", err)
 	}
 	if s.onLoginPage(page) {
-		return page, &Result{Status: 401}, nil
+		return &Result{Status: 401}, nil
 	}
 	if resp != nil && resp.Status() >= 400 {
-		return page, &Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}, nil
+		return &Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}, nil
 	}
-	return page, nil, nil
+	return nil, nil
 }
 
 // Send sends msg as creator. beforeClick (may be nil) runs after the page
@@ -196,17 +296,25 @@ func (s *Sender) openChat(bctx playwright.BrowserContext, fan string) (playwrigh
 // Any other non-nil error is a timeout or browser failure; otherwise Result
 // holds the site's answer. Artifacts are returned whenever the send did not
 // end with a 2xx.
-func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func(identical int) error) (Result, *Artifacts, error) {
-	bctx, err := s.context(creator, creds)
+func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func(identical int) error) (res Result, art *Artifacts, err error) {
+	c, err := s.lend(creator, creds)
 	if err != nil {
 		return Result{}, nil, err
 	}
-	page, early, err := s.openChat(bctx, msg.RecipientID)
-	if page != nil {
-		defer page.Close()
-	}
+	traced := c.kept && c.cc.tracing && c.cc.ctx.Tracing().StartChunk(playwright.TracingStartChunkOptions{Title: playwright.String(msg.MessageID)}) == nil
+	stoppedBeforeClick := false
+	defer func() {
+		if traced {
+			art = s.endTrace(c, art)
+		}
+		// A timeout or browser error may leave the page stuck mid-action;
+		// a send stopped by beforeClick only left typed text, which the
+		// next navigation drops.
+		s.giveBack(c, err == nil || stoppedBeforeClick)
+	}()
+	page := c.page
+	early, err := s.openChat(page, msg.RecipientID)
 	if err != nil || early != nil {
-		res := Result{}
 		if early != nil {
 			res = *early
 		}
@@ -233,6 +341,7 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 			return Result{}, capture(page), err
 		}
 		if err := beforeClick(identical); err != nil {
+			stoppedBeforeClick = true
 			return Result{}, nil, err
 		}
 	}
@@ -252,11 +361,33 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 		// outcome, kept as an attempt the next try counts.
 		return Result{}, capture(page), fmt.Errorf("%w: send answered by a %s to %s, the profile expects %s", ErrBrowser, m, resp.URL(), s.cfg.Profile.SendRequest.Method)
 	}
-	res := Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}
+	res = Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}
 	if res.Status >= 300 {
 		return res, capture(page), nil
 	}
 	return res, nil, nil
+}
+
+// endTrace ends the send's trace chunk: kept in art when there is a
+// capture (the send did not succeed), discarded otherwise.
+func (s *Sender) endTrace(c *chat, art *Artifacts) *Artifacts {
+	tr := c.cc.ctx.Tracing()
+	if art == nil {
+		_ = tr.StopChunk()
+		return nil
+	}
+	f, err := os.CreateTemp("", "trace-*.zip")
+	if err != nil {
+		_ = tr.StopChunk()
+		return art
+	}
+	path := f.Name()
+	_ = f.Close()
+	defer os.Remove(path)
+	if tr.StopChunk(path) == nil {
+		art.Trace, _ = os.ReadFile(path)
+	}
+	return art
 }
 
 // CountIdentical returns how many messages with msg's text the fan's chat
@@ -264,15 +395,13 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 // click, it tells whether that click sent this message. Identical texts
 // ("Thank you babe") are distinct messages, so presence alone proves
 // nothing.
-func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Credentials, msg message.Message) (int, error) {
-	bctx, err := s.context(creator, creds)
+func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Credentials, msg message.Message) (n int, err error) {
+	c, err := s.lend(creator, creds)
 	if err != nil {
 		return 0, err
 	}
-	page, early, err := s.openChat(bctx, msg.RecipientID)
-	if page != nil {
-		defer page.Close()
-	}
+	defer func() { s.giveBack(c, err == nil) }()
+	early, err := s.openChat(c.page, msg.RecipientID)
 	if err != nil {
 		return 0, err
 	}
@@ -282,7 +411,7 @@ func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Crede
 	if early != nil {
 		return 0, fmt.Errorf("chat page answered %d", early.Status)
 	}
-	return s.identical(page, msg.Content)
+	return s.identical(c.page, msg.Content)
 }
 
 // identical counts the creator's messages in the open chat whose text is

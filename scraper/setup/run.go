@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/uuid"
 
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
@@ -64,10 +65,23 @@ func Run(stop context.Context, s Settings, p Platform) error {
 		return err
 	}
 	emf := metrics.New(p.Metrics, map[string]string{"Service": "scraper", "Environment": s.Environment}, time.Now)
-	results := scraper.Results{S3: s3.NewFromConfig(p.AWS, func(o *s3.Options) { o.UsePathStyle = p.S3PathStyle }), Bucket: s.ResultsBucket, CapturesKey: s.CapturesKey}
+	owner := uuid.NewString()
+	results := scraper.NewResults(s3.NewFromConfig(p.AWS, func(o *s3.Options) { o.UsePathStyle = p.S3PathStyle }), s.Results(owner), log, time.Now)
+	go results.Run(work)
+	defer func() {
+		// The last records, after the last send: a fresh deadline, since
+		// work may have been cancelled at the shutdown deadline.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := results.Flush(ctx); err != nil {
+			log.Error("last results not written (the outcomes are in the logs)", "error", err)
+		}
+	}()
 	ledger := scraper.NewLedger(rdb, "scraper:"+s.Environment, s.LedgerTTL)
 	proc := scraper.NewProcessor(s.Processor(), sender, gate, creds, ledger, results, log, emf, time.Now)
-	consumer := scraper.NewConsumer(s.Consumer(), sqs.NewFromConfig(p.AWS), ledger, proc, log)
+	cc := s.Consumer()
+	cc.Owner = owner
+	consumer := scraper.NewConsumer(cc, sqs.NewFromConfig(p.AWS), ledger, proc, log)
 
 	go func() {
 		<-stop.Done()

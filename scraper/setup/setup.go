@@ -51,10 +51,22 @@ type Settings struct {
 	BreakerOpenFor   time.Duration `env:"BREAKER_OPEN_FOR" envDefault:"60s"`
 	ShutdownDeadline time.Duration `env:"SHUTDOWN_DEADLINE" envDefault:"100s"`
 	RecycleAfter     int           `env:"CONTEXT_RECYCLE_AFTER" envDefault:"50"`
-	NavTimeout       time.Duration `env:"NAVIGATION_TIMEOUT" envDefault:"30s"`
-	ActionTimeout    time.Duration `env:"ACTION_TIMEOUT" envDefault:"10s"`
-	ResponseTimeout  time.Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s"`
-	LedgerTTL        time.Duration `env:"LEDGER_TTL" envDefault:"336h"`
+	// KeepContexts is how many creators keep their browser context and
+	// chat page open between sends (onlyfans.Config.KeepContexts).
+	KeepContexts int `env:"KEEP_CONTEXTS" envDefault:"12"`
+	// Traces records a Playwright trace per send, kept with a failure's
+	// captures (onlyfans.Config.Traces).
+	Traces bool `env:"FAILURE_TRACES" envDefault:"true"`
+	// ChromiumExtraArgs are added to browser.ChromiumArgs (space separated).
+	ChromiumExtraArgs []string      `env:"CHROMIUM_EXTRA_ARGS" envSeparator:" "`
+	NavTimeout        time.Duration `env:"NAVIGATION_TIMEOUT" envDefault:"30s"`
+	ActionTimeout     time.Duration `env:"ACTION_TIMEOUT" envDefault:"10s"`
+	ResponseTimeout   time.Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s"`
+	LedgerTTL         time.Duration `env:"LEDGER_TTL" envDefault:"336h"`
+	// Outcome records wait in memory up to RESULTS_FLUSH_EVERY or
+	// RESULTS_MAX_RECORDS, then go to S3 as one JSON-lines object.
+	ResultsFlushEvery time.Duration `env:"RESULTS_FLUSH_EVERY" envDefault:"60s"`
+	ResultsMaxRecords int           `env:"RESULTS_MAX_RECORDS" envDefault:"1000"`
 	// Heartbeat is the visibility (and claim life) every received,
 	// unfinished message gets again every third of it: a slow site never
 	// lets another task receive a message being sent, and a task that dies
@@ -129,6 +141,11 @@ func (s Settings) Processor() scraper.Config {
 	}
 }
 
+// Results returns the results writer's configuration for owner.
+func (s Settings) Results(owner string) scraper.ResultsConfig {
+	return scraper.ResultsConfig{Bucket: s.ResultsBucket, CapturesKey: s.CapturesKey, Owner: owner, FlushEvery: s.ResultsFlushEvery, MaxRecords: s.ResultsMaxRecords}
+}
+
 // Consumer returns the consumer configuration.
 func (s Settings) Consumer() scraper.ConsumerConfig {
 	return scraper.ConsumerConfig{QueueURL: s.QueueURL, DeadLetterURL: s.DeadLetterURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: time.Second, Heartbeat: s.Heartbeat}
@@ -138,8 +155,8 @@ func (s Settings) Consumer() scraper.ConsumerConfig {
 func (s Settings) Sender() (onlyfans.Config, error) {
 	profile, err := onlyfans.LoadProfile(s.SiteProfileFile)
 	return onlyfans.Config{
-		BaseURL: s.BaseURL, Profile: profile, Browser: browser.Options{DriverDir: s.DriverDir, ChromiumPath: s.ChromiumPath},
+		BaseURL: s.BaseURL, Profile: profile, Browser: browser.Options{DriverDir: s.DriverDir, ChromiumPath: s.ChromiumPath, ExtraArgs: s.ChromiumExtraArgs},
 		Timeouts:     onlyfans.Timeouts{Navigation: s.NavTimeout, Action: s.ActionTimeout, Response: s.ResponseTimeout},
-		RecycleAfter: s.RecycleAfter,
+		RecycleAfter: s.RecycleAfter, KeepContexts: s.KeepContexts, Traces: s.Traces,
 	}, err
 }

@@ -77,6 +77,7 @@ type Site struct {
 	faults   []Fault // consumed one per send request, in order
 	refused  map[string]int
 	requests int
+	assets   int
 	onSent   func(Sent)
 	// slowPages chat page loads wait pageDelay first (a timeout before any
 	// click).
@@ -129,6 +130,17 @@ func NewVariant(v Variant) *Site {
 	mux := http.NewServeMux()
 	mux.HandleFunc(v.ChatRoute, s.chatPage)
 	mux.HandleFunc(v.SendRoute, s.send)
+	// The avatar and web font every chat page loads, as a real web app's
+	// do: a send needs neither.
+	mux.HandleFunc("GET /static/", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.assets++
+		s.mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, ".png") {
+			w.Header().Set("Content-Type", "image/png")
+		}
+		_, _ = w.Write([]byte{0})
+	})
 	mux.HandleFunc("GET "+v.LoginPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusUnauthorized)
@@ -136,6 +148,13 @@ func NewVariant(v Variant) *Site {
 	})
 	s.Server = httptest.NewServer(mux)
 	return s
+}
+
+// AssetRequests is how many image and font requests the site served.
+func (s *Site) AssetRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.assets
 }
 
 // AddCreator registers a creator and returns its session token.
@@ -180,8 +199,9 @@ func (s *Site) creator(r *http.Request) (string, bool) {
 }
 
 var chatTemplate = template.Must(template.New("chat").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>Chat with {{.Fan}}</title></head>
-<body>
+<html><head><meta charset="utf-8"><title>Chat with {{.Fan}}</title>
+<style>@font-face{font-family:Site;src:url(/static/site.woff2)} body{font-family:Site,sans-serif}</style></head>
+<body><img src="/static/avatar.png" alt="" width="32" height="32">
 <ul id="history">{{range .History}}<li class="message">{{.}}</li>{{end}}</ul>
 <textarea id="message-input" aria-label="Message"></textarea>
 <button id="send" type="button">Send</button>
@@ -200,8 +220,9 @@ document.getElementById('send').onclick = async () => {
 </body></html>`))
 
 var chatTemplateB = template.Must(template.New("chat-b").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>{{.Fan}}</title></head>
-<body>
+<html><head><meta charset="utf-8"><title>{{.Fan}}</title>
+<style>@font-face{font-family:Site;src:url(/static/site.woff2)} body{font-family:Site,sans-serif}</style></head>
+<body><img src="/static/avatar.png" alt="" width="32" height="32">
 <main class="thread">{{range .History}}<div class="bubble outgoing"><span>{{.}}</span></div>{{end}}<div class="bubble incoming"><span>hey, any news?</span></div></main>
 <footer><textarea data-test="composer" placeholder="Write a message"></textarea>
 <button aria-label="Send message" type="button">&#10148;</button></footer>

@@ -7,22 +7,21 @@ import (
 
 // Prices (us-east-1, list prices checked 2026-11; Spot varies by hour).
 const (
-	sqsStandardPerM = 0.40         // USD per million requests
-	sqsFIFOPerM     = 0.50         // USD per million requests
-	lambdaGBs       = 0.0000133334 // arm64, USD per GB-second
-	lambdaReqPerM   = 0.20
-	s3PutPerK       = 0.005
-	spotVCPUHour    = 0.01245
-	spotGBHour      = 0.00137
-	cacheT4gMicro   = 0.016 // USD per hour, dev; prod r7g.large ×2 ≈ 0.437/h
+	sqsFIFOPerM   = 0.50         // USD per million requests
+	lambdaGBs     = 0.0000133334 // arm64, USD per GB-second
+	lambdaReqPerM = 0.20
+	s3PutPerK     = 0.005
+	spotVCPUHour  = 0.01245
+	spotGBHour    = 0.00137
+	cacheT4gMicro = 0.016 // USD per hour, dev; prod r7g.large ×2 ≈ 0.437/h
 )
 
 // costModel computes the cost of one million messages from request counts
 // per message (measured receives per forwarded message; batch sizes of the
 // code) and the listed assumptions.
-func costModel(receivesPerMessage float64, apiF apiFigures) string {
+func costModel(receivesPerMessage float64, apiF apiFigures, task taskFigures) string {
 	const m = 1_000_000.0
-	// Rate limiter queue (standard): one SendMessage per message (API), the
+	// Intake queue (FIFO since the intake fix): one SendMessage per message (API), the
 	// Lambda poller's receives (batches of up to 10: receivesPerMessage/10
 	// calls per message, plus empty polls, ignored), one batch delete per
 	// batch, and one ChangeMessageVisibilityBatch per batch with denials.
@@ -36,22 +35,25 @@ func costModel(receivesPerMessage float64, apiF apiFigures) string {
 	limiterInvocations := m * receivesPerMessage / 10
 	lambdaSeconds := limiterInvocations*0.050*0.25 + m*0.020*0.25
 	lambdaCost := lambdaSeconds*lambdaGBs + (limiterInvocations+m)/1e6*lambdaReqPerM
-	// Fargate Spot: at the OnlyFans limit a creator sends 10/min; one task
-	// sends ~4 creators' worth in parallel at full speed. Throughput-bound
-	// cost: task-hours = messages / (sends per task-hour), assume 300/min.
-	taskHours := m / (300 * 60)
+	// Fargate Spot, throughput-bound: task-hours = messages / the sends
+	// per task-hour measured above (40 creators, 1 vCPU).
+	taskHours := m / (task.sendsPerMinute * 60)
 	fargate := taskHours * (1*spotVCPUHour + 2*spotGBHour)
-	s3 := m / 1000 * s3PutPerK
-	sqsCost := limiterRequests/1e6*sqsStandardPerM + fifoRequests/1e6*sqsFIFOPerM
+	// Results: one JSON-lines object per flush, every 60 s or 1,000
+	// records, whichever comes first, per task.
+	recordsPerPut := min(1000, task.sendsPerMinute)
+	puts := m / recordsPerPut
+	s3 := puts / 1000 * s3PutPerK
+	sqsCost := limiterRequests/1e6*sqsFIFOPerM + fifoRequests/1e6*sqsFIFOPerM
 	total := sqsCost + lambdaCost + fargate + s3
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Cost model per 1,000,000 messages\n\n| item | requests / units | USD |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| SQS standard (API send, limiter receives at %.2f per message, deletes, visibility changes) | %.2f M requests | %.2f |\n", receivesPerMessage, limiterRequests/1e6, limiterRequests/1e6*sqsStandardPerM)
+	fmt.Fprintf(&b, "| SQS FIFO intake (API send, limiter receives at %.2f per message, deletes, visibility changes) | %.2f M requests | %.2f |\n", receivesPerMessage, limiterRequests/1e6, limiterRequests/1e6*sqsFIFOPerM)
 	fmt.Fprintf(&b, "| SQS FIFO (batch forwards, scraper receives, deletes) | %.2f M requests | %.2f |\n", fifoRequests/1e6, fifoRequests/1e6*sqsFIFOPerM)
 	fmt.Fprintf(&b, "| Lambda (API 20 ms, limiter 50 ms per batch, 256 MB arm64) | %.0f GB-s, %.2f M invocations | %.2f |\n", lambdaSeconds*0.25/0.25, (limiterInvocations+m)/1e6, lambdaCost)
-	fmt.Fprintf(&b, "| Fargate Spot (1 vCPU, 2 GB, 300 sends/min/task) | %.0f task-hours | %.2f |\n", taskHours, fargate)
-	fmt.Fprintf(&b, "| S3 result records (PUT) | %.0f PUT | %.2f |\n", m, s3)
-	fmt.Fprintf(&b, "| **total, variable** | | **%.2f** |\n\n", total)
+	fmt.Fprintf(&b, "| Fargate Spot (1 vCPU, 2 GB, %.0f sends/min/task measured) | %.0f task-hours | %.2f |\n", task.sendsPerMinute, taskHours, fargate)
+	fmt.Fprintf(&b, "| S3 result records (one JSON-lines PUT per flush, %.0f records each) | %.0f PUT | %.2f |\n", recordsPerPut, puts, s3)
+	fmt.Fprintf(&b, "| **total, variable** | | **%.2f** (target ≤ 2.00: %s; before batching and with the intake priced as standard: 7.39) |\n\n", total, map[bool]string{true: "met", false: "**missed**"}[total <= 2.00])
 	fmt.Fprintf(&b, "Fixed per environment and month, not per message: ElastiCache (dev cache.t4g.micro ≈ %.0f USD; prod 2 × cache.r7g.large ≈ 320 USD), NAT gateways (≈ 33 USD each + data), interface endpoints (5 × 2 AZ ≈ 73 USD), the minimum scraper task on Spot (≈ %.0f USD). Assumptions: list prices above; empty receives, KMS requests (≈ 1 per FIFO call with data key caching) and CloudWatch logs are not counted; the API's measured throughput here (%.0f/s) is not a cost driver.\n", cacheT4gMicro*730, (1*spotVCPUHour+2*spotGBHour)*730, apiF.api.perSecond)
 	return b.String()
 }

@@ -5,93 +5,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/message"
-	"github.com/huntaze/message-pipeline/internal/metrics"
-	"github.com/huntaze/message-pipeline/internal/ratelimit"
-	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 	"github.com/huntaze/message-pipeline/test/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
-
-type scraperFigures struct {
-	sendsPerMinute, floorPerMinute float64
-	pssMiB                         float64
-	groups                         int
-}
-
-// measureScraper drains perCreator messages of `groups` creators through
-// the in-process consumer with real Chromium (gate open), and compares with
-// the site's own floor: bare HTTP POSTs to its send endpoint.
-func measureScraper(t harness.T, groups, perCreator int) scraperFigures {
-	site := fakesite.Start(t)
-	f := harness.StartFauxqs(t)
-	r := harness.StartRedis(t)
-	sys := f.CreateQueues(t, "bench")
-	creds := scraper.StaticCredentials{}
-	ctx := context.Background()
-	for g := range groups {
-		c := fmt.Sprint("creator-", g)
-		creds[c] = onlyfans.Credentials{SessionCookie: site.AddCreator(c)}
-		for i := range perCreator {
-			m, _ := message.New("u", "fan-1", fmt.Sprintf("%s #%d", c, i), time.Now())
-			m.CreatorID = c
-			body, _ := m.Marshal()
-			dedup, _ := m.DeduplicationID()
-			if _, err := f.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(sys.Workflows.URL), MessageBody: aws.String(string(body)),
-				MessageGroupId: aws.String(c), MessageDeduplicationId: aws.String(dedup)}); err != nil {
-				t.Fatalf("%v", err)
-			}
-		}
-	}
-	sender := onlyfans.New(onlyfans.Config{BaseURL: site.URL, Browser: browser.Options{DriverDir: harness.DriverDir(t)}, RecycleAfter: 50,
-		Timeouts: onlyfans.Timeouts{Navigation: 10 * time.Second, Action: 5 * time.Second, Response: 5 * time.Second}})
-	t.Cleanup(func() { _ = sender.Close() })
-	gateCfg := ratelimit.Config{Limit: 1_000_000, Window: time.Second, KeyPrefix: "g"}
-	gate, _ := ratelimit.New(r.Client(), gateCfg)
-	harness.PrimeFence(t, r.Client(), gateCfg.FenceKey())
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	ledger := scraper.NewLedger(r.Client(), "b", time.Hour)
-	proc := scraper.NewProcessor(scraper.Config{MaxFailures: 5, BackoffBase: time.Second, BackoffFactor: 2, ServerAttempts: 3, ServerBackoff: 10 * time.Millisecond, BreakerFailures: 100, BreakerOpenFor: time.Second},
-		sender, gate, creds, ledger, scraper.Results{}, log, metrics.New(io.Discard, nil, time.Now), time.Now)
-	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: sys.Workflows.URL, DeadLetterURL: sys.Workflows.DLQURL, Wait: time.Second, MaxGroups: groups}, f.SQS, ledger, proc, log)
-	stop, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	start := time.Now()
-	go func() { consumer.Run(stop, ctx); close(done) }()
-	var pss float64
-	total := groups * perCreator
-	for len(site.Sent()) < total && time.Since(start) < 5*time.Minute {
-		time.Sleep(100 * time.Millisecond)
-		pss = max(pss, treePSS(os.Getpid()))
-	}
-	elapsed := time.Since(start)
-	cancel()
-	<-done
-
-	// floor: the browser action alone (open chat, type, click, read status),
-	// one creator sequentially, times the number of groups run in parallel
-	m, _ := message.New("u", "fan-2", "floor", time.Now())
-	floor := measure(20, func(i int) {
-		m.Content = fmt.Sprint("floor ", i)
-		if _, _, err := sender.Send(ctx, "creator-0", creds["creator-0"], m, nil); err != nil {
-			t.Fatalf("floor send: %v", err)
-		}
-	})
-	return scraperFigures{sendsPerMinute: float64(total) / elapsed.Minutes(), floorPerMinute: floor.perSecond * 60 * float64(groups), pssMiB: pss, groups: groups}
-}
 
 // treePSS sums the proportional set size of a process and its descendants.
 func treePSS(root int) float64 {

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/scraper/setup"
+	"github.com/huntaze/message-pipeline/test/fakesite"
+	"github.com/huntaze/message-pipeline/test/harness"
+)
+
+// taskFigures are one scraper process's throughput at the Fargate task's
+// size: the real binary pinned to one CPU (the task has 1 vCPU) with its
+// driver and Chromium, everything else (queues, Redis, the site) on the
+// other CPU.
+type taskFigures struct {
+	creators, messages, maxGroups int
+	sendsPerMinute                float64
+	pssMiB                        float64
+	resultPuts                    int
+	elapsed                       time.Duration
+	cpuByProgram                  map[string]time.Duration
+}
+
+// treeCPU sums user+system CPU time of a process tree by program name.
+func treeCPU(root int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	children := map[int][]int{}
+	stats := map[int][]string{}
+	comm := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if i < 0 || j < i {
+			continue
+		}
+		fields := strings.Fields(s[j+1:])
+		if len(fields) < 13 {
+			continue
+		}
+		var ppid int
+		_, _ = fmt.Sscan(fields[1], &ppid)
+		children[ppid] = append(children[ppid], pid)
+		stats[pid], comm[pid] = fields, s[i+1:j]
+		if cl, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil {
+			for _, a := range strings.FieldsFunc(string(cl), func(r rune) bool { return r == 0 || r == ' ' }) {
+				if t, ok := strings.CutPrefix(a, "--type="); ok {
+					comm[pid] += " " + t
+				}
+			}
+		}
+	}
+	var walk func(int)
+	walk = func(pid int) {
+		if f := stats[pid]; f != nil {
+			// own time and that of reaped children (renderers that exited)
+			var ticks int64
+			for _, k := range []int{11, 12, 13, 14} {
+				var v int64
+				_, _ = fmt.Sscan(f[k], &v)
+				ticks += v
+			}
+			out[comm[pid]] += time.Duration(ticks) * 10 * time.Millisecond // USER_HZ = 100
+		}
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	walk(root)
+	return out
+}
+
+// measureTask drains creators × perCreator messages (distinct fans, the
+// send gate open: it is measured elsewhere) through the real scraper binary
+// and samples the PSS of its process tree.
+func measureTask(t harness.T, creators, perCreator int, env ...string) taskFigures {
+	root := harness.RepoRoot(t)
+	bin := filepath.Join(os.TempDir(), fmt.Sprintf("bench-scraper-%d", os.Getpid()))
+	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "./scraper/cmd/scraper").CombinedOutput(); err != nil {
+		t.Fatalf("go build scraper: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = os.Remove(bin) })
+	_ = root
+	site := fakesite.Start(t)
+	f := harness.StartFauxqs(t)
+	r := harness.StartRedis(t)
+	harness.PrimeFence(t, r.Client(), setup.Settings{Environment: "bench"}.Gate().FenceKey())
+	sys := f.CreateQueues(t, "bench")
+	ctx := context.Background()
+	if _, err := f.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
+		t.Fatalf("%v", err)
+	}
+	creds := map[string]map[string]string{}
+	for c := range creators {
+		name := fmt.Sprint("creator-", c)
+		creds[name] = map[string]string{"sessionCookie": site.AddCreator(name)}
+	}
+	credsJSON, _ := json.Marshal(creds)
+	credsFile := filepath.Join(os.TempDir(), fmt.Sprintf("bench-creds-%d.json", os.Getpid()))
+	if err := os.WriteFile(credsFile, credsJSON, 0o600); err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() { _ = os.Remove(credsFile) })
+	// Queue everything first, in batches, so the run measures the scraper.
+	for i := range perCreator {
+		var entries []sqstypes.SendMessageBatchRequestEntry
+		for c := range creators {
+			name := fmt.Sprint("creator-", c)
+			m, _ := message.New("u", fmt.Sprint("fan-", i), fmt.Sprintf("hello %d from %s", i, name), time.Now())
+			m.CreatorID = name
+			body, _ := m.Marshal()
+			dedup, _ := m.DeduplicationID()
+			entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint("e", len(entries))), MessageBody: aws.String(string(body)),
+				MessageAttributes: m.Attributes().SQS(), MessageGroupId: aws.String(name), MessageDeduplicationId: aws.String(dedup)})
+			if len(entries) == 10 || c == creators-1 {
+				out, err := f.SQS.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(sys.Workflows.URL), Entries: entries})
+				if err != nil || len(out.Failed) > 0 {
+					t.Fatalf("queueing: %v %v", err, out)
+				}
+				entries = nil
+			}
+		}
+	}
+	total := creators * perCreator
+	base := []string{
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + f.Endpoint,
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"ENVIRONMENT=bench", "WORKFLOWS_QUEUE_URL=" + sys.Workflows.URL, "WORKFLOWS_DLQ_URL=" + sys.Workflows.DLQURL,
+		"RESULTS_BUCKET=results", "REDIS_ADDR=" + r.Addr, "REDIS_TLS=false", "CREDENTIALS_FILE=" + credsFile,
+		"ONLYFANS_BASE_URL=" + site.URL, "PLAYWRIGHT_DRIVER_PATH=" + harness.DriverDir(t),
+		"POLL_WAIT=1s", "RATE_LIMIT=1000000", "RATE_WINDOW=1s", "RATE_MARGIN=0s", "LOG_LEVEL=warn",
+	}
+	figs := taskFigures{creators: creators, messages: total}
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "MAX_GROUPS="); ok {
+			_, _ = fmt.Sscan(v, &figs.maxGroups)
+		}
+	}
+	// Pinned to CPU 0, children included (affinity is inherited).
+	proc := harness.StartCommand(t, "scraper", append(base, env...), "taskset", "-c", "0", bin)
+	start := time.Now()
+	for len(site.Sent()) < total && time.Since(start) < 10*time.Minute && !proc.Exited() {
+		time.Sleep(200 * time.Millisecond)
+		figs.pssMiB = max(figs.pssMiB, treePSS(proc.Pid()))
+	}
+	figs.elapsed = time.Since(start)
+	if n := len(site.Sent()); n < total {
+		t.Fatalf("scraper sent %d of %d in %s:\n%s", n, total, figs.elapsed, tail(proc.Output(), 4000))
+	}
+	figs.sendsPerMinute = float64(total) / figs.elapsed.Minutes()
+	figs.cpuByProgram = treeCPU(proc.Pid())
+	_ = proc.SignalMain(15)
+	_, _ = proc.Process.Wait(30 * time.Second)
+	objs, err := f.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("results"), Prefix: aws.String("results/")})
+	if err == nil {
+		figs.resultPuts = int(aws.ToInt32(objs.KeyCount))
+	}
+	if d := site.Duplicates(); len(d) > 0 {
+		t.Fatalf("duplicates: %v", d)
+	}
+	return figs
+}
+
+// cpuPerSend is the process tree's CPU time per message sent.
+func (f taskFigures) cpuPerSend() time.Duration {
+	var total time.Duration
+	for _, d := range f.cpuByProgram {
+		total += d
+	}
+	return total / time.Duration(max(f.messages, 1))
+}
+
+// cpuPerSendText is cpuPerSend with its parts: Chromium's renderers, the
+// rest of Chromium, the Playwright driver (node), the scraper itself.
+func (f taskFigures) cpuPerSendText() string {
+	parts := map[string]time.Duration{}
+	for prog, d := range f.cpuByProgram {
+		switch {
+		case prog == "chromium renderer":
+			parts["renderers"] += d
+		case strings.HasPrefix(prog, "chromium"):
+			parts["browser"] += d
+		case prog == "node":
+			parts["driver"] += d
+		default:
+			parts["scraper"] += d
+		}
+	}
+	per := func(k string) int64 { return (parts[k] / time.Duration(max(f.messages, 1))).Milliseconds() }
+	return fmt.Sprintf("%d ms (renderers %d, browser %d, driver %d, scraper %d)", f.cpuPerSend().Milliseconds(), per("renderers"), per("browser"), per("driver"), per("scraper"))
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

@@ -25,7 +25,7 @@ NO_RACE_PKGS := ./infra/...
 FUZZTIME ?= 5s
 BENCHTIME ?= 1s
 
-.PHONY: lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
+.PHONY: redrive lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
 
 deps: deps-npm deps-driver deps-go
 
@@ -133,6 +133,13 @@ e2e-real: deps deps-apt
 replay:
 	@if [ -f .dev/env ]; then set -a; . ./.dev/env; set +a; fi; \
 	go run ./functions/replay -once
+
+## redrive: move a DLQ's messages back to their queue after counting them by failure_reason
+## (QUEUE=intake|workflows ENV=dev|staging|prod; DRY_RUN=1 counts only; uses your AWS credentials,
+## or .dev/env's emulator with ENV=local after make dev)
+redrive:
+	@if [ "$(ENV)" = local ] && [ -f .dev/env ]; then set -a; . ./.dev/env; set +a; fi; \
+	go run ./cmd/redrive -queue "$(QUEUE)" -env "$(if $(filter local,$(ENV)),dev,$(ENV))" $(if $(DRY_RUN),-dry-run,) $(if $(MAX),-max $(MAX),)
 
 ## bench: the benchmarks; writes docs/benchmarks.md (ratios against same-run baselines)
 bench: deps deps-apt

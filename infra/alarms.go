@@ -13,17 +13,30 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	limiter "github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/scraper"
 )
 
-// Alarm thresholds (seed 003 R5, R6.4).
+// Alarm thresholds (seed 003 R5, R6.4; issue 15 for the rest).
 const (
 	OldestMessageAlarmSeconds = 600
 	BacklogAlarmMessages      = 500
 	LimiterErrorsAlarm        = 10
 	ScraperCPUAlarmPercent    = 70
+	// IntakeOldestAlarmSeconds: an hour in the intake queue is a backlog
+	// of 600 messages for one creator, or a limiter that does not run.
+	IntakeOldestAlarmSeconds = 3600
+	// ScraperSuccessRateAlarm (percent of sends that succeed, over 5
+	// minutes with at least 10 outcomes).
+	ScraperSuccessRateAlarm = 90
+	// APIFailureRateAlarm (percent of accepted messages SQS refused, kept
+	// in the fallback table, over 5 minutes).
+	APIFailureRateAlarm = 5
+	// DeliveryLatencyP95AlarmMs: p95 accepted → sent of creators without
+	// a backlog (docs/operations.md: the latency SLO).
+	DeliveryLatencyP95AlarmMs = 120_000
 )
 
 // AlarmsProps wires the alarms.
@@ -58,8 +71,9 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 	}
 	action := awscloudwatchactions.NewSnsAction(topic)
 	a := &Alarms{Construct: c, Topic: topic, Alarms: map[string]awscloudwatch.Alarm{}}
-	add := func(name, description string, metric awscloudwatch.Metric, threshold float64, periods float64, cmp awscloudwatch.ComparisonOperator) {
-		alarm := metric.CreateAlarm(c, jsii.String(name), &awscloudwatch.CreateAlarmOptions{
+	add := func(name, description string, metric awscloudwatch.IMetric, threshold float64, periods float64, cmp awscloudwatch.ComparisonOperator) {
+		alarm := awscloudwatch.NewAlarm(c, jsii.String(name), &awscloudwatch.AlarmProps{
+			Metric:             metric,
 			AlarmName:          jsii.String(fmt.Sprintf("huntaze-%s-%s", props.Env.Name, name)),
 			AlarmDescription:   jsii.String(description + " See docs/runbook.md#" + name),
 			Threshold:          jsii.Number(threshold),
@@ -70,48 +84,80 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 		alarm.AddAlarmAction(action)
 		a.Alarms[name] = alarm
 	}
-	min5 := awscdk.Duration_Minutes(jsii.Number(5))
+	min1, min5 := awscdk.Duration_Minutes(jsii.Number(1)), awscdk.Duration_Minutes(jsii.Number(5))
+	gt, gte, lt := awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD
 	q := props.Queues
-	add("fifo-oldest-message", "Workflows FIFO: oldest message older than 600 s (scraper delayed).",
-		q.Workflows.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Maximum")}),
-		OldestMessageAlarmSeconds, 1, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD)
-	add("fifo-backlog", "Workflows FIFO: more than 500 visible messages (backlog).",
-		q.Workflows.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Maximum")}),
-		BacklogAlarmMessages, 1, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD)
-	add("limiter-errors", "Rate limiter Lambda: more than 10 errors in 5 minutes.",
-		props.Functions.Limiter.Function.MetricErrors(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Sum")}),
-		LimiterErrorsAlarm, 1, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD)
-	add("scraper-cpu", "Scraper: CPU above 70 % for 10 minutes (right-size the task).",
-		props.Scraper.Service.MetricCpuUtilization(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Average")}),
-		ScraperCPUAlarmPercent, 2, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD)
-	for name, dlq := range map[string]awssqs.Queue{"rate-limiter-dlq": q.RateLimiterDLQ, "workflows-dlq": q.WorkflowsDLQ} {
-		add(name+"-not-empty", "A dead-letter queue holds messages: inspect, fix, redrive.",
-			dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Maximum")}),
-			0, 1, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD)
-	}
-
-	custom := func(name, statistic string, dims map[string]*string) awscloudwatch.Metric {
+	custom := func(name, statistic string, period awscdk.Duration, dims map[string]*string) awscloudwatch.Metric {
 		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 			Namespace: jsii.String(metrics.Namespace), MetricName: jsii.String(name), Statistic: jsii.String(statistic),
-			Period: awscdk.Duration_Minutes(jsii.Number(1)), DimensionsMap: &dims,
+			Period: period, DimensionsMap: &dims,
 		})
 	}
-	limiterDims := map[string]*string{"Service": jsii.String("rate-limiter"), "Environment": jsii.String(props.Env.Name)}
-	scraperDims := map[string]*string{"Service": jsii.String("scraper"), "Environment": jsii.String(props.Env.Name)}
-	a.Dashboard = awscloudwatch.NewDashboard(c, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{DashboardName: jsii.String("huntaze-pipeline-" + props.Env.Name)})
-	a.Dashboard.AddWidgets(
-		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String("Queue depth (visible)"), Width: jsii.Number(12), Left: &[]awscloudwatch.IMetric{
-			q.RateLimiter.MetricApproximateNumberOfMessagesVisible(nil), q.Workflows.MetricApproximateNumberOfMessagesVisible(nil),
-			q.RateLimiterDLQ.MetricApproximateNumberOfMessagesVisible(nil), q.WorkflowsDLQ.MetricApproximateNumberOfMessagesVisible(nil),
-		}}),
-		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String("Rate limiter decisions"), Width: jsii.Number(12), Left: &[]awscloudwatch.IMetric{
-			custom(limiter.MetricAllowed, "Sum", limiterDims), custom(limiter.MetricRejected, "Sum", limiterDims), custom(limiter.MetricRedisErrors, "Sum", limiterDims),
-		}}),
-		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String("Scraping"), Width: jsii.Number(12),
-			Left:  &[]awscloudwatch.IMetric{custom(scraper.MetricSuccess, "Sum", scraperDims)},
-			Right: &[]awscloudwatch.IMetric{custom(scraper.MetricDuration, "Average", scraperDims)}}),
-		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String("Circuit state (0 closed, 1 half-open, 2 open)"), Width: jsii.Number(12),
-			Left: &[]awscloudwatch.IMetric{custom(scraper.MetricCircuitState, "Maximum", scraperDims)}}),
-	)
+	dims := func(service string, extra ...string) map[string]*string {
+		d := map[string]*string{"Service": jsii.String(service), "Environment": jsii.String(props.Env.Name)}
+		for i := 0; i+1 < len(extra); i += 2 {
+			d[extra[i]] = jsii.String(extra[i+1])
+		}
+		return d
+	}
+	limiterDims, scraperDims, apiDims := dims("rate-limiter"), dims("scraper"), dims("api")
+
+	// The seed's alarms, exactly as specified.
+	add("fifo-oldest-message", "Workflows FIFO: oldest message older than 600 s (scraper delayed).",
+		q.Workflows.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{Period: min1, Statistic: jsii.String("Maximum")}),
+		OldestMessageAlarmSeconds, 1, gt)
+	add("fifo-backlog", "Workflows FIFO: more than 500 visible messages (backlog).",
+		q.Workflows.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: min1, Statistic: jsii.String("Maximum")}),
+		BacklogAlarmMessages, 1, gt)
+	add("limiter-errors", "Rate limiter Lambda: more than 10 errors in 5 minutes.",
+		props.Functions.Limiter.Function.MetricErrors(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Sum")}),
+		LimiterErrorsAlarm, 1, gt)
+	add("scraper-cpu", "Scraper: CPU above 70 % for 10 minutes (right-size the task).",
+		props.Scraper.Service.MetricCpuUtilization(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Average")}),
+		ScraperCPUAlarmPercent, 2, gt)
+	// Any message dead-lettered, in either DLQ.
+	for name, dlq := range map[string]awssqs.Queue{"rate-limiter-dlq": q.RateLimiterDLQ, "workflows-dlq": q.WorkflowsDLQ} {
+		add(name+"-not-empty", "A dead-letter queue holds messages: inspect, fix, redrive.",
+			dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: min1, Statistic: jsii.String("Maximum")}),
+			0, 1, gt)
+	}
+
+	// Real signals: the limiter's handler answers per record and never
+	// fails its invocation, so Lambda Errors does not see Redis or forward
+	// failures; its own metrics do.
+	add("limiter-redis-errors", "Rate limiter: Redis errors 3 minutes in a row (messages wait, fail closed).",
+		custom(limiter.MetricRedisErrors, "Sum", min1, limiterDims), 0, 3, gt)
+	add("limiter-forward-failures", "Rate limiter: approved messages not forwarded to the workflows FIFO 3 minutes in a row.",
+		custom(limiter.MetricForwardFailures, "Sum", min1, limiterDims), 0, 3, gt)
+	add("intake-oldest-message", "Intake FIFO: a message has waited more than an hour for the rate limiter.",
+		q.RateLimiter.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Maximum")}),
+		IntakeOldestAlarmSeconds, 1, gt)
+	add("scraper-session-invalid", "Scraper: OnlyFans rejected a creator's session; that creator is paused until the session is renewed.",
+		custom(scraper.MetricSessionInvalid, "Sum", min5, scraperDims), 0, 1, gt)
+	add("scraper-breaker-open", "Scraper: circuit breaker open 5 minutes in a row (OnlyFans failing; sends paused).",
+		custom(scraper.MetricCircuitState, "Maximum", min1, scraperDims), 2, 5, gte)
+	successRate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String("IF(s + f >= 10, 100 * s / (s + f), 100)"), Label: jsii.String("scraping_success_rate"), Period: min5,
+		UsingMetrics: &map[string]awscloudwatch.IMetric{"s": custom(scraper.MetricSuccess, "Sum", min5, scraperDims), "f": custom(scraper.MetricFailure, "Sum", min5, scraperDims)},
+	})
+	add("scraper-success-rate", "Scraper: under 90 % of sends succeed, 15 minutes in a row (with at least 10 outcomes per 5 minutes).",
+		successRate, ScraperSuccessRateAlarm, 3, lt)
+	apiFailureRate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String("IF(q + fb > 0, 100 * fb / (q + fb), 0)"), Label: jsii.String("api_failure_rate"), Period: min5,
+		UsingMetrics: &map[string]awscloudwatch.IMetric{"q": custom(api.MetricQueued, "Sum", min5, apiDims), "fb": custom(api.MetricFallback, "Sum", min5, apiDims)},
+	})
+	add("api-failure-rate", "API: more than 5 % of accepted messages went to the fallback table (SQS refused them) for 10 minutes.",
+		apiFailureRate, APIFailureRateAlarm, 2, gt)
+	latencyP95 := custom(scraper.MetricDeliveryLatency, "p95", min5, dims("scraper", "Backlog", "none"))
+	add("delivery-latency-p95", "Messages of creators without a backlog: p95 from accepted to sent above 2 minutes for 15 minutes.",
+		latencyP95, DeliveryLatencyP95AlarmMs, 3, gt)
+
+	a.Dashboard = newDashboard(c, props, dashboardMetrics{
+		custom: func(name, stat string, d map[string]*string) awscloudwatch.Metric { return custom(name, stat, min5, d) },
+		limiter: limiterDims, scraper: scraperDims, api: apiDims, successRate: successRate, apiFailureRate: apiFailureRate,
+		latency: func(stat, backlog string) awscloudwatch.IMetric {
+			return custom(scraper.MetricDeliveryLatency, stat, min5, dims("scraper", "Backlog", backlog))
+		},
+	})
 	return a
 }

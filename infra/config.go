@@ -46,7 +46,8 @@ type Environment struct {
 	LimiterMaxConcurrency int
 	// ScraperMinTasks..ScraperMaxTasks bound the scraper service (seed 003 R3).
 	ScraperMinTasks, ScraperMaxTasks int
-	// ScraperOnDemandBase tasks always run on FARGATE, the rest on Spot.
+	// ScraperOnDemandBase tasks always run on FARGATE, the rest on Spot
+	// (the On-Demand fallback service covers what Spot cannot place).
 	ScraperOnDemandBase int
 	// LogRetentionDays of every log group.
 	LogRetentionDays int

@@ -217,19 +217,31 @@ func TestScraper_Seed003R3_R6_FargateSpotTaskAndTwoScalingPolicies(t *testing.T)
 			c["StopTimeout"] != 120.0 || c["LinuxParameters"].(map[string]any)["InitProcessEnabled"] != true {
 			t.Errorf("%s task %v / container %v", env, task, c)
 		}
-		svc := only(t, resources(t, st, "AWS::ECS::Service"), "service")
+		services := resources(t, st, "AWS::ECS::Service")
+		if len(services) != 2 {
+			t.Fatalf("%s: %d services, want the Spot service and its On-Demand fallback", env, len(services))
+		}
+		var svc map[string]any
+		for id, s := range services {
+			if strings.HasPrefix(id, "ScraperService") && strings.Contains(js(s["CapacityProviderStrategy"]), "FARGATE_SPOT") {
+				svc = s
+			}
+		}
 		strategy := js(svc["CapacityProviderStrategy"])
 		wantBase := env == "prod"
 		if !strings.Contains(strategy, `"CapacityProvider":"FARGATE_SPOT"`) || strings.Contains(strategy, `"Base":1,"CapacityProvider":"FARGATE"`) != wantBase ||
 			!strings.Contains(js(svc["NetworkConfiguration"]), `"AssignPublicIp":"DISABLED"`) {
 			t.Errorf("%s service strategy %s network %s", env, strategy, js(svc["NetworkConfiguration"]))
 		}
-		target := only(t, resources(t, st, "AWS::ApplicationAutoScaling::ScalableTarget"), "scalable target")
-		if target["MinCapacity"] != 1.0 || target["MaxCapacity"] != 10.0 {
-			t.Errorf("scaling bounds %v..%v", target["MinCapacity"], target["MaxCapacity"])
+		bounds := map[string]bool{}
+		for _, target := range resources(t, st, "AWS::ApplicationAutoScaling::ScalableTarget") {
+			bounds[fmt.Sprint(target["MinCapacity"], "..", target["MaxCapacity"])] = true
 		}
-		if n := len(resources(t, st, "AWS::ApplicationAutoScaling::ScalingPolicy")); n != 2 {
-			t.Errorf("%d scaling policies, want 2", n)
+		if !bounds["1..10"] || !bounds["0..10"] || len(bounds) != 2 {
+			t.Errorf("scaling bounds %v, want 1..10 (Spot) and 0..10 (fallback)", bounds)
+		}
+		if n := len(resources(t, st, "AWS::ApplicationAutoScaling::ScalingPolicy")); n != 4 {
+			t.Errorf("%d scaling policies, want 2 per service", n)
 		}
 		var out, in bool
 		for _, a := range resources(t, st, "AWS::CloudWatch::Alarm") {

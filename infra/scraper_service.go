@@ -25,6 +25,10 @@ const (
 	ScaleOutVisible       = 100  // seed 003 R3.2
 	ScaleInVisible        = 20   // seed 003 R3.3
 	ScaleInMinutes        = 5
+	// FallbackAfterMinutes of Spot shortfall start On-Demand tasks;
+	// FallbackReleaseMinutes of surplus stop them.
+	FallbackAfterMinutes   = 3
+	FallbackReleaseMinutes = 10
 )
 
 // ScraperServiceProps wires the service.
@@ -44,6 +48,10 @@ type ScraperService struct {
 	Service  awsecs.FargateService
 	TaskRole awsiam.Role
 	Task     awsecs.FargateTaskDefinition
+	// Fallback runs the same task On-Demand while Spot cannot place the
+	// service's tasks.
+	Fallback awsecs.FargateService
+	Logs     awslogs.LogGroup
 }
 
 // NewScraperService creates the cluster (Container Insights), the task (1
@@ -137,5 +145,60 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 			{Lower: jsii.Number(ScaleInVisible), Change: jsii.Number(0)},
 		},
 	})
-	return &ScraperService{Construct: c, Cluster: cluster, Service: service, TaskRole: taskRole, Task: task}
+	fallback := newOnDemandFallback(c, props, cluster, task, service, sg)
+	return &ScraperService{Construct: c, Cluster: cluster, Service: service, TaskRole: taskRole, Task: task, Fallback: fallback, Logs: logs}
+}
+
+// newOnDemandFallback is a second service running the same task on FARGATE
+// (On-Demand), at 0 tasks while Spot places every task the Spot service
+// wants. When Spot capacity is short (desired − running of the Spot
+// service, Container Insights, less what the fallback already runs) for 3
+// minutes, it adds tasks; when Spot and fallback together run more than
+// the Spot service wants for 10 minutes, it removes them. Both services
+// consume the same queue: the per-message claims keep them off each
+// other's messages.
+func newOnDemandFallback(c constructs.Construct, props ScraperServiceProps, cluster awsecs.Cluster, task awsecs.FargateTaskDefinition, spot awsecs.FargateService, sg awsec2.ISecurityGroup) awsecs.FargateService {
+	fallback := awsecs.NewFargateService(c, jsii.String("OnDemandFallback"), &awsecs.FargateServiceProps{
+		Cluster: cluster, TaskDefinition: task, DesiredCount: jsii.Number(0),
+		AssignPublicIp: jsii.Bool(false), VpcSubnets: &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS},
+		SecurityGroups: &[]awsec2.ISecurityGroup{sg, props.Cache.Clients},
+		CapacityProviderStrategies: &[]*awsecs.CapacityProviderStrategy{{CapacityProvider: jsii.String("FARGATE"), Weight: jsii.Number(1)}},
+		CircuitBreaker:             &awsecs.DeploymentCircuitBreaker{Rollback: jsii.Bool(true)},
+	})
+	count := func(service awsecs.FargateService, name string) awscloudwatch.Metric {
+		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace: jsii.String("ECS/ContainerInsights"), MetricName: jsii.String(name), Statistic: jsii.String("Average"), Period: awscdk.Duration_Minutes(jsii.Number(1)),
+			DimensionsMap: &map[string]*string{"ClusterName": cluster.ClusterName(), "ServiceName": service.ServiceName()},
+		})
+	}
+	using := &map[string]awscloudwatch.IMetric{
+		"desired": count(spot, "DesiredTaskCount"), "running": count(spot, "RunningTaskCount"), "fallback": count(fallback, "RunningTaskCount"),
+	}
+	shortfall := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String("desired - running - FILL(fallback, 0)"), Label: jsii.String("Spot tasks missing, not yet covered On-Demand"),
+		Period: awscdk.Duration_Minutes(jsii.Number(1)), UsingMetrics: using,
+	})
+	excess := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String("FILL(fallback, 0) + running - desired"), Label: jsii.String("On-Demand tasks Spot no longer needs"),
+		Period: awscdk.Duration_Minutes(jsii.Number(1)), UsingMetrics: using,
+	})
+	scaling := fallback.AutoScaleTaskCount(&awsapplicationautoscaling.EnableScalingProps{MinCapacity: jsii.Number(0), MaxCapacity: jsii.Number(float64(props.Env.ScraperMaxTasks))})
+	scaling.ScaleOnMetric(jsii.String("CoverSpotShortfall"), &awsapplicationautoscaling.BasicStepScalingPolicyProps{
+		Metric: shortfall, EvaluationPeriods: jsii.Number(FallbackAfterMinutes), DatapointsToAlarm: jsii.Number(FallbackAfterMinutes),
+		AdjustmentType: awsapplicationautoscaling.AdjustmentType_CHANGE_IN_CAPACITY, Cooldown: awscdk.Duration_Minutes(jsii.Number(1)),
+		ScalingSteps: &[]*awsapplicationautoscaling.ScalingInterval{
+			{Upper: jsii.Number(1), Change: jsii.Number(0)},
+			{Lower: jsii.Number(1), Change: jsii.Number(1)},
+			{Lower: jsii.Number(3), Change: jsii.Number(3)},
+		},
+	})
+	scaling.ScaleOnMetric(jsii.String("ReturnToSpot"), &awsapplicationautoscaling.BasicStepScalingPolicyProps{
+		Metric: excess, EvaluationPeriods: jsii.Number(FallbackReleaseMinutes), DatapointsToAlarm: jsii.Number(FallbackReleaseMinutes),
+		AdjustmentType: awsapplicationautoscaling.AdjustmentType_CHANGE_IN_CAPACITY, Cooldown: awscdk.Duration_Minutes(jsii.Number(5)),
+		ScalingSteps: &[]*awsapplicationautoscaling.ScalingInterval{
+			{Upper: jsii.Number(1), Change: jsii.Number(0)},
+			{Lower: jsii.Number(1), Change: jsii.Number(-1)},
+		},
+	})
+	return fallback
 }

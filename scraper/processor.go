@@ -150,6 +150,9 @@ const (
 	// MetricSessionInvalid counts rejected sessions, in total and per
 	// CreatorId (a paused creator's messages wait for a new session).
 	MetricSessionInvalid = "session_invalid"
+	// MetricDeliveryLatency is accepted (API) → sent (site), per message
+	// sent, with dimension Backlog = none | queued.
+	MetricDeliveryLatency = "delivery_latency_ms"
 )
 
 // serverError makes a 5xx a breaker failure.
@@ -210,7 +213,10 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 		p.report(ctx, ids, start, out, nil, 0)
 		return out
 	}
-	ids.messageID, ids.creator = msg.MessageID, msg.CreatorKey()
+	ids.messageID, ids.creator, ids.accepted = msg.MessageID, msg.CreatorKey(), msg.Timestamp
+	if approvedMs, err := strconv.ParseInt(attr(m, "rate_limit_timestamp"), 10, 64); err == nil {
+		ids.unqueued = receives == 1 && time.UnixMilli(approvedMs).Sub(msg.Timestamp) < unqueuedApproval
+	}
 	if ids.correlation == "" {
 		ids.correlation = msg.MessageID
 	}
@@ -446,10 +452,35 @@ func (p *Processor) fail(ctx context.Context, id, class, detail string, attempts
 	return Outcome{Action: Retry, Delay: p.cfg.Backoff(n), Class: class, Detail: detail, Status: "failed", Attempts: attempts, Failures: n}
 }
 
-type logIDs struct{ sqsID, messageID, creator, correlation string }
+type logIDs struct {
+	sqsID, messageID, creator, correlation string
+	// accepted is when the API took the message (its timestamp);
+	// unqueued says its creator had no backlog on the way: the limiter
+	// approved it within a window of its acceptance and this is its first
+	// receive here (no gate denial, no retry).
+	accepted time.Time
+	unqueued bool
+}
+
+// unqueuedApproval is the longest limiter wait of a message whose creator
+// had no backlog (one OnlyFans window).
+const unqueuedApproval = time.Minute
+
+// latencyClass names the Backlog dimension of MetricDeliveryLatency.
+func latencyClass(unqueued bool) string {
+	if unqueued {
+		return "none"
+	}
+	return "queued"
+}
 
 func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out Outcome, art *onlyfans.Artifacts, httpStatus int) {
-	dur := p.now().Sub(start)
+	now := p.now()
+	dur := now.Sub(start)
+	var latency time.Duration
+	if out.Status == "sent" && !ids.accepted.IsZero() {
+		latency = now.Sub(ids.accepted)
+	}
 	level := slog.LevelInfo
 	switch out.Action {
 	case Retry, DeadLetter:
@@ -460,19 +491,33 @@ func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out
 	p.log.Log(ctx, level, "message processed", "message_id", ids.messageID, "sqs_message_id", ids.sqsID, "creator_id", ids.creator,
 		"correlation_id", ids.correlation, "status", out.Status, "success", out.Status == "sent" || out.Status == "already_sent",
 		"error_class", out.Class, "error_detail", out.Detail, "http_status", httpStatus, "attempts", out.Attempts,
-		"failures", out.Failures, "retry_in_ms", out.Delay.Milliseconds(), "duration_ms", dur.Milliseconds())
+		"failures", out.Failures, "retry_in_ms", out.Delay.Milliseconds(), "duration_ms", dur.Milliseconds(),
+		"delivery_latency_ms", latency.Milliseconds(), "backlog", latencyClass(ids.unqueued))
 
 	set := metrics.NewSet()
-	em := p.metrics
+	failed := out.Status != "sent" && out.Class != ClassNone
 	if out.Status == "sent" {
 		set.Add(MetricSuccess, metrics.Count, 1)
 		set.Put(MetricDuration, metrics.Milliseconds, float64(dur.Milliseconds()))
-	} else if out.Class != ClassNone {
+	} else if failed {
 		set.Add(MetricFailure, metrics.Count, 1)
-		em = p.metrics.With(map[string]string{"ErrorClass": out.Class})
 	}
 	set.Put(MetricCircuitState, metrics.Count, float64(p.breaker.State()))
-	_ = em.Emit(set)
+	_ = p.metrics.Emit(set)
+	if failed { // the same failure by class, for the dashboard's breakdown
+		byClass := metrics.NewSet()
+		byClass.Add(MetricFailure, metrics.Count, 1)
+		_ = p.metrics.With(map[string]string{"ErrorClass": out.Class}).Emit(byClass)
+	}
+	if out.Status == "sent" && !ids.accepted.IsZero() {
+		// Accepted → sent: creator is a log field (Logs Insights), not a
+		// dimension (one metric per creator would cost per creator); the
+		// Backlog dimension keeps the waits of creators who sent more than
+		// the limit apart from the pipeline's own delay.
+		lat := metrics.NewSet()
+		lat.Put(MetricDeliveryLatency, metrics.Milliseconds, float64(latency.Milliseconds()))
+		_ = p.metrics.With(map[string]string{"Backlog": latencyClass(ids.unqueued)}).Emit(lat)
+	}
 
 	if ids.messageID == "" || p.results == nil {
 		return

@@ -247,6 +247,15 @@ func TestSendsInOrderPerCreatorAndDeletesOnSuccess(t *testing.T) {
 	if !strings.Contains(f.logs.String(), `"error_class":"server_error"`) {
 		t.Fatalf("the injected failure was not seen:\n%s", f.logs)
 	}
+	// AND each send's accepted → sent wait is a metric (these messages
+	// carry no limiter approval time: classed as queued) and a log field
+	if strings.Count(f.emf.String(), `"delivery_latency_ms"`) < 6 || !strings.Contains(f.emf.String(), `"Backlog":"queued"`) || !strings.Contains(f.logs.String(), `"delivery_latency_ms":`) {
+		t.Fatalf("no delivery latency:\n%s", f.emf)
+	}
+	// AND failures are counted in total (the success rate's input) and by class
+	if !strings.Contains(f.emf.String(), `"ErrorClass":"server_error"`) {
+		t.Fatalf("no failure by class:\n%s", f.emf)
+	}
 }
 
 func TestLaterMessagesOfAFailedGroupWaitWithItAndAreNeverAttempted(t *testing.T) {

@@ -40,6 +40,8 @@ func main() {
 	}
 	run := func(ctx context.Context) (fallback.ReplayResult, error) {
 		res, err := api.Replay(ctx, deps, s.ReplayBatch)
+		// The scheduled run also publishes the queues' depth (seed 000 R5.5).
+		api.QueueDepths(ctx, deps, cfg.Queues)
 		log.Info("replay done", "replayed", res.Replayed, "failed", res.Failed, "skipped", res.Skipped, "error", err)
 		return res, err
 	}

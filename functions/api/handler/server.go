@@ -51,6 +51,9 @@ const (
 	MetricReplayed      = "messages_replayed"
 	MetricReplayFailed  = "replay_failures"
 	MetricRequestErrors = "request_rejected"
+	// MetricQueueDepth is a queue's messages, dimension Queue (intake,
+	// intake-dlq, workflows, workflows-dlq).
+	MetricQueueDepth = "queue_depth"
 )
 
 // MaxBodyBytes bounds a request: 10 messages at the SQS limit plus JSON overhead.
@@ -574,6 +577,8 @@ type QueueStatus struct {
 	InFlight  int    `json:"inFlight"`
 	Delayed   int    `json:"delayed"`
 	Reachable bool   `json:"reachable"`
+	// DeadLetter marks a dead-letter queue (not part of the response).
+	DeadLetter bool `json:"-"`
 }
 
 // StatusResponse is the health report (seed 000 R5.3).
@@ -600,16 +605,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Unavailable != "" {
 		st.Reasons = append(st.Reasons, "sending unavailable: "+s.cfg.Unavailable)
 	} else {
-		for _, q := range []struct {
-			url string
-			dlq bool
-		}{{s.cfg.Queues.RateLimiter, false}, {s.cfg.Queues.RateLimiterDLQ, true}, {s.cfg.Queues.Workflows, false}, {s.cfg.Queues.WorkflowsDLQ, true}} {
-			qs := s.queueStatus(ctx, q.url)
+		for _, qs := range QueueDepths(ctx, s.d, s.cfg.Queues) {
 			st.Queues = append(st.Queues, qs)
 			switch {
 			case !qs.Reachable:
 				st.Reasons = append(st.Reasons, "queue "+qs.Name+" unreachable")
-			case q.dlq && qs.Visible+qs.InFlight+qs.Delayed > 0:
+			case qs.DeadLetter && qs.Visible+qs.InFlight+qs.Delayed > 0:
 				st.Reasons = append(st.Reasons, fmt.Sprintf("dead-letter queue %s holds %d messages", qs.Name, qs.Visible+qs.InFlight+qs.Delayed))
 			}
 		}
@@ -638,9 +639,34 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, st)
 }
 
-func (s *Server) queueStatus(ctx context.Context, url string) QueueStatus {
+// QueueDepths reads every queue of the pipeline and publishes its depth
+// (visible + in flight + delayed) as MetricQueueDepth with dimension Queue
+// (seed 000 R5.5): the status path and the scheduled replay both call it,
+// so the metric has a point at least every 5 minutes.
+func QueueDepths(ctx context.Context, d Deps, q QueueURLs) []QueueStatus {
+	var out []QueueStatus
+	for _, qu := range []struct {
+		name, url string
+		dlq       bool
+	}{{"intake", q.RateLimiter, false}, {"intake-dlq", q.RateLimiterDLQ, true}, {"workflows", q.Workflows, false}, {"workflows-dlq", q.WorkflowsDLQ, true}} {
+		if qu.url == "" {
+			continue
+		}
+		qs := queueStatus(ctx, d, qu.url)
+		qs.DeadLetter = qu.dlq
+		out = append(out, qs)
+		if qs.Reachable && d.Metrics != nil {
+			m := metrics.NewSet()
+			m.Put(MetricQueueDepth, metrics.Count, float64(qs.Visible+qs.InFlight+qs.Delayed))
+			_ = d.Metrics.With(map[string]string{"Queue": qu.name}).Emit(m)
+		}
+	}
+	return out
+}
+
+func queueStatus(ctx context.Context, d Deps, url string) QueueStatus {
 	qs := QueueStatus{Name: url[strings.LastIndexByte(url, '/')+1:]}
-	out, err := s.d.QueueStats.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+	out, err := d.QueueStats.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(url),
 		AttributeNames: []sqstypes.QueueAttributeName{
 			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
@@ -649,7 +675,7 @@ func (s *Server) queueStatus(ctx context.Context, url string) QueueStatus {
 		},
 	})
 	if err != nil {
-		s.d.Log.Warn("queue attributes unreadable", "queue", qs.Name, "error", err)
+		d.Log.Warn("queue attributes unreadable", "queue", qs.Name, "error", err)
 		return qs
 	}
 	qs.Reachable = true

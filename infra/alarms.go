@@ -153,7 +153,7 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 		latencyP95, DeliveryLatencyP95AlarmMs, 3, gt)
 
 	a.Dashboard = newDashboard(c, props, dashboardMetrics{
-		custom: func(name, stat string, d map[string]*string) awscloudwatch.Metric { return custom(name, stat, min5, d) },
+		custom:  func(name, stat string, d map[string]*string) awscloudwatch.Metric { return custom(name, stat, min5, d) },
 		limiter: limiterDims, scraper: scraperDims, api: apiDims, successRate: successRate, apiFailureRate: apiFailureRate,
 		latency: func(stat, backlog string) awscloudwatch.IMetric {
 			return custom(scraper.MetricDeliveryLatency, stat, min5, dims("scraper", "Backlog", backlog))

@@ -88,7 +88,7 @@ func newDashboard(c constructs.Construct, props AlarmsProps, m dashboardMetrics)
 		graph("Failed", 12, []awscloudwatch.IMetric{
 			awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 				Expression: jsii.String(fmt.Sprintf(`SEARCH('{%s,Service,Environment,ErrorClass} MetricName="%s" Environment="%s"', 'Sum', 300)`, metrics.Namespace, scraper.MetricFailure, props.Env.Name)),
-				Label: jsii.String("scraping failures by class"), Period: min5,
+				Label:      jsii.String("scraping failures by class"), Period: min5,
 			}),
 			labelled(m.custom(limiter.MetricPoison, "Sum", m.limiter), "invalid payloads (limiter)"),
 			q.RateLimiterDLQ.MetricApproximateNumberOfMessagesVisible(nil), q.WorkflowsDLQ.MetricApproximateNumberOfMessagesVisible(nil),
@@ -117,7 +117,7 @@ func newDashboard(c constructs.Construct, props AlarmsProps, m dashboardMetrics)
 			labelled(m.custom(scraper.MetricSessionInvalid, "Sum", m.scraper), "session_invalid (all creators)"),
 			awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 				Expression: jsii.String(fmt.Sprintf(`SEARCH('{%s,Service,Environment,CreatorId} MetricName="%s" Environment="%s"', 'Sum', 300)`, metrics.Namespace, scraper.MetricSessionInvalid, props.Env.Name)),
-				Label: jsii.String("by creator"), Period: min5,
+				Label:      jsii.String("by creator"), Period: min5,
 			}),
 		}, nil),
 	)

@@ -161,7 +161,7 @@ func newOnDemandFallback(c constructs.Construct, props ScraperServiceProps, clus
 	fallback := awsecs.NewFargateService(c, jsii.String("OnDemandFallback"), &awsecs.FargateServiceProps{
 		Cluster: cluster, TaskDefinition: task, DesiredCount: jsii.Number(0),
 		AssignPublicIp: jsii.Bool(false), VpcSubnets: &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS},
-		SecurityGroups: &[]awsec2.ISecurityGroup{sg, props.Cache.Clients},
+		SecurityGroups:             &[]awsec2.ISecurityGroup{sg, props.Cache.Clients},
 		CapacityProviderStrategies: &[]*awsecs.CapacityProviderStrategy{{CapacityProvider: jsii.String("FARGATE"), Weight: jsii.Number(1)}},
 		CircuitBreaker:             &awsecs.DeploymentCircuitBreaker{Rollback: jsii.Bool(true)},
 	})

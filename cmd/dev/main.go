@@ -41,6 +41,7 @@ func run() error {
 		return err
 	}
 	defer logs.Close()
+	latency := devstack.NewLatencyWatch(logs)
 	site := fakesite.New()
 	defer site.Close()
 	names := strings.Split(*creators, ",")
@@ -49,7 +50,7 @@ func run() error {
 		sessions[c] = site.AddCreator(c)
 	}
 	s, err := devstack.Start(devstack.Options{SiteURL: site.URL, Sessions: sessions, Limit: *limit, Window: *window,
-		ReturnSlack: time.Second, GateMargin: 2 * time.Second, LimiterPollers: 4, Logs: logs})
+		ReturnSlack: time.Second, GateMargin: 2 * time.Second, LimiterPollers: 4, Logs: latency})
 	if err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ Ctrl-C stops everything.
 		case <-stop:
 			return nil
 		case <-tick.C:
-			fmt.Printf("[%s] %s%s", time.Now().Format("15:04:05"), s.Summary(), local.SiteSummary(site, names, *limit, *window))
+			fmt.Printf("[%s] %s%s%s", time.Now().Format("15:04:05"), s.Summary(), latency.Summary(), local.SiteSummary(site, names, *limit, *window))
 		}
 	}
 }

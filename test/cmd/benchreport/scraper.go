@@ -20,7 +20,26 @@ import (
 
 // treePSS sums the proportional set size of a process and its descendants.
 func treePSS(root int) float64 {
+	total := 0.0
+	for _, p := range processTree(root) {
+		total += pss(p.pid)
+	}
+	return total / 1024
+}
+
+// process is one entry of /proc: its program name (with Chromium's
+// --type, e.g. "chromium renderer") and the fields of its stat after the
+// name (state, ppid, …; utime is fields[11]).
+type process struct {
+	pid  int
+	name string
+	stat []string
+}
+
+// processTree lists root and its descendants from one read of /proc.
+func processTree(root int) []process {
 	children := map[int][]int{}
+	all := map[int]process{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -31,22 +50,37 @@ func treePSS(root int) float64 {
 		if err != nil {
 			continue
 		}
-		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(fields) > 1 {
-			ppid, _ := strconv.Atoi(fields[1])
-			children[ppid] = append(children[ppid], pid)
+		i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if i < 0 || j < i {
+			continue
 		}
+		p := process{pid: pid, name: string(b[i+1 : j]), stat: strings.Fields(string(b[j+1:]))}
+		if len(p.stat) < 15 {
+			continue
+		}
+		if cl, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil {
+			for _, a := range strings.FieldsFunc(string(cl), func(r rune) bool { return r == 0 || r == ' ' }) {
+				if t, ok := strings.CutPrefix(a, "--type="); ok {
+					p.name += " " + t
+				}
+			}
+		}
+		ppid, _ := strconv.Atoi(p.stat[1])
+		children[ppid] = append(children[ppid], pid)
+		all[pid] = p
 	}
-	total := 0.0
+	var out []process
 	var walk func(int)
 	walk = func(pid int) {
-		total += pss(pid)
+		if p, ok := all[pid]; ok {
+			out = append(out, p)
+		}
 		for _, c := range children[pid] {
 			walk(c)
 		}
 	}
 	walk(root)
-	return total / 1024
+	return out
 }
 
 func pss(pid int) float64 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,60 +35,19 @@ type taskFigures struct {
 	cpuByProgram                  map[string]time.Duration
 }
 
-// treeCPU sums user+system CPU time of a process tree by program name.
+// treeCPU sums the CPU time of a process tree by program name: each
+// process's own time and that of its reaped children (renderers that
+// exited).
 func treeCPU(root int) map[string]time.Duration {
 	out := map[string]time.Duration{}
-	children := map[int][]int{}
-	stats := map[int][]string{}
-	comm := map[int]string{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
-			continue
+	for _, p := range processTree(root) {
+		var ticks int64
+		for _, k := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+			v, _ := strconv.ParseInt(p.stat[k], 10, 64)
+			ticks += v
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if i < 0 || j < i {
-			continue
-		}
-		fields := strings.Fields(s[j+1:])
-		if len(fields) < 13 {
-			continue
-		}
-		var ppid int
-		_, _ = fmt.Sscan(fields[1], &ppid)
-		children[ppid] = append(children[ppid], pid)
-		stats[pid], comm[pid] = fields, s[i+1:j]
-		if cl, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil {
-			for _, a := range strings.FieldsFunc(string(cl), func(r rune) bool { return r == 0 || r == ' ' }) {
-				if t, ok := strings.CutPrefix(a, "--type="); ok {
-					comm[pid] += " " + t
-				}
-			}
-		}
+		out[p.name] += time.Duration(ticks) * 10 * time.Millisecond // USER_HZ = 100
 	}
-	var walk func(int)
-	walk = func(pid int) {
-		if f := stats[pid]; f != nil {
-			// own time and that of reaped children (renderers that exited)
-			var ticks int64
-			for _, k := range []int{11, 12, 13, 14} {
-				var v int64
-				_, _ = fmt.Sscan(f[k], &v)
-				ticks += v
-			}
-			out[comm[pid]] += time.Duration(ticks) * 10 * time.Millisecond // USER_HZ = 100
-		}
-		for _, c := range children[pid] {
-			walk(c)
-		}
-	}
-	walk(root)
 	return out
 }
 
@@ -97,11 +57,12 @@ func treeCPU(root int) map[string]time.Duration {
 func measureTask(t harness.T, creators, perCreator int, env ...string) taskFigures {
 	root := harness.RepoRoot(t)
 	bin := filepath.Join(os.TempDir(), fmt.Sprintf("bench-scraper-%d", os.Getpid()))
-	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "./scraper/cmd/scraper").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./scraper/cmd/scraper")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build scraper: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { _ = os.Remove(bin) })
-	_ = root
 	site := fakesite.Start(t)
 	f := harness.StartFauxqs(t)
 	r := harness.StartRedis(t)

@@ -126,14 +126,15 @@ test-ts: deps ts-pack
 	if [ -n "$$bad" ]; then echo "the package ships files it should not: $$bad"; exit 1; fi
 	go build -o .build/apiserver ./test/cmd/apiserver
 	mkdir -p $(TS_SCRATCH)
-	cd $(TS_SCRATCH) && rm -rf out next-app test usage *.json *.mjs
+	cd $(TS_SCRATCH) && rm -rf out out-next next-app test usage *.json *.mjs
 	tar -C $(TS_CLIENT)/test/consumer --exclude=node_modules -cf - . | tar -C $(TS_SCRATCH) -xf -
 	cd $(TS_SCRATCH) && if ! cmp -s package-lock.json node_modules/.lock-installed; then \
 		npm ci --no-audit --no-fund --omit=optional --loglevel=error && cp package-lock.json node_modules/.lock-installed; fi
 	cd $(TS_SCRATCH) && npm install --no-save --no-audit --no-fund --offline --loglevel=error $(CURDIR)/$(TS_PACK)/huntaze-messages-client-$(TS_VERSION).tgz
 	node $(TS_SCRATCH)/extract-docs.mjs docs/api.md $(TS_SCRATCH)/next-app
-	cd $(TS_SCRATCH) && for p in tsconfig.node16.json tsconfig.bundler.json tsconfig.node10.json tsconfig.next.json tsconfig.json; do \
+	cd $(TS_SCRATCH) && for p in tsconfig.node16.json tsconfig.bundler.json tsconfig.node10.json tsconfig.next.json tsconfig.json tsconfig.next-test.json; do \
 		echo "tsc -p $$p"; node_modules/.bin/tsc -p $$p; done
+	cd $(TS_SCRATCH) && node_modules/.bin/tsc -p tsconfig.next-run.json && echo '{"type":"commonjs"}' > out-next/package.json
 	cd $(TS_SCRATCH) && APISERVER_BIN=$(CURDIR)/.build/apiserver node --no-experimental-strip-types --test --test-concurrency=1 out/test/*.test.js out/test/*.test.cjs
 
 ## ts-pack: build the TypeScript client and pack it into .build/ts-pack/ (the tarball the app installs)

@@ -40,13 +40,19 @@ func main() {
 	callerRequests := flag.Int("caller-requests", 50, "requests per caller per -caller-window")
 	callerWindow := flag.Duration("caller-window", time.Second, "window of the per-caller limit")
 	unconfigured := flag.Bool("unconfigured", false, "no queues or tables: sending disabled")
+	jwksURL := flag.String("jwks-url", "", "verify ES256/RS256 tokens against this JWKS (as the HTTP API's authorizer does) instead of the HMAC secret; the printed tokens are then refused")
+	jwksIssuer := flag.String("issuer", issuer, "the issuer tokens must name")
 	flag.Parse()
 	r := &harness.Runner{}
 	defer r.Stop()
 
 	env := map[string]string{
-		"AUTH_MODE": "jwt", "JWT_HMAC_SECRET": secret, "JWT_ISSUER": issuer, "JWT_AUDIENCE": audience,
+		"AUTH_MODE": "jwt", "JWT_HMAC_SECRET": secret, "JWT_ISSUER": *jwksIssuer, "JWT_AUDIENCE": audience,
 		"CALLER_REQUESTS": strconv.Itoa(*callerRequests), "CALLER_WINDOW": callerWindow.String(),
+	}
+	if *jwksURL != "" {
+		delete(env, "JWT_HMAC_SECRET")
+		env["JWT_JWKS_URL"] = *jwksURL
 	}
 	endpoints := devstack.Endpoints{}
 	if !*unconfigured {

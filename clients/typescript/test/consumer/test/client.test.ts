@@ -315,11 +315,13 @@ describe("bounded in time", () => {
     try {
       const c = new MessagesClient({ baseUrl: p.url, token: api.tokens.user, timeoutMs: 10_000 });
       const d = text("hang");
-      const err = await failure(c.send(d, { timeoutMs: 1_500 }));
+      const err = await failure(c.send(d, { timeoutMs: 2_000 }));
       assert.ok(err instanceof TimeoutError, String(err));
-      assert.equal(err.timeoutMs, 1_500);
+      assert.equal(err.timeoutMs, 2_000);
       assert.equal(err.attempts, 1);
-      const again = await new MessagesClient({ baseUrl: api.url, token: api.tokens.user }).send(d, { idempotencyKey: err.idempotencyKey });
+      // On a slow machine the API may still be at it: the retry then meets 409 and waits.
+      const again = await new MessagesClient({ baseUrl: api.url, token: api.tokens.user, timeoutMs: 30_000 }).send(d, { idempotencyKey: err.idempotencyKey });
+      for (let i = 0; i < 100 && p.upstream.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
       const committed = JSON.parse(p.upstream[0]!.body.toString()) as { messageId: string };
       assert.equal(again.messageId, committed.messageId);
     } finally {

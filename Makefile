@@ -28,7 +28,7 @@ NO_RACE_PKGS := ./infra/...
 FUZZTIME ?= 5000x
 BENCHTIME ?= 1s
 
-.PHONY: redrive lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts ts-pack openapi-types fuzz bench replay dev e2e-real fmt clean
+.PHONY: redrive lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
 
 deps: deps-npm deps-driver deps-go
 
@@ -137,6 +137,7 @@ test-ts: deps ts-pack
 	cd $(TS_SCRATCH) && node_modules/.bin/tsc -p tsconfig.next-run.json && echo '{"type":"commonjs"}' > out-next/package.json
 	cd $(TS_SCRATCH) && APISERVER_BIN=$(CURDIR)/.build/apiserver node --no-experimental-strip-types --test --test-concurrency=1 out/test/*.test.js out/test/*.test.cjs
 
+.PHONY: ts-pack
 ## ts-pack: build the TypeScript client and pack it into .build/ts-pack/ (the tarball the app installs)
 ts-pack: deps-npm
 	tsc -p $(TS_CLIENT)

@@ -306,6 +306,31 @@ describe("safe retries", () => {
   });
 });
 
+describe("review 28: attacks on the promises", () => {
+  test("a key HTTP trims to nothing (' ') still makes the retry safe: refused before any request, or queued once", async () => {
+    // The API commits the first attempt, then the proxy drops the connection.
+    const p = await startProxy(api.url, async (n, _req, forward, res) => {
+      const u = await forward();
+      if (n === 1) return void res.socket?.destroy();
+      relay(u, res);
+    });
+    try {
+      const c = new MessagesClient({ baseUrl: p.url, token: api.tokens.user, baseDelayMs: 50 });
+      const before = await intakeDepth();
+      const outcome = await c.send(text("blank key"), { idempotencyKey: " " }).then((r) => r, (e: unknown) => e);
+      if (outcome instanceof RangeError) {
+        assert.equal(p.seen.length, 0, "refused before any request");
+        return;
+      }
+      assert.ok(!(outcome instanceof Error), String(outcome));
+      assert.equal(p.seen[0]?.headers["idempotency-key"], p.seen[1]?.headers["idempotency-key"]);
+      assert.equal((await intakeDepth()) - before, 1, `queued once (the API saw Idempotency-Key ${JSON.stringify(p.seen[0]?.headers["idempotency-key"])})`);
+    } finally {
+      await p.close();
+    }
+  });
+});
+
 describe("bounded in time", () => {
   test("a hanging API: TimeoutError at the call's deadline; the same key then gets the committed message", async () => {
     // The API commits, its answer never comes back.

@@ -329,6 +329,19 @@ describe("review 28: attacks on the promises", () => {
       await p.close();
     }
   });
+
+  test("a token with a line break inside never appears in the error or in check()'s log", async () => {
+    // e.g. a JWT pasted into the environment wrapped over two lines.
+    const [head, tail] = [api.tokens.user.slice(0, 40), api.tokens.user.slice(40)];
+    const wrapped = `${head}\n${tail}`;
+    const err = await failure(new MessagesClient({ baseUrl: api.url, token: wrapped, baseDelayMs: 20 }).send(draft));
+    assert.ok(err instanceof MessagesClientError, String(err));
+    assert.ok(!err.message.includes(head) && !err.message.includes(tail), `the error holds the token: ${err.message}`);
+    const log = recordingLogger();
+    await new MessagesClient({ baseUrl: api.url, token: async () => wrapped, logger: log }).check();
+    const logged = JSON.stringify(log.lines);
+    assert.ok(!logged.includes(head) && !logged.includes(tail), `check() logged the token: ${logged}`);
+  });
 });
 
 describe("bounded in time", () => {

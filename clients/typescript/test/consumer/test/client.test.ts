@@ -342,6 +342,16 @@ describe("review 28: attacks on the promises", () => {
     const logged = JSON.stringify(log.lines);
     assert.ok(!logged.includes(head) && !logged.includes(tail), `check() logged the token: ${logged}`);
   });
+
+  test("check() never logs a credential held in the base URL it refuses", async () => {
+    const log = recordingLogger();
+    for (const baseUrl of ["https://svc:s3cret-pw@api.example.com", "https://api.example.com/?api_key=s3cret-key"]) {
+      const r = await new MessagesClient({ baseUrl, token: api.tokens.user, logger: log }).check();
+      assert.equal(r.configured, false, baseUrl);
+    }
+    const logged = JSON.stringify(log.lines);
+    assert.ok(!logged.includes("s3cret"), `check() logged a credential: ${logged}`);
+  });
 });
 
 describe("bounded in time", () => {

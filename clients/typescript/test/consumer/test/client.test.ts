@@ -352,6 +352,12 @@ describe("review 28: attacks on the promises", () => {
     const logged = JSON.stringify(log.lines);
     assert.ok(!logged.includes("s3cret"), `check() logged a credential: ${logged}`);
   });
+
+  test("a long deadline (timeoutMs 30 days, i.e. no deadline to speak of) still sends", async () => {
+    const c = new MessagesClient({ baseUrl: api.url, token: api.tokens.user, timeoutMs: 30 * 24 * 3600 * 1000 });
+    const r = await c.send(text("long deadline")).then((r) => r, (e: unknown) => e);
+    assert.ok(!(r instanceof Error), `a 30-day deadline passed at once: ${String(r)}`);
+  });
 });
 
 describe("bounded in time", () => {

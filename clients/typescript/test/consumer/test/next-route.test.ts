@@ -10,7 +10,7 @@ import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { exportJWK, exportPKCS8, generateKeyPair } from "jose";
-import { startAPI, type API } from "./support.js";
+import { startAPI, startProxy, relay, json, type API } from "./support.js";
 
 const require = createRequire(import.meta.url);
 const outNext = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../out-next");
@@ -100,6 +100,38 @@ describe("the Next.js route handler of docs/api.md", () => {
     assert.deepEqual(((await foreign.json()) as { fields: { field: string }[] }).fields.map((f) => f.field), ["creatorId"]);
     signedIn = null;
     assert.equal((await r.POST(post({ recipientId: "fan-1", content: "hi" }))).status, 401);
+  });
+
+  test("review 28: the send committed, then the gateway throttles (429): the browser's retry as the answer tells it queues nothing twice", async () => {
+    // The first attempt reaches the API, which queues the message; its answer
+    // is lost; every later attempt meets API Gateway's throttle (429, no
+    // Retry-After). The browser sent no Idempotency-Key (the doc allows it).
+    let throttle = true;
+    const p = await startProxy(api.url, async (n, _req, forward, res) => {
+      if (n === 1) {
+        await forward();
+        return void res.socket?.destroy();
+      }
+      if (throttle) return json(res, 429, { message: "Too Many Requests" });
+      relay(await forward(), res);
+    });
+    try {
+      const r = route({ ...configured(), MESSAGES_API_URL: p.url });
+      signedIn = { id: "user-a", creatorIds: ["creator-a"] };
+      const draft = { creatorId: "creator-a", recipientId: "fan-1", content: `throttled ${crypto.randomUUID()}` };
+      const first = await r.POST(post(draft));
+      assert.equal(first.status, 429, await first.clone().text());
+      const committed = JSON.parse(p.upstream[0]!.body.toString()) as { messageId: string };
+      // The browser retries as the answer says: after Retry-After, with the Idempotency-Key it was given, if any.
+      throttle = false;
+      const key = first.headers.get("Idempotency-Key");
+      const again = await r.POST(post(draft, key ? { "Idempotency-Key": key } : {}));
+      assert.equal(again.status, 202, await again.clone().text());
+      const b = (await again.json()) as { messageId: string };
+      assert.equal(b.messageId, committed.messageId, `queued twice: the 429 answer gave the browser no Idempotency-Key (the client's error holds ${p.seen[0]?.headers["idempotency-key"]})`);
+    } finally {
+      await p.close();
+    }
   });
 
   test("503 when MESSAGES_API_URL is not set (sending disabled); 500 when the signing key is missing", async () => {

@@ -358,6 +358,19 @@ describe("review 28: attacks on the promises", () => {
     const r = await c.send(text("long deadline")).then((r) => r, (e: unknown) => e);
     assert.ok(!(r instanceof Error), `a 30-day deadline passed at once: ${String(r)}`);
   });
+
+  test("an Idempotency-Key HTTP cannot carry ('ключ') is refused before any request, not a NetworkError that says the send may be queued", async () => {
+    const p = await startProxy(api.url, async (_n, _req, forward, res) => relay(await forward(), res));
+    try {
+      const c = new MessagesClient({ baseUrl: p.url, token: api.tokens.user, baseDelayMs: 20 });
+      const err = await failure(c.send(text("cyrillic key"), { idempotencyKey: "ключ" }));
+      assert.equal(p.seen.length, 0);
+      assert.ok(!(err instanceof NetworkError), `told "no answer from the API" (retry with the same key) for a request never sent: ${String(err)}`);
+    } finally {
+      await p.close();
+    }
+  });
+
 });
 
 describe("bounded in time", () => {

@@ -371,6 +371,19 @@ describe("review 28: attacks on the promises", () => {
     }
   });
 
+  test("a throwing onRetry or logger: send still rejects with a MessagesClientError, check() still never throws", async () => {
+    const p = await startProxy(api.url, (_n, _req, _f, res) => json(res, 503, { error: "injected" }));
+    try {
+      const c = new MessagesClient({ baseUrl: p.url, token: api.tokens.user, baseDelayMs: 20, onRetry: () => { throw new TypeError("metrics sink broke"); } });
+      const err = await failure(c.send(draft));
+      assert.ok(err instanceof MessagesClientError, `a raw ${String(err)} escaped`);
+      const broken = { info: () => { throw new Error("log sink broke"); }, warn: () => { throw new Error("log sink broke"); } };
+      const r = await new MessagesClient({ baseUrl: "", logger: broken }).check().then((r) => r, (e: unknown) => e);
+      assert.ok(!(r instanceof Error), `check() threw: ${String(r)}`);
+    } finally {
+      await p.close();
+    }
+  });
 });
 
 describe("bounded in time", () => {

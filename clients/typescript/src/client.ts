@@ -84,11 +84,19 @@ export interface ClientOptions {
    * `gaveUp: true` and the server's `retryAfterSeconds`.
    */
   maxRetryAfterMs?: number | undefined;
-  /** Deadline of one call, retries and waits included (default 10 000 ms). */
+  /**
+   * Deadline of one call, retries and waits included (default 10 000 ms).
+   * Values above 2^31-1 ms (about 24.8 days, the longest timer JavaScript
+   * runtimes keep) are clamped to it.
+   */
   timeoutMs?: number | undefined;
-  /** Called before each wait between attempts (logs, metrics). */
+  /**
+   * Called before each wait between attempts (logs, metrics). What it throws
+   * (or an async one rejects with) is ignored: a broken metrics sink never
+   * changes the outcome of a call.
+   */
   onRetry?: ((info: RetryInfo) => void) | undefined;
-  /** For check(); console when omitted. */
+  /** For check(); console when omitted. What it throws is ignored (check() never throws). */
   logger?: Logger | undefined;
   fetch?: typeof fetch | undefined;
 }
@@ -96,7 +104,7 @@ export interface ClientOptions {
 export interface CallOptions {
   /** This call's token (e.g. the signed-in user's), overriding the client's. */
   token?: string | TokenProvider | undefined;
-  /** This call's deadline, overriding the client's timeoutMs. */
+  /** This call's deadline, overriding the client's timeoutMs (clamped to 2^31-1 ms too). */
   timeoutMs?: number | undefined;
   /** Aborts the call (rejects with AbortedError), waits included. */
   signal?: AbortSignal | undefined;
@@ -104,7 +112,11 @@ export interface CallOptions {
 
 export interface SendOptions extends CallOptions {
   /**
-   * Idempotency-Key (1..255 characters). When omitted the client makes one
+   * Idempotency-Key: 1 to 255 printable ASCII characters (0x20-0x7E), not
+   * starting or ending with a space (what HTTP carries unchanged: fetch
+   * trims surrounding whitespace, so ' ' would reach the API as no key).
+   * Anything else is refused with a RangeError before any request. When
+   * omitted the client makes one
    * per call, so its own retries never queue a message twice; pass your own
    * (e.g. the browser's) to make a retry across requests or restarts safe too.
    */
@@ -134,6 +146,15 @@ export const paths = {
   status: "/api/onlyfans/messages/status",
   replay: "/api/onlyfans/messages/replay",
 } as const;
+
+/** The longest delay setTimeout keeps; a longer one overflows and fires at once. */
+const maxTimerMs = 2 ** 31 - 1;
+
+/** An Idempotency-Key HTTP carries as is: printable ASCII, no surrounding space (fetch would trim it). */
+const keyPattern = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+/** A bearer token a header carries as is: visible ASCII, no space or line break inside. */
+const tokenPattern = /^[\x21-\x7e]+$/;
 
 /** The API's 503 when it is not configured starts with this (functions/api/handler). */
 const disabledPrefix = "rate limiting is unavailable";
@@ -179,7 +200,7 @@ export class MessagesClient {
       baseDelayMs: positive(options.baseDelayMs, 200, "baseDelayMs"),
       maxDelayMs: positive(options.maxDelayMs, 2_000, "maxDelayMs"),
       maxRetryAfterMs: positive(options.maxRetryAfterMs, 5_000, "maxRetryAfterMs", true),
-      timeoutMs: positive(options.timeoutMs, 10_000, "timeoutMs"),
+      timeoutMs: Math.min(positive(options.timeoutMs, 10_000, "timeoutMs"), maxTimerMs),
     };
     this.#onRetry = options.onRetry;
     this.#logger = options.logger ?? console;
@@ -236,11 +257,22 @@ export class MessagesClient {
    * something is wrong, and never throws.
    */
   async check(options: CallOptions = {}): Promise<CheckResult> {
-    const res = await this.#check({ timeoutMs: 5_000, ...options });
-    const details = { baseUrl: this.#baseUrl || undefined, ...res };
-    if (res.ok) this.#logger.info("messages client: API reachable, sending enabled", details);
-    else if (!res.sendingEnabled) this.#logger.warn(`messages client: sending disabled: ${res.reason}`, details);
-    else this.#logger.warn(`messages client: startup check failed: ${res.reason}`, details);
+    let res: CheckResult;
+    try {
+      res = await this.#check({ timeoutMs: 5_000, ...options });
+    } catch (e) {
+      // #check maps every failure of the probe; this is the net under it.
+      res = { ok: false, configured: this.enabled, sendingEnabled: false, reachable: undefined, authenticated: undefined, reason: `the check failed: ${e instanceof Error ? e.name : typeof e}`, status: undefined };
+    }
+    // The base URL is logged without its credentials, query or fragment.
+    const details = { baseUrl: redactedUrl(this.#baseUrl), ...res };
+    try {
+      if (res.ok) this.#logger.info("messages client: API reachable, sending enabled", details);
+      else if (!res.sendingEnabled) this.#logger.warn(`messages client: sending disabled: ${res.reason}`, details);
+      else this.#logger.warn(`messages client: startup check failed: ${res.reason}`, details);
+    } catch {
+      // A broken logger must not make the app's startup fail: the result says it all.
+    }
     return res;
   }
 
@@ -275,7 +307,15 @@ export class MessagesClient {
 
   async #send(body: unknown, options: SendOptions): Promise<unknown> {
     const key = options.idempotencyKey ?? globalThis.crypto.randomUUID();
-    if (key.length < 1 || key.length > 255) throw new RangeError("idempotencyKey must be 1 to 255 characters");
+    // Refused before any request: a key fetch cannot carry (non-Latin-1) is a
+    // TypeError that reads like "no answer", and one it trims (' ') reaches
+    // the API as no key at all, so a retry would queue the message twice.
+    // The key is not echoed in the message (never a header value in an error).
+    if (typeof key !== "string" || key.length > 255 || !keyPattern.test(key)) {
+      throw new RangeError(
+        `idempotencyKey must be 1 to 255 printable ASCII characters (0x20-0x7E), not starting or ending with a space (got ${typeof key === "string" ? `${key.length} characters` : typeof key})`,
+      );
+    }
     return this.#call(
       {
         method: "POST",
@@ -301,7 +341,7 @@ export class MessagesClient {
     const provider = typeof t === "function" ? t : t ? () => t : this.#token;
     if (provider === undefined) throw new SendingDisabledError("no token or token provider configured", undefined, report());
 
-    const timeoutMs = options.timeoutMs ?? this.#s.timeoutMs;
+    const timeoutMs = options.timeoutMs === undefined ? this.#s.timeoutMs : Math.min(positive(options.timeoutMs, 0, "timeoutMs"), maxTimerMs);
     const deadline = Date.now() + timeoutMs;
     const ctl = new AbortController();
     let timedOut = false;
@@ -328,7 +368,17 @@ export class MessagesClient {
           if (ctl.signal.aborted) throw stopped(e);
           throw new TokenError("the token provider failed", report({ cause: e }));
         }
-        if (typeof token !== "string" || token === "") throw new TokenError("the token provider returned no token", report());
+        if (typeof token !== "string") throw new TokenError("the token provider returned no token", report());
+        // fetch trims surrounding whitespace itself (a token read from a file
+        // ends with a line break); inside, a space or line break makes fetch
+        // throw a TypeError that holds "Bearer <token>": refused here, not
+        // retried (nothing was sent), and the token never in the message.
+        token = token.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+        if (token === "") throw new TokenError("the token provider returned no token", report());
+        if (!tokenPattern.test(token)) {
+          throw new TokenError("the token is not one an Authorization header can carry (a space, line break or non-ASCII character inside): nothing was sent", report());
+        }
+        const secret = token;
         const headers: Record<string, string> = { Authorization: `Bearer ${token}`, Accept: "application/json" };
         if (route.body !== undefined) headers["Content-Type"] = "application/json";
         if (key !== undefined) headers["Idempotency-Key"] = key;
@@ -350,8 +400,11 @@ export class MessagesClient {
         } catch (e) {
           if (ctl.signal.aborted) throw stopped(e);
           // No answer (refused, reset, dropped mid-body): the outcome is unknown.
-          const msg = `no answer from the API: ${describe(e)}`;
-          await this.#wait((r) => new NetworkError(msg + r.suffix, report({ cause: e, gaveUp: r.gaveUp })), attempts, maxAttempts, undefined, undefined, deadline, ctl.signal, stopped, key);
+          // Header values are checked above; should fetch still quote one
+          // (the token), it is cut out of the message and the cause.
+          const cause = scrubbed(e, secret);
+          const msg = `no answer from the API: ${redact(describe(e), secret)}`;
+          await this.#wait((r) => new NetworkError(msg + r.suffix, report({ cause, gaveUp: r.gaveUp })), attempts, maxAttempts, undefined, undefined, deadline, ctl.signal, stopped, key);
           continue;
         }
         if (route.accept(status, body)) return body;
@@ -363,6 +416,17 @@ export class MessagesClient {
     } finally {
       clearTimeout(timer);
       caller?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Tells onRetry; what it throws, or rejects with when async, is ignored (it only observes). */
+  #notifyRetry(info: RetryInfo): void {
+    if (this.#onRetry === undefined) return;
+    try {
+      const r: unknown = this.#onRetry(info);
+      if (r instanceof Promise) r.catch(() => undefined);
+    } catch {
+      // The retry goes on: a failing log or metrics sink changes nothing.
     }
   }
 
@@ -391,7 +455,7 @@ export class MessagesClient {
       delayMs = backoffDelayMs(attempt, this.#s.baseDelayMs, this.#s.maxDelayMs, Math.random());
     }
     if (Date.now() + delayMs >= deadline) giveUp(`waiting ${Math.round(delayMs)} ms would pass the call's deadline`);
-    this.#onRetry?.({ attempt, delayMs, status, retryAfterSeconds: retryAfter, idempotencyKey: key });
+    this.#notifyRetry({ attempt, delayMs, status, retryAfterSeconds: retryAfter, idempotencyKey: key });
     try {
       await sleep(delayMs, signal);
     } catch (e) {
@@ -413,7 +477,8 @@ function configProblem(base: string, hasToken: boolean): string | undefined {
   try {
     u = new URL(base);
   } catch {
-    return `the API base URL is not a URL: ${JSON.stringify(base.slice(0, 200))}`;
+    // Not echoed: what is not a URL may still hold a credential.
+    return `the API base URL is not a URL (${base.length} characters)`;
   }
   if (u.protocol !== "https:" && u.protocol !== "http:") return `the API base URL must be http(s), got ${u.protocol}`;
   if (u.protocol === "http:" && !["127.0.0.1", "localhost", "[::1]"].includes(u.hostname)) {
@@ -422,6 +487,34 @@ function configProblem(base: string, hasToken: boolean): string | undefined {
   if (u.username || u.password || u.search || u.hash) return "the API base URL must have no credentials, query or fragment";
   if (!hasToken) return "no token or token provider configured";
   return undefined;
+}
+
+/** The base URL as check() logs it: credentials, query and fragment replaced by placeholders. */
+function redactedUrl(base: string): string | undefined {
+  if (!base) return undefined;
+  let u: URL;
+  try {
+    u = new URL(base);
+  } catch {
+    return "<not a URL>";
+  }
+  const userinfo = u.username || u.password ? "<credentials>@" : "";
+  return `${u.protocol}//${userinfo}${u.host}${u.pathname}${u.search ? "?<query>" : ""}${u.hash ? "#<fragment>" : ""}`;
+}
+
+function redact(text: string, secret: string): string {
+  return secret ? text.split(secret).join("<redacted>") : text;
+}
+
+/** e, or a copy without the secret when its message (or its cause's) quotes it. */
+function scrubbed(e: unknown, secret: string): unknown {
+  const msg = e instanceof Error ? e.message : String(e);
+  const inner = (e as { cause?: unknown } | undefined)?.cause;
+  const innerMsg = inner instanceof Error ? inner.message : inner === undefined ? "" : String(inner);
+  if (!msg.includes(secret) && !innerMsg.includes(secret)) return e;
+  const copy = new Error(redact(msg, secret));
+  copy.name = e instanceof Error ? e.name : "Error";
+  return copy;
 }
 
 function parseBody(text: string): unknown {

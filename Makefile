@@ -109,16 +109,45 @@ lint: deps-go $(STATICCHECK)
 	go vet ./...
 	$(STATICCHECK) ./...
 
-test-ts: deps
-	@mkdir -p .build
-	openapi-typescript api/openapi.yaml -o .build/openapi.d.ts >/dev/null 2>&1
-	@diff -u clients/typescript/src/openapi.d.ts .build/openapi.d.ts || { echo "clients/typescript/src/openapi.d.ts is stale: run make openapi-types"; exit 1; }
-	tsc -p clients/typescript
-	node --test clients/typescript/test/client.test.ts
+# The client is packed (npm pack: tsc builds dist/), and the tarball is
+# installed into a scratch project whose own dependencies (typescript, next,
+# jose, @types/*) are pinned by test/consumer/package-lock.json; that
+# project's node_modules is kept between runs and reinstalled when the lock
+# changes. Its tests run as compiled JavaScript, no type stripping.
+TS_CLIENT := clients/typescript
+TS_PACK := .build/ts-pack
+TS_SCRATCH := .build/ts-consumer
+TS_VERSION = $(shell node -p "require('./$(TS_CLIENT)/package.json').version")
+test-ts: deps ts-pack
+	openapi-typescript api/openapi.yaml -o .build/openapi.ts >/dev/null 2>&1
+	@diff -u $(TS_CLIENT)/src/openapi.ts .build/openapi.ts || { echo "$(TS_CLIENT)/src/openapi.ts is stale: run make openapi-types"; exit 1; }
+	@# the tarball holds the build, the CHANGELOG and the README only
+	@bad=$$(tar -tzf $(TS_PACK)/huntaze-messages-client-$(TS_VERSION).tgz | grep -v -E '^package/(package\.json|README\.md|CHANGELOG\.md|dist/(esm|cjs)/[a-z]+\.(js|d\.ts)|dist/cjs/package\.json)$$' || true); \
+	if [ -n "$$bad" ]; then echo "the package ships files it should not: $$bad"; exit 1; fi
+	go build -o .build/apiserver ./test/cmd/apiserver
+	mkdir -p $(TS_SCRATCH)
+	cd $(TS_SCRATCH) && rm -rf out out-next next-app test usage *.json *.mjs
+	tar -C $(TS_CLIENT)/test/consumer --exclude=node_modules -cf - . | tar -C $(TS_SCRATCH) -xf -
+	cd $(TS_SCRATCH) && if ! cmp -s package-lock.json node_modules/.lock-installed; then \
+		npm ci --no-audit --no-fund --omit=optional --loglevel=error && cp package-lock.json node_modules/.lock-installed; fi
+	cd $(TS_SCRATCH) && npm install --no-save --no-audit --no-fund --offline --loglevel=error $(CURDIR)/$(TS_PACK)/huntaze-messages-client-$(TS_VERSION).tgz
+	node $(TS_SCRATCH)/extract-docs.mjs docs/api.md $(TS_SCRATCH)/next-app
+	cd $(TS_SCRATCH) && for p in tsconfig.node16.json tsconfig.bundler.json tsconfig.node10.json tsconfig.next.json tsconfig.json tsconfig.next-test.json; do \
+		echo "tsc -p $$p"; node_modules/.bin/tsc -p $$p; done
+	cd $(TS_SCRATCH) && node_modules/.bin/tsc -p tsconfig.next-run.json && echo '{"type":"commonjs"}' > out-next/package.json
+	cd $(TS_SCRATCH) && APISERVER_BIN=$(CURDIR)/.build/apiserver node --no-experimental-strip-types --test --test-concurrency=1 out/test/*.test.js out/test/*.test.cjs
+
+.PHONY: ts-pack
+## ts-pack: build the TypeScript client and pack it into .build/ts-pack/ (the tarball the app installs)
+ts-pack: deps-npm
+	tsc -p $(TS_CLIENT)
+	rm -rf $(TS_PACK) && mkdir -p $(TS_PACK)
+	cd $(TS_CLIENT) && npm pack --silent --pack-destination $(CURDIR)/$(TS_PACK) >/dev/null
+	@ls $(TS_PACK)/*.tgz
 
 ## openapi-types: regenerate the TypeScript types from api/openapi.yaml
 openapi-types: deps-npm
-	openapi-typescript api/openapi.yaml -o clients/typescript/src/openapi.d.ts
+	openapi-typescript api/openapi.yaml -o clients/typescript/src/openapi.ts
 
 fuzz:
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./internal/message

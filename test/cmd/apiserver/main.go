@@ -1,15 +1,19 @@
 // Command apiserver runs the real send API (functions/api/setup, the
 // production wiring) against fauxqs and dynalite on 127.0.0.1, for the
 // TypeScript client's tests. It prints one JSON line with the API's URL and
-// signed tokens, and stops when its standard input closes.
+// signed tokens, and stops when its standard input closes. With
+// -unconfigured it runs the API as a deployment without queues or tables
+// (seed 000 R1.2: sends answer 503, sending disabled).
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -35,28 +39,42 @@ const (
 func main() {
 	callerRequests := flag.Int("caller-requests", 50, "requests per caller per -caller-window")
 	callerWindow := flag.Duration("caller-window", time.Second, "window of the per-caller limit")
+	unconfigured := flag.Bool("unconfigured", false, "no queues or tables: sending disabled")
+	jwksURL := flag.String("jwks-url", "", "verify ES256/RS256 tokens against this JWKS (as the HTTP API's authorizer does) instead of the HMAC secret; the printed tokens are then refused")
+	jwksIssuer := flag.String("issuer", issuer, "the issuer tokens must name")
 	flag.Parse()
 	r := &harness.Runner{}
 	defer r.Stop()
 
-	f := harness.StartFauxqs(r)
-	d := harness.StartDynalite(r)
-	sys := f.CreateQueues(r, "dev")
-	ctx := context.Background()
-	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idempotency", idempotency.KeyAttribute}} {
-		d.CreateTable(r, tbl.name, tbl.key)
-	}
-	s, err := setup.Load(map[string]string{
-		"RATE_LIMITER_QUEUE_URL": sys.RateLimiter.URL, "RATE_LIMITER_DLQ_URL": sys.RateLimiter.DLQURL,
-		"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
-		"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idempotency",
-		"AUTH_MODE": "jwt", "JWT_HMAC_SECRET": secret, "JWT_ISSUER": issuer, "JWT_AUDIENCE": audience,
+	env := map[string]string{
+		"AUTH_MODE": "jwt", "JWT_HMAC_SECRET": secret, "JWT_ISSUER": *jwksIssuer, "JWT_AUDIENCE": audience,
 		"CALLER_REQUESTS": strconv.Itoa(*callerRequests), "CALLER_WINDOW": callerWindow.String(),
-	})
+	}
+	if *jwksURL != "" {
+		delete(env, "JWT_HMAC_SECRET")
+		env["JWT_JWKS_URL"] = *jwksURL
+	}
+	endpoints := devstack.Endpoints{}
+	if !*unconfigured {
+		f := harness.StartFauxqs(r)
+		d := harness.StartDynalite(r)
+		sys := f.CreateQueues(r, "dev")
+		for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idempotency", idempotency.KeyAttribute}} {
+			d.CreateTable(r, tbl.name, tbl.key)
+		}
+		maps.Copy(env, map[string]string{
+			"RATE_LIMITER_QUEUE_URL": sys.RateLimiter.URL, "RATE_LIMITER_DLQ_URL": sys.RateLimiter.DLQURL,
+			"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
+			"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idempotency",
+		})
+		endpoints = devstack.Endpoints{"SQS": f.Endpoint, "DynamoDB": d.Endpoint}
+	}
+	ctx := context.Background()
+	s, err := setup.Load(env)
 	if err != nil {
 		r.Fatalf("%v", err)
 	}
-	cfg, deps, err := setup.Build(ctx, s, devstack.LocalAWS(devstack.Endpoints{"SQS": f.Endpoint, "DynamoDB": d.Endpoint}), slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard)
+	cfg, deps, err := setup.Build(ctx, s, devstack.LocalAWS(endpoints), slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard)
 	if err != nil {
 		r.Fatalf("%v", err)
 	}
@@ -74,15 +92,17 @@ func main() {
 
 	token := func(sub, scope string, creators ...string) string {
 		t, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "iss": issuer, "aud": audience,
-			"exp": time.Now().Add(time.Hour).Unix(), "scope": scope, "creators": creators}).SignedString([]byte(secret))
+			"exp": time.Now().Add(time.Hour).Unix(), "scope": scope, "creators": creators, "jti": rand.Text()}).SignedString([]byte(secret))
 		return t
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"url": "http://" + ln.Addr().String(),
 		"tokens": map[string]string{
-			"user":  token("user-a", "", "creator-a"),
-			"other": token("user-b", "", "creator-b"),
-			"ops":   token("ops-1", "ops admin"),
+			"user": token("user-a", "", "creator-a"),
+			// the same user's next token, as a rotating provider returns it
+			"userRotated": token("user-a", "", "creator-a"),
+			"other":       token("user-b", "", "creator-b"),
+			"ops":         token("ops-1", "ops admin"),
 		},
 	})
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes our stdin

@@ -130,6 +130,16 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description A request with this Idempotency-Key is still in progress; retry after Retry-After with the same key. */
+        Conflict: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description Invalid request; errors name each field and the reason. */
         Invalid: {
             headers: {
@@ -210,7 +220,7 @@ export interface operations {
             400: components["responses"]["Invalid"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
-            409: components["responses"]["Error"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["Invalid"];
             415: components["responses"]["Error"];
             422: components["responses"]["Error"];
@@ -218,6 +228,7 @@ export interface operations {
             /** @description At least one message was stored in the fallback table for replay (none lost). */
             500: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -1,0 +1,36 @@
+export {
+  MessagesClient,
+  paths,
+  type BatchResponse,
+  type CallOptions,
+  type CheckResult,
+  type ClientOptions,
+  type Draft,
+  type Logger,
+  type ReplayResult,
+  type Result,
+  type RetryInfo,
+  type SendOptions,
+  type Status,
+  type TokenProvider,
+} from "./client.js";
+export {
+  AbortedError,
+  ApiError,
+  type CallReport,
+  type FieldError,
+  ForbiddenError,
+  IdempotencyConflictError,
+  MessagesClientError,
+  NetworkError,
+  PayloadTooLargeError,
+  RateLimitedError,
+  SendingDisabledError,
+  TimeoutError,
+  TokenError,
+  UnauthenticatedError,
+  UnavailableError,
+  ValidationError,
+} from "./errors.js";
+export { backoffDelayMs, parseRetryAfter } from "./retry.js";
+export type { components, paths as openapiPaths } from "./openapi.js";

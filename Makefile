@@ -28,7 +28,7 @@ NO_RACE_PKGS := ./infra/...
 FUZZTIME ?= 5000x
 BENCHTIME ?= 1s
 
-.PHONY: redrive lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
+.PHONY: help check-size actionlint redrive lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
 
 deps: deps-npm deps-driver deps-go
 
@@ -90,7 +90,7 @@ deploy: deps
 	cdk deploy --all -c env=$(ENV) --require-approval broadening
 
 ## test: every test (unit, integration against real services, CDK templates) and a short fuzz run
-test: deps deps-apt lint
+test: deps deps-apt lint check-size
 	go test -race -count=1 -timeout 12m $$(go list ./... | grep -v -E '/infra($$|/)|/test/harness$$')
 	@# verbose, so the log shows which real services the harness started
 	go test -race -count=1 -timeout 5m -v ./test/harness/ | grep -v '^=== '
@@ -98,6 +98,13 @@ test: deps deps-apt lint
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/message
 	go test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=$(FUZZTIME) ./functions/api/handler
 	$(MAKE) --no-print-directory test-ts
+
+## check-size: no file tracked by git (as staged) is over 1 MB: binaries and build outputs stay out of git
+MAX_FILE_BYTES := 1048576
+check-size:
+	@big=$$(git ls-files --stage | awk -F'\t' '{ split($$1, m, " "); print m[2] " " $$2 }' | \
+		git cat-file --batch-check='%(objectsize) %(rest)' | awk -v max=$(MAX_FILE_BYTES) '$$1 > max'); \
+	if [ -n "$$big" ]; then echo "tracked files over $(MAX_FILE_BYTES) bytes (git rm --cached them, ignore build outputs in .gitignore):"; echo "$$big"; exit 1; fi
 
 ## test-ts: the TypeScript client: its types match api/openapi.yaml, it type-checks, and its tests pass against the real API
 # go vet and staticcheck (pinned; installed into .cache/bin from the Go proxy).

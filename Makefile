@@ -70,8 +70,10 @@ synth: deps
 	cdk synth --quiet -c env=$(ENV)
 	@echo "synthesized $(ENV) into cdk.out/: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
 
-## diff: what `cdk deploy` would change in $(ENV) (needs AWS credentials);
-## with BASE=<git ref>: the template changes between that ref and the working tree (no AWS)
+## diff: what `cdk deploy` would change in $(ENV) (needs AWS credentials); BASE=<git ref>: offline, the CDK CLI's diff of every stack from that ref to the working tree, exit 3 (DESTRUCTIVE) when something would be replaced or deleted
+# With BASE, both sides are synthesized (no AWS account) and infra/cmd/prdiff
+# runs `cdk diff --app <head assembly> --template <base template>` per stack;
+# it adds only stacks added/removed and the DESTRUCTIVE verdict (exit 3).
 diff: deps
 ifdef BASE
 	@rm -rf .build/base .build/cdk.out.base .build/cdk.out.head; git worktree prune
@@ -80,7 +82,7 @@ ifdef BASE
 	ln -s $(CURDIR)/node_modules .build/base/node_modules; \
 	echo "synthesizing $(BASE) ($(ENV))"; (cd .build/base && cdk synth --quiet -c env=$(ENV) -o $(CURDIR)/.build/cdk.out.base); \
 	echo "synthesizing the working tree ($(ENV))"; cdk synth --quiet -c env=$(ENV) -o .build/cdk.out.head
-	go run ./infra/cmd/templatediff .build/cdk.out.base .build/cdk.out.head
+	go run ./infra/cmd/prdiff -base .build/cdk.out.base -head .build/cdk.out.head -cdk $(CURDIR)/node_modules/.bin/cdk
 else
 	cdk diff -c env=$(ENV)
 endif

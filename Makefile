@@ -30,6 +30,11 @@ BENCHTIME ?= 1s
 
 .PHONY: help check-size actionlint redrive lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
 
+## help: list the targets, one line each
+help:
+	@awk '/^## [a-z][a-z0-9-]*: / { line = substr($$0, 4); i = index(line, ": "); printf "  %-14s %s\n", substr(line, 1, i - 1), substr(line, i + 2) }' $(firstword $(MAKEFILE_LIST))
+
+## deps: install what the builds and tests need (npm packages, the Playwright driver, Go modules)
 deps: deps-npm deps-driver deps-go
 
 deps-npm: $(NPM_STAMP)
@@ -49,7 +54,7 @@ $(DRIVER_DIR)/package/cli.js: $(NPM_STAMP)
 deps-go:
 	go mod download
 
-# Installs the Debian packages the integration tests run, when missing.
+## deps-apt: install the Debian packages the integration tests run, when missing (root)
 deps-apt:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -70,7 +75,7 @@ synth: deps
 	cdk synth --quiet -c env=$(ENV)
 	@echo "synthesized $(ENV) into cdk.out/: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
 
-## diff: what `cdk deploy` would change in $(ENV) (needs AWS credentials); BASE=<git ref>: offline, the CDK CLI's diff of every stack from that ref to the working tree, exit 3 (DESTRUCTIVE) when something would be replaced or deleted
+## diff: what `cdk deploy` would change in $(ENV) (AWS credentials); BASE=<git ref>: offline, the CDK CLI's diff against that ref, exit 3 if DESTRUCTIVE
 # With BASE, both sides are synthesized (no AWS account) and infra/cmd/prdiff
 # runs `cdk diff --app <head assembly> --template <base template>` per stack;
 # it adds only stacks added/removed and the DESTRUCTIVE verdict (exit 3).
@@ -109,14 +114,25 @@ check-size:
 	if [ -n "$$big" ]; then echo "tracked files over $(MAX_FILE_BYTES) bytes (git rm --cached them, ignore build outputs in .gitignore):"; echo "$$big"; exit 1; fi
 
 ## test-ts: the TypeScript client: its types match api/openapi.yaml, it type-checks, and its tests pass against the real API
-# go vet and staticcheck (pinned; installed into .cache/bin from the Go proxy).
+# go vet, staticcheck and actionlint (pinned; installed into .cache/bin from the Go proxy).
 STATICCHECK := .cache/bin/staticcheck
 STATICCHECK_VERSION := v0.8.2
+ACTIONLINT := .cache/bin/actionlint
+ACTIONLINT_VERSION := v1.7.12
 $(STATICCHECK):
 	GOBIN=$(CURDIR)/.cache/bin go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-lint: deps-go $(STATICCHECK)
+$(ACTIONLINT):
+	GOBIN=$(CURDIR)/.cache/bin go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+## lint: go vet, staticcheck, and actionlint on .github/workflows
+lint: deps-go $(STATICCHECK) actionlint
 	go vet ./...
 	$(STATICCHECK) ./...
+
+# shellcheck and pyflakes integrations off: the result must not depend on
+# what else a machine has installed.
+## actionlint: check the GitHub Actions workflows (.github/workflows)
+actionlint: $(ACTIONLINT)
+	$(ACTIONLINT) -shellcheck= -pyflakes=
 
 test-ts: deps
 	@mkdir -p .build
@@ -129,6 +145,7 @@ test-ts: deps
 openapi-types: deps-npm
 	openapi-typescript api/openapi.yaml -o clients/typescript/src/openapi.d.ts
 
+## fuzz: the fuzz targets for 60 s each
 fuzz:
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./internal/message
 	go test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=60s ./functions/api/handler
@@ -158,8 +175,10 @@ bench: deps deps-apt
 	go test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./internal/ratelimit/
 	go run ./test/cmd/benchreport -o docs/benchmarks.md
 
+## fmt: gofmt every Go file
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
+## clean: remove build outputs (cdk.out, .build, the Playwright driver)
 clean:
 	rm -rf cdk.out .build $(DRIVER_DIR)

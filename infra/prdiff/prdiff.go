@@ -18,6 +18,7 @@ package prdiff
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -88,17 +89,27 @@ func Scan(stack, report string) []Finding {
 	return out
 }
 
+// stacks lists the stacks of a cloud assembly by its manifest (stale
+// templates a directory may hold are not stacks of the assembly).
 func stacks(dir string) (map[string]string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.template.json"))
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s is not a cloud assembly (%v): synthesize it with cdk synth -o %s", dir, err, dir)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
-		return nil, fmt.Errorf("%s is not a cloud assembly (no manifest.json): synthesize it with cdk synth -o %s", dir, dir)
+	var manifest struct {
+		Artifacts map[string]struct {
+			Type       string
+			Properties struct{ TemplateFile string }
+		}
+	}
+	if err := json.Unmarshal(b, &manifest); err != nil {
+		return nil, fmt.Errorf("%s/manifest.json: %w", dir, err)
 	}
 	out := map[string]string{}
-	for _, f := range files {
-		out[strings.TrimSuffix(filepath.Base(f), ".template.json")] = f
+	for id, a := range manifest.Artifacts {
+		if a.Type == "aws:cloudformation:stack" {
+			out[id] = filepath.Join(dir, a.Properties.TemplateFile)
+		}
 	}
 	return out, nil
 }
@@ -132,7 +143,9 @@ func Run(ctx context.Context, o Options) ([]Finding, error) {
 			tpl = empty
 		}
 		var report bytes.Buffer
-		cmd := exec.CommandContext(ctx, o.CDK, "diff", "--no-color", "--app", o.Head, "--template", tpl, name)
+		// --exclusively: a fixed template compares one stack, not the
+		// stacks it depends on (each gets its own run).
+		cmd := exec.CommandContext(ctx, o.CDK, "diff", "--no-color", "--exclusively", "--app", o.Head, "--template", tpl, name)
 		cmd.Env, cmd.Stdout, cmd.Stderr = o.Env, &report, &report
 		err := cmd.Run()
 		o.Out.Write(report.Bytes())

@@ -64,7 +64,10 @@ func assembly(t *testing.T, removal awscdk.RemovalPolicy, extraStack bool, outpu
 		awscdk.NewCfnOutput(stack, jsii.String(o), &awscdk.CfnOutputProps{Value: table.TableName()})
 	}
 	if extraStack {
-		awssqs.NewQueue(awscdk.NewStack(app, jsii.String("Huntaze-test-Messaging"), nil), jsii.String("Intake"), nil)
+		// the pipeline depends on the messaging stack, as in the real app
+		messaging := awscdk.NewStack(app, jsii.String("Huntaze-test-Messaging"), nil)
+		awssqs.NewQueue(messaging, jsii.String("Intake"), nil)
+		stack.AddDependency(messaging, jsii.String("queues"))
 	}
 	app.Synth(nil)
 	return dir
@@ -120,9 +123,9 @@ func TestARetentionFlipAndADroppedOutputAreShownAndFlagged(t *testing.T) {
 
 func TestAnUnchangedHeadIsCleanAndExitsZero(t *testing.T) {
 	cdk, env := cli(t)
-	// GIVEN the same app twice
-	base := assembly(t, awscdk.RemovalPolicy_RETAIN, false, "ApiUrl")
-	head := assembly(t, awscdk.RemovalPolicy_RETAIN, false, "ApiUrl")
+	// GIVEN the same app (two stacks, one depending on the other) twice
+	base := assembly(t, awscdk.RemovalPolicy_RETAIN, true, "ApiUrl")
+	head := assembly(t, awscdk.RemovalPolicy_RETAIN, true, "ApiUrl")
 	// WHEN diffed
 	cmd := exec.Command(build(t), "-base", base, "-head", head, "-cdk", cdk)
 	cmd.Env = env

@@ -50,9 +50,14 @@ const (
 	ProjectName    = "huntaze-message-pipeline"
 )
 
+// UntaggedResourceTypes are taggable in aws-cdk-lib 2.270 but refused by
+// cfn-lint 1.51.0's schema (E3002): a template that may fail to deploy is
+// not worth a dashboard's tag.
+var UntaggedResourceTypes = []string{"AWS::CloudWatch::Dashboard"}
+
 func tagComponents(env Environment, messaging *MessagingStack, pipeline *PipelineStack) {
 	tag := func(scope constructs.IConstruct, key, value string) {
-		awscdk.Tags_Of(scope).Add(jsii.String(key), jsii.String(value), nil)
+		awscdk.Tags_Of(scope).Add(jsii.String(key), jsii.String(value), &awscdk.TagProps{ExcludeResourceTypes: jsii.Strings(UntaggedResourceTypes...)})
 	}
 	for stack, component := range map[awscdk.Stack]string{messaging.Stack: "messaging", pipeline.Stack: "pipeline"} {
 		tag(stack, TagProject, ProjectName)

@@ -2,6 +2,7 @@ package infra
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -49,7 +50,7 @@ func TestEveryTaggableResourceCarriesTheCostAllocationTags(t *testing.T) {
 			checked := 0
 			// WHEN a construct is a taggable CloudFormation resource
 			for _, c := range *stack.Node().FindAll(constructs.ConstructOrder_PREORDER) {
-				if !*awscdk.CfnResource_IsCfnResource(c) || !*awscdk.TagManager_IsTaggable(c) {
+				if !*awscdk.CfnResource_IsCfnResource(c) || !*awscdk.TagManager_IsTaggable(c) || slices.Contains(UntaggedResourceTypes, *c.(awscdk.CfnResource).CfnResourceType()) {
 					continue
 				}
 				id := fmt.Sprint(stack.Resolve(stack.GetLogicalId(c.(awscdk.CfnElement))))
@@ -59,6 +60,12 @@ func TestEveryTaggableResourceCarriesTheCostAllocationTags(t *testing.T) {
 					t.Errorf("%s %s (%s): tags %v", name, id, *c.Node().Path(), tags)
 				}
 				checked++
+			}
+			// AND no excluded type carries tags (cfn-lint refuses them)
+			for id, r := range raw["Resources"].(map[string]any) {
+				if slices.Contains(UntaggedResourceTypes, r.(map[string]any)["Type"].(string)) && props[id]["Tags"] != nil {
+					t.Errorf("%s %s: tags on an untaggable type", name, id)
+				}
 			}
 			if checked < 5 {
 				t.Errorf("%s: only %d taggable resources found", *stack.StackName(), checked)

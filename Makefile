@@ -75,10 +75,11 @@ synth: deps
 	cdk synth --quiet -c env=$(ENV)
 	@echo "synthesized $(ENV) into cdk.out/: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
 
-## diff: what `cdk deploy` would change in $(ENV) (AWS credentials); BASE=<git ref>: offline, the CDK CLI's diff against that ref, exit 3 if DESTRUCTIVE
+## diff: what `cdk deploy` would change in $(ENV) (AWS credentials); BASE=<git ref>: offline, the CDK CLI's diff against that ref, fails with Error 3 if DESTRUCTIVE
 # With BASE, both sides are synthesized (no AWS account) and infra/cmd/prdiff
 # runs `cdk diff --app <head assembly> --template <base template>` per stack;
-# it adds only stacks added/removed and the DESTRUCTIVE verdict (exit 3).
+# it adds only stacks added/removed and the DESTRUCTIVE verdict (exit 3;
+# make then reports "Error 3" and exits 2, as make does for any failure).
 diff: deps
 ifdef BASE
 	@rm -rf .build/base .build/cdk.out.base .build/cdk.out.head; git worktree prune
@@ -87,7 +88,9 @@ ifdef BASE
 	ln -s $(CURDIR)/node_modules .build/base/node_modules; \
 	echo "synthesizing $(BASE) ($(ENV))"; (cd .build/base && cdk synth --quiet -c env=$(ENV) -o $(CURDIR)/.build/cdk.out.base); \
 	echo "synthesizing the working tree ($(ENV))"; cdk synth --quiet -c env=$(ENV) -o .build/cdk.out.head
-	go run ./infra/cmd/prdiff -base .build/cdk.out.base -head .build/cdk.out.head -cdk $(CURDIR)/node_modules/.bin/cdk
+	@# built, not go run: go run would turn prdiff's exit 3 into 1
+	go build -o .build/prdiff ./infra/cmd/prdiff
+	.build/prdiff -base .build/cdk.out.base -head .build/cdk.out.head -cdk $(CURDIR)/node_modules/.bin/cdk
 else
 	cdk diff -c env=$(ENV)
 endif

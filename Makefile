@@ -28,8 +28,13 @@ NO_RACE_PKGS := ./infra/...
 FUZZTIME ?= 5000x
 BENCHTIME ?= 1s
 
-.PHONY: redrive lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
+.PHONY: help check-size actionlint redrive lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
 
+## help: list the targets, one line each
+help:
+	@awk '/^## [a-z][a-z0-9-]*: / { line = substr($$0, 4); i = index(line, ": "); printf "  %-14s %s\n", substr(line, 1, i - 1), substr(line, i + 2) }' $(firstword $(MAKEFILE_LIST))
+
+## deps: install what the builds and tests need (npm packages, the Playwright driver, Go modules)
 deps: deps-npm deps-driver deps-go
 
 deps-npm: $(NPM_STAMP)
@@ -49,7 +54,7 @@ $(DRIVER_DIR)/package/cli.js: $(NPM_STAMP)
 deps-go:
 	go mod download
 
-# Installs the Debian packages the integration tests run, when missing.
+## deps-apt: install the Debian packages the integration tests run, when missing (root)
 deps-apt:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -70,8 +75,11 @@ synth: deps
 	cdk synth --quiet -c env=$(ENV)
 	@echo "synthesized $(ENV) into cdk.out/: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
 
-## diff: what `cdk deploy` would change in $(ENV) (needs AWS credentials);
-## with BASE=<git ref>: the template changes between that ref and the working tree (no AWS)
+## diff: what `cdk deploy` would change in $(ENV) (AWS credentials); BASE=<git ref>: offline, the CDK CLI's diff against that ref, fails with Error 3 if DESTRUCTIVE
+# With BASE, both sides are synthesized (no AWS account) and infra/cmd/prdiff
+# runs `cdk diff --app <head assembly> --template <base template>` per stack;
+# it adds only stacks added/removed and the DESTRUCTIVE verdict (exit 3;
+# make then reports "Error 3" and exits 2, as make does for any failure).
 diff: deps
 ifdef BASE
 	@rm -rf .build/base .build/cdk.out.base .build/cdk.out.head; git worktree prune
@@ -80,7 +88,9 @@ ifdef BASE
 	ln -s $(CURDIR)/node_modules .build/base/node_modules; \
 	echo "synthesizing $(BASE) ($(ENV))"; (cd .build/base && cdk synth --quiet -c env=$(ENV) -o $(CURDIR)/.build/cdk.out.base); \
 	echo "synthesizing the working tree ($(ENV))"; cdk synth --quiet -c env=$(ENV) -o .build/cdk.out.head
-	go run ./infra/cmd/templatediff .build/cdk.out.base .build/cdk.out.head
+	@# built, not go run: go run would turn prdiff's exit 3 into 1
+	go build -o .build/prdiff ./infra/cmd/prdiff
+	.build/prdiff -base .build/cdk.out.base -head .build/cdk.out.head -cdk $(CURDIR)/node_modules/.bin/cdk
 else
 	cdk diff -c env=$(ENV)
 endif
@@ -90,7 +100,7 @@ deploy: deps
 	cdk deploy --all -c env=$(ENV) --require-approval broadening
 
 ## test: every test (unit, integration against real services, CDK templates) and a short fuzz run
-test: deps deps-apt lint
+test: deps deps-apt lint check-size
 	go test -race -count=1 -timeout 12m $$(go list ./... | grep -v -E '/infra($$|/)|/test/harness$$')
 	@# verbose, so the log shows which real services the harness started
 	go test -race -count=1 -timeout 5m -v ./test/harness/ | grep -v '^=== '
@@ -99,15 +109,33 @@ test: deps deps-apt lint
 	go test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=$(FUZZTIME) ./functions/api/handler
 	$(MAKE) --no-print-directory test-ts
 
-## test-ts: the TypeScript client: its types match api/openapi.yaml, it type-checks, and its tests pass against the real API
-# go vet and staticcheck (pinned; installed into .cache/bin from the Go proxy).
+## check-size: no file tracked by git (as staged) is over 1 MB: binaries and build outputs stay out of git
+MAX_FILE_BYTES := 1048576
+check-size:
+	@big=$$(git ls-files --stage | awk -F'\t' '{ split($$1, m, " "); print m[2] " " $$2 }' | \
+		git cat-file --batch-check='%(objectsize) %(rest)' | awk -v max=$(MAX_FILE_BYTES) '$$1 > max'); \
+	if [ -n "$$big" ]; then echo "tracked files over $(MAX_FILE_BYTES) bytes (git rm --cached them, ignore build outputs in .gitignore):"; echo "$$big"; exit 1; fi
+
+# go vet, staticcheck and actionlint (pinned; installed into .cache/bin from the Go proxy).
 STATICCHECK := .cache/bin/staticcheck
 STATICCHECK_VERSION := v0.8.2
+ACTIONLINT := .cache/bin/actionlint
+ACTIONLINT_VERSION := v1.7.12
 $(STATICCHECK):
 	GOBIN=$(CURDIR)/.cache/bin go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-lint: deps-go $(STATICCHECK)
+$(ACTIONLINT):
+	GOBIN=$(CURDIR)/.cache/bin go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+## lint: go vet, staticcheck, and actionlint on .github/workflows
+lint: deps-go $(STATICCHECK) actionlint
 	go vet ./...
 	$(STATICCHECK) ./...
+
+# shellcheck and pyflakes integrations off: the result must not depend on
+# what else a machine has installed.
+## actionlint: check the GitHub Actions workflows (.github/workflows)
+actionlint: $(ACTIONLINT)
+	$(ACTIONLINT) -shellcheck= -pyflakes=
+
 
 # The client is packed (npm pack: tsc builds dist/), and the tarball is
 # installed into a scratch project whose own dependencies (typescript, next,
@@ -118,6 +146,7 @@ TS_CLIENT := clients/typescript
 TS_PACK := .build/ts-pack
 TS_SCRATCH := .build/ts-consumer
 TS_VERSION = $(shell node -p "require('./$(TS_CLIENT)/package.json').version")
+## test-ts: the TypeScript client: packed, installed into a scratch project, type-checked and run against the real API
 test-ts: deps ts-pack
 	openapi-typescript api/openapi.yaml -o .build/openapi.ts >/dev/null 2>&1
 	@diff -u $(TS_CLIENT)/src/openapi.ts .build/openapi.ts || { echo "$(TS_CLIENT)/src/openapi.ts is stale: run make openapi-types"; exit 1; }
@@ -149,6 +178,7 @@ ts-pack: deps-npm
 openapi-types: deps-npm
 	openapi-typescript api/openapi.yaml -o clients/typescript/src/openapi.ts
 
+## fuzz: the fuzz targets for 60 s each
 fuzz:
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./internal/message
 	go test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=60s ./functions/api/handler
@@ -178,8 +208,10 @@ bench: deps deps-apt
 	go test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./internal/ratelimit/
 	go run ./test/cmd/benchreport -o docs/benchmarks.md
 
+## fmt: gofmt every Go file
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
+## clean: remove build outputs (cdk.out, .build, the Playwright driver)
 clean:
 	rm -rf cdk.out .build $(DRIVER_DIR)

@@ -6,8 +6,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -37,14 +36,22 @@ const (
 	// DeliveryLatencyP95AlarmMs: p95 accepted → sent of creators without
 	// a backlog (docs/operations.md: the latency SLO).
 	DeliveryLatencyP95AlarmMs = 120_000
+	// APILatencyP95AlarmMs: p95 of the HTTP API (a send is one SQS call,
+	// rarely a DynamoDB one; the function's timeout is 15 s).
+	APILatencyP95AlarmMs = 3000
+	// ReplayExpectedPeriodMinutes: the replay runs every 5 minutes, so no
+	// invocation in 15 means its schedule or the function is gone.
+	ReplayExpectedPeriodMinutes = 15
 )
 
 // AlarmsProps wires the alarms.
 type AlarmsProps struct {
-	Env       Environment
-	Queues    *Queues
-	Functions *Functions
-	Scraper   *ScraperService
+	Env         Environment
+	Queues      *Queues
+	Functions   *Functions
+	Scraper     *ScraperService
+	Cache       *Cache
+	Credentials *Credentials
 }
 
 // Alarms are the alarms, their topic and the dashboard.
@@ -55,23 +62,15 @@ type Alarms struct {
 	Dashboard awscloudwatch.Dashboard
 }
 
-// NewAlarms creates the alarms of the seeds, all notifying
-// huntaze-cost-alerts (imported when it exists), and a dashboard.
+// NewAlarms creates the alarms of the seeds and of every silent failure,
+// each notifying the environment's alerts topic when it fires and when it
+// recovers, and a dashboard.
 func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms {
 	c := constructs.NewConstruct(scope, jsii.String(id))
-	stack := awscdk.Stack_Of(c)
-	var topic awssns.ITopic
-	if props.Env.AlertTopicExists {
-		topic = awssns.Topic_FromTopicArn(c, jsii.String("Topic"), jsii.String(fmt.Sprintf("arn:%s:sns:%s:%s:%s", *stack.Partition(), *stack.Region(), *stack.Account(), AlertTopicName)))
-	} else {
-		key := awskms.NewKey(c, jsii.String("TopicKey"), &awskms.KeyProps{Description: jsii.String("Encrypts the alerts topic"), EnableKeyRotation: jsii.Bool(true)})
-		// CloudWatch must be able to publish to an encrypted topic.
-		key.GrantEncryptDecrypt(awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil))
-		topic = awssns.NewTopic(c, jsii.String("Topic"), &awssns.TopicProps{TopicName: jsii.String(AlertTopicName), MasterKey: key, EnforceSSL: jsii.Bool(true)})
-	}
+	topic := NewAlertTopic(c, "Alerts", AlertTopicProps{Env: props.Env}).Topic
 	action := awscloudwatchactions.NewSnsAction(topic)
 	a := &Alarms{Construct: c, Topic: topic, Alarms: map[string]awscloudwatch.Alarm{}}
-	add := func(name, description string, metric awscloudwatch.IMetric, threshold float64, periods float64, cmp awscloudwatch.ComparisonOperator) {
+	alarm := func(name, description string, metric awscloudwatch.IMetric, threshold float64, periods float64, cmp awscloudwatch.ComparisonOperator, missing awscloudwatch.TreatMissingData) {
 		alarm := awscloudwatch.NewAlarm(c, jsii.String(name), &awscloudwatch.AlarmProps{
 			Metric:             metric,
 			AlarmName:          jsii.String(fmt.Sprintf("huntaze-%s-%s", props.Env.Name, name)),
@@ -79,10 +78,20 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 			Threshold:          jsii.Number(threshold),
 			EvaluationPeriods:  jsii.Number(periods),
 			ComparisonOperator: cmp,
-			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+			TreatMissingData:   missing,
 		})
+		// The OK action tells whoever was paged that it is over.
 		alarm.AddAlarmAction(action)
+		alarm.AddOkAction(action)
 		a.Alarms[name] = alarm
+	}
+	// add: an alarm on a signal that is absent while all is well.
+	add := func(name, description string, metric awscloudwatch.IMetric, threshold float64, periods float64, cmp awscloudwatch.ComparisonOperator) {
+		alarm(name, description, metric, threshold, periods, cmp, awscloudwatch.TreatMissingData_NOT_BREACHING)
+	}
+	// expect: an alarm on traffic that must be there; no data is the failure.
+	expect := func(name, description string, metric awscloudwatch.IMetric, threshold float64, periods float64) {
+		alarm(name, description, metric, threshold, periods, awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, awscloudwatch.TreatMissingData_BREACHING)
 	}
 	min1, min5 := awscdk.Duration_Minutes(jsii.Number(1)), awscdk.Duration_Minutes(jsii.Number(5))
 	gt, gte, lt := awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD
@@ -152,6 +161,48 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 	add("delivery-latency-p95", "Messages of creators without a backlog: p95 from accepted to sent above 2 minutes for 15 minutes.",
 		latencyP95, DeliveryLatencyP95AlarmMs, 3, gt)
 
+	// A dead API: the failure rate above reads 0 without traffic, so the
+	// API's own failures are alarmed: function errors (crash, timeout, bad
+	// settings) and throttles, API Gateway 5xx (an integration that cannot
+	// reach the function too) for two 5-minute periods in a row, whatever
+	// the traffic, and latency.
+	apiFn, httpAPI := props.Functions.API.Function, props.Functions.HTTPAPI
+	add("api-lambda-errors", "API Lambda: invocation errors (crash, timeout, init failure) 10 minutes in a row.",
+		apiFn.MetricErrors(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Sum")}), 0, 2, gt)
+	add("api-lambda-throttles", "API Lambda: throttled invocations (account or reserved concurrency exhausted).",
+		apiFn.MetricThrottles(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Sum")}), 0, 1, gt)
+	add("api-5xx", "HTTP API: 5xx answers 10 minutes in a row (the web app's sends fail).",
+		httpAPI.MetricServerError(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Sum")}), 0, 2, gt)
+	add("api-latency-p95", "HTTP API: p95 latency above 3 s for 15 minutes.",
+		httpAPI.MetricLatency(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("p95")}), APILatencyP95AlarmMs, 3, gt)
+
+	// The replay empties the fallback table every 5 minutes: its errors,
+	// and its silence (a deleted schedule or function) are failures.
+	replayFn := props.Functions.Replay.Function
+	add("replay-errors", "Fallback replay Lambda: failed runs 10 minutes in a row (fallback messages are not replayed).",
+		replayFn.MetricErrors(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Sum")}), 0, 2, gt)
+	expect("replay-not-running", "Fallback replay Lambda: not invoked for 15 minutes (its 5-minute schedule does not run).",
+		replayFn.MetricInvocations(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(ReplayExpectedPeriodMinutes)), Statistic: jsii.String("Sum")}), 1, 1)
+
+	// Secret rotations run every 90 days: a failure leaves the rotation
+	// pending and is otherwise seen by nobody.
+	add("redis-auth-rotation-errors", "Redis AUTH token rotation Lambda failed (the token was not rotated).",
+		props.Cache.Rotation.Function.MetricErrors(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Sum")}), 0, 1, gt)
+	add("sessions-rotation-errors", "OnlyFans session rotation Lambda failed (a creator's session secret was not re-validated).",
+		props.Credentials.Rotation.Function.MetricErrors(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Sum")}), 0, 1, gt)
+
+	// The scraper always runs at least ScraperMinTasks: none running (Spot
+	// and On-Demand together) for 10 minutes is a dead consumer, seen here
+	// before any message waits long enough for fifo-oldest-message.
+	runningTasks := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String("FILL(spot, 0) + FILL(fallback, 0)"), Label: jsii.String("scraper_running_tasks"), Period: min1,
+		UsingMetrics: &map[string]awscloudwatch.IMetric{
+			"spot": runningTaskCount(props.Scraper.Cluster, props.Scraper.Service), "fallback": runningTaskCount(props.Scraper.Cluster, props.Scraper.Fallback),
+		},
+	})
+	expect("scraper-no-running-tasks", "Scraper: fewer running tasks than the service's minimum (Spot and On-Demand together) for 10 minutes.",
+		runningTasks, float64(props.Env.ScraperMinTasks), 10)
+
 	a.Dashboard = newDashboard(c, props, dashboardMetrics{
 		custom:  func(name, stat string, d map[string]*string) awscloudwatch.Metric { return custom(name, stat, min5, d) },
 		limiter: limiterDims, scraper: scraperDims, api: apiDims, successRate: successRate, apiFailureRate: apiFailureRate,
@@ -160,4 +211,12 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 		},
 	})
 	return a
+}
+
+// runningTaskCount is a service's running tasks (Container Insights, 1 minute).
+func runningTaskCount(cluster awsecs.Cluster, service awsecs.FargateService) awscloudwatch.Metric {
+	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace: jsii.String("ECS/ContainerInsights"), MetricName: jsii.String("RunningTaskCount"), Statistic: jsii.String("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(1)),
+		DimensionsMap: &map[string]*string{"ClusterName": cluster.ClusterName(), "ServiceName": service.ServiceName()},
+	})
 }

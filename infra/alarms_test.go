@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 )
 
 // alarmSpec is what an alarm must watch and when it fires.
@@ -34,7 +36,21 @@ var wantAlarms = map[string]alarmSpec{
 	"scraper-success-rate":       {"scraping_success_rate", "", 300, 90, 3, "LessThanThreshold"},
 	"api-failure-rate":           {"api_failure_rate", "", 300, 5, 2, "GreaterThanThreshold"},
 	"delivery-latency-p95":       {"delivery_latency_ms", "p95", 300, 120000, 3, "GreaterThanThreshold"},
+	// issue 26: every silent failure
+	"api-lambda-errors":          {"Errors", "Sum", 300, 0, 2, "GreaterThanThreshold"},
+	"api-lambda-throttles":       {"Throttles", "Sum", 300, 0, 1, "GreaterThanThreshold"},
+	"api-5xx":                    {"5xx", "Sum", 300, 0, 2, "GreaterThanThreshold"},
+	"api-latency-p95":            {"Latency", "p95", 300, 3000, 3, "GreaterThanThreshold"},
+	"replay-errors":              {"Errors", "Sum", 300, 0, 2, "GreaterThanThreshold"},
+	"replay-not-running":         {"Invocations", "Sum", 900, 1, 1, "LessThanThreshold"},
+	"redis-auth-rotation-errors": {"Errors", "Sum", 300, 0, 1, "GreaterThanThreshold"},
+	"sessions-rotation-errors":   {"Errors", "Sum", 300, 0, 1, "GreaterThanThreshold"},
+	"scraper-no-running-tasks":   {"scraper_running_tasks", "", 60, 1, 10, "LessThanThreshold"},
 }
+
+// expectedTraffic are the alarms on a signal that must be there: no data
+// is the failure they exist for.
+var expectedTraffic = map[string]bool{"replay-not-running": true, "scraper-no-running-tasks": true}
 
 // alarmOf reduces a synthesized alarm to its spec (metric math: the
 // labelled expression that is returned).
@@ -75,12 +91,18 @@ func TestEveryAlarmWatchesItsSignalAndNotifiesTheAlertTopic(t *testing.T) {
 			if !ok {
 				continue // scaling alarms
 			}
-			// THEN each alarm notifies huntaze-cost-alerts
-			if actions := js(a["AlarmActions"]); !strings.Contains(actions, "Topic") && !strings.Contains(actions, AlertTopicName) {
-				t.Errorf("%s %s notifies %v", env, name, actions)
+			// THEN each alarm notifies the environment's alerts topic when it
+			// fires and when it recovers
+			topic := js([]any{st.Resolve(system(t, env).Pipeline.Alarms.Topic.TopicArn())})
+			if got := js(a["AlarmActions"]); got != topic {
+				t.Errorf("%s %s: alarm actions %s, want %s", env, name, got, topic)
 			}
-			if a["TreatMissingData"] != "notBreaching" {
-				t.Errorf("%s %s treats missing data as %v", env, name, a["TreatMissingData"])
+			if got := js(a["OKActions"]); got != topic {
+				t.Errorf("%s %s: OK actions %s, want %s", env, name, got, topic)
+			}
+			// AND missing data is a failure only where traffic is expected
+			if want := map[bool]string{true: "breaching", false: "notBreaching"}[expectedTraffic[name]]; a["TreatMissingData"] != want {
+				t.Errorf("%s %s treats missing data as %v, want %s", env, name, a["TreatMissingData"], want)
 			}
 			got[name] = alarmOf(a)
 		}
@@ -122,6 +144,84 @@ func TestTheSuccessRateAndAPIFailureRateAreComputedFromTheCounts(t *testing.T) {
 func asSlice(v any) []any {
 	s, _ := v.([]any)
 	return s
+}
+
+func TestEachLambdaAlarmWatchesItsOwnFunction(t *testing.T) {
+	// GIVEN the dev pipeline
+	s := system(t, "dev")
+	st := s.Pipeline.Stack
+	ref := func(fn *GoFunction) string { return js(st.Resolve(fn.Function.FunctionName())) }
+	want := map[string]string{
+		"api-lambda-errors": ref(s.Pipeline.Functions.API), "api-lambda-throttles": ref(s.Pipeline.Functions.API),
+		"replay-errors": ref(s.Pipeline.Functions.Replay), "replay-not-running": ref(s.Pipeline.Functions.Replay),
+		"redis-auth-rotation-errors": ref(s.Pipeline.Cache.Rotation), "sessions-rotation-errors": ref(s.Pipeline.Credentials.Rotation),
+		"limiter-errors": ref(s.Pipeline.Functions.Limiter),
+		"api-5xx":        js(st.Resolve(s.Pipeline.Functions.HTTPAPI.ApiId())), "api-latency-p95": js(st.Resolve(s.Pipeline.Functions.HTTPAPI.ApiId())),
+	}
+	for _, a := range resources(t, st, "AWS::CloudWatch::Alarm") {
+		name := strings.TrimPrefix(fmt.Sprint(a["AlarmName"]), "huntaze-dev-")
+		if w, ok := want[name]; ok {
+			// THEN its dimension names that function (or that API)
+			if !strings.Contains(js(a["Dimensions"]), w) {
+				t.Errorf("%s watches %s, want %s", name, js(a["Dimensions"]), w)
+			}
+			delete(want, name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("alarms missing: %v", want)
+	}
+}
+
+// runbookReferences are the names docs/runbook.md cites: stack outputs
+// ("stack output `X`") and dashboard widgets ("the "X" widget").
+var (
+	runbookOutput = regexp.MustCompile("stack output `([A-Za-z0-9]+)`")
+	runbookWidget = regexp.MustCompile(`"([^"]+)"\s+widget`)
+)
+
+func TestEveryAlarmHasBothActionsAndARunbookEntryWhoseNamesExist(t *testing.T) {
+	// GIVEN the runbook and every environment's stacks
+	b, err := os.ReadFile(RepoRoot() + "/docs/runbook.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runbook := string(b)
+	for _, env := range EnvironmentNames() {
+		s := system(t, env)
+		for _, a := range resources(t, s.Pipeline.Stack, "AWS::CloudWatch::Alarm") {
+			name, ok := strings.CutPrefix(fmt.Sprint(a["AlarmName"]), "huntaze-"+env+"-")
+			if !ok {
+				continue // scaling alarms: their actions are the scaling policies
+			}
+			// THEN every alarm has an alarm and an OK action
+			if len(asSlice(a["AlarmActions"])) == 0 || len(asSlice(a["OKActions"])) == 0 {
+				t.Errorf("%s %s: alarm actions %v, OK actions %v", env, name, a["AlarmActions"], a["OKActions"])
+			}
+			// AND a runbook section
+			if !regexp.MustCompile(`(?m)^## ` + regexp.QuoteMeta(name) + `\s*$`).MatchString(runbook) {
+				t.Errorf("docs/runbook.md has no '## %s'", name)
+			}
+		}
+		// AND every stack output the runbook cites exists
+		outputs := js((*assertions.Template_FromStack(s.Pipeline.Stack, nil).ToJSON())["Outputs"]) + js((*assertions.Template_FromStack(s.Messaging.Stack, nil).ToJSON())["Outputs"])
+		for _, m := range runbookOutput.FindAllStringSubmatch(runbook, -1) {
+			if !strings.Contains(outputs, `"`+m[1]+`":`) {
+				t.Errorf("%s: docs/runbook.md cites stack output %s, which no stack has", env, m[1])
+			}
+		}
+		// AND every dashboard widget it cites exists
+		dashboard := resolve(only(t, resources(t, s.Pipeline.Stack, "AWS::CloudWatch::Dashboard"), "dashboard")["DashboardBody"])
+		for _, m := range runbookWidget.FindAllStringSubmatch(runbook, -1) {
+			title := strings.Join(strings.Fields(m[1]), " ") // a name may wrap in the markdown
+			if !strings.Contains(dashboard, `"title":"`+title+`"`) {
+				t.Errorf("docs/runbook.md cites the %q widget, which the dashboard does not have", m[1])
+			}
+		}
+	}
+	if n := len(runbookOutput.FindAllString(runbook, -1)); n < 3 {
+		t.Errorf("the runbook cites %d stack outputs; the generated names (cluster, service, Redis) must come from outputs", n)
+	}
 }
 
 func TestEveryAlarmHasARunbookEntry(t *testing.T) {

@@ -35,6 +35,8 @@ type Cache struct {
 	// reach the cache port.
 	Clients awsec2.SecurityGroup
 	Key     awskms.Key
+	// Rotation rotates the AUTH token (its failures are alarmed).
+	Rotation *GoFunction
 }
 
 // Endpoint returns host:port of the primary.
@@ -131,5 +133,5 @@ func NewCache(scope constructs.Construct, id string, props CacheProps) *Cache {
 	if !props.Env.MultiAZ {
 		suppress(rg, Suppression{Rule: "AwsSolutions-AEC4", Reason: "dev and staging run one cache node to save cost; prod is Multi-AZ with automatic failover (config.go)."})
 	}
-	return &Cache{Construct: c, ReplicationGroup: rg, SecurityGroup: sg, AuthToken: token, Clients: clients, Key: key}
+	return &Cache{Construct: c, ReplicationGroup: rg, SecurityGroup: sg, AuthToken: token, Clients: clients, Key: key, Rotation: rotation}
 }

@@ -2,7 +2,9 @@ package infra
 
 import (
 	"fmt"
+	"net/url"
 	"os"
+	"regexp"
 	"sort"
 )
 
@@ -37,6 +39,8 @@ type Environment struct {
 	// AlertTopicExists imports the huntaze-cost-alerts topic by name
 	// instead of creating it.
 	AlertTopicExists bool
+	// Alerts are the people every alarm of the environment reaches.
+	Alerts []AlertSubscription
 
 	// JWT issuer and audience the HTTP API authorizer trusts.
 	JWTIssuer   string
@@ -71,6 +75,9 @@ var environments = func() map[string]Environment {
 	prod := baseEnvironment("prod")
 	prod.NATGateways, prod.CacheNodeType, prod.MultiAZ = 2, "cache.r7g.large", true
 	prod.AlertTopicExists, prod.ScraperOnDemandBase, prod.LogRetentionDays = true, 1, 90
+	dev.Alerts = []AlertSubscription{{Kind: AlertEmail, Endpoint: "alerts-dev@huntaze.com"}}
+	staging.Alerts = []AlertSubscription{{Kind: AlertEmail, Endpoint: "alerts-staging@huntaze.com"}}
+	prod.Alerts = []AlertSubscription{{Kind: AlertEmail, Endpoint: "oncall@huntaze.com"}}
 	return map[string]Environment{"dev": dev, "staging": staging, "prod": prod}
 }()
 
@@ -103,4 +110,62 @@ func LookupEnvironment(name string) (Environment, error) {
 // StackName names a stack of an environment: "Huntaze-<Env>-<Part>".
 func (e Environment) StackName(part string) string {
 	return fmt.Sprintf("Huntaze-%s-%s", e.Name, part)
+}
+
+// Alert subscriptions (issue 26): who an environment's alarms reach. The
+// addresses above are the team's distribution lists; change them here.
+
+// AlertKind is how an alert reaches a person.
+type AlertKind string
+
+const (
+	// AlertEmail: an email address (SNS sends a confirmation mail first).
+	AlertEmail AlertKind = "email"
+	// AlertHTTPS: an https:// endpoint, such as a pager's SNS webhook (it
+	// must confirm the subscription).
+	AlertHTTPS AlertKind = "https"
+	// AlertSlack: a Slack channel through AWS Chatbot. The stack creates the
+	// channel configuration (a configuration lists its topics, so one made
+	// elsewhere cannot be given this topic by ARN); the Slack workspace must
+	// have been authorized once in the AWS Chatbot console.
+	AlertSlack AlertKind = "slack"
+)
+
+// AlertSubscription is one recipient of an environment's alerts.
+type AlertSubscription struct {
+	Kind AlertKind
+	// Endpoint is the email address (AlertEmail) or the URL (AlertHTTPS).
+	Endpoint string
+	// SlackWorkspaceID (T…) and SlackChannelID (C… or G…) for AlertSlack.
+	SlackWorkspaceID, SlackChannelID string
+}
+
+var (
+	emailAddress   = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	slackWorkspace = regexp.MustCompile(`^T[A-Z0-9]{2,}$`)
+	slackChannel   = regexp.MustCompile(`^[CG][A-Z0-9]{2,}$`)
+)
+
+// Validate says what is wrong with a subscription, naming the field.
+func (s AlertSubscription) Validate() error {
+	switch s.Kind {
+	case AlertEmail:
+		if !emailAddress.MatchString(s.Endpoint) {
+			return fmt.Errorf("alert subscription %s: Endpoint %q is not an email address", s.Kind, s.Endpoint)
+		}
+	case AlertHTTPS:
+		if u, err := url.Parse(s.Endpoint); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("alert subscription %s: Endpoint %q is not an https:// URL", s.Kind, s.Endpoint)
+		}
+	case AlertSlack:
+		if !slackWorkspace.MatchString(s.SlackWorkspaceID) {
+			return fmt.Errorf("alert subscription %s: SlackWorkspaceID %q is not a Slack workspace id (T…)", s.Kind, s.SlackWorkspaceID)
+		}
+		if !slackChannel.MatchString(s.SlackChannelID) {
+			return fmt.Errorf("alert subscription %s: SlackChannelID %q is not a Slack channel id (C… or G…)", s.Kind, s.SlackChannelID)
+		}
+	default:
+		return fmt.Errorf("alert subscription: Kind %q is not one of email, https, slack", s.Kind)
+	}
+	return nil
 }

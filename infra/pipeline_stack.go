@@ -36,7 +36,7 @@ func NewPipelineStack(scope constructs.Construct, id string, props PipelineStack
 	s.Credentials = NewCredentials(stack, "Credentials", CredentialsProps{Env: props.Env})
 	s.Functions = NewFunctions(stack, "Functions", FunctionsProps{Env: props.Env, Queues: props.Queues, Storage: s.Storage, Cache: s.Cache, Network: s.Network})
 	s.Scraper = NewScraperService(stack, "Scraper", ScraperServiceProps{Env: props.Env, Network: s.Network, Queues: props.Queues, Storage: s.Storage, Cache: s.Cache, Credentials: s.Credentials})
-	s.Alarms = NewAlarms(stack, "Alarms", AlarmsProps{Env: props.Env, Queues: props.Queues, Functions: s.Functions, Scraper: s.Scraper})
+	s.Alarms = NewAlarms(stack, "Alarms", AlarmsProps{Env: props.Env, Queues: props.Queues, Functions: s.Functions, Scraper: s.Scraper, Cache: s.Cache, Credentials: s.Credentials})
 
 	awscdk.NewCfnOutput(stack, jsii.String("ApiUrl"), &awscdk.CfnOutputProps{Value: s.Functions.HTTPAPI.ApiEndpoint()})
 	awscdk.NewCfnOutput(stack, jsii.String("DashboardUrl"), &awscdk.CfnOutputProps{
@@ -48,5 +48,16 @@ func NewPipelineStack(scope constructs.Construct, id string, props PipelineStack
 		Description: jsii.String("--kms-key-id of every creator session secret " + s.Credentials.Prefix + "<creator>")})
 	awscdk.NewCfnOutput(stack, jsii.String("SessionRotationArn"), &awscdk.CfnOutputProps{Value: s.Credentials.Rotation.Function.FunctionArn(),
 		Description: jsii.String("--rotation-lambda-arn of every creator session secret")})
+	// What docs/runbook.md names (generated names, looked up here rather
+	// than guessed).
+	for name, value := range map[string]*string{
+		"AlertTopicArn":              s.Alarms.Topic.TopicArn(),
+		"ScraperClusterName":         s.Scraper.Cluster.ClusterName(),
+		"ScraperServiceName":         s.Scraper.Service.ServiceName(),
+		"ScraperFallbackServiceName": s.Scraper.Fallback.ServiceName(),
+		"RedisReplicationGroupId":    s.Cache.ReplicationGroup.Ref(),
+	} {
+		awscdk.NewCfnOutput(stack, jsii.String(name), &awscdk.CfnOutputProps{Value: value})
+	}
 	return s
 }

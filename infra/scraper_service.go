@@ -85,11 +85,7 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 	})
 	logs := awslogs.NewLogGroup(c, jsii.String("Logs"), &awslogs.LogGroupProps{Retention: retention(props.Env), RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
 	task.AddContainer(jsii.String("scraper"), &awsecs.ContainerDefinitionOptions{
-		Image: awsecs.ContainerImage_FromAsset(jsii.String(RepoRoot()), &awsecs.AssetImageProps{
-			File:     jsii.String("scraper/Dockerfile"),
-			Platform: awsecrassets.Platform_LINUX_AMD64(),
-			Exclude:  jsii.Strings("node_modules", "cdk.out", ".git", ".build", ".cache", "**/*_test.go", "test"),
-		}),
+		Image:           scraperImage(RepoRoot()),
 		Logging:         awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{StreamPrefix: jsii.String("scraper"), LogGroup: logs}),
 		StopTimeout:     awscdk.Duration_Seconds(jsii.Number(ScraperStopTimeoutSec)),
 		LinuxParameters: awsecs.NewLinuxParameters(c, jsii.String("Linux"), &awsecs.LinuxParametersProps{InitProcessEnabled: jsii.Bool(true)}),
@@ -147,6 +143,20 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 	})
 	fallback := newOnDemandFallback(c, props, cluster, task, service, sg)
 	return &ScraperService{Construct: c, Cluster: cluster, Service: service, TaskRole: taskRole, Task: task, Fallback: fallback, Logs: logs}
+}
+
+// scraperImage is the scraper's image asset, built at deploy from
+// scraper/Dockerfile with root (the repository) as its context. Which files
+// enter the context, and so the asset hash and the image tag, is decided by
+// root's .dockerignore alone (an allow-list: go.mod, go.sum, internal/,
+// scraper/, no tests), read the way Docker reads it: a docs or infra change
+// must not rebuild the image nor replace the task definition.
+func scraperImage(root string) awsecs.ContainerImage {
+	return awsecs.ContainerImage_FromAsset(jsii.String(root), &awsecs.AssetImageProps{
+		File:       jsii.String("scraper/Dockerfile"),
+		Platform:   awsecrassets.Platform_LINUX_AMD64(),
+		IgnoreMode: awscdk.IgnoreMode_DOCKER,
+	})
 }
 
 // newOnDemandFallback is a second service running the same task on FARGATE

@@ -268,6 +268,11 @@ func TestAThreeHourOutageOfEachKindDeadLettersNothingAndDeliversEverythingOnceIn
 					t.Errorf("%s: %s", c, got)
 				}
 			}
+			// AND the send whose answer the outage swallowed was settled by a
+			// read-back once the site was back, not sent again
+			if !strings.Contains(f.logs.String(), "found in the chat after an interrupted attempt") {
+				t.Errorf("the first send's unknown outcome was not read back:\n%s", f.logs)
+			}
 		})
 	}
 }

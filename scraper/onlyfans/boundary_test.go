@@ -216,3 +216,44 @@ func hangingListener(t *testing.T) string {
 	})
 	return fmt.Sprint(l.Addr())
 }
+
+func TestAPageCannotReachTheTasksCredentialEndpoints(t *testing.T) {
+	// GIVEN a creator's page, in a browser whose every other request goes
+	// to a proxy that is not there (so nothing this test does leaves
+	// 127.0.0.1, blocked or not)
+	site := fakesite.Start(t)
+	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
+	s := onlyfans.New(onlyfans.Config{BaseURL: site.URL, Browser: browser.Options{DriverDir: harness.DriverDir(t),
+		ExtraArgs: []string{"--proxy-server=http://" + freePort(t)}},
+		Timeouts: onlyfans.Timeouts{Navigation: 5 * time.Second, Action: 3 * time.Second, Response: 2 * time.Second}})
+	t.Cleanup(func() { _ = s.Close() })
+	page, err := s.PageForTest("creator-1", creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// WHEN its script fetches from or opens a WebSocket to them
+	if _, err := page.Goto(site.URL + "/my/chats/chat/fan-1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := page.Evaluate(`async () => {
+		const out = [];
+		try { await fetch('http://169.254.170.2/v2/credentials/uuid'); out.push('fetched'); } catch (e) { out.push('refused'); }
+		out.push(await new Promise(r => { const ws = new WebSocket('ws://169.254.170.2/'); ws.onopen = () => r('open'); ws.onerror = ws.onclose = () => r('closed'); }));
+		return out.join(',');
+	}`)
+	// THEN neither gets through
+	if err != nil || got != "refused,closed" {
+		t.Fatalf("page script: %v, %v", got, err)
+	}
+	// AND a navigation there is refused by the browser itself, in every
+	// form of the address
+	for _, u := range []string{"http://169.254.170.2/v2/credentials/uuid", "http://169.254.169.254/latest/meta-data/", "http://2852039166/", "http://[::ffff:169.254.169.254]/"} {
+		if _, err := page.Goto(u); err == nil || !strings.Contains(err.Error(), "ERR_BLOCKED_BY_CLIENT") {
+			t.Errorf("navigate %s: %v", u, err)
+		}
+	}
+	// (what a request that is not blocked meets is the absent proxy)
+	if _, err := page.Goto("http://10.1.2.3/"); err == nil || strings.Contains(err.Error(), "ERR_BLOCKED_BY_CLIENT") {
+		t.Fatalf("an ordinary host: %v", err)
+	}
+}

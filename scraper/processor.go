@@ -620,7 +620,7 @@ func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out
 		return
 	}
 	rec := Record{MessageID: ids.messageID, CreatorID: ids.creator, CorrelationID: ids.correlation, Status: out.Status,
-		ErrorClass: out.Class, Detail: out.Detail, HTTPStatus: httpStatus, Attempts: out.Attempts, Failures: out.Failures,
+		ErrorClass: out.Class, Detail: out.Detail, HTTPStatus: httpStatus, Attempts: out.Attempts, SendRequests: out.Requests, Failures: out.Failures,
 		StartedAt: start, DurationMS: dur.Milliseconds()}
 	if err := p.results.Write(ctx, rec, art); err != nil {
 		p.log.Warn("result not written to S3", "message_id", ids.messageID, "error", err)

@@ -362,6 +362,31 @@ func TestCapturesKeptSevenDaysUnderTheirOwnKeyTheTaskOnlyEncryptsWith(t *testing
 	})
 }
 
+func TestCapturesAreDecryptedByTheNamedOperatorsRoleOnly(t *testing.T) {
+	// GIVEN the dev pipeline
+	st := system(t, "dev").Pipeline.Stack
+	tmpl := assertions.Template_FromStack(st, nil)
+	// THEN the operators' role exists under its documented name
+	tmpl.HasResourceProperties(jsii.String("AWS::IAM::Role"), map[string]any{"RoleName": CapturesReadersRole("dev")})
+	// AND the captures key keeps its administration statement and denies
+	// kms:Decrypt to every principal but that role
+	var keyPolicy string
+	for _, k := range resources(t, st, "AWS::KMS::Key") {
+		if strings.Contains(js(k), "failure captures") {
+			keyPolicy = js(k["KeyPolicy"])
+		}
+	}
+	if !strings.Contains(keyPolicy, `"Action":"kms:*"`) {
+		t.Errorf("the key lost its administration statement: %s", keyPolicy)
+	}
+	if !strings.Contains(keyPolicy, `"Sid":"DecryptByCapturesReadersOnly"`) || !strings.Contains(keyPolicy, `"Effect":"Deny"`) ||
+		!strings.Contains(keyPolicy, `"ArnNotEquals":{"aws:PrincipalArn":{"Fn::GetAtt":["StorageCapturesReaders`) {
+		t.Errorf("no deny of kms:Decrypt to others: %s", keyPolicy)
+	}
+	// AND the scraper task may not decrypt them (TestSeed003R8_1_R8_2_LeastPrivilegeExactly
+	// lists its grants: GenerateDataKey only on the captures key)
+}
+
 func TestResultsBucket_EncryptedTLSOnlyPrivateWithLifecycle(t *testing.T) {
 	st := system(t, "dev").Pipeline.Stack
 	var results map[string]any
@@ -420,6 +445,7 @@ func TestSeed003R8_1_R8_2_LeastPrivilegeExactly(t *testing.T) {
 		{"ScraperTaskRole", []string{
 			"kms:Decrypt → cache-key", "kms:Decrypt → credentials-key", "kms:Decrypt → workflows-key", "kms:GenerateDataKey → captures-key", "kms:GenerateDataKey → workflows-key", "s3:PutObject → artifacts/*", "s3:PutObject → results/*", "secretsmanager:GetSecretValue → redis-secret", "secretsmanager:GetSecretValue → session-secrets", "sqs:ChangeMessageVisibility → workflows-queue", "sqs:DeleteMessage → workflows-queue", "sqs:ReceiveMessage → workflows-queue", "sqs:SendMessage → workflows-dlq",
 		}},
+		{"StorageCapturesReaders", []string{"kms:Decrypt → captures-key", "s3:GetObject → artifacts/*"}},
 	}
 	tpl, err := iampolicy.Parse(assertions.Template_FromStack(st, nil).ToJSON())
 	if err != nil {

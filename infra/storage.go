@@ -28,7 +28,14 @@ type Storage struct {
 	// CapturesKey encrypts failure captures (screenshots and pages of a
 	// creator's logged-in chat): only the scraper task encrypts with it.
 	CapturesKey awskms.Key
+	// CapturesReaders is the operators' role that alone may decrypt (and
+	// so read) captures: docs/operations.md "Who can read captures".
+	CapturesReaders awsiam.Role
 }
+
+// CapturesReadersRole names the operators' role that may read captures in
+// env.
+func CapturesReadersRole(env string) string { return "huntaze-captures-readers-" + env }
 
 // CapturesDays is how long failure captures are kept.
 const CapturesDays = 7
@@ -87,6 +94,29 @@ func NewStorage(scope constructs.Construct, id string, props StorageProps) *Stor
 		Description:       jsii.String("Encrypts the scraper's failure captures (" + props.Env.Name + ")"),
 		EnableKeyRotation: jsii.Bool(true), RemovalPolicy: removal,
 	})
+	// Only the named operators' role decrypts captures. The key keeps CDK's
+	// administration statement (the account manages the key); a deny for
+	// every other principal makes an IAM policy granting kms:Decrypt on it
+	// elsewhere useless.
+	s.CapturesReaders = awsiam.NewRole(c, jsii.String("CapturesReaders"), &awsiam.RoleProps{
+		RoleName:           jsii.String(CapturesReadersRole(props.Env.Name)),
+		Description:        jsii.String("Operators who read the scraper's failure captures (" + props.Env.Name + ")"),
+		AssumedBy:          awsiam.NewAccountRootPrincipal(),
+		MaxSessionDuration: awscdk.Duration_Hours(jsii.Number(1)),
+	})
+	s.CapturesReaders.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: jsii.Strings("s3:GetObject"), Resources: jsii.Strings(*s.Results.ArnForObjects(jsii.String("artifacts/*"))),
+	}))
+	s.CapturesReaders.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: jsii.Strings("kms:Decrypt"), Resources: jsii.Strings(*s.CapturesKey.KeyArn()),
+	}))
+	suppress(s.CapturesReaders, Suppression{Rule: "AwsSolutions-IAM5", Reason: "Captures are keyed by creator and message at run time: the role reads the artifacts/ prefix, nothing else.",
+		AppliesTo: []string{"regex:/^Resource::<.*Results.*\\.Arn>\\/artifacts\\/\\*$/"}})
+	s.CapturesKey.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String("DecryptByCapturesReadersOnly"), Effect: awsiam.Effect_DENY, Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions: jsii.Strings("kms:Decrypt"), Resources: jsii.Strings("*"),
+		Conditions: &map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": s.CapturesReaders.RoleArn()}},
+	}), jsii.Bool(false))
 	// A capture under any other key (or none) is refused.
 	s.Results.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid: jsii.String("CapturesUnderTheirKeyOnly"), Effect: awsiam.Effect_DENY, Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},

@@ -35,6 +35,7 @@ func TestDockerfileMatchesTheCodeAndThePins(t *testing.T) {
 		"chromium path is the code's default":              strings.Contains(df, "CHROMIUM_PATH="+browser.DefaultChromiumPath),
 		"driver path is the settings default":              strings.Contains(df, "PLAYWRIGHT_DRIVER_PATH=/opt/playwright-driver") && scrapersetup.Defaults().DriverDir == "/opt/playwright-driver",
 		"driver folder holds package/ and node":            strings.Contains(df, "-C /opt/playwright-driver") && strings.Contains(df, "/opt/playwright-driver/node"),
+		"sandbox setting is the settings default":          strings.Contains(df, "CHROMIUM_SANDBOX="+scrapersetup.Defaults().ChromiumSandbox),
 		"builds the scraper command":                       strings.Contains(df, "./scraper/cmd/scraper"),
 		"go version of go.mod":                             strings.Contains(df, "golang:"+goVersion(gomod)+"-"),
 		"x86_64 for Fargate Spot":                          strings.Count(df, "--platform=linux/amd64") == 3 && strings.Contains(df, "GOARCH=amd64"),

@@ -24,15 +24,19 @@ import (
 type Browser interface {
 	Send(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message, beforeClick func(identical int) error) (onlyfans.Result, *onlyfans.Artifacts, error)
 	CountIdentical(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message) (int, error)
+	CheckSession(ctx context.Context, creator string, creds onlyfans.Credentials) (bool, error)
+	Profile() onlyfans.Profile
 }
 
 // Error classes (logs, metrics, results).
 const (
 	ClassNone        = ""
-	ClassRateLimited = "rate_limited" // 429: back to the queue, not a failure
-	ClassServer      = "server_error" // 5xx after in-process retries
-	ClassClient      = "client_error" // other 4xx: dead-lettered with the reason
-	ClassAuth        = "auth"         // 401/403 or no credentials: the session, not the message: waits
+	ClassRateLimited = "rate_limited"      // 429: back to the queue, not a failure
+	ClassServer      = "server_error"      // 5xx after in-process retries: an outage, waits uncounted
+	ClassSiteDown    = "site_unavailable"  // refused, DNS, TLS, reset, hanging: an outage, waits uncounted
+	ClassClient      = "client_error"      // other 4xx: dead-lettered with the reason
+	ClassRecipient   = "recipient_refused" // a refusal about this fan, the session checked good: dead-lettered
+	ClassAuth        = "auth"              // a rejected session (checked) or no credentials: the session, not the message: waits
 	ClassTimeout     = "timeout"
 	ClassBrowser     = "browser"
 	ClassCircuitOpen = "circuit_open" // not attempted
@@ -65,6 +69,9 @@ type Outcome struct {
 	Status   string // sent | already_sent | released | failed | dead_lettered
 	Attempts int
 	Failures int
+	// Requests is how many send requests the page issued for the last
+	// click (only one ever reaches the site).
+	Requests int
 }
 
 // Config of the processor.
@@ -168,11 +175,11 @@ func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledge
 		MaxRequests: 1,
 		Timeout:     cfg.BreakerOpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.BreakerFailures },
-		// Only a degraded site trips it: 5xx and timeouts. A 429 or a 4xx is
-		// the site working as designed.
+		// Only a degraded site trips it: 5xx, timeouts, an unreachable or
+		// hanging site. A 429 or a 4xx is the site working as designed.
 		IsSuccessful: func(err error) bool {
 			var se serverError
-			return err == nil || !(errors.As(err, &se) || errors.Is(err, onlyfans.ErrTimeout))
+			return err == nil || !(errors.As(err, &se) || errors.Is(err, onlyfans.ErrTimeout) || errors.Is(err, onlyfans.ErrSiteDown))
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())
@@ -259,11 +266,7 @@ func (p *Processor) process(ctx context.Context, msg message.Message, receives i
 			return out, nil, 0
 		}
 	}
-	res, art, attempts, stopped := p.send(ctx, msg, creds, st, receives)
-	if stopped != nil {
-		return *stopped, art, res.Status
-	}
-	return p.judge(ctx, msg, creds, receives, res, attempts, st.Failures), art, res.Status
+	return p.send(ctx, msg, creds, st, receives)
 }
 
 // wait releases a message held back by something that is not its fault.
@@ -278,18 +281,16 @@ func (p *Processor) wait(ctx context.Context, id string, receives int, class, de
 	return Outcome{Action: Release, Delay: p.cfg.outageDelay(hint, n), Class: class, Detail: detail, Status: "released", Attempts: attempts, Failures: failures}
 }
 
-// recover settles a click whose outcome is unknown (timeout, crash, kill
-// after the click): the chat showing more texts identical to this one than
-// right before that click means it was sent. Otherwise the mark is cleared
-// and the message is sent again (settled false).
+// recover settles a click whose outcome is unknown (a 5xx, no answer, a
+// crash or a kill after the click): the chat showing more texts identical
+// to this one than right before that click means it was sent. Otherwise the
+// mark is cleared and the message is sent again (settled false). A chat
+// that cannot be read leaves the mark in place.
 func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int) (Outcome, bool) {
 	id := msg.MessageID
-	n, err := p.browser.CountIdentical(ctx, msg.CreatorKey(), creds, msg)
-	if errors.Is(err, onlyfans.ErrSessionRejected) {
-		return p.sessionRejected(ctx, msg, creds, receives, err.Error(), 0, st.Failures), true
-	}
+	n, err := p.readBack(ctx, msg, creds)
 	if err != nil {
-		return p.fail(ctx, id, ClassBrowser, "checking an interrupted send: "+err.Error(), 0), true
+		return p.unreadable(ctx, msg, creds, receives, "checking an interrupted send", err, 0, st.Failures), true
 	}
 	if n > st.IdenticalBefore {
 		if err := p.ledger.MarkSent(ctx, id); err != nil {
@@ -301,6 +302,72 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	p.log.Info("interrupted attempt did not send; sending again", "message_id", id, "identical_texts", n)
 	p.clearAttempt(ctx, id)
 	return Outcome{}, false
+}
+
+// readBack counts this message's text in the fan's chat. It is refused
+// while the breaker is open, and a site found down counts towards opening
+// it; a chat that loads says nothing about the site's sends, so it does not
+// count as the breaker's success.
+func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials) (int, error) {
+	if p.breaker.State() == gobreaker.StateOpen {
+		return 0, gobreaker.ErrOpenState
+	}
+	n, err := p.browser.CountIdentical(ctx, msg.CreatorKey(), creds, msg)
+	p.noteFailure(err)
+	return n, err
+}
+
+// noteFailure records an outage seen outside a send with the breaker.
+func (p *Processor) noteFailure(err error) {
+	if errors.Is(err, onlyfans.ErrSiteDown) || errors.Is(err, onlyfans.ErrTimeout) {
+		_, _ = p.breaker.Execute(func() (onlyfans.Result, error) { return onlyfans.Result{}, err })
+	}
+}
+
+// unreadable decides a message whose chat could not be read back while a
+// click's outcome is unknown: the attempt mark stays, so nothing is clicked
+// before a later read-back succeeds.
+func (p *Processor) unreadable(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, what string, err error, attempts, failures int) Outcome {
+	id := msg.MessageID
+	var se *onlyfans.StatusError
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		return p.wait(ctx, id, receives, ClassCircuitOpen, what+": breaker open", p.cfg.BreakerOpenFor, attempts, failures)
+	case errors.Is(err, onlyfans.ErrSiteDown):
+		return p.wait(ctx, id, receives, ClassSiteDown, what+": "+err.Error(), 0, attempts, failures)
+	case errors.As(err, &se) && se.Status == 429:
+		return p.wait(ctx, id, receives, ClassRateLimited, what+": "+err.Error(), max(se.RetryAfter, p.cfg.RateLimitDefault), attempts, failures)
+	case errors.As(err, &se) && p.browser.Profile().SessionCheck.Ambiguous(se.Status):
+		return p.refused(ctx, msg, creds, receives, se.Status, what+": the fan's chat answered "+strconv.Itoa(se.Status)+" and the outcome of the click is unknown", attempts, failures)
+	case errors.As(err, &se):
+		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("%s: the fan's chat answered %d; the outcome of the click is unknown", what, se.Status), Status: "dead_lettered", Attempts: attempts, Failures: failures}
+	}
+	out := p.fail(ctx, id, ClassBrowser, what+": "+err.Error(), attempts)
+	return out
+}
+
+// refused decides a refusal that may be the session's or this fan's (the
+// profile's SessionCheck statuses): the session is checked first; only a
+// session the site says is rejected pauses the creator. A refusal with a
+// good session is this fan's: this message goes to the DLQ with its
+// reason and the creator's other messages keep flowing.
+func (p *Processor) refused(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives, status int, detail string, attempts, failures int) Outcome {
+	var valid bool
+	err := error(gobreaker.ErrOpenState)
+	if p.breaker.State() != gobreaker.StateOpen {
+		valid, err = p.browser.CheckSession(ctx, msg.CreatorKey(), creds)
+		p.noteFailure(err)
+	}
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		return p.wait(ctx, msg.MessageID, receives, ClassCircuitOpen, detail+"; session not checked: breaker open", p.cfg.BreakerOpenFor, attempts, failures)
+	case err != nil:
+		return p.wait(ctx, msg.MessageID, receives, ClassSiteDown, detail+"; session check failed: "+err.Error(), 0, attempts, failures)
+	case !valid:
+		return p.sessionRejected(ctx, msg, creds, receives, detail+"; the session check says the session is rejected", attempts, failures)
+	}
+	p.log.Warn("site refused one fan; the session is good: the creator keeps sending", "message_id", msg.MessageID, "creator_id", msg.CreatorKey(), "http_status", status)
+	return Outcome{Action: DeadLetter, Class: ClassRecipient, Detail: detail + "; the session check says the session is good: a refusal for this fan (blocked, deleted or not subscribed)", Status: "dead_lettered", Attempts: attempts, Failures: failures}
 }
 
 // sessionRejected pauses the creator: the session, not the message, is at
@@ -327,13 +394,17 @@ type ledgerError struct{ err error }
 
 func (e ledgerError) Error() string { return "ledger unavailable: " + e.err.Error() }
 
-// send clicks send, retrying 5xx answers in-process. The attempt mark is
-// written right before each click (after the gate admitted it) with the
-// count of identical texts then; answers that say the site did not take the
-// message clear it. A non-nil Outcome stops here (released, failed).
-func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int) (onlyfans.Result, *onlyfans.Artifacts, int, *Outcome) {
+// send clicks send. The attempt mark is written right before each click
+// (after the gate admitted it) with the count of identical texts then. A
+// click's outcome is sent, not sent, or unknown (a 5xx, no answer, a
+// dropped connection): an unknown one is read back from the chat before
+// anything else, and only a read-back that shows the message missing lets
+// it be clicked again (in-process for a 5xx, up to ServerAttempts, or after
+// redelivery). A site that is down is an outage: the message waits,
+// uncounted, however long it lasts.
+func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int) (Outcome, *onlyfans.Artifacts, int) {
 	id, creator := msg.MessageID, msg.CreatorKey()
-	stop := func(o Outcome) *Outcome { return &o }
+	before := 0
 	beforeClick := func(identical int) error {
 		if err := p.admit(ctx, creator, id, receives); err != nil {
 			return err
@@ -341,13 +412,12 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 		if err := p.ledger.MarkAttempting(ctx, id, identical); err != nil {
 			return ledgerError{err}
 		}
+		before = identical
 		return nil
 	}
-	var res onlyfans.Result
 	var art *onlyfans.Artifacts
 	for attempts := 1; ; attempts++ {
-		var err error
-		res, err = p.breaker.Execute(func() (onlyfans.Result, error) {
+		res, err := p.breaker.Execute(func() (onlyfans.Result, error) {
 			r, a, err := p.browser.Send(ctx, creator, creds, msg, beforeClick)
 			art = a
 			if err == nil && r.Status >= 500 {
@@ -355,59 +425,86 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 			}
 			return r, err
 		})
-		var se serverError
+		if res.Requests > 1 {
+			p.log.Warn("the page issued more than one send request for one click; only the first reached the site", "message_id", id, "send_requests", res.Requests)
+		}
+		out := func(o Outcome) (Outcome, *onlyfans.Artifacts, int) {
+			o.Requests = res.Requests
+			if o.Attempts == 0 {
+				o.Attempts = attempts
+			}
+			return o, art, res.Status
+		}
 		var gated gatedError
 		var le ledgerError
 		switch {
-		case err == nil:
-			return res, art, attempts, nil
 		case errors.As(err, &gated):
-			return res, nil, attempts - 1, stop(Outcome{Action: Release, Delay: gated.retryAfter, Class: ClassRateGate, Detail: gated.detail, Status: "released", Attempts: attempts - 1, Failures: st.Failures})
+			return out(Outcome{Action: Release, Delay: gated.retryAfter, Class: ClassRateGate, Detail: gated.detail, Status: "released", Attempts: attempts - 1, Failures: st.Failures})
 		case errors.As(err, &le):
-			return res, nil, attempts - 1, stop(p.wait(ctx, id, receives, ClassInternal, le.Error(), 0, attempts-1, st.Failures))
+			return out(p.wait(ctx, id, receives, ClassInternal, le.Error(), 0, attempts-1, st.Failures))
 		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
-			return res, nil, attempts - 1, stop(p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, st.Failures))
-		case errors.As(err, &se):
+			return out(p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, st.Failures))
+		case res.Outcome == onlyfans.Sent:
+			if err := p.ledger.MarkSent(ctx, id); err != nil {
+				// The attempt mark and the chat count still prevent a resend.
+				p.log.Warn("sent mark not written", "message_id", id, "error", err)
+			}
+			return out(Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: st.Failures})
+		case res.Outcome == onlyfans.Unknown:
+			why := fmt.Sprintf("site answered %d", res.Status)
+			if err != nil {
+				why = err.Error()
+			}
+			n, rerr := p.readBack(ctx, msg, creds)
+			if rerr != nil {
+				return out(p.unreadable(ctx, msg, creds, receives, "reading back a send with an unknown outcome ("+why+")", rerr, attempts, st.Failures))
+			}
+			if n > before {
+				if err := p.ledger.MarkSent(ctx, id); err != nil {
+					p.log.Warn("sent mark not written", "message_id", id, "error", err)
+				}
+				return out(Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: st.Failures,
+					Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, n, before)})
+			}
 			p.clearAttempt(ctx, id)
+			class := ClassSiteDown
+			if res.Status >= 500 {
+				class = ClassServer
+			}
 			if attempts < p.cfg.ServerAttempts {
 				if p.sleep(ctx, p.cfg.ServerBackoff*time.Duration(1<<(attempts-1))) != nil {
-					return res, art, attempts, stop(p.fail(ctx, id, ClassServer, "interrupted during 5xx backoff", attempts))
+					return out(p.wait(ctx, id, receives, class, "interrupted during the backoff after "+why, 0, attempts, st.Failures))
 				}
 				continue
 			}
-			return res, art, attempts, stop(p.fail(ctx, id, ClassServer, err.Error(), attempts))
+			// The site keeps failing: an outage, not this message's fault.
+			return out(p.wait(ctx, id, receives, class, why+" (read back: not sent)", 0, attempts, st.Failures))
+		case errors.Is(err, onlyfans.ErrSiteDown):
+			return out(p.wait(ctx, id, receives, ClassSiteDown, err.Error(), 0, attempts, st.Failures))
 		case errors.Is(err, onlyfans.ErrTimeout):
-			// Unknown outcome if the click happened: its mark stays so the
-			// next try counts the chat first.
-			return res, art, attempts, stop(p.fail(ctx, id, ClassTimeout, err.Error(), attempts))
-		default:
-			return res, art, attempts, stop(p.fail(ctx, id, ClassBrowser, err.Error(), attempts))
+			return out(p.fail(ctx, id, ClassTimeout, err.Error(), attempts))
+		case err != nil:
+			return out(p.fail(ctx, id, ClassBrowser, err.Error(), attempts))
 		}
+		return out(p.judge(ctx, msg, creds, receives, res, attempts, st.Failures))
 	}
 }
 
-// judge turns the site's answer to a click into an outcome.
+// judge turns the site's refusal of a click (a 4xx: not sent) into an
+// outcome.
 func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, res onlyfans.Result, attempts, failures int) Outcome {
 	id := msg.MessageID
+	p.clearAttempt(ctx, id)
 	switch {
-	case res.Status >= 200 && res.Status < 300:
-		if err := p.ledger.MarkSent(ctx, id); err != nil {
-			// The attempt mark and the chat count still prevent a resend.
-			p.log.Warn("sent mark not written", "message_id", id, "error", err)
-		}
-		return Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: failures}
 	case res.Status == 429:
-		p.clearAttempt(ctx, id)
 		delay := res.RetryAfter
 		if delay <= 0 {
 			delay = p.cfg.RateLimitDefault
 		}
 		return p.wait(ctx, id, receives, ClassRateLimited, "", delay, attempts, failures)
-	case res.Status == 401 || res.Status == 403:
-		p.clearAttempt(ctx, id)
-		return p.sessionRejected(ctx, msg, creds, receives, fmt.Sprintf("site answered %d (session expired?)", res.Status), attempts, failures)
+	case p.browser.Profile().SessionCheck.Ambiguous(res.Status):
+		return p.refused(ctx, msg, creds, receives, res.Status, fmt.Sprintf("site answered %d", res.Status), attempts, failures)
 	default:
-		p.clearAttempt(ctx, id)
 		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Status: "dead_lettered", Attempts: attempts, Failures: failures}
 	}
 }
@@ -490,7 +587,7 @@ func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out
 	}
 	p.log.Log(ctx, level, "message processed", "message_id", ids.messageID, "sqs_message_id", ids.sqsID, "creator_id", ids.creator,
 		"correlation_id", ids.correlation, "status", out.Status, "success", out.Status == "sent" || out.Status == "already_sent",
-		"error_class", out.Class, "error_detail", out.Detail, "http_status", httpStatus, "attempts", out.Attempts,
+		"error_class", out.Class, "error_detail", out.Detail, "http_status", httpStatus, "attempts", out.Attempts, "send_requests", out.Requests,
 		"failures", out.Failures, "retry_in_ms", out.Delay.Milliseconds(), "duration_ms", dur.Milliseconds(),
 		"delivery_latency_ms", latency.Milliseconds(), "backlog", latencyClass(ids.unqueued))
 
@@ -523,7 +620,7 @@ func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out
 		return
 	}
 	rec := Record{MessageID: ids.messageID, CreatorID: ids.creator, CorrelationID: ids.correlation, Status: out.Status,
-		ErrorClass: out.Class, Detail: out.Detail, HTTPStatus: httpStatus, Attempts: out.Attempts, Failures: out.Failures,
+		ErrorClass: out.Class, Detail: out.Detail, HTTPStatus: httpStatus, Attempts: out.Attempts, SendRequests: out.Requests, Failures: out.Failures,
 		StartedAt: start, DurationMS: dur.Milliseconds()}
 	if err := p.results.Write(ctx, rec, art); err != nil {
 		p.log.Warn("result not written to S3", "message_id", ids.messageID, "error", err)

@@ -18,17 +18,20 @@ import (
 
 // Record is the JSON line written to S3 for every outcome (seed 003 R8.2).
 type Record struct {
-	MessageID     string    `json:"messageId"`
-	CreatorID     string    `json:"creatorId"`
-	CorrelationID string    `json:"correlationId"`
-	Status        string    `json:"status"`
-	ErrorClass    string    `json:"errorClass,omitempty"`
-	Detail        string    `json:"detail,omitempty"`
-	HTTPStatus    int       `json:"httpStatus,omitempty"`
-	Attempts      int       `json:"attempts"`
-	Failures      int       `json:"failures"`
-	StartedAt     time.Time `json:"startedAt"`
-	DurationMS    int64     `json:"durationMs"`
+	MessageID     string `json:"messageId"`
+	CreatorID     string `json:"creatorId"`
+	CorrelationID string `json:"correlationId"`
+	Status        string `json:"status"`
+	ErrorClass    string `json:"errorClass,omitempty"`
+	Detail        string `json:"detail,omitempty"`
+	HTTPStatus    int    `json:"httpStatus,omitempty"`
+	Attempts      int    `json:"attempts"`
+	// SendRequests is how many send requests the page issued for the last
+	// click (one reached the site; more means the page retried itself).
+	SendRequests int       `json:"sendRequests,omitempty"`
+	Failures     int       `json:"failures"`
+	StartedAt    time.Time `json:"startedAt"`
+	DurationMS   int64     `json:"durationMs"`
 	// Captures is the key prefix of the failure's captures (.png, .html,
 	// .zip), empty when there are none.
 	Captures string `json:"captures,omitempty"`

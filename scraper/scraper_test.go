@@ -230,7 +230,9 @@ func TestSendsInOrderPerCreatorAndDeletesOnSuccess(t *testing.T) {
 		fakesite.Fault{Status: 500}, fakesite.Fault{Status: 500}, fakesite.Fault{Status: 500})
 
 	// WHEN the scraper runs
-	ok := f.runUntil(20*time.Second, func() bool { return len(f.site.Sent()) == 6 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	// (every 5xx is read back before the next click: page loads that take
+	// long under -race on a busy machine; the test asserts counts, not time)
+	ok := f.runUntil(90*time.Second, func() bool { return len(f.site.Sent()) == 6 && f.queueCount(f.queues.Workflows.URL) == 0 })
 
 	// THEN everything was sent once, each creator in order, and the queue is empty
 	if !ok {
@@ -406,24 +408,25 @@ func (f *fixture) objects(prefix string) []string {
 }
 
 func TestRepeatedFailuresBackOffThenDeadLetterAndSurviveRedelivery(t *testing.T) {
-	// GIVEN a site that always fails (3 × 5xx per receive = one failure)
+	// GIVEN a site whose chat pages load without a composer (a failure of
+	// this send, not an outage: the site answers)
 	cfg := testConfig()
 	cfg.MaxFailures = 2
 	cfg.BackoffBase = time.Second
-	f := setup(t, cfg)
-	faults := make([]fakesite.Fault, 6)
-	for i := range faults {
-		faults[i] = fakesite.Fault{Status: 500}
-	}
-	f.site.InjectFaults(faults...)
+	f := setupWith(t, cfg, openGate, onlyfans.Timeouts{Navigation: 5 * time.Second, Action: time.Second, Response: 1500 * time.Millisecond})
+	f.site.BreakChatPages(100)
 	m := f.newMessage("creator-a", "doomed")
 	f.enqueue(m)
 	// WHEN the scraper runs across redeliveries
-	ok := f.runUntil(20*time.Second, func() bool { return f.queueCount(f.queues.Workflows.DLQURL) == 1 })
-	// THEN the second failure (counted across receives in Redis) moved it to the DLQ
+	ok := f.runUntil(30*time.Second, func() bool { return f.queueCount(f.queues.Workflows.DLQURL) == 1 })
+	// THEN the second failure (counted across receives in Redis) moved it
+	// to the DLQ with its reason, and nothing was ever clicked
 	st, _ := f.ledger.State(context.Background(), m.MessageID, m.CreatorKey())
-	if !ok || st.Failures != 2 || f.site.SendRequests() != 6 || f.queueCount(f.queues.Workflows.URL) != 0 {
+	if !ok || st.Failures != 2 || f.site.SendRequests() != 0 || f.queueCount(f.queues.Workflows.URL) != 0 {
 		t.Fatalf("ok %t, ledger %+v, requests %d", ok, st, f.site.SendRequests())
+	}
+	if reason := aws.ToString(f.dlq()[0].MessageAttributes[scraper.AttrFailureReason].StringValue); !strings.Contains(reason, "timeout: ") || !strings.Contains(reason, "failure 2 of 2") {
+		t.Fatalf("reason %q", reason)
 	}
 }
 
@@ -479,7 +482,7 @@ func TestTimeoutKeepsTheAttemptAndTheNextTryChecksTheChat(t *testing.T) {
 	if !ok || len(f.site.Sent()) != 2 || f.site.SendRequests() != 2 {
 		t.Fatalf("ok %t, sent %d, requests %d\n%s", ok, len(f.site.Sent()), f.site.SendRequests(), f.logs)
 	}
-	if !strings.Contains(f.logs.String(), "found in the chat after an interrupted attempt (2 identical texts, 1 before the click)") {
+	if !strings.Contains(f.logs.String(), "(2 identical texts, 1 before the click)") {
 		t.Fatalf("no chat check:\n%s", f.logs)
 	}
 }
@@ -502,7 +505,7 @@ func TestAnIdenticalTextAfterAPreClickTimeoutIsSentNotTakenForTheEarlierOne(t *t
 	if got := f.site.Texts("creator-a"); !ok || len(got) != 2 {
 		t.Fatalf("ok %t, site has %q\n%s", ok, got, f.logs)
 	}
-	if !strings.Contains(f.logs.String(), `"error_class":"timeout"`) {
+	if !strings.Contains(f.logs.String(), `"error_class":"site_unavailable"`) || !strings.Contains(f.logs.String(), "open chat") {
 		t.Fatalf("the first try did not time out before the click:\n%s", f.logs)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/playwright-community/playwright-go"
 )
@@ -16,12 +18,11 @@ import (
 // wrapper script prints a shell error on every start, so we launch the binary.
 const DefaultChromiumPath = "/usr/lib/chromium/chromium"
 
-// ChromiumArgs are the flags Chromium needs in a container or CI: no sandbox
-// (no user namespaces there), no GPU, /tmp instead of a small /dev/shm (its
-// size is not settable on Fargate), and none of the background traffic a
-// desktop browser makes.
+// ChromiumArgs are the flags Chromium needs in a container or CI: no GPU,
+// /tmp instead of a small /dev/shm (its size is not settable on Fargate),
+// and none of the background traffic a desktop browser makes. The sandbox
+// is Options.Sandbox's decision (NoSandboxArg).
 var ChromiumArgs = []string{
-	"--no-sandbox",
 	"--disable-gpu",
 	"--disable-dev-shm-usage",
 	"--disable-background-networking",
@@ -40,16 +41,64 @@ type Options struct {
 	Headful bool
 	// ExtraArgs are added to ChromiumArgs.
 	ExtraArgs []string
+	// Sandbox is the renderer sandbox: "auto" (the default: tried first,
+	// without it when this platform cannot give it, logged by the
+	// caller from Session.Sandboxed), "on" (required), "off".
+	Sandbox string
+}
+
+// LinkLocalURL matches URLs whose host is link-local (169.254.0.0/16: the
+// ECS credentials endpoint 169.254.170.2, the instance metadata
+// 169.254.169.254; fd00:ec2::254; IPv4-mapped IPv6 forms), as Chromium
+// writes them (it turns decimal, octal and hex hosts into dotted ones).
+var LinkLocalURL = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*://([^/@]*@)?(169\.254\.\d{1,3}\.\d{1,3}|\[fd00:ec2::254\]|\[::ffff:(a9fe:[0-9a-f]{1,4}|169\.254\.\d{1,3}\.\d{1,3})\])(:\d+)?([/?#]|$)`)
+
+// NoSandboxArg turns Chromium's renderer sandbox off.
+const NoSandboxArg = "--no-sandbox"
+
+// browserEnv is all of the scraper's environment Chromium gets: no AWS
+// variable (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI names the task's
+// credentials), no session, no setting: a renderer exploit finds nothing
+// there.
+var browserEnv = []string{"PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL", "LC_CTYPE", "FONTCONFIG_FILE", "FONTCONFIG_PATH", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "DISPLAY"}
+
+// BrowserEnv returns the environment Chromium starts with, from environ
+// (KEY=VALUE entries).
+func BrowserEnv(environ []string) map[string]string {
+	keep := map[string]bool{}
+	for _, k := range browserEnv {
+		keep[k] = true
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && keep[k] {
+			env[k] = v
+		}
+	}
+	return env
 }
 
 // Session is a running driver with one browser.
 type Session struct {
 	Playwright *playwright.Playwright
 	Browser    playwright.Browser
+	// Sandboxed says whether the renderers run in Chromium's sandbox.
+	Sandboxed bool
+	// SandboxError is why the sandbox could not be had ("auto").
+	SandboxError error
 }
 
 // ErrMissing wraps errors about a driver or browser that is not installed.
 var ErrMissing = errors.New("not installed")
+
+// Validate names a bad Sandbox.
+func (o Options) Validate() error {
+	switch o.Sandbox {
+	case "", "auto", "on", "off":
+		return nil
+	}
+	return fmt.Errorf(`CHROMIUM_SANDBOX must be auto, on or off, got %q`, o.Sandbox)
+}
 
 // Check reports a missing driver or Chromium before anything starts, with a
 // message saying how to install it.
@@ -86,16 +135,38 @@ func Start(o Options) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start playwright driver: %w", err)
 	}
-	b, err := pw.Chromium.Launch(playwright.BrowserTypeLaunchOptions{
-		ExecutablePath: playwright.String(o.chromium()),
-		Args:           append(append([]string(nil), ChromiumArgs...), o.ExtraArgs...),
-		Headless:       playwright.Bool(!o.Headful),
-	})
-	if err != nil {
-		_ = pw.Stop()
-		return nil, fmt.Errorf("launch chromium %s: %w", o.chromium(), err)
+	launch := func(sandbox bool) (playwright.Browser, error) {
+		args := append(append([]string(nil), ChromiumArgs...), o.ExtraArgs...)
+		if !sandbox {
+			args = append(args, NoSandboxArg)
+		}
+		return pw.Chromium.Launch(playwright.BrowserTypeLaunchOptions{
+			ExecutablePath: playwright.String(o.chromium()),
+			Args:           args,
+			Headless:       playwright.Bool(!o.Headful),
+			Env:            BrowserEnv(os.Environ()),
+			// Playwright adds --no-sandbox itself unless told the sandbox is wanted.
+			ChromiumSandbox: playwright.Bool(sandbox),
+		})
 	}
-	return &Session{Playwright: pw, Browser: b}, nil
+	sess := &Session{Playwright: pw}
+	var sandboxErr error
+	if o.Sandbox != "off" {
+		sess.Browser, sandboxErr = launch(true)
+		sess.Sandboxed = sandboxErr == nil
+	}
+	if o.Sandbox == "on" && sandboxErr != nil {
+		_ = pw.Stop()
+		return nil, fmt.Errorf("launch chromium %s with its sandbox (CHROMIUM_SANDBOX=on): %w", o.chromium(), sandboxErr)
+	}
+	if !sess.Sandboxed {
+		sess.SandboxError = sandboxErr
+		if sess.Browser, err = launch(false); err != nil {
+			_ = pw.Stop()
+			return nil, fmt.Errorf("launch chromium %s: %w", o.chromium(), err)
+		}
+	}
+	return sess, nil
 }
 
 // Close closes the browser and stops the driver.

@@ -37,3 +37,13 @@ func (s *Sender) ContextsForTest() int {
 	defer s.mu.Unlock()
 	return len(s.contexts)
 }
+
+// PageForTest lends the creator's page (opening its context) and keeps it
+// lent.
+func (s *Sender) PageForTest(creator string, creds Credentials) (playwright.Page, error) {
+	c, err := s.lend(creator, creds)
+	if err != nil {
+		return nil, err
+	}
+	return c.page, nil
+}

@@ -32,6 +32,10 @@ type Profile struct {
 	// SessionCookie is set HttpOnly and Secure, with this SameSite.
 	SessionCookie Cookie `json:"sessionCookie"`
 	Login         Login  `json:"login"`
+	// SessionCheck tells a rejected session from a refusal about one fan.
+	SessionCheck SessionCheck `json:"sessionCheck"`
+	// Text is how the site stores a typed text.
+	Text TextRules `json:"text"`
 	// Block lists URL globs the browser never fetches for this site
 	// (images, fonts, media: a text send needs none of them).
 	Block []string `json:"block,omitempty"`
@@ -55,6 +59,26 @@ type Cookie struct {
 type Login struct {
 	URLContains string `json:"urlContains"`
 	Selector    string `json:"selector"`
+}
+
+// SessionCheck: a send (or chat page) answered with one of Statuses may
+// mean the session is gone or a refusal for this one fan (blocked, deleted,
+// not subscribed); the sender then fetches Path with the session: 2xx says
+// the session is good (the refusal is the fan's), 401, 403 or a redirect
+// says it is rejected, anything else says nothing (the site is down).
+type SessionCheck struct {
+	Path     string `json:"path"`
+	Statuses []int  `json:"statuses"`
+}
+
+// Ambiguous reports whether status may be the session's or the fan's.
+func (c SessionCheck) Ambiguous(status int) bool {
+	for _, s := range c.Statuses {
+		if s == status {
+			return true
+		}
+	}
+	return false
 }
 
 //go:embed profiles/onlyfans.json
@@ -124,6 +148,20 @@ func (p Profile) Validate() error {
 	case "POST", "PUT", "PATCH":
 	default:
 		errs = append(errs, fmt.Errorf("sendRequest.method must be POST, PUT or PATCH, got %q", p.SendRequest.Method))
+	}
+	if !strings.HasPrefix(p.SessionCheck.Path, "/") {
+		errs = append(errs, fmt.Errorf("sessionCheck.path must start with /, got %q", p.SessionCheck.Path))
+	}
+	if len(p.SessionCheck.Statuses) == 0 {
+		errs = append(errs, errors.New("sessionCheck.statuses is required (which answers may mean a rejected session)"))
+	}
+	for _, st := range p.SessionCheck.Statuses {
+		if st < 400 || st > 499 || st == 429 {
+			errs = append(errs, fmt.Errorf("sessionCheck.statuses must be 4xx other than 429, got %d", st))
+		}
+	}
+	if err := p.Text.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := p.sameSite(); err != nil {
 		errs = append(errs, err)

@@ -54,10 +54,27 @@ type Config struct {
 	Traces bool
 }
 
+// Outcome of a send at the site.
+type Outcome int
+
+const (
+	// NotSent: no send request left the page, or the site refused it (4xx).
+	NotSent Outcome = iota
+	// Sent: the site accepted it (2xx).
+	Sent
+	// Unknown: clicked, and the site may have taken it (5xx, 3xx, no
+	// answer, a dropped connection): only a read-back of the chat settles it.
+	Unknown
+)
+
 // Result of one send.
 type Result struct {
+	Outcome    Outcome
 	Status     int           // HTTP status of the site's send request
 	RetryAfter time.Duration // from Retry-After on 429/503
+	// Requests is how many send requests the page issued for the click;
+	// only the first reached the site.
+	Requests int
 }
 
 // Artifacts are captured when a send does not succeed.
@@ -70,8 +87,9 @@ type Artifacts struct {
 // ErrTimeout marks a step that did not finish in time.
 var ErrTimeout = errors.New("browser step timed out")
 
-// ErrSessionRejected marks a session the site refused (login page, 401/403).
-var ErrSessionRejected = errors.New("session rejected by the site")
+// ErrSiteDown marks a site that is unreachable (refused, DNS, TLS, reset),
+// hanging or failing (5xx pages): an outage, never the message's fault.
+var ErrSiteDown = errors.New("site unavailable")
 
 // ErrBrowser marks a browser that crashed or failed.
 var ErrBrowser = errors.New("browser failure")
@@ -97,6 +115,9 @@ type Sender struct {
 	mu       sync.Mutex
 	session  *browser.Session
 	contexts map[string]*creatorContext
+	// armed is the click window of each page sending now.
+	armed  map[playwright.Page]*attempt
+	strays int
 }
 
 // New returns a sender; the browser starts on first use.
@@ -113,7 +134,21 @@ func New(cfg Config) *Sender {
 	if cfg.KeepContexts <= 0 {
 		cfg.KeepContexts = DefaultKeepContexts
 	}
-	return &Sender{cfg: cfg, contexts: map[string]*creatorContext{}}
+	return &Sender{cfg: cfg, contexts: map[string]*creatorContext{}, armed: map[playwright.Page]*attempt{}}
+}
+
+// Profile is the site profile the sender uses.
+func (s *Sender) Profile() Profile { return s.cfg.Profile }
+
+// Sandboxed says whether the running browser's renderers are sandboxed,
+// and if not why (browser.Options.Sandbox).
+func (s *Sender) Sandboxed() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == nil {
+		return false, errors.New("browser not started")
+	}
+	return s.session.Sandboxed, s.session.SandboxError
 }
 
 // Start launches the browser now (to fail fast at startup).
@@ -224,6 +259,21 @@ func (s *Sender) newContext(creds Credentials) (*creatorContext, error) {
 			return nil, fmt.Errorf("%w: block %s: %v", ErrBrowser, glob, err)
 		}
 	}
+	// The task's credential endpoints (169.254.170.2, 169.254.169.254 and
+	// the rest of link-local, IPv4 and the IPv6 forms) are out of the
+	// page's reach, for requests and WebSockets alike.
+	if err := bctx.Route(browser.LinkLocalURL, func(r playwright.Route) { _ = r.Abort("blockedbyclient") }); err != nil {
+		_ = bctx.Close()
+		return nil, fmt.Errorf("%w: block link-local: %v", ErrBrowser, err)
+	}
+	if err := bctx.RouteWebSocket(browser.LinkLocalURL, func(ws playwright.WebSocketRoute) { ws.Close() }); err != nil {
+		_ = bctx.Close()
+		return nil, fmt.Errorf("%w: block link-local websockets: %v", ErrBrowser, err)
+	}
+	if err := bctx.Route(s.cfg.Profile.SendRequest.URL, s.routeSend); err != nil {
+		_ = bctx.Close()
+		return nil, fmt.Errorf("%w: intercept sends: %v", ErrBrowser, err)
+	}
 	cc := &creatorContext{ctx: bctx, version: creds.Version}
 	if s.cfg.Traces {
 		// Snapshots and network, no screenshots: the trace of a failed
@@ -277,10 +327,15 @@ func (s *Sender) Close() error {
 func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 	resp, err := page.Goto(s.cfg.Profile.chatURL(s.cfg.BaseURL, fan), playwright.PageGotoOptions{Timeout: ms(s.cfg.Timeouts.Navigation)})
 	if err != nil {
-		return nil, classify("open chat", err)
+		// Refused, unresolvable, TLS-failing, reset or hanging: the site
+		// (or the way to it) is down, not this message.
+		return nil, fmt.Errorf("%w: %w", ErrSiteDown, classify("open chat", err))
 	}
 	if s.onLoginPage(page) {
 		return &Result{Status: 401}, nil
+	}
+	if resp != nil && resp.Status() >= 500 {
+		return nil, fmt.Errorf("%w: chat page answered %d", ErrSiteDown, resp.Status())
 	}
 	if resp != nil && resp.Status() >= 400 {
 		return &Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}, nil
@@ -293,9 +348,20 @@ func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 // the same text the chat shows to that fan at that moment: an error from it
 // stops the send unclicked and is returned as is (the scraper's rate gate
 // and attempt mark use it, so the time it admits is the time the site sees).
-// Any other non-nil error is a timeout or browser failure; otherwise Result
-// holds the site's answer. Artifacts are returned whenever the send did not
-// end with a 2xx.
+//
+// The site's send request never leaves through Chromium's network stack:
+// the sender intercepts it and makes it itself, once, without retries
+// (Chromium silently re-sends a POST whose reused keep-alive connection
+// closed before an answer; a request made here cannot be replayed). Any
+// further send request the page issues for the same click is counted in
+// Result.Requests and refused, so one click reaches the site at most once.
+//
+// Result.Outcome says whether the site took the message: Sent (2xx),
+// NotSent (no click, or a 4xx), Unknown (5xx, 3xx, no answer, a crash
+// after the click): only reading the chat back settles an unknown one.
+// Errors: ErrSiteDown (the site is unreachable, hanging or failing: an
+// outage), ErrTimeout, ErrBrowser. Artifacts (scrubbed of the session) are
+// returned whenever the send did not end with a 2xx.
 func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func(identical int) error) (res Result, art *Artifacts, err error) {
 	c, err := s.lend(creator, creds)
 	if err != nil {
@@ -307,13 +373,19 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 		if traced {
 			art = s.endTrace(c, art)
 		}
+		art = scrubArtifacts(art, creds.SessionCookie)
 		// A timeout or browser error may leave the page stuck mid-action;
 		// a send stopped by beforeClick only left typed text, which the
 		// next navigation drops.
-		s.giveBack(c, err == nil || stoppedBeforeClick)
+		s.giveBack(c, (err == nil && res.Outcome != Unknown) || stoppedBeforeClick)
 	}()
 	page := c.page
 	early, err := s.openChat(page, msg.RecipientID)
+	if errors.Is(err, ErrSiteDown) {
+		// No page of the site to capture (an error page, or a navigation
+		// still waiting on a hanging site).
+		return Result{}, nil, err
+	}
 	if err != nil || early != nil {
 		if early != nil {
 			res = *early
@@ -331,7 +403,7 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 	}
 	timeout := ms(s.cfg.Timeouts.Action)
 	if err := act("type message", func() error {
-		return page.Locator(s.cfg.Profile.Input).Fill(msg.Content, playwright.LocatorFillOptions{Timeout: timeout})
+		return page.Locator(s.cfg.Profile.Input).Fill(s.cfg.Profile.Text.Typed(msg.Content), playwright.LocatorFillOptions{Timeout: timeout})
 	}); err != nil {
 		return Result{}, capture(page), err
 	}
@@ -345,27 +417,164 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 			return Result{}, nil, err
 		}
 	}
-	var resp playwright.Response
-	err = act("send", func() error {
-		var err error
-		resp, err = page.ExpectResponse(s.cfg.Profile.SendRequest.URL, func() error {
-			return page.Locator(s.cfg.Profile.Send).Click(playwright.LocatorClickOptions{Timeout: timeout})
-		}, playwright.PageExpectResponseOptions{Timeout: ms(s.cfg.Timeouts.Response)})
-		return err
+	att := s.arm(page)
+	defer s.disarm(page)
+	clickErr := act("send", func() error {
+		return page.Locator(s.cfg.Profile.Send).Click(playwright.LocatorClickOptions{Timeout: timeout})
 	})
+	if clickErr != nil && att.issued() == 0 {
+		// Nothing left the page: not sent.
+		return Result{}, capture(page), clickErr
+	}
+	ans, answered := att.wait(ctx, s.cfg.Timeouts.Response+answerGrace)
+	if !answered || ans.err != nil || !(ans.status >= 200 && ans.status < 300) {
+		// The page may issue more send requests (its own retry): give it
+		// a moment so that they are counted (and refused).
+		time.Sleep(settle)
+	}
+	res.Requests = att.issued()
+	switch {
+	case !answered:
+		res.Outcome = Unknown
+		return res, capture(page), fmt.Errorf("%w: %w: send: no answer within %s", ErrSiteDown, ErrTimeout, s.cfg.Timeouts.Response+answerGrace)
+	case ans.err != nil:
+		res.Outcome = Unknown
+		e := classify("send", ans.err)
+		if errors.Is(e, ErrTimeout) {
+			return res, capture(page), fmt.Errorf("%w: %w", ErrSiteDown, e)
+		}
+		return res, capture(page), fmt.Errorf("%w: send request got no answer: %v", ErrSiteDown, ans.err)
+	}
+	res.Status, res.RetryAfter = ans.status, retryAfter(ans.headers)
+	switch {
+	case res.Status >= 200 && res.Status < 300:
+		res.Outcome = Sent
+		return res, nil, nil
+	case res.Status >= 400 && res.Status < 500:
+		res.Outcome = NotSent
+	default: // 5xx (a gateway may answer after its origin committed), 3xx
+		res.Outcome = Unknown
+	}
+	return res, capture(page), nil
+}
+
+// answerGrace is how much longer than the request's own timeout Send waits
+// for the intercepted send request to finish.
+const answerGrace = 2 * time.Second
+
+// settle is how long Send waits after a send without a clean answer for
+// the page's own further send requests (counted, refused).
+const settle = 300 * time.Millisecond
+
+// answer is what the site said to the one send request let through.
+type answer struct {
+	status  int
+	headers map[string]string
+	err     error
+}
+
+// attempt is one click's send requests: the first one reaches the site,
+// made by the sender; later ones are counted and refused.
+type attempt struct {
+	mu       sync.Mutex
+	requests int
+	done     chan struct{}
+	ans      answer
+}
+
+// take counts a send request and reports whether it is the one let
+// through.
+func (a *attempt) take() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.requests++
+	return a.requests == 1
+}
+
+func (a *attempt) issued() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.requests
+}
+
+func (a *attempt) finish(ans answer) {
+	a.mu.Lock()
+	a.ans = ans
+	a.mu.Unlock()
+	close(a.done)
+}
+
+func (a *attempt) wait(ctx context.Context, d time.Duration) (answer, bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-a.done:
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.ans, true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return answer{}, false
+}
+
+// arm opens page's click window: its next send request goes to the site.
+func (s *Sender) arm(page playwright.Page) *attempt {
+	a := &attempt{done: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.armed[page] = a
+	return a
+}
+
+func (s *Sender) disarm(page playwright.Page) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.armed, page)
+}
+
+// StraySendRequests counts the send requests pages issued outside a click
+// (refused: nothing reaches the site without the gate's admission).
+func (s *Sender) StraySendRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.strays
+}
+
+// routeSend handles every request matching the profile's send request in
+// a creator's context: the armed click's first request is made here, once
+// (MaxRetries 0, no redirects followed); every other one is refused.
+func (s *Sender) routeSend(r playwright.Route) {
+	req := r.Request()
+	if !strings.EqualFold(req.Method(), s.cfg.Profile.SendRequest.Method) {
+		_ = r.Fallback()
+		return
+	}
+	var a *attempt
+	if f := req.Frame(); f != nil {
+		if p := f.Page(); p != nil {
+			s.mu.Lock()
+			a = s.armed[p]
+			s.mu.Unlock()
+		}
+	}
+	if a == nil || !a.take() {
+		if a == nil {
+			s.mu.Lock()
+			s.strays++
+			s.mu.Unlock()
+		}
+		_ = r.Abort("blockedbyclient")
+		return
+	}
+	resp, err := r.Fetch(playwright.RouteFetchOptions{MaxRetries: playwright.Int(0), MaxRedirects: playwright.Int(0), Timeout: ms(s.cfg.Timeouts.Response)})
 	if err != nil {
-		return Result{}, capture(page), err
+		a.finish(answer{err: err})
+		_ = r.Abort("connectionfailed")
+		return
 	}
-	if m := resp.Request().Method(); !strings.EqualFold(m, s.cfg.Profile.SendRequest.Method) {
-		// The clicked request is not the one the profile reads: unknown
-		// outcome, kept as an attempt the next try counts.
-		return Result{}, capture(page), fmt.Errorf("%w: send answered by a %s to %s, the profile expects %s", ErrBrowser, m, resp.URL(), s.cfg.Profile.SendRequest.Method)
-	}
-	res = Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}
-	if res.Status >= 300 {
-		return res, capture(page), nil
-	}
-	return res, nil, nil
+	a.finish(answer{status: resp.Status(), headers: resp.Headers()})
+	_ = r.Fulfill(playwright.RouteFulfillOptions{Response: resp})
 }
 
 // endTrace ends the send's trace chunk: kept in art when there is a
@@ -390,11 +599,13 @@ func (s *Sender) endTrace(c *chat, art *Artifacts) *Artifacts {
 	return art
 }
 
-// CountIdentical returns how many messages with msg's text the fan's chat
-// shows: compared with the count Send saw right before an interrupted
-// click, it tells whether that click sent this message. Identical texts
-// ("Thank you babe") are distinct messages, so presence alone proves
-// nothing.
+// CountIdentical returns how many messages with msg's text (as the site
+// stores it: Profile.Text) the fan's chat shows: compared with the count
+// Send saw right before an interrupted click, it tells whether that click
+// sent this message. Identical texts ("Thank you babe") are distinct
+// messages, so presence alone proves nothing. A chat the site will not
+// show is a *StatusError (the caller tells the session from the fan by
+// CheckSession); an unreachable or failing site is ErrSiteDown.
 func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Credentials, msg message.Message) (n int, err error) {
 	c, err := s.lend(creator, creds)
 	if err != nil {
@@ -405,25 +616,57 @@ func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Crede
 	if err != nil {
 		return 0, err
 	}
-	if early != nil && (early.Status == 401 || early.Status == 403) {
-		return 0, fmt.Errorf("%w: chat page answered %d", ErrSessionRejected, early.Status)
-	}
 	if early != nil {
-		return 0, fmt.Errorf("chat page answered %d", early.Status)
+		return 0, &StatusError{Status: early.Status, RetryAfter: early.RetryAfter}
 	}
 	return s.identical(c.page, msg.Content)
 }
 
+// StatusError is a chat page the site refused with Status.
+type StatusError struct {
+	Status     int
+	RetryAfter time.Duration
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("chat page answered %d", e.Status) }
+
+// CheckSession asks the site, with the creator's session, whether the
+// session is still good (Profile.SessionCheck): before a creator is paused
+// for a refusal that may be about one fan. An answer that says neither is
+// ErrSiteDown.
+func (s *Sender) CheckSession(ctx context.Context, creator string, creds Credentials) (valid bool, err error) {
+	c, err := s.lend(creator, creds)
+	if err != nil {
+		return false, err
+	}
+	defer s.giveBack(c, true)
+	u := strings.TrimSuffix(s.cfg.BaseURL, "/") + s.cfg.Profile.SessionCheck.Path
+	resp, err := c.cc.ctx.Request().Get(u, playwright.APIRequestContextGetOptions{MaxRedirects: playwright.Int(0), Timeout: ms(s.cfg.Timeouts.Navigation)})
+	if err != nil {
+		return false, fmt.Errorf("%w: session check: %v", ErrSiteDown, err)
+	}
+	defer func() { _ = resp.Dispose() }()
+	switch st := resp.Status(); {
+	case st >= 200 && st < 300:
+		return true, nil
+	case st == 401 || st == 403 || (st >= 300 && st < 400):
+		return false, nil
+	default:
+		return false, fmt.Errorf("%w: session check answered %d", ErrSiteDown, st)
+	}
+}
+
 // identical counts the creator's messages in the open chat whose text is
-// text (trimmed).
+// text, both compared by the profile's text key.
 func (s *Sender) identical(page playwright.Page, text string) (int, error) {
 	texts, err := page.Locator(s.cfg.Profile.History).AllTextContents()
 	if err != nil {
 		return 0, classify("read history", err)
 	}
+	want := s.cfg.Profile.Text.Key(text)
 	n := 0
 	for _, t := range texts {
-		if strings.TrimSpace(t) == strings.TrimSpace(text) {
+		if s.cfg.Profile.Text.Key(t) == want {
 			n++
 		}
 	}
@@ -452,9 +695,23 @@ func capture(page playwright.Page) *Artifacts {
 	// The viewport only: enough to see what went wrong, less of the
 	// creator's conversation than a full page.
 	a.Screenshot, _ = page.Screenshot(playwright.PageScreenshotOptions{FullPage: playwright.Bool(false), Timeout: playwright.Float(5000)})
-	a.HTML, _ = page.Content()
+	// Content has no timeout and waits for a navigation in flight (a
+	// hanging site): given up after a while (the page is then closed as
+	// unhealthy, which ends the call).
+	html := make(chan string, 1)
+	go func() {
+		h, _ := page.Content()
+		html <- h
+	}()
+	select {
+	case a.HTML = <-html:
+	case <-time.After(captureTimeout):
+	}
 	return a
 }
+
+// captureTimeout bounds the page HTML of a capture.
+const captureTimeout = 5 * time.Second
 
 func classify(step string, err error) error {
 	if errors.Is(err, playwright.ErrTimeout) || strings.Contains(err.Error(), "Timeout") {

@@ -2,6 +2,7 @@ package setup
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -53,6 +54,12 @@ func Run(stop context.Context, s Settings, p Platform) error {
 	sender := onlyfans.New(senderCfg)
 	if err := sender.Start(); err != nil {
 		return err
+	}
+	if sandboxed, why := sender.Sandboxed(); sandboxed {
+		log.Info("chromium renderers sandboxed")
+	} else {
+		// docs/scraper.md: what Fargate allows.
+		log.Warn("chromium renderers run without their sandbox", "sandbox", senderCfg.Browser.Sandbox, "reason", fmt.Sprint(why))
 	}
 	defer func() {
 		if err := sender.Close(); err != nil {

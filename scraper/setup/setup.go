@@ -57,6 +57,9 @@ type Settings struct {
 	// Traces records a Playwright trace per send, kept with a failure's
 	// captures (onlyfans.Config.Traces).
 	Traces bool `env:"FAILURE_TRACES" envDefault:"true"`
+	// ChromiumSandbox is the renderer sandbox: auto (tried, done without
+	// where the platform cannot give it, logged), on (required), off.
+	ChromiumSandbox string `env:"CHROMIUM_SANDBOX" envDefault:"auto"`
 	// ChromiumExtraArgs are added to browser.ChromiumArgs (space separated).
 	ChromiumExtraArgs []string      `env:"CHROMIUM_EXTRA_ARGS" envSeparator:" "`
 	NavTimeout        time.Duration `env:"NAVIGATION_TIMEOUT" envDefault:"30s"`
@@ -111,6 +114,9 @@ func Load(environ map[string]string) (Settings, error) {
 	if s.MaxFailures < 1 || s.BackoffFactor < 1 || s.ServerAttempts < 1 || s.BreakerFailures < 1 {
 		errs = append(errs, errors.New("MAX_FAILURES, SERVER_ATTEMPTS, BREAKER_FAILURES must be ≥ 1 and BACKOFF_FACTOR ≥ 1"))
 	}
+	if err := (browser.Options{Sandbox: s.ChromiumSandbox}).Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := onlyfans.LoadProfile(s.SiteProfileFile); err != nil {
 		errs = append(errs, fmt.Errorf("SITE_PROFILE_FILE: %w", err))
 	}
@@ -155,7 +161,7 @@ func (s Settings) Consumer() scraper.ConsumerConfig {
 func (s Settings) Sender() (onlyfans.Config, error) {
 	profile, err := onlyfans.LoadProfile(s.SiteProfileFile)
 	return onlyfans.Config{
-		BaseURL: s.BaseURL, Profile: profile, Browser: browser.Options{DriverDir: s.DriverDir, ChromiumPath: s.ChromiumPath, ExtraArgs: s.ChromiumExtraArgs},
+		BaseURL: s.BaseURL, Profile: profile, Browser: browser.Options{DriverDir: s.DriverDir, ChromiumPath: s.ChromiumPath, ExtraArgs: s.ChromiumExtraArgs, Sandbox: s.ChromiumSandbox},
 		Timeouts:     onlyfans.Timeouts{Navigation: s.NavTimeout, Action: s.ActionTimeout, Response: s.ResponseTimeout},
 		RecycleAfter: s.RecycleAfter, KeepContexts: s.KeepContexts, Traces: s.Traces,
 	}, err

@@ -29,21 +29,24 @@ type Variant struct {
 	SendMethod string
 	Cookie     string
 	LoginPath  string
-	chat       *template.Template
-	login      string
+	// MePath answers 200 to a valid session, 401 otherwise (the
+	// profile's sessionCheck.path).
+	MePath string
+	chat   *template.Template
+	login  string
 }
 
 // VariantA is the default profile's DOM.
 var VariantA = Variant{
 	Name: "a", ChatRoute: "GET /my/chats/chat/{fan}", SendRoute: "POST /api2/v2/chats/{fan}/messages", SendURL: "/api2/v2/chats/%s/messages",
-	SendMethod: "POST", Cookie: "sess", LoginPath: "/login", chat: chatTemplate,
+	SendMethod: "POST", Cookie: "sess", LoginPath: "/login", MePath: "/api2/v2/users/me", chat: chatTemplate,
 	login: `<!doctype html><title>Login</title><form id="login">Log in</form>`,
 }
 
 // VariantB is another web app: other paths, elements, method and cookie.
 var VariantB = Variant{
 	Name: "b", ChatRoute: "GET /inbox/{fan}/thread", SendRoute: "PUT /api/v3/inbox/{fan}/send", SendURL: "/api/v3/inbox/%s/send",
-	SendMethod: "PUT", Cookie: "sid", LoginPath: "/auth/signin", chat: chatTemplateB,
+	SendMethod: "PUT", Cookie: "sid", LoginPath: "/auth/signin", MePath: "/api/v3/me", chat: chatTemplateB,
 	login: `<!doctype html><title>Sign in</title><div id="signin">Sign in</div>`,
 }
 
@@ -57,14 +60,41 @@ type Sent struct {
 }
 
 // Fault is what the send endpoint does instead of (or before) accepting.
+// Commit with Drop is an origin that dies (or a proxy that resets) after
+// recording the send; Commit with Status 502/504 is a gateway answering an
+// error after its origin committed.
 type Fault struct {
-	Status     int           // answer this status without recording (0: accept)
+	Status     int           // answer this status (without recording unless Commit)
 	RetryAfter string        // Retry-After header with Status
 	Delay      time.Duration // wait before answering
-	// RecordThenDelay accepts the message first and then waits Delay before
-	// answering (a send that happened while the client never heard back).
+	// Commit (RecordThenDelay is the same) accepts the message first, then
+	// does the rest of the fault: waits Delay, drops, or answers Status (a
+	// send that happened while the client never heard that it did).
+	Commit          bool
 	RecordThenDelay bool
 	Drop            bool // close the connection without an answer
+}
+
+// Outage is how the whole site is unavailable.
+type Outage int
+
+const (
+	// Up: no outage.
+	Up Outage = iota
+	// Refused: nothing listens on the site's port (connection refused).
+	Refused
+	// Hanging: every request waits and never gets an answer.
+	Hanging
+	// Storm: every page and send answers 502 (a gateway whose origin is
+	// gone), nothing is recorded.
+	Storm
+	// Reset: every request's connection is reset without an answer.
+	Reset
+)
+
+// String names the outage in test names.
+func (o Outage) String() string {
+	return [...]string{"up", "refused", "hanging", "5xx-storm", "reset"}[o]
 }
 
 // Site is a running fake site.
@@ -83,6 +113,66 @@ type Site struct {
 	// click).
 	slowPages int
 	pageDelay time.Duration
+	// stores rewrites a text before it is recorded (a composer or server
+	// that normalises).
+	stores func(string) string
+	// pageRetries makes the chat page's script retry a send whose request
+	// failed without an answer, once (web apps do).
+	pageRetries bool
+	brokenPages int
+	outage      Outage
+	outageEnd   chan struct{}
+	listener    *switchListener
+}
+
+// BreakChatPages serves the next n chat pages without their composer (a
+// page the sender cannot use: a failure that is not an outage).
+func (s *Site) BreakChatPages(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.brokenPages = n
+}
+
+// StoreAs makes the site record every text as f(text) (e.g. trimmed or
+// with CR removed, as a server may store it).
+func (s *Site) StoreAs(f func(string) string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stores = f
+}
+
+// PageRetriesSends makes the chat page's script send again, once, when
+// its send request fails without an answer.
+func (s *Site) PageRetriesSends(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pageRetries = on
+}
+
+// SetOutage puts the whole site into outage o (Up ends it). Open
+// connections are closed, so kept pages see it at once.
+func (s *Site) SetOutage(o Outage) {
+	s.mu.Lock()
+	prev := s.outage
+	s.outage = o
+	if prev == Hanging && o != Hanging {
+		close(s.outageEnd)
+	}
+	if o == Hanging && prev != Hanging {
+		s.outageEnd = make(chan struct{})
+	}
+	s.mu.Unlock()
+	s.listener.setRefusing(o == Refused)
+	if o != Up {
+		s.Server.CloseClientConnections()
+	}
+}
+
+// RejectSessions makes the site forget every session (they expired).
+func (s *Site) RejectSessions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sessions = map[string]string{}
 }
 
 // SlowChatPages makes the next n chat page loads wait d before answering.
@@ -100,7 +190,8 @@ func (s *Site) OnSent(f func(Sent)) {
 	s.onSent = f
 }
 
-// RefuseFan makes every send to fan answer status (e.g. 404: no such fan).
+// RefuseFan makes every send to fan answer status (e.g. 404: no such fan,
+// 403: the fan blocked the creator), whatever the session.
 func (s *Site) RefuseFan(fan string, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,13 +232,68 @@ func NewVariant(v Variant) *Site {
 		}
 		_, _ = w.Write([]byte{0})
 	})
+	mux.HandleFunc("GET "+v.MePath, func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := s.creator(r); !ok {
+			http.Error(w, `{"error":"not logged in"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})
 	mux.HandleFunc("GET "+v.LoginPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(v.login))
 	})
-	s.Server = httptest.NewServer(mux)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic("fakesite: listen: " + err.Error())
+	}
+	s.listener = newSwitchListener(l)
+	s.Server = httptest.NewUnstartedServer(s.outages(mux))
+	s.Server.Listener = s.listener
+	s.Server.Start()
 	return s
+}
+
+// outages wraps the site's handler with the current outage.
+func (s *Site) outages(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		o, end := s.outage, s.outageEnd
+		if o != Up && strings.HasPrefix(r.URL.Path, strings.Split(s.variant.SendURL, "%s")[0]) {
+			s.requests++ // a send request the outage swallowed
+		}
+		s.mu.Unlock()
+		switch o {
+		case Hanging:
+			select {
+			case <-end:
+			case <-r.Context().Done():
+			}
+			hijackReset(w)
+			return
+		case Storm:
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		case Reset, Refused:
+			hijackReset(w)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// hijackReset closes the request's connection with a reset, no answer.
+func hijackReset(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			_ = conn.Close()
+		}
+	}
 }
 
 // AssetRequests is how many image and font requests the site served.
@@ -209,11 +355,15 @@ var chatTemplate = template.Must(template.New("chat").Parse(`<!doctype html>
 <script>
 document.getElementById('send').onclick = async () => {
   const text = document.getElementById('message-input').value;
-  try {
-    const r = await fetch({{.SendURL}}, {method: {{.Method}}, headers: {'Content-Type': 'application/json'}, body: JSON.stringify({text})});
-    document.getElementById('send-status').textContent = 'status ' + r.status;
-  } catch (e) {
-    document.getElementById('send-status').textContent = 'network error';
+  for (let left = {{.Retries}}; ; left--) {
+    try {
+      const r = await fetch({{.SendURL}}, {method: {{.Method}}, headers: {'Content-Type': 'application/json'}, body: JSON.stringify({text})});
+      document.getElementById('send-status').textContent = 'status ' + r.status;
+      return;
+    } catch (e) {
+      document.getElementById('send-status').textContent = 'network error';
+      if (left <= 0) return;
+    }
   }
 };
 </script>
@@ -264,7 +414,20 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod})
+	s.mu.Lock()
+	if s.brokenPages > 0 {
+		s.brokenPages--
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(`<!doctype html><title>Something went wrong</title><p>Please reload.</p>`))
+		return
+	}
+	retries := 0
+	if s.pageRetries {
+		retries = 1
+	}
+	s.mu.Unlock()
+	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod, "Retries": retries})
 }
 
 func (s *Site) send(w http.ResponseWriter, r *http.Request) {
@@ -293,6 +456,9 @@ func (s *Site) send(w http.ResponseWriter, r *http.Request) {
 	record := func() {
 		sent := Sent{Creator: creator, Fan: r.PathValue("fan"), Text: body.Text, Media: body.Media, At: time.Now()}
 		s.mu.Lock()
+		if s.stores != nil {
+			sent.Text = s.stores(sent.Text)
+		}
 		s.sent = append(s.sent, sent)
 		hook := s.onSent
 		s.mu.Unlock()
@@ -300,7 +466,8 @@ func (s *Site) send(w http.ResponseWriter, r *http.Request) {
 			hook(sent)
 		}
 	}
-	if fault.RecordThenDelay {
+	commit := fault.Commit || fault.RecordThenDelay
+	if commit {
 		record()
 	}
 	if fault.Delay > 0 {
@@ -311,13 +478,8 @@ func (s *Site) send(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if fault.Drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.(*net.TCPConn).SetLinger(0)
-				_ = conn.Close()
-				return
-			}
-		}
+		hijackReset(w)
+		return
 	}
 	if fault.Status != 0 {
 		if fault.RetryAfter != "" {
@@ -326,7 +488,7 @@ func (s *Site) send(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf(`{"error":"injected %d"}`, fault.Status), fault.Status)
 		return
 	}
-	if !fault.RecordThenDelay {
+	if !commit {
 		record()
 	}
 	w.Header().Set("Content-Type", "application/json")

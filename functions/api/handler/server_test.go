@@ -408,6 +408,7 @@ func TestFlagOffStillQueuesOnTheIntakeQueueSoNothingOvertakes(t *testing.T) {
 	tok := tokenFor(t, "user-1", time.Hour, "")
 	admin := tokenFor(t, "ops-1", time.Hour, "admin")
 	f.flagSrc.v.Store("true")
+	f.do(call{method: "GET", path: api.PathStatus, token: admin})
 	f.send(goodBody, tok)
 
 	// WHEN it is switched off, and the cache TTL (200 ms) passes

@@ -512,9 +512,6 @@ func (s *Server) sendAll(ctx context.Context, msgs []message.Message, outcomes [
 // Units already taken for other creators stay taken (they only err on the
 // side of refusing sooner).
 func (s *Server) creatorBackpressure(ctx context.Context, msgs []message.Message, outcomes []string, m *metrics.Set) *refusal {
-	if s.d.Quota == nil {
-		return nil
-	}
 	counts := map[string]int{}
 	var order []string
 	for i, msg := range msgs {
@@ -535,6 +532,9 @@ func (s *Server) creatorBackpressure(ctx context.Context, msgs []message.Message
 		if counts[c] > s.cfg.CreatorWaiting {
 			return tooMany(c)
 		}
+	}
+	if s.d.Quota == nil {
+		return nil
 	}
 	for _, c := range order {
 		ok, retry, err := s.d.Quota.Take(ctx, "creator#"+c, counts[c], quota.Rule{Interval: s.cfg.CreatorDrain, Burst: s.cfg.CreatorWaiting})

@@ -18,7 +18,7 @@ import (
 // clock is a settable clock (the replay's grace for missing sequences).
 type clock struct{ ms atomic.Int64 }
 
-func (c *clock) now() time.Time       { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) now() time.Time      { return time.UnixMilli(c.ms.Load()) }
 func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 func newStore(t *testing.T) (*fallback.Store, *clock) {

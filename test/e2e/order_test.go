@@ -31,7 +31,9 @@ func (a *accepted) sendBatch(t *testing.T, p *local.Pipeline, creator string, te
 		return
 	}
 	defer resp.Body.Close()
-	var out struct{ Results []struct{ MessageID, Status string } }
+	var out struct {
+		Results []struct{ MessageID, Status string }
+	}
 	_ = json.NewDecoder(resp.Body).Decode(&out)
 	if (resp.StatusCode != 202 && resp.StatusCode != 500) || len(out.Results) != len(texts) {
 		t.Errorf("batch %v: %d %+v", texts, resp.StatusCode, out)

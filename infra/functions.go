@@ -18,6 +18,7 @@ import (
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
 	limitersetup "github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
+	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/queues"
 )
 
@@ -57,6 +58,11 @@ func environment(env map[string]string) map[string]*string {
 	return out
 }
 
+// fallbackIndex is the ARN of the fallback table's creator index.
+func fallbackIndex(st *Storage) *string {
+	return jsii.String(*st.FallbackTable.TableArn() + "/index/" + fallback.CreatorIndex)
+}
+
 func allow(role awsiam.Role, actions []string, resources ...*string) {
 	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions: jsii.Strings(actions...), Resources: &resources,
@@ -73,7 +79,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	flagParam := awsssm.NewStringParameter(c, jsii.String("RateLimiterEnabled"), &awsssm.StringParameterProps{
 		ParameterName: jsii.String("/huntaze/" + props.Env.Name + "/rate-limiter-enabled"),
 		StringValue:   jsii.String("true"),
-		Description:   jsii.String("RATE_LIMITER_ENABLED at runtime (seed 000 R7): false sends straight to the FIFO queue"),
+		Description:   jsii.String("RATE_LIMITER_ENABLED at runtime (seed 000 R7): false makes the rate limiter forward without the rate check, in order"),
 	})
 	apiSettings := apisetup.Defaults()
 	apiSettings.Environment = props.Env.Name
@@ -97,6 +103,10 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	sendToQueues(apiFn.Role)
 	allow(apiFn.Role, []string{"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"},
 		st.FallbackTable.TableArn(), st.IdempotencyTable.TableArn())
+	// The creators' fallback backlogs, read on every send (order).
+	allow(apiFn.Role, []string{"dynamodb:BatchGetItem"}, st.FallbackTable.TableArn())
+	// The replay route queries each creator's items in order.
+	allow(apiFn.Role, []string{"dynamodb:Query"}, fallbackIndex(st))
 
 	replayFn := NewGoFunction(c, "Replay", GoFunctionProps{
 		Env: props.Env, Package: "functions/replay", FunctionName: name("huntaze-fallback-replay"),
@@ -104,7 +114,8 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 		MemoryMB: 256, Environment: apiEnv,
 	})
 	sendToQueues(replayFn.Role)
-	allow(replayFn.Role, []string{"dynamodb:Scan", "dynamodb:UpdateItem"}, st.FallbackTable.TableArn())
+	allow(replayFn.Role, []string{"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem"}, st.FallbackTable.TableArn())
+	allow(replayFn.Role, []string{"dynamodb:Query"}, fallbackIndex(st))
 	awsevents.NewRule(c, jsii.String("ReplaySchedule"), &awsevents.RuleProps{
 		Schedule: awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(5))),
 		Targets:  &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(replayFn.Function, nil)},
@@ -115,6 +126,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	limiterSettings.SourceQueueURL, limiterSettings.DeadLetterQueueURL = *q.RateLimiter.QueueUrl(), *q.RateLimiterDLQ.QueueUrl()
 	limiterSettings.WorkflowsQueueURL = *q.Workflows.QueueUrl()
 	limiterSettings.Redis = props.Cache.ClientSettings()
+	limiterSettings.FlagParameter = *flagParam.ParameterName()
 	limiterSG := awsec2.NewSecurityGroup(c, jsii.String("LimiterSecurityGroup"), &awsec2.SecurityGroupProps{
 		Vpc: props.Network.Vpc, Description: jsii.String("Rate limiter Lambda"), AllowAllOutbound: jsii.Bool(true),
 	})
@@ -133,6 +145,8 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	allow(limiterFn.Role, []string{"kms:GenerateDataKey", "kms:Decrypt"}, q.WorkflowsKey.KeyArn())
 	allow(limiterFn.Role, []string{"secretsmanager:GetSecretValue"}, props.Cache.AuthToken.SecretArn())
 	allow(limiterFn.Role, []string{"kms:Decrypt"}, props.Cache.Key.KeyArn())
+	// The flag is applied by the limiter (off: forwarded without the check).
+	allow(limiterFn.Role, []string{"ssm:GetParameter"}, flagParam.ParameterArn())
 
 	// HTTP API: every route needs a JWT from the configured issuer.
 	authorizer := awsapigatewayv2authorizers.NewHttpJwtAuthorizer(jsii.String("Jwt"), jsii.String(props.Env.JWTIssuer), &awsapigatewayv2authorizers.HttpJwtAuthorizerProps{

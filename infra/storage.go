@@ -62,6 +62,14 @@ func NewStorage(scope constructs.Construct, id string, props StorageProps) *Stor
 	}
 	s := &Storage{Construct: c}
 	s.FallbackTable = table("FallbackTable", "huntaze-message-fallback", fallback.KeyAttribute, fallback.TTLAttribute)
+	// Each creator's items by acceptance sequence: the replay queues them in
+	// that order (internal/fallback).
+	s.FallbackTable.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+		IndexName:      jsii.String(fallback.CreatorIndex),
+		PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(fallback.CreatorAttribute), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:        &awsdynamodb.Attribute{Name: jsii.String(fallback.SeqAttribute), Type: awsdynamodb.AttributeType_NUMBER},
+		ProjectionType: awsdynamodb.ProjectionType_ALL,
+	})
 	s.IdempotencyTable = table("IdempotencyTable", "huntaze-idempotency", idempotency.KeyAttribute, idempotency.TTLAttribute)
 
 	accessLogs := awss3.NewBucket(c, jsii.String("AccessLogs"), &awss3.BucketProps{

@@ -99,6 +99,16 @@ func resourceOf(input any) string {
 			return s
 		}
 	}
+	// BatchGetItem / BatchWriteItem name their tables as the map's keys
+	// (one table in this pipeline's calls).
+	if f := v.FieldByName("RequestItems"); f.IsValid() && f.Kind() == reflect.Map && f.Len() > 0 {
+		var names []string
+		for _, k := range f.MapKeys() {
+			names = append(names, k.String())
+		}
+		sort.Strings(names)
+		return strings.Join(names, ",")
+	}
 	if f := v.FieldByName("TransactItems"); f.IsValid() && f.Len() > 0 {
 		return "transaction"
 	}

@@ -27,6 +27,7 @@ import (
 	limitersetup "github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/fallback"
+	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
@@ -95,8 +96,16 @@ type Stack struct {
 	APIURL   string
 	Fallback *fallback.Store
 	APIDeps  apihandler.Deps
+	// Flag stands for the RATE_LIMITER_ENABLED SSM parameter: the API and
+	// the limiter read it (cached FlagTTL); SetRateLimiterEnabled flips it.
+	Flag featureflag.Switch
+
+	limiterStop context.CancelFunc
+	limiterWG   sync.WaitGroup
+	limiterMu   sync.Mutex
 
 	opts       Options
+	limiterRun context.Context
 	root       string
 	logs       io.Writer
 	scraperBin string
@@ -141,6 +150,7 @@ func Start(o Options) (_ *Stack, err error) {
 	if err := s.startAPI(runCtx); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	s.limiterRun = runCtx
 	if err := s.startLimiter(runCtx); err != nil {
 		return nil, fmt.Errorf("rate limiter: %w", err)
 	}
@@ -174,10 +184,11 @@ func (s *Stack) startEmulators() (err error) {
 			return err
 		}
 	}
-	for _, tbl := range []struct{ name, key string }{{FallbackTable, fallback.KeyAttribute}, {IdempotencyTable, idempotency.KeyAttribute}} {
-		if err := CreateTable(ctx, s.DDB.DynamoDB, tbl.name, tbl.key); err != nil {
-			return err
-		}
+	if err := CreateFallbackTable(ctx, s.DDB.DynamoDB, FallbackTable); err != nil {
+		return err
+	}
+	if err := CreateTable(ctx, s.DDB.DynamoDB, IdempotencyTable, idempotency.KeyAttribute); err != nil {
+		return err
 	}
 	_, err = s.AWS.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(Bucket)})
 	return err
@@ -214,7 +225,7 @@ func (s *Stack) APISettings() apisetup.Settings {
 		RateLimiterQueueURL: s.Queues.RateLimiter.URL, RateLimiterDLQURL: s.Queues.RateLimiter.DLQURL,
 		WorkflowsQueueURL: s.Queues.Workflows.URL, WorkflowsDLQURL: s.Queues.Workflows.DLQURL,
 		FallbackTable: FallbackTable, IdempotencyTable: IdempotencyTable,
-		RateLimiterEnabled: "true", FlagCacheTTL: 30 * time.Second,
+		RateLimiterEnabled: "true", FlagCacheTTL: FlagTTL,
 		Redis:    redisconn.Settings{Addr: s.Redis.Addr, Timeout: time.Second},
 		AuthMode: "jwt", JWTHMACSecret: JWTSecret, JWTIssuer: JWTIssuer, JWTAudience: JWTAudience,
 		AdminScope: "admin", OpsScope: "ops", ServiceScope: "messages:send-any-creator", CreatorsClaim: "creators",
@@ -243,6 +254,7 @@ func (s *Stack) startAPI(runCtx context.Context) error {
 	if cfg.Unavailable != "" {
 		return errors.New(cfg.Unavailable)
 	}
+	deps.Flag = featureflag.New(&s.Flag, true, FlagTTL, time.Now, log) // the SSM parameter's stand-in
 	s.APIDeps = deps
 	s.Fallback = deps.Fallback
 	srv, err := apihandler.New(cfg, deps)
@@ -287,7 +299,31 @@ func (s *Stack) LimiterSettings() limitersetup.Settings {
 		WorkflowsQueueURL: s.Queues.Workflows.URL, Redis: redisconn.Settings{Addr: s.Redis.Addr, Timeout: time.Second},
 		Limit: s.opts.Limit, Window: s.opts.Window, ReturnSlack: s.opts.ReturnSlack, KeyPrefix: "rl", Version: "local",
 		OutageBackoff: time.Second, OutageBackoffMax: s.opts.OutageBackoffMax,
+		RateLimiterEnabled: "true", FlagCacheTTL: FlagTTL,
 	}
+}
+
+// FlagTTL is how long the local components cache the flag (30 s in AWS).
+const FlagTTL = 200 * time.Millisecond
+
+// SetRateLimiterEnabled flips the flag, as an operator writes the SSM
+// parameter; the components see it within FlagTTL.
+func (s *Stack) SetRateLimiterEnabled(on bool) {
+	s.Flag.Set(fmt.Sprint(on))
+}
+
+// RestartLimiter stops every limiter poller (an invocation in flight
+// finishes first, as Lambda's) and starts new ones with a new handler, as
+// after a deployment or a cold start.
+func (s *Stack) RestartLimiter() error {
+	s.limiterMu.Lock()
+	stop := s.limiterStop
+	s.limiterMu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.limiterWG.Wait()
+	return s.startLimiter(s.limiterRun)
 }
 
 func (s *Stack) startLimiter(runCtx context.Context) error {
@@ -297,17 +333,21 @@ func (s *Stack) startLimiter(runCtx context.Context) error {
 	}
 	log := slog.New(slog.NewJSONHandler(s.logs, nil)).With("service", "rate-limiter")
 	awsCfg := s.awsFor("ratelimiter", s.AWS.Endpoint)
-	h, err := limitersetup.Build(context.Background(), settings, awsCfg, log, s.logs)
+	h, err := limitersetup.BuildWithFlag(context.Background(), settings, awsCfg, log, s.logs, &s.Flag)
 	if err != nil {
 		return err
 	}
+	runCtx, stop := context.WithCancel(runCtx)
+	s.limiterMu.Lock()
+	s.limiterStop = stop
+	s.limiterMu.Unlock()
 	// Lambda's event source mapping receives and deletes with the
 	// function's role, so its calls are recorded as the limiter's.
 	poller := &Poller{Client: sqs.NewFromConfig(awsCfg), QueueURL: s.Queues.RateLimiter.URL, QueueARN: s.Queues.RateLimiter.ARN, BatchSize: 10, Wait: time.Second, Handler: h.Handle}
 	for range s.opts.LimiterPollers {
-		s.wg.Add(1)
+		s.limiterWG.Add(1)
 		go func() {
-			defer s.wg.Done()
+			defer s.limiterWG.Done()
 			for runCtx.Err() == nil {
 				if _, err := poller.PollOnce(runCtx); err != nil && runCtx.Err() == nil {
 					log.Warn("limiter poll", "error", err)
@@ -416,6 +456,7 @@ func (s *Stack) Close() error {
 		s.stop()
 	}
 	s.wg.Wait()
+	s.limiterWG.Wait()
 	var errs []error
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		if err := s.closers[i](); err != nil && !errors.Is(err, os.ErrNotExist) {

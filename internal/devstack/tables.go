@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/huntaze/message-pipeline/internal/fallback"
 )
 
 // TableCreator is the part of the DynamoDB client CreateTable needs.
@@ -21,12 +23,24 @@ type TableCreator interface {
 // in an emulator (in AWS the stack owns the tables and sets their TTL). An
 // existing table is not an error.
 func CreateTable(ctx context.Context, ddb TableCreator, name, key string) error {
-	_, err := ddb.CreateTable(ctx, &dynamodb.CreateTableInput{
+	return CreateTableFrom(ctx, ddb, &dynamodb.CreateTableInput{
 		TableName:            aws.String(name),
 		AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String(key), AttributeType: ddbtypes.ScalarAttributeTypeS}},
 		KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String(key), KeyType: ddbtypes.KeyTypeHash}},
 		BillingMode:          ddbtypes.BillingModePayPerRequest,
 	})
+}
+
+// CreateFallbackTable creates the fallback table with its creator index
+// (fallback.CreateTableInput).
+func CreateFallbackTable(ctx context.Context, ddb TableCreator, name string) error {
+	return CreateTableFrom(ctx, ddb, fallback.CreateTableInput(name))
+}
+
+// CreateTableFrom creates the table in, and waits until it is active.
+func CreateTableFrom(ctx context.Context, ddb TableCreator, in *dynamodb.CreateTableInput) error {
+	name := aws.ToString(in.TableName)
+	_, err := ddb.CreateTable(ctx, in)
 	var inUse *ddbtypes.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
 		return fmt.Errorf("create table %s: %w", name, err)

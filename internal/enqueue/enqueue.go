@@ -1,8 +1,10 @@
-// Package enqueue puts messages on the pipeline's first queue: the FIFO
-// intake queue (group = creator key, deduplication id = messageId), or, when the rate limiter is switched off (seed 000 R7.2),
-// straight onto the workflows FIFO queue with the group and deduplication ids
-// the limiter would have set, so the scraper still sends them in order and
-// exactly once. Used by the API and by the fallback replay.
+// Package enqueue puts messages on the pipeline's first queue, the FIFO
+// intake queue (group = creator key, deduplication id = messageId), keeping
+// each creator's order. Every message takes this path, whatever the rate
+// limiter flag says: with the flag off the limiter forwards without the
+// rate check (functions/ratelimiter), so a flip never lets a creator's new
+// messages overtake the ones still in the intake queue. Used by the API and
+// by the fallback replay.
 package enqueue
 
 import (
@@ -45,7 +47,9 @@ type SQSAPI interface {
 	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
 }
 
-// Queues are the two possible destinations.
+// Queues are the pipeline's queues; messages go to RateLimiterURL.
+// WorkflowsURL is kept for callers that still name it: nothing is sent
+// there from the API since the flag is applied by the limiter.
 type Queues struct {
 	RateLimiterURL string
 	WorkflowsURL   string
@@ -83,10 +87,21 @@ func Body(m message.Message) (string, map[string]sqstypes.MessageAttributeValue,
 	return string(b), m.Attributes().SQS(), nil
 }
 
-// Send sends up to 10 messages in one call (SendMessage for one,
-// SendMessageBatch for more) and returns one error per message, nil when
-// queued. direct bypasses the rate limiter.
-func (s *Sender) Send(ctx context.Context, msgs []message.Message, direct bool) []error {
+// ErrNotSent is the error of a message left unsent because an earlier
+// message of its creator in the same call failed: sending it would let it
+// overtake that one.
+var ErrNotSent = errors.New("enqueue: not sent: an earlier message of this creator in the request failed")
+
+// Send sends up to 10 messages to the intake queue and returns one error
+// per message, nil when queued. A creator's messages are queued in the
+// order given: each call to SQS carries at most one message per creator
+// (round k holds the k-th message of every creator), so an entry SQS
+// reports failed has no later entry of its creator already queued. A
+// failed entry is retried (up to MaxAttempts) before its creator's next
+// message is sent; if it still fails, it and every later message of its
+// creator fail (ErrNotSent), and other creators are unaffected. A batch of
+// n creators costs one call per round; one creator's 10 messages, 10 calls.
+func (s *Sender) Send(ctx context.Context, msgs []message.Message) []error {
 	errs := make([]error, len(msgs))
 	if len(msgs) == 0 {
 		return errs
@@ -97,29 +112,65 @@ func (s *Sender) Send(ctx context.Context, msgs []message.Message, direct bool) 
 		}
 		return errs
 	}
-	url := s.queues.RateLimiterURL
-	if direct {
-		url = s.queues.WorkflowsURL
-	}
-	var entries []sqstypes.SendMessageBatchRequestEntry
+	// Each creator's messages, in order.
+	var creators []string
+	queue := map[string][]int{}
 	for i, m := range msgs {
-		e, err := Entry(strconv.Itoa(i), m, direct)
-		if err != nil {
-			errs[i] = &Error{Attempts: 0, Err: err}
-			continue
+		c := m.CreatorKey()
+		if _, ok := queue[c]; !ok {
+			creators = append(creators, c)
 		}
-		entries = append(entries, e)
+		queue[c] = append(queue[c], i)
 	}
-	// SendMessageBatch carries at most 1 MiB: ten large messages take two calls.
-	for _, chunk := range sqslimits.Split(entries, sqslimits.SendEntrySize) {
-		if len(chunk) == 1 {
-			i, _ := strconv.Atoi(aws.ToString(chunk[0].Id))
-			errs[i] = s.sendOne(ctx, url, chunk[0])
-			continue
+	fail := func(c string, i int, err error) {
+		errs[i] = err
+		for _, j := range queue[c] {
+			if j > i && errs[j] == nil {
+				errs[j] = &Error{Attempts: 0, Err: ErrNotSent}
+			}
 		}
-		s.sendBatch(ctx, url, chunk, errs)
+		queue[c] = nil
 	}
-	return errs
+	for {
+		var round []sqstypes.SendMessageBatchRequestEntry
+		for _, c := range creators {
+			if len(queue[c]) == 0 {
+				continue
+			}
+			i := queue[c][0]
+			e, err := Entry(strconv.Itoa(i), msgs[i], false)
+			if err != nil {
+				fail(c, i, &Error{Attempts: 0, Err: err})
+				continue
+			}
+			round = append(round, e)
+		}
+		if len(round) == 0 {
+			return errs
+		}
+		// SendMessageBatch carries at most 1 MiB: large messages take more calls.
+		for _, chunk := range sqslimits.Split(round, sqslimits.SendEntrySize) {
+			var failed map[int]error
+			if len(chunk) == 1 {
+				failed = map[int]error{}
+				i, _ := strconv.Atoi(aws.ToString(chunk[0].Id))
+				if err := s.sendOne(ctx, s.queues.RateLimiterURL, chunk[0]); err != nil {
+					failed[i] = err
+				}
+			} else {
+				failed = s.sendBatch(ctx, s.queues.RateLimiterURL, chunk)
+			}
+			for _, e := range chunk {
+				i, _ := strconv.Atoi(aws.ToString(e.Id))
+				c := msgs[i].CreatorKey()
+				if err, ok := failed[i]; ok {
+					fail(c, i, err)
+				} else {
+					queue[c] = queue[c][1:]
+				}
+			}
+		}
+	}
 }
 
 // Entry is the SQS entry of m: for the intake queue, group = creator key and
@@ -154,10 +205,11 @@ func (s *Sender) sendOne(ctx context.Context, url string, e sqstypes.SendMessage
 	return nil
 }
 
-// sendBatch sends the entries (whose ids are their indexes in errs); entries
-// the batch call reports failed without sender fault are sent again, up to
-// MaxAttempts.
-func (s *Sender) sendBatch(ctx context.Context, url string, entries []sqstypes.SendMessageBatchRequestEntry, errs []error) {
+// sendBatch sends entries of distinct creators (ids are message indexes)
+// and returns the ones that finally failed; entries the batch call reports
+// failed without sender fault are sent again, up to MaxAttempts.
+func (s *Sender) sendBatch(ctx context.Context, url string, entries []sqstypes.SendMessageBatchRequestEntry) map[int]error {
+	failed := map[int]error{}
 	pending := map[string]int{}
 	for _, e := range entries {
 		i, _ := strconv.Atoi(aws.ToString(e.Id))
@@ -165,7 +217,7 @@ func (s *Sender) sendBatch(ctx context.Context, url string, entries []sqstypes.S
 	}
 	for attempt := 1; len(pending) > 0; attempt++ {
 		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(url)}
-		for _, e := range entries { // keep the request order: FIFO order within a group
+		for _, e := range entries {
 			if _, ok := pending[aws.ToString(e.Id)]; ok {
 				in.Entries = append(in.Entries, e)
 			}
@@ -173,9 +225,9 @@ func (s *Sender) sendBatch(ctx context.Context, url string, entries []sqstypes.S
 		out, err := s.sqs.SendMessageBatch(ctx, in)
 		if err != nil {
 			for _, i := range pending {
-				errs[i] = &Error{Attempts: attempts(err), Err: err}
+				failed[i] = &Error{Attempts: attempts(err), Err: err}
 			}
-			return
+			return failed
 		}
 		next := map[string]int{}
 		for _, f := range out.Failed {
@@ -185,7 +237,7 @@ func (s *Sender) sendBatch(ctx context.Context, url string, entries []sqstypes.S
 			}
 			ferr := fmt.Errorf("%s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
 			if f.SenderFault || attempt >= MaxAttempts {
-				errs[i] = &Error{Attempts: attempt, Err: ferr}
+				failed[i] = &Error{Attempts: attempt, Err: ferr}
 				continue
 			}
 			next[aws.ToString(f.Id)] = i
@@ -195,13 +247,14 @@ func (s *Sender) sendBatch(ctx context.Context, url string, entries []sqstypes.S
 			select {
 			case <-ctx.Done():
 				for _, i := range pending {
-					errs[i] = &Error{Attempts: attempt, Err: ctx.Err()}
+					failed[i] = &Error{Attempts: attempt, Err: ctx.Err()}
 				}
-				return
+				return failed
 			case <-time.After(s.entryBackoff << (attempt - 1)):
 			}
 		}
 	}
+	return failed
 }
 
 // attempts reads how many attempts the SDK made from its error.

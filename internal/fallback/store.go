@@ -7,13 +7,25 @@
 // to be claimed again when the lease ends; the item's payload is
 // byte-identical on every attempt, so the FIFO deduplication id (a hash of
 // the payload) drops a copy sent within five minutes.
+//
+// Order (docs/design.md, "One order rule"): every item carries seq, its
+// creator's acceptance sequence, reserved from the creator's backlog item
+// (one atomic counter per creator, so seqs follow the order of the API's
+// answers). The replay queries each creator's items by seq (index
+// CreatorIndex) and queues them in that order, creators in parallel; while
+// a creator's backlog says reserved > done it still has messages waiting,
+// and the API stores that creator's new messages here too, behind them,
+// instead of letting them overtake.
 package fallback
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,7 +46,17 @@ const (
 const (
 	KeyAttribute = "messageId"
 	TTLAttribute = "expiresAt"
+	// CreatorIndex is the global secondary index (CreatorAttribute,
+	// SeqAttribute) the replay queries a creator's items by, in order.
+	CreatorIndex     = "creator-seq"
+	CreatorAttribute = "creatorKey"
+	SeqAttribute     = "seq"
 )
+
+// backlogPrefix keys a creator's backlog item (message ids are UUIDs, so
+// they never collide with it). A backlog item has neither creatorKey nor
+// seq, so it is not in CreatorIndex.
+const backlogPrefix = "creator#"
 
 // Retention is how long an item is kept (TTL), like the queues' 14 days.
 const Retention = 14 * 24 * time.Hour
@@ -53,13 +75,33 @@ type Item struct {
 	ExpiresAt  int64             `dynamodbav:"expiresAt"` // epoch seconds (DynamoDB TTL)
 	ClaimToken string            `dynamodbav:"claimToken,omitempty"`
 	LeaseUntil int64             `dynamodbav:"leaseUntil,omitempty"` // epoch ms
+	// Seq is the creator's acceptance sequence (1, 2, ...): the replay
+	// queues a creator's items in Seq order.
+	Seq int64 `dynamodbav:"seq"`
 }
+
+// Backlog is a creator's order state: the last acceptance sequence reserved
+// for the fallback table and the last one replayed (or given up as never
+// stored). Waiting while Reserved > Done.
+type Backlog struct {
+	Creator    string `dynamodbav:"backlogCreator"`
+	Reserved   int64  `dynamodbav:"reserved"`
+	Done       int64  `dynamodbav:"done"`
+	ReservedAt int64  `dynamodbav:"reservedAt"` // epoch ms of the last reservation
+}
+
+// Waiting reports whether the creator has messages in the table that the
+// replay has not queued yet: its new messages must join them.
+func (b Backlog) Waiting() bool { return b.Reserved > b.Done }
 
 // DynamoDBAPI is the part of the DynamoDB client the store uses.
 type DynamoDBAPI interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
 // Store is the fallback table.
@@ -68,24 +110,39 @@ type Store struct {
 	table string
 	now   func() time.Time
 	lease time.Duration
+	// Log receives the replay's gap decisions (nil: discarded).
+	Log *slog.Logger
+	// Parallel is how many creators one replay run serves at once.
+	Parallel int
 }
 
 // NewStore returns a store over table. lease bounds how long a replayer may
-// hold an item before another may take it.
+// hold an item before another may take it; it is also how long the replay
+// waits for a reserved sequence whose item is missing (a request that
+// reserved it and failed to store it, or an index not caught up yet) before
+// giving it up: longer than any API request lives.
 func NewStore(ddb DynamoDBAPI, table string, now func() time.Time, lease time.Duration) *Store {
-	return &Store{ddb: ddb, table: table, now: now, lease: lease}
+	return &Store{ddb: ddb, table: table, now: now, lease: lease, Parallel: 8}
+}
+
+func (s *Store) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
 }
 
 // ErrExists is returned by Put when the message is already stored.
 var ErrExists = errors.New("fallback: message already stored")
 
-// Put stores a message as pending after attempts failed sends.
-func (s *Store) Put(ctx context.Context, messageID, creatorKey, payload string, attrs map[string]string, attempts int, lastErr error) error {
+// Put stores a message as pending after attempts failed sends, with seq,
+// the acceptance sequence Reserve gave it.
+func (s *Store) Put(ctx context.Context, messageID, creatorKey string, seq int64, payload string, attrs map[string]string, attempts int, lastErr error) error {
 	now := s.now().UTC()
 	item := Item{
 		MessageID: messageID, CreatorKey: creatorKey, Payload: payload, Attributes: attrs,
 		Status: StatusPending, Attempts: attempts, CreatedAt: now, UpdatedAt: now,
-		ExpiresAt: now.Add(Retention).Unix(),
+		ExpiresAt: now.Add(Retention).Unix(), Seq: seq,
 	}
 	if lastErr != nil {
 		item.LastError = truncate(lastErr.Error(), 2000)
@@ -110,8 +167,9 @@ func (s *Store) Put(ctx context.Context, messageID, creatorKey, payload string, 
 }
 
 // Claimable returns items that are pending, or replaying with an expired
-// lease, up to limit. It scans: the table only holds messages SQS refused,
-// which is small by design.
+// lease, up to limit, in no particular order (operators' listing; the
+// replay orders by Query). It scans: the table only holds messages SQS
+// refused, which is small by design.
 func (s *Store) Claimable(ctx context.Context, limit int) ([]Item, error) {
 	var out []Item
 	var start map[string]ddbtypes.AttributeValue
@@ -154,7 +212,7 @@ func (s *Store) PendingCount(ctx context.Context) (int, error) {
 	for {
 		page, err := s.ddb.Scan(ctx, &dynamodb.ScanInput{
 			TableName: aws.String(s.table), Select: ddbtypes.SelectCount, ConsistentRead: aws.Bool(true),
-			FilterExpression:         aws.String("#s = :pending OR #s = :replaying"),
+			FilterExpression:         aws.String("#s = :pending OR #s = :replaying"), // backlog items have no status
 			ExpressionAttributeNames: map[string]string{"#s": "status"},
 			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 				":pending":   &ddbtypes.AttributeValueMemberS{Value: StatusPending},
@@ -232,6 +290,78 @@ func (s *Store) Finish(ctx context.Context, messageID, token string, sendErr err
 	return nil
 }
 
+// Backlogs reads the backlog items of creators in one consistent
+// BatchGetItem (the one DynamoDB call the API adds to a send). A creator
+// without an item has nothing waiting.
+func (s *Store) Backlogs(ctx context.Context, creators []string) (map[string]Backlog, error) {
+	out := make(map[string]Backlog, len(creators))
+	var keys []map[string]ddbtypes.AttributeValue
+	for _, c := range creators {
+		if _, dup := out[c]; dup {
+			continue
+		}
+		out[c] = Backlog{Creator: c}
+		keys = append(keys, key(backlogPrefix+c))
+	}
+	for start := 0; start < len(keys); start += 100 {
+		pending := map[string]ddbtypes.KeysAndAttributes{s.table: {Keys: keys[start:min(start+100, len(keys))], ConsistentRead: aws.Bool(true)}}
+		for attempt := 0; len(pending) > 0; attempt++ {
+			if attempt == 5 {
+				return nil, errors.New("fallback: backlogs: keys left unprocessed")
+			}
+			page, err := s.ddb.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
+			if err != nil {
+				return nil, fmt.Errorf("fallback: backlogs: %w", err)
+			}
+			var got []Backlog
+			if err := attributevalue.UnmarshalListOfMaps(page.Responses[s.table], &got); err != nil {
+				return nil, fmt.Errorf("fallback: decode backlog: %w", err)
+			}
+			for _, b := range got {
+				out[b.Creator] = b
+			}
+			pending = page.UnprocessedKeys
+			if len(pending) > 0 {
+				time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Reserve takes the next n acceptance sequences of creator (one atomic
+// update) and returns the first; the creator is waiting from then on.
+func (s *Store) Reserve(ctx context.Context, creator string, n int) (first int64, err error) {
+	now := s.now()
+	out, err := s.ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      key(backlogPrefix + creator),
+		UpdateExpression:         aws.String("ADD reserved :n SET reservedAt = :now, backlogCreator = :c, done = if_not_exists(done, :zero), #ttl = :ttl"),
+		ExpressionAttributeNames: map[string]string{"#ttl": TTLAttribute},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":n":    &ddbtypes.AttributeValueMemberN{Value: strconv.Itoa(n)},
+			":now":  &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+			":c":    &ddbtypes.AttributeValueMemberS{Value: creator},
+			":zero": &ddbtypes.AttributeValueMemberN{Value: "0"},
+			// outlives every item it orders
+			":ttl": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(Retention+24*time.Hour).Unix(), 10)},
+		},
+		ReturnValues: ddbtypes.ReturnValueUpdatedNew,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("fallback: reserve for %s: %w", creator, err)
+	}
+	v, ok := out.Attributes["reserved"].(*ddbtypes.AttributeValueMemberN)
+	if !ok {
+		return 0, fmt.Errorf("fallback: reserve for %s: no counter returned", creator)
+	}
+	last, err := strconv.ParseInt(v.Value, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("fallback: reserve for %s: %w", creator, err)
+	}
+	return last - int64(n) + 1, nil
+}
+
 // Sender queues one stored message.
 type Sender func(ctx context.Context, item Item) error
 
@@ -240,34 +370,244 @@ type ReplayResult struct {
 	Replayed, Failed, Skipped int
 }
 
-// Replay claims up to limit items and sends each; an item another replayer
-// claimed first is skipped.
+// Replay queues waiting items, at most limit per run: each waiting creator's
+// items in acceptance order (a Query by seq), creators in parallel (Parallel
+// at once). A creator stops at its first item that fails to queue (it goes
+// back to pending and is the first of the next run), at an item another
+// replayer holds, and at a missing sequence younger than the lease, so no
+// item of a creator is ever queued before an earlier one.
 func (s *Store) Replay(ctx context.Context, send Sender, limit int) (ReplayResult, error) {
+	creators, err := s.waitingCreators(ctx, limit)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	var (
+		mu     sync.Mutex
+		res    ReplayResult
+		errs   []error
+		budget = limit
+	)
+	take := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if budget <= 0 {
+			return false
+		}
+		budget--
+		return true
+	}
+	sem := make(chan struct{}, max(1, s.Parallel))
+	var wg sync.WaitGroup
+	for _, c := range creators {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r, err := s.replayCreator(ctx, c, send, take)
+			mu.Lock()
+			defer mu.Unlock()
+			res.Replayed, res.Failed, res.Skipped = res.Replayed+r.Replayed, res.Failed+r.Failed, res.Skipped+r.Skipped
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return res, errors.Join(errs...)
+}
+
+// waitingCreators finds the creators with something to replay: a pending
+// item (or one whose replayer's lease ended) or a backlog not done. It
+// scans, with a projection, only to learn who waits; the order comes from
+// each creator's Query.
+func (s *Store) waitingCreators(ctx context.Context, limit int) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	var start map[string]ddbtypes.AttributeValue
+	for {
+		page, err := s.ddb.Scan(ctx, &dynamodb.ScanInput{
+			TableName:                aws.String(s.table),
+			ConsistentRead:           aws.Bool(true),
+			ProjectionExpression:     aws.String("creatorKey, backlogCreator, reserved, done"),
+			FilterExpression:         aws.String("#s = :pending OR (#s = :replaying AND leaseUntil < :now) OR attribute_exists(backlogCreator)"),
+			ExpressionAttributeNames: map[string]string{"#s": "status"},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+				":pending":   &ddbtypes.AttributeValueMemberS{Value: StatusPending},
+				":replaying": &ddbtypes.AttributeValueMemberS{Value: StatusReplaying},
+				":now":       &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(s.now().UnixMilli(), 10)},
+			},
+			ExclusiveStartKey: start,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("fallback: scan: %w", err)
+		}
+		var rows []struct {
+			CreatorKey     string `dynamodbav:"creatorKey"`
+			BacklogCreator string `dynamodbav:"backlogCreator"`
+			Reserved       int64  `dynamodbav:"reserved"`
+			Done           int64  `dynamodbav:"done"`
+		}
+		if err := attributevalue.UnmarshalListOfMaps(page.Items, &rows); err != nil {
+			return nil, fmt.Errorf("fallback: decode: %w", err)
+		}
+		for _, r := range rows {
+			c := r.CreatorKey
+			if r.BacklogCreator != "" {
+				if r.Reserved <= r.Done {
+					continue
+				}
+				c = r.BacklogCreator
+			}
+			if c != "" && !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+		if len(out) >= limit || len(page.LastEvaluatedKey) == 0 {
+			slices.Sort(out)
+			return out[:min(len(out), limit)], nil
+		}
+		start = page.LastEvaluatedKey
+	}
+}
+
+func (s *Store) backlog(ctx context.Context, creator string) (Backlog, error) {
+	out, err := s.ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(backlogPrefix + creator), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Backlog{}, fmt.Errorf("fallback: backlog of %s: %w", creator, err)
+	}
+	b := Backlog{Creator: creator}
+	if out.Item != nil {
+		if err := attributevalue.UnmarshalMap(out.Item, &b); err != nil {
+			return Backlog{}, fmt.Errorf("fallback: decode backlog of %s: %w", creator, err)
+		}
+	}
+	return b, nil
+}
+
+// replayCreator queues creator's items after its backlog's done, in seq
+// order, while take allows, then moves done past what it queued.
+func (s *Store) replayCreator(ctx context.Context, creator string, send Sender, take func() bool) (ReplayResult, error) {
 	var res ReplayResult
-	items, err := s.Claimable(ctx, limit)
+	b, err := s.backlog(ctx, creator)
 	if err != nil {
 		return res, err
 	}
-	for _, it := range items {
-		token, ok, err := s.Claim(ctx, it.MessageID)
+	nowMs := s.now().UnixMilli()
+	grace := s.lease.Milliseconds()
+	next := b.Done + 1 // the sequence that must be queued next
+	stopped := false
+	var start map[string]ddbtypes.AttributeValue
+	for !stopped {
+		page, err := s.ddb.Query(ctx, &dynamodb.QueryInput{
+			TableName: aws.String(s.table), IndexName: aws.String(CreatorIndex),
+			KeyConditionExpression: aws.String("creatorKey = :c AND seq >= :next"),
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+				":c":    &ddbtypes.AttributeValueMemberS{Value: creator},
+				":next": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(next, 10)},
+			},
+			ScanIndexForward: aws.Bool(true), Limit: aws.Int32(25), ExclusiveStartKey: start,
+		})
 		if err != nil {
-			return res, err
+			return res, fmt.Errorf("fallback: query %s: %w", creator, err)
 		}
-		if !ok {
-			res.Skipped++
-			continue
+		var items []Item
+		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
+			return res, fmt.Errorf("fallback: decode: %w", err)
 		}
-		sendErr := send(ctx, it)
-		if err := s.Finish(ctx, it.MessageID, token, sendErr); err != nil {
-			return res, err
+		for _, it := range items {
+			if it.Seq < next {
+				continue
+			}
+			if it.Seq > next {
+				// Sequences next..it.Seq-1 were reserved but their items are
+				// not here: the request that reserved them failed to store
+				// them (it answered "failed": nothing accepted), or the index
+				// has not caught up. A later item stored more than the lease
+				// ago proves their request is long over.
+				if nowMs-it.CreatedAt.UnixMilli() < grace {
+					stopped = true
+					break
+				}
+				s.log().Warn("fallback replay: reserved sequences never stored, skipped", "creator_id", creator, "from", next, "to", it.Seq-1)
+				next = it.Seq
+			}
+			ok, err := s.replayItem(ctx, it, send, take, &res)
+			if err != nil {
+				return res, errors.Join(err, s.advance(ctx, creator, next-1, 0))
+			}
+			if !ok {
+				stopped = true
+				break
+			}
+			next++
 		}
-		if sendErr != nil {
-			res.Failed++
-		} else {
-			res.Replayed++
+		if len(page.LastEvaluatedKey) == 0 {
+			break
 		}
+		start = page.LastEvaluatedKey
 	}
-	return res, nil
+	if !stopped && next <= b.Reserved && nowMs-b.ReservedAt >= grace {
+		// The last sequences were reserved long ago and never stored.
+		s.log().Warn("fallback replay: reserved sequences never stored, skipped", "creator_id", creator, "from", next, "to", b.Reserved)
+		return res, s.advance(ctx, creator, b.Reserved, b.Reserved)
+	}
+	return res, s.advance(ctx, creator, next-1, 0)
+}
+
+// replayItem queues one item unless already replayed; false means the
+// creator must stop here (budget spent, held by another replayer, or the
+// send failed).
+func (s *Store) replayItem(ctx context.Context, it Item, send Sender, take func() bool, res *ReplayResult) (bool, error) {
+	if it.Status == StatusReplayed {
+		return true, nil
+	}
+	if !take() {
+		return false, nil
+	}
+	token, ok, err := s.Claim(ctx, it.MessageID)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		// Another replayer holds it, or it was replayed since the index
+		// was read: the next run sees which.
+		res.Skipped++
+		return false, nil
+	}
+	sendErr := send(ctx, it)
+	if err := s.Finish(ctx, it.MessageID, token, sendErr); err != nil {
+		return false, err
+	}
+	if sendErr != nil {
+		res.Failed++
+		return false, nil
+	}
+	res.Replayed++
+	return true, nil
+}
+
+// advance moves creator's done to at least done (never back); with
+// ifReserved > 0 only while nothing was reserved since.
+func (s *Store) advance(ctx context.Context, creator string, done, ifReserved int64) error {
+	if done <= 0 {
+		return nil
+	}
+	cond := "attribute_exists(backlogCreator) AND done < :d"
+	vals := map[string]ddbtypes.AttributeValue{":d": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(done, 10)}}
+	if ifReserved > 0 {
+		cond += " AND reserved = :r"
+		vals[":r"] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(ifReserved, 10)}
+	}
+	_, err := s.ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: key(backlogPrefix + creator),
+		UpdateExpression: aws.String("SET done = :d"), ConditionExpression: aws.String(cond), ExpressionAttributeValues: vals,
+	})
+	var ccf *ddbtypes.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &ccf) {
+		return fmt.Errorf("fallback: advance %s: %w", creator, err)
+	}
+	return nil
 }
 
 func key(messageID string) map[string]ddbtypes.AttributeValue {
@@ -279,4 +619,27 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// CreateTableInput is the table's definition for an emulator (the stack
+// defines the same key and index in infra/storage.go; TTL is the stack's).
+func CreateTableInput(name string) *dynamodb.CreateTableInput {
+	return &dynamodb.CreateTableInput{
+		TableName: aws.String(name),
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{
+			{AttributeName: aws.String(KeyAttribute), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(CreatorAttribute), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(SeqAttribute), AttributeType: ddbtypes.ScalarAttributeTypeN},
+		},
+		KeySchema: []ddbtypes.KeySchemaElement{{AttributeName: aws.String(KeyAttribute), KeyType: ddbtypes.KeyTypeHash}},
+		GlobalSecondaryIndexes: []ddbtypes.GlobalSecondaryIndex{{
+			IndexName: aws.String(CreatorIndex),
+			KeySchema: []ddbtypes.KeySchemaElement{
+				{AttributeName: aws.String(CreatorAttribute), KeyType: ddbtypes.KeyTypeHash},
+				{AttributeName: aws.String(SeqAttribute), KeyType: ddbtypes.KeyTypeRange},
+			},
+			Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll},
+		}},
+		BillingMode: ddbtypes.BillingModePayPerRequest,
+	}
 }

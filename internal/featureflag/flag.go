@@ -128,3 +128,24 @@ func ParseEnv(s string) (bool, error) {
 	}
 	return Parse(s)
 }
+
+// Switch is a Source an operator (or a test) flips in process: the local
+// stack's stand-in for the SSM parameter. The zero value is absent.
+type Switch struct {
+	mu    sync.Mutex
+	value string
+}
+
+// Set sets the value ("" makes it absent).
+func (s *Switch) Set(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.value = v
+}
+
+// Get implements Source.
+func (s *Switch) Get(context.Context) (string, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.value, s.value != "", nil
+}

@@ -55,14 +55,23 @@ func NewStore(ddb DynamoDBAPI, table, keyAttr, ttlAttr string, now func() time.T
 	return &Store{ddb: ddb, table: table, keyAttr: keyAttr, ttlAttr: ttlAttr, now: now}
 }
 
+// ErrExceedsBurst is returned by Take when n is more than the rule's burst:
+// such a request can never be admitted and must be refused, not let
+// through as if the store were down.
+var ErrExceedsBurst = errors.New("quota: more units than the burst admits")
+
 // Take asks for n units of key under rule. When refused, retryAfter is when
 // n units would fit; nothing was taken.
 func (s *Store) Take(ctx context.Context, key string, n int, rule Rule) (allowed bool, retryAfter time.Duration, err error) {
 	if n <= 0 {
 		return true, 0, nil
 	}
-	if rule.Interval <= 0 || rule.Burst < n {
-		return false, 0, fmt.Errorf("quota: rule %+v cannot admit %d units", rule, n)
+	if rule.Interval <= 0 {
+		return false, 0, fmt.Errorf("quota: rule %+v has no interval", rule)
+	}
+	if rule.Burst < n {
+		// What the caller asked can never fit: not a store failure.
+		return false, 0, fmt.Errorf("%w: %d units, burst %d", ErrExceedsBurst, n, rule.Burst)
 	}
 	now := s.now().UnixMilli()
 	inc := int64(n) * rule.Interval.Milliseconds()

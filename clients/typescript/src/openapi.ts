@@ -207,7 +207,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Queued (every message). */
+            /** @description Accepted, every message: queued, or stored_for_replay when earlier messages of its creator still wait in the fallback table (it was stored behind them, SQS did not fail; the replay queues them in acceptance order). */
             202: {
                 headers: {
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];

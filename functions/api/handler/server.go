@@ -51,6 +51,15 @@ const (
 	MetricReplayed      = "messages_replayed"
 	MetricReplayFailed  = "replay_failures"
 	MetricRequestErrors = "request_rejected"
+	// MetricFallbackJoined counts messages stored behind their creator's
+	// messages waiting in the fallback table (SQS was not at fault).
+	MetricFallbackJoined = "fallback_joined"
+	// MetricQuotaUnavailable counts backpressure checks skipped because
+	// the quota store did not answer (the only case a cap is not applied).
+	MetricQuotaUnavailable = "quota_unavailable"
+	// MetricOrderUnknown counts messages refused (503) because their
+	// creator's fallback backlog could not be read.
+	MetricOrderUnknown = "order_state_unavailable"
 	// MetricQueueDepth is a queue's messages, dimension Queue (intake,
 	// intake-dlq, workflows, workflows-dlq).
 	MetricQueueDepth = "queue_depth"
@@ -264,11 +273,9 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	if claim.rec != nil && len(claim.rec.Outcomes) == len(msgs) {
 		copy(outcomes, claim.rec.Outcomes)
 	}
-	if creator, retry, refused := s.creatorBackpressure(r.Context(), msgs, outcomes); refused {
+	if rf := s.creatorBackpressure(r.Context(), msgs, outcomes, m); rf != nil {
 		s.releaseClaim(r.Context(), claim.key, outcomes)
-		reject(&refusal{code: http.StatusTooManyRequests, retryAfter: retryAfter(retry), body: errorBody{
-			Error:  fmt.Sprintf("creator %s has about %d messages waiting (the cap); retry later", creator, s.cfg.CreatorWaiting),
-			Fields: []message.FieldError{{Field: "creatorId", Reason: "too many messages waiting for this creator"}}}})
+		reject(rf)
 		return
 	}
 	code, out, failed := s.sendAll(r.Context(), msgs, outcomes, batch, m, start)
@@ -318,7 +325,9 @@ func (s *Server) authorize(ctx context.Context, p auth.Principal, drafts []Draft
 	if s.d.Quota != nil {
 		ok, retry, err := s.d.Quota.Count(ctx, "caller#"+user, 1, s.cfg.CallerRequests, s.cfg.CallerWindow)
 		if err != nil {
-			// Backpressure protects; it never stops the pipeline: fail open.
+			// Backpressure protects; a store outage never stops the
+			// pipeline: the cap is skipped, logged and counted.
+			_ = s.d.Metrics.Emit(quotaUnavailable())
 			s.d.Log.Warn("caller quota unavailable; not enforced", "user_id", user, "error", err)
 		} else if !ok {
 			return &refusal{code: http.StatusTooManyRequests, retryAfter: retryAfter(retry), body: errorBody{Error: fmt.Sprintf("more than %d requests per %s from this caller; retry later", s.cfg.CallerRequests, s.cfg.CallerWindow)}}
@@ -437,7 +446,6 @@ func (s *Server) releaseClaim(ctx context.Context, key string, outcomes []string
 // the new outcomes and returns the answer: 202, or 500 when one was stored
 // for replay, or 503 when one was neither (failed reports that).
 func (s *Server) sendAll(ctx context.Context, msgs []message.Message, outcomes []string, batch bool, m *metrics.Set, start time.Time) (code int, out []byte, failed bool) {
-	enabled, _ := s.d.Flag.Enabled(ctx)
 	var todo []message.Message
 	var todoIdx []int
 	results := make([]Result, len(msgs))
@@ -448,7 +456,26 @@ func (s *Server) sendAll(ctx context.Context, msgs []message.Message, outcomes [
 		}
 		todo, todoIdx = append(todo, msgs[i]), append(todoIdx, i)
 	}
-	for j, res := range s.enqueue(ctx, todo, !enabled, m, start) {
+	var enqueued []Result
+	if len(todo) > 0 {
+		creators := make([]string, 0, len(todo))
+		for _, msg := range todo {
+			creators = append(creators, msg.CreatorKey())
+		}
+		// The one DynamoDB call this adds to a send: may these creators'
+		// messages go to SQS, or do earlier ones wait in the fallback table?
+		if backlogs, err := s.d.Fallback.Backlogs(ctx, creators); err != nil {
+			// Sending blind could overtake them: refuse (nothing accepted).
+			s.d.Log.Error("creators' fallback backlog unreadable; nothing sent", "creators", creators, "error", err)
+			m.Add(MetricOrderUnknown, metrics.Count, float64(len(todo)))
+			for _, msg := range todo {
+				enqueued = append(enqueued, Result{MessageID: msg.MessageID, Status: StatusFailed, Error: errOrderUnknown})
+			}
+		} else {
+			enqueued = s.enqueue(ctx, todo, backlogs, m, start)
+		}
+	}
+	for j, res := range enqueued {
 		results[todoIdx[j]] = res
 		if res.Status != StatusFailed {
 			outcomes[todoIdx[j]] = res.Status
@@ -456,10 +483,13 @@ func (s *Server) sendAll(ctx context.Context, msgs []message.Message, outcomes [
 	}
 	code = http.StatusAccepted
 	for _, res := range results {
-		switch res.Status {
-		case StatusStoredForReplay:
+		switch {
+		case res.Status == StatusStoredForReplay && res.Error == errJoinedReplay:
+			// SQS did not fail: accepted, in order, behind the creator's
+			// waiting messages.
+		case res.Status == StatusStoredForReplay:
 			code = http.StatusInternalServerError
-		case StatusFailed:
+		case res.Status == StatusFailed:
 			failed = true
 			if code != http.StatusInternalServerError {
 				code = http.StatusServiceUnavailable
@@ -475,35 +505,58 @@ func (s *Server) sendAll(ctx context.Context, msgs []message.Message, outcomes [
 }
 
 // creatorBackpressure takes one unit per message still to send from each
-// creator's waiting quota; refused names the first creator over its cap.
+// creator's waiting quota. A request holding more messages for one creator
+// than the cap is refused with 413 naming the cap (it could never fit); a
+// creator over its cap gets 429 with Retry-After. Only a quota store that
+// does not answer skips the check, logged and counted (MetricQuotaUnavailable).
 // Units already taken for other creators stay taken (they only err on the
 // side of refusing sooner).
-func (s *Server) creatorBackpressure(ctx context.Context, msgs []message.Message, outcomes []string) (creator string, retry time.Duration, refused bool) {
-	if s.d.Quota == nil {
-		return "", 0, false
-	}
+func (s *Server) creatorBackpressure(ctx context.Context, msgs []message.Message, outcomes []string, m *metrics.Set) *refusal {
 	counts := map[string]int{}
 	var order []string
-	for i, m := range msgs {
+	for i, msg := range msgs {
 		if outcomes[i] != "" {
 			continue
 		}
-		if counts[m.CreatorKey()] == 0 {
-			order = append(order, m.CreatorKey())
+		if counts[msg.CreatorKey()] == 0 {
+			order = append(order, msg.CreatorKey())
 		}
-		counts[m.CreatorKey()]++
+		counts[msg.CreatorKey()]++
+	}
+	tooMany := func(c string) *refusal {
+		return refuse(http.StatusRequestEntityTooLarge, errorBody{
+			Error:  fmt.Sprintf("the request holds %d messages for creator %s; CREATOR_WAITING_CAP allows %d waiting per creator: send fewer per request", counts[c], c, s.cfg.CreatorWaiting),
+			Fields: []message.FieldError{{Field: "messages", Reason: fmt.Sprintf("more messages for one creator than CREATOR_WAITING_CAP (%d)", s.cfg.CreatorWaiting)}}})
+	}
+	for _, c := range order {
+		if counts[c] > s.cfg.CreatorWaiting {
+			return tooMany(c)
+		}
+	}
+	if s.d.Quota == nil {
+		return nil
 	}
 	for _, c := range order {
 		ok, retry, err := s.d.Quota.Take(ctx, "creator#"+c, counts[c], quota.Rule{Interval: s.cfg.CreatorDrain, Burst: s.cfg.CreatorWaiting})
-		if err != nil {
+		switch {
+		case errors.Is(err, quota.ErrExceedsBurst):
+			return tooMany(c)
+		case err != nil:
+			m.Add(MetricQuotaUnavailable, metrics.Count, 1)
 			s.d.Log.Warn("creator quota unavailable; not enforced", "creator_id", c, "error", err)
-			continue
-		}
-		if !ok {
-			return c, retry, true
+		case !ok:
+			return &refusal{code: http.StatusTooManyRequests, retryAfter: retryAfter(retry), body: errorBody{
+				Error:  fmt.Sprintf("creator %s has about %d messages waiting (CREATOR_WAITING_CAP); retry later", c, s.cfg.CreatorWaiting),
+				Fields: []message.FieldError{{Field: "creatorId", Reason: "too many messages waiting for this creator"}}}}
 		}
 	}
-	return "", 0, false
+	return nil
+}
+
+func quotaUnavailable() *metrics.Set {
+	m := metrics.NewSet()
+	m.Add(MetricQuotaUnavailable, metrics.Count, 1)
+	return m
 }
 
 // retryAfter formats a Retry-After header: whole seconds, at least 1.
@@ -515,6 +568,8 @@ func retryAfter(d time.Duration) string {
 const (
 	errStoredForReplay = "the queue is unavailable; the message was stored and will be replayed"
 	errNothingStored   = "the queue and the fallback store are unavailable; nothing was stored, retry later"
+	errJoinedReplay    = "earlier messages of this creator wait in the fallback table; this one was stored behind them and will be replayed in order"
+	errOrderUnknown    = "cannot read whether this creator has messages waiting in the fallback table; nothing was sent, retry later"
 )
 
 func resultOf(id, status string) Result {
@@ -525,40 +580,96 @@ func resultOf(id, status string) Result {
 	return r
 }
 
-// enqueue sends msgs and stores every one that could not be sent in the
-// fallback table.
-func (s *Server) enqueue(ctx context.Context, msgs []message.Message, direct bool, m *metrics.Set, start time.Time) []Result {
-	errs := s.d.Sender.Send(ctx, msgs, direct)
+// enqueue queues msgs in their creators' order and stores in the fallback
+// table every message that may not or could not be queued:
+//   - a creator with messages waiting in the fallback table (backlogs) has
+//     all its new messages stored behind them, so none overtakes them; the
+//     answer is 202 with stored_for_replay;
+//   - a message SQS refused after its retries is stored with every later
+//     message of its creator in the request (enqueue.Send never queues
+//     those: ErrNotSent); the answer is 500 with stored_for_replay.
+//
+// Each creator's stored messages get consecutive acceptance sequences from
+// one Reserve before any is stored, and are stored in order; the first that
+// cannot be stored fails with every later one of its creator (503: nothing
+// accepted, the client retries them in order).
+func (s *Server) enqueue(ctx context.Context, msgs []message.Message, backlogs map[string]fallback.Backlog, m *metrics.Set, start time.Time) []Result {
 	results := make([]Result, len(msgs))
+	sendErrs := make([]error, len(msgs))
+	joined := make([]bool, len(msgs))
+	var direct []message.Message
+	var directIdx []int
 	for i, msg := range msgs {
-		res := Result{MessageID: msg.MessageID, Status: StatusQueued}
-		if errs[i] != nil {
-			m.Add(MetricSendFailures, metrics.Count, 1)
-			attempts := 1
-			var ee *enqueue.Error
-			if errors.As(errs[i], &ee) {
-				attempts = ee.Attempts
-			}
-			body, _ := msg.Marshal() // validated messages always encode
-			ferr := s.d.Fallback.Put(ctx, msg.MessageID, msg.CreatorKey(), string(body), msg.Attributes().Strings(), attempts, errs[i])
-			if ferr == nil || errors.Is(ferr, fallback.ErrExists) {
-				m.Add(MetricFallback, metrics.Count, 1)
-				res.Status, res.Error = StatusStoredForReplay, errStoredForReplay
-			} else {
-				res.Status, res.Error = StatusFailed, errNothingStored
-				s.d.Log.Error("message neither queued nor stored", "message_id", msg.MessageID, "send_error", errs[i], "store_error", ferr)
-			}
-		} else {
-			m.Add(MetricQueued, metrics.Count, 1)
+		if backlogs[msg.CreatorKey()].Waiting() {
+			joined[i] = true
+			continue
 		}
+		direct, directIdx = append(direct, msg), append(directIdx, i)
+	}
+	for j, err := range s.d.Sender.Send(ctx, direct) {
+		sendErrs[directIdx[j]] = err
+	}
+	// What goes to the fallback table, per creator in request order.
+	var creators []string
+	store := map[string][]int{}
+	for i, msg := range msgs {
+		if !joined[i] && sendErrs[i] == nil {
+			results[i] = Result{MessageID: msg.MessageID, Status: StatusQueued}
+			m.Add(MetricQueued, metrics.Count, 1)
+			continue
+		}
+		if sendErrs[i] != nil {
+			m.Add(MetricSendFailures, metrics.Count, 1)
+		}
+		c := msg.CreatorKey()
+		if store[c] == nil {
+			creators = append(creators, c)
+		}
+		store[c] = append(store[c], i)
+	}
+	for _, c := range creators {
+		idx := store[c]
+		first, rerr := s.d.Fallback.Reserve(ctx, c, len(idx))
+		var storeErr error = rerr
+		for k, i := range idx {
+			msg := msgs[i]
+			if storeErr == nil {
+				attempts := 0
+				var ee *enqueue.Error
+				if errors.As(sendErrs[i], &ee) {
+					attempts = ee.Attempts
+				}
+				body, _ := msg.Marshal() // validated messages always encode
+				lastErr := sendErrs[i]
+				if joined[i] {
+					lastErr = errors.New("queued behind this creator's messages waiting in the fallback table")
+				}
+				ferr := s.d.Fallback.Put(ctx, msg.MessageID, c, first+int64(k), string(body), msg.Attributes().Strings(), attempts, lastErr)
+				if ferr != nil && !errors.Is(ferr, fallback.ErrExists) {
+					storeErr = ferr
+				}
+			}
+			switch {
+			case storeErr != nil:
+				results[i] = Result{MessageID: msg.MessageID, Status: StatusFailed, Error: errNothingStored}
+				s.d.Log.Error("message neither queued nor stored", "message_id", msg.MessageID, "creator_id", c, "send_error", errString(sendErrs[i]), "store_error", storeErr)
+			case joined[i]:
+				results[i] = Result{MessageID: msg.MessageID, Status: StatusStoredForReplay, Error: errJoinedReplay}
+				m.Add(MetricFallbackJoined, metrics.Count, 1)
+			default:
+				results[i] = resultOf(msg.MessageID, StatusStoredForReplay)
+				m.Add(MetricFallback, metrics.Count, 1)
+			}
+		}
+	}
+	for i, msg := range msgs {
 		level := slog.LevelInfo
-		if res.Status != StatusQueued {
+		if results[i].Status == StatusFailed || sendErrs[i] != nil {
 			level = slog.LevelError
 		}
 		s.d.Log.Log(ctx, level, "message send", "message_id", msg.MessageID, "creator_id", msg.CreatorKey(),
-			"timestamp", msg.Timestamp.Format(time.RFC3339Nano), "outcome", res.Status, "bypass_rate_limiter", direct,
-			"latency_ms", s.d.Now().Sub(start).Milliseconds(), "error", errString(errs[i]))
-		results[i] = res
+			"timestamp", msg.Timestamp.Format(time.RFC3339Nano), "outcome", results[i].Status, "behind_fallback", joined[i],
+			"latency_ms", s.d.Now().Sub(start).Milliseconds(), "error", errString(sendErrs[i]))
 	}
 	return results
 }
@@ -702,19 +813,21 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"replayed": res.Replayed, "failed": res.Failed, "skipped": res.Skipped})
 }
 
-// Replay moves pending fallback items to the queue the flag selects now.
+// Replay moves waiting fallback items to the intake queue, each creator's
+// in acceptance order (fallback.Store.Replay).
 // The scheduled replay Lambda and `make replay` call it too.
 func Replay(ctx context.Context, d Deps, limit int) (fallback.ReplayResult, error) {
 	m := metrics.NewSet()
 	defer func() { _ = d.Metrics.Emit(m) }()
-	enabled, _ := d.Flag.Enabled(ctx)
 	res, err := d.Fallback.Replay(ctx, func(ctx context.Context, it fallback.Item) error {
 		msg, err := message.Parse([]byte(it.Payload))
 		if err != nil {
 			return fmt.Errorf("stored payload unreadable: %w", err)
 		}
-		err = d.Sender.Send(ctx, []message.Message{msg}, !enabled)[0]
-		d.Log.Log(ctx, logLevel(err), "fallback replay", "message_id", it.MessageID, "attempts", it.Attempts+1, "error", errString(err))
+		// Always the intake queue: the limiter applies the flag, so a
+		// replayed message and the creator's later ones share one path.
+		err = d.Sender.Send(ctx, []message.Message{msg})[0]
+		d.Log.Log(ctx, logLevel(err), "fallback replay", "message_id", it.MessageID, "creator_id", it.CreatorKey, "seq", it.Seq, "attempts", it.Attempts+1, "error", errString(err))
 		return err
 	}, limit)
 	m.Add(MetricReplayed, metrics.Count, float64(res.Replayed))

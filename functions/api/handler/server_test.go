@@ -70,10 +70,11 @@ func setup(t *testing.T) *fixture {
 	f.queues = f.aws.CreateQueues(t, "test")
 	f.proxy = harness.StartFaultProxy(t, f.aws.Endpoint, "AmazonSQS.SendMessage")
 	ctx := context.Background()
-	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idempotency", idempotency.KeyAttribute}} {
-		if err := devstack.CreateTable(ctx, f.ddb.DynamoDB, tbl.name, tbl.key); err != nil {
-			t.Fatal(err)
-		}
+	if err := devstack.CreateFallbackTable(ctx, f.ddb.DynamoDB, "fallback"); err != nil {
+		t.Fatal(err)
+	}
+	if err := devstack.CreateTable(ctx, f.ddb.DynamoDB, "idempotency", idempotency.KeyAttribute); err != nil {
+		t.Fatal(err)
 	}
 	// The SQS client used for sends goes through the fault proxy, with the
 	// production retryer and a short backoff.
@@ -192,21 +193,43 @@ func TestSendQueuesOneMessageWithAttributes(t *testing.T) {
 	}
 }
 
-func TestSendBatchUsesOneBatchCall(t *testing.T) {
+// A batch carries at most one message per creator in each SQS call, so
+// that an entry SQS fails never has a later entry of its creator queued
+// ahead of it (issue 23): three creators take one SendMessageBatch, one
+// creator's three messages take three calls, in order.
+func TestSendBatchUsesOneCallPerRoundOfCreators(t *testing.T) {
 	f := setup(t)
-	body := `{"messages":[{"recipientId":"a","content":"1"},{"recipientId":"b","content":"2"},{"recipientId":"c","content":"3"}]}`
+	tok := tokenWith(t, jwt.MapClaims{"sub": "user-1", "exp": time.Now().Add(time.Hour).Unix(), "creators": []string{"c-1", "c-2", "c-3"}})
+	mixed := `{"messages":[{"creatorId":"c-1","recipientId":"a","content":"1"},{"creatorId":"c-2","recipientId":"b","content":"2"},{"creatorId":"c-3","recipientId":"c","content":"3"}]}`
 	before := f.proxy.Attempts.Load()
+	if w, _ := f.send(mixed, tok); w.Code != http.StatusAccepted {
+		t.Fatalf("status %d body %s", w.Code, w.Body)
+	}
+	if calls := f.proxy.Attempts.Load() - before; calls != 1 {
+		t.Fatalf("%d send calls for three creators, want one SendMessageBatch", calls)
+	}
+	if n := len(harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 3 {
+		t.Fatalf("queue holds %d", n)
+	}
+	body := `{"messages":[{"recipientId":"a","content":"1"},{"recipientId":"b","content":"2"},{"recipientId":"c","content":"3"}]}`
+	before = f.proxy.Attempts.Load()
 	w, _ := f.send(body, tokenFor(t, "user-1", time.Hour, ""))
 	var out struct{ Results []api.Result }
 	_ = json.Unmarshal(w.Body.Bytes(), &out)
 	if w.Code != http.StatusAccepted || len(out.Results) != 3 || out.Results[2].Status != api.StatusQueued {
 		t.Fatalf("status %d body %s", w.Code, w.Body)
 	}
-	if calls := f.proxy.Attempts.Load() - before; calls != 1 {
-		t.Fatalf("%d send calls, want one SendMessageBatch", calls)
+	if calls := f.proxy.Attempts.Load() - before; calls != 3 {
+		t.Fatalf("%d send calls for one creator's three messages, want 3", calls)
 	}
-	if n := len(harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 3 {
-		t.Fatalf("queue holds %d", n)
+	got := harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL)
+	var texts []string
+	for _, m := range got {
+		msg, _ := message.Parse([]byte(aws.ToString(m.Body)))
+		texts = append(texts, msg.Content)
+	}
+	if strings.Join(texts, ",") != "1,2,3" {
+		t.Fatalf("queue holds %q, want 1,2,3", texts)
 	}
 }
 
@@ -375,32 +398,35 @@ func TestIdempotencyKeyQueuesOneCopy(t *testing.T) {
 	}
 }
 
-func TestFlagFlipBypassesTheLimiterWithinTheCacheTTL(t *testing.T) {
+// The flag is applied by the limiter (issue 23: sending straight to the
+// workflows queue let new messages overtake those still in the intake
+// queue): the API queues every message on the intake queue whatever the
+// flag says, and reports the flag in the status, changed without a restart.
+func TestFlagOffStillQueuesOnTheIntakeQueueSoNothingOvertakes(t *testing.T) {
 	// GIVEN the flag parameter on
 	f := setup(t)
 	tok := tokenFor(t, "user-1", time.Hour, "")
+	admin := tokenFor(t, "ops-1", time.Hour, "admin")
 	f.flagSrc.v.Store("true")
+	f.do(call{method: "GET", path: api.PathStatus, token: admin})
 	f.send(goodBody, tok)
 
 	// WHEN it is switched off, and the cache TTL (200 ms) passes
 	f.flagSrc.v.Store("false")
-	f.send(goodBody, tok) // within the TTL: still through the limiter
 	time.Sleep(250 * time.Millisecond)
-	_, out := f.send(goodBody, tok)
+	_, st := f.do(call{method: "GET", path: api.PathStatus, token: admin})
+	f.send(goodBody, tok)
 
-	// THEN the third message went straight to the FIFO queue with the
-	// limiter's group and deduplication ids, without a restart
+	// THEN both messages are on the intake queue, in order, none on the
+	// workflows queue, and the status shows the flag off
 	if n := len(harness.Drain(t, f.aws.SQS, f.queues.RateLimiter.URL)); n != 2 {
 		t.Fatalf("rate limiter queue holds %d, want 2", n)
 	}
-	fifo := harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)
-	if len(fifo) != 1 {
-		t.Fatalf("FIFO holds %d, want 1", len(fifo))
+	if n := len(harness.Drain(t, f.aws.SQS, f.queues.Workflows.URL)); n != 0 {
+		t.Fatalf("the API sent %d straight to the workflows queue", n)
 	}
-	msg, _ := message.Parse([]byte(aws.ToString(fifo[0].Body)))
-	dedup, _ := msg.DeduplicationID()
-	if msg.MessageID != out["messageId"] || fifo[0].Attributes["MessageGroupId"] != "creator-1" || fifo[0].Attributes["MessageDeduplicationId"] != dedup {
-		t.Fatalf("bypassed message %+v attrs %v", msg, fifo[0].Attributes)
+	if st["rateLimiterEnabled"] != false {
+		t.Fatalf("status %v", st)
 	}
 	if !strings.Contains(f.logs.String(), `"msg":"rate limiter flag changed","enabled":false`) {
 		t.Fatalf("flag change not logged:\n%s", f.logs)
@@ -531,8 +557,16 @@ func TestAKeyedRequestThatStoredNothingIsNotCachedAndItsRetrySendsTheSameIDs(t *
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 	firstIDs := []any{out["results"].([]any)[0].(map[string]any)["messageId"], out["results"].([]any)[1].(map[string]any)["messageId"]}
-	// AND SQS comes back and the client retries with the same key
+	// AND SQS and the table come back and the client retries with the
+	// same key (while the table is gone the creator's order cannot be
+	// checked, so nothing is sent: 503 again)
 	f.proxy.Failing.Store(false)
+	if w, _ := f.do(req); w.Code != 503 {
+		t.Fatalf("retry without the fallback table: %d %s", w.Code, w.Body)
+	}
+	if err := devstack.CreateFallbackTable(context.Background(), f.ddb.DynamoDB, "fallback"); err != nil {
+		t.Fatal(err)
+	}
 	w, out = f.do(req)
 	// THEN the retry is not the cached 503: both messages are queued, with
 	// the ids the first answer gave

@@ -191,6 +191,7 @@ func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger,
 	ddb := dynamodb.NewFromConfig(awsCfg)
 	d.Sender = enqueue.NewSender(sendClient, enqueue.Queues{RateLimiterURL: s.RateLimiterQueueURL, WorkflowsURL: s.WorkflowsQueueURL}, 100*time.Millisecond)
 	d.Fallback = fallback.NewStore(ddb, s.FallbackTable, time.Now, 2*time.Minute)
+	d.Fallback.Log = log
 	d.Idempotency = idempotency.NewStore(ddb, s.IdempotencyTable, cfg.IdempotencyTTL, time.Now)
 	d.Quota = quota.NewStore(ddb, s.IdempotencyTable, idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
 	d.QueueStats = statsClient

@@ -10,6 +10,12 @@
 // dropped, and nothing later overtakes an earlier record of its creator: the
 // first record of a creator that is returned takes every later record of
 // that creator in the batch back with it, with the same visibility.
+//
+// The RATE_LIMITER_ENABLED flag (seed 000 R7) is applied here: with the flag
+// off the handler forwards every valid record in queue order without asking
+// Redis. Every message takes the intake queue whatever the flag says, so
+// flipping it either way while a backlog waits never lets a creator's new
+// messages overtake the ones already queued.
 package handler
 
 import (
@@ -69,6 +75,14 @@ type Decider interface {
 	Decide(ctx context.Context, reqs []ratelimit.Request) ([]ratelimit.Decision, error)
 }
 
+// Flag is the RATE_LIMITER_ENABLED flag (featureflag.Flag).
+type Flag interface {
+	Enabled(ctx context.Context) (bool, string)
+}
+
+// MetricUnchecked counts records forwarded without the rate check (flag off).
+const MetricUnchecked = "rate_limit_unchecked_count"
+
 // Config of the handler.
 type Config struct {
 	SourceQueueURL     string // huntaze-rate-limiter-queue.fifo (visibility changes)
@@ -115,7 +129,11 @@ type Handler struct {
 	log     *slog.Logger
 	metrics *metrics.Emitter
 	now     func() time.Time
+	flag    Flag
 }
+
+// UseFlag makes the handler read f before each batch (nil: always on).
+func (h *Handler) UseFlag(f Flag) { h.flag = f }
 
 // New returns a handler. now times batches and the visibility cap;
 // decisions use the Redis clock.
@@ -184,7 +202,7 @@ func (b *batch) isHeld(r record) bool { h, ok := b.held[r.group]; return ok && h
 // report per-record results; every record-level problem is in the response.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	b := &batch{start: h.now(), held: map[string]hold{}, m: metrics.NewSet()}
-	for _, n := range []string{MetricAllowed, MetricRejected, MetricFenced, MetricForwardFailures, MetricRedisErrors, MetricPoison} {
+	for _, n := range []string{MetricAllowed, MetricRejected, MetricFenced, MetricForwardFailures, MetricRedisErrors, MetricPoison, MetricUnchecked} {
 		b.m.Add(n, metrics.Count, 0)
 	}
 
@@ -269,7 +287,24 @@ func (h *Handler) decideAndForward(ctx context.Context, b *batch, recs []record)
 	for i, r := range recs {
 		reqs[i] = ratelimit.Request{Key: r.msg.CreatorKey(), ID: r.msg.MessageID}
 	}
-	decisions, err := h.limiter.Decide(ctx, reqs)
+	enabled := true
+	if h.flag != nil {
+		enabled, _ = h.flag.Enabled(ctx)
+	}
+	var decisions []ratelimit.Decision
+	var err error
+	if enabled {
+		decisions, err = h.limiter.Decide(ctx, reqs)
+	} else {
+		// Flag off: no rate check, same order. Remaining -1 marks it in the
+		// forwarded message's tokens_remaining attribute.
+		at := h.now()
+		decisions = make([]ratelimit.Decision, len(reqs))
+		for i := range decisions {
+			decisions[i] = ratelimit.Decision{Allowed: true, Remaining: -1, At: at}
+		}
+		b.m.Add(MetricUnchecked, metrics.Count, float64(len(reqs)))
+	}
 	if err != nil {
 		// Fail closed: without a decision nothing may reach OnlyFans. Not the
 		// message's fault: it waits, longer with every receive.
@@ -287,7 +322,7 @@ func (h *Handler) decideAndForward(ctx context.Context, b *batch, recs []record)
 		h.log.Info("rate limit decision",
 			"message_id", r.msg.MessageID, "creator_id", r.msg.CreatorKey(), "allowed", d.Allowed,
 			"retry_after_ms", d.RetryAfter.Milliseconds(), "tokens_remaining", d.Remaining, "fenced", d.Fenced,
-			"receive_count", r.receiveCount())
+			"receive_count", r.receiveCount(), "rate_checked", enabled)
 		switch {
 		case d.Allowed && !b.isHeld(r):
 			b.m.Add(MetricAllowed, metrics.Count, 1)

@@ -14,9 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
+	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
@@ -36,6 +38,13 @@ type Settings struct {
 	ReturnSlack time.Duration `env:"RATE_RETURN_SLACK" envDefault:"1s"`
 	KeyPrefix   string        `env:"RATE_KEY_PREFIX" envDefault:"rl"`
 
+	// RateLimiterEnabled is the flag's value when FlagParameter is unset or
+	// absent; the parameter (SSM, cached FlagCacheTTL) is the API's too.
+	// Off: records are forwarded in order without the rate check.
+	RateLimiterEnabled string        `env:"RATE_LIMITER_ENABLED" envDefault:"true"`
+	FlagParameter      string        `env:"RATE_LIMITER_FLAG_PARAMETER"`
+	FlagCacheTTL       time.Duration `env:"RATE_LIMITER_FLAG_TTL" envDefault:"30s"`
+
 	Version          string        `env:"RATE_LIMITER_VERSION" envDefault:"1"`
 	OutageBackoff    time.Duration `env:"OUTAGE_BACKOFF" envDefault:"5s"`
 	OutageBackoffMax time.Duration `env:"OUTAGE_BACKOFF_MAX" envDefault:"15m"`
@@ -49,6 +58,9 @@ func Load(environ map[string]string) (Settings, error) {
 	}
 	if err := s.Redis.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := featureflag.ParseEnv(s.RateLimiterEnabled); err != nil {
+		errs = append(errs, fmt.Errorf("RATE_LIMITER_ENABLED: %w", err))
 	}
 	if err := s.Limiter().Validate(); err != nil {
 		errs = append(errs, err)
@@ -87,6 +99,17 @@ func (s Settings) Handler() handler.Config {
 // default chain in Lambda, local endpoints in `make dev`). EMF metrics go to
 // metricsOut (stdout in Lambda).
 func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger, metricsOut io.Writer) (*handler.Handler, error) {
+	var source featureflag.Source
+	if s.FlagParameter != "" {
+		source = featureflag.SSMParameter{Client: ssm.NewFromConfig(awsCfg), Name: s.FlagParameter}
+	}
+	return BuildWithFlag(ctx, s, awsCfg, log, metricsOut, source)
+}
+
+// BuildWithFlag is Build with the flag read from source (nil: the
+// environment value only). The local stack passes a switch it flips, as
+// there is no SSM emulator.
+func BuildWithFlag(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger, metricsOut io.Writer, source featureflag.Source) (*handler.Handler, error) {
 	rdb, err := redisconn.Connect(ctx, s.Redis, secretsmanager.NewFromConfig(awsCfg))
 	if err != nil {
 		return nil, err
@@ -98,5 +121,14 @@ func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger,
 	log.Info("rate limiter configured", "environment", s.Environment, "limit", s.Limit, "window", s.Window.String(),
 		"redis", s.Redis.Addr, "redis_tls", s.Redis.TLS, "version", s.Version)
 	emf := metrics.New(metricsOut, map[string]string{"Service": "rate-limiter", "Environment": s.Environment}, time.Now)
-	return handler.New(s.Handler(), limiter, sqs.NewFromConfig(awsCfg), log, emf, time.Now)
+	h, err := handler.New(s.Handler(), limiter, sqs.NewFromConfig(awsCfg), log, emf, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	envDefault, _ := featureflag.ParseEnv(s.RateLimiterEnabled)
+	flag := featureflag.New(source, envDefault, s.FlagCacheTTL, time.Now, log)
+	enabled, origin := flag.Enabled(ctx)
+	log.Info("rate limiter status", "enabled", enabled, "source", origin, "environment", s.Environment)
+	h.UseFlag(flag)
+	return h, nil
 }

@@ -1,9 +1,13 @@
 package infra
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"regexp"
 	"sort"
+	"strings"
 )
 
 // DefaultEnvironment is the environment `cdk synth` and `cdk deploy` use
@@ -18,10 +22,15 @@ const DefaultRegion = "us-east-1"
 type Environment struct {
 	// Name is dev, staging or prod; it is part of stack and resource names.
 	Name string
-	// Account is the AWS account id; empty means the account of the
-	// credentials `cdk` runs with (CDK_DEFAULT_ACCOUNT), so synth needs none.
+	// Account is the AWS account id the environment deploys to. staging and
+	// prod must pin theirs (ValidateEnvironments): `cdk deploy` then refuses
+	// credentials of any other account. Empty (dev only) means the account
+	// of the credentials `cdk` runs with (CDK_DEFAULT_ACCOUNT).
 	Account string
 	Region  string
+	// AvailabilityZones of the created VPC: named, so that a stack pinned to
+	// an account needs no AZ lookup (no AWS call) at synth.
+	AvailabilityZones []string
 
 	// VPCID imports an existing VPC (needs an account and `cdk` lookups);
 	// empty creates one.
@@ -38,7 +47,9 @@ type Environment struct {
 	// instead of creating it.
 	AlertTopicExists bool
 
-	// JWT issuer and audience the HTTP API authorizer trusts.
+	// JWT issuer and audience the HTTP API authorizer trusts: each
+	// environment its own pair, so a token minted for one is refused by
+	// every other (ValidateEnvironments). docs/api.md, "Tokens".
 	JWTIssuer   string
 	JWTAudience string
 
@@ -56,10 +67,23 @@ type Environment struct {
 // AlertTopicName is the SNS topic of the seed (003 R5.5).
 const AlertTopicName = "huntaze-cost-alerts"
 
+// The accounts staging and prod deploy to (one account each; dev uses the
+// credentials' account). These are AWS's documentation example ids until
+// the team writes its real ones here (README, "Deploying per environment"):
+// synth needs no AWS access either way, and `cdk deploy` refuses
+// credentials of any other account, so a wrong id fails safe.
+const (
+	StagingAccount = "111122223333"
+	ProdAccount    = "444455556666"
+)
+
 func baseEnvironment(name string) Environment {
 	return Environment{
-		Name: name, Region: DefaultRegion, NATGateways: 1, CacheNodeType: "cache.t4g.micro",
-		JWTIssuer: "https://auth.huntaze.com/", JWTAudience: "huntaze-api",
+		Name: name, Region: DefaultRegion, AvailabilityZones: []string{DefaultRegion + "a", DefaultRegion + "b"},
+		NATGateways: 1, CacheNodeType: "cache.t4g.micro",
+		// The identity provider's tenant of this environment, and the API
+		// identifier registered there for it.
+		JWTIssuer: "https://auth." + name + ".huntaze.com/", JWTAudience: "huntaze-api-" + name,
 		LimiterMaxConcurrency: 10, ScraperMinTasks: 1, ScraperMaxTasks: 10, ScraperOnDemandBase: 0,
 		LogRetentionDays: 30,
 	}
@@ -68,7 +92,10 @@ func baseEnvironment(name string) Environment {
 var environments = func() map[string]Environment {
 	dev := baseEnvironment("dev")
 	staging := baseEnvironment("staging")
+	staging.Account = StagingAccount
 	prod := baseEnvironment("prod")
+	prod.Account = ProdAccount
+	prod.JWTIssuer, prod.JWTAudience = "https://auth.huntaze.com/", "huntaze-api"
 	prod.NATGateways, prod.CacheNodeType, prod.MultiAZ = 2, "cache.r7g.large", true
 	prod.AlertTopicExists, prod.ScraperOnDemandBase, prod.LogRetentionDays = true, 1, 90
 	return map[string]Environment{"dev": dev, "staging": staging, "prod": prod}
@@ -90,6 +117,9 @@ func LookupEnvironment(name string) (Environment, error) {
 	if name == "" {
 		name = DefaultEnvironment
 	}
+	if err := ValidateEnvironments(environments); err != nil {
+		return Environment{}, err
+	}
 	env, ok := environments[name]
 	if !ok {
 		return Environment{}, fmt.Errorf("unknown environment %q (known: %v); pass -c env=NAME", name, EnvironmentNames())
@@ -103,4 +133,54 @@ func LookupEnvironment(name string) (Environment, error) {
 // StackName names a stack of an environment: "Huntaze-<Env>-<Part>".
 func (e Environment) StackName(part string) string {
 	return fmt.Sprintf("Huntaze-%s-%s", e.Name, part)
+}
+
+// accountsRequired are the environments that must pin their account.
+var accountsRequired = []string{"staging", "prod"}
+
+var accountID = regexp.MustCompile(`^\d{12}$`)
+
+// ValidateEnvironments checks the trust between environments before any
+// stack is built (synth fails with its message): every environment has an
+// https issuer and an audience, no two share the issuer+audience pair (a
+// token of one would be accepted by the other), staging and prod pin
+// their own account, and no account hosts two pinned environments.
+func ValidateEnvironments(envs map[string]Environment) error {
+	var errs []error
+	names := make([]string, 0, len(envs))
+	for n := range envs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	trusted := map[string]string{} // issuer+audience -> environment
+	accounts := map[string]string{}
+	for _, n := range names {
+		e := envs[n]
+		if u, err := url.Parse(e.JWTIssuer); err != nil || u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("environment %s: JWTIssuer %q must be an https URL (the OIDC issuer)", n, e.JWTIssuer))
+		}
+		if strings.TrimSpace(e.JWTAudience) == "" {
+			errs = append(errs, fmt.Errorf("environment %s: JWTAudience is empty", n))
+		}
+		pair := e.JWTIssuer + " " + e.JWTAudience
+		if other, ok := trusted[pair]; ok {
+			errs = append(errs, fmt.Errorf("environments %s and %s trust the same issuer %q and audience %q: a token for one would be accepted by the other; give each its own (infra/config.go)", other, n, e.JWTIssuer, e.JWTAudience))
+		}
+		trusted[pair] = n
+		if e.Account != "" {
+			if !accountID.MatchString(e.Account) {
+				errs = append(errs, fmt.Errorf("environment %s: Account %q is not a 12-digit AWS account id", n, e.Account))
+			}
+			if other, ok := accounts[e.Account]; ok {
+				errs = append(errs, fmt.Errorf("environments %s and %s are pinned to the same account %s; each needs its own", other, n, e.Account))
+			}
+			accounts[e.Account] = n
+		}
+	}
+	for _, n := range accountsRequired {
+		if e, ok := envs[n]; ok && e.Account == "" {
+			errs = append(errs, fmt.Errorf("environment %s has no Account: it would deploy into whatever account the credentials point to; set Account in infra/config.go", n))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -32,9 +32,9 @@ func NewNetwork(scope constructs.Construct, id string, props NetworkProps) *Netw
 		vpc = awsec2.Vpc_FromLookup(c, jsii.String("Vpc"), &awsec2.VpcLookupOptions{VpcId: jsii.String(props.Env.VPCID)})
 	} else {
 		created := awsec2.NewVpc(c, jsii.String("Vpc"), &awsec2.VpcProps{
-			IpAddresses: awsec2.IpAddresses_Cidr(jsii.String(VPCCIDR)),
-			MaxAzs:      jsii.Number(2),
-			NatGateways: jsii.Number(float64(props.Env.NATGateways)),
+			IpAddresses:       awsec2.IpAddresses_Cidr(jsii.String(VPCCIDR)),
+			AvailabilityZones: jsii.Strings(props.Env.AvailabilityZones...),
+			NatGateways:       jsii.Number(float64(props.Env.NATGateways)),
 			SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
 				{Name: jsii.String("public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
 				{Name: jsii.String("private"), SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS, CidrMask: jsii.Number(22)},

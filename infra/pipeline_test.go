@@ -175,7 +175,7 @@ func TestFunctions_Seed003R1_ArmProvidedAL2023EventSourceAndJWTAPI(t *testing.T)
 		t.Errorf("event source %v", esm)
 	}
 	auth := only(t, resources(t, st, "AWS::ApiGatewayV2::Authorizer"), "authorizer")
-	if auth["AuthorizerType"] != "JWT" || js(auth["JwtConfiguration"]) != `{"Audience":["huntaze-api"],"Issuer":"https://auth.huntaze.com/"}` {
+	if auth["AuthorizerType"] != "JWT" || js(auth["JwtConfiguration"]) != `{"Audience":["huntaze-api-dev"],"Issuer":"https://auth.dev.huntaze.com/"}` {
 		t.Errorf("authorizer %v", auth)
 	}
 	var routes []string

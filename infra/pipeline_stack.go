@@ -36,6 +36,16 @@ func NewPipelineStack(scope constructs.Construct, id string, props PipelineStack
 	s.Credentials = NewCredentials(stack, "Credentials", CredentialsProps{Env: props.Env})
 	s.Functions = NewFunctions(stack, "Functions", FunctionsProps{Env: props.Env, Queues: props.Queues, Storage: s.Storage, Cache: s.Cache, Network: s.Network})
 	s.Scraper = NewScraperService(stack, "Scraper", ScraperServiceProps{Env: props.Env, Network: s.Network, Queues: props.Queues, Storage: s.Storage, Cache: s.Cache, Credentials: s.Credentials})
+	s.Network.RestrictEndpoints(EndpointResources{
+		Queues:  []*string{props.Queues.RateLimiter.QueueArn(), props.Queues.RateLimiterDLQ.QueueArn(), props.Queues.Workflows.QueueArn(), props.Queues.WorkflowsDLQ.QueueArn()},
+		Secrets: []*string{s.Cache.AuthToken.SecretArn(), s.Credentials.SecretsArn},
+		// The CDK bootstrap's image repository of this account and region.
+		Repository: stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ecr"), Resource: jsii.String("repository"),
+			ResourceName: jsii.String("cdk-*-container-assets-" + *stack.Account() + "-" + *stack.Region())}),
+		LogGroups: []*string{s.Scraper.Logs.LogGroupArn()},
+		Objects:   []*string{s.Storage.Results.ArnForObjects(jsii.String("*"))},
+		Tables:    []*string{s.Storage.FallbackTable.TableArn(), s.Storage.IdempotencyTable.TableArn()},
+	})
 	s.Alarms = NewAlarms(stack, "Alarms", AlarmsProps{Env: props.Env, Queues: props.Queues, Functions: s.Functions, Scraper: s.Scraper})
 
 	awscdk.NewCfnOutput(stack, jsii.String("ApiUrl"), &awscdk.CfnOutputProps{Value: s.Functions.HTTPAPI.ApiEndpoint()})

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // DefaultEnvironment is the environment `cdk synth` and `cdk deploy` use
@@ -53,6 +54,10 @@ type Environment struct {
 	JWTIssuer   string
 	JWTAudience string
 
+	// API is the fair share of the HTTP API: per-caller limit and the
+	// stage sized for that many callers (throttle.go).
+	API APIShare
+
 	// LimiterMaxConcurrency caps concurrent rate limiter invocations.
 	LimiterMaxConcurrency int
 	// ScraperMinTasks..ScraperMaxTasks bound the scraper service (seed 003 R3).
@@ -84,6 +89,10 @@ func baseEnvironment(name string) Environment {
 		// The identity provider's tenant of this environment, and the API
 		// identifier registered there for it.
 		JWTIssuer: "https://auth." + name + ".huntaze.com/", JWTAudience: "huntaze-api-" + name,
+		// 10 requests per second per caller (a request carries up to 10
+		// messages; a creator can send 10 a minute): 20 callers at their
+		// limit at once, 200 req/s, burst 400; prod 100 callers.
+		API:                   APIShare{CallerRequests: 10, CallerWindow: time.Second, Callers: 20, StatusRate: 10, ReplayRate: 1},
 		LimiterMaxConcurrency: 10, ScraperMinTasks: 1, ScraperMaxTasks: 10, ScraperOnDemandBase: 0,
 		LogRetentionDays: 30,
 	}
@@ -97,6 +106,7 @@ var environments = func() map[string]Environment {
 	prod.Account = ProdAccount
 	prod.JWTIssuer, prod.JWTAudience = "https://auth.huntaze.com/", "huntaze-api"
 	prod.NATGateways, prod.CacheNodeType, prod.MultiAZ = 2, "cache.r7g.large", true
+	prod.API.Callers = 100
 	prod.AlertTopicExists, prod.ScraperOnDemandBase, prod.LogRetentionDays = true, 1, 90
 	return map[string]Environment{"dev": dev, "staging": staging, "prod": prod}
 }()

@@ -34,6 +34,8 @@ var wantAlarms = map[string]alarmSpec{
 	"scraper-success-rate":       {"scraping_success_rate", "", 300, 90, 3, "LessThanThreshold"},
 	"api-failure-rate":           {"api_failure_rate", "", 300, 5, 2, "GreaterThanThreshold"},
 	"delivery-latency-p95":       {"delivery_latency_ms", "p95", 300, 120000, 3, "GreaterThanThreshold"},
+	// session health (issue 24): due, broken or rotating sessions, or the check failing
+	"session-renewal-due": {"sessions_unhealthy", "", 21600, 0, 1, "GreaterThanThreshold"},
 }
 
 // alarmOf reduces a synthesized alarm to its spec (metric math: the

@@ -47,6 +47,7 @@ func NewPipelineStack(scope constructs.Construct, id string, props PipelineStack
 		Tables:    []*string{s.Storage.FallbackTable.TableArn(), s.Storage.IdempotencyTable.TableArn()},
 	})
 	s.Alarms = NewAlarms(stack, "Alarms", AlarmsProps{Env: props.Env, Queues: props.Queues, Functions: s.Functions, Scraper: s.Scraper})
+	newSessionHealthAlarm(stack, props.Env, s.Credentials, s.Alarms)
 
 	awscdk.NewCfnOutput(stack, jsii.String("ApiUrl"), &awscdk.CfnOutputProps{Value: s.Functions.HTTPAPI.ApiEndpoint()})
 	awscdk.NewCfnOutput(stack, jsii.String("DashboardUrl"), &awscdk.CfnOutputProps{
@@ -56,7 +57,5 @@ func NewPipelineStack(scope constructs.Construct, id string, props PipelineStack
 	// What the app (or an operator) needs to create a creator's session secret.
 	awscdk.NewCfnOutput(stack, jsii.String("SessionKeyArn"), &awscdk.CfnOutputProps{Value: s.Credentials.Key.KeyArn(),
 		Description: jsii.String("--kms-key-id of every creator session secret " + s.Credentials.Prefix + "<creator>")})
-	awscdk.NewCfnOutput(stack, jsii.String("SessionRotationArn"), &awscdk.CfnOutputProps{Value: s.Credentials.Rotation.Function.FunctionArn(),
-		Description: jsii.String("--rotation-lambda-arn of every creator session secret")})
 	return s
 }

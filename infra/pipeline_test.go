@@ -367,7 +367,6 @@ func TestSeed003R8_5_SecretsWithCMKAnd90DayRotation(t *testing.T) {
 	}
 }
 
-
 func TestCapturesKeptSevenDaysUnderTheirOwnKeyTheTaskOnlyEncryptsWith(t *testing.T) {
 	// GIVEN the dev pipeline
 	st := system(t, "dev").Pipeline.Stack

@@ -3,6 +3,7 @@ package infra
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,10 +75,6 @@ func simulate(t *testing.T, g gatewayShare, callers []caller, windows int) map[s
 	now := start
 	store := quota.NewStore(d.DynamoDB, table, "key", "expiresAt", func() time.Time { return now })
 	gateway := rate.NewLimiter(rate.Limit(g.rate), int(g.burst))
-	type send struct {
-		at time.Duration
-		c  string
-	}
 	// the schedule, in time order (a stable order within one instant)
 	byTime := map[time.Duration][]string{}
 	var times []time.Duration
@@ -95,7 +92,7 @@ func simulate(t *testing.T, g gatewayShare, callers []caller, windows int) map[s
 			}
 		}
 	}
-	sortDurations(times)
+	slices.Sort(times)
 	out := map[string]outcome{}
 	for _, at := range times {
 		now = start.Add(at)
@@ -120,14 +117,6 @@ func simulate(t *testing.T, g gatewayShare, callers []caller, windows int) map[s
 		}
 	}
 	return out
-}
-
-func sortDurations(d []time.Duration) {
-	for i := 1; i < len(d); i++ {
-		for j := i; j > 0 && d[j] < d[j-1]; j-- {
-			d[j], d[j-1] = d[j-1], d[j]
-		}
-	}
 }
 
 func TestFairShare_OneCallerAtItsLimitLeavesRoomForAnother(t *testing.T) {

@@ -57,6 +57,21 @@ func TestValidateEnvironments_EachEnvironmentTrustsOnlyItsOwnTokensAndPinsItsAcc
 	}
 }
 
+func TestLookupEnvironment_SynthStopsOnATrustError(t *testing.T) {
+	// GIVEN a configuration where prod lost its account
+	saved := environments
+	defer func() { environments = saved }()
+	environments = maps.Clone(saved)
+	p := environments["prod"]
+	p.Account = ""
+	environments["prod"] = p
+	// THEN looking up any environment (what cdkapp does before building a
+	// stack; it prints the error and exits 2) fails with the reason
+	if _, err := LookupEnvironment("dev"); err == nil || !strings.Contains(err.Error(), "environment prod has no Account") {
+		t.Fatalf("LookupEnvironment = %v", err)
+	}
+}
+
 func TestStagingAndProdStacksArePinnedToTheirAccount(t *testing.T) {
 	for env, account := range map[string]string{"staging": StagingAccount, "prod": ProdAccount} {
 		s := system(t, env)

@@ -65,7 +65,8 @@ func TestSecretToken_RereadsAfterRefreshAndKeepsTheLastTokenWhenTheReadFails(t *
 		}
 		return p
 	}
-	if get() != "token-1" || get() != "token-1" || sec.reads != 1 {
+	first, second := get(), get()
+	if first != "token-1" || second != "token-1" || sec.reads != 1 {
 		t.Fatalf("cached reads: %d", sec.reads)
 	}
 	sec.value = "token-2"

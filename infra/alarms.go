@@ -46,11 +46,12 @@ const (
 
 // AlarmsProps wires the alarms.
 type AlarmsProps struct {
-	Env         Environment
-	Queues      *Queues
-	Functions   *Functions
-	Scraper     *ScraperService
-	Cache       *Cache
+	Env       Environment
+	Queues    *Queues
+	Functions *Functions
+	Scraper   *ScraperService
+	Cache     *Cache
+	// Credentials: the session health check, on the dashboard.
 	Credentials *Credentials
 }
 
@@ -188,8 +189,8 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 	// pending and is otherwise seen by nobody.
 	add("redis-auth-rotation-errors", "Redis AUTH token rotation Lambda failed (the token was not rotated).",
 		props.Cache.Rotation.Function.MetricErrors(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Sum")}), 0, 1, gt)
-	add("sessions-rotation-errors", "OnlyFans session rotation Lambda failed (a creator's session secret was not re-validated).",
-		props.Credentials.Rotation.Function.MetricErrors(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Sum")}), 0, 1, gt)
+	// The session health check's own failures are part of
+	// session-renewal-due (infra/session_health.go).
 
 	// The scraper always runs at least ScraperMinTasks: none running (Spot
 	// and On-Demand together) for 10 minutes is a dead consumer, seen here

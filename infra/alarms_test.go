@@ -44,8 +44,9 @@ var wantAlarms = map[string]alarmSpec{
 	"replay-errors":              {"Errors", "Sum", 300, 0, 2, "GreaterThanThreshold"},
 	"replay-not-running":         {"Invocations", "Sum", 900, 1, 1, "LessThanThreshold"},
 	"redis-auth-rotation-errors": {"Errors", "Sum", 300, 0, 1, "GreaterThanThreshold"},
-	"sessions-rotation-errors":   {"Errors", "Sum", 300, 0, 1, "GreaterThanThreshold"},
 	"scraper-no-running-tasks":   {"scraper_running_tasks", "", 60, 1, 10, "LessThanThreshold"},
+	// session health (issue 24): due, broken or rotating sessions, or the check failing
+	"session-renewal-due": {"sessions_unhealthy", "", 21600, 0, 1, "GreaterThanThreshold"},
 }
 
 // expectedTraffic are the alarms on a signal that must be there: no data
@@ -154,9 +155,9 @@ func TestEachLambdaAlarmWatchesItsOwnFunction(t *testing.T) {
 	want := map[string]string{
 		"api-lambda-errors": ref(s.Pipeline.Functions.API), "api-lambda-throttles": ref(s.Pipeline.Functions.API),
 		"replay-errors": ref(s.Pipeline.Functions.Replay), "replay-not-running": ref(s.Pipeline.Functions.Replay),
-		"redis-auth-rotation-errors": ref(s.Pipeline.Cache.Rotation), "sessions-rotation-errors": ref(s.Pipeline.Credentials.Rotation),
-		"limiter-errors": ref(s.Pipeline.Functions.Limiter),
-		"api-5xx":        js(st.Resolve(s.Pipeline.Functions.HTTPAPI.ApiId())), "api-latency-p95": js(st.Resolve(s.Pipeline.Functions.HTTPAPI.ApiId())),
+		"redis-auth-rotation-errors": ref(s.Pipeline.Cache.Rotation),
+		"limiter-errors":             ref(s.Pipeline.Functions.Limiter),
+		"api-5xx":                    js(st.Resolve(s.Pipeline.Functions.HTTPAPI.ApiId())), "api-latency-p95": js(st.Resolve(s.Pipeline.Functions.HTTPAPI.ApiId())),
 	}
 	for _, a := range resources(t, st, "AWS::CloudWatch::Alarm") {
 		name := strings.TrimPrefix(fmt.Sprint(a["AlarmName"]), "huntaze-dev-")

@@ -26,6 +26,10 @@ func NewSystem(app awscdk.App, env Environment) *System {
 	stackEnv := &awscdk.Environment{Region: jsii.String(env.Region)}
 	if env.Account != "" {
 		stackEnv.Account = jsii.String(env.Account)
+		// A stack pinned to an account looks its AZs up in AWS unless the
+		// context holds them: the environment names them, so synth makes no
+		// AWS call.
+		app.Node().SetContext(jsii.String("availability-zones:account="+env.Account+":region="+env.Region), env.AvailabilityZones)
 	}
 	props := awscdk.StackProps{
 		Env:         stackEnv,

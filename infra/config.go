@@ -1,11 +1,14 @@
 package infra
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"regexp"
 	"sort"
+	"strings"
+	"time"
 )
 
 // DefaultEnvironment is the environment `cdk synth` and `cdk deploy` use
@@ -20,10 +23,15 @@ const DefaultRegion = "us-east-1"
 type Environment struct {
 	// Name is dev, staging or prod; it is part of stack and resource names.
 	Name string
-	// Account is the AWS account id; empty means the account of the
-	// credentials `cdk` runs with (CDK_DEFAULT_ACCOUNT), so synth needs none.
+	// Account is the AWS account id the environment deploys to. staging and
+	// prod must pin theirs (ValidateEnvironments): `cdk deploy` then refuses
+	// credentials of any other account. Empty (dev only) means the account
+	// of the credentials `cdk` runs with (CDK_DEFAULT_ACCOUNT).
 	Account string
 	Region  string
+	// AvailabilityZones of the created VPC: named, so that a stack pinned to
+	// an account needs no AZ lookup (no AWS call) at synth.
+	AvailabilityZones []string
 
 	// VPCID imports an existing VPC (needs an account and `cdk` lookups);
 	// empty creates one.
@@ -42,9 +50,15 @@ type Environment struct {
 	// Alerts are the people every alarm of the environment reaches.
 	Alerts []AlertSubscription
 
-	// JWT issuer and audience the HTTP API authorizer trusts.
+	// JWT issuer and audience the HTTP API authorizer trusts: each
+	// environment its own pair, so a token minted for one is refused by
+	// every other (ValidateEnvironments). docs/api.md, "Tokens".
 	JWTIssuer   string
 	JWTAudience string
+
+	// API is the fair share of the HTTP API: per-caller limit and the
+	// stage sized for that many callers (throttle.go).
+	API APIShare
 
 	// LimiterMaxConcurrency caps concurrent rate limiter invocations.
 	LimiterMaxConcurrency int
@@ -60,10 +74,27 @@ type Environment struct {
 // AlertTopicName is the SNS topic of the seed (003 R5.5).
 const AlertTopicName = "huntaze-cost-alerts"
 
+// The accounts staging and prod deploy to (one account each; dev uses the
+// credentials' account). These are AWS's documentation example ids until
+// the team writes its real ones here (README, "Deploying per environment"):
+// synth needs no AWS access either way, and `cdk deploy` refuses
+// credentials of any other account, so a wrong id fails safe.
+const (
+	StagingAccount = "111122223333"
+	ProdAccount    = "444455556666"
+)
+
 func baseEnvironment(name string) Environment {
 	return Environment{
-		Name: name, Region: DefaultRegion, NATGateways: 1, CacheNodeType: "cache.t4g.micro",
-		JWTIssuer: "https://auth.huntaze.com/", JWTAudience: "huntaze-api",
+		Name: name, Region: DefaultRegion, AvailabilityZones: []string{DefaultRegion + "a", DefaultRegion + "b"},
+		NATGateways: 1, CacheNodeType: "cache.t4g.micro",
+		// The identity provider's tenant of this environment, and the API
+		// identifier registered there for it.
+		JWTIssuer: "https://auth." + name + ".huntaze.com/", JWTAudience: "huntaze-api-" + name,
+		// 10 requests per second per caller (a request carries up to 10
+		// messages; a creator can send 10 a minute): 20 callers at their
+		// limit at once, 200 req/s, burst 400; prod 100 callers.
+		API:                   APIShare{CallerRequests: 10, CallerWindow: time.Second, Callers: 20, StatusRate: 10, ReplayRate: 1},
 		LimiterMaxConcurrency: 10, ScraperMinTasks: 1, ScraperMaxTasks: 10, ScraperOnDemandBase: 0,
 		LogRetentionDays: 30,
 	}
@@ -72,8 +103,12 @@ func baseEnvironment(name string) Environment {
 var environments = func() map[string]Environment {
 	dev := baseEnvironment("dev")
 	staging := baseEnvironment("staging")
+	staging.Account = StagingAccount
 	prod := baseEnvironment("prod")
+	prod.Account = ProdAccount
+	prod.JWTIssuer, prod.JWTAudience = "https://auth.huntaze.com/", "huntaze-api"
 	prod.NATGateways, prod.CacheNodeType, prod.MultiAZ = 2, "cache.r7g.large", true
+	prod.API.Callers = 100
 	prod.AlertTopicExists, prod.ScraperOnDemandBase, prod.LogRetentionDays = true, 1, 90
 	dev.Alerts = []AlertSubscription{{Kind: AlertEmail, Endpoint: "alerts-dev@huntaze.com"}}
 	staging.Alerts = []AlertSubscription{{Kind: AlertEmail, Endpoint: "alerts-staging@huntaze.com"}}
@@ -96,6 +131,9 @@ func EnvironmentNames() []string {
 func LookupEnvironment(name string) (Environment, error) {
 	if name == "" {
 		name = DefaultEnvironment
+	}
+	if err := ValidateEnvironments(environments); err != nil {
+		return Environment{}, err
 	}
 	env, ok := environments[name]
 	if !ok {
@@ -168,4 +206,54 @@ func (s AlertSubscription) Validate() error {
 		return fmt.Errorf("alert subscription: Kind %q is not one of email, https, slack", s.Kind)
 	}
 	return nil
+}
+
+// accountsRequired are the environments that must pin their account.
+var accountsRequired = []string{"staging", "prod"}
+
+var accountID = regexp.MustCompile(`^\d{12}$`)
+
+// ValidateEnvironments checks the trust between environments before any
+// stack is built (synth fails with its message): every environment has an
+// https issuer and an audience, no two share the issuer+audience pair (a
+// token of one would be accepted by the other), staging and prod pin
+// their own account, and no account hosts two pinned environments.
+func ValidateEnvironments(envs map[string]Environment) error {
+	var errs []error
+	names := make([]string, 0, len(envs))
+	for n := range envs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	trusted := map[string]string{} // issuer+audience -> environment
+	accounts := map[string]string{}
+	for _, n := range names {
+		e := envs[n]
+		if u, err := url.Parse(e.JWTIssuer); err != nil || u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("environment %s: JWTIssuer %q must be an https URL (the OIDC issuer)", n, e.JWTIssuer))
+		}
+		if strings.TrimSpace(e.JWTAudience) == "" {
+			errs = append(errs, fmt.Errorf("environment %s: JWTAudience is empty", n))
+		}
+		pair := e.JWTIssuer + " " + e.JWTAudience
+		if other, ok := trusted[pair]; ok {
+			errs = append(errs, fmt.Errorf("environments %s and %s trust the same issuer %q and audience %q: a token for one would be accepted by the other; give each its own (infra/config.go)", other, n, e.JWTIssuer, e.JWTAudience))
+		}
+		trusted[pair] = n
+		if e.Account != "" {
+			if !accountID.MatchString(e.Account) {
+				errs = append(errs, fmt.Errorf("environment %s: Account %q is not a 12-digit AWS account id", n, e.Account))
+			}
+			if other, ok := accounts[e.Account]; ok {
+				errs = append(errs, fmt.Errorf("environments %s and %s are pinned to the same account %s; each needs its own", other, n, e.Account))
+			}
+			accounts[e.Account] = n
+		}
+	}
+	for _, n := range accountsRequired {
+		if e, ok := envs[n]; ok && e.Account == "" {
+			errs = append(errs, fmt.Errorf("environment %s has no Account: it would deploy into whatever account the credentials point to; set Account in infra/config.go", n))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -2,9 +2,9 @@ package infra
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -22,16 +22,24 @@ type CredentialsProps struct {
 // The secrets are created when a creator connects OnlyFans (docs/scraper.md),
 // not by the stack: a stack-made secret would hold every creator, and a
 // secret holds at most 64 KB.
+//
+// They are not rotated: OnlyFans has no API to mint a session, and a
+// rotation that copied the cookie into a new version would record a
+// successful rotation while the credential never changed. Health checks
+// every session on a schedule instead (age of its current value, shape, no
+// rotation attached) and an alarm asks for a renewal (docs/runbook.md).
 type Credentials struct {
 	constructs.Construct
 	Key    awskms.Key
 	Prefix string
 	// SecretsArn matches every creator's session secret and nothing else.
 	SecretsArn *string
-	// Rotation re-validates a creator's secret; each secret's rotation
-	// schedule names it.
-	Rotation *GoFunction
+	// Health is the scheduled session health check.
+	Health *GoFunction
 }
+
+// SessionHealthEveryHours is how often every session is checked.
+const SessionHealthEveryHours = 6
 
 // sessionSecretsFinding is cdk-nag's name for a grant on every session
 // secret of an environment (partition, region and account may be tokens or
@@ -42,7 +50,7 @@ const sessionSecretsFinding = `regex:/^Resource::arn:.+:secretsmanager:.+:secret
 func SessionSecretPrefix(env string) string { return "huntaze/" + env + "/onlyfans-session/" }
 
 // NewCredentials creates the key, the ARN pattern the task may read, and
-// the rotation function (seed 003 R8.5).
+// the scheduled session health check (seed 003 R8.5, docs/operations.md).
 func NewCredentials(scope constructs.Construct, id string, props CredentialsProps) *Credentials {
 	c := constructs.NewConstruct(scope, jsii.String(id))
 	key := awskms.NewKey(c, jsii.String("Key"), &awskms.KeyProps{
@@ -55,19 +63,24 @@ func NewCredentials(scope constructs.Construct, id string, props CredentialsProp
 		Service: jsii.String("secretsmanager"), Resource: jsii.String("secret"), ResourceName: jsii.String(prefix + "*"),
 		ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
 	})
-	// OnlyFans has no API to mint sessions: the rotation re-validates a
-	// secret every 90 days (functions/rotation); renewal is manual.
-	fn := NewGoFunction(c, "Rotation", GoFunctionProps{
-		Env: props.Env, Package: "functions/rotation", FunctionName: queues.Name("huntaze-onlyfans-sessions-rotation", props.Env.Name),
-		Description: "Rotates a secret (" + string(rotator.OnlyFansSessions) + ")", Timeout: awscdk.Duration_Minutes(jsii.Number(1)), MemoryMB: 128,
-		Environment: environment(rotator.Settings{Kind: rotator.OnlyFansSessions}.Env()),
+	settings := rotator.Settings{
+		Kind: rotator.SessionHealth, SessionSecretPrefix: prefix, Environment: props.Env.Name,
+		EnforceAfter: rotator.DefaultEnforceAfter, SessionRenewAfter: rotator.DefaultSessionRenewAfter,
+	}
+	fn := NewGoFunction(c, "SessionHealth", GoFunctionProps{
+		Env: props.Env, Package: "functions/rotation", FunctionName: queues.Name("huntaze-onlyfans-session-health", props.Env.Name),
+		Description: "Checks every OnlyFans session secret (age, shape, no rotation attached)", Timeout: awscdk.Duration_Minutes(jsii.Number(5)), MemoryMB: 128,
+		Environment: environment(settings.Env()),
 	})
-	allow(fn.Role, []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"}, arn)
-	allow(fn.Role, []string{"kms:Decrypt", "kms:GenerateDataKey"}, key.KeyArn())
-	fn.Function.AddPermission(jsii.String("SecretsManagerInvoke"), &awslambda.Permission{
-		Principal: awsiam.NewServicePrincipal(jsii.String("secretsmanager.amazonaws.com"), nil), SourceAccount: awscdk.Stack_Of(c).Account(),
+	allow(fn.Role, []string{"secretsmanager:GetSecretValue"}, arn)
+	allow(fn.Role, []string{"secretsmanager:ListSecrets"}, jsii.String("*"))
+	allow(fn.Role, []string{"kms:Decrypt"}, key.KeyArn())
+	awsevents.NewRule(c, jsii.String("SessionHealthSchedule"), &awsevents.RuleProps{
+		Description: jsii.String("Checks every OnlyFans session secret"),
+		Schedule:    awsevents.Schedule_Rate(awscdk.Duration_Hours(jsii.Number(SessionHealthEveryHours))),
+		Targets:     &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(fn.Function, nil)},
 	})
-	suppress(fn.Role, Suppression{Rule: "AwsSolutions-IAM5", Reason: "One secret per creator, created when the creator connects: the grant names the environment's session-secret prefix, nothing else.",
-		AppliesTo: []string{sessionSecretsFinding}})
-	return &Credentials{Construct: c, Key: key, Prefix: prefix, SecretsArn: arn, Rotation: fn}
+	suppress(fn.Role, Suppression{Rule: "AwsSolutions-IAM5", Reason: "One secret per creator, created when the creator connects: the grant names the environment's session-secret prefix, nothing else; secretsmanager:ListSecrets takes no resource ARN.",
+		AppliesTo: []string{sessionSecretsFinding, "Resource::*"}})
+	return &Credentials{Construct: c, Key: key, Prefix: prefix, SecretsArn: arn, Health: fn}
 }

@@ -128,10 +128,10 @@ func newDashboard(c constructs.Construct, props AlarmsProps, m dashboardMetrics)
 			labelled(httpAPI.MetricServerError(sum5), "5xx"), labelled(httpAPI.MetricClientError(sum5), "4xx"),
 			labelled(apiFn.MetricErrors(sum5), "function errors"), labelled(apiFn.MetricThrottles(sum5), "function throttles"),
 		}, []awscloudwatch.IMetric{labelled(httpAPI.MetricLatency(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("p95")}), "latency p95 (ms)")}),
-		graph("Replay and rotations", 12, []awscloudwatch.IMetric{
+		graph("Replay, rotation and session health", 12, []awscloudwatch.IMetric{
 			labelled(replayFn.MetricInvocations(sum5), "replay runs"), labelled(replayFn.MetricErrors(sum5), "replay errors"),
 			labelled(props.Cache.Rotation.Function.MetricErrors(sum5), "Redis AUTH rotation errors"),
-			labelled(props.Credentials.Rotation.Function.MetricErrors(sum5), "session rotation errors"),
+			labelled(props.Credentials.Health.Function.MetricErrors(sum5), "session health check errors"),
 		}, nil),
 	)
 	return d

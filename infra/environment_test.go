@@ -16,11 +16,11 @@ import (
 // loaders are each component's own Load, by function name (without the
 // environment suffix).
 var loaders = map[string]func(map[string]string) error{
-	"huntaze-messages-api":               func(e map[string]string) error { _, err := apisetup.Load(e); return err },
-	"huntaze-fallback-replay":            func(e map[string]string) error { _, err := apisetup.Load(e); return err },
-	"huntaze-rate-limiter":               func(e map[string]string) error { _, err := limitersetup.Load(e); return err },
-	"huntaze-redis-auth-rotation":        func(e map[string]string) error { _, err := rotator.Load(e); return err },
-	"huntaze-onlyfans-sessions-rotation": func(e map[string]string) error { _, err := rotator.Load(e); return err },
+	"huntaze-messages-api":            func(e map[string]string) error { _, err := apisetup.Load(e); return err },
+	"huntaze-fallback-replay":         func(e map[string]string) error { _, err := apisetup.Load(e); return err },
+	"huntaze-rate-limiter":            func(e map[string]string) error { _, err := limitersetup.Load(e); return err },
+	"huntaze-redis-auth-rotation":     func(e map[string]string) error { _, err := rotator.Load(e); return err },
+	"huntaze-onlyfans-session-health": func(e map[string]string) error { _, err := rotator.Load(e); return err },
 }
 
 // resolve renders a template value as the string the service would see:

@@ -87,6 +87,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	apiSettings.WorkflowsQueueURL, apiSettings.WorkflowsDLQURL = *q.Workflows.QueueUrl(), *q.WorkflowsDLQ.QueueUrl()
 	apiSettings.FallbackTable, apiSettings.IdempotencyTable = *st.FallbackTable.TableName(), *st.IdempotencyTable.TableName()
 	apiSettings.FlagParameter = *flagParam.ParameterName()
+	apiSettings.CallerRequests, apiSettings.CallerWindow = props.Env.API.CallerRequests, props.Env.API.CallerWindow
 	apiEnv := environment(apiSettings.Env())
 	sendToQueues := func(role awsiam.Role) {
 		allow(role, []string{"sqs:SendMessage"}, q.RateLimiter.QueueArn(), q.Workflows.QueueArn())
@@ -159,11 +160,12 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	integration := awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("Api"), apiFn.Function, nil)
 	// A slice, not a map: the shared integration takes its id from the first
 	// route, and a random order would change the template at every synth.
+	var routes []awsapigatewayv2.HttpRoute
 	for _, r := range []struct {
 		path   string
 		method awsapigatewayv2.HttpMethod
 	}{{api.PathSend, awsapigatewayv2.HttpMethod_POST}, {api.PathStatus, awsapigatewayv2.HttpMethod_GET}, {api.PathReplay, awsapigatewayv2.HttpMethod_POST}} {
-		httpAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{Path: jsii.String(r.path), Methods: &[]awsapigatewayv2.HttpMethod{r.method}, Integration: integration})
+		routes = append(routes, *httpAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{Path: jsii.String(r.path), Methods: &[]awsapigatewayv2.HttpMethod{r.method}, Integration: integration})...)
 	}
 	accessLogs := awslogs.NewLogGroup(c, jsii.String("ApiAccessLogs"), &awslogs.LogGroupProps{Retention: retention(props.Env), RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
 	stage := httpAPI.DefaultStage().Node().DefaultChild().(awsapigatewayv2.CfnStage)
@@ -171,7 +173,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 		DestinationArn: accessLogs.LogGroupArn(),
 		Format:         jsii.String(`{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","sub":"$context.authorizer.claims.sub","routeKey":"$context.routeKey","status":"$context.status","latency":"$context.responseLatency","error":"$context.authorizer.error"}`),
 	})
-	stage.SetDefaultRouteSettings(&awsapigatewayv2.CfnStage_RouteSettingsProperty{ThrottlingBurstLimit: jsii.Number(200), ThrottlingRateLimit: jsii.Number(100)})
+	throttle(stage, props.Env.API, routes)
 
 	return &Functions{Construct: c, API: apiFn, Limiter: limiterFn, Replay: replayFn, HTTPAPI: httpAPI, FlagParameter: flagParam, LimiterSecurityGroup: limiterSG}
 }

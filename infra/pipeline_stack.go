@@ -1,6 +1,9 @@
 package infra
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -36,7 +39,18 @@ func NewPipelineStack(scope constructs.Construct, id string, props PipelineStack
 	s.Credentials = NewCredentials(stack, "Credentials", CredentialsProps{Env: props.Env})
 	s.Functions = NewFunctions(stack, "Functions", FunctionsProps{Env: props.Env, Queues: props.Queues, Storage: s.Storage, Cache: s.Cache, Network: s.Network})
 	s.Scraper = NewScraperService(stack, "Scraper", ScraperServiceProps{Env: props.Env, Network: s.Network, Queues: props.Queues, Storage: s.Storage, Cache: s.Cache, Credentials: s.Credentials})
+	s.Network.RestrictEndpoints(EndpointResources{
+		Queues:  []*string{props.Queues.RateLimiter.QueueArn(), props.Queues.RateLimiterDLQ.QueueArn(), props.Queues.Workflows.QueueArn(), props.Queues.WorkflowsDLQ.QueueArn()},
+		Secrets: []*string{s.Cache.AuthToken.SecretArn(), s.Credentials.SecretsArn},
+		// The CDK bootstrap's image repository of this account and region.
+		Repository: stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ecr"), Resource: jsii.String("repository"),
+			ResourceName: jsii.String("cdk-*-container-assets-" + *stack.Account() + "-" + *stack.Region())}),
+		LogGroups: []*string{s.Scraper.Logs.LogGroupArn()},
+		Objects:   []*string{s.Storage.Results.ArnForObjects(jsii.String("*"))},
+		Tables:    []*string{s.Storage.FallbackTable.TableArn(), s.Storage.IdempotencyTable.TableArn()},
+	})
 	s.Alarms = NewAlarms(stack, "Alarms", AlarmsProps{Env: props.Env, Queues: props.Queues, Functions: s.Functions, Scraper: s.Scraper, Cache: s.Cache, Credentials: s.Credentials})
+	newSessionHealthAlarm(stack, props.Env, s.Credentials, s.Alarms)
 
 	awscdk.NewCfnOutput(stack, jsii.String("ApiUrl"), &awscdk.CfnOutputProps{Value: s.Functions.HTTPAPI.ApiEndpoint()})
 	awscdk.NewCfnOutput(stack, jsii.String("DashboardUrl"), &awscdk.CfnOutputProps{
@@ -46,18 +60,18 @@ func NewPipelineStack(scope constructs.Construct, id string, props PipelineStack
 	// What the app (or an operator) needs to create a creator's session secret.
 	awscdk.NewCfnOutput(stack, jsii.String("SessionKeyArn"), &awscdk.CfnOutputProps{Value: s.Credentials.Key.KeyArn(),
 		Description: jsii.String("--kms-key-id of every creator session secret " + s.Credentials.Prefix + "<creator>")})
-	awscdk.NewCfnOutput(stack, jsii.String("SessionRotationArn"), &awscdk.CfnOutputProps{Value: s.Credentials.Rotation.Function.FunctionArn(),
-		Description: jsii.String("--rotation-lambda-arn of every creator session secret")})
 	// What docs/runbook.md names (generated names, looked up here rather
 	// than guessed).
-	for name, value := range map[string]*string{
+	runbookOutputs := map[string]*string{
 		"AlertTopicArn":              s.Alarms.Topic.TopicArn(),
 		"ScraperClusterName":         s.Scraper.Cluster.ClusterName(),
 		"ScraperServiceName":         s.Scraper.Service.ServiceName(),
 		"ScraperFallbackServiceName": s.Scraper.Fallback.ServiceName(),
 		"RedisReplicationGroupId":    s.Cache.ReplicationGroup.Ref(),
-	} {
-		awscdk.NewCfnOutput(stack, jsii.String(name), &awscdk.CfnOutputProps{Value: value})
+	}
+	// In a fixed order, so that the template does not change between syntheses.
+	for _, name := range slices.Sorted(maps.Keys(runbookOutputs)) {
+		awscdk.NewCfnOutput(stack, jsii.String(name), &awscdk.CfnOutputProps{Value: runbookOutputs[name]})
 	}
 	return s
 }

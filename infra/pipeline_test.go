@@ -175,7 +175,7 @@ func TestFunctions_Seed003R1_ArmProvidedAL2023EventSourceAndJWTAPI(t *testing.T)
 		t.Errorf("event source %v", esm)
 	}
 	auth := only(t, resources(t, st, "AWS::ApiGatewayV2::Authorizer"), "authorizer")
-	if auth["AuthorizerType"] != "JWT" || js(auth["JwtConfiguration"]) != `{"Audience":["huntaze-api"],"Issuer":"https://auth.huntaze.com/"}` {
+	if auth["AuthorizerType"] != "JWT" || js(auth["JwtConfiguration"]) != `{"Audience":["huntaze-api-dev"],"Issuer":"https://auth.dev.huntaze.com/"}` {
 		t.Errorf("authorizer %v", auth)
 	}
 	var routes []string
@@ -193,9 +193,16 @@ func TestFunctions_Seed003R1_ArmProvidedAL2023EventSourceAndJWTAPI(t *testing.T)
 	if stage["AccessLogSettings"] == nil {
 		t.Error("HTTP API stage without access logs")
 	}
-	rule := only(t, resources(t, st, "AWS::Events::Rule"), "schedule")
-	if rule["ScheduleExpression"] != "rate(5 minutes)" {
-		t.Errorf("replay schedule %v", rule["ScheduleExpression"])
+	schedules := map[string]bool{}
+	for _, r := range resources(t, st, "AWS::Events::Rule") {
+		schedules[fmt.Sprint(r["ScheduleExpression"])+" → "+js(r["Targets"])] = true
+	}
+	replay := false
+	for s := range schedules {
+		replay = replay || (strings.HasPrefix(s, "rate(5 minutes) → ") && strings.Contains(s, "FunctionsReplay"))
+	}
+	if !replay || len(schedules) != 3 { // replay, Redis token enforce, session health
+		t.Errorf("schedules %v", schedules)
 	}
 	for _, lg := range resources(t, st, "AWS::Logs::LogGroup") {
 		if lg["RetentionInDays"] == nil {
@@ -304,14 +311,24 @@ func TestOneSessionSecretPerCreatorReadOnlyByThePrefixTheTaskIsGiven(t *testing.
 			"Environment": assertions.Match_ArrayWith(&[]any{map[string]any{"Name": "SESSION_SECRET_PREFIX", "Value": "huntaze/dev/onlyfans-session/"}}),
 		})}),
 	})
-	// AND Secrets Manager may invoke the session rotation function, whose
-	// ARN and key are outputs for the secrets created per creator
-	tmpl.HasResourceProperties(jsii.String("AWS::Lambda::Permission"), map[string]any{
-		"Principal": "secretsmanager.amazonaws.com", "Action": "lambda:InvokeFunction",
-	})
-	for _, want := range []string{"SessionKeyArn", "SessionRotationArn"} {
-		tmpl.HasOutput(jsii.String(want), map[string]any{})
+	// AND nothing rotates session secrets (a rotation cannot mint one):
+	// only the Redis token's rotation function may be invoked by Secrets
+	// Manager, and no output offers a session rotation function
+	perms := resources(t, sys.Pipeline.Stack, "AWS::Lambda::Permission")
+	for id, p := range perms {
+		if p["Principal"] == "secretsmanager.amazonaws.com" && !strings.Contains(js(p["FunctionName"]), "CacheTokenRotation") {
+			t.Errorf("%s lets Secrets Manager invoke %v", id, p["FunctionName"])
+		}
 	}
+	tmpl.HasOutput(jsii.String("SessionKeyArn"), map[string]any{})
+	if outs := tmpl.FindOutputs(jsii.String("SessionRotationArn"), map[string]any{}); len(*outs) != 0 {
+		t.Error("the stack still offers a session rotation function")
+	}
+	// AND a schedule checks every session's health
+	tmpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
+		"ScheduleExpression": fmt.Sprintf("rate(%d hours)", SessionHealthEveryHours),
+		"Targets":            assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{"Arn": map[string]any{"Fn::GetAtt": []any{assertions.Match_StringLikeRegexp(jsii.String("CredentialsSessionHealth.*")), "Arn"}}})}),
+	})
 }
 
 func TestSeed003R8_5_SecretsWithCMKAnd90DayRotation(t *testing.T) {
@@ -332,6 +349,21 @@ func TestSeed003R8_5_SecretsWithCMKAnd90DayRotation(t *testing.T) {
 		if js(r["RotationRules"]) != `{"ScheduleExpression":"rate(90 days)"}` || r["RotationLambdaARN"] == nil {
 			t.Errorf("rotation %v", r)
 		}
+	}
+	// AND the step that drops the old token (SET) runs on a schedule with
+	// the Redis secret
+	enforce := 0
+	for _, r := range resources(t, st, "AWS::Events::Rule") {
+		in := js(r["Targets"])
+		if strings.Contains(in, "enforceSecret") {
+			enforce++
+			if r["ScheduleExpression"] != fmt.Sprintf("rate(%d minutes)", EnforceEveryMinutes) || !strings.Contains(in, "CacheAuthToken") || !strings.Contains(in, "CacheTokenRotationFunction") {
+				t.Errorf("enforce schedule %v", r)
+			}
+		}
+	}
+	if enforce != 1 {
+		t.Errorf("%d enforce schedules, want 1", enforce)
 	}
 }
 
@@ -421,8 +453,8 @@ func TestSeed003R8_1_R8_2_LeastPrivilegeExactly(t *testing.T) {
 		{"CacheTokenRotationRole", []string{
 			"ec2:AssignPrivateIpAddresses → *", "ec2:CreateNetworkInterface → *", "ec2:DeleteNetworkInterface → *", "ec2:DescribeNetworkInterfaces → *", "ec2:DescribeSubnets → *", "ec2:UnassignPrivateIpAddresses → *", "elasticache:ModifyReplicationGroup → cache-group", "logs:CreateLogGroup → *", "logs:CreateLogStream → *", "logs:CreateLogStream → own-logs", "logs:PutLogEvents → *", "logs:PutLogEvents → own-logs", "secretsmanager:DescribeSecret → redis-secret", "secretsmanager:GetRandomPassword → *", "secretsmanager:GetSecretValue → redis-secret", "secretsmanager:PutSecretValue → redis-secret", "secretsmanager:UpdateSecretVersionStage → redis-secret", "xray:PutTelemetryRecords → *", "xray:PutTraceSegments → *",
 		}},
-		{"CredentialsRotationRole", []string{
-			"kms:Decrypt → credentials-key", "kms:GenerateDataKey → credentials-key", "logs:CreateLogStream → own-logs", "logs:PutLogEvents → own-logs", "secretsmanager:DescribeSecret → session-secrets", "secretsmanager:GetSecretValue → session-secrets", "secretsmanager:PutSecretValue → session-secrets", "secretsmanager:UpdateSecretVersionStage → session-secrets", "xray:PutTelemetryRecords → *", "xray:PutTraceSegments → *",
+		{"CredentialsSessionHealthRole", []string{ // reads sessions, never writes them
+			"kms:Decrypt → credentials-key", "logs:CreateLogStream → own-logs", "logs:PutLogEvents → own-logs", "secretsmanager:GetSecretValue → session-secrets", "secretsmanager:ListSecrets → *", "xray:PutTelemetryRecords → *", "xray:PutTraceSegments → *",
 		}},
 		{"CustomS3AutoDeleteObjectsCustomResourceProviderRole", []string{
 			"logs:CreateLogGroup → *", "logs:CreateLogStream → *", "logs:PutLogEvents → *",

@@ -3,6 +3,8 @@ package infra
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -25,7 +27,7 @@ type rotationProps struct {
 }
 
 // newRotation schedules a 90-day rotation of a secret by the Go rotation
-// function (functions/rotation).
+// function (functions/rotation), and the step that drops the old token.
 func newRotation(scope constructs.Construct, id string, props rotationProps) *GoFunction {
 	fn := NewGoFunction(scope, id, GoFunctionProps{
 		Env: props.Env, Package: "functions/rotation", FunctionName: queues.Name(props.Name, props.Env.Name),
@@ -35,5 +37,19 @@ func newRotation(scope constructs.Construct, id string, props rotationProps) *Go
 	props.Secret.AddRotationSchedule(jsii.String("Rotation"), &awssecretsmanager.RotationScheduleOptions{
 		RotationLambda: fn.Function, AutomaticallyAfter: awscdk.Duration_Days(jsii.Number(RotationDays)),
 	})
+	// The step after the rotation: once every client uses the new token,
+	// SET drops the old one (rotator.EnforceStep; it waits EnforceAfter
+	// from the rotation and then runs once).
+	awsevents.NewRule(scope, jsii.String(id+"Enforce"), &awsevents.RuleProps{
+		Description: jsii.String("Drops the previous Redis AUTH token once every client uses the current one"),
+		Schedule:    awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(EnforceEveryMinutes))),
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(fn.Function, &awseventstargets.LambdaFunctionProps{
+			Event: awsevents.RuleTargetInput_FromObject(map[string]any{"SecretId": props.Secret.SecretArn(), "Step": rotator.EnforceStep}),
+		})},
+	})
 	return fn
 }
+
+// EnforceEveryMinutes is how often the enforce step looks: the old token
+// is dropped between EnforceAfter and EnforceAfter + this after a rotation.
+const EnforceEveryMinutes = 15

@@ -1,6 +1,7 @@
 // Command rotation is the Secrets Manager rotation Lambda of the Redis AUTH
-// token (ROTATION_KIND=redis-auth) and of the OnlyFans sessions
-// (ROTATION_KIND=onlyfans-sessions). See package rotator.
+// token (ROTATION_KIND=redis-auth, including the scheduled enforceSecret
+// step) and the scheduled health check of the OnlyFans session secrets
+// (ROTATION_KIND=session-health). See package rotator.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	"github.com/huntaze/message-pipeline/functions/rotation/rotator"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
+	"github.com/huntaze/message-pipeline/internal/metrics"
 )
 
 func main() {
@@ -31,11 +33,24 @@ func main() {
 		log.Error("rotation cannot start", "error", err)
 		os.Exit(1)
 	}
+	if s.Kind == rotator.SessionHealth {
+		c := &rotator.SessionChecker{
+			Secrets: secretsmanager.NewFromConfig(cfg), Prefix: s.SessionSecretPrefix, RenewAfter: s.SessionRenewAfter, Log: log,
+			Metrics: metrics.New(os.Stdout, map[string]string{"Service": "session-health", "Environment": s.Environment}, nil),
+		}
+		lambda.Start(func(ctx context.Context) error {
+			_, err := c.Check(ctx)
+			return err
+		})
+		return
+	}
 	r := &rotator.Rotator{
 		Kind:             s.Kind,
 		Secrets:          secretsmanager.NewFromConfig(cfg),
 		Cache:            elasticache.NewFromConfig(cfg),
 		ReplicationGroup: s.ReplicationGroup,
+		EnforceAfter:     s.EnforceAfter,
+		Log:              log,
 	}
 	if s.RedisAddr != "" {
 		r.TestToken = func(ctx context.Context, token string) error {

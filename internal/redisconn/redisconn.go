@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,22 +46,70 @@ func Connect(ctx context.Context, s Settings, secrets SecretGetter) (*redis.Clie
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	token := s.AuthToken
-	if s.AuthSecretARN != "" {
-		out, err := secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.AuthSecretARN)})
-		if err != nil {
-			return nil, fmt.Errorf("redis auth secret %s: %w", s.AuthSecretARN, err)
-		}
-		token = aws.ToString(out.SecretString)
-	}
 	opts := &redis.Options{
-		Addr: s.Addr, Password: token,
+		Addr: s.Addr, Password: s.AuthToken,
 		DialTimeout: 2 * s.Timeout, ReadTimeout: s.Timeout, WriteTimeout: s.Timeout,
 		// One retry: callers fail closed rather than hold a request.
 		MaxRetries: 1,
+	}
+	if s.AuthSecretARN != "" {
+		tokens := &SecretToken{Secrets: secrets, SecretID: s.AuthSecretARN, Refresh: TokenRefresh}
+		if _, _, err := tokens.Credentials(ctx); err != nil {
+			return nil, err
+		}
+		opts.CredentialsProviderContext = tokens.Credentials
+		opts.ConnMaxLifetime = ConnMaxLifetime
 	}
 	if s.TLS {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return redis.NewClient(opts), nil
+}
+
+// The AUTH token rotates (functions/rotation): ROTATE makes old and new
+// valid, and once every client uses the new one, SET makes the old one
+// invalid. A client uses the token of at most MaxTokenAge ago: each new
+// connection AUTHs with the secret's current value, re-read every
+// TokenRefresh, and no connection lives past ConnMaxLifetime.
+const (
+	TokenRefresh    = 5 * time.Minute
+	ConnMaxLifetime = 15 * time.Minute
+	MaxTokenAge     = TokenRefresh + ConnMaxLifetime
+)
+
+// SecretToken reads the AUTH token from Secrets Manager (AWSCURRENT) for
+// each new connection, cached for Refresh.
+type SecretToken struct {
+	Secrets  SecretGetter
+	SecretID string
+	Refresh  time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+
+	mu      sync.Mutex
+	token   string
+	fetched time.Time
+}
+
+// Credentials is go-redis's CredentialsProviderContext: no user name (the
+// default user), the current token. A failed re-read keeps the last token.
+func (t *SecretToken) Credentials(ctx context.Context) (string, string, error) {
+	now := time.Now
+	if t.Now != nil {
+		now = t.Now
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.token != "" && now().Sub(t.fetched) < t.Refresh {
+		return "", t.token, nil
+	}
+	out, err := t.Secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(t.SecretID)})
+	if err != nil {
+		if t.token != "" {
+			return "", t.token, nil
+		}
+		return "", "", fmt.Errorf("redis auth secret %s: %w", t.SecretID, err)
+	}
+	t.token, t.fetched = aws.ToString(out.SecretString), now()
+	return "", t.token, nil
 }

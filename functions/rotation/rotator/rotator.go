@@ -1,26 +1,37 @@
-// Package rotator implements the Secrets Manager rotation steps for the
-// pipeline's two secrets:
+// Package rotator implements the Secrets Manager rotation of the Redis AUTH
+// token and the scheduled health check of the creators' OnlyFans sessions.
 //
-//   - the Redis AUTH token: a new random token becomes AWSPENDING, ElastiCache
-//     gets it with the ROTATE strategy (old and new are both accepted), it is
-//     tested with AUTH + PING, then promoted to AWSCURRENT. Clients that read
-//     the old token at start keep working until the next rotation.
-//   - a creator's OnlyFans session (one secret per creator): OnlyFans offers
-//     no API to mint sessions, so rotation cannot renew them. It
-//     re-validates the stored JSON (a non-empty sessionCookie) and promotes the same value as a
-//     new version, so a broken secret fails its scheduled rotation loudly
-//     (Secrets Manager reports it) instead of failing sends later. Renewal is
-//     done by an operator with put-secret-value (README).
+// Redis AUTH token (four rotation steps, then one more):
+//   - createSecret: a new random token becomes AWSPENDING;
+//   - setSecret: ElastiCache gets it with the ROTATE strategy: old and new
+//     are both accepted, so clients holding the old one keep working;
+//   - testSecret: AUTH + PING with the new token;
+//   - finishSecret: the new token becomes AWSCURRENT;
+//   - enforceSecret (scheduled, not a Secrets Manager step): once the
+//     current token has been current for EnforceAfter — longer than any
+//     client keeps a token (redisconn.MaxTokenAge) — ElastiCache gets it
+//     again with the SET strategy, which drops every other token: the old
+//     one stops working. The version is then labelled ENFORCED, so it runs
+//     once. Without it the old token would stay valid until the next
+//     rotation, and that rotation's ROTATE would find two tokens already.
+//
+// OnlyFans sessions are not rotated: OnlyFans has no API to mint a
+// session, and a "rotation" that copies the cookie into a new version
+// would report success while the credential never changed. SessionHealth
+// (health.go) checks every session secret on a schedule instead; renewal
+// is an operator's runbook step.
 package rotator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/elasticache"
+	ectypes "github.com/aws/aws-sdk-go-v2/service/elasticache/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 )
@@ -50,8 +61,15 @@ type CacheAPI interface {
 type Kind string
 
 const (
-	RedisAuth        Kind = "redis-auth"
-	OnlyFansSessions Kind = "onlyfans-sessions"
+	RedisAuth     Kind = "redis-auth"
+	SessionHealth Kind = "session-health"
+)
+
+// EnforceStep is the scheduled step that SETs the current token, and
+// EnforcedStage the label of a version whose token was SET.
+const (
+	EnforceStep   = "enforceSecret"
+	EnforcedStage = "ENFORCED"
 )
 
 // Rotator runs the steps.
@@ -62,13 +80,26 @@ type Rotator struct {
 	ReplicationGroup string
 	// TestToken checks a Redis token (AUTH + PING); nil skips the test.
 	TestToken func(ctx context.Context, token string) error
+	// EnforceAfter is how long a token must have been current before the
+	// enforce step SETs it (at least redisconn.MaxTokenAge).
+	EnforceAfter time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Log receives what the enforce step decided (nil: discarded).
+	Log *slog.Logger
 }
 
 // Handle runs one rotation step.
 func (r *Rotator) Handle(ctx context.Context, ev Event) error {
+	if r.Kind != RedisAuth {
+		return fmt.Errorf("rotation of %q secrets is not supported: only %s rotates", r.Kind, RedisAuth)
+	}
 	desc, err := r.Secrets.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(ev.SecretID)})
 	if err != nil {
 		return err
+	}
+	if ev.Step == EnforceStep {
+		return r.enforce(ctx, ev.SecretID, desc)
 	}
 	if !aws.ToBool(desc.RotationEnabled) {
 		return errors.New("rotation is not enabled on this secret")
@@ -126,46 +157,27 @@ func (r *Rotator) create(ctx context.Context, ev Event) error {
 	} else if !isNotFound(err) {
 		return err
 	}
-	var next string
-	switch r.Kind {
-	case RedisAuth:
-		out, err := r.Secrets.GetRandomPassword(ctx, &secretsmanager.GetRandomPasswordInput{
-			PasswordLength: aws.Int64(64), ExcludePunctuation: aws.Bool(true),
-		})
-		if err != nil {
-			return err
-		}
-		next = aws.ToString(out.RandomPassword)
-	case OnlyFansSessions:
-		current, err := r.value(ctx, ev.SecretID, "AWSCURRENT", "")
-		if err != nil {
-			return err
-		}
-		if err := ValidateSessions(current); err != nil {
-			return err
-		}
-		next = current
-	default:
-		return fmt.Errorf("unknown secret kind %q", r.Kind)
+	out, err := r.Secrets.GetRandomPassword(ctx, &secretsmanager.GetRandomPasswordInput{
+		PasswordLength: aws.Int64(64), ExcludePunctuation: aws.Bool(true),
+	})
+	if err != nil {
+		return err
 	}
-	_, err := r.Secrets.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+	_, err = r.Secrets.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
 		SecretId: aws.String(ev.SecretID), ClientRequestToken: aws.String(ev.ClientRequestToken),
-		SecretString: aws.String(next), VersionStages: []string{"AWSPENDING"},
+		SecretString: out.RandomPassword, VersionStages: []string{"AWSPENDING"},
 	})
 	return err
 }
 
 func (r *Rotator) set(ctx context.Context, ev Event) error {
-	if r.Kind != RedisAuth {
-		return nil
-	}
 	pending, err := r.value(ctx, ev.SecretID, "AWSPENDING", ev.ClientRequestToken)
 	if err != nil {
 		return err
 	}
 	_, err = r.Cache.ModifyReplicationGroup(ctx, &elasticache.ModifyReplicationGroupInput{
 		ReplicationGroupId: aws.String(r.ReplicationGroup), AuthToken: aws.String(pending),
-		AuthTokenUpdateStrategy: "ROTATE", ApplyImmediately: aws.Bool(true),
+		AuthTokenUpdateStrategy: ectypes.AuthTokenUpdateStrategyTypeRotate, ApplyImmediately: aws.Bool(true),
 	})
 	return err
 }
@@ -175,15 +187,10 @@ func (r *Rotator) test(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	switch r.Kind {
-	case RedisAuth:
-		if r.TestToken == nil {
-			return nil
-		}
-		return r.TestToken(ctx, pending)
-	default:
-		return ValidateSessions(pending)
+	if r.TestToken == nil {
+		return nil
 	}
+	return r.TestToken(ctx, pending)
 }
 
 func (r *Rotator) finish(ctx context.Context, ev Event, versions map[string][]string) error {
@@ -200,18 +207,68 @@ func (r *Rotator) finish(ctx context.Context, ev Event, versions map[string][]st
 	return err
 }
 
-// ValidateSessions checks one creator's OnlyFans session secret:
-// {"sessionCookie": non-empty}.
-func ValidateSessions(s string) error {
-	var c struct {
-		SessionCookie string `json:"sessionCookie"`
+// enforce SETs the current token once it has been current for
+// EnforceAfter, so that every other token stops working. It does nothing
+// while a rotation is under way (SET would drop the pending token), before
+// the first rotation (the token is the only one), or when it already ran.
+func (r *Rotator) enforce(ctx context.Context, id string, desc *secretsmanager.DescribeSecretOutput) error {
+	log := r.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	if err := json.Unmarshal([]byte(s), &c); err != nil {
-		return fmt.Errorf("session secret is not a JSON object: %w", err)
+	current, enforced := "", ""
+	for v, stages := range desc.VersionIdsToStages {
+		if has(stages, "AWSCURRENT") {
+			current = v
+		}
+		if has(stages, EnforcedStage) {
+			enforced = v
+		}
+		if has(stages, "AWSPENDING") && !has(stages, "AWSCURRENT") {
+			log.Info("redis token enforce: a rotation is under way; next time", "pending_version", v)
+			return nil
+		}
 	}
-	if c.SessionCookie == "" {
-		return errors.New("session secret has no sessionCookie")
+	switch {
+	case current == "":
+		return errors.New("the secret has no AWSCURRENT version")
+	case current == enforced:
+		return nil // done
+	case desc.LastRotatedDate == nil:
+		log.Info("redis token enforce: never rotated; the token is the only one")
+		return nil
 	}
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	if age := now().Sub(*desc.LastRotatedDate); age < r.EnforceAfter {
+		log.Info("redis token enforce: clients may still hold the previous token", "current_for", age.Round(time.Second).String(), "enforce_after", r.EnforceAfter.String())
+		return nil
+	}
+	token, err := r.value(ctx, id, "AWSCURRENT", current)
+	if err != nil {
+		return err
+	}
+	if r.TestToken != nil {
+		if err := r.TestToken(ctx, token); err != nil {
+			return fmt.Errorf("the current token does not work; not dropping the others: %w", err)
+		}
+	}
+	if _, err := r.Cache.ModifyReplicationGroup(ctx, &elasticache.ModifyReplicationGroupInput{
+		ReplicationGroupId: aws.String(r.ReplicationGroup), AuthToken: aws.String(token),
+		AuthTokenUpdateStrategy: ectypes.AuthTokenUpdateStrategyTypeSet, ApplyImmediately: aws.Bool(true),
+	}); err != nil {
+		return err
+	}
+	in := &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(id), VersionStage: aws.String(EnforcedStage), MoveToVersionId: aws.String(current)}
+	if enforced != "" {
+		in.RemoveFromVersionId = aws.String(enforced)
+	}
+	if _, err := r.Secrets.UpdateSecretVersionStage(ctx, in); err != nil {
+		return err
+	}
+	log.Info("redis token enforced: only the current token is accepted", "version", current)
 	return nil
 }
 

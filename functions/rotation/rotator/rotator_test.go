@@ -3,7 +3,10 @@ package rotator
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/elasticache"
@@ -17,13 +20,20 @@ import (
 type fakeSecrets struct {
 	values map[string]string   // version -> value
 	stages map[string][]string // version -> stages
+	// lastRotated is set by finishSecret's promotion, as Secrets Manager does.
+	lastRotated *time.Time
+	now         func() time.Time
+	generated   int
 }
 
 func (f *fakeSecrets) DescribeSecret(context.Context, *secretsmanager.DescribeSecretInput, ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error) {
-	return &secretsmanager.DescribeSecretOutput{RotationEnabled: aws.Bool(true), VersionIdsToStages: f.stages}, nil
+	return &secretsmanager.DescribeSecretOutput{RotationEnabled: aws.Bool(true), VersionIdsToStages: f.stages, LastRotatedDate: f.lastRotated}, nil
 }
 
 func (f *fakeSecrets) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	if in.VersionId == nil && in.VersionStage == nil {
+		in.VersionStage = aws.String("AWSCURRENT") // Secrets Manager's default
+	}
 	for v, st := range f.stages {
 		if (in.VersionId == nil || *in.VersionId == v) && (in.VersionStage == nil || has(st, *in.VersionStage)) {
 			if val, ok := f.values[v]; ok {
@@ -40,14 +50,53 @@ func (f *fakeSecrets) PutSecretValue(_ context.Context, in *secretsmanager.PutSe
 	return &secretsmanager.PutSecretValueOutput{}, nil
 }
 
+// UpdateSecretVersionStage moves a label as Secrets Manager does: a label
+// held by another version must be removed from it in the same call; moving
+// AWSCURRENT removes AWSPENDING from the new version and labels the old one
+// AWSPREVIOUS.
 func (f *fakeSecrets) UpdateSecretVersionStage(_ context.Context, in *secretsmanager.UpdateSecretVersionStageInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.UpdateSecretVersionStageOutput, error) {
-	f.stages[*in.MoveToVersionId] = []string{"AWSCURRENT"}
-	f.stages[*in.RemoveFromVersionId] = []string{"AWSPREVIOUS"}
+	label := *in.VersionStage
+	for v, st := range f.stages {
+		if has(st, label) && (in.RemoveFromVersionId == nil || *in.RemoveFromVersionId != v) {
+			return nil, fmt.Errorf("label %s is on version %s: name it in RemoveFromVersionId", label, v)
+		}
+	}
+	without := func(st []string, l string) []string {
+		var out []string
+		for _, x := range st {
+			if x != l {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	if in.RemoveFromVersionId != nil {
+		f.stages[*in.RemoveFromVersionId] = without(f.stages[*in.RemoveFromVersionId], label)
+	}
+	if in.MoveToVersionId != nil {
+		f.stages[*in.MoveToVersionId] = append(f.stages[*in.MoveToVersionId], label)
+	}
+	if label == "AWSCURRENT" {
+		for v, st := range f.stages {
+			f.stages[v] = without(st, "AWSPREVIOUS")
+		}
+		f.stages[*in.MoveToVersionId] = without(f.stages[*in.MoveToVersionId], "AWSPENDING")
+		f.stages[*in.RemoveFromVersionId] = append(f.stages[*in.RemoveFromVersionId], "AWSPREVIOUS")
+		now := time.Now()
+		if f.now != nil {
+			now = f.now()
+		}
+		f.lastRotated = &now
+	}
 	return &secretsmanager.UpdateSecretVersionStageOutput{}, nil
 }
 
-func (f *fakeSecrets) GetRandomPassword(context.Context, *secretsmanager.GetRandomPasswordInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetRandomPasswordOutput, error) {
-	return &secretsmanager.GetRandomPasswordOutput{RandomPassword: aws.String("new-token")}, nil
+func (f *fakeSecrets) GetRandomPassword(_ context.Context, _ *secretsmanager.GetRandomPasswordInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetRandomPasswordOutput, error) {
+	f.generated++
+	if f.generated == 1 {
+		return &secretsmanager.GetRandomPasswordOutput{RandomPassword: aws.String("new-token")}, nil
+	}
+	return &secretsmanager.GetRandomPasswordOutput{RandomPassword: aws.String(fmt.Sprintf("new-token-%d", f.generated))}, nil
 }
 
 type fakeCache struct {
@@ -92,13 +141,16 @@ func TestRedisRotationStopsWhenTheNewTokenFailsItsTest(t *testing.T) {
 	}
 }
 
-func TestSessionsRotationRevalidatesAndRefusesABrokenSecret(t *testing.T) {
-	good := &fakeSecrets{values: map[string]string{"v1": `{"sessionCookie":"abc"}`}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
-	if err := run(t, &Rotator{Kind: OnlyFansSessions, Secrets: good}, "v2"); err != nil || good.values["v2"] != good.values["v1"] {
-		t.Fatalf("good sessions: %v, %v", err, good.values)
+func TestOnlyTheRedisTokenRotates(t *testing.T) {
+	// GIVEN a session secret someone attached the rotation function to
+	sec := &fakeSecrets{values: map[string]string{"v1": `{"sessionCookie":"abc"}`}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
+	// THEN its rotation fails at the first step, and nothing is written:
+	// a copy of the cookie as a "new" version would be a success that
+	// changed nothing
+	if err := run(t, &Rotator{Kind: SessionHealth, Secrets: sec}, "v2"); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Fatalf("session rotation: %v", err)
 	}
-	bad := &fakeSecrets{values: map[string]string{"v1": `{"sessionCookie":""}`}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
-	if err := run(t, &Rotator{Kind: OnlyFansSessions, Secrets: bad}, "v2"); err == nil {
-		t.Fatal("a creator without a session passed rotation")
+	if _, ok := sec.values["v2"]; ok {
+		t.Fatalf("a version was written: %v", sec.values)
 	}
 }

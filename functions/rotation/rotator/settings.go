@@ -3,8 +3,16 @@ package rotator
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/huntaze/message-pipeline/internal/envconfig"
+	"github.com/huntaze/message-pipeline/internal/redisconn"
+)
+
+// Defaults of the durations (the env tags' defaults).
+const (
+	DefaultEnforceAfter      = time.Hour
+	DefaultSessionRenewAfter = 80 * 24 * time.Hour
 )
 
 // Settings is the rotation function's environment; the CDK stack renders
@@ -17,6 +25,18 @@ type Settings struct {
 	// RedisAddr, when set, is where a new token is tested with AUTH + PING
 	// before it becomes current (redis-auth only).
 	RedisAddr string `env:"REDIS_ADDR"`
+	// EnforceAfter: how long a token is current before the old one is
+	// dropped (SET); at least redisconn.MaxTokenAge (redis-auth only).
+	EnforceAfter time.Duration `env:"ENFORCE_AFTER" envDefault:"1h"`
+
+	// SessionSecretPrefix names the session secrets to check
+	// (session-health only).
+	SessionSecretPrefix string `env:"SESSION_SECRET_PREFIX"`
+	// SessionRenewAfter: a session whose current value is older is due for
+	// renewal (80 days: 10 days to act before seed 003 R8.5's 90).
+	SessionRenewAfter time.Duration `env:"SESSION_RENEW_AFTER" envDefault:"1920h"`
+	// Environment is the metrics' Environment dimension.
+	Environment string `env:"ENVIRONMENT"`
 }
 
 // Load parses and checks the environment.
@@ -27,13 +47,25 @@ func Load(environ map[string]string) (Settings, error) {
 		if s.ReplicationGroup == "" {
 			errs = append(errs, errors.New("REPLICATION_GROUP_ID is required for ROTATION_KIND=redis-auth"))
 		}
-	case OnlyFansSessions:
+		if s.EnforceAfter < redisconn.MaxTokenAge {
+			errs = append(errs, fmt.Errorf("ENFORCE_AFTER %s is shorter than a client keeps a token (%s): the old token would be dropped while in use", s.EnforceAfter, redisconn.MaxTokenAge))
+		}
+		if s.SessionSecretPrefix != "" {
+			errs = append(errs, errors.New("SESSION_SECRET_PREFIX is for ROTATION_KIND=session-health only"))
+		}
+	case SessionHealth:
 		if s.ReplicationGroup != "" || s.RedisAddr != "" {
 			errs = append(errs, errors.New("REPLICATION_GROUP_ID and REDIS_ADDR are for ROTATION_KIND=redis-auth only"))
 		}
+		if s.SessionSecretPrefix == "" {
+			errs = append(errs, errors.New("SESSION_SECRET_PREFIX is required for ROTATION_KIND=session-health"))
+		}
+		if s.SessionRenewAfter <= 0 {
+			errs = append(errs, errors.New("SESSION_RENEW_AFTER must be positive"))
+		}
 	case "":
 	default:
-		errs = append(errs, fmt.Errorf("ROTATION_KIND must be %s or %s, got %q", RedisAuth, OnlyFansSessions, s.Kind))
+		errs = append(errs, fmt.Errorf("ROTATION_KIND must be %s or %s, got %q", RedisAuth, SessionHealth, s.Kind))
 	}
 	if len(errs) > 0 {
 		return Settings{}, fmt.Errorf("rotation settings: %w", errors.Join(errs...))

@@ -26,7 +26,7 @@ var lambdas = []struct {
 }{
 	{"functions/api", nil},
 	{"functions/ratelimiter", []string{"RATE_LIMITER_QUEUE_URL=q", "RATE_LIMITER_DLQ_URL=q", "WORKFLOWS_QUEUE_URL=q", "REDIS_ADDR=127.0.0.1:1", "REDIS_TLS=false"}},
-	{"functions/rotation", []string{"ROTATION_KIND=onlyfans-sessions"}},
+	{"functions/rotation", []string{"ROTATION_KIND=session-health", "SESSION_SECRET_PREFIX=huntaze/dev/onlyfans-session/"}},
 }
 
 // measureLambdas builds each Lambda as deployed (linux/arm64, stripped) for

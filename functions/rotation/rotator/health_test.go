@@ -1,0 +1,102 @@
+package rotator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/huntaze/message-pipeline/internal/metrics"
+)
+
+// fakeSessions lists secrets in pages of two, as Secrets Manager pages
+// (no emulator for Secrets Manager here: the paging and the check are the
+// logic under test).
+type fakeSessions struct {
+	secrets []smtypes.SecretListEntry
+	values  map[string]string    // arn -> value
+	created map[string]time.Time // arn -> current version's creation
+}
+
+func (f *fakeSessions) ListSecrets(_ context.Context, in *secretsmanager.ListSecretsInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.ListSecretsOutput, error) {
+	start := 0
+	if in.NextToken != nil {
+		start = int((*in.NextToken)[0] - '0')
+	}
+	end := min(start+2, len(f.secrets))
+	out := &secretsmanager.ListSecretsOutput{SecretList: f.secrets[start:end]}
+	if end < len(f.secrets) {
+		out.NextToken = aws.String(string(rune('0' + end)))
+	}
+	return out, nil
+}
+
+func (f *fakeSessions) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	v, ok := f.values[*in.SecretId]
+	if !ok {
+		return nil, &smtypes.ResourceNotFoundException{Message: aws.String("gone")}
+	}
+	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(v), CreatedDate: aws.Time(f.created[*in.SecretId])}, nil
+}
+
+func TestSessionHealth_FlagsSessionsDueForRenewalBrokenOnesAndFakeRotations(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	prefix := "huntaze/dev/onlyfans-session/"
+	f := &fakeSessions{values: map[string]string{}, created: map[string]time.Time{}}
+	add := func(creator, value string, age time.Duration, rotating bool) {
+		arn := "arn:" + creator
+		f.secrets = append(f.secrets, smtypes.SecretListEntry{Name: aws.String(prefix + creator), ARN: aws.String(arn), RotationEnabled: aws.Bool(rotating)})
+		if value != "" {
+			f.values[arn], f.created[arn] = value, now.Add(-age)
+		}
+	}
+	// GIVEN sessions: fresh, 79 days, 80 days (due), not JSON, no cookie,
+	// one with a rotation attached, one unreadable, and another prefix's
+	add("fresh", `{"sessionCookie":"secret-cookie-1"}`, time.Hour, false)
+	add("almost", `{"sessionCookie":"secret-cookie-2"}`, 79*24*time.Hour, false)
+	add("due", `{"sessionCookie":"secret-cookie-3"}`, 80*24*time.Hour, false)
+	add("garbled", `secret-cookie-4`, time.Hour, false)
+	add("empty", `{"sessionCookie":""}`, time.Hour, false)
+	add("rotating", `{"sessionCookie":"secret-cookie-5"}`, time.Hour, true)
+	add("unreadable", "", 0, false)
+	f.secrets = append(f.secrets, smtypes.SecretListEntry{Name: aws.String("huntaze/prod/onlyfans-session/other"), ARN: aws.String("arn:other")})
+	var logs, emf bytes.Buffer
+	c := &SessionChecker{Secrets: f, Prefix: prefix, RenewAfter: DefaultSessionRenewAfter, Now: func() time.Time { return now },
+		Log: slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: metrics.New(&emf, map[string]string{"Service": "session-health", "Environment": "dev"}, func() time.Time { return now })}
+	// WHEN the scheduled check runs
+	rep, err := c.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// THEN it found exactly these
+	if rep.Checked != 7 || strings.Join(rep.RenewalDue, ",") != "due" || strings.Join(rep.Invalid, ",") != "garbled,empty,rotating,unreadable" {
+		t.Fatalf("report %+v", rep)
+	}
+	if d := int(rep.Oldest.Hours() / 24); d != 80 {
+		t.Errorf("oldest %d days", d)
+	}
+	// AND the metric line carries the counts the alarm watches
+	var line map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(emf.Bytes()), &line); err != nil {
+		t.Fatalf("EMF %q: %v", emf.String(), err)
+	}
+	if line[MetricSessionsUnhealthy] != 5.0 || line[MetricSessionsRenewalDue] != 1.0 || line[MetricSessionsInvalid] != 4.0 || line["Environment"] != "dev" {
+		t.Errorf("EMF %v", line)
+	}
+	// AND the logs name creators and reasons, never a cookie
+	if strings.Contains(logs.String()+emf.String(), "secret-cookie") {
+		t.Errorf("a session value reached the logs:\n%s", logs.String())
+	}
+	for _, want := range []string{`"creator_id":"due"`, "cancel-rotate-secret", `"creator_id":"unreadable"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %s:\n%s", want, logs.String())
+		}
+	}
+}

@@ -162,3 +162,21 @@ func TestFairShare_OneCallerAtItsLimitLeavesRoomForAnother(t *testing.T) {
 		t.Errorf("old figures: B %+v; the model should show it throttled", out["B"])
 	}
 }
+
+func TestFairShare_ACallerIgnoringItsLimitCannotStarveAnother(t *testing.T) {
+	// GIVEN dev's stage and per-caller limit as synthesized
+	g := shareFromTemplate(t, "dev")
+	// WHEN caller A ignores its 429s and sends 50× its limit (500 req/s from
+	// one client: a loop, or a bug in the app's retry) spread over each
+	// window, and B sends at its limit, for 5 windows
+	callers := []caller{{name: "A", perWin: 50 * g.callerRequests}, {name: "B", perWin: g.callerRequests}}
+	out := simulate(t, g, callers, 5)
+	// THEN A's excess is refused by its own quota, never by taking the
+	// stage's shared bucket: B, within its limit, is fully served. (The
+	// gateway's bucket is charged before the handler's per-caller quota runs,
+	// so every request A makes over its limit still spends a token of the
+	// bucket every caller shares: one caller can use far more than its share.)
+	if b := out["B"]; b.admitted != b.attempts {
+		t.Errorf("B within its limit beside a caller ignoring its own: %+v (A: %+v)", b, out["A"])
+	}
+}

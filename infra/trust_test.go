@@ -129,3 +129,32 @@ func TestAuthorizer_ATokenForDevIsRefusedByStagingAndProd(t *testing.T) {
 		}
 	}
 }
+
+// Review of issue 24: one identity-provider tenant behind two environments.
+// The pair check compares issuer+audience as exact strings, so it passes
+// when two environments trust the same issuer (spelt with or without the
+// trailing slash, or in another case of the host) with another audience:
+// whoever can obtain tokens from that tenant for one environment (dev's test
+// users and clients, their creators grants) asks the same tenant for the
+// other's audience. Each environment must trust its own issuer.
+func TestValidateEnvironments_TwoEnvironmentsNeverShareAnIssuer(t *testing.T) {
+	for what, issuer := range map[string]string{
+		"prod's issuer as written":      environments["prod"].JWTIssuer,
+		"without the trailing slash":    strings.TrimSuffix(environments["prod"].JWTIssuer, "/"),
+		"the host in another case":      strings.ToUpper(environments["prod"].JWTIssuer[:len("https://auth")]) + environments["prod"].JWTIssuer[len("https://auth"):],
+		"no slash, prod's audience too": strings.TrimSuffix(environments["prod"].JWTIssuer, "/"),
+	} {
+		// GIVEN dev trusting prod's issuer
+		envs := maps.Clone(environments)
+		d := envs["dev"]
+		d.JWTIssuer = issuer
+		if what == "no slash, prod's audience too" {
+			d.JWTAudience = envs["prod"].JWTAudience
+		}
+		envs["dev"] = d
+		// WHEN the environments are validated THEN synth stops, naming both
+		if err := ValidateEnvironments(envs); err == nil || !strings.Contains(err.Error(), "dev") || !strings.Contains(err.Error(), "prod") {
+			t.Errorf("%s (dev issuer %q, audience %q): ValidateEnvironments = %v, want an error naming dev and prod", what, d.JWTIssuer, d.JWTAudience, err)
+		}
+	}
+}

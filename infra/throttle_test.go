@@ -180,3 +180,19 @@ func TestFairShare_ACallerIgnoringItsLimitCannotStarveAnother(t *testing.T) {
 		t.Errorf("B within its limit beside a caller ignoring its own: %+v (A: %+v)", b, out["A"])
 	}
 }
+
+func TestFairShare_ATenantPollingStatusCannotLockOperatorsOut(t *testing.T) {
+	// GIVEN dev's status route bucket as synthesized (no per-caller quota
+	// guards it: the handler answers 403 to a caller without the ops scope,
+	// but only after the gateway's bucket paid for the request)
+	st := only(t, resources(t, system(t, "dev").Pipeline.Stack, "AWS::ApiGatewayV2::Stage"), "stage")
+	status := st["RouteSettings"].(map[string]any)["GET "+api.PathStatus].(map[string]any)
+	g := gatewayShare{rate: status["ThrottlingRateLimit"].(float64), burst: status["ThrottlingBurstLimit"].(float64), callerRequests: 1 << 30, callerWindow: time.Second}
+	// WHEN a tenant's token (no ops scope) polls status 3× the bucket's rate
+	// and an operator polls once a second, for 5 seconds
+	out := simulate(t, g, []caller{{name: "tenant", perWin: 3 * int(g.rate)}, {name: "operator", perWin: 1}}, 5)
+	// THEN the operator is served every time
+	if o := out["operator"]; o.admitted != o.attempts {
+		t.Errorf("operator beside a tenant polling status: %+v (tenant: %+v)", o, out["tenant"])
+	}
+}

@@ -158,3 +158,20 @@ func TestValidateEnvironments_TwoEnvironmentsNeverShareAnIssuer(t *testing.T) {
 		}
 	}
 }
+
+// Review of issue 24: until issue 24 every environment's authorizer trusted
+// this one pair, so dev's and staging's apps, test users and machine clients
+// were given tokens for it. Keeping it as prod's pair keeps all of those
+// able to mint tokens prod accepts: the split must give prod a pair no other
+// environment ever trusted.
+func TestValidateEnvironments_NoEnvironmentKeepsThePairAllOfThemTrustedBefore(t *testing.T) {
+	const sharedIssuer, sharedAudience = "https://auth.huntaze.com/", "huntaze-api"
+	// GIVEN the configured environments
+	for _, name := range EnvironmentNames() {
+		e := environments[name]
+		// THEN none trusts the formerly shared issuer+audience pair
+		if strings.TrimSuffix(strings.ToLower(e.JWTIssuer), "/") == strings.TrimSuffix(sharedIssuer, "/") && e.JWTAudience == sharedAudience {
+			t.Errorf("%s still trusts %s / %s, the pair dev and staging tokens were minted for before issue 24", name, e.JWTIssuer, e.JWTAudience)
+		}
+	}
+}

@@ -175,3 +175,20 @@ func TestValidateEnvironments_NoEnvironmentKeepsThePairAllOfThemTrustedBefore(t 
 		}
 	}
 }
+
+// Review of issue 24: dev takes whatever account the credentials point to,
+// including staging's or prod's: `cdk deploy -c env=dev` with prod's
+// credentials puts dev's stack (dev's issuer and audience, dev's sizing) into
+// prod's account, and nothing at synth says no.
+func TestLookupEnvironment_DevNeverLandsInAPinnedEnvironmentsAccount(t *testing.T) {
+	for _, account := range []string{StagingAccount, ProdAccount} {
+		// GIVEN credentials of a pinned environment's account
+		t.Setenv("CDK_DEFAULT_ACCOUNT", account)
+		// WHEN dev is looked up (what synth and deploy of env=dev do)
+		env, err := LookupEnvironment("dev")
+		// THEN it is refused
+		if err == nil {
+			t.Errorf("dev with credentials of account %s: accepted, it would deploy there (Account %q)", account, env.Account)
+		}
+	}
+}

@@ -42,6 +42,12 @@ func (c *aclCache) ModifyReplicationGroup(ctx context.Context, in *elasticache.M
 	return nil, fmt.Errorf("strategy %q not modelled", in.AuthTokenUpdateStrategy)
 }
 
+// DescribeReplicationGroups: the model applies a modify at once, so the
+// group is always available (asyncCache below is the asynchronous one).
+func (c *aclCache) DescribeReplicationGroups(context.Context, *elasticache.DescribeReplicationGroupsInput, ...func(*elasticache.Options)) (*elasticache.DescribeReplicationGroupsOutput, error) {
+	return &elasticache.DescribeReplicationGroupsOutput{ReplicationGroups: []ectypes.ReplicationGroup{{Status: aws.String("available")}}}, nil
+}
+
 func (c *aclCache) tokens(ctx context.Context) int {
 	u, err := c.admin.Do(ctx, "ACL", "GETUSER", "default").Result()
 	if err != nil {

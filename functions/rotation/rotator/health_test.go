@@ -138,6 +138,9 @@ func TestSessionHealth_ASessionTheSiteRefusesIsNotReportedHealthy(t *testing.T) 
 	var logs, emf bytes.Buffer
 	c := &SessionChecker{Secrets: f, Prefix: prefix, RenewAfter: DefaultSessionRenewAfter, Now: func() time.Time { return now },
 		Log: slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: metrics.New(&emf, map[string]string{"Service": "session-health", "Environment": "dev"}, func() time.Time { return now })}
+	// (the check asks the site its settings name: here the fake site's
+	// chat page, cookie and login path)
+	c.Probe = SessionProbeSettings{URL: site.URL + "/my/chats/chat/fan-1", CookieName: fakesite.VariantA.Cookie, LoginURLPart: fakesite.VariantA.LoginPath, Timeout: time.Minute}
 	// WHEN the scheduled check runs
 	rep, err := c.Check(context.Background())
 	if err != nil {
@@ -146,5 +149,30 @@ func TestSessionHealth_ASessionTheSiteRefusesIsNotReportedHealthy(t *testing.T) 
 	// THEN the ended session is unhealthy (and the live one is not)
 	if strings.Join(rep.Invalid, ",") != "creator-ended" {
 		t.Fatalf("invalid sessions %v, want [creator-ended]: a session the site refuses was reported healthy (report %+v)", rep.Invalid, rep)
+	}
+}
+
+// A site the check cannot reach says nothing about a session: the session
+// is Unknown (its own metric), not broken, not healthy-by-probe.
+func TestSessionHealth_AnUnreachableSiteLeavesTheSessionUnknownNotBroken(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	prefix := "huntaze/dev/onlyfans-session/"
+	// GIVEN a session and a site whose port accepts no connection
+	site := fakesite.Start(t)
+	site.Close()
+	f := &fakeSessions{values: map[string]string{"arn:c": `{"sessionCookie":"x"}`}, created: map[string]time.Time{"arn:c": now.Add(-time.Hour)},
+		secrets: []smtypes.SecretListEntry{{Name: aws.String(prefix + "creator-1"), ARN: aws.String("arn:c"), RotationEnabled: aws.Bool(false)}}}
+	var logs, emf bytes.Buffer
+	c := &SessionChecker{Secrets: f, Prefix: prefix, RenewAfter: DefaultSessionRenewAfter, Now: func() time.Time { return now },
+		Probe: SessionProbeSettings{URL: site.URL + "/my/chats", CookieName: fakesite.VariantA.Cookie, LoginURLPart: fakesite.VariantA.LoginPath, Timeout: time.Minute},
+		Log:   slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: metrics.New(&emf, map[string]string{"Service": "session-health", "Environment": "dev"}, func() time.Time { return now })}
+	// WHEN the check runs
+	rep, err := c.Check(context.Background())
+	// THEN the session is unknown, not invalid, and the cookie is in no log
+	if err != nil || len(rep.Invalid) != 0 || strings.Join(rep.Unknown, ",") != "creator-1" {
+		t.Fatalf("report %+v, err %v: want creator-1 unknown, none invalid", rep, err)
+	}
+	if !strings.Contains(emf.String(), `"sessions_unknown":1`) || strings.Contains(logs.String(), `"x"`) {
+		t.Fatalf("emf %s logs %s", emf.String(), logs.String())
 	}
 }

@@ -51,7 +51,9 @@ var wantAlarms = map[string]alarmSpec{
 
 // expectedTraffic are the alarms on a signal that must be there: no data
 // is the failure they exist for.
-var expectedTraffic = map[string]bool{"replay-not-running": true, "scraper-no-running-tasks": true}
+var expectedTraffic = map[string]bool{"replay-not-running": true, "scraper-no-running-tasks": true,
+	// the session check's alarm: no data means no check ran
+	SessionRenewalAlarm: true}
 
 // alarmOf reduces a synthesized alarm to its spec (metric math: the
 // labelled expression that is returned).
@@ -282,6 +284,27 @@ func TestTheOnDemandFallbackTakesOverWhatSpotCannotPlace(t *testing.T) {
 		}
 		if !cover || !release {
 			t.Errorf("%s: cover alarm %t, release alarm %t", env, cover, release)
+		}
+	}
+}
+
+// Review of issue 24: the renewal step this issue adds (and the older ones
+// beside it) has the operator type the session cookie on the command line,
+// where it lands in the shell's history and in every local user's `ps`:
+// a credential leaving its place. The value belongs in a file
+// (--secret-string file://…, removed afterwards) or on stdin.
+func TestRunbookNeverPutsASecretValueOnTheCommandLine(t *testing.T) {
+	for _, doc := range []string{"docs/runbook.md", "docs/scraper.md", "README.md"} {
+		// GIVEN an operator document
+		b, err := os.ReadFile(RepoRoot() + "/" + doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// THEN no command passes a secret's value inline
+		for i, line := range strings.Split(string(b), "\n") {
+			if regexp.MustCompile(`--secret-string\s+['"]`).MatchString(line) {
+				t.Errorf("%s:%d: the secret value on the command line: %s", doc, i+1, strings.TrimSpace(line))
+			}
 		}
 	}
 }

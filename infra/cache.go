@@ -128,7 +128,7 @@ func NewCache(scope constructs.Construct, id string, props CacheProps) *Cache {
 		},
 		Vpc: props.Network.Vpc, SecurityGroups: []awsec2.ISecurityGroup{rotationSG, clients},
 	})
-	allow(rotation.Role, []string{"elasticache:ModifyReplicationGroup"},
+	allow(rotation.Role, []string{"elasticache:DescribeReplicationGroups", "elasticache:ModifyReplicationGroup"},
 		jsii.String("arn:"+*stack.Partition()+":elasticache:"+*stack.Region()+":"+*stack.Account()+":replicationgroup:"+*rg.Ref()))
 	if !props.Env.MultiAZ {
 		suppress(rg, Suppression{Rule: "AwsSolutions-AEC4", Reason: "dev and staging run one cache node to save cost; prod is Multi-AZ with automatic failover (config.go)."})

@@ -106,7 +106,12 @@ var environments = func() map[string]Environment {
 	staging.Account = StagingAccount
 	prod := baseEnvironment("prod")
 	prod.Account = ProdAccount
-	prod.JWTIssuer, prod.JWTAudience = "https://auth.huntaze.com/", "huntaze-api"
+	// prod's pair is its own tenant and audience (baseEnvironment:
+	// https://auth.prod.huntaze.com/ + huntaze-api-prod), never the
+	// https://auth.huntaze.com/ + huntaze-api every environment trusted
+	// before issue 24: dev's and staging's clients and test users were given
+	// tokens for that pair, so no environment may trust it again
+	// (formerSharedTrust).
 	prod.NATGateways, prod.CacheNodeType, prod.MultiAZ = 2, "cache.r7g.large", true
 	prod.API.Callers = 100
 	prod.AlertTopicExists, prod.ScraperOnDemandBase, prod.LogRetentionDays = true, 1, 90
@@ -141,6 +146,14 @@ func LookupEnvironment(name string) (Environment, error) {
 	}
 	if env.Account == "" {
 		env.Account = os.Getenv("CDK_DEFAULT_ACCOUNT")
+		// An unpinned environment (dev) follows the credentials: with a
+		// pinned environment's credentials it would put its stack (its own,
+		// laxer trust and sizing) into that environment's account.
+		for _, other := range EnvironmentNames() {
+			if o := environments[other]; other != name && o.Account != "" && o.Account == env.Account {
+				return Environment{}, fmt.Errorf("environment %s would deploy into account %s, which is %s's (pinned in infra/config.go): use credentials of another account for %s", name, env.Account, other, name)
+			}
+		}
 	}
 	return env, nil
 }
@@ -208,6 +221,25 @@ func (s AlertSubscription) Validate() error {
 	return nil
 }
 
+// formerSharedTrust is the issuer+audience every environment trusted
+// before issue 24; tokens for it were minted for dev and staging.
+var formerSharedTrust = struct{ issuer, audience string }{"https://auth.huntaze.com/", "huntaze-api"}
+
+// normalIssuer is the identity of an issuer URL: scheme and host in lower
+// case, the default port dropped, no trailing slash (RFC 3986 equivalence;
+// identity providers differ in whether `iss` ends with "/").
+func normalIssuer(issuer string) string {
+	u, err := url.Parse(strings.TrimSpace(issuer))
+	if err != nil {
+		return strings.ToLower(strings.TrimRight(issuer, "/"))
+	}
+	host := strings.ToLower(u.Hostname())
+	if p := u.Port(); p != "" && !(p == "443" && strings.EqualFold(u.Scheme, "https")) {
+		host += ":" + p
+	}
+	return strings.ToLower(u.Scheme) + "://" + host + strings.TrimRight(u.EscapedPath(), "/")
+}
+
 // accountsRequired are the environments that must pin their account.
 var accountsRequired = []string{"staging", "prod"}
 
@@ -215,8 +247,9 @@ var accountID = regexp.MustCompile(`^\d{12}$`)
 
 // ValidateEnvironments checks the trust between environments before any
 // stack is built (synth fails with its message): every environment has an
-// https issuer and an audience, no two share the issuer+audience pair (a
-// token of one would be accepted by the other), staging and prod pin
+// https issuer and an audience, no two share an issuer (compared after
+// normalIssuer; a tenant that mints for one would mint for the other), none
+// trusts the pair all shared before issue 24, staging and prod pin
 // their own account, and no account hosts two pinned environments.
 func ValidateEnvironments(envs map[string]Environment) error {
 	var errs []error
@@ -235,11 +268,17 @@ func ValidateEnvironments(envs map[string]Environment) error {
 		if strings.TrimSpace(e.JWTAudience) == "" {
 			errs = append(errs, fmt.Errorf("environment %s: JWTAudience is empty", n))
 		}
-		pair := e.JWTIssuer + " " + e.JWTAudience
-		if other, ok := trusted[pair]; ok {
-			errs = append(errs, fmt.Errorf("environments %s and %s trust the same issuer %q and audience %q: a token for one would be accepted by the other; give each its own (infra/config.go)", other, n, e.JWTIssuer, e.JWTAudience))
+		// One issuer (identity-provider tenant) per environment, compared as
+		// the tenant it names, not as a string: whoever obtains tokens from
+		// a tenant for one environment can ask it for another's audience.
+		issuer := normalIssuer(e.JWTIssuer)
+		if other, ok := trusted[issuer]; ok {
+			errs = append(errs, fmt.Errorf("environments %s and %s trust the same issuer (%q, %q): whoever gets a token from it for one can get one for the other's audience; give each environment its own issuer (infra/config.go)", other, n, envs[other].JWTIssuer, e.JWTIssuer))
 		}
-		trusted[pair] = n
+		trusted[issuer] = n
+		if issuer == normalIssuer(formerSharedTrust.issuer) && e.JWTAudience == formerSharedTrust.audience {
+			errs = append(errs, fmt.Errorf("environment %s trusts %s + %s, the pair every environment trusted before issue 24 (dev's and staging's clients hold tokens for it); give it a pair of its own", n, e.JWTIssuer, e.JWTAudience))
+		}
 		if e.Account != "" {
 			if !accountID.MatchString(e.Account) {
 				errs = append(errs, fmt.Errorf("environment %s: Account %q is not a 12-digit AWS account id", n, e.Account))

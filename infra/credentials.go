@@ -66,10 +66,15 @@ func NewCredentials(scope constructs.Construct, id string, props CredentialsProp
 	settings := rotator.Settings{
 		Kind: rotator.SessionHealth, SessionSecretPrefix: prefix, Environment: props.Env.Name,
 		EnforceAfter: rotator.DefaultEnforceAfter, SessionRenewAfter: rotator.DefaultSessionRenewAfter,
+		// Asks OnlyFans about each session (GET with the cookie; the
+		// defaults match the scraper's built-in site profile). The function
+		// runs outside the VPC: its only network is Secrets Manager and the
+		// site.
+		SessionProbe: rotator.DefaultSessionProbe,
 	}
 	fn := NewGoFunction(c, "SessionHealth", GoFunctionProps{
 		Env: props.Env, Package: "functions/rotation", FunctionName: queues.Name("huntaze-onlyfans-session-health", props.Env.Name),
-		Description: "Checks every OnlyFans session secret (age, shape, no rotation attached)", Timeout: awscdk.Duration_Minutes(jsii.Number(5)), MemoryMB: 128,
+		Description: "Checks every OnlyFans session secret (age, shape, no rotation attached, the site accepts it)", Timeout: awscdk.Duration_Minutes(jsii.Number(5)), MemoryMB: 128,
 		Environment: environment(settings.Env()),
 	})
 	allow(fn.Role, []string{"secretsmanager:GetSecretValue"}, arn)

@@ -31,7 +31,7 @@ type rotationProps struct {
 func newRotation(scope constructs.Construct, id string, props rotationProps) *GoFunction {
 	fn := NewGoFunction(scope, id, GoFunctionProps{
 		Env: props.Env, Package: "functions/rotation", FunctionName: queues.Name(props.Name, props.Env.Name),
-		Description: "Rotates a secret (" + string(props.Settings.Kind) + ")", Timeout: awscdk.Duration_Minutes(jsii.Number(1)), MemoryMB: 128,
+		Description: "Rotates a secret (" + string(props.Settings.Kind) + ")", Timeout: awscdk.Duration_Minutes(jsii.Number(RotationTimeoutMinutes)), MemoryMB: 128,
 		Environment: environment(props.Settings.Env()), Vpc: props.Vpc, SecurityGroups: props.SecurityGroups,
 	})
 	props.Secret.AddRotationSchedule(jsii.String("Rotation"), &awssecretsmanager.RotationScheduleOptions{
@@ -49,6 +49,10 @@ func newRotation(scope constructs.Construct, id string, props rotationProps) *Go
 	})
 	return fn
 }
+
+// RotationTimeoutMinutes leaves room for the steps' wait for ElastiCache to
+// apply a token change (rotator.DefaultApplyWait, 4 minutes) plus the test.
+const RotationTimeoutMinutes = 5
 
 // EnforceEveryMinutes is how often the enforce step looks: the old token
 // is dropped between EnforceAfter and EnforceAfter + this after a rotation.

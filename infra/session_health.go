@@ -17,8 +17,9 @@ import (
 const SessionRenewalAlarm = "session-renewal-due"
 
 // newSessionHealthAlarm fires when a check finds a session due for renewal
-// or broken, or when the check itself fails (the Lambda's errors): a check
-// that cannot run must not look like healthy sessions. It notifies the
+// or broken, or when the check itself fails (the Lambda's errors) or does
+// not run at all (missing data breaches): a check that cannot run must not
+// look like healthy sessions. It notifies the
 // alerts topic like every alarm and joins alarms.Alarms.
 func newSessionHealthAlarm(scope constructs.Construct, env Environment, creds *Credentials, alarms *Alarms) awscloudwatch.Alarm {
 	period := awscdk.Duration_Hours(jsii.Number(SessionHealthEveryHours))
@@ -38,7 +39,9 @@ func newSessionHealthAlarm(scope constructs.Construct, env Environment, creds *C
 			int(rotator.DefaultSessionRenewAfter.Hours()/24), SessionRenewalAlarm)),
 		Threshold: jsii.Number(0), EvaluationPeriods: jsii.Number(1),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		// No data means no check ran (schedule disabled, function deleted):
+		// that must not look like healthy sessions.
+		TreatMissingData: awscloudwatch.TreatMissingData_BREACHING,
 	})
 	alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(alarms.Topic))
 	alarm.AddOkAction(awscloudwatchactions.NewSnsAction(alarms.Topic))

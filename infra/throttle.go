@@ -9,14 +9,16 @@ import (
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 )
 
-// APIShare sizes the HTTP API's throttling so that no caller can take
-// another's share: the handler admits at most CallerRequests per
+// APIShare sizes the HTTP API's throttling so that callers honouring their
+// 429s share it fairly: the handler admits at most CallerRequests per
 // CallerWindow from one caller (token subject; CALLER_REQUESTS,
 // CALLER_WINDOW, a fixed window kept in DynamoDB), and the stage admits
 // Callers such callers at their limit at once. HTTP APIs have no
 // per-client throttle at the gateway, so the per-caller limit lives in the
-// handler and the stage is sized for Callers of them (docs/api.md, "Fair
-// share").
+// handler and the stage is sized for Callers of them. It does not stop a
+// caller that ignores its 429s: the gateway charges the route's shared
+// bucket before the authorizer and the handler know the caller (the known
+// gap and its remedy, CloudFront + WAF: docs/api.md, "Fair share").
 type APIShare struct {
 	CallerRequests int
 	CallerWindow   time.Duration

@@ -129,3 +129,66 @@ func TestAuthorizer_ATokenForDevIsRefusedByStagingAndProd(t *testing.T) {
 		}
 	}
 }
+
+// Review of issue 24: one identity-provider tenant behind two environments.
+// The pair check compares issuer+audience as exact strings, so it passes
+// when two environments trust the same issuer (spelt with or without the
+// trailing slash, or in another case of the host) with another audience:
+// whoever can obtain tokens from that tenant for one environment (dev's test
+// users and clients, their creators grants) asks the same tenant for the
+// other's audience. Each environment must trust its own issuer.
+func TestValidateEnvironments_TwoEnvironmentsNeverShareAnIssuer(t *testing.T) {
+	for what, issuer := range map[string]string{
+		"prod's issuer as written":      environments["prod"].JWTIssuer,
+		"without the trailing slash":    strings.TrimSuffix(environments["prod"].JWTIssuer, "/"),
+		"the host in another case":      strings.ToUpper(environments["prod"].JWTIssuer[:len("https://auth")]) + environments["prod"].JWTIssuer[len("https://auth"):],
+		"no slash, prod's audience too": strings.TrimSuffix(environments["prod"].JWTIssuer, "/"),
+	} {
+		// GIVEN dev trusting prod's issuer
+		envs := maps.Clone(environments)
+		d := envs["dev"]
+		d.JWTIssuer = issuer
+		if what == "no slash, prod's audience too" {
+			d.JWTAudience = envs["prod"].JWTAudience
+		}
+		envs["dev"] = d
+		// WHEN the environments are validated THEN synth stops, naming both
+		if err := ValidateEnvironments(envs); err == nil || !strings.Contains(err.Error(), "dev") || !strings.Contains(err.Error(), "prod") {
+			t.Errorf("%s (dev issuer %q, audience %q): ValidateEnvironments = %v, want an error naming dev and prod", what, d.JWTIssuer, d.JWTAudience, err)
+		}
+	}
+}
+
+// Review of issue 24: until issue 24 every environment's authorizer trusted
+// this one pair, so dev's and staging's apps, test users and machine clients
+// were given tokens for it. Keeping it as prod's pair keeps all of those
+// able to mint tokens prod accepts: the split must give prod a pair no other
+// environment ever trusted.
+func TestValidateEnvironments_NoEnvironmentKeepsThePairAllOfThemTrustedBefore(t *testing.T) {
+	const sharedIssuer, sharedAudience = "https://auth.huntaze.com/", "huntaze-api"
+	// GIVEN the configured environments
+	for _, name := range EnvironmentNames() {
+		e := environments[name]
+		// THEN none trusts the formerly shared issuer+audience pair
+		if strings.TrimSuffix(strings.ToLower(e.JWTIssuer), "/") == strings.TrimSuffix(sharedIssuer, "/") && e.JWTAudience == sharedAudience {
+			t.Errorf("%s still trusts %s / %s, the pair dev and staging tokens were minted for before issue 24", name, e.JWTIssuer, e.JWTAudience)
+		}
+	}
+}
+
+// Review of issue 24: dev takes whatever account the credentials point to,
+// including staging's or prod's: `cdk deploy -c env=dev` with prod's
+// credentials puts dev's stack (dev's issuer and audience, dev's sizing) into
+// prod's account, and nothing at synth says no.
+func TestLookupEnvironment_DevNeverLandsInAPinnedEnvironmentsAccount(t *testing.T) {
+	for _, account := range []string{StagingAccount, ProdAccount} {
+		// GIVEN credentials of a pinned environment's account
+		t.Setenv("CDK_DEFAULT_ACCOUNT", account)
+		// WHEN dev is looked up (what synth and deploy of env=dev do)
+		env, err := LookupEnvironment("dev")
+		// THEN it is refused
+		if err == nil {
+			t.Errorf("dev with credentials of account %s: accepted, it would deploy there (Account %q)", account, env.Account)
+		}
+	}
+}

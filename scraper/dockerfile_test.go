@@ -232,3 +232,31 @@ func unpinnedInputs(t *testing.T, dockerfile, lock string) []string {
 	}
 	return found
 }
+
+// Review of issue 24: inputs the pin check does not look at.
+func TestDockerfile_TheBuildFrontendAndEveryAptPackageArePinned(t *testing.T) {
+	// GIVEN the shipped Dockerfile
+	df := read(t, filepath.Join(harness.RepoRoot(t), "scraper", "Dockerfile"))
+	var found []string
+	// THEN the BuildKit frontend named by "# syntax=" (an image pulled and run
+	// at build time, before any FROM) is pinned by digest like the base images
+	if m := regexp.MustCompile(`(?m)^# syntax=(\S+)$`).FindStringSubmatch(df); m != nil && !regexp.MustCompile(`@sha256:[0-9a-f]{64}$`).MatchString(m[1]) {
+		found = append(found, "frontend "+m[1]+" is pulled by tag")
+	}
+	// AND every package apt installs has an exact version, not only chromium
+	// (tini is PID 1 of the task; each unversioned package is whatever the
+	// index holds on the day of the build)
+	for _, m := range regexp.MustCompile(`apt-get install ([^&\n]+)`).FindAllStringSubmatch(df, -1) {
+		for _, f := range strings.Fields(m[1]) {
+			if strings.HasPrefix(f, "-") || f == `\` {
+				continue
+			}
+			if !strings.Contains(f, "=") {
+				found = append(found, "apt package "+f+" has no version")
+			}
+		}
+	}
+	if len(found) > 0 {
+		t.Fatalf("unpinned inputs the pin test misses:\n  %s", strings.Join(found, "\n  "))
+	}
+}

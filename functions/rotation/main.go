@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"net/http"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -36,6 +37,7 @@ func main() {
 	if s.Kind == rotator.SessionHealth {
 		c := &rotator.SessionChecker{
 			Secrets: secretsmanager.NewFromConfig(cfg), Prefix: s.SessionSecretPrefix, RenewAfter: s.SessionRenewAfter, Log: log,
+			Probe: s.SessionProbe, HTTP: &http.Client{Timeout: s.SessionProbe.Timeout},
 			Metrics: metrics.New(os.Stdout, map[string]string{"Service": "session-health", "Environment": s.Environment}, nil),
 		}
 		lambda.Start(func(ctx context.Context) error {

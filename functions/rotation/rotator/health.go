@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -22,6 +23,9 @@ const (
 	MetricSessionsRenewalDue   = "sessions_renewal_due"
 	MetricSessionsInvalid      = "sessions_invalid"
 	MetricSessionOldestAgeDays = "session_oldest_age_days"
+	// MetricSessionsUnknown counts sessions the site could not be asked
+	// about (unreachable): neither healthy nor broken.
+	MetricSessionsUnknown = "sessions_unknown"
 	// MetricSessionsUnhealthy is due + invalid: what the alarm watches.
 	MetricSessionsUnhealthy = "sessions_unhealthy"
 )
@@ -38,14 +42,19 @@ type SessionSecretsAPI interface {
 // change nothing), and its current value is younger than RenewAfter. Seed
 // 003 R8.5 asks for credentials rotated every 90 days: the check makes a
 // session older than RenewAfter (80 days) an alarm, and renewing it is the
-// runbook's step (docs/runbook.md#session-renewal-due).
+// runbook's step (docs/runbook.md#session-renewal-due). With Probe.URL set
+// it also asks the site (SessionProbeSettings): a session the site refuses
+// is invalid; one it could not be asked about is Unknown.
 type SessionChecker struct {
 	Secrets    SessionSecretsAPI
 	Prefix     string
 	RenewAfter time.Duration
-	Metrics    *metrics.Emitter
-	Log        *slog.Logger
-	Now        func() time.Time
+	Probe      SessionProbeSettings
+	// HTTP is the probe's client (http.DefaultClient when nil).
+	HTTP    *http.Client
+	Metrics *metrics.Emitter
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // SessionReport is what one check found.
@@ -53,6 +62,7 @@ type SessionReport struct {
 	Checked    int
 	RenewalDue []string // creator ids
 	Invalid    []string // creator ids (with the reason in the log)
+	Unknown    []string // creator ids the site could not be asked about
 	Oldest     time.Duration
 }
 
@@ -67,6 +77,10 @@ func (c *SessionChecker) Check(ctx context.Context) (SessionReport, error) {
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
+	}
+	client := c.HTTP
+	if client == nil {
+		client = http.DefaultClient
 	}
 	var rep SessionReport
 	in := &secretsmanager.ListSecretsInput{
@@ -101,9 +115,20 @@ func (c *SessionChecker) Check(ctx context.Context) (SessionReport, error) {
 				invalid("cannot read the secret: " + err.Error())
 				continue
 			}
-			if err := ValidateSession(aws.ToString(v.SecretString)); err != nil {
+			cookie, err := sessionCookie(aws.ToString(v.SecretString))
+			if err != nil {
 				invalid(err.Error())
 				continue
+			}
+			if c.Probe.URL != "" {
+				switch res, reason := c.Probe.probe(ctx, client, cookie); res {
+				case probeRefused:
+					invalid(reason)
+					continue
+				case probeUnknown:
+					rep.Unknown = append(rep.Unknown, creator)
+					c.Log.Warn("session not checked with the site", "creator_id", creator, "reason", reason)
+				}
 			}
 			// The age of the current value: when it was put, not when the
 			// secret's metadata last changed.
@@ -124,25 +149,31 @@ func (c *SessionChecker) Check(ctx context.Context) (SessionReport, error) {
 	set.Put(MetricSessionsRenewalDue, metrics.Count, float64(len(rep.RenewalDue)))
 	set.Put(MetricSessionsInvalid, metrics.Count, float64(len(rep.Invalid)))
 	set.Put(MetricSessionsUnhealthy, metrics.Count, float64(len(rep.RenewalDue)+len(rep.Invalid)))
+	set.Put(MetricSessionsUnknown, metrics.Count, float64(len(rep.Unknown)))
 	set.Put(MetricSessionOldestAgeDays, metrics.Count, rep.Oldest.Hours()/24)
 	if err := c.Metrics.Emit(set); err != nil {
 		return rep, err
 	}
-	c.Log.Info("session health checked", "checked", rep.Checked, "renewal_due", len(rep.RenewalDue), "invalid", len(rep.Invalid), "oldest_days", int(rep.Oldest.Hours()/24))
+	c.Log.Info("session health checked", "checked", rep.Checked, "renewal_due", len(rep.RenewalDue), "invalid", len(rep.Invalid), "unknown", len(rep.Unknown), "oldest_days", int(rep.Oldest.Hours()/24))
 	return rep, nil
 }
 
 // ValidateSession checks one creator's OnlyFans session secret:
 // {"sessionCookie": non-empty}.
 func ValidateSession(s string) error {
+	_, err := sessionCookie(s)
+	return err
+}
+
+func sessionCookie(s string) (string, error) {
 	var c struct {
 		SessionCookie string `json:"sessionCookie"`
 	}
 	if err := json.Unmarshal([]byte(s), &c); err != nil {
-		return fmt.Errorf("session secret is not a JSON object: %w", err)
+		return "", fmt.Errorf("session secret is not a JSON object: %w", err)
 	}
 	if c.SessionCookie == "" {
-		return errors.New("session secret has no sessionCookie")
+		return "", errors.New("session secret has no sessionCookie")
 	}
-	return nil
+	return c.SessionCookie, nil
 }

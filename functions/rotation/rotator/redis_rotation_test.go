@@ -42,6 +42,12 @@ func (c *aclCache) ModifyReplicationGroup(ctx context.Context, in *elasticache.M
 	return nil, fmt.Errorf("strategy %q not modelled", in.AuthTokenUpdateStrategy)
 }
 
+// DescribeReplicationGroups: the model applies a modify at once, so the
+// group is always available (asyncCache below is the asynchronous one).
+func (c *aclCache) DescribeReplicationGroups(context.Context, *elasticache.DescribeReplicationGroupsInput, ...func(*elasticache.Options)) (*elasticache.DescribeReplicationGroupsOutput, error) {
+	return &elasticache.DescribeReplicationGroupsOutput{ReplicationGroups: []ectypes.ReplicationGroup{{Status: aws.String("available")}}}, nil
+}
+
 func (c *aclCache) tokens(ctx context.Context) int {
 	u, err := c.admin.Do(ctx, "ACL", "GETUSER", "default").Result()
 	if err != nil {
@@ -195,5 +201,101 @@ func TestRedisRotation_WithoutSETTheOldTokenStaysAndTheNextRotationFails(t *test
 	sec.stages["v3"] = []string{"AWSPENDING"}
 	if err := run(t, r, "v3"); err == nil || !strings.Contains(err.Error(), "already has 2 AUTH tokens") {
 		t.Fatalf("second rotation without SET: %v", err)
+	}
+}
+
+// asyncCache is aclCache as ElastiCache really answers: ModifyReplicationGroup
+// returns at once with the group "modifying" and the token change pending
+// (PendingModifiedValues.AuthTokenStatus ROTATING or SETTING); it takes effect
+// only later, here when someone asks how the group is
+// (DescribeReplicationGroups, the call that shows "available" again). The
+// synchronous aclCache is kinder than AWS.
+type asyncCache struct {
+	aclCache
+	pending []*elasticache.ModifyReplicationGroupInput
+}
+
+func (c *asyncCache) ModifyReplicationGroup(_ context.Context, in *elasticache.ModifyReplicationGroupInput, _ ...func(*elasticache.Options)) (*elasticache.ModifyReplicationGroupOutput, error) {
+	c.calls = append(c.calls, in.AuthTokenUpdateStrategy)
+	c.pending = append(c.pending, in)
+	return &elasticache.ModifyReplicationGroupOutput{ReplicationGroup: &ectypes.ReplicationGroup{Status: aws.String("modifying"),
+		PendingModifiedValues: &ectypes.ReplicationGroupPendingModifiedValues{AuthTokenStatus: ectypes.AuthTokenUpdateStatusRotating}}}, nil
+}
+
+func (c *asyncCache) DescribeReplicationGroups(ctx context.Context, _ *elasticache.DescribeReplicationGroupsInput, _ ...func(*elasticache.Options)) (*elasticache.DescribeReplicationGroupsOutput, error) {
+	for _, in := range c.pending {
+		c.calls = c.calls[:len(c.calls)-1] // aclCache records it again
+		if _, err := c.aclCache.ModifyReplicationGroup(ctx, in); err != nil {
+			return nil, err
+		}
+	}
+	c.pending = nil
+	return &elasticache.DescribeReplicationGroupsOutput{ReplicationGroups: []ectypes.ReplicationGroup{{Status: aws.String("available")}}}, nil
+}
+
+func startACLRedis(t *testing.T) (addr string, admin *redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	srv := harness.StartRedis(t)
+	for _, cmd := range [][]any{{"ACL", "SETUSER", "admin", "on", ">admin-pw", "~*", "&*", "+@all"}, {"ACL", "SETUSER", "default", "on", "resetpass", ">old-token"}} {
+		if err := srv.Client().Do(ctx, cmd...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin = redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "admin", Password: "admin-pw"})
+	t.Cleanup(func() { _ = admin.Close() })
+	return srv.Addr, admin
+}
+
+// Review of issue 24: setSecret returns as soon as ElastiCache accepted the
+// ROTATE, and testSecret AUTHs with the new token at once: against
+// ElastiCache, where the change is still pending, the test fails and the
+// rotation stops with AWSPENDING left on the secret (which also holds the
+// enforce step off: "a rotation is under way").
+func TestRedisRotation_CompletesWhenElastiCacheAppliesTheTokenLater(t *testing.T) {
+	ctx := context.Background()
+	// GIVEN a real redis-server behind ElastiCache's asynchronous modify
+	addr, admin := startACLRedis(t)
+	cache := &asyncCache{aclCache: aclCache{admin: admin}}
+	sec := &fakeSecrets{values: map[string]string{"v1": "old-token"}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
+	r := &Rotator{Kind: RedisAuth, Secrets: sec, Cache: cache, ReplicationGroup: "rg", EnforceAfter: DefaultEnforceAfter,
+		TestToken: func(ctx context.Context, tok string) error { return auth(ctx, addr, tok) }}
+	// WHEN the rotation runs its four steps
+	err := run(t, r, "v2")
+	// THEN it completes and the new current token works
+	if err != nil {
+		t.Fatalf("rotation against an asynchronous ElastiCache: %v (stages %v)", err, sec.stages)
+	}
+	if err := auth(ctx, addr, sec.values["v2"]); err != nil {
+		t.Fatalf("the new current token: %v", err)
+	}
+}
+
+// Review of issue 24: the enforce step labels the version ENFORCED and logs
+// "only the current token is accepted" as soon as ElastiCache accepted the
+// SET, while the old token still works (the change is pending): a success
+// reported before the credential changed.
+func TestRedisRotation_EnforcedOnlyOnceTheOldTokenIsRefused(t *testing.T) {
+	ctx := context.Background()
+	// GIVEN a rotation done an EnforceAfter ago: old and new tokens both valid
+	addr, admin := startACLRedis(t)
+	if err := admin.Do(ctx, "ACL", "SETUSER", "default", ">new-token").Err(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	rotated := now.Add(-2 * DefaultEnforceAfter)
+	sec := &fakeSecrets{values: map[string]string{"v1": "old-token", "v2": "new-token"}, stages: map[string][]string{"v1": {"AWSPREVIOUS"}, "v2": {"AWSCURRENT"}}, lastRotated: &rotated}
+	cache := &asyncCache{aclCache: aclCache{admin: admin}}
+	r := &Rotator{Kind: RedisAuth, Secrets: sec, Cache: cache, ReplicationGroup: "rg", EnforceAfter: DefaultEnforceAfter, Now: func() time.Time { return now },
+		TestToken: func(ctx context.Context, tok string) error { return auth(ctx, addr, tok) }}
+	// WHEN the enforce step runs (against ElastiCache's asynchronous modify)
+	if err := r.Handle(ctx, Event{SecretID: "s", Step: EnforceStep}); err != nil {
+		t.Fatal(err)
+	}
+	// THEN a version labelled ENFORCED means the old token is refused
+	if has(sec.stages["v2"], EnforcedStage) {
+		if err := auth(ctx, addr, "old-token"); !wrongpass(err) {
+			t.Fatalf("v2 labelled %s while the old token still works (%v): SET still pending", EnforcedStage, err)
+		}
 	}
 }

@@ -5,14 +5,22 @@
 //   - createSecret: a new random token becomes AWSPENDING;
 //   - setSecret: ElastiCache gets it with the ROTATE strategy: old and new
 //     are both accepted, so clients holding the old one keep working;
-//   - testSecret: AUTH + PING with the new token;
+//   - testSecret: waits (bounded, ApplyWait) until ElastiCache has applied
+//     the change (DescribeReplicationGroups: the group "available", no
+//     pending AUTH token change; ModifyReplicationGroup only accepts it),
+//     then AUTH + PING with the new token. Still pending at the bound: the
+//     step fails, AWSPENDING stays, and Secrets Manager's retry of the
+//     rotation resumes it (every step is idempotent);
 //   - finishSecret: the new token becomes AWSCURRENT;
 //   - enforceSecret (scheduled, not a Secrets Manager step): once the
 //     current token has been current for EnforceAfter — longer than any
 //     client keeps a token (redisconn.MaxTokenAge) — ElastiCache gets it
 //     again with the SET strategy, which drops every other token: the old
-//     one stops working. The version is then labelled ENFORCED, so it runs
-//     once. Without it the old token would stay valid until the next
+//     one stops working. The version is labelled ENFORCED, so it runs
+//     once, only after the SET has been applied and the previous token is
+//     refused (WRONGPASS); while the SET is pending, or the previous token
+//     still works, nothing is labelled and the next scheduled run looks
+//     again. Without it the old token would stay valid until the next
 //     rotation, and that rotation's ROTATE would find two tokens already.
 //
 // OnlyFans sessions are not rotated: OnlyFans has no API to mint a
@@ -27,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,7 +64,16 @@ type SecretsAPI interface {
 // CacheAPI is the part of ElastiCache the Redis rotation uses.
 type CacheAPI interface {
 	ModifyReplicationGroup(ctx context.Context, in *elasticache.ModifyReplicationGroupInput, optFns ...func(*elasticache.Options)) (*elasticache.ModifyReplicationGroupOutput, error)
+	DescribeReplicationGroups(ctx context.Context, in *elasticache.DescribeReplicationGroupsInput, optFns ...func(*elasticache.Options)) (*elasticache.DescribeReplicationGroupsOutput, error)
 }
+
+// Defaults of the wait for ElastiCache to apply a token change: a modify
+// with ApplyImmediately takes seconds to minutes; the bound keeps the step
+// inside the function's timeout (infra: RotationTimeout).
+const (
+	DefaultApplyWait = 4 * time.Minute
+	DefaultApplyPoll = 10 * time.Second
+)
 
 // Kind says what the secret protects.
 type Kind string
@@ -87,6 +105,68 @@ type Rotator struct {
 	Now func() time.Time
 	// Log receives what the enforce step decided (nil: discarded).
 	Log *slog.Logger
+	// ApplyWait bounds the wait for ElastiCache to apply a token change and
+	// ApplyPoll is the time between two looks (DefaultApplyWait and
+	// DefaultApplyPoll when zero).
+	ApplyWait, ApplyPoll time.Duration
+	// IsRefused says an error of TestToken is Redis refusing the token, not
+	// an unreachable server (nil: WRONGPASS or an invalid password).
+	IsRefused func(error) bool
+}
+
+// errPending says ElastiCache has not applied a token change within
+// ApplyWait.
+var errPending = errors.New("ElastiCache has not applied the AUTH token change yet")
+
+// waitApplied polls DescribeReplicationGroups until the group is
+// "available" with no pending AUTH token change, at most ApplyWait.
+func (r *Rotator) waitApplied(ctx context.Context) error {
+	wait, poll := r.ApplyWait, r.ApplyPoll
+	if wait <= 0 {
+		wait = DefaultApplyWait
+	}
+	if poll <= 0 {
+		poll = DefaultApplyPoll
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		out, err := r.Cache.DescribeReplicationGroups(ctx, &elasticache.DescribeReplicationGroupsInput{ReplicationGroupId: aws.String(r.ReplicationGroup)})
+		if err != nil {
+			return err
+		}
+		status, pending := "missing", ectypes.AuthTokenUpdateStatus("")
+		if len(out.ReplicationGroups) == 1 {
+			g := out.ReplicationGroups[0]
+			status = aws.ToString(g.Status)
+			if g.PendingModifiedValues != nil {
+				pending = g.PendingModifiedValues.AuthTokenStatus
+			}
+		}
+		if status == "available" && pending == "" {
+			return nil
+		}
+		if !time.Now().Add(poll).Before(deadline) {
+			return fmt.Errorf("%w: replication group %s is %s (auth token %q) after %s", errPending, r.ReplicationGroup, status, pending, wait)
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Rotator) refused(err error) bool {
+	if err == nil {
+		return false
+	}
+	if r.IsRefused != nil {
+		return r.IsRefused(err)
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "invalid password")
 }
 
 // Handle runs one rotation step.
@@ -187,6 +267,9 @@ func (r *Rotator) test(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
+	if err := r.waitApplied(ctx); err != nil {
+		return fmt.Errorf("testSecret: %w", err)
+	}
 	if r.TestToken == nil {
 		return nil
 	}
@@ -250,6 +333,10 @@ func (r *Rotator) enforce(ctx context.Context, id string, desc *secretsmanager.D
 	if err != nil {
 		return err
 	}
+	previous, err := r.value(ctx, id, "AWSPREVIOUS", "")
+	if err != nil && !isNotFound(err) {
+		return err
+	}
 	if r.TestToken != nil {
 		if err := r.TestToken(ctx, token); err != nil {
 			return fmt.Errorf("the current token does not work; not dropping the others: %w", err)
@@ -260,6 +347,22 @@ func (r *Rotator) enforce(ctx context.Context, id string, desc *secretsmanager.D
 		AuthTokenUpdateStrategy: ectypes.AuthTokenUpdateStrategyTypeSet, ApplyImmediately: aws.Bool(true),
 	}); err != nil {
 		return err
+	}
+	// ElastiCache only accepted the SET: label nothing before it is applied
+	// and the previous token is refused.
+	if err := r.waitApplied(ctx); errors.Is(err, errPending) {
+		log.Info("redis token enforce: SET accepted, not applied yet; the next run checks again", "version", current, "reason", err.Error())
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if r.TestToken != nil && previous != "" && previous != token {
+		if err := r.TestToken(ctx, previous); err == nil {
+			log.Info("redis token enforce: the previous token still works; the next run checks again", "version", current)
+			return nil
+		} else if !r.refused(err) {
+			return fmt.Errorf("cannot tell whether the previous token is refused; not labelling %s: %w", EnforcedStage, err)
+		}
 	}
 	in := &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(id), VersionStage: aws.String(EnforcedStage), MoveToVersionId: aws.String(current)}
 	if enforced != "" {

@@ -3,6 +3,7 @@ package rotator
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/huntaze/message-pipeline/internal/envconfig"
@@ -35,6 +36,10 @@ type Settings struct {
 	// SessionRenewAfter: a session whose current value is older is due for
 	// renewal (80 days: 10 days to act before seed 003 R8.5's 90).
 	SessionRenewAfter time.Duration `env:"SESSION_RENEW_AFTER" envDefault:"1920h"`
+	// SessionProbe: how the session health check asks the site about each
+	// session (session-health only; a profile-style setting, see
+	// SessionProbeSettings).
+	SessionProbe SessionProbeSettings
 	// Environment is the metrics' Environment dimension.
 	Environment string `env:"ENVIRONMENT"`
 }
@@ -62,6 +67,20 @@ func Load(environ map[string]string) (Settings, error) {
 		}
 		if s.SessionRenewAfter <= 0 {
 			errs = append(errs, errors.New("SESSION_RENEW_AFTER must be positive"))
+		}
+		if p := s.SessionProbe; p.URL != "" {
+			if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("SESSION_CHECK_URL %q must be an http(s) URL of a page only a logged-in session sees", p.URL))
+			}
+			if p.CookieName == "" {
+				errs = append(errs, errors.New("SESSION_CHECK_COOKIE must name the session cookie"))
+			}
+			if p.LoginURLPart == "" {
+				errs = append(errs, errors.New("SESSION_CHECK_LOGIN_URL_PART must name the login page's URL part"))
+			}
+			if p.Timeout <= 0 {
+				errs = append(errs, errors.New("SESSION_CHECK_TIMEOUT must be positive"))
+			}
 		}
 	case "":
 	default:

@@ -78,7 +78,7 @@ func seq(prefix string, from, to int) []string {
 
 // Issue 23 found m0..m7 replayed in Scan order (m1,m3,m5,m4,m0,...). Each
 // creator's items are now queued in acceptance order, whatever the storage
-// order, creators in parallel, at most limit per run, each run resuming
+// order, creators in parallel, at most limit per creator per run, each run resuming
 // where the last stopped.
 func TestReplayQueuesEachCreatorsItemsInAcceptanceOrderInBoundedRuns(t *testing.T) {
 	s, _ := newStore(t)
@@ -96,8 +96,8 @@ func TestReplayQueuesEachCreatorsItemsInAcceptanceOrderInBoundedRuns(t *testing.
 	}
 	r := &recorder{}
 	res, err := s.Replay(context.Background(), r.send, 7)
-	if err != nil || res.Replayed != 7 {
-		t.Fatalf("first run: %+v, %v (want 7: the limit)", res, err)
+	if err != nil || res.Replayed != 3*7 {
+		t.Fatalf("first run: %+v, %v (want 7 per creator: the limit)", res, err)
 	}
 	for range 10 {
 		if res, err = s.Replay(context.Background(), r.send, 7); err != nil {

@@ -208,3 +208,35 @@ func TestTwoRacingReplaysQueueEachItemOnceInOrder(t *testing.T) {
 		t.Fatalf("replayed %q", r.got["creator-a"])
 	}
 }
+
+// An item stored after its sequence was given up (its request outlived the
+// lease) is behind done: it is still queued, late rather than never.
+func TestAnItemStoredBehindDoneIsStillReplayed(t *testing.T) {
+	s, clk := newStore(t)
+	ctx := context.Background()
+	first, err := s.Reserve(ctx, "creator-a", 1) // a0: its request is slow
+	if err != nil {
+		t.Fatal(err)
+	}
+	store(t, s, "creator-a", "a1")
+	clk.add(31 * time.Second)
+	r := &recorder{}
+	if _, err := s.Replay(ctx, r.send, 100); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.got["creator-a"], []string{"a1"}) {
+		t.Fatalf("replayed %q, want a1 (a0 given up: nothing stored)", r.got["creator-a"])
+	}
+	if err := s.Put(ctx, "creator-a/a0", "creator-a", first, "a0", nil, 4, errors.New("sqs down")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Replay(ctx, r.send, 100); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.got["creator-a"], []string{"a1", "a0"}) {
+		t.Fatalf("replayed %q, want a1 then a0 (late, not lost)", r.got["creator-a"])
+	}
+	if n, _ := s.PendingCount(ctx); n != 0 {
+		t.Fatalf("%d left pending", n)
+	}
+}

@@ -61,6 +61,8 @@ func NewStorage(scope constructs.Construct, id string, props StorageProps) *Stor
 		})
 	}
 	s := &Storage{Construct: c}
+	// TTL: the fallback store sets expiresAt only on replayed items; pending
+	// items and creators' backlog items never expire (internal/fallback).
 	s.FallbackTable = table("FallbackTable", "huntaze-message-fallback", fallback.KeyAttribute, fallback.TTLAttribute)
 	// Each creator's items by acceptance sequence: the replay queues them in
 	// that order (internal/fallback).

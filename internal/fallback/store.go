@@ -4,9 +4,14 @@
 // An item moves pending → replaying (claimed by one replayer with a lease)
 // → replayed, each step a conditional write, so two replay runs racing queue
 // an item once. A replayer that dies while holding a claim leaves the item
-// to be claimed again when the lease ends; the item's payload is
-// byte-identical on every attempt, so the FIFO deduplication id (a hash of
-// the payload) drops a copy sent within five minutes.
+// to be claimed again when the lease ends; the replay queues to the intake
+// queue, whose FIFO deduplication id is the messageId, so a copy sent
+// within five minutes is dropped.
+//
+// Nothing waiting expires: a pending item and a creator's backlog item
+// carry no TTL; an item gets its TTL (Retention) only when it is marked
+// replayed, so an accepted message is never deleted unsent and a creator's
+// sequences never restart while its items are in the table.
 //
 // Order (docs/design.md, "One order rule"): every item carries seq, its
 // creator's acceptance sequence, reserved from the creator's backlog item
@@ -58,7 +63,8 @@ const (
 // seq, so it is not in CreatorIndex.
 const backlogPrefix = "creator#"
 
-// Retention is how long an item is kept (TTL), like the queues' 14 days.
+// Retention is how long a replayed item is kept (TTL from its replay), like
+// the queues' 14 days.
 const Retention = 14 * 24 * time.Hour
 
 // Item is one stored message.
@@ -72,9 +78,11 @@ type Item struct {
 	LastError  string            `dynamodbav:"lastError,omitempty"`
 	CreatedAt  time.Time         `dynamodbav:"createdAt"`
 	UpdatedAt  time.Time         `dynamodbav:"updatedAt"`
-	ExpiresAt  int64             `dynamodbav:"expiresAt"` // epoch seconds (DynamoDB TTL)
-	ClaimToken string            `dynamodbav:"claimToken,omitempty"`
-	LeaseUntil int64             `dynamodbav:"leaseUntil,omitempty"` // epoch ms
+	// ExpiresAt (epoch seconds, DynamoDB TTL) is set only once the item
+	// is replayed: a pending item never expires.
+	ExpiresAt  int64  `dynamodbav:"expiresAt,omitempty"`
+	ClaimToken string `dynamodbav:"claimToken,omitempty"`
+	LeaseUntil int64  `dynamodbav:"leaseUntil,omitempty"` // epoch ms
 	// Seq is the creator's acceptance sequence (1, 2, ...): the replay
 	// queues a creator's items in Seq order.
 	Seq int64 `dynamodbav:"seq"`
@@ -141,8 +149,7 @@ func (s *Store) Put(ctx context.Context, messageID, creatorKey string, seq int64
 	now := s.now().UTC()
 	item := Item{
 		MessageID: messageID, CreatorKey: creatorKey, Payload: payload, Attributes: attrs,
-		Status: StatusPending, Attempts: attempts, CreatedAt: now, UpdatedAt: now,
-		ExpiresAt: now.Add(Retention).Unix(), Seq: seq,
+		Status: StatusPending, Attempts: attempts, CreatedAt: now, UpdatedAt: now, Seq: seq,
 	}
 	if lastErr != nil {
 		item.LastError = truncate(lastErr.Error(), 2000)
@@ -264,7 +271,8 @@ func (s *Store) Claim(ctx context.Context, messageID string) (token string, ok b
 // Finish records the outcome of a claimed item's send: replayed, or back to
 // pending with one more attempt and the error.
 func (s *Store) Finish(ctx context.Context, messageID, token string, sendErr error) error {
-	now := s.now().UTC().Format(time.RFC3339Nano)
+	at := s.now().UTC()
+	now := at.Format(time.RFC3339Nano)
 	in := &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(messageID),
@@ -276,8 +284,11 @@ func (s *Store) Finish(ctx context.Context, messageID, token string, sendErr err
 		},
 	}
 	if sendErr == nil {
-		in.UpdateExpression = aws.String("SET #s = :done, updatedAt = :now REMOVE claimToken, leaseUntil")
+		// The TTL starts only now: an item is never deleted unsent.
+		in.UpdateExpression = aws.String("SET #s = :done, updatedAt = :now, #ttl = :ttl REMOVE claimToken, leaseUntil")
+		in.ExpressionAttributeNames["#ttl"] = TTLAttribute
 		in.ExpressionAttributeValues[":done"] = &ddbtypes.AttributeValueMemberS{Value: StatusReplayed}
+		in.ExpressionAttributeValues[":ttl"] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(at.Add(Retention).Unix(), 10)}
 	} else {
 		in.UpdateExpression = aws.String("SET #s = :pending, updatedAt = :now, lastError = :e ADD attempts :one REMOVE claimToken, leaseUntil")
 		in.ExpressionAttributeValues[":pending"] = &ddbtypes.AttributeValueMemberS{Value: StatusPending}
@@ -330,21 +341,22 @@ func (s *Store) Backlogs(ctx context.Context, creators []string) (map[string]Bac
 }
 
 // Reserve takes the next n acceptance sequences of creator (one atomic
-// update) and returns the first; the creator is waiting from then on.
+// update) and returns the first; the creator is waiting from then on. The
+// backlog item has no TTL (one small item per creator; it also removes one
+// an older version set): if it expired, the creator's sequences would
+// restart beside its old items.
 func (s *Store) Reserve(ctx context.Context, creator string, n int) (first int64, err error) {
 	now := s.now()
 	out, err := s.ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(backlogPrefix + creator),
-		UpdateExpression:         aws.String("ADD reserved :n SET reservedAt = :now, backlogCreator = :c, done = if_not_exists(done, :zero), #ttl = :ttl"),
+		UpdateExpression:         aws.String("ADD reserved :n SET reservedAt = :now, backlogCreator = :c, done = if_not_exists(done, :zero) REMOVE #ttl"),
 		ExpressionAttributeNames: map[string]string{"#ttl": TTLAttribute},
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 			":n":    &ddbtypes.AttributeValueMemberN{Value: strconv.Itoa(n)},
 			":now":  &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 			":c":    &ddbtypes.AttributeValueMemberS{Value: creator},
 			":zero": &ddbtypes.AttributeValueMemberN{Value: "0"},
-			// outlives every item it orders
-			":ttl": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(Retention+24*time.Hour).Unix(), 10)},
 		},
 		ReturnValues: ddbtypes.ReturnValueUpdatedNew,
 	})
@@ -370,32 +382,26 @@ type ReplayResult struct {
 	Replayed, Failed, Skipped int
 }
 
-// Replay queues waiting items, at most limit per run: each waiting creator's
-// items in acceptance order (a Query by seq), creators in parallel (Parallel
-// at once). A creator stops at its first item that fails to queue (it goes
-// back to pending and is the first of the next run), at an item another
-// replayer holds, and at a missing sequence younger than the lease, so no
-// item of a creator is ever queued before an earlier one.
+// Replay queues waiting items: each waiting creator's items in acceptance
+// order (a Query by seq), up to limit items per creator per run, creators
+// in parallel (Parallel at once), at most limit creators per run. The
+// budget is per creator so that one run catches up every creator that adds
+// fewer than limit items between runs (a creator may add 10 a minute): a
+// global budget let creators that joined the table stay behind for good.
+// A creator stops at its first item that fails to queue (it goes back to
+// pending and is the first of the next run), at an item another replayer
+// holds, and at a missing sequence younger than the lease or still in the
+// base table, so no item of a creator is ever queued before an earlier one.
 func (s *Store) Replay(ctx context.Context, send Sender, limit int) (ReplayResult, error) {
-	creators, err := s.waitingCreators(ctx, limit)
+	creators, lowest, err := s.waitingCreators(ctx, limit)
 	if err != nil {
 		return ReplayResult{}, err
 	}
 	var (
-		mu     sync.Mutex
-		res    ReplayResult
-		errs   []error
-		budget = limit
+		mu   sync.Mutex
+		res  ReplayResult
+		errs []error
 	)
-	take := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if budget <= 0 {
-			return false
-		}
-		budget--
-		return true
-	}
 	sem := make(chan struct{}, max(1, s.Parallel))
 	var wg sync.WaitGroup
 	for _, c := range creators {
@@ -403,7 +409,15 @@ func (s *Store) Replay(ctx context.Context, send Sender, limit int) (ReplayResul
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r, err := s.replayCreator(ctx, c, send, take)
+			budget := limit
+			take := func() bool {
+				if budget <= 0 {
+					return false
+				}
+				budget--
+				return true
+			}
+			r, err := s.replayCreator(ctx, c, lowest[c], send, take)
 			mu.Lock()
 			defer mu.Unlock()
 			res.Replayed, res.Failed, res.Skipped = res.Replayed+r.Replayed, res.Failed+r.Failed, res.Skipped+r.Skipped
@@ -417,18 +431,20 @@ func (s *Store) Replay(ctx context.Context, send Sender, limit int) (ReplayResul
 }
 
 // waitingCreators finds the creators with something to replay: a pending
-// item (or one whose replayer's lease ended) or a backlog not done. It
-// scans, with a projection, only to learn who waits; the order comes from
-// each creator's Query.
-func (s *Store) waitingCreators(ctx context.Context, limit int) ([]string, error) {
+// item (or one whose replayer's lease ended) or a backlog not done, and the
+// lowest seq of a pending item seen per creator (so an item behind its
+// creator's done is still found). It scans, with a projection, only to
+// learn who waits; the order comes from each creator's Query.
+func (s *Store) waitingCreators(ctx context.Context, limit int) ([]string, map[string]int64, error) {
 	seen := map[string]bool{}
+	lowest := map[string]int64{}
 	var out []string
 	var start map[string]ddbtypes.AttributeValue
 	for {
 		page, err := s.ddb.Scan(ctx, &dynamodb.ScanInput{
 			TableName:                aws.String(s.table),
 			ConsistentRead:           aws.Bool(true),
-			ProjectionExpression:     aws.String("creatorKey, backlogCreator, reserved, done"),
+			ProjectionExpression:     aws.String("creatorKey, seq, backlogCreator, reserved, done"),
 			FilterExpression:         aws.String("#s = :pending OR (#s = :replaying AND leaseUntil < :now) OR attribute_exists(backlogCreator)"),
 			ExpressionAttributeNames: map[string]string{"#s": "status"},
 			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
@@ -439,16 +455,17 @@ func (s *Store) waitingCreators(ctx context.Context, limit int) ([]string, error
 			ExclusiveStartKey: start,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("fallback: scan: %w", err)
+			return nil, nil, fmt.Errorf("fallback: scan: %w", err)
 		}
 		var rows []struct {
 			CreatorKey     string `dynamodbav:"creatorKey"`
+			Seq            int64  `dynamodbav:"seq"`
 			BacklogCreator string `dynamodbav:"backlogCreator"`
 			Reserved       int64  `dynamodbav:"reserved"`
 			Done           int64  `dynamodbav:"done"`
 		}
 		if err := attributevalue.UnmarshalListOfMaps(page.Items, &rows); err != nil {
-			return nil, fmt.Errorf("fallback: decode: %w", err)
+			return nil, nil, fmt.Errorf("fallback: decode: %w", err)
 		}
 		for _, r := range rows {
 			c := r.CreatorKey
@@ -457,6 +474,8 @@ func (s *Store) waitingCreators(ctx context.Context, limit int) ([]string, error
 					continue
 				}
 				c = r.BacklogCreator
+			} else if c != "" && r.Seq > 0 && (lowest[c] == 0 || r.Seq < lowest[c]) {
+				lowest[c] = r.Seq
 			}
 			if c != "" && !seen[c] {
 				seen[c] = true
@@ -465,7 +484,7 @@ func (s *Store) waitingCreators(ctx context.Context, limit int) ([]string, error
 		}
 		if len(out) >= limit || len(page.LastEvaluatedKey) == 0 {
 			slices.Sort(out)
-			return out[:min(len(out), limit)], nil
+			return out[:min(len(out), limit)], lowest, nil
 		}
 		start = page.LastEvaluatedKey
 	}
@@ -485,26 +504,85 @@ func (s *Store) backlog(ctx context.Context, creator string) (Backlog, error) {
 	return b, nil
 }
 
+// storedBetween reports whether the base table holds an item of creator
+// with a seq in [from, to]: a consistent Scan, because the index the replay
+// queries is eventually consistent and may not show a stored item yet. It
+// runs only when a reserved sequence is missing from the index past the
+// lease (a rare path), never per item.
+func (s *Store) storedBetween(ctx context.Context, creator string, from, to int64) (bool, error) {
+	var start map[string]ddbtypes.AttributeValue
+	for {
+		page, err := s.ddb.Scan(ctx, &dynamodb.ScanInput{
+			TableName: aws.String(s.table), ConsistentRead: aws.Bool(true), Select: ddbtypes.SelectCount,
+			FilterExpression: aws.String("creatorKey = :c AND seq BETWEEN :from AND :to"),
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+				":c":    &ddbtypes.AttributeValueMemberS{Value: creator},
+				":from": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(from, 10)},
+				":to":   &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(to, 10)},
+			},
+			ExclusiveStartKey: start,
+		})
+		if err != nil {
+			return false, fmt.Errorf("fallback: check sequences of %s: %w", creator, err)
+		}
+		if page.Count > 0 {
+			return true, nil
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			return false, nil
+		}
+		start = page.LastEvaluatedKey
+	}
+}
+
+// giveUp decides whether the reserved sequences from..to of creator, not in
+// the index, are given up: only when they were reserved more than the lease
+// ago (reservedAt, epoch ms, of the evidence: a later item's creation or
+// the backlog's last reservation) and a consistent read of the base table
+// finds none of them (the index may lag behind it).
+func (s *Store) giveUp(ctx context.Context, creator string, from, to, reservedAt int64) (bool, error) {
+	if s.now().UnixMilli()-reservedAt < s.lease.Milliseconds() {
+		return false, nil
+	}
+	stored, err := s.storedBetween(ctx, creator, from, to)
+	if err != nil {
+		return false, err
+	}
+	if stored {
+		s.log().Info("fallback replay: the index does not show stored sequences yet; waiting", "creator_id", creator, "from", from, "to", to)
+		return false, nil
+	}
+	s.log().Warn("fallback replay: reserved sequences never stored, skipped", "creator_id", creator, "from", from, "to", to)
+	return true, nil
+}
+
 // replayCreator queues creator's items after its backlog's done, in seq
-// order, while take allows, then moves done past what it queued.
-func (s *Store) replayCreator(ctx context.Context, creator string, send Sender, take func() bool) (ReplayResult, error) {
+// order, while take allows, then moves done past what it queued. lowest
+// (0: none) is the lowest seq of a pending item of creator the run's scan
+// saw: an item behind done (stored after its sequence was given up, or a
+// sequence reused after a backlog item was lost) is queued too, late
+// rather than never.
+func (s *Store) replayCreator(ctx context.Context, creator string, lowest int64, send Sender, take func() bool) (ReplayResult, error) {
 	var res ReplayResult
 	b, err := s.backlog(ctx, creator)
 	if err != nil {
 		return res, err
 	}
-	nowMs := s.now().UnixMilli()
-	grace := s.lease.Milliseconds()
 	next := b.Done + 1 // the sequence that must be queued next
+	from := next
+	if lowest > 0 && lowest < from {
+		from = lowest
+		s.log().Warn("fallback replay: a pending item behind its creator's done; queued late", "creator_id", creator, "seq", lowest, "done", b.Done)
+	}
 	stopped := false
 	var start map[string]ddbtypes.AttributeValue
 	for !stopped {
 		page, err := s.ddb.Query(ctx, &dynamodb.QueryInput{
 			TableName: aws.String(s.table), IndexName: aws.String(CreatorIndex),
-			KeyConditionExpression: aws.String("creatorKey = :c AND seq >= :next"),
+			KeyConditionExpression: aws.String("creatorKey = :c AND seq >= :from"),
 			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 				":c":    &ddbtypes.AttributeValueMemberS{Value: creator},
-				":next": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(next, 10)},
+				":from": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(from, 10)},
 			},
 			ScanIndexForward: aws.Bool(true), Limit: aws.Int32(25), ExclusiveStartKey: start,
 		})
@@ -517,19 +595,33 @@ func (s *Store) replayCreator(ctx context.Context, creator string, send Sender, 
 		}
 		for _, it := range items {
 			if it.Seq < next {
-				continue
-			}
-			if it.Seq > next {
-				// Sequences next..it.Seq-1 were reserved but their items are
-				// not here: the request that reserved them failed to store
-				// them (it answered "failed": nothing accepted), or the index
-				// has not caught up. A later item stored more than the lease
-				// ago proves their request is long over.
-				if nowMs-it.CreatedAt.UnixMilli() < grace {
+				// Behind done, or a second item with a sequence already
+				// passed: queue it unless replayed (never lose it).
+				ok, err := s.replayItem(ctx, it, send, take, &res)
+				if err != nil {
+					return res, errors.Join(err, s.advance(ctx, creator, next-1, 0))
+				}
+				if !ok {
 					stopped = true
 					break
 				}
-				s.log().Warn("fallback replay: reserved sequences never stored, skipped", "creator_id", creator, "from", next, "to", it.Seq-1)
+				continue
+			}
+			if it.Seq > next {
+				// Sequences next..it.Seq-1 were reserved but the index does
+				// not show their items: the request that reserved them failed
+				// to store them (it answered "failed": nothing accepted), or
+				// the index has not caught up. A later item stored more than
+				// the lease ago proves their request is long over; the base
+				// table, read consistently, tells which.
+				give, err := s.giveUp(ctx, creator, next, it.Seq-1, it.CreatedAt.UnixMilli())
+				if err != nil {
+					return res, errors.Join(err, s.advance(ctx, creator, next-1, 0))
+				}
+				if !give {
+					stopped = true
+					break
+				}
 				next = it.Seq
 			}
 			ok, err := s.replayItem(ctx, it, send, take, &res)
@@ -547,10 +639,15 @@ func (s *Store) replayCreator(ctx context.Context, creator string, send Sender, 
 		}
 		start = page.LastEvaluatedKey
 	}
-	if !stopped && next <= b.Reserved && nowMs-b.ReservedAt >= grace {
-		// The last sequences were reserved long ago and never stored.
-		s.log().Warn("fallback replay: reserved sequences never stored, skipped", "creator_id", creator, "from", next, "to", b.Reserved)
-		return res, s.advance(ctx, creator, b.Reserved, b.Reserved)
+	if !stopped && next <= b.Reserved {
+		// The last sequences were reserved and the index shows no item.
+		give, err := s.giveUp(ctx, creator, next, b.Reserved, b.ReservedAt)
+		if err != nil {
+			return res, errors.Join(err, s.advance(ctx, creator, next-1, 0))
+		}
+		if give {
+			return res, s.advance(ctx, creator, b.Reserved, b.Reserved)
+		}
 	}
 	return res, s.advance(ctx, creator, next-1, 0)
 }

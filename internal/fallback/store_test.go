@@ -78,7 +78,7 @@ func seq(prefix string, from, to int) []string {
 
 // Issue 23 found m0..m7 replayed in Scan order (m1,m3,m5,m4,m0,...). Each
 // creator's items are now queued in acceptance order, whatever the storage
-// order, creators in parallel, at most limit per run, each run resuming
+// order, creators in parallel, at most limit per creator per run, each run resuming
 // where the last stopped.
 func TestReplayQueuesEachCreatorsItemsInAcceptanceOrderInBoundedRuns(t *testing.T) {
 	s, _ := newStore(t)
@@ -96,8 +96,8 @@ func TestReplayQueuesEachCreatorsItemsInAcceptanceOrderInBoundedRuns(t *testing.
 	}
 	r := &recorder{}
 	res, err := s.Replay(context.Background(), r.send, 7)
-	if err != nil || res.Replayed != 7 {
-		t.Fatalf("first run: %+v, %v (want 7: the limit)", res, err)
+	if err != nil || res.Replayed != 3*7 {
+		t.Fatalf("first run: %+v, %v (want 7 per creator: the limit)", res, err)
 	}
 	for range 10 {
 		if res, err = s.Replay(context.Background(), r.send, 7); err != nil {
@@ -206,5 +206,37 @@ func TestTwoRacingReplaysQueueEachItemOnceInOrder(t *testing.T) {
 	}
 	if !slices.Equal(r.got["creator-a"], seq("a", 0, 12)) {
 		t.Fatalf("replayed %q", r.got["creator-a"])
+	}
+}
+
+// An item stored after its sequence was given up (its request outlived the
+// lease) is behind done: it is still queued, late rather than never.
+func TestAnItemStoredBehindDoneIsStillReplayed(t *testing.T) {
+	s, clk := newStore(t)
+	ctx := context.Background()
+	first, err := s.Reserve(ctx, "creator-a", 1) // a0: its request is slow
+	if err != nil {
+		t.Fatal(err)
+	}
+	store(t, s, "creator-a", "a1")
+	clk.add(31 * time.Second)
+	r := &recorder{}
+	if _, err := s.Replay(ctx, r.send, 100); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.got["creator-a"], []string{"a1"}) {
+		t.Fatalf("replayed %q, want a1 (a0 given up: nothing stored)", r.got["creator-a"])
+	}
+	if err := s.Put(ctx, "creator-a/a0", "creator-a", first, "a0", nil, 4, errors.New("sqs down")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Replay(ctx, r.send, 100); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.got["creator-a"], []string{"a1", "a0"}) {
+		t.Fatalf("replayed %q, want a1 then a0 (late, not lost)", r.got["creator-a"])
+	}
+	if n, _ := s.PendingCount(ctx); n != 0 {
+		t.Fatalf("%d left pending", n)
 	}
 }

@@ -330,7 +330,8 @@ func TestQueueOutageRetriesThreeTimesThenStoresAndReplaysExactlyOnce(t *testing.
 	}
 	id := out["messageId"].(string)
 	items, err := f.store.Claimable(context.Background(), 10)
-	if err != nil || len(items) != 1 || items[0].MessageID != id || items[0].Status != fallback.StatusPending || items[0].Attempts != 4 || !strings.Contains(items[0].LastError, "injected") || items[0].ExpiresAt == 0 {
+	if err != nil || len(items) != 1 || items[0].MessageID != id || items[0].Status != fallback.StatusPending || items[0].Attempts != 4 || !strings.Contains(items[0].LastError, "injected") || items[0].ExpiresAt != 0 {
+		// ExpiresAt: a pending item carries no TTL (never deleted unsent).
 		t.Fatalf("fallback items %+v (%v)", items, err)
 	}
 	if !strings.Contains(f.emf.String(), `"fallback_stored":1`) {
@@ -372,6 +373,11 @@ func TestQueueOutageRetriesThreeTimesThenStoresAndReplaysExactlyOnce(t *testing.
 	}
 	if n, _ := f.store.PendingCount(context.Background()); n != 0 {
 		t.Fatalf("%d still pending", n)
+	}
+	// and the replayed item's TTL starts only now
+	out2, err := f.ddb.DynamoDB.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String("fallback"), Key: map[string]ddbtypes.AttributeValue{fallback.KeyAttribute: &ddbtypes.AttributeValueMemberS{Value: id}}, ConsistentRead: aws.Bool(true)})
+	if err != nil || out2.Item[fallback.TTLAttribute] == nil {
+		t.Fatalf("replayed item without its TTL: %v %v", out2, err)
 	}
 }
 

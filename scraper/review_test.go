@@ -2,11 +2,25 @@ package scraper_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/huntaze/message-pipeline/internal/browser"
+	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
+	"github.com/huntaze/message-pipeline/scraper"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 	"github.com/huntaze/message-pipeline/test/fakesite"
+	"github.com/huntaze/message-pipeline/test/harness"
 )
 
 // Review of issue 22: attacks on the browser boundary's promises.
@@ -36,5 +50,91 @@ func TestReviewRedisForgettingTheAttemptMarkOfAnUnknownSendDoesNotSendItTwice(t 
 	// THEN the fan has the message once
 	if got := f.site.Texts("creator-a"); !ok || len(got) != 1 {
 		t.Fatalf("ok %t, the site has %q (%d sends)\n%s", ok, got, len(got), f.logs)
+	}
+}
+
+// behind makes the scraper reach the site through front (a CDN, a cache or
+// a renderer between the browser and the site's origin): a new sender,
+// processor and consumer on the fixture's Redis, queues and credentials.
+func (f *fixture) behind(cfg scraper.Config, front func(origin http.Handler) http.Handler) {
+	f.t.Helper()
+	origin, _ := url.Parse(f.site.URL)
+	srv := httptest.NewServer(front(httputil.NewSingleHostReverseProxy(origin)))
+	f.t.Cleanup(srv.Close)
+	opts := browser.Options{DriverDir: harness.DriverDir(f.t)}
+	sender := onlyfans.New(onlyfans.Config{BaseURL: srv.URL, Browser: opts, RecycleAfter: 20, Traces: true, Timeouts: fastSender})
+	f.t.Cleanup(func() { _ = sender.Close() })
+	log := slog.New(slog.NewJSONHandler(f.logs, nil))
+	gate, err := ratelimit.New(f.redis.Client(), openGate)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.proc = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.results, log,
+		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
+	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, f.proc, log)
+}
+
+// rewriteChatPages changes the HTML of every chat page the front serves.
+func rewriteChatPages(rewrite func(string) string) func(http.Handler) http.Handler {
+	return func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
+				origin.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			origin.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				if k != "Content-Length" {
+					w.Header()[k] = v
+				}
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = io.WriteString(w, rewrite(rec.Body.String()))
+		})
+	}
+}
+
+func TestReviewAnUnknownSendIsFoundWhenTheChatRendersLineBreaksAsBR(t *testing.T) {
+	// GIVEN a chat page that renders a message's line breaks as <br> (as
+	// most chat web apps do; the text nodes then hold no white space
+	// between the lines), and a gateway answering 502 after its origin
+	// committed a two-line message
+	f := setup(t, testConfig())
+	lines := regexp.MustCompile(`(<li class="message">)([^<]*)(</li>)`)
+	f.behind(testConfig(), rewriteChatPages(func(html string) string {
+		return lines.ReplaceAllStringFunc(html, func(li string) string { return strings.ReplaceAll(li, "\n", "<br>") })
+	}))
+	f.site.InjectFaults(fakesite.Fault{Commit: true, Status: 502})
+	f.enqueue(f.newMessage("creator-a", "see you tonight\nat 9"))
+	// WHEN the scraper runs
+	ok := f.runUntil(30*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN the read-back found the committed send: the fan has it once
+	if got := f.site.Texts("creator-a"); !ok || len(got) != 1 {
+		t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
+	}
+}
+
+func TestReviewAnUnknownSendIsFoundWhenTheSiteDropsInvisibleCharacters(t *testing.T) {
+	for name, c := range map[string]struct{ text, drop string }{
+		"emoji variation selector": {"love you \u2764\ufe0f", "\ufe0f"},
+		"zero-width space":         {"call\u200bme", "\u200b"},
+		"soft hyphen":              {"wonder\u00adful", "\u00ad"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// GIVEN a site that stores a text without an invisible character
+			// (the Key is documented as "only coarser than what the site
+			// does"), and a gateway answering 502 after its origin committed
+			f := setup(t, testConfig())
+			f.site.StoreAs(func(s string) string { return strings.ReplaceAll(s, c.drop, "") })
+			f.site.InjectFaults(fakesite.Fault{Commit: true, Status: 502})
+			f.enqueue(f.newMessage("creator-a", c.text))
+			// WHEN the scraper runs
+			ok := f.runUntil(30*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+			// THEN the fan has it once
+			if got := f.site.Texts("creator-a"); !ok || len(got) != 1 {
+				t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package scraper_test
 
 import (
 	"context"
+	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
@@ -136,5 +137,32 @@ func TestReviewAnUnknownSendIsFoundWhenTheSiteDropsInvisibleCharacters(t *testin
 				t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
 			}
 		})
+	}
+}
+
+func TestReviewAnUnknownSendIsNotResentWhileTheChatListLagsBehindTheCommit(t *testing.T) {
+	// GIVEN a chat list that shows a committed message 2 s after the
+	// commit (the site's write path is asynchronous, or a cache serves the
+	// chat), a gateway answering 502 after its origin committed, and the
+	// production backoff of 1 s before an in-process retry
+	cfg := testConfig()
+	cfg.ServerBackoff = time.Second
+	f := setup(t, cfg)
+	const lag = 2 * time.Second
+	f.behind(cfg, rewriteChatPages(func(page string) string {
+		for _, m := range f.site.Sent() {
+			if time.Since(m.At) < lag {
+				page = strings.Replace(page, `<li class="message">`+template.HTMLEscapeString(m.Text)+`</li>`, "", 1)
+			}
+		}
+		return page
+	}))
+	f.site.InjectFaults(fakesite.Fault{Commit: true, Status: 502})
+	f.enqueue(f.newMessage("creator-a", "see you soon"))
+	// WHEN the scraper runs
+	ok := f.runUntil(30*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN the fan has it once
+	if got := f.site.Texts("creator-a"); !ok || len(got) != 1 {
+		t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -164,5 +165,23 @@ func TestReviewAnUnknownSendIsNotResentWhileTheChatListLagsBehindTheCommit(t *te
 	// THEN the fan has it once
 	if got := f.site.Texts("creator-a"); !ok || len(got) != 1 {
 		t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
+	}
+}
+
+func TestReviewASlowSiteThatRecordsLateStillSeesNoMoreThanTheLimitInAnyWindow(t *testing.T) {
+	// GIVEN a gate of 3 sends per 3 s (margin 200 ms), 4 messages of one
+	// creator, and a site that takes 1.2 s on the first send and records it
+	// when it gets to it (inside the 1.5 s response timeout: a clean 200;
+	// production: 30 s response timeout, 2 s margin)
+	f := setupWithGate(t, testConfig(), ratelimit.Config{Limit: 3, Window: 3 * time.Second, Margin: 200 * time.Millisecond, KeyPrefix: "gate"})
+	f.site.InjectFaults(fakesite.Fault{Delay: 1200 * time.Millisecond})
+	for i := range 4 {
+		f.enqueue(f.newMessage("creator-a", "s"+strconv.Itoa(i)))
+	}
+	// WHEN the scraper drains them
+	ok := f.runUntil(40*time.Second, func() bool { return len(f.site.Sent()) == 4 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN no 3 s window at the site held more than 3
+	if got := f.site.MaxInWindow(3 * time.Second)["creator-a"]; !ok || got > 3 {
+		t.Fatalf("ok %t, %d sends in one 3 s window at the site: %v", ok, got, f.site.Sent())
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
@@ -183,5 +185,33 @@ func TestReviewASlowSiteThatRecordsLateStillSeesNoMoreThanTheLimitInAnyWindow(t 
 	// THEN no 3 s window at the site held more than 3
 	if got := f.site.MaxInWindow(3 * time.Second)["creator-a"]; !ok || got > 3 {
 		t.Fatalf("ok %t, %d sends in one 3 s window at the site: %v", ok, got, f.site.Sent())
+	}
+}
+
+func TestReviewAnExpiredSessionShowingTheLoginPageDeadLettersNothing(t *testing.T) {
+	// GIVEN creator-a's session expired (its chat pages show the login
+	// page), and a session check that answers 200 with the login page (a
+	// single-page app answering every path with its shell; how the real
+	// /api2/v2/users/me answers a logged-out client is unknown)
+	f := setup(t, testConfig())
+	f.behind(testConfig(), func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/api2/v2/users/me" {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				_, _ = io.WriteString(w, `<!doctype html><title>Login</title><form id="login">Log in</form>`)
+				return
+			}
+			origin.ServeHTTP(w, r)
+		})
+	})
+	f.compress()
+	f.sessions.set("creator-a", "expired-session")
+	f.enqueue(f.newMessage("creator-a", "a0"), f.newMessage("creator-a", "a1"))
+	// WHEN the scraper runs for a while
+	f.runUntil(20*time.Second, func() bool { return len(f.compressed.Asked()) >= 10 || f.queueCount(f.queues.Workflows.DLQURL) > 0 })
+	// THEN nothing is dead-lettered: the login page already said the
+	// session (not the fan) is the problem; the creator waits for a new one
+	if d := f.dlq(); len(d) != 0 {
+		t.Fatalf("%d of an expired session's messages dead-lettered, first: %q\n%s", len(d), aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue), f.logs)
 	}
 }

@@ -215,3 +215,20 @@ func TestReviewAnExpiredSessionShowingTheLoginPageDeadLettersNothing(t *testing.
 		t.Fatalf("%d of an expired session's messages dead-lettered, first: %q\n%s", len(d), aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue), f.logs)
 	}
 }
+
+func TestReviewAChatPageWithoutItsComposerForEveryCreatorDeadLettersNothing(t *testing.T) {
+	// GIVEN the site serving every chat page without its composer (a
+	// front-end outage: the script bundle's CDN down, a 200 maintenance
+	// page) for two creators' messages
+	f := setup(t, testConfig())
+	f.compress()
+	f.site.BreakChatPages(1000)
+	f.enqueue(f.newMessage("creator-a", "a0"), f.newMessage("creator-b", "b0"))
+	// WHEN the scraper runs for more receives than MaxFailures
+	f.runUntil(90*time.Second, func() bool { return len(f.compressed.Asked()) >= 8 || f.queueCount(f.queues.Workflows.DLQURL) == 2 })
+	// THEN nothing is dead-lettered: the same failure on every creator's
+	// page is the site's, not one message's
+	if d := f.dlq(); len(d) != 0 {
+		t.Fatalf("%d messages dead-lettered by a site-wide broken page, first: %q", len(d), aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
+	}
+}

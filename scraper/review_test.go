@@ -232,3 +232,35 @@ func TestReviewAChatPageWithoutItsComposerForEveryCreatorDeadLettersNothing(t *t
 		t.Fatalf("%d messages dead-lettered by a site-wide broken page, first: %q", len(d), aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
 	}
 }
+
+func TestReviewAnUnknownSendIsFoundWhenTheChatShowsOnlyItsLatestMessages(t *testing.T) {
+	// GIVEN a chat page that shows the latest 3 messages (older ones load
+	// on scroll, as chat web apps do), a fan who already has "ok" as the
+	// oldest of them, and a gateway answering 502 after its origin
+	// committed another "ok"
+	f := setup(t, testConfig())
+	item := regexp.MustCompile(`<li class="message">[^<]*</li>`)
+	f.behind(testConfig(), rewriteChatPages(func(page string) string {
+		all := item.FindAllString(page, -1)
+		if len(all) <= 3 {
+			return page
+		}
+		i := 0
+		return item.ReplaceAllStringFunc(page, func(li string) string {
+			i++
+			if i <= len(all)-3 {
+				return ""
+			}
+			return li
+		})
+	}))
+	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{}, fakesite.Fault{}, fakesite.Fault{}, fakesite.Fault{Commit: true, Status: 502})
+	f.enqueue(f.newMessage("creator-a", "hi"), f.newMessage("creator-a", "ok"), f.newMessage("creator-a", "how are you"), f.newMessage("creator-a", "thanks"), f.newMessage("creator-a", "ok"))
+	// WHEN the scraper runs
+	ok := f.runUntil(40*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN the fan has each message once: "ok" twice (two messages), not
+	// three times
+	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "hi,ok,how are you,thanks,ok" {
+		t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
+	}
+}

@@ -264,3 +264,24 @@ func TestReviewAnUnknownSendIsFoundWhenTheChatShowsOnlyItsLatestMessages(t *test
 		t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
 	}
 }
+
+func TestReviewOneUnauthorisedAnswerWithAGoodSessionDoesNotDeadLetterTheMessage(t *testing.T) {
+	// GIVEN a send answered 401 once (a request signature or CSRF token
+	// that expired a moment ago; the session is good, the chat loaded
+	// with it), then the site accepting sends again
+	f := setup(t, testConfig())
+	f.site.InjectFaults(fakesite.Fault{Status: 401})
+	f.enqueue(f.newMessage("creator-a", "u0"), f.newMessage("creator-a", "u1"))
+	// WHEN the scraper runs
+	ok := f.runUntil(30*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN both are delivered: an authentication answer is no refusal
+	// about the fan (blocked, deleted, not subscribed are 403/404)
+	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "u0,u1" {
+		d := f.dlq()
+		reason := ""
+		if len(d) > 0 {
+			reason = aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue)
+		}
+		t.Fatalf("ok %t, the site has %q, DLQ %d %q", ok, got, len(d), reason)
+	}
+}

@@ -62,10 +62,15 @@ func TestReviewRedisForgettingTheAttemptMarkOfAnUnknownSendDoesNotSendItTwice(t 
 // processor and consumer on the fixture's Redis, queues and credentials.
 func (f *fixture) behind(cfg scraper.Config, front func(origin http.Handler) http.Handler) {
 	f.t.Helper()
+	f.behindWith(cfg, front, browser.Options{DriverDir: harness.DriverDir(f.t)})
+}
+
+// behindWith is behind with the browser's options.
+func (f *fixture) behindWith(cfg scraper.Config, front func(origin http.Handler) http.Handler, opts browser.Options) {
+	f.t.Helper()
 	origin, _ := url.Parse(f.site.URL)
 	srv := httptest.NewServer(front(httputil.NewSingleHostReverseProxy(origin)))
 	f.t.Cleanup(srv.Close)
-	opts := browser.Options{DriverDir: harness.DriverDir(f.t)}
 	sender := onlyfans.New(onlyfans.Config{BaseURL: srv.URL, Browser: opts, RecycleAfter: 20, Traces: true, Timeouts: fastSender})
 	f.t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
@@ -283,5 +288,23 @@ func TestReviewOneUnauthorisedAnswerWithAGoodSessionDoesNotDeadLetterTheMessage(
 			reason = aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue)
 		}
 		t.Fatalf("ok %t, the site has %q, DLQ %d %q", ok, got, len(d), reason)
+	}
+}
+
+func TestReviewABrowserThatCannotStartDeadLettersNothing(t *testing.T) {
+	// GIVEN a task whose Chromium cannot start (out of memory, /tmp full,
+	// a broken image: here a binary that exits at once): no message can
+	// be sent, whichever it is
+	f := setup(t, testConfig())
+	f.behindWith(testConfig(), func(origin http.Handler) http.Handler { return origin },
+		browser.Options{DriverDir: harness.DriverDir(t), ChromiumPath: "/bin/false"})
+	f.compress()
+	f.enqueue(f.newMessage("creator-a", "a0"), f.newMessage("creator-b", "b0"))
+	// WHEN the scraper runs for more receives than MaxFailures
+	f.runUntil(60*time.Second, func() bool { return len(f.compressed.Asked()) >= 8 || f.queueCount(f.queues.Workflows.DLQURL) == 2 })
+	// THEN nothing is dead-lettered: a browser that cannot start is the
+	// task's outage, not one message's fault
+	if d := f.dlq(); len(d) != 0 {
+		t.Fatalf("%d messages dead-lettered because the browser cannot start, first: %q", len(d), aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
 	}
 }

@@ -308,3 +308,24 @@ func TestReviewABrowserThatCannotStartDeadLettersNothing(t *testing.T) {
 		t.Fatalf("%d messages dead-lettered because the browser cannot start, first: %q", len(d), aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
 	}
 }
+
+func TestReviewAnUnknownSendIsFoundWhenTheChatRendersItsHistoryAfterLoad(t *testing.T) {
+	// GIVEN a single-page chat whose history is rendered by its script a
+	// moment after the page loaded (fetched from the site's API; the
+	// composer is there at once; #history[data-loaded] once rendered), a fan who already has "ok", and a
+	// gateway answering 502 after its origin committed another "ok"
+	f := setup(t, testConfig())
+	list := regexp.MustCompile(`(?s)<ul id="history">(.*?)</ul>`)
+	f.behind(testConfig(), rewriteChatPages(func(page string) string {
+		return list.ReplaceAllString(page, `<ul id="history"></ul><template id="later">$1</template>`+
+			`<script>setTimeout(() => { const h = document.getElementById('history'); h.innerHTML = document.getElementById('later').innerHTML; h.dataset.loaded = 'true' }, 2000)</script>`)
+	}))
+	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{Commit: true, Status: 502})
+	f.enqueue(f.newMessage("creator-a", "ok"), f.newMessage("creator-a", "ok"))
+	// WHEN the scraper runs
+	ok := f.runUntil(30*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN the fan has "ok" twice (two messages), not three times
+	if got := f.site.Texts("creator-a"); !ok || len(got) != 2 {
+		t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
+	}
+}

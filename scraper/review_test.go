@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,5 +328,37 @@ func TestReviewAnUnknownSendIsFoundWhenTheChatRendersItsHistoryAfterLoad(t *test
 	// THEN the fan has "ok" twice (two messages), not three times
 	if got := f.site.Texts("creator-a"); !ok || len(got) != 2 {
 		t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
+	}
+}
+
+func TestReviewACDNBlockOfEveryRequestDoesNotPauseTheCreatorsForEver(t *testing.T) {
+	// GIVEN a CDN in front of the site answering 403 to every request for
+	// a while (a bot-protection block of the task's address, with its
+	// challenge page: chat pages, sends and the session check alike),
+	// then letting requests through again; the sessions never changed
+	f := setup(t, testConfig())
+	var blocking atomic.Bool
+	blocking.Store(true)
+	f.behind(testConfig(), func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if blocking.Load() {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(http.StatusForbidden)
+				_, _ = io.WriteString(w, `<!doctype html><title>Attention Required!</title><p>Sorry, you have been blocked</p>`)
+				return
+			}
+			origin.ServeHTTP(w, r)
+		})
+	})
+	f.compress()
+	f.enqueue(f.newMessage("creator-a", "a0"), f.newMessage("creator-b", "b0"))
+	f.runUntil(30*time.Second, func() bool { return len(f.compressed.Asked()) >= 4 })
+	// WHEN the block ends
+	blocking.Store(false)
+	ok := f.runUntil(40*time.Second, func() bool { return len(f.site.Sent()) == 2 })
+	// THEN both creators' messages are delivered without anyone renewing
+	// a session that was never bad, and nothing was dead-lettered
+	if !ok || len(f.dlq()) != 0 {
+		t.Fatalf("after the block: sent %v\n%s", f.site.Sent(), f.logs)
 	}
 }

@@ -133,8 +133,13 @@ func (c Config) Backoff(n int) time.Duration {
 // Gate admits one send of a creator right before the click, so that no
 // rolling window at the site holds more than the limit whatever the queueing
 // delays upstream (ratelimit.Limiter over the actual send times).
+//
+// Restamp is called when an admitted send ended: its approval then counts
+// from that moment, the latest the site can have recorded it (a slow site
+// records a send up to the response timeout after the gate's decision).
 type Gate interface {
 	Decide(ctx context.Context, reqs []ratelimit.Request) ([]ratelimit.Decision, error)
+	Restamp(ctx context.Context, key, id string) (bool, error)
 }
 
 // gatedError stops a send the gate did not admit.
@@ -441,10 +446,12 @@ func (e ledgerError) Error() string { return "ledger unavailable: " + e.err.Erro
 func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int) (Outcome, *onlyfans.Artifacts, int) {
 	id, creator := msg.MessageID, msg.CreatorKey()
 	before := 0
+	admitted := false
 	beforeClick := func(identical int) error {
 		if err := p.admit(ctx, creator, id, receives); err != nil {
 			return err
 		}
+		admitted = true
 		if err := p.ledger.MarkAttempting(ctx, id, identical); err != nil {
 			return ledgerError{err}
 		}
@@ -454,8 +461,12 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 	var art *onlyfans.Artifacts
 	for attempts := 1; ; attempts++ {
 		res, err := p.breaker.Execute(func() (onlyfans.Result, error) {
+			admitted = false
 			r, a, err := p.browser.Send(ctx, creator, creds, msg, beforeClick)
 			art = a
+			if admitted {
+				p.restamp(ctx, creator, id)
+			}
 			if err == nil && r.Status >= 500 {
 				return r, serverError{r.Status}
 			}
@@ -564,6 +575,19 @@ func (p *Processor) admit(ctx context.Context, creator, id string, receives int)
 	}
 	return nil
 }
+
+// restamp moves the gate's approval of a send that ended to now. A Redis
+// error leaves it at its decision (covered by the margin only): logged.
+func (p *Processor) restamp(ctx context.Context, creator, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restampTimeout)
+	defer cancel()
+	if _, err := p.gate.Restamp(ctx, creator, id); err != nil {
+		p.log.Warn("send gate approval not restamped at the send's end", "message_id", id, "error", err)
+	}
+}
+
+// restampTimeout bounds the gate call after a send.
+const restampTimeout = 2 * time.Second
 
 func (p *Processor) clearAttempt(ctx context.Context, id string) {
 	if err := p.ledger.ClearAttempting(ctx, id); err != nil {

@@ -1,7 +1,6 @@
 package scraper_test
 
 import (
-	"context"
 	"html/template"
 	"io"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,34 +27,6 @@ import (
 )
 
 // Review of issue 22: attacks on the browser boundary's promises.
-
-func TestReviewRedisForgettingTheAttemptMarkOfAnUnknownSendDoesNotSendItTwice(t *testing.T) {
-	// GIVEN a site that records a send and goes down (reset) before
-	// answering it, so that the read-back cannot run either, and Redis
-	// losing its last writes at that moment (a failover with replication
-	// lag: design section 3 says the attempt marks survive it "because the
-	// recovery check reads the site itself")
-	f := setup(t, testConfig())
-	f.compress()
-	flusher := f.redis.Client()
-	var once sync.Once
-	f.site.OnSent(func(fakesite.Sent) {
-		once.Do(func() {
-			f.site.SetOutage(fakesite.Reset)
-			if err := flusher.FlushAll(context.Background()).Err(); err != nil {
-				t.Error(err)
-			}
-			go func() { time.Sleep(3 * time.Second); f.site.SetOutage(fakesite.Up) }()
-		})
-	})
-	f.enqueue(f.newMessage("creator-a", "sent while Redis failed over"))
-	// WHEN the scraper runs through the outage and after it
-	ok := f.runUntil(40*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	// THEN the fan has the message once
-	if got := f.site.Texts("creator-a"); !ok || len(got) != 1 {
-		t.Fatalf("ok %t, the site has %q (%d sends)\n%s", ok, got, len(got), f.logs)
-	}
-}
 
 // behind makes the scraper reach the site through front (a CDN, a cache or
 // a renderer between the browser and the site's origin): a new sender,
@@ -236,38 +206,6 @@ func TestReviewAChatPageWithoutItsComposerForEveryCreatorDeadLettersNothing(t *t
 	// page is the site's, not one message's
 	if d := f.dlq(); len(d) != 0 {
 		t.Fatalf("%d messages dead-lettered by a site-wide broken page, first: %q", len(d), aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
-}
-
-func TestReviewAnUnknownSendIsFoundWhenTheChatShowsOnlyItsLatestMessages(t *testing.T) {
-	// GIVEN a chat page that shows the latest 3 messages (older ones load
-	// on scroll, as chat web apps do), a fan who already has "ok" as the
-	// oldest of them, and a gateway answering 502 after its origin
-	// committed another "ok"
-	f := setup(t, testConfig())
-	item := regexp.MustCompile(`<li class="message">[^<]*</li>`)
-	f.behind(testConfig(), rewriteChatPages(func(page string) string {
-		all := item.FindAllString(page, -1)
-		if len(all) <= 3 {
-			return page
-		}
-		i := 0
-		return item.ReplaceAllStringFunc(page, func(li string) string {
-			i++
-			if i <= len(all)-3 {
-				return ""
-			}
-			return li
-		})
-	}))
-	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{}, fakesite.Fault{}, fakesite.Fault{}, fakesite.Fault{Commit: true, Status: 502})
-	f.enqueue(f.newMessage("creator-a", "hi"), f.newMessage("creator-a", "ok"), f.newMessage("creator-a", "how are you"), f.newMessage("creator-a", "thanks"), f.newMessage("creator-a", "ok"))
-	// WHEN the scraper runs
-	ok := f.runUntil(40*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	// THEN the fan has each message once: "ok" twice (two messages), not
-	// three times
-	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "hi,ok,how are you,thanks,ok" {
-		t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
 	}
 }
 

@@ -98,7 +98,19 @@ type Config struct {
 	OutageBackoff time.Duration
 	// OutageBackoffMax caps that delay (at most, and by default, 15 minutes).
 	OutageBackoffMax time.Duration
+	// ReadBackSettle is how long a read-back that finds no new copy of the
+	// text keeps reading the chat again before it concludes "not sent": a
+	// site's chat list may show a commit late (an asynchronous write path,
+	// a cache). 0 means DefaultReadBackSettle.
+	ReadBackSettle time.Duration
 }
+
+// DefaultReadBackSettle is the safe reading of how late a chat may show a
+// committed send (unknown for the real site: generous, docs/scraper.md).
+const DefaultReadBackSettle = 10 * time.Second
+
+// readBackStep is the pause between two reads of a settling read-back.
+const readBackStep = time.Second
 
 // outageDelay is how long a message waits out a fault that is not its own
 // for the n-th time, at least hint (a Retry-After, the breaker's open time).
@@ -121,8 +133,13 @@ func (c Config) Backoff(n int) time.Duration {
 // Gate admits one send of a creator right before the click, so that no
 // rolling window at the site holds more than the limit whatever the queueing
 // delays upstream (ratelimit.Limiter over the actual send times).
+//
+// Restamp is called when an admitted send ended: its approval then counts
+// from that moment, the latest the site can have recorded it (a slow site
+// records a send up to the response timeout after the gate's decision).
 type Gate interface {
 	Decide(ctx context.Context, reqs []ratelimit.Request) ([]ratelimit.Decision, error)
+	Restamp(ctx context.Context, key, id string) (bool, error)
 }
 
 // gatedError stops a send the gate did not admit.
@@ -288,7 +305,7 @@ func (p *Processor) wait(ctx context.Context, id string, receives int, class, de
 // that cannot be read leaves the mark in place.
 func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int) (Outcome, bool) {
 	id := msg.MessageID
-	n, err := p.readBack(ctx, msg, creds)
+	n, err := p.readBack(ctx, msg, creds, st.IdenticalBefore)
 	if err != nil {
 		return p.unreadable(ctx, msg, creds, receives, "checking an interrupted send", err, 0, st.Failures), true
 	}
@@ -308,13 +325,33 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 // while the breaker is open, and a site found down counts towards opening
 // it; a chat that loads says nothing about the site's sends, so it does not
 // count as the breaker's success.
-func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials) (int, error) {
-	if p.breaker.State() == gobreaker.StateOpen {
-		return 0, gobreaker.ErrOpenState
+//
+// A count that shows no copy beyond before is read again until
+// ReadBackSettle has passed since the first read (the chat may show a
+// commit late): only a count still at before then says "not sent".
+func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials, before int) (int, error) {
+	settle := p.cfg.ReadBackSettle
+	if settle <= 0 {
+		settle = DefaultReadBackSettle
 	}
-	n, err := p.browser.CountIdentical(ctx, msg.CreatorKey(), creds, msg)
-	p.noteFailure(err)
-	return n, err
+	start := time.Now()
+	for {
+		if p.breaker.State() == gobreaker.StateOpen {
+			return 0, gobreaker.ErrOpenState
+		}
+		n, err := p.browser.CountIdentical(ctx, msg.CreatorKey(), creds, msg)
+		p.noteFailure(err)
+		if err != nil || n > before {
+			return n, err
+		}
+		left := settle - time.Since(start)
+		if left <= 0 {
+			return n, nil
+		}
+		if err := p.sleep(ctx, min(left, readBackStep)); err != nil {
+			return 0, err
+		}
+	}
 }
 
 // noteFailure records an outage seen outside a send with the breaker.
@@ -333,6 +370,10 @@ func (p *Processor) unreadable(ctx context.Context, msg message.Message, creds o
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
 		return p.wait(ctx, id, receives, ClassCircuitOpen, what+": breaker open", p.cfg.BreakerOpenFor, attempts, failures)
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		// Stopped (shutdown, the heartbeat lost the message) while the chat
+		// settled: not the message's fault.
+		return p.wait(ctx, id, receives, ClassInternal, what+": interrupted: "+err.Error(), 0, attempts, failures)
 	case errors.Is(err, onlyfans.ErrSiteDown):
 		return p.wait(ctx, id, receives, ClassSiteDown, what+": "+err.Error(), 0, attempts, failures)
 	case errors.As(err, &se) && se.Status == 429:
@@ -405,10 +446,12 @@ func (e ledgerError) Error() string { return "ledger unavailable: " + e.err.Erro
 func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int) (Outcome, *onlyfans.Artifacts, int) {
 	id, creator := msg.MessageID, msg.CreatorKey()
 	before := 0
+	admitted := false
 	beforeClick := func(identical int) error {
 		if err := p.admit(ctx, creator, id, receives); err != nil {
 			return err
 		}
+		admitted = true
 		if err := p.ledger.MarkAttempting(ctx, id, identical); err != nil {
 			return ledgerError{err}
 		}
@@ -418,8 +461,12 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 	var art *onlyfans.Artifacts
 	for attempts := 1; ; attempts++ {
 		res, err := p.breaker.Execute(func() (onlyfans.Result, error) {
+			admitted = false
 			r, a, err := p.browser.Send(ctx, creator, creds, msg, beforeClick)
 			art = a
+			if admitted {
+				p.restamp(ctx, creator, id)
+			}
 			if err == nil && r.Status >= 500 {
 				return r, serverError{r.Status}
 			}
@@ -455,7 +502,7 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 			if err != nil {
 				why = err.Error()
 			}
-			n, rerr := p.readBack(ctx, msg, creds)
+			n, rerr := p.readBack(ctx, msg, creds, before)
 			if rerr != nil {
 				return out(p.unreadable(ctx, msg, creds, receives, "reading back a send with an unknown outcome ("+why+")", rerr, attempts, st.Failures))
 			}
@@ -528,6 +575,19 @@ func (p *Processor) admit(ctx context.Context, creator, id string, receives int)
 	}
 	return nil
 }
+
+// restamp moves the gate's approval of a send that ended to now. A Redis
+// error leaves it at its decision (covered by the margin only): logged.
+func (p *Processor) restamp(ctx context.Context, creator, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restampTimeout)
+	defer cancel()
+	if _, err := p.gate.Restamp(ctx, creator, id); err != nil {
+		p.log.Warn("send gate approval not restamped at the send's end", "message_id", id, "error", err)
+	}
+}
+
+// restampTimeout bounds the gate call after a send.
+const restampTimeout = 2 * time.Second
 
 func (p *Processor) clearAttempt(ctx context.Context, id string) {
 	if err := p.ledger.ClearAttempting(ctx, id); err != nil {

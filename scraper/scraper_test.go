@@ -47,6 +47,8 @@ func testConfig() scraper.Config {
 	return scraper.Config{
 		MaxFailures: 3, BackoffBase: time.Second, BackoffFactor: 2, ServerAttempts: 3, ServerBackoff: 10 * time.Millisecond,
 		RateLimitDefault: 0, BreakerFailures: 100, BreakerOpenFor: time.Second, OutageBackoff: time.Second,
+		// Scaled: the lagging chat list of the review test shows a commit 2 s late.
+		ReadBackSettle: 2500 * time.Millisecond,
 	}
 }
 

@@ -371,7 +371,7 @@ func (s *Stack) ScraperSettings(credsFile string) scrapersetup.Settings {
 		ServerAttempts: 3, ServerBackoff: 100 * time.Millisecond, RateLimitDefault: time.Second,
 		BreakerFailures: 5, BreakerOpenFor: 2 * time.Second, ShutdownDeadline: 20 * time.Second, RecycleAfter: 50,
 		NavTimeout: 10 * time.Second, ActionTimeout: 10 * time.Second, ResponseTimeout: 5 * time.Second, LedgerTTL: 336 * time.Hour,
-		OutageBackoff: time.Second, OutageBackoffMax: s.opts.OutageBackoffMax,
+		OutageBackoff: time.Second, OutageBackoffMax: s.opts.OutageBackoffMax, ReadBackSettle: 3 * time.Second,
 		RateLimit: s.opts.Limit, RateWindow: s.opts.Window, RateMargin: s.opts.GateMargin,
 	}
 }

@@ -10,6 +10,9 @@
 //     key every later request of that key in the call is denied with the
 //     same RetryAfter, so a creator's later messages never overtake it;
 //   - RetryAfter is the moment the key's window next has room;
+//   - an approval's entry lies at its decision time until Restamp moves it
+//     to the moment its send ended (the latest the site can have recorded
+//     it): a site that records a send late is counted from then;
 //   - a Redis that lost its state (no fence key: restart without
 //     persistence, node replacement, failover to an empty replica) approves
 //     nothing for one Window + Margin after it is first seen: every approval
@@ -34,6 +37,11 @@ import (
 var scriptSource string
 
 var script = redis.NewScript(scriptSource)
+
+//go:embed restamp.lua
+var restampSource string
+
+var restampScript = redis.NewScript(restampSource)
 
 // Config of a limiter. The zero value is not valid; use DefaultConfig.
 type Config struct {
@@ -157,6 +165,25 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 		}
 	}
 	return out, nil
+}
+
+// Restamp moves the newest approval of id in key's log to now (Redis
+// time), in one script call: the send it admitted has ended (answered,
+// failed or timed out), and the site may have recorded it as late as that.
+// Counted from its end, an approval covers a site that records late by up
+// to the send's response timeout, which the margin alone (the click's
+// spread) does not; until then it counts from its decision, so a send's
+// response timeout must stay below Window + Margin. It reports whether an
+// approval was found (a Redis that lost it is held by the fence).
+func (l *Limiter) Restamp(ctx context.Context, key, id string) (bool, error) {
+	if key == "" || id == "" {
+		return false, fmt.Errorf("ratelimit: restamp needs a key and an id, got %q, %q", key, id)
+	}
+	n, err := restampScript.Run(ctx, l.rdb, []string{l.cfg.LogKey(key)}, id, l.cfg.Span().Microseconds()).Int64()
+	if err != nil {
+		return false, fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	return n == 1, nil
 }
 
 // ScriptSHA is the SHA1 of the decision script (for benchmarks that call

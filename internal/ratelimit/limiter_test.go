@@ -397,3 +397,42 @@ func TestDecide_FIFOBacklogOf200DrainsWithAtMostTwoReceivesPerMessage(t *testing
 		t.Fatalf("%.2f receives per message, want ≤ 2", ratio)
 	}
 }
+
+func TestRestamp_MovesTheNewestApprovalOfTheIdToNowSoItsWindowEndsLater(t *testing.T) {
+	// GIVEN a limit of 2 per window, spent by "a@x" (an id holding the
+	// separator) and "b", and an approval of "a" (an id that is a prefix of
+	// the other) written by nobody
+	r := harness.StartRedis(t)
+	l := newLimiter(t, r.Client(), 2, 2*time.Second)
+	decideOne(t, l, "c", "a@x")
+	decideOne(t, l, "c", "b")
+	ctx := context.Background()
+	if moved, err := l.Restamp(ctx, "c", "a"); err != nil || moved {
+		t.Fatalf("Restamp(a) = %t, %v: an id only sharing a prefix must not move", moved, err)
+	}
+	before := decideOne(t, l, "c", "probe")
+	// WHEN "a@x"'s send ends a moment later and its approval is restamped
+	time.Sleep(200 * time.Millisecond)
+	if moved, err := l.Restamp(ctx, "c", "a@x"); err != nil || !moved {
+		t.Fatalf("Restamp(a@x) = %t, %v", moved, err)
+	}
+	// THEN the window has room only once "b" leaves it, not "a@x" first:
+	// the next room comes no earlier than before, and the log still holds
+	// two approvals
+	after := decideOne(t, l, "c", "probe")
+	if before.Allowed || after.Allowed {
+		t.Fatalf("a full window approved: before %+v, after %+v", before, after)
+	}
+	if after.At.Add(after.RetryAfter).Before(before.At.Add(before.RetryAfter)) {
+		t.Fatalf("room came earlier after the restamp: %s then %s", before.At.Add(before.RetryAfter), after.At.Add(after.RetryAfter))
+	}
+	if n := r.Client().ZCard(ctx, l.Config().LogKey("c")).Val(); n != 2 {
+		t.Fatalf("log holds %d approvals, want 2", n)
+	}
+	// AND the room after the restamp is when "b" leaves the window (the
+	// older of the two entries now)
+	entries := r.Client().ZRangeWithScores(ctx, l.Config().LogKey("c"), 0, -1).Val()
+	if !strings.HasPrefix(entries[0].Member.(string), "b@") || !strings.HasPrefix(entries[1].Member.(string), "a@x@") {
+		t.Fatalf("log order after restamp: %v", entries)
+	}
+}

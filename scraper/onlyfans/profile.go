@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/playwright-community/playwright-go"
 )
@@ -27,8 +28,11 @@ type Profile struct {
 	Send     string `json:"send"`
 	// History matches the creator's own messages in the open chat (their
 	// text is compared to count identical messages).
-	History     string      `json:"history"`
-	SendRequest SendRequest `json:"sendRequest"`
+	History string `json:"history"`
+	// HistoryReady says when the open chat's history is complete enough to
+	// count: a single-page app renders it after the page loaded.
+	HistoryReady HistoryReady `json:"historyReady"`
+	SendRequest  SendRequest  `json:"sendRequest"`
 	// SessionCookie is set HttpOnly and Secure, with this SameSite.
 	SessionCookie Cookie `json:"sessionCookie"`
 	Login         Login  `json:"login"`
@@ -39,6 +43,32 @@ type Profile struct {
 	// Block lists URL globs the browser never fetches for this site
 	// (images, fonts, media: a text send needs none of them).
 	Block []string `json:"block,omitempty"`
+}
+
+// HistoryReady: the history is counted once Selector (if set) matches an
+// element (the chat's script marks its rendered history; a chat whose
+// history is not yet rendered counts 0 before and after a committed click,
+// and the read-back would send it again), and then only when two reads
+// StableMs apart agree (a list still filling up counts differently each
+// time). The safe default when the site's marker is unknown is a generous
+// StableMs; a selector is better.
+type HistoryReady struct {
+	Selector string `json:"selector,omitempty"`
+	// StableMs is the settle between the two reads; 0 means
+	// DefaultHistoryStable.
+	StableMs int `json:"stableMs,omitempty"`
+}
+
+// DefaultHistoryStable is the settle between the two reads of a history
+// that must agree.
+const DefaultHistoryStable = 300 * time.Millisecond
+
+// stable is the settle between two reads of the history.
+func (h HistoryReady) stable() time.Duration {
+	if h.StableMs <= 0 {
+		return DefaultHistoryStable
+	}
+	return time.Duration(h.StableMs) * time.Millisecond
 }
 
 // SendRequest is the site's own request behind the send button: its HTTP
@@ -159,6 +189,9 @@ func (p Profile) Validate() error {
 		if st < 400 || st > 499 || st == 429 {
 			errs = append(errs, fmt.Errorf("sessionCheck.statuses must be 4xx other than 429, got %d", st))
 		}
+	}
+	if p.HistoryReady.StableMs < 0 {
+		errs = append(errs, fmt.Errorf("historyReady.stableMs must not be negative, got %d", p.HistoryReady.StableMs))
 	}
 	if err := p.Text.validate(); err != nil {
 		errs = append(errs, err)

@@ -657,20 +657,54 @@ func (s *Sender) CheckSession(ctx context.Context, creator string, creds Credent
 }
 
 // identical counts the creator's messages in the open chat whose text is
-// text, both compared by the profile's text key.
+// text, both compared by the profile's text key, once the history is ready
+// (Profile.HistoryReady: its marker is there and two reads agree). The
+// texts are read as rendered (innerText: a <br> is a line break, as the
+// typed newline was), not as the DOM's text nodes.
 func (s *Sender) identical(page playwright.Page, text string) (int, error) {
-	texts, err := page.Locator(s.cfg.Profile.History).AllTextContents()
-	if err != nil {
-		return 0, classify("read history", err)
-	}
-	want := s.cfg.Profile.Text.Key(text)
-	n := 0
-	for _, t := range texts {
-		if s.cfg.Profile.Text.Key(t) == want {
-			n++
+	ready := s.cfg.Profile.HistoryReady
+	if ready.Selector != "" {
+		if err := page.Locator(ready.Selector).First().WaitFor(playwright.LocatorWaitForOptions{
+			State: playwright.WaitForSelectorStateAttached, Timeout: ms(s.cfg.Timeouts.Navigation),
+		}); err != nil {
+			return 0, classify("wait for the chat's history", err)
 		}
 	}
-	return n, nil
+	want := s.cfg.Profile.Text.Key(text)
+	count := func() (int, error) {
+		texts, err := page.Locator(s.cfg.Profile.History).AllInnerTexts()
+		if err != nil {
+			return 0, classify("read history", err)
+		}
+		n := 0
+		for _, t := range texts {
+			if s.cfg.Profile.Text.Key(t) == want {
+				n++
+			}
+		}
+		return n, nil
+	}
+	n, err := count()
+	if err != nil {
+		return 0, err
+	}
+	// Bounded: a history that keeps changing for longer than a step may
+	// take is not counted (a count taken mid-render could say "not sent").
+	deadline := time.Now().Add(s.cfg.Timeouts.Action + ready.stable())
+	for {
+		time.Sleep(ready.stable())
+		again, err := count()
+		if err != nil {
+			return 0, err
+		}
+		if again == n {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%w: read history: the count kept changing (%d, then %d)", ErrTimeout, n, again)
+		}
+		n = again
+	}
 }
 
 // onLoginPage reports whether the site showed its login page instead of

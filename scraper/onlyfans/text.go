@@ -34,12 +34,29 @@ func (r TextRules) Typed(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
 }
 
-// Key is what two texts are compared by: the typed form, then NFC, runs of
-// white space as one space, no leading or trailing white space. It may only
+// Key is what two texts are compared by: the typed form, then NFC, without
+// invisible code points (format characters such as U+200B..U+200D, U+2060,
+// U+00AD and the BOM, variation selectors such as U+FE0E/U+FE0F, and the
+// other default-ignorable ones: a site may drop any of them), runs of white
+// space as one space, no leading or trailing white space. It may only
 // be coarser than what the site does, never finer: a coarser key counts
 // near-identical texts alike before and after a click (the difference of
 // the two counts still says whether this click sent), a finer one misses
 // the site's copy and sends twice.
 func (r TextRules) Key(s string) string {
-	return strings.Join(strings.FieldsFunc(norm.NFC.String(r.Typed(s)), unicode.IsSpace), " ")
+	visible := strings.Map(func(c rune) rune {
+		if invisible(c) {
+			return -1
+		}
+		return c
+	}, norm.NFC.String(r.Typed(s)))
+	return strings.Join(strings.FieldsFunc(visible, unicode.IsSpace), " ")
+}
+
+// invisible reports a code point a site may drop without a visible change:
+// format characters (Cf: zero-width space and joiners, word joiner, soft
+// hyphen, BOM, direction marks), variation selectors and the other
+// default-ignorable code points.
+func invisible(c rune) bool {
+	return unicode.Is(unicode.Cf, c) || unicode.Is(unicode.Variation_Selector, c) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, c)
 }

@@ -39,13 +39,16 @@ type Settings struct {
 	ChromiumPath        string `env:"CHROMIUM_PATH" envDefault:"/usr/lib/chromium/chromium"`
 	Redis               redisconn.Settings
 
-	PollWait         time.Duration `env:"POLL_WAIT" envDefault:"20s"`
-	MaxGroups        int           `env:"MAX_GROUPS" envDefault:"4"`
-	MaxFailures      int           `env:"MAX_FAILURES" envDefault:"5"`
-	BackoffBase      time.Duration `env:"BACKOFF_BASE" envDefault:"30s"`
-	BackoffFactor    float64       `env:"BACKOFF_FACTOR" envDefault:"2"`
-	ServerAttempts   int           `env:"SERVER_ATTEMPTS" envDefault:"3"`
-	ServerBackoff    time.Duration `env:"SERVER_BACKOFF" envDefault:"1s"`
+	PollWait       time.Duration `env:"POLL_WAIT" envDefault:"20s"`
+	MaxGroups      int           `env:"MAX_GROUPS" envDefault:"4"`
+	MaxFailures    int           `env:"MAX_FAILURES" envDefault:"5"`
+	BackoffBase    time.Duration `env:"BACKOFF_BASE" envDefault:"30s"`
+	BackoffFactor  float64       `env:"BACKOFF_FACTOR" envDefault:"2"`
+	ServerAttempts int           `env:"SERVER_ATTEMPTS" envDefault:"3"`
+	ServerBackoff  time.Duration `env:"SERVER_BACKOFF" envDefault:"1s"`
+	// ReadBackSettle: how late the chat may show a committed send
+	// (docs/scraper.md).
+	ReadBackSettle   time.Duration `env:"READ_BACK_SETTLE" envDefault:"10s"`
 	RateLimitDefault time.Duration `env:"RATE_LIMIT_DEFAULT" envDefault:"60s"`
 	BreakerFailures  uint32        `env:"BREAKER_FAILURES" envDefault:"5"`
 	BreakerOpenFor   time.Duration `env:"BREAKER_OPEN_FOR" envDefault:"60s"`
@@ -144,6 +147,7 @@ func (s Settings) Processor() scraper.Config {
 		MaxFailures: s.MaxFailures, BackoffBase: s.BackoffBase, BackoffFactor: s.BackoffFactor,
 		ServerAttempts: s.ServerAttempts, ServerBackoff: s.ServerBackoff, RateLimitDefault: s.RateLimitDefault,
 		BreakerFailures: s.BreakerFailures, BreakerOpenFor: s.BreakerOpenFor, OutageBackoff: s.OutageBackoff, OutageBackoffMax: s.OutageBackoffMax,
+		ReadBackSettle: s.ReadBackSettle,
 	}
 }
 

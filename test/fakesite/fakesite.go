@@ -348,7 +348,7 @@ var chatTemplate = template.Must(template.New("chat").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>Chat with {{.Fan}}</title>
 <style>@font-face{font-family:Site;src:url(/static/site.woff2)} body{font-family:Site,sans-serif}</style></head>
 <body><img src="/static/avatar.png" alt="" width="32" height="32">
-<ul id="history">{{range .History}}<li class="message">{{.}}</li>{{end}}</ul>
+<ul id="history">{{range .History}}<li class="message">{{.}}</li>{{end}}<li class="history-end" hidden></li></ul>
 <textarea id="message-input" aria-label="Message"></textarea>
 <button id="send" type="button">Send</button>
 <p id="send-status"></p>

@@ -1,0 +1,25 @@
+-- Moves a request's newest approval in a creator's log to now (Redis TIME):
+-- the moment its send ended, the latest the site can have recorded it.
+--
+-- Members are id@time#n (limiter.lua); the newest member of this id (the
+-- highest score) is the attempt that just ended. Nothing is added: an
+-- approval Redis forgot (the fence then holds everyone) stays forgotten.
+--
+-- KEYS: log
+-- ARGV: id, span_us
+-- Returns: 1 if an approval was moved, else 0
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local entries = redis.call('ZRANGE', KEYS[1], 0, -1)
+local newest
+for _, member in ipairs(entries) do
+  if string.match(member, '^(.*)@[^@]*$') == ARGV[1] then
+    newest = member
+  end
+end
+if not newest then
+  return 0
+end
+redis.call('ZADD', KEYS[1], 'XX', now, newest)
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) / 1000) + 1000)
+return 1

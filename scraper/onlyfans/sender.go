@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,12 +285,12 @@ func (s *Sender) newContext(creds Credentials) (*creatorContext, error) {
 	// than the site's, by a name, is blocked when the name embeds a
 	// link-local address (wildcard DNS: 169.254.170.2.nip.io) or resolves
 	// to one. The site's own host is not looked up (it is configuration).
-	if err := bctx.Route(s.foreignName, s.routeForeignName); err != nil {
+	if err := bctx.Route(hostName, s.routeForeignName); err != nil {
 		_ = bctx.Close()
 		return nil, fmt.Errorf("%w: block link-local names: %v", ErrBrowser, err)
 	}
-	if err := bctx.RouteWebSocket(s.foreignName, func(ws playwright.WebSocketRoute) {
-		if s.linkLocalHost(ws.URL()) {
+	if err := bctx.RouteWebSocket(hostName, func(ws playwright.WebSocketRoute) {
+		if s.foreignName(ws.URL()) && s.linkLocalHost(ws.URL()) {
 			ws.Close()
 			return
 		}
@@ -310,6 +311,12 @@ func (s *Sender) newContext(creds Credentials) (*creatorContext, error) {
 	}
 	return cc, nil
 }
+
+// hostName matches URLs whose host is a name (it holds a letter; address
+// literals are browser.LinkLocalURL's): a regular expression, so that the
+// driver intercepts only those (a Go predicate would make every request
+// of the page wait for a round trip to this process).
+var hostName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#@]*@)?[^/?#@:\[]*[a-zA-Z][^/?#@:\[]*(:\d+)?([/?#]|$)`)
 
 // nameLookupTimeout bounds the lookup of a foreign host's name.
 const nameLookupTimeout = 2 * time.Second
@@ -337,7 +344,7 @@ func (s *Sender) linkLocalHost(u string) bool {
 }
 
 func (s *Sender) routeForeignName(r playwright.Route) {
-	if s.linkLocalHost(r.Request().URL()) {
+	if u := r.Request().URL(); s.foreignName(u) && s.linkLocalHost(u) {
 		_ = r.Abort("blockedbyclient")
 		return
 	}

@@ -435,8 +435,10 @@ func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 // Result.Outcome says whether the site took the message: Sent (2xx),
 // NotSent (no click, or a 4xx), Unknown (5xx, 3xx, no answer, a crash
 // after the click): only reading the chat back settles an unknown one.
-// Errors: ErrSiteDown (the site is unreachable, hanging or failing: an
-// outage), ErrTimeout, ErrBrowser. Artifacts (scrubbed of the session) are
+// Errors: ErrSiteDown (the site is unreachable, hanging or failing, or its
+// chat page shows no composer: an outage), ErrBrowserDown (the browser
+// cannot start: the task's outage), ErrTimeout, ErrBrowser. A chat page
+// showing the login page is Result.LoginPage (Status 401). Artifacts (scrubbed of the session) are
 // returned whenever the send did not end with a 2xx.
 func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func(identical int) error) (res Result, art *Artifacts, err error) {
 	c, err := s.lend(creator, creds)

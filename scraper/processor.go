@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,6 +44,10 @@ const (
 	ClassRateGate    = "rate_gate"    // the send gate said wait: not attempted
 	ClassInvalid     = "invalid_payload"
 	ClassInternal    = "internal" // ledger (Redis) unavailable: waits
+
+	// ClassBrowserDown: the browser cannot (re)start: the task's outage,
+	// waits uncounted.
+	ClassBrowserDown = "browser_unavailable"
 )
 
 // Action is what the consumer does with the message afterwards.
@@ -103,6 +108,11 @@ type Config struct {
 	// site's chat list may show a commit late (an asynchronous write path,
 	// a cache). 0 means DefaultReadBackSettle.
 	ReadBackSettle time.Duration
+	// PauseProbeEvery is how often a creator paused for a rejected session
+	// is re-probed with the session check (default 5 minutes): the pause
+	// lifts by itself when the check passes again, not only when the
+	// session's version changes.
+	PauseProbeEvery time.Duration
 }
 
 // DefaultReadBackSettle is the safe reading of how late a chat may show a
@@ -111,6 +121,9 @@ const DefaultReadBackSettle = 10 * time.Second
 
 // readBackStep is the pause between two reads of a settling read-back.
 const readBackStep = time.Second
+
+// DefaultPauseProbeEvery is PauseProbeEvery's default.
+const DefaultPauseProbeEvery = 5 * time.Minute
 
 // outageDelay is how long a message waits out a fault that is not its own
 // for the n-th time, at least hint (a Retry-After, the breaker's open time).
@@ -163,6 +176,10 @@ type Processor struct {
 	metrics *metrics.Emitter
 	now     func() time.Time
 	sleep   func(ctx context.Context, d time.Duration) error
+	// probed is when each paused creator's session was last checked (by
+	// this task; bounded by PauseProbeEvery).
+	probeMu sync.Mutex
+	probed  map[string]time.Time
 }
 
 // Metric names (seed 003 R5.4); the stack's alarms and dashboard import them.
@@ -186,17 +203,21 @@ func (e serverError) Error() string { return fmt.Sprintf("site answered %d", e.s
 
 // NewProcessor returns a processor.
 func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledger *Ledger, results *Results, log *slog.Logger, m *metrics.Emitter, now func() time.Time) *Processor {
-	p := &Processor{cfg: cfg, browser: b, gate: gate, creds: creds, ledger: ledger, results: results, log: log, metrics: m, now: now, sleep: sleepCtx}
+	if cfg.PauseProbeEvery <= 0 {
+		cfg.PauseProbeEvery = DefaultPauseProbeEvery
+	}
+	p := &Processor{cfg: cfg, browser: b, gate: gate, creds: creds, ledger: ledger, results: results, log: log, metrics: m, now: now, sleep: sleepCtx, probed: map[string]time.Time{}}
 	p.breaker = gobreaker.NewCircuitBreaker[onlyfans.Result](gobreaker.Settings{
 		Name:        "onlyfans",
 		MaxRequests: 1,
 		Timeout:     cfg.BreakerOpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.BreakerFailures },
-		// Only a degraded site trips it: 5xx, timeouts, an unreachable or
-		// hanging site. A 429 or a 4xx is the site working as designed.
+		// Only a degraded site (5xx, timeouts, an unreachable, hanging or
+		// broken site) or a browser that cannot start trips it. A 429 or a
+		// 4xx is the site working as designed.
 		IsSuccessful: func(err error) bool {
 			var se serverError
-			return err == nil || !(errors.As(err, &se) || errors.Is(err, onlyfans.ErrTimeout) || errors.Is(err, onlyfans.ErrSiteDown))
+			return err == nil || !(errors.As(err, &se) || isOutage(err))
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())
@@ -271,12 +292,19 @@ func (p *Processor) process(ctx context.Context, msg message.Message, receives i
 	}
 	if st.PausedSession != "" {
 		if st.PausedSession == creds.Version {
-			return p.wait(ctx, id, receives, ClassAuth, "creator paused: the site rejected its session; waiting for a new one", 0, 0, st.Failures), nil, 0
+			if ok, why := p.probePaused(ctx, creator, creds); !ok {
+				return p.wait(ctx, id, receives, ClassAuth, "creator paused: the site rejected its session; waiting for a new one"+why, 0, 0, st.Failures), nil, 0
+			}
+			p.log.Info("paused creator's session checks good again; resuming", "creator_id", creator, "session_version", creds.Version)
+		} else {
+			p.log.Info("creator's session changed; resuming", "creator_id", creator, "session_version", creds.Version)
 		}
-		p.log.Info("creator's session changed; resuming", "creator_id", creator, "session_version", creds.Version)
 		if err := p.ledger.Resume(ctx, creator); err != nil {
 			p.log.Warn("pause not lifted", "creator_id", creator, "error", err)
 		}
+		p.probeMu.Lock()
+		delete(p.probed, creator)
+		p.probeMu.Unlock()
 	}
 	if st.Attempting {
 		if out, settled := p.recover(ctx, msg, creds, st, receives); settled {
@@ -284,6 +312,54 @@ func (p *Processor) process(ctx context.Context, msg message.Message, receives i
 		}
 	}
 	return p.send(ctx, msg, creds, st, receives)
+}
+
+// probePaused re-checks the session of a creator paused with this very
+// session, at most every PauseProbeEvery per task: a pause caused by
+// something that went away (a block that looked like a rejection) lifts by
+// itself. It reports whether the session checks good, and otherwise why
+// not (for the log), "" when no probe was due.
+func (p *Processor) probePaused(ctx context.Context, creator string, creds onlyfans.Credentials) (bool, string) {
+	now := p.now()
+	p.probeMu.Lock()
+	last, seen := p.probed[creator]
+	due := !seen || now.Sub(last) >= p.cfg.PauseProbeEvery
+	if due {
+		p.probed[creator] = now
+	}
+	p.probeMu.Unlock()
+	if !seen && due {
+		// First sight of the pause in this task: the next probe is due a
+		// full interval from now (the pause itself was just decided, here
+		// or by another task).
+		return false, ""
+	}
+	if !due || p.breaker.State() == gobreaker.StateOpen {
+		return false, ""
+	}
+	valid, err := p.browser.CheckSession(ctx, creator, creds)
+	p.noteFailure(err)
+	switch {
+	case err != nil:
+		return false, "; session re-probe said nothing: " + err.Error()
+	case !valid:
+		return false, "; session re-probe: still rejected"
+	}
+	return true, ""
+}
+
+// isOutage reports whether err is an outage of the site or of the task's
+// browser (never a message's fault).
+func isOutage(err error) bool {
+	return errors.Is(err, onlyfans.ErrTimeout) || errors.Is(err, onlyfans.ErrSiteDown) || errors.Is(err, onlyfans.ErrBrowserDown)
+}
+
+// outageClass is the class of an outage error.
+func outageClass(err error) string {
+	if errors.Is(err, onlyfans.ErrBrowserDown) {
+		return ClassBrowserDown
+	}
+	return ClassSiteDown
 }
 
 // wait releases a message held back by something that is not its fault.
@@ -356,7 +432,7 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 
 // noteFailure records an outage seen outside a send with the breaker.
 func (p *Processor) noteFailure(err error) {
-	if errors.Is(err, onlyfans.ErrSiteDown) || errors.Is(err, onlyfans.ErrTimeout) {
+	if isOutage(err) {
 		_, _ = p.breaker.Execute(func() (onlyfans.Result, error) { return onlyfans.Result{}, err })
 	}
 }
@@ -374,10 +450,14 @@ func (p *Processor) unreadable(ctx context.Context, msg message.Message, creds o
 		// Stopped (shutdown, the heartbeat lost the message) while the chat
 		// settled: not the message's fault.
 		return p.wait(ctx, id, receives, ClassInternal, what+": interrupted: "+err.Error(), 0, attempts, failures)
-	case errors.Is(err, onlyfans.ErrSiteDown):
-		return p.wait(ctx, id, receives, ClassSiteDown, what+": "+err.Error(), 0, attempts, failures)
+	case errors.Is(err, onlyfans.ErrSiteDown) || errors.Is(err, onlyfans.ErrBrowserDown):
+		return p.wait(ctx, id, receives, outageClass(err), what+": "+err.Error(), 0, attempts, failures)
 	case errors.As(err, &se) && se.Status == 429:
 		return p.wait(ctx, id, receives, ClassRateLimited, what+": "+err.Error(), max(se.RetryAfter, p.cfg.RateLimitDefault), attempts, failures)
+	case errors.As(err, &se) && se.LoginPage:
+		return p.sessionRejected(ctx, msg, creds, receives, what+": the fan's chat showed the login page", attempts, failures)
+	case errors.As(err, &se) && se.Status == 401:
+		return p.unauthorised(ctx, msg, creds, receives, what+": the fan's chat answered 401", attempts, failures)
 	case errors.As(err, &se) && p.browser.Profile().SessionCheck.Ambiguous(se.Status):
 		return p.refused(ctx, msg, creds, receives, se.Status, what+": the fan's chat answered "+strconv.Itoa(se.Status)+" and the outcome of the click is unknown", attempts, failures)
 	case errors.As(err, &se):
@@ -403,12 +483,37 @@ func (p *Processor) refused(ctx context.Context, msg message.Message, creds only
 	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
 		return p.wait(ctx, msg.MessageID, receives, ClassCircuitOpen, detail+"; session not checked: breaker open", p.cfg.BreakerOpenFor, attempts, failures)
 	case err != nil:
-		return p.wait(ctx, msg.MessageID, receives, ClassSiteDown, detail+"; session check failed: "+err.Error(), 0, attempts, failures)
+		return p.wait(ctx, msg.MessageID, receives, outageClass(err), detail+"; session check failed: "+err.Error(), 0, attempts, failures)
 	case !valid:
 		return p.sessionRejected(ctx, msg, creds, receives, detail+"; the session check says the session is rejected", attempts, failures)
 	}
 	p.log.Warn("site refused one fan; the session is good: the creator keeps sending", "message_id", msg.MessageID, "creator_id", msg.CreatorKey(), "http_status", status)
 	return Outcome{Action: DeadLetter, Class: ClassRecipient, Detail: detail + "; the session check says the session is good: a refusal for this fan (blocked, deleted or not subscribed)", Status: "dead_lettered", Attempts: attempts, Failures: failures}
+}
+
+// unauthorised decides a 401 (to a send or a chat page) without the login
+// page: an authentication answer, never a refusal about the fan. The
+// session check says whose it is: rejected pauses the creator; good (an
+// expired request signature or CSRF token) or no answer is an outage: the
+// message waits uncounted. A send's attempt mark is kept, so its chat is
+// read back before any retry.
+func (p *Processor) unauthorised(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, detail string, attempts, failures int) Outcome {
+	var valid bool
+	err := error(gobreaker.ErrOpenState)
+	if p.breaker.State() != gobreaker.StateOpen {
+		valid, err = p.browser.CheckSession(ctx, msg.CreatorKey(), creds)
+		p.noteFailure(err)
+	}
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		return p.wait(ctx, msg.MessageID, receives, ClassCircuitOpen, detail+"; session not checked: breaker open", p.cfg.BreakerOpenFor, attempts, failures)
+	case err != nil:
+		return p.wait(ctx, msg.MessageID, receives, outageClass(err), detail+"; session check failed: "+err.Error(), 0, attempts, failures)
+	case !valid:
+		return p.sessionRejected(ctx, msg, creds, receives, detail+"; the session check says the session is rejected", attempts, failures)
+	}
+	p.log.Warn("site answered 401 with a good session: waiting, uncounted", "message_id", msg.MessageID, "creator_id", msg.CreatorKey())
+	return p.wait(ctx, msg.MessageID, receives, ClassAuth, detail+"; the session check says the session is good: an authentication answer, not the message's fault (read back before any retry)", 0, attempts, failures)
 }
 
 // sessionRejected pauses the creator: the session, not the message, is at
@@ -421,7 +526,10 @@ func (p *Processor) sessionRejected(ctx context.Context, msg message.Message, cr
 	if err := p.ledger.Pause(ctx, creator, creds.Version); err != nil {
 		p.log.Warn("pause not recorded", "creator_id", creator, "error", err)
 	}
-	p.log.Error("session rejected by the site; creator paused until its session changes", "creator_id", creator, "message_id", msg.MessageID, "session_version", creds.Version)
+	p.probeMu.Lock()
+	p.probed[creator] = p.now()
+	p.probeMu.Unlock()
+	p.log.Error("session rejected by the site; creator paused until its session changes or checks good again", "creator_id", creator, "message_id", msg.MessageID, "session_version", creds.Version)
 	for _, em := range []*metrics.Emitter{p.metrics, p.metrics.With(map[string]string{"CreatorId": creator})} {
 		s := metrics.NewSet()
 		s.Add(MetricSessionInvalid, metrics.Count, 1)
@@ -526,6 +634,9 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 			}
 			// The site keeps failing: an outage, not this message's fault.
 			return out(p.wait(ctx, id, receives, class, why+" (read back: not sent)", 0, attempts, st.Failures))
+		case errors.Is(err, onlyfans.ErrBrowserDown):
+			p.log.Error("the browser cannot start: the task's outage, the message waits uncounted", "message_id", id, "error", err)
+			return out(p.wait(ctx, id, receives, ClassBrowserDown, err.Error(), 0, attempts, st.Failures))
 		case errors.Is(err, onlyfans.ErrSiteDown):
 			return out(p.wait(ctx, id, receives, ClassSiteDown, err.Error(), 0, attempts, st.Failures))
 		case errors.Is(err, onlyfans.ErrTimeout):
@@ -541,6 +652,14 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 // outcome.
 func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, res onlyfans.Result, attempts, failures int) Outcome {
 	id := msg.MessageID
+	switch {
+	case res.LoginPage:
+		// The login page is proof on its own: no session check needed.
+		return p.sessionRejected(ctx, msg, creds, receives, "the site showed its login page", attempts, failures)
+	case res.Status == 401:
+		// The attempt mark stays: the chat is read back before any retry.
+		return p.unauthorised(ctx, msg, creds, receives, "site answered 401", attempts, failures)
+	}
 	p.clearAttempt(ctx, id)
 	switch {
 	case res.Status == 429:

@@ -410,13 +410,14 @@ func (f *fixture) objects(prefix string) []string {
 }
 
 func TestRepeatedFailuresBackOffThenDeadLetterAndSurviveRedelivery(t *testing.T) {
-	// GIVEN a site whose chat pages load without a composer (a failure of
-	// this send, not an outage: the site answers)
+	// GIVEN a site whose composer refuses this message's text (its send
+	// button stays disabled: a failure of this message, the page works;
+	// a page without its composer is an outage instead)
 	cfg := testConfig()
 	cfg.MaxFailures = 2
 	cfg.BackoffBase = time.Second
 	f := setupWith(t, cfg, openGate, onlyfans.Timeouts{Navigation: 5 * time.Second, Action: time.Second, Response: 1500 * time.Millisecond})
-	f.site.BreakChatPages(100)
+	f.site.RejectTexts("doomed")
 	m := f.newMessage("creator-a", "doomed")
 	f.enqueue(m)
 	// WHEN the scraper runs across redeliveries

@@ -4,12 +4,15 @@
 package browser
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/playwright-community/playwright-go"
 )
@@ -52,6 +55,52 @@ type Options struct {
 // 169.254.169.254; fd00:ec2::254; IPv4-mapped IPv6 forms), as Chromium
 // writes them (it turns decimal, octal and hex hosts into dotted ones).
 var LinkLocalURL = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*://([^/@]*@)?(169\.254\.\d{1,3}\.\d{1,3}|\[fd00:ec2::254\]|\[::ffff:(a9fe:[0-9a-f]{1,4}|169\.254\.\d{1,3}\.\d{1,3})\])(:\d+)?([/?#]|$)`)
+
+// embeddedLinkLocal matches host names that carry a link-local address
+// in their labels, as wildcard DNS services answer them (nip.io, sslip.io
+// and their kind: 169.254.170.2.nip.io, 169-254-170-2.sslip.io,
+// a9feaa02.nip.io): blocked without asking DNS.
+var embeddedLinkLocal = regexp.MustCompile(`(?i)(^|[.-])(169[.-]254[.-]\d{1,3}[.-]\d{1,3}|a9fe[0-9a-f]{4})([.-]|$)`)
+
+// metadataNames are the names the platforms give their metadata endpoints.
+var metadataNames = map[string]bool{"instance-data": true, "instance-data.ec2.internal": true, "metadata": true, "metadata.google.internal": true}
+
+// LinkLocalName reports whether host (a name, no port) is a credential
+// endpoint by its name alone: a known metadata name or a name embedding a
+// link-local address.
+func LinkLocalName(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	return metadataNames[host] || embeddedLinkLocal.MatchString(host)
+}
+
+// LinkLocalIP reports whether ip is link-local (169.254.0.0/16, fe80::/10,
+// their IPv4-mapped forms) or the ECS IPv6 endpoint fd00:ec2::254.
+func LinkLocalIP(ip net.IP) bool {
+	return ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.Equal(net.ParseIP("fd00:ec2::254"))
+}
+
+// ResolvesToLinkLocal looks host up (bounded by timeout) and reports
+// whether any of its addresses is link-local. A lookup that fails says
+// false: the browser's own lookup then fails too. What a name resolves to
+// when the browser looks it up a moment later may differ (DNS rebinding):
+// docs/scraper.md says what is left.
+func ResolvesToLinkLocal(ctx context.Context, r *net.Resolver, host string, timeout time.Duration) bool {
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil {
+		return LinkLocalIP(ip)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	addrs, err := r.LookupIPAddr(ctx, host)
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if LinkLocalIP(a.IP) {
+			return true
+		}
+	}
+	return false
+}
 
 // NoSandboxArg turns Chromium's renderer sandbox off.
 const NoSandboxArg = "--no-sandbox"

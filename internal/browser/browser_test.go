@@ -1,10 +1,12 @@
 package browser_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/test/harness"
@@ -95,6 +97,24 @@ func TestLinkLocalURLsMatchEveryFormChromiumWrites(t *testing.T) {
 	for _, u := range []string{"https://onlyfans.com/my/chats", "http://127.0.0.1:8080/", "https://169.254.170.2.example.com/", "http://10.169.254.1/"} {
 		if browser.LinkLocalURL.MatchString(u) {
 			t.Errorf("%s matched", u)
+		}
+	}
+}
+
+func TestLinkLocalNamesAreKnownWithoutAskingDNS(t *testing.T) {
+	for host, want := range map[string]bool{
+		"169.254.170.2.nip.io": true, "169-254-170-2.nip.io": true, "x.169.254.169.254.sslip.io": true,
+		"a9feaa02.nip.io": true, "A9FEA9FE.sslip.io.": true, "instance-data": true, "metadata.google.internal": true,
+		"onlyfans.com": false, "10.1.2.3.nip.io": false, "1169.254.1.1.example": false, "cdn.a9fe.example": false,
+	} {
+		if got := browser.LinkLocalName(host); got != want {
+			t.Errorf("LinkLocalName(%q) = %t, want %t", host, got, want)
+		}
+	}
+	for addr, want := range map[string]bool{"169.254.170.2": true, "::ffff:169.254.169.254": true, "fd00:ec2::254": true, "fe80::1": true, "127.0.0.1": false, "10.0.0.1": false} {
+		// An address literal is decided without a lookup.
+		if got := browser.ResolvesToLinkLocal(context.Background(), nil, addr, time.Second); got != want {
+			t.Errorf("ResolvesToLinkLocal(%q) = %t, want %t", addr, got, want)
 		}
 	}
 }

@@ -91,13 +91,19 @@ type Login struct {
 	Selector    string `json:"selector"`
 }
 
-// SessionCheck: a send (or chat page) answered with one of Statuses may
-// mean the session is gone or a refusal for this one fan (blocked, deleted,
-// not subscribed); the sender then fetches Path with the session: 2xx says
-// the session is good (the refusal is the fan's), 401, 403 or a redirect
-// says it is rejected, anything else says nothing (the site is down).
+// SessionCheck tells a rejected session from a refusal about one fan.
+// Statuses are the answers (to a send or a chat page) that may be a
+// refusal for this one fan (blocked, deleted, not subscribed) or a
+// rejected session: the sender then fetches Path with the session.
+// Only a 2xx JSON object holding a non-empty Identity field (e.g. the
+// user's id) says the session is good (the refusal is then the fan's); a
+// 401, a redirect or the login page says it is rejected; anything else (a
+// CDN's 403 challenge page, an app shell) says nothing: an outage. A 401 is
+// an authentication answer and never a refusal about a fan: it cannot be
+// one of Statuses (docs/scraper.md).
 type SessionCheck struct {
 	Path     string `json:"path"`
+	Identity string `json:"identity"`
 	Statuses []int  `json:"statuses"`
 }
 
@@ -109,6 +115,24 @@ func (c SessionCheck) Ambiguous(status int) bool {
 		}
 	}
 	return false
+}
+
+// proves reports whether body is a JSON object whose Identity field is
+// there and not empty (null, false, 0, "" and {} prove nothing).
+func (c SessionCheck) proves(body []byte) bool {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return false
+	}
+	v, ok := obj[c.Identity]
+	if !ok {
+		return false
+	}
+	switch strings.TrimSpace(string(v)) {
+	case "", "null", "false", "0", `""`, "{}", "[]":
+		return false
+	}
+	return true
 }
 
 //go:embed profiles/onlyfans.json
@@ -182,12 +206,13 @@ func (p Profile) Validate() error {
 	if !strings.HasPrefix(p.SessionCheck.Path, "/") {
 		errs = append(errs, fmt.Errorf("sessionCheck.path must start with /, got %q", p.SessionCheck.Path))
 	}
+	need("sessionCheck.identity", p.SessionCheck.Identity)
 	if len(p.SessionCheck.Statuses) == 0 {
 		errs = append(errs, errors.New("sessionCheck.statuses is required (which answers may mean a rejected session)"))
 	}
 	for _, st := range p.SessionCheck.Statuses {
-		if st < 400 || st > 499 || st == 429 {
-			errs = append(errs, fmt.Errorf("sessionCheck.statuses must be 4xx other than 429, got %d", st))
+		if st < 400 || st > 499 || st == 429 || st == 401 {
+			errs = append(errs, fmt.Errorf("sessionCheck.statuses must be 4xx other than 401 (an authentication answer, never a refusal about one fan) and 429, got %d", st))
 		}
 	}
 	if p.HistoryReady.StableMs < 0 {

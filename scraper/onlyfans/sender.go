@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,6 +78,9 @@ type Result struct {
 	// Requests is how many send requests the page issued for the click;
 	// only the first reached the site.
 	Requests int
+	// LoginPage: the site showed its login page (Profile.Login) instead of
+	// the chat: proof on its own that the session is rejected.
+	LoginPage bool
 }
 
 // Artifacts are captured when a send does not succeed.
@@ -93,6 +99,11 @@ var ErrSiteDown = errors.New("site unavailable")
 
 // ErrBrowser marks a browser that crashed or failed.
 var ErrBrowser = errors.New("browser failure")
+
+// ErrBrowserDown marks a browser that cannot be (re)started (out of
+// memory, /tmp full, a broken image): the task's outage, never a message's
+// fault. It also matches ErrBrowser.
+var ErrBrowserDown = errors.New("browser cannot start")
 
 type creatorContext struct {
 	ctx     playwright.BrowserContext
@@ -168,7 +179,7 @@ func (s *Sender) ensureBrowser() error {
 	}
 	sess, err := browser.Start(s.cfg.Browser)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBrowser, err)
+		return fmt.Errorf("%w: %w: %v", ErrBrowserDown, ErrBrowser, err)
 	}
 	s.session = sess
 	return nil
@@ -270,6 +281,24 @@ func (s *Sender) newContext(creds Credentials) (*creatorContext, error) {
 		_ = bctx.Close()
 		return nil, fmt.Errorf("%w: block link-local websockets: %v", ErrBrowser, err)
 	}
+	// A name is no safer than the address it resolves to: a host other
+	// than the site's, by a name, is blocked when the name embeds a
+	// link-local address (wildcard DNS: 169.254.170.2.nip.io) or resolves
+	// to one. The site's own host is not looked up (it is configuration).
+	if err := bctx.Route(hostName, s.routeForeignName); err != nil {
+		_ = bctx.Close()
+		return nil, fmt.Errorf("%w: block link-local names: %v", ErrBrowser, err)
+	}
+	if err := bctx.RouteWebSocket(hostName, func(ws playwright.WebSocketRoute) {
+		if s.foreignName(ws.URL()) && s.linkLocalHost(ws.URL()) {
+			ws.Close()
+			return
+		}
+		ws.ConnectToServer()
+	}); err != nil {
+		_ = bctx.Close()
+		return nil, fmt.Errorf("%w: block link-local websocket names: %v", ErrBrowser, err)
+	}
 	if err := bctx.Route(s.cfg.Profile.SendRequest.URL, s.routeSend); err != nil {
 		_ = bctx.Close()
 		return nil, fmt.Errorf("%w: intercept sends: %v", ErrBrowser, err)
@@ -281,6 +310,45 @@ func (s *Sender) newContext(creds Credentials) (*creatorContext, error) {
 		cc.tracing = bctx.Tracing().Start(playwright.TracingStartOptions{Snapshots: playwright.Bool(true), Screenshots: playwright.Bool(false)}) == nil
 	}
 	return cc, nil
+}
+
+// hostName matches URLs whose host is a name (it holds a letter; address
+// literals are browser.LinkLocalURL's): a regular expression, so that the
+// driver intercepts only those (a Go predicate would make every request
+// of the page wait for a round trip to this process).
+var hostName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#@]*@)?[^/?#@:\[]*[a-zA-Z][^/?#@:\[]*(:\d+)?([/?#]|$)`)
+
+// nameLookupTimeout bounds the lookup of a foreign host's name.
+const nameLookupTimeout = 2 * time.Second
+
+// foreignName reports whether u's host is a name (not an address literal:
+// browser.LinkLocalURL covers those) other than the site's host.
+func (s *Sender) foreignName(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Hostname() == "" || net.ParseIP(p.Hostname()) != nil {
+		return false
+	}
+	base, err := url.Parse(s.cfg.BaseURL)
+	return err != nil || !strings.EqualFold(p.Hostname(), base.Hostname())
+}
+
+// linkLocalHost reports whether u's host name is, or resolves to, a
+// link-local address.
+func (s *Sender) linkLocalHost(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return true
+	}
+	h := p.Hostname()
+	return browser.LinkLocalName(h) || browser.ResolvesToLinkLocal(context.Background(), net.DefaultResolver, h, nameLookupTimeout)
+}
+
+func (s *Sender) routeForeignName(r playwright.Route) {
+	if u := r.Request().URL(); s.foreignName(u) && s.linkLocalHost(u) {
+		_ = r.Abort("blockedbyclient")
+		return
+	}
+	_ = r.Fallback()
 }
 
 // evictIdle closes the least recently used idle contexts beyond
@@ -332,13 +400,21 @@ func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 		return nil, fmt.Errorf("%w: %w", ErrSiteDown, classify("open chat", err))
 	}
 	if s.onLoginPage(page) {
-		return &Result{Status: 401}, nil
+		return &Result{Status: 401, LoginPage: true}, nil
 	}
 	if resp != nil && resp.Status() >= 500 {
 		return nil, fmt.Errorf("%w: chat page answered %d", ErrSiteDown, resp.Status())
 	}
 	if resp != nil && resp.Status() >= 400 {
 		return &Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}, nil
+	}
+	// A chat page without its composer (a maintenance page, the script
+	// bundle's CDN down, a front-end that failed to render) is the page's
+	// failure, not this message's: an outage. Its history is not read
+	// either (it would count nothing and call an unknown send not sent).
+	if err := page.Locator(s.cfg.Profile.Input).First().WaitFor(playwright.LocatorWaitForOptions{
+		State: playwright.WaitForSelectorStateAttached, Timeout: ms(s.cfg.Timeouts.Action)}); err != nil {
+		return nil, fmt.Errorf("%w: the chat page shows no composer (%s): %w", ErrSiteDown, s.cfg.Profile.Input, classify("open chat", err))
 	}
 	return nil, nil
 }
@@ -359,8 +435,10 @@ func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 // Result.Outcome says whether the site took the message: Sent (2xx),
 // NotSent (no click, or a 4xx), Unknown (5xx, 3xx, no answer, a crash
 // after the click): only reading the chat back settles an unknown one.
-// Errors: ErrSiteDown (the site is unreachable, hanging or failing: an
-// outage), ErrTimeout, ErrBrowser. Artifacts (scrubbed of the session) are
+// Errors: ErrSiteDown (the site is unreachable, hanging or failing, or its
+// chat page shows no composer: an outage), ErrBrowserDown (the browser
+// cannot start: the task's outage), ErrTimeout, ErrBrowser. A chat page
+// showing the login page is Result.LoginPage (Status 401). Artifacts (scrubbed of the session) are
 // returned whenever the send did not end with a 2xx.
 func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func(identical int) error) (res Result, art *Artifacts, err error) {
 	c, err := s.lend(creator, creds)
@@ -617,23 +695,31 @@ func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Crede
 		return 0, err
 	}
 	if early != nil {
-		return 0, &StatusError{Status: early.Status, RetryAfter: early.RetryAfter}
+		return 0, &StatusError{Status: early.Status, RetryAfter: early.RetryAfter, LoginPage: early.LoginPage}
 	}
 	return s.identical(c.page, msg.Content)
 }
 
-// StatusError is a chat page the site refused with Status.
+// StatusError is a chat page the site refused with Status (LoginPage: it
+// showed its login page).
 type StatusError struct {
 	Status     int
 	RetryAfter time.Duration
+	LoginPage  bool
 }
 
 func (e *StatusError) Error() string { return fmt.Sprintf("chat page answered %d", e.Status) }
 
 // CheckSession asks the site, with the creator's session, whether the
 // session is still good (Profile.SessionCheck): before a creator is paused
-// for a refusal that may be about one fan. An answer that says neither is
-// ErrSiteDown.
+// for an answer that may be about the session, and to re-probe a paused
+// one. Its answer is read, not only its status:
+//   - good: a 2xx JSON object holding SessionCheck.Identity (a positive
+//     proof of who is logged in);
+//   - rejected: a 401, a redirect, or the login page (Profile.Login) in the
+//     body, whatever the status;
+//   - anything else (a 403 challenge page of a CDN or bot protection, a 200
+//     app shell, a 5xx, no answer) says nothing: ErrSiteDown.
 func (s *Sender) CheckSession(ctx context.Context, creator string, creds Credentials) (valid bool, err error) {
 	c, err := s.lend(creator, creds)
 	if err != nil {
@@ -646,14 +732,54 @@ func (s *Sender) CheckSession(ctx context.Context, creator string, creds Credent
 		return false, fmt.Errorf("%w: session check: %v", ErrSiteDown, err)
 	}
 	defer func() { _ = resp.Dispose() }()
-	switch st := resp.Status(); {
-	case st >= 200 && st < 300:
-		return true, nil
-	case st == 401 || st == 403 || (st >= 300 && st < 400):
+	st := resp.Status()
+	if st == 401 || (st >= 300 && st < 400) {
 		return false, nil
-	default:
-		return false, fmt.Errorf("%w: session check answered %d", ErrSiteDown, st)
 	}
+	body, err := resp.Body()
+	if err != nil {
+		return false, fmt.Errorf("%w: session check: body: %v", ErrSiteDown, err)
+	}
+	if st >= 200 && st < 300 && s.cfg.Profile.SessionCheck.proves(body) {
+		return true, nil
+	}
+	if s.showsLogin(ctx, body) {
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: session check answered %d without proof of the session either way", ErrSiteDown, st)
+}
+
+// showsLogin reports whether an HTML body is the site's login page: it is
+// rendered in a throwaway context without JavaScript and without network
+// (nothing it refers to is fetched) and matched with Profile.Login.
+func (s *Sender) showsLogin(ctx context.Context, body []byte) bool {
+	l := s.cfg.Profile.Login
+	if l.Selector == "" || len(body) == 0 || ctx.Err() != nil {
+		return false
+	}
+	s.mu.Lock()
+	sess := s.session
+	s.mu.Unlock()
+	if sess == nil {
+		return false
+	}
+	bctx, err := sess.Browser.NewContext(playwright.BrowserNewContextOptions{JavaScriptEnabled: playwright.Bool(false)})
+	if err != nil {
+		return false
+	}
+	defer func() { _ = bctx.Close() }()
+	if err := bctx.Route("**/*", func(r playwright.Route) { _ = r.Abort("blockedbyclient") }); err != nil {
+		return false
+	}
+	page, err := bctx.NewPage()
+	if err != nil {
+		return false
+	}
+	if err := page.SetContent(string(body), playwright.PageSetContentOptions{Timeout: ms(s.cfg.Timeouts.Action)}); err != nil {
+		return false
+	}
+	n, err := page.Locator(l.Selector).Count()
+	return err == nil && n > 0
 }
 
 // identical counts the creator's messages in the open chat whose text is

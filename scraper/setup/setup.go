@@ -85,6 +85,11 @@ type Settings struct {
 	OutageBackoff    time.Duration `env:"OUTAGE_BACKOFF" envDefault:"5s"`
 	OutageBackoffMax time.Duration `env:"OUTAGE_BACKOFF_MAX" envDefault:"15m"`
 
+	// PauseProbeEvery is how often a creator paused for a rejected session
+	// is re-probed with the site's session check (per task): the pause lifts
+	// when the check passes again.
+	PauseProbeEvery time.Duration `env:"PAUSE_PROBE_EVERY" envDefault:"5m"`
+
 	// The send gate: the OnlyFans limit, enforced on actual send times, over
 	// a window widened by RATE_MARGIN so that the spread between the gate's
 	// decision and the moment the site sees the send cannot put one more in
@@ -147,7 +152,8 @@ func (s Settings) Processor() scraper.Config {
 		MaxFailures: s.MaxFailures, BackoffBase: s.BackoffBase, BackoffFactor: s.BackoffFactor,
 		ServerAttempts: s.ServerAttempts, ServerBackoff: s.ServerBackoff, RateLimitDefault: s.RateLimitDefault,
 		BreakerFailures: s.BreakerFailures, BreakerOpenFor: s.BreakerOpenFor, OutageBackoff: s.OutageBackoff, OutageBackoffMax: s.OutageBackoffMax,
-		ReadBackSettle: s.ReadBackSettle,
+		ReadBackSettle:  s.ReadBackSettle,
+		PauseProbeEvery: s.PauseProbeEvery,
 	}
 }
 

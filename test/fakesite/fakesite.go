@@ -123,14 +123,29 @@ type Site struct {
 	outage      Outage
 	outageEnd   chan struct{}
 	listener    *switchListener
+
+	// rejectText: the composer keeps its send button disabled while the
+	// typed text holds it (a site refusing this text in the page).
+	rejectText string
 }
 
 // BreakChatPages serves the next n chat pages without their composer (a
-// page the sender cannot use: a failure that is not an outage).
+// maintenance page, the script bundle's CDN down: a page-level failure,
+// which the scraper takes as an outage).
 func (s *Site) BreakChatPages(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.brokenPages = n
+}
+
+// RejectTexts makes every chat page's composer keep its send button
+// disabled while the typed text contains part (the site refusing this
+// message's text in the page: too long, a forbidden word): a failure of
+// that message, the page being fine. "" stops it.
+func (s *Site) RejectTexts(part string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejectText = part
 }
 
 // StoreAs makes the site record every text as f(text) (e.g. trimmed or
@@ -233,12 +248,13 @@ func NewVariant(v Variant) *Site {
 		_, _ = w.Write([]byte{0})
 	})
 	mux.HandleFunc("GET "+v.MePath, func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := s.creator(r); !ok {
+		creator, ok := s.creator(r)
+		if !ok {
 			http.Error(w, `{"error":"not logged in"}`, http.StatusUnauthorized)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ok":true}`))
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": creator, "ok": true})
 	})
 	mux.HandleFunc("GET "+v.LoginPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -353,6 +369,7 @@ var chatTemplate = template.Must(template.New("chat").Parse(`<!doctype html>
 <button id="send" type="button">Send</button>
 <p id="send-status"></p>
 <script>
+{{if .Reject}}document.getElementById('message-input').addEventListener('input', e => { document.getElementById('send').disabled = e.target.value.includes({{.Reject}}) });{{end}}
 document.getElementById('send').onclick = async () => {
   const text = document.getElementById('message-input').value;
   for (let left = {{.Retries}}; ; left--) {
@@ -426,8 +443,9 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 	if s.pageRetries {
 		retries = 1
 	}
+	reject := s.rejectText
 	s.mu.Unlock()
-	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod, "Retries": retries})
+	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod, "Retries": retries, "Reject": reject})
 }
 
 func (s *Site) send(w http.ResponseWriter, r *http.Request) {

@@ -473,19 +473,8 @@ func (p *Processor) unreadable(ctx context.Context, msg message.Message, creds o
 // good session is this fan's: this message goes to the DLQ with its
 // reason and the creator's other messages keep flowing.
 func (p *Processor) refused(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives, status int, detail string, attempts, failures int) Outcome {
-	var valid bool
-	err := error(gobreaker.ErrOpenState)
-	if p.breaker.State() != gobreaker.StateOpen {
-		valid, err = p.browser.CheckSession(ctx, msg.CreatorKey(), creds)
-		p.noteFailure(err)
-	}
-	switch {
-	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
-		return p.wait(ctx, msg.MessageID, receives, ClassCircuitOpen, detail+"; session not checked: breaker open", p.cfg.BreakerOpenFor, attempts, failures)
-	case err != nil:
-		return p.wait(ctx, msg.MessageID, receives, outageClass(err), detail+"; session check failed: "+err.Error(), 0, attempts, failures)
-	case !valid:
-		return p.sessionRejected(ctx, msg, creds, receives, detail+"; the session check says the session is rejected", attempts, failures)
+	if out, decided := p.unlessSessionGood(ctx, msg, creds, receives, detail, attempts, failures); decided {
+		return out
 	}
 	p.log.Warn("site refused one fan; the session is good: the creator keeps sending", "message_id", msg.MessageID, "creator_id", msg.CreatorKey(), "http_status", status)
 	return Outcome{Action: DeadLetter, Class: ClassRecipient, Detail: detail + "; the session check says the session is good: a refusal for this fan (blocked, deleted or not subscribed)", Status: "dead_lettered", Attempts: attempts, Failures: failures}
@@ -498,6 +487,19 @@ func (p *Processor) refused(ctx context.Context, msg message.Message, creds only
 // message waits uncounted. A send's attempt mark is kept, so its chat is
 // read back before any retry.
 func (p *Processor) unauthorised(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, detail string, attempts, failures int) Outcome {
+	if out, decided := p.unlessSessionGood(ctx, msg, creds, receives, detail, attempts, failures); decided {
+		return out
+	}
+	p.log.Warn("site answered 401 with a good session: waiting, uncounted", "message_id", msg.MessageID, "creator_id", msg.CreatorKey())
+	return p.wait(ctx, msg.MessageID, receives, ClassAuth, detail+"; the session check says the session is good: an authentication answer, not the message's fault (read back before any retry)", 0, attempts, failures)
+}
+
+// unlessSessionGood asks the site whether the creator's session is good,
+// unless the breaker is open. It decides the message (decided true) when
+// the answer is not "good": an open breaker or a failed check waits
+// uncounted (an outage), a rejected session pauses the creator. Only a
+// good session leaves the decision to the caller.
+func (p *Processor) unlessSessionGood(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, detail string, attempts, failures int) (Outcome, bool) {
 	var valid bool
 	err := error(gobreaker.ErrOpenState)
 	if p.breaker.State() != gobreaker.StateOpen {
@@ -506,14 +508,13 @@ func (p *Processor) unauthorised(ctx context.Context, msg message.Message, creds
 	}
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
-		return p.wait(ctx, msg.MessageID, receives, ClassCircuitOpen, detail+"; session not checked: breaker open", p.cfg.BreakerOpenFor, attempts, failures)
+		return p.wait(ctx, msg.MessageID, receives, ClassCircuitOpen, detail+"; session not checked: breaker open", p.cfg.BreakerOpenFor, attempts, failures), true
 	case err != nil:
-		return p.wait(ctx, msg.MessageID, receives, outageClass(err), detail+"; session check failed: "+err.Error(), 0, attempts, failures)
+		return p.wait(ctx, msg.MessageID, receives, outageClass(err), detail+"; session check failed: "+err.Error(), 0, attempts, failures), true
 	case !valid:
-		return p.sessionRejected(ctx, msg, creds, receives, detail+"; the session check says the session is rejected", attempts, failures)
+		return p.sessionRejected(ctx, msg, creds, receives, detail+"; the session check says the session is rejected", attempts, failures), true
 	}
-	p.log.Warn("site answered 401 with a good session: waiting, uncounted", "message_id", msg.MessageID, "creator_id", msg.CreatorKey())
-	return p.wait(ctx, msg.MessageID, receives, ClassAuth, detail+"; the session check says the session is good: an authentication answer, not the message's fault (read back before any retry)", 0, attempts, failures)
+	return Outcome{}, false
 }
 
 // sessionRejected pauses the creator: the session, not the message, is at

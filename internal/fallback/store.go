@@ -173,6 +173,18 @@ func (s *Store) Put(ctx context.Context, messageID, creatorKey string, seq int64
 	return nil
 }
 
+// claimableFilter selects items a replay may take: pending, or replaying
+// under an expired lease (values from claimableValues).
+const claimableFilter = "#s = :pending OR (#s = :replaying AND leaseUntil < :now)"
+
+func (s *Store) claimableValues() map[string]ddbtypes.AttributeValue {
+	return map[string]ddbtypes.AttributeValue{
+		":pending":   &ddbtypes.AttributeValueMemberS{Value: StatusPending},
+		":replaying": &ddbtypes.AttributeValueMemberS{Value: StatusReplaying},
+		":now":       &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(s.now().UnixMilli(), 10)},
+	}
+}
+
 // Claimable returns items that are pending, or replaying with an expired
 // lease, up to limit, in no particular order (operators' listing; the
 // replay orders by Query). It scans: the table only holds messages SQS
@@ -182,16 +194,12 @@ func (s *Store) Claimable(ctx context.Context, limit int) ([]Item, error) {
 	var start map[string]ddbtypes.AttributeValue
 	for {
 		page, err := s.ddb.Scan(ctx, &dynamodb.ScanInput{
-			TableName:                aws.String(s.table),
-			ConsistentRead:           aws.Bool(true),
-			FilterExpression:         aws.String("#s = :pending OR (#s = :replaying AND leaseUntil < :now)"),
-			ExpressionAttributeNames: map[string]string{"#s": "status"},
-			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-				":pending":   &ddbtypes.AttributeValueMemberS{Value: StatusPending},
-				":replaying": &ddbtypes.AttributeValueMemberS{Value: StatusReplaying},
-				":now":       &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(s.now().UnixMilli(), 10)},
-			},
-			ExclusiveStartKey: start,
+			TableName:                 aws.String(s.table),
+			ConsistentRead:            aws.Bool(true),
+			FilterExpression:          aws.String(claimableFilter),
+			ExpressionAttributeNames:  map[string]string{"#s": "status"},
+			ExpressionAttributeValues: s.claimableValues(),
+			ExclusiveStartKey:         start,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("fallback: scan: %w", err)
@@ -442,17 +450,13 @@ func (s *Store) waitingCreators(ctx context.Context, limit int) ([]string, map[s
 	var start map[string]ddbtypes.AttributeValue
 	for {
 		page, err := s.ddb.Scan(ctx, &dynamodb.ScanInput{
-			TableName:                aws.String(s.table),
-			ConsistentRead:           aws.Bool(true),
-			ProjectionExpression:     aws.String("creatorKey, seq, backlogCreator, reserved, done"),
-			FilterExpression:         aws.String("#s = :pending OR (#s = :replaying AND leaseUntil < :now) OR attribute_exists(backlogCreator)"),
-			ExpressionAttributeNames: map[string]string{"#s": "status"},
-			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-				":pending":   &ddbtypes.AttributeValueMemberS{Value: StatusPending},
-				":replaying": &ddbtypes.AttributeValueMemberS{Value: StatusReplaying},
-				":now":       &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(s.now().UnixMilli(), 10)},
-			},
-			ExclusiveStartKey: start,
+			TableName:                 aws.String(s.table),
+			ConsistentRead:            aws.Bool(true),
+			ProjectionExpression:      aws.String("creatorKey, seq, backlogCreator, reserved, done"),
+			FilterExpression:          aws.String(claimableFilter + " OR attribute_exists(backlogCreator)"),
+			ExpressionAttributeNames:  map[string]string{"#s": "status"},
+			ExpressionAttributeValues: s.claimableValues(),
+			ExclusiveStartKey:         start,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("fallback: scan: %w", err)

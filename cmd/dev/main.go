@@ -13,9 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
-	"github.com/huntaze/message-pipeline/test/fakesite"
-	"github.com/huntaze/message-pipeline/test/local"
+	"github.com/huntaze/message-pipeline/devstack"
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 )
 
 func main() {
@@ -96,7 +95,7 @@ Ctrl-C stops everything.
 		case <-stop:
 			return nil
 		case <-tick.C:
-			fmt.Printf("[%s] %s%s%s", time.Now().Format("15:04:05"), s.Summary(), latency.Summary(), local.SiteSummary(site, names, *limit, *window))
+			fmt.Printf("[%s] %s%s%s", time.Now().Format("15:04:05"), s.Summary(), latency.Summary(), site.Summary(names, *limit, *window))
 		}
 	}
 }

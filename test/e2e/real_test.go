@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack"
 	"github.com/huntaze/message-pipeline/test/local"
 )
 

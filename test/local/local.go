@@ -4,12 +4,11 @@
 package local
 
 import (
-	"fmt"
 	"syscall"
 	"time"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
-	"github.com/huntaze/message-pipeline/test/fakesite"
+	"github.com/huntaze/message-pipeline/devstack"
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -85,22 +84,5 @@ func (p *Pipeline) StopScraper(sig syscall.Signal) int {
 
 // Summary adds the fake site's per-creator counts to the stack's summary.
 func (p *Pipeline) Summary() string {
-	return p.Stack.Summary() + SiteSummary(p.Site, p.creators, p.limit, p.window)
-}
-
-// SiteSummary is the fake site's per-creator sent count and busiest window.
-func SiteSummary(site *fakesite.Site, creators []string, limit int, window time.Duration) string {
-	if site == nil {
-		return ""
-	}
-	sent := map[string]int{}
-	for _, m := range site.Sent() {
-		sent[m.Creator]++
-	}
-	peak := site.MaxInWindow(window)
-	out := ""
-	for _, c := range creators {
-		out += fmt.Sprintf("  %-12s sent %4d   most in one %s window: %d (limit %d)\n", c, sent[c], window, peak[c], limit)
-	}
-	return out
+	return p.Stack.Summary() + p.Site.Summary(p.creators, p.limit, p.window)
 }

@@ -20,9 +20,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/internal/auth"
-	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/enqueue"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/featureflag"
@@ -55,7 +55,7 @@ type fixture struct {
 	ddb     *harness.Dynalite
 	redis   *harness.Redis
 	proxy   *harness.FaultProxy
-	queues  devstack.System
+	queues  emulator.System
 	store   *fallback.Store
 	deps    api.Deps
 	server  *api.Server
@@ -70,10 +70,10 @@ func setup(t *testing.T) *fixture {
 	f.queues = f.aws.CreateQueues(t, "test")
 	f.proxy = harness.StartFaultProxy(t, f.aws.Endpoint, "AmazonSQS.SendMessage")
 	ctx := context.Background()
-	if err := devstack.CreateFallbackTable(ctx, f.ddb.DynamoDB, "fallback"); err != nil {
+	if err := emulator.CreateFallbackTable(ctx, f.ddb.DynamoDB, "fallback"); err != nil {
 		t.Fatal(err)
 	}
-	if err := devstack.CreateTable(ctx, f.ddb.DynamoDB, "idempotency", idempotency.KeyAttribute); err != nil {
+	if err := emulator.CreateTable(ctx, f.ddb.DynamoDB, "idempotency", idempotency.KeyAttribute); err != nil {
 		t.Fatal(err)
 	}
 	// The SQS client used for sends goes through the fault proxy, with the
@@ -570,7 +570,7 @@ func TestAKeyedRequestThatStoredNothingIsNotCachedAndItsRetrySendsTheSameIDs(t *
 	if w, _ := f.do(req); w.Code != 503 {
 		t.Fatalf("retry without the fallback table: %d %s", w.Code, w.Body)
 	}
-	if err := devstack.CreateFallbackTable(context.Background(), f.ddb.DynamoDB, "fallback"); err != nil {
+	if err := emulator.CreateFallbackTable(context.Background(), f.ddb.DynamoDB, "fallback"); err != nil {
 		t.Fatal(err)
 	}
 	w, out = f.do(req)

@@ -17,9 +17,10 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/huntaze/message-pipeline/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/internal/auth"
-	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/enqueue"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/featureflag"
@@ -86,7 +87,7 @@ func measureAPI(t harness.T, n int) apiFigures {
 	sys := f.CreateQueues(t, "bench")
 	ctx := context.Background()
 	for _, tbl := range []struct{ name, key string }{{"fallback-bench", fallback.KeyAttribute}, {"idem-bench", idempotency.KeyAttribute}} {
-		if err := devstack.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
+		if err := emulator.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
 			t.Fatalf("%v", err)
 		}
 	}

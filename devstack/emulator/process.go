@@ -8,7 +8,7 @@
 //
 // Every start returns an error instead of exiting, and everything started
 // has Close. A missing binary is an error that names the install command.
-package devstack
+package emulator
 
 import (
 	"bufio"
@@ -208,7 +208,7 @@ func startLauncher(root, name, script string) (*Process, string, error) {
 		return nil, "", err
 	}
 	pr, pw := io.Pipe()
-	p, err := StartProcess(name, pw, nil, node, filepath.Join(root, "internal", "devstack", script))
+	p, err := StartProcess(name, pw, nil, node, filepath.Join(root, "devstack", "emulator", script))
 	if err != nil {
 		return nil, "", err
 	}

@@ -3,7 +3,7 @@
 // events.SQSEvent, call the handler, delete the records it did not list in
 // batchItemFailures (none if it returned an error). The local pipeline and
 // the tests use it against the emulator.
-package devstack
+package lambdalocal
 
 import (
 	"context"

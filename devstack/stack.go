@@ -25,6 +25,8 @@ import (
 	apihandler "github.com/huntaze/message-pipeline/functions/api/handler"
 	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
 	limitersetup "github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
+	"github.com/huntaze/message-pipeline/devstack/lambdalocal"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/featureflag"
@@ -84,15 +86,15 @@ type Options struct {
 	APISQSEndpoint func(emulator string) (string, error)
 	// Recorder, when set, records every AWS call each component makes
 	// (the IAM coverage test).
-	Recorder *CallRecorder
+	Recorder *emulator.CallRecorder
 }
 
 // Stack is a running local pipeline.
 type Stack struct {
-	Redis    *Redis
-	AWS      *Fauxqs
-	DDB      *Dynalite
-	Queues   System
+	Redis    *emulator.Redis
+	AWS      *emulator.Fauxqs
+	DDB      *emulator.Dynalite
+	Queues   emulator.System
 	APIURL   string
 	Fallback *fallback.Store
 	APIDeps  apihandler.Deps
@@ -110,7 +112,7 @@ type Stack struct {
 	logs       io.Writer
 	scraperBin string
 	scraperEnv []string
-	scraper    *Process
+	scraper    *emulator.Process
 	closers    []func() error
 	stop       context.CancelFunc
 	wg         sync.WaitGroup
@@ -136,7 +138,7 @@ func Start(o Options) (_ *Stack, err error) {
 			_ = s.Close()
 		}
 	}()
-	if s.root, err = RepoRoot(); err != nil {
+	if s.root, err = emulator.RepoRoot(); err != nil {
 		return nil, err
 	}
 	if err := s.startEmulators(); err != nil {
@@ -161,15 +163,15 @@ func Start(o Options) (_ *Stack, err error) {
 }
 
 func (s *Stack) startEmulators() (err error) {
-	if s.Redis, err = StartRedis(); err != nil {
+	if s.Redis, err = emulator.StartRedis(); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, s.Redis.Close)
-	if s.AWS, err = StartFauxqs(s.root); err != nil {
+	if s.AWS, err = emulator.StartFauxqs(s.root); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, s.AWS.Close)
-	if s.DDB, err = StartDynalite(s.root); err != nil {
+	if s.DDB, err = emulator.StartDynalite(s.root); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, s.DDB.Close)
@@ -184,19 +186,19 @@ func (s *Stack) startEmulators() (err error) {
 			return err
 		}
 	}
-	if err := CreateFallbackTable(ctx, s.DDB.DynamoDB, FallbackTable); err != nil {
+	if err := emulator.CreateFallbackTable(ctx, s.DDB.DynamoDB, FallbackTable); err != nil {
 		return err
 	}
-	if err := CreateTable(ctx, s.DDB.DynamoDB, IdempotencyTable, idempotency.KeyAttribute); err != nil {
+	if err := emulator.CreateTable(ctx, s.DDB.DynamoDB, IdempotencyTable, idempotency.KeyAttribute); err != nil {
 		return err
 	}
 	_, err = s.AWS.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(Bucket)})
 	return err
 }
 
-// primeFences marks the new Redis as one that has served the limiter and
+// primeFences marks the new emulator.Redis as one that has served the limiter and
 // the send gate all along: it lost nothing, so neither holds back its first
-// window as after a failover (tests that empty Redis restart it unprimed).
+// window as after a failover (tests that empty emulator.Redis restart it unprimed).
 func (s *Stack) primeFences() error {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Redis.Addr})
 	defer rdb.Close()
@@ -211,7 +213,7 @@ func (s *Stack) primeFences() error {
 // awsFor is the AWS configuration a component gets: the emulators'
 // endpoints, and the recorder when one is set.
 func (s *Stack) awsFor(component string, sqsEndpoint string) aws.Config {
-	cfg := LocalAWS(Endpoints{"SQS": sqsEndpoint, "S3": s.AWS.Endpoint, "DynamoDB": s.DDB.Endpoint})
+	cfg := emulator.LocalAWS(emulator.Endpoints{"SQS": sqsEndpoint, "S3": s.AWS.Endpoint, "DynamoDB": s.DDB.Endpoint})
 	if s.opts.Recorder != nil {
 		cfg.APIOptions = append(cfg.APIOptions, s.opts.Recorder.Middleware(component))
 	}
@@ -343,7 +345,7 @@ func (s *Stack) startLimiter(runCtx context.Context) error {
 	s.limiterMu.Unlock()
 	// Lambda's event source mapping receives and deletes with the
 	// function's role, so its calls are recorded as the limiter's.
-	poller := &Poller{Client: sqs.NewFromConfig(awsCfg), QueueURL: s.Queues.RateLimiter.URL, QueueARN: s.Queues.RateLimiter.ARN, BatchSize: 10, Wait: time.Second, Handler: h.Handle}
+	poller := &lambdalocal.Poller{Client: sqs.NewFromConfig(awsCfg), QueueURL: s.Queues.RateLimiter.URL, QueueARN: s.Queues.RateLimiter.ARN, BatchSize: 10, Wait: time.Second, Handler: h.Handle}
 	for range s.opts.LimiterPollers {
 		s.limiterWG.Add(1)
 		go func() {
@@ -406,14 +408,14 @@ func (s *Stack) startScraper() error {
 		s.closers = append(s.closers, s.opts.Recorder.Close)
 	}
 	s.scraperEnv = append(envconfig.List(environ),
-		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION="+Region, "AWS_ENDPOINT_URL="+endpoint,
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION="+emulator.Region, "AWS_ENDPOINT_URL="+endpoint,
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
 	return s.StartScraper()
 }
 
 // StartScraper starts (or restarts) the scraper process.
 func (s *Stack) StartScraper() error {
-	p, err := StartProcess("scraper", s.logs, s.scraperEnv, s.scraperBin)
+	p, err := emulator.StartProcess("scraper", s.logs, s.scraperEnv, s.scraperBin)
 	if err != nil {
 		return err
 	}
@@ -468,7 +470,7 @@ func (s *Stack) Close() error {
 }
 
 // QueueDepth returns visible + in flight + delayed messages of a queue.
-func (s *Stack) QueueDepth(url string) int { return QueueDepth(s.AWS.SQS, url) }
+func (s *Stack) QueueDepth(url string) int { return emulator.QueueDepth(s.AWS.SQS, url) }
 
 // Summary is the queues' and the fallback table's state, one line.
 func (s *Stack) Summary() string {

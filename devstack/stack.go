@@ -1,3 +1,17 @@
+// Package devstack runs the pipeline on one machine, with no AWS account and
+// no Docker (make dev, the end-to-end tests): redis-server, fauxqs (SQS +
+// S3), dynalite (DynamoDB), a parameter store and the issuer's key set on
+// free 127.0.0.1 ports (devstack/emulator); each Lambda's own main under
+// the Lambda Runtime Interface Emulator with the environment the stack
+// renders, fed by the event source the stack gives it (devstack/lambdalocal):
+// the API behind a front doing what the HTTP API and its JWT authorizer do,
+// the rate limiter by the SQS event source mapping, the replay by its
+// schedule; and the real scraper binary. Every setting comes from infra's
+// wiring for the dev environment (Wire): only endpoints and scaled windows
+// differ.
+//
+// Every start returns an error instead of exiting, and everything started
+// has Close. A missing binary is an error that names the install command.
 package devstack
 
 import (
@@ -7,8 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,63 +32,36 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
-	apihandler "github.com/huntaze/message-pipeline/functions/api/handler"
-	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
-	limitersetup "github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
 	"github.com/huntaze/message-pipeline/devstack/emulator"
 	"github.com/huntaze/message-pipeline/devstack/lambdalocal"
+	"github.com/huntaze/message-pipeline/infra"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/fallback"
-	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
-	"github.com/huntaze/message-pipeline/internal/redisconn"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 )
 
-// Local credentials and names.
-const (
-	JWTSecret        = "local-dev-secret-not-for-production!"
-	JWTIssuer        = "https://local.huntaze.test/"
-	JWTAudience      = "huntaze-api"
-	Environment      = "dev"
-	Bucket           = "huntaze-results-dev"
-	FallbackTable    = "huntaze-message-fallback-dev"
-	IdempotencyTable = "huntaze-idempotency-dev"
-)
-
-// Token returns a signed API token for user (scope "admin" when admin),
-// granted to send as the given creators (the "creators" claim the Next.js
-// app puts in the tokens it mints).
-func Token(user string, admin bool, creators ...string) string {
-	claims := jwt.MapClaims{"sub": user, "iss": JWTIssuer, "aud": JWTAudience, "exp": time.Now().Add(24 * time.Hour).Unix(), "creators": creators}
-	if admin {
-		claims["scope"] = "admin"
-	}
-	s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(JWTSecret))
-	return s
-}
-
-// Options of a local stack. Durations are the production settings' (the
-// 60 s window, the 15 min outage cap), scaled down by tests.
+// Options of a local stack. Everything else is the dev stack's.
 type Options struct {
 	// SiteURL is where the scraper sends; Sessions maps each creator to its
 	// session cookie there.
 	SiteURL  string
 	Sessions map[string]string
-	// Limit per Window, for the limiter and the scraper's send gate.
-	Limit  int
+	// Window, when set, scales the stack's per-creator window down (tests);
+	// the limit's count and every default stay the stack's, and the
+	// durations tied to the window scale with it (Scale).
 	Window time.Duration
-	// ReturnSlack, GateMargin, OutageBackoffMax: RATE_RETURN_SLACK,
-	// RATE_MARGIN, OUTAGE_BACKOFF_MAX.
-	ReturnSlack      time.Duration
-	GateMargin       time.Duration
+	// OutageBackoffMax, when set, replaces the scaled cap of outage waits
+	// (OUTAGE_BACKOFF_MAX, 15 min in the stack).
 	OutageBackoffMax time.Duration
-	// LimiterPollers is the event source's concurrency.
+	// LimiterPollers is the event source's concurrency (0: the stack's
+	// maximum concurrency); each poller has its own limiter instance.
 	LimiterPollers int
-	// ReplayEvery runs the fallback replay (the scheduled Lambda).
+	// APIInstances is how many API instances serve at once (0: 4).
+	APIInstances int
+	// ReplayEvery, when set, replaces the scaled replay schedule.
 	ReplayEvery time.Duration
 	// Logs receives every component's JSON log and EMF lines (nil: dropped).
 	Logs io.Writer
@@ -91,25 +77,34 @@ type Options struct {
 
 // Stack is a running local pipeline.
 type Stack struct {
-	Redis    *emulator.Redis
-	AWS      *emulator.Fauxqs
-	DDB      *emulator.Dynalite
-	Queues   emulator.System
-	APIURL   string
+	Redis  *emulator.Redis
+	AWS    *emulator.Fauxqs
+	DDB    *emulator.Dynalite
+	Queues emulator.System
+	// APIURL is the HTTP API's front.
+	APIURL string
+	// Fallback reads the fallback table (what the tests and the summary
+	// look at; the Lambdas have their own).
 	Fallback *fallback.Store
-	APIDeps  apihandler.Deps
-	// Flag stands for the RATE_LIMITER_ENABLED SSM parameter: the API and
-	// the limiter read it (cached FlagTTL); SetRateLimiterEnabled flips it.
-	Flag featureflag.Switch
+	// Wiring is every component's settings.
+	Wiring Wiring
 
+	opts      Options
+	root      string
+	logs      io.Writer
+	params    *emulator.ParameterStore
+	jwks      *emulator.JWKS
+	api       *lambdalocal.Function
+	limiter   *lambdalocal.Function
+	replay    *lambdalocal.Function
+	front     *lambdalocal.Front
+	endpoints map[string]map[string]string // component -> SDK service id -> URL
+
+	limiterMu   sync.Mutex
 	limiterStop context.CancelFunc
 	limiterWG   sync.WaitGroup
-	limiterMu   sync.Mutex
+	runCtx      context.Context
 
-	opts       Options
-	limiterRun context.Context
-	root       string
-	logs       io.Writer
 	scraperBin string
 	scraperEnv []string
 	scraper    *emulator.Process
@@ -120,16 +115,7 @@ type Stack struct {
 
 // Start starts everything. On error, what was started is stopped again.
 func Start(o Options) (_ *Stack, err error) {
-	if o.LimiterPollers <= 0 {
-		o.LimiterPollers = 4
-	}
-	if o.OutageBackoffMax <= 0 {
-		o.OutageBackoffMax = 15 * time.Minute
-	}
-	if o.ReplayEvery <= 0 {
-		o.ReplayEvery = 5 * time.Second
-	}
-	s := &Stack{opts: o, logs: o.Logs}
+	s := &Stack{opts: o, logs: o.Logs, endpoints: map[string]map[string]string{}}
 	if s.logs == nil {
 		s.logs = io.Discard
 	}
@@ -141,21 +127,28 @@ func Start(o Options) (_ *Stack, err error) {
 	if s.root, err = emulator.RepoRoot(); err != nil {
 		return nil, err
 	}
+	env, err := stackEnvironment()
+	if err != nil {
+		return nil, err
+	}
+	bins, err := build(s.root)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.startEmulators(); err != nil {
 		return nil, err
 	}
+	s.Wiring = Wire(env, localResources(s.Queues.RateLimiter.URL, s.Queues.RateLimiter.DLQURL, s.Queues.Workflows.URL, s.Queues.Workflows.DLQURL, s.Redis.Addr), o.Window, o.OutageBackoffMax)
 	if err := s.primeFences(); err != nil {
 		return nil, err
 	}
+	s.params.Set(s.Wiring.API.FlagParameter, "true")
 	runCtx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
-	if err := s.startAPI(runCtx); err != nil {
-		return nil, fmt.Errorf("api: %w", err)
+	s.stop, s.runCtx = cancel, runCtx
+	if err := s.startFunctions(bins); err != nil {
+		return nil, err
 	}
-	s.limiterRun = runCtx
-	if err := s.startLimiter(runCtx); err != nil {
-		return nil, fmt.Errorf("rate limiter: %w", err)
-	}
+	s.scraperBin = bins.scraper
 	if err := s.startScraper(); err != nil {
 		return nil, fmt.Errorf("scraper: %w", err)
 	}
@@ -175,6 +168,18 @@ func (s *Stack) startEmulators() (err error) {
 		return err
 	}
 	s.closers = append(s.closers, s.DDB.Close)
+	if s.params, err = emulator.StartParameterStore(); err != nil {
+		return err
+	}
+	s.closers = append(s.closers, s.params.Close)
+	key, err := signingKey()
+	if err != nil {
+		return err
+	}
+	if s.jwks, err = emulator.StartJWKS(&key.PublicKey, keyID); err != nil {
+		return err
+	}
+	s.closers = append(s.closers, s.jwks.Close)
 	ctx := context.Background()
 	if s.Queues, err = s.AWS.CreateQueues(ctx, Environment); err != nil {
 		return err
@@ -192,17 +197,18 @@ func (s *Stack) startEmulators() (err error) {
 	if err := emulator.CreateTable(ctx, s.DDB.DynamoDB, IdempotencyTable, idempotency.KeyAttribute); err != nil {
 		return err
 	}
+	s.Fallback = fallback.NewStore(s.DDB.DynamoDB, FallbackTable, time.Now, time.Minute)
 	_, err = s.AWS.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(Bucket)})
 	return err
 }
 
-// primeFences marks the new emulator.Redis as one that has served the limiter and
+// primeFences marks the new Redis as one that has served the limiter and
 // the send gate all along: it lost nothing, so neither holds back its first
-// window as after a failover (tests that empty emulator.Redis restart it unprimed).
+// window as after a failover (tests that empty Redis restart it unprimed).
 func (s *Stack) primeFences() error {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Redis.Addr})
 	defer rdb.Close()
-	for _, key := range []string{s.LimiterSettings().Limiter().FenceKey(), s.ScraperSettings("").Gate().FenceKey()} {
+	for _, key := range []string{s.Wiring.Limiter.Limiter().FenceKey(), s.Wiring.Scraper.Gate().FenceKey()} {
 		if err := rdb.Set(context.Background(), key, 0, 0).Err(); err != nil {
 			return fmt.Errorf("prime fence %s: %w", key, err)
 		}
@@ -210,180 +216,230 @@ func (s *Stack) primeFences() error {
 	return nil
 }
 
-// awsFor is the AWS configuration a component gets: the emulators'
-// endpoints, and the recorder when one is set.
-func (s *Stack) awsFor(component string, sqsEndpoint string) aws.Config {
-	cfg := emulator.LocalAWS(emulator.Endpoints{"SQS": sqsEndpoint, "S3": s.AWS.Endpoint, "DynamoDB": s.DDB.Endpoint})
-	if s.opts.Recorder != nil {
-		cfg.APIOptions = append(cfg.APIOptions, s.opts.Recorder.Middleware(component))
+// endpoint is the URL a component reaches an emulator at: through the
+// recorder's proxy when calls are recorded.
+func (s *Stack) endpoint(component, service, target string) (string, error) {
+	if s.opts.Recorder == nil {
+		return target, nil
 	}
-	return cfg
-}
-
-// APISettings are the API's settings in this stack (also the replay's).
-func (s *Stack) APISettings() apisetup.Settings {
-	return apisetup.Settings{
-		Environment:         Environment,
-		RateLimiterQueueURL: s.Queues.RateLimiter.URL, RateLimiterDLQURL: s.Queues.RateLimiter.DLQURL,
-		WorkflowsQueueURL: s.Queues.Workflows.URL, WorkflowsDLQURL: s.Queues.Workflows.DLQURL,
-		FallbackTable: FallbackTable, IdempotencyTable: IdempotencyTable,
-		RateLimiterEnabled: "true", FlagCacheTTL: FlagTTL,
-		Redis:    redisconn.Settings{Addr: s.Redis.Addr, Timeout: time.Second},
-		AuthMode: "jwt", JWTHMACSecret: JWTSecret, JWTIssuer: JWTIssuer, JWTAudience: JWTAudience,
-		AdminScope: "admin", OpsScope: "ops", ServiceScope: "messages:send-any-creator", CreatorsClaim: "creators",
-		SendMaxBackoff: 50 * time.Millisecond, ReplayBatch: 100,
-		CallerRequests: 50, CallerWindow: time.Second, CreatorWaiting: 10000, CreatorDrain: s.opts.Window / time.Duration(max(s.opts.Limit, 1)),
+	if u, ok := s.endpoints[component][service]; ok {
+		return u, nil
 	}
-}
-
-func (s *Stack) startAPI(runCtx context.Context) error {
-	// Through the environment, as in Lambda: what Load rejects, main would.
-	settings, err := apisetup.Load(s.APISettings().Env())
+	u, err := s.opts.Recorder.Proxy(component, target)
 	if err != nil {
-		return err
+		return "", err
 	}
-	sqsEndpoint := s.AWS.Endpoint
-	if s.opts.APISQSEndpoint != nil {
-		if sqsEndpoint, err = s.opts.APISQSEndpoint(sqsEndpoint); err != nil {
-			return err
+	if s.endpoints[component] == nil {
+		s.endpoints[component] = map[string]string{}
+	}
+	s.endpoints[component][service] = u
+	return u, nil
+}
+
+// processEnv is what a component in its own process gets besides its
+// settings: the emulators' endpoints and test credentials, and no
+// developer's profile or instance metadata.
+func (s *Stack) processEnv(component, sqsTarget string) (map[string]string, error) {
+	env := map[string]string{
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": emulator.Region, "AWS_DEFAULT_REGION": emulator.Region,
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+	}
+	for name, target := range map[string]string{"SQS": sqsTarget, "S3": s.AWS.Endpoint, "DYNAMODB": s.DDB.Endpoint, "SSM": s.params.URL} {
+		u, err := s.endpoint(component, name, target)
+		if err != nil {
+			return nil, err
+		}
+		env["AWS_ENDPOINT_URL_"+name] = u
+	}
+	return env, nil
+}
+
+// LambdaEnv is the whole environment of one of the assembly's functions
+// (its settings and the local endpoints), e.g. for `make replay`.
+func (s *Stack) LambdaEnv(component string, fn Function) (map[string]string, error) {
+	sqsTarget := s.AWS.Endpoint
+	if component == "api" && s.opts.APISQSEndpoint != nil {
+		var err error
+		if sqsTarget, err = s.opts.APISQSEndpoint(sqsTarget); err != nil {
+			return nil, err
 		}
 	}
-	log := slog.New(slog.NewJSONHandler(s.logs, nil)).With("service", "api")
-	cfg, deps, err := apisetup.Build(context.Background(), settings, s.awsFor("api", sqsEndpoint), log, s.logs)
+	env, err := s.processEnv(component, sqsTarget)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if cfg.Unavailable != "" {
-		return errors.New(cfg.Unavailable)
-	}
-	deps.Flag = featureflag.New(&s.Flag, true, FlagTTL, time.Now, log) // the SSM parameter's stand-in
-	s.APIDeps = deps
-	s.Fallback = deps.Fallback
-	srv, err := apihandler.New(cfg, deps)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	s.closers = append(s.closers, hs.Close)
-	s.APIURL = "http://" + ln.Addr().String()
+	maps.Copy(env, fn.Env)
+	return env, nil
+}
 
-	// The scheduled replay: the replay Lambda's main runs the same.
-	_, replayDeps, err := apisetup.Build(context.Background(), settings, s.awsFor("replay", s.AWS.Endpoint), log.With("service", "replay"), s.logs)
+// ReplayEnv is the replay function's whole environment here (`make
+// replay` runs its main once with it).
+func (s *Stack) ReplayEnv() (map[string]string, error) {
+	for _, fn := range s.Wiring.Functions() {
+		if fn.Event.Kind == "schedule" {
+			return s.LambdaEnv("replay", fn)
+		}
+	}
+	return nil, errors.New("no scheduled function")
+}
+
+func (s *Stack) startFunctions(bins binaries) error {
+	for _, fn := range s.Wiring.Functions() {
+		switch fn.Event.Kind {
+		case "http-api":
+			if err := s.startAPI(bins, fn); err != nil {
+				return fmt.Errorf("api: %w", err)
+			}
+		case "sqs":
+			if err := s.startLimiter(bins, fn); err != nil {
+				return fmt.Errorf("rate limiter: %w", err)
+			}
+		case "schedule":
+			if err := s.startReplay(bins, fn); err != nil {
+				return fmt.Errorf("replay: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Stack) function(bins binaries, component string, fn Function, instances int) (*lambdalocal.Function, error) {
+	env, err := s.LambdaEnv(component, fn)
+	if err != nil {
+		return nil, err
+	}
+	f, err := lambdalocal.Start(bins.rie, lambdalocal.Spec{
+		Name: fn.FunctionName(Environment), Bootstrap: bins.bootstrap[fn.Package], Timeout: fn.Timeout, MemoryMB: fn.MemoryMB,
+		Env: env, Instances: instances, Logs: s.logs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, f.Close)
+	return f, nil
+}
+
+func (s *Stack) startAPI(bins binaries, fn Function) (err error) {
+	if s.api, err = s.function(bins, "api", fn, cmp(s.opts.APIInstances, 4)); err != nil {
+		return err
+	}
+	s.front, err = lambdalocal.StartFront(s.api, lambdalocal.FrontConfig{
+		Routes: fn.Event.Routes, Log: s.log("http-api"),
+		Authorizer: lambdalocal.JWTAuthorizer{Issuer: fn.Event.Issuer, Audiences: fn.Event.Audiences, JWKSURL: s.jwks.URL},
+	})
 	if err != nil {
 		return err
 	}
+	s.closers = append(s.closers, s.front.Close)
+	s.APIURL = s.front.URL
+	return nil
+}
+
+func (s *Stack) startReplay(bins binaries, fn Function) (err error) {
+	if s.replay, err = s.function(bins, "replay", fn, 1); err != nil {
+		return err
+	}
+	every := fn.Event.Every
+	if s.opts.ReplayEvery > 0 {
+		every = s.opts.ReplayEvery
+	}
+	sched := lambdalocal.Schedule{RuleARN: "arn:aws:events:" + emulator.Region + ":000000000000:rule/local-replay-schedule", Every: every, Fn: s.replay, Log: s.log("events")}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		tick := time.NewTicker(s.opts.ReplayEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-tick.C:
-				_, _ = apihandler.Replay(runCtx, replayDeps, settings.ReplayBatch)
-			}
-		}
+		sched.Run(s.runCtx)
 	}()
 	return nil
 }
 
-// LimiterSettings are the rate limiter's settings in this stack.
-func (s *Stack) LimiterSettings() limitersetup.Settings {
-	return limitersetup.Settings{
-		Environment: Environment, SourceQueueURL: s.Queues.RateLimiter.URL, DeadLetterQueueURL: s.Queues.RateLimiter.DLQURL,
-		WorkflowsQueueURL: s.Queues.Workflows.URL, Redis: redisconn.Settings{Addr: s.Redis.Addr, Timeout: time.Second},
-		Limit: s.opts.Limit, Window: s.opts.Window, ReturnSlack: s.opts.ReturnSlack, KeyPrefix: "rl", Version: "local",
-		OutageBackoff: time.Second, OutageBackoffMax: s.opts.OutageBackoffMax,
-		RateLimiterEnabled: "true", FlagCacheTTL: FlagTTL,
-	}
-}
-
-// FlagTTL is how long the local components cache the flag (30 s in AWS).
-const FlagTTL = 200 * time.Millisecond
-
-// SetRateLimiterEnabled flips the flag, as an operator writes the SSM
-// parameter; the components see it within FlagTTL.
-func (s *Stack) SetRateLimiterEnabled(on bool) {
-	s.Flag.Set(fmt.Sprint(on))
-}
-
-// RestartLimiter stops every limiter poller (an invocation in flight
-// finishes first, as Lambda's) and starts new ones with a new handler, as
-// after a deployment or a cold start.
-func (s *Stack) RestartLimiter() error {
-	s.limiterMu.Lock()
-	stop := s.limiterStop
-	s.limiterMu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	s.limiterWG.Wait()
-	return s.startLimiter(s.limiterRun)
-}
-
-func (s *Stack) startLimiter(runCtx context.Context) error {
-	settings, err := limitersetup.Load(s.LimiterSettings().Env())
-	if err != nil {
+func (s *Stack) startLimiter(bins binaries, fn Function) (err error) {
+	pollers := cmp(s.opts.LimiterPollers, fn.Event.MaxConcurrency)
+	if s.limiter, err = s.function(bins, "ratelimiter", fn, pollers); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(s.logs, nil)).With("service", "rate-limiter")
-	awsCfg := s.awsFor("ratelimiter", s.AWS.Endpoint)
-	h, err := limitersetup.BuildWithFlag(context.Background(), settings, awsCfg, log, s.logs, &s.Flag)
-	if err != nil {
-		return err
+	s.startPollers(fn, pollers)
+	return nil
+}
+
+// startPollers runs the event source mapping: pollers receivers, each
+// invoking the function with its batch.
+func (s *Stack) startPollers(fn Function, pollers int) {
+	log := s.log("event-source-mapping")
+	// The mapping receives and deletes with the function's role, so its
+	// calls are recorded as the limiter's.
+	cfg := emulator.AWSConfig()
+	if s.opts.Recorder != nil {
+		cfg.APIOptions = append(cfg.APIOptions, s.opts.Recorder.Middleware("ratelimiter"))
 	}
-	runCtx, stop := context.WithCancel(runCtx)
+	client := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(s.AWS.Endpoint) })
+	poller := &lambdalocal.Poller{Client: client, QueueURL: s.Queues.RateLimiter.URL, QueueARN: s.Queues.RateLimiter.ARN,
+		BatchSize: int32(fn.Event.BatchSize), BatchingWindow: fn.Event.BatchingWindow, Wait: time.Second, Handler: lambdalocal.SQSHandler(s.limiter)}
+	ctx, stop := context.WithCancel(s.runCtx)
 	s.limiterMu.Lock()
 	s.limiterStop = stop
 	s.limiterMu.Unlock()
-	// Lambda's event source mapping receives and deletes with the
-	// function's role, so its calls are recorded as the limiter's.
-	poller := &lambdalocal.Poller{Client: sqs.NewFromConfig(awsCfg), QueueURL: s.Queues.RateLimiter.URL, QueueARN: s.Queues.RateLimiter.ARN, BatchSize: 10, Wait: time.Second, Handler: h.Handle}
-	for range s.opts.LimiterPollers {
+	for range pollers {
 		s.limiterWG.Add(1)
 		go func() {
 			defer s.limiterWG.Done()
-			for runCtx.Err() == nil {
-				if _, err := poller.PollOnce(runCtx); err != nil && runCtx.Err() == nil {
-					log.Warn("limiter poll", "error", err)
+			for ctx.Err() == nil {
+				if _, err := poller.PollOnce(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("limiter batch failed; its records come back after their visibility", "error", err)
 					time.Sleep(200 * time.Millisecond)
 				}
 			}
 		}()
 	}
+}
+
+func (s *Stack) log(service string) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(s.logs, nil)).With("service", service)
+}
+
+func cmp(v, otherwise int) int {
+	if v > 0 {
+		return v
+	}
+	return otherwise
+}
+
+// SetRateLimiterEnabled writes the RATE_LIMITER_ENABLED parameter, as an
+// operator does; the functions see it within their flag cache TTL.
+func (s *Stack) SetRateLimiterEnabled(on bool) {
+	s.params.Set(s.Wiring.API.FlagParameter, fmt.Sprint(on))
+}
+
+// RestartLimiter stops the event source (a batch in flight finishes
+// first, as in Lambda) and restarts every limiter instance, as after a
+// deployment or a cold start.
+func (s *Stack) RestartLimiter() error {
+	s.limiterMu.Lock()
+	stop := s.limiterStop
+	s.limiterMu.Unlock()
+	stop()
+	s.limiterWG.Wait()
+	if err := s.limiter.Restart(); err != nil {
+		return err
+	}
+	for _, fn := range s.Wiring.Functions() {
+		if fn.Event.Kind == "sqs" {
+			s.startPollers(fn, cmp(s.opts.LimiterPollers, fn.Event.MaxConcurrency))
+		}
+	}
 	return nil
 }
 
 // ScraperSettings are the scraper's settings in this stack (credentials
-// from credsFile).
+// from credsFile): the stack's, with the site and the sessions local.
 func (s *Stack) ScraperSettings(credsFile string) scrapersetup.Settings {
-	return scrapersetup.Settings{
-		Environment: Environment, QueueURL: s.Queues.Workflows.URL, DeadLetterURL: s.Queues.Workflows.DLQURL,
-		ResultsBucket: Bucket, BaseURL: s.opts.SiteURL, CredentialsFile: credsFile,
-		DriverDir: filepath.Join(s.root, ".cache", "playwright-driver"), ChromiumPath: "/usr/lib/chromium/chromium",
-		Redis:    redisconn.Settings{Addr: s.Redis.Addr, Timeout: time.Second},
-		PollWait: time.Second, MaxGroups: 8, MaxFailures: 5, BackoffBase: time.Second, BackoffFactor: 2,
-		ServerAttempts: 3, ServerBackoff: 100 * time.Millisecond, RateLimitDefault: time.Second,
-		BreakerFailures: 5, BreakerOpenFor: 2 * time.Second, ShutdownDeadline: 20 * time.Second, RecycleAfter: 50,
-		NavTimeout: 10 * time.Second, ActionTimeout: 10 * time.Second, ResponseTimeout: 5 * time.Second, LedgerTTL: 336 * time.Hour,
-		OutageBackoff: time.Second, OutageBackoffMax: s.opts.OutageBackoffMax, ReadBackSettle: 3 * time.Second,
-		RateLimit: s.opts.Limit, RateWindow: s.opts.Window, RateMargin: s.opts.GateMargin,
-	}
+	st := s.Wiring.Scraper
+	st.SessionSecretPrefix, st.CredentialsFile = "", credsFile
+	st.BaseURL = s.opts.SiteURL
+	st.DriverDir = filepath.Join(s.root, ".cache", "playwright-driver")
+	return st
 }
 
 func (s *Stack) startScraper() error {
-	bin, err := buildScraper(s.root)
-	if err != nil {
-		return err
-	}
-	s.scraperBin = bin
 	creds := map[string]map[string]string{}
 	for c, cookie := range s.opts.Sessions {
 		creds[c] = map[string]string{"sessionCookie": cookie}
@@ -398,18 +454,14 @@ func (s *Stack) startScraper() error {
 	if _, err := scrapersetup.Load(environ); err != nil {
 		return err
 	}
-	endpoint := s.AWS.Endpoint
+	endpoints, err := s.processEnv("scraper", s.AWS.Endpoint)
+	if err != nil {
+		return err
+	}
 	if s.opts.Recorder != nil {
-		// A separate process: its calls are recorded by a proxy in front of
-		// the emulator instead of an SDK middleware.
-		if endpoint, err = s.opts.Recorder.Proxy("scraper", endpoint); err != nil {
-			return err
-		}
 		s.closers = append(s.closers, s.opts.Recorder.Close)
 	}
-	s.scraperEnv = append(envconfig.List(environ),
-		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION="+emulator.Region, "AWS_ENDPOINT_URL="+endpoint,
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	s.scraperEnv = envconfig.List(envconfig.Merge(endpoints, environ))
 	return s.StartScraper()
 }
 
@@ -443,8 +495,8 @@ func (s *Stack) ScraperOutput() string {
 	return s.scraper.Output()
 }
 
-// Close stops the scraper (SIGTERM, as ECS), the in-process components and
-// the emulators, last started first.
+// Close stops the scraper (SIGTERM, as ECS), the event sources, the
+// functions and the emulators, last started first.
 func (s *Stack) Close() error {
 	if s.scraper != nil && !s.scraper.Exited() {
 		_ = s.scraper.SignalMain(syscall.SIGTERM)
@@ -480,26 +532,55 @@ func (s *Stack) Summary() string {
 		s.QueueDepth(s.Queues.RateLimiter.DLQURL), s.QueueDepth(s.Queues.Workflows.DLQURL), pending)
 }
 
+// FunctionsOutput is what the functions' emulators and runtimes wrote
+// besides their JSON lines (reports of failed tests).
+func (s *Stack) FunctionsOutput() string {
+	var out string
+	for _, f := range []*lambdalocal.Function{s.api, s.limiter, s.replay} {
+		if f != nil {
+			out += f.Output()
+		}
+	}
+	return out
+}
+
+type binaries struct {
+	rie, scraper string
+	bootstrap    map[string]string // by package
+}
+
 var (
 	buildOnce sync.Once
-	builtPath string
+	built     binaries
 	buildErr  error
 )
 
-// buildScraper compiles the scraper once per process.
-func buildScraper(root string) (string, error) {
+// build compiles, once per process, the emulator, each function's main
+// (for this host) and the scraper.
+func build(root string) (binaries, error) {
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "huntaze-scraper-")
+		dir, err := os.MkdirTemp("", "huntaze-devstack-")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		builtPath = filepath.Join(dir, "scraper")
-		cmd := exec.Command("go", "build", "-o", builtPath, "./scraper/cmd/scraper")
+		b := binaries{bootstrap: map[string]string{}}
+		if b.rie, buildErr = lambdalocal.BuildRIE(root, dir); buildErr != nil {
+			return
+		}
+		for _, l := range []infra.Lambda{infra.APIFunction, infra.LimiterFunction, infra.ReplayFunction} {
+			if b.bootstrap[l.Package], buildErr = lambdalocal.BuildBootstrap(root, dir, l.Package, infra.LambdaHandler); buildErr != nil {
+				return
+			}
+		}
+		b.scraper = filepath.Join(dir, "scraper")
+		cmd := exec.Command("go", "build", "-o", b.scraper, "./scraper/cmd/scraper")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build scraper: %v\n%s", err, out)
+			return
 		}
+		built = b
 	})
-	return builtPath, buildErr
+	return built, buildErr
 }

@@ -18,7 +18,7 @@ func newSenderWith(t *testing.T, site *fakesite.Site, cfg onlyfans.Config) *only
 	t.Helper()
 	cfg.BaseURL, cfg.Browser = site.URL, browser.Options{DriverDir: harness.DriverDir(t)}
 	cfg.Timeouts = onlyfans.Timeouts{Navigation: 2 * time.Second, Action: 3 * time.Second, Response: 2 * time.Second}
-	s := onlyfans.New(cfg)
+	s := completeSender(t, cfg)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }

@@ -64,6 +64,8 @@ func label(c emulator.Call) string {
 		return "fallback-table"
 	case devstack.IdempotencyTable:
 		return "idempotency-table"
+	case infra.FlagParameterName(devstack.Environment):
+		return "flag-parameter"
 	}
 	if key, ok := strings.CutPrefix(c.Resource, devstack.Bucket+"/"); ok {
 		prefix, _, _ := strings.Cut(key, "/")

@@ -1,5 +1,5 @@
-// Package local adapts internal/devstack (the pipeline `make dev` runs) to
-// tests: the fake OnlyFans site and a fault proxy in front of the API's SQS
+// Package local adapts devstack (the pipeline `make dev` runs) to tests:
+// the fake OnlyFans site and a fault proxy in front of the API's SQS
 // endpoint, started and stopped with the test.
 package local
 
@@ -38,7 +38,7 @@ type Pipeline struct {
 // Start starts the stack against a fake site; it stops with the test.
 func Start(t harness.T, o Options) *Pipeline {
 	t.Helper()
-	p := &Pipeline{t: t, window: o.Window, limit: o.Limit, creators: o.Creators}
+	p := &Pipeline{t: t, creators: o.Creators}
 	if o.SiteURL == "" {
 		p.Site = fakesite.Start(t)
 		o.SiteURL = p.Site.URL
@@ -56,6 +56,7 @@ func Start(t harness.T, o Options) *Pipeline {
 		t.Fatalf("local: %v", err)
 	}
 	p.Stack = s
+	p.limit, p.window = s.Wiring.Limiter.Limit.Count, s.Wiring.Limiter.Limit.Window
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Logf("local: close: %v", err)

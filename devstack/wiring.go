@@ -34,10 +34,10 @@ func stackEnvironment() (infra.Environment, error) { return infra.LookupEnvironm
 // Scale is the local run's time compression: Window replaces the stack's
 // per-creator window, and every duration the pipeline waits on purpose (a
 // margin, a slack, a backoff and its cap, the breaker, the session probe,
-// the per-caller window, the flag cache, the schedule, the long poll) keeps
-// its share of the window. What measures the outside world (network,
-// browser and Lambda timeouts, visibility heartbeats, how late the site
-// may show a send, TTLs) keeps its default.
+// the per-caller window, the flag cache, the schedule, the long poll, the
+// read-back settle: the fake site shows a send at once) keeps its share of
+// the window. What measures the outside world (network, browser and
+// Lambda timeouts, visibility heartbeats, TTLs) keeps its default.
 type Scale struct {
 	From, To time.Duration
 }
@@ -110,7 +110,8 @@ func Wire(env infra.Environment, r infra.Resources, window, outageMax time.Durat
 	w.Scraper.RateLimitDefault = sc(w.Scraper.RateLimitDefault)
 	w.Scraper.BreakerOpenFor = sc(w.Scraper.BreakerOpenFor)
 	w.Scraper.PauseProbeEvery = sc(w.Scraper.PauseProbeEvery)
-	w.Scraper.PollWait = sc(w.Scraper.PollWait).Truncate(time.Second) // SQS long polls in whole seconds
+	w.Scraper.ReadBackSettle = sc(w.Scraper.ReadBackSettle)
+	w.Scraper.PollWait = max(sc(w.Scraper.PollWait).Truncate(time.Second), time.Second) // SQS long polls in whole seconds
 	if outageMax > 0 {
 		w.Limiter.OutageBackoffMax, w.Scraper.OutageBackoffMax = outageMax, outageMax
 	}

@@ -231,7 +231,7 @@ func TestScaledWindowsKeepTheirShareOfTheWindow(t *testing.T) {
 		t.Errorf("slack %s at 4 s; %s at %s", w.Limiter.ReturnSlack, full.Limiter.ReturnSlack, env.SendLimit.Window)
 	}
 	// AND what measures the outside world keeps its default
-	if w.Scraper.NavTimeout != full.Scraper.NavTimeout || w.Scraper.Heartbeat != full.Scraper.Heartbeat || w.Scraper.ReadBackSettle != full.Scraper.ReadBackSettle {
+	if w.Scraper.NavTimeout != full.Scraper.NavTimeout || w.Scraper.Heartbeat != full.Scraper.Heartbeat || w.Scraper.LedgerTTL != full.Scraper.LedgerTTL {
 		t.Errorf("timeouts scaled: %+v", w.Scraper)
 	}
 }

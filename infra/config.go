@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
 )
 
 // DefaultEnvironment is the environment `cdk synth` and `cdk deploy` use
@@ -60,6 +62,11 @@ type Environment struct {
 	// stage sized for that many callers (throttle.go).
 	API APIShare
 
+	// SendLimit is the per-creator limit at the site (OnlyFans': 10 per
+	// rolling 60 s), rendered to the rate limiter, the scraper's send gate
+	// and the API's backpressure from this one value.
+	SendLimit ratelimit.Limit
+
 	// LimiterMaxConcurrency caps concurrent rate limiter invocations.
 	LimiterMaxConcurrency int
 	// ScraperMinTasks..ScraperMaxTasks bound the scraper service (seed 003 R3).
@@ -95,6 +102,7 @@ func baseEnvironment(name string) Environment {
 		// messages; a creator can send 10 a minute): 20 callers at their
 		// limit at once, 200 req/s, burst 400; prod 100 callers.
 		API:                   APIShare{CallerRequests: 10, CallerWindow: time.Second, Callers: 20, StatusRate: 10, ReplayRate: 1},
+		SendLimit:             ratelimit.DefaultLimit(),
 		LimiterMaxConcurrency: 10, ScraperMinTasks: 1, ScraperMaxTasks: 10, ScraperOnDemandBase: 0,
 		LogRetentionDays: 30,
 	}

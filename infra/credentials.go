@@ -1,6 +1,8 @@
 package infra
 
 import (
+	"time"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
@@ -9,7 +11,6 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/huntaze/message-pipeline/functions/rotation/rotator"
-	"github.com/huntaze/message-pipeline/internal/queues"
 )
 
 // CredentialsProps configures the OnlyFans session secrets.
@@ -72,11 +73,9 @@ func NewCredentials(scope constructs.Construct, id string, props CredentialsProp
 		// site.
 		SessionProbe: rotator.DefaultSessionProbe,
 	}
-	fn := NewGoFunction(c, "SessionHealth", GoFunctionProps{
-		Env: props.Env, Package: "functions/rotation", FunctionName: queues.Name("huntaze-onlyfans-session-health", props.Env.Name),
-		Description: "Checks every OnlyFans session secret (age, shape, no rotation attached, the site accepts it)", Timeout: awscdk.Duration_Minutes(jsii.Number(5)), MemoryMB: 128,
-		Environment: environment(settings.Env()),
-	})
+	fn := NewGoFunction(c, Lambda{ID: "SessionHealth", Package: "functions/rotation", Name: "huntaze-onlyfans-session-health",
+		Description: "Checks every OnlyFans session secret (age, shape, no rotation attached, the site accepts it)", Timeout: 5 * time.Minute, MemoryMB: 128,
+	}, GoFunctionProps{Env: props.Env, Environment: settings.Env()})
 	allow(fn.Role, []string{"secretsmanager:GetSecretValue"}, arn)
 	allow(fn.Role, []string{"secretsmanager:ListSecrets"}, jsii.String("*"))
 	allow(fn.Role, []string{"kms:Decrypt"}, key.KeyArn())

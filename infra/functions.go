@@ -16,8 +16,6 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
-	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
-	limitersetup "github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/queues"
 )
@@ -77,18 +75,17 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	name := func(base string) string { return queues.Name(base, props.Env.Name) }
 
 	flagParam := awsssm.NewStringParameter(c, jsii.String("RateLimiterEnabled"), &awsssm.StringParameterProps{
-		ParameterName: jsii.String("/huntaze/" + props.Env.Name + "/rate-limiter-enabled"),
+		ParameterName: jsii.String(FlagParameterName(props.Env.Name)),
 		StringValue:   jsii.String("true"),
 		Description:   jsii.String("RATE_LIMITER_ENABLED at runtime (seed 000 R7): false makes the rate limiter forward without the rate check, in order"),
 	})
-	apiSettings := apisetup.Defaults()
-	apiSettings.Environment = props.Env.Name
-	apiSettings.RateLimiterQueueURL, apiSettings.RateLimiterDLQURL = *q.RateLimiter.QueueUrl(), *q.RateLimiterDLQ.QueueUrl()
-	apiSettings.WorkflowsQueueURL, apiSettings.WorkflowsDLQURL = *q.Workflows.QueueUrl(), *q.WorkflowsDLQ.QueueUrl()
-	apiSettings.FallbackTable, apiSettings.IdempotencyTable = *st.FallbackTable.TableName(), *st.IdempotencyTable.TableName()
-	apiSettings.FlagParameter = *flagParam.ParameterName()
-	apiSettings.CallerRequests, apiSettings.CallerWindow = props.Env.API.CallerRequests, props.Env.API.CallerWindow
-	apiEnv := environment(apiSettings.Env())
+	resources := Resources{
+		RateLimiterQueueURL: *q.RateLimiter.QueueUrl(), RateLimiterDLQURL: *q.RateLimiterDLQ.QueueUrl(),
+		WorkflowsQueueURL: *q.Workflows.QueueUrl(), WorkflowsDLQURL: *q.WorkflowsDLQ.QueueUrl(),
+		FallbackTable: *st.FallbackTable.TableName(), IdempotencyTable: *st.IdempotencyTable.TableName(),
+		FlagParameter: *flagParam.ParameterName(), Redis: props.Cache.ClientSettings(),
+	}
+	apiEnv := props.Env.APISettings(resources).Env()
 	sendToQueues := func(role awsiam.Role) {
 		allow(role, []string{"sqs:SendMessage"}, q.RateLimiter.QueueArn(), q.Workflows.QueueArn())
 		allow(role, []string{"sqs:GetQueueAttributes"}, q.RateLimiter.QueueArn(), q.RateLimiterDLQ.QueueArn(), q.Workflows.QueueArn(), q.WorkflowsDLQ.QueueArn())
@@ -96,11 +93,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 		allow(role, []string{"ssm:GetParameter"}, flagParam.ParameterArn())
 	}
 
-	apiFn := NewGoFunction(c, "Api", GoFunctionProps{
-		Env: props.Env, Package: "functions/api", FunctionName: name("huntaze-messages-api"),
-		Description: "POST /send, GET /status, POST /replay", Timeout: awscdk.Duration_Seconds(jsii.Number(APITimeoutSeconds)),
-		MemoryMB: 256, Environment: apiEnv,
-	})
+	apiFn := NewGoFunction(c, APIFunction, GoFunctionProps{Env: props.Env, Environment: apiEnv})
 	sendToQueues(apiFn.Role)
 	allow(apiFn.Role, []string{"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"},
 		st.FallbackTable.TableArn(), st.IdempotencyTable.TableArn())
@@ -109,39 +102,30 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	// The replay route queries each creator's items in order.
 	allow(apiFn.Role, []string{"dynamodb:Query"}, fallbackIndex(st))
 
-	replayFn := NewGoFunction(c, "Replay", GoFunctionProps{
-		Env: props.Env, Package: "functions/replay", FunctionName: name("huntaze-fallback-replay"),
-		Description: "Replays the fallback table to the queue (every 5 minutes)", Timeout: awscdk.Duration_Seconds(jsii.Number(ReplayTimeoutSeconds)),
-		MemoryMB: 256, Environment: apiEnv,
-	})
+	replayFn := NewGoFunction(c, ReplayFunction, GoFunctionProps{Env: props.Env, Environment: apiEnv})
 	sendToQueues(replayFn.Role)
 	allow(replayFn.Role, []string{"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem"}, st.FallbackTable.TableArn())
 	allow(replayFn.Role, []string{"dynamodb:Query"}, fallbackIndex(st))
 	awsevents.NewRule(c, jsii.String("ReplaySchedule"), &awsevents.RuleProps{
-		Schedule: awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(5))),
+		Schedule: awsevents.Schedule_Rate(awscdk.Duration_Seconds(jsii.Number(ReplayEvery.Seconds()))),
 		Targets:  &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(replayFn.Function, nil)},
 	})
 
-	limiterSettings := limitersetup.Defaults()
-	limiterSettings.Environment = props.Env.Name
-	limiterSettings.SourceQueueURL, limiterSettings.DeadLetterQueueURL = *q.RateLimiter.QueueUrl(), *q.RateLimiterDLQ.QueueUrl()
-	limiterSettings.WorkflowsQueueURL = *q.Workflows.QueueUrl()
-	limiterSettings.Redis = props.Cache.ClientSettings()
-	limiterSettings.FlagParameter = *flagParam.ParameterName()
 	limiterSG := awsec2.NewSecurityGroup(c, jsii.String("LimiterSecurityGroup"), &awsec2.SecurityGroupProps{
 		Vpc: props.Network.Vpc, Description: jsii.String("Rate limiter Lambda"), AllowAllOutbound: jsii.Bool(true),
 	})
-	limiterFn := NewGoFunction(c, "RateLimiter", GoFunctionProps{
-		Env: props.Env, Package: "functions/ratelimiter", FunctionName: name("huntaze-rate-limiter"),
-		Description: "10 messages per rolling minute per creator; forwards to the FIFO queue",
-		Timeout:     awscdk.Duration_Seconds(jsii.Number(LimiterTimeoutSeconds)), MemoryMB: 256,
-		Vpc: props.Network.Vpc, SecurityGroups: []awsec2.ISecurityGroup{limiterSG, props.Cache.Clients},
-		Environment: environment(limiterSettings.Env()),
+	limiterFn := NewGoFunction(c, LimiterFunction, GoFunctionProps{
+		Env: props.Env, Vpc: props.Network.Vpc, SecurityGroups: []awsec2.ISecurityGroup{limiterSG, props.Cache.Clients},
+		Environment: props.Env.LimiterSettings(resources).Env(),
 	})
-	limiterFn.Function.AddEventSource(awslambdaeventsources.NewSqsEventSource(q.RateLimiter, &awslambdaeventsources.SqsEventSourceProps{
-		BatchSize: jsii.Number(10), ReportBatchItemFailures: jsii.Bool(true),
+	source := &awslambdaeventsources.SqsEventSourceProps{
+		BatchSize: jsii.Number(LimiterBatchSize), ReportBatchItemFailures: jsii.Bool(true),
 		MaxConcurrency: jsii.Number(float64(props.Env.LimiterMaxConcurrency)),
-	}))
+	}
+	if LimiterBatchingWindow > 0 {
+		source.MaxBatchingWindow = awscdk.Duration_Seconds(jsii.Number(LimiterBatchingWindow.Seconds()))
+	}
+	limiterFn.Function.AddEventSource(awslambdaeventsources.NewSqsEventSource(q.RateLimiter, source))
 	allow(limiterFn.Role, []string{"sqs:SendMessage"}, q.Workflows.QueueArn(), q.RateLimiterDLQ.QueueArn())
 	allow(limiterFn.Role, []string{"kms:GenerateDataKey", "kms:Decrypt"}, q.WorkflowsKey.KeyArn())
 	allow(limiterFn.Role, []string{"secretsmanager:GetSecretValue"}, props.Cache.AuthToken.SecretArn())

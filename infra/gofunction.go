@@ -25,7 +25,7 @@ type goBundler struct {
 
 // TryBundle implements awscdk.ILocalBundling.
 func (b *goBundler) TryBundle(outputDir *string, _ *awscdk.BundlingOptions) *bool {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags=lambda.norpc", "-o", filepath.Join(*outputDir, "bootstrap"), "./"+b.pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags=lambda.norpc", "-o", filepath.Join(*outputDir, LambdaHandler), "./"+b.pkg)
 	cmd.Dir = b.root
 	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -52,15 +52,12 @@ func RepoRoot() string {
 	}
 }
 
-// GoFunctionProps configures one Go Lambda.
+// GoFunctionProps configures one Go Lambda (what is not its Lambda).
 type GoFunctionProps struct {
-	Env            Environment
-	Package        string // e.g. functions/api
-	FunctionName   string
-	Description    string
-	Timeout        awscdk.Duration
-	MemoryMB       float64
-	Environment    map[string]*string
+	Env Environment
+	// Environment is the function's rendered settings (FunctionEnvironment
+	// adds what every function gets).
+	Environment    map[string]string
 	Vpc            awsec2.IVpc
 	SecurityGroups []awsec2.ISecurityGroup
 }
@@ -74,39 +71,37 @@ type GoFunction struct {
 	LogGroup awslogs.LogGroup
 }
 
-// NewGoFunction builds the function from Package at synth.
-func NewGoFunction(scope constructs.Construct, id string, props GoFunctionProps) *GoFunction {
-	c := constructs.NewConstruct(scope, jsii.String(id))
+// NewGoFunction builds the function from its package at synth.
+func NewGoFunction(scope constructs.Construct, l Lambda, props GoFunctionProps) *GoFunction {
+	c := constructs.NewConstruct(scope, jsii.String(l.ID))
 	root := RepoRoot()
+	name := l.FunctionName(props.Env.Name)
 	logs := awslogs.NewLogGroup(c, jsii.String("Logs"), &awslogs.LogGroupProps{
-		LogGroupName:  jsii.String("/aws/lambda/" + props.FunctionName),
+		LogGroupName:  jsii.String("/aws/lambda/" + name),
 		Retention:     retention(props.Env),
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 	})
 	role := awsiam.NewRole(c, jsii.String("Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("Runs " + props.FunctionName),
+		Description: jsii.String("Runs " + name),
 	})
 	logs.GrantWrite(role)
-	env := map[string]*string{"ENVIRONMENT": jsii.String(props.Env.Name)}
-	for k, v := range props.Environment {
-		env[k] = v
-	}
+	env := environment(FunctionEnvironment(props.Env.Name, props.Environment))
 	fp := &awslambda.FunctionProps{
-		FunctionName: jsii.String(props.FunctionName),
-		Description:  jsii.String(props.Description),
+		FunctionName: jsii.String(name),
+		Description:  jsii.String(l.Description),
 		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture: awslambda.Architecture_ARM_64(),
-		Handler:      jsii.String("bootstrap"),
-		Code: awslambda.Code_FromAsset(jsii.String(filepath.Join(root, props.Package)), &awss3assets.AssetOptions{
+		Handler:      jsii.String(LambdaHandler),
+		Code: awslambda.Code_FromAsset(jsii.String(filepath.Join(root, l.Package)), &awss3assets.AssetOptions{
 			AssetHashType: awscdk.AssetHashType_OUTPUT,
 			Bundling: &awscdk.BundlingOptions{
 				Image: awscdk.DockerImage_FromRegistry(jsii.String("public.ecr.aws/docker/library/golang:1.26")),
-				Local: &goBundler{root: root, pkg: props.Package},
+				Local: &goBundler{root: root, pkg: l.Package},
 			},
 		}),
-		Timeout:       props.Timeout,
-		MemorySize:    jsii.Number(props.MemoryMB),
+		Timeout:       awscdk.Duration_Seconds(jsii.Number(l.Timeout.Seconds())),
+		MemorySize:    jsii.Number(float64(l.MemoryMB)),
 		Environment:   &env,
 		Role:          role,
 		LogGroup:      logs,

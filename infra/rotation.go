@@ -1,6 +1,8 @@
 package infra
 
 import (
+	"time"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
@@ -10,7 +12,6 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/huntaze/message-pipeline/functions/rotation/rotator"
-	"github.com/huntaze/message-pipeline/internal/queues"
 )
 
 // RotationDays is the rotation period of every secret (seed 003 R8.5).
@@ -29,11 +30,9 @@ type rotationProps struct {
 // newRotation schedules a 90-day rotation of a secret by the Go rotation
 // function (functions/rotation), and the step that drops the old token.
 func newRotation(scope constructs.Construct, id string, props rotationProps) *GoFunction {
-	fn := NewGoFunction(scope, id, GoFunctionProps{
-		Env: props.Env, Package: "functions/rotation", FunctionName: queues.Name(props.Name, props.Env.Name),
-		Description: "Rotates a secret (" + string(props.Settings.Kind) + ")", Timeout: awscdk.Duration_Minutes(jsii.Number(RotationTimeoutMinutes)), MemoryMB: 128,
-		Environment: environment(props.Settings.Env()), Vpc: props.Vpc, SecurityGroups: props.SecurityGroups,
-	})
+	fn := NewGoFunction(scope, Lambda{ID: id, Package: "functions/rotation", Name: props.Name,
+		Description: "Rotates a secret (" + string(props.Settings.Kind) + ")", Timeout: RotationTimeoutMinutes * time.Minute, MemoryMB: 128,
+	}, GoFunctionProps{Env: props.Env, Environment: props.Settings.Env(), Vpc: props.Vpc, SecurityGroups: props.SecurityGroups})
 	props.Secret.AddRotationSchedule(jsii.String("Rotation"), &awssecretsmanager.RotationScheduleOptions{
 		RotationLambda: fn.Function, AutomaticallyAfter: awscdk.Duration_Days(jsii.Number(RotationDays)),
 	})

@@ -1,8 +1,6 @@
 package infra
 
 import (
-	"time"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapplicationautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -13,8 +11,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-
-	"github.com/huntaze/message-pipeline/scraper/setup"
 )
 
 // Scraper task size and limits (seed 003 R6.2, R6.5).
@@ -90,14 +86,11 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 		StopTimeout:     awscdk.Duration_Seconds(jsii.Number(ScraperStopTimeoutSec)),
 		LinuxParameters: awsecs.NewLinuxParameters(c, jsii.String("Linux"), &awsecs.LinuxParametersProps{InitProcessEnabled: jsii.Bool(true)}),
 		Environment: func() *map[string]*string {
-			s := setup.Defaults()
-			s.Environment = props.Env.Name
-			s.QueueURL, s.DeadLetterURL = *q.Workflows.QueueUrl(), *q.WorkflowsDLQ.QueueUrl()
-			s.ResultsBucket = *props.Storage.Results.BucketName()
-			s.CapturesKey = *props.Storage.CapturesKey.KeyArn()
-			s.Redis = props.Cache.ClientSettings()
-			s.SessionSecretPrefix = props.Credentials.Prefix
-			s.ShutdownDeadline = (ScraperStopTimeoutSec - 20) * time.Second // finish in-flight sends before ECS kills the task
+			s := props.Env.ScraperSettings(Resources{
+				WorkflowsQueueURL: *q.Workflows.QueueUrl(), WorkflowsDLQURL: *q.WorkflowsDLQ.QueueUrl(),
+				ResultsBucket: *props.Storage.Results.BucketName(), CapturesKey: *props.Storage.CapturesKey.KeyArn(),
+				Redis: props.Cache.ClientSettings(), SessionSecretPrefix: props.Credentials.Prefix,
+			})
 			env := environment(s.Env())
 			return &env
 		}(),

@@ -9,9 +9,9 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
-	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/quota"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -68,7 +68,7 @@ func simulate(t *testing.T, g gatewayShare, callers []caller, windows int) map[s
 	t.Helper()
 	d := harness.StartDynalite(t)
 	table := fmt.Sprintf("quota%d", time.Now().UnixNano())
-	if err := devstack.CreateTable(context.Background(), d.DynamoDB, table, "key"); err != nil {
+	if err := emulator.CreateTable(context.Background(), d.DynamoDB, table, "key"); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Unix(1_800_000_000, 0)

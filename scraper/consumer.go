@@ -68,20 +68,12 @@ type Consumer struct {
 
 // NewConsumer returns a consumer.
 func NewConsumer(cfg ConsumerConfig, client SQSAPI, claims Claims, proc *Processor, log *slog.Logger) *Consumer {
-	if cfg.MaxGroups <= 0 {
-		cfg.MaxGroups = 4
-	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = DefaultHeartbeat
-	}
+	// An identity, not a setting: two consumers never share one.
 	if cfg.Owner == "" {
 		cfg.Owner = uuid.NewString()
 	}
 	return &Consumer{cfg: cfg, sqs: client, claims: claims, proc: proc, log: log}
 }
-
-// DefaultHeartbeat is the visibility a heartbeat gives.
-const DefaultHeartbeat = 60 * time.Second
 
 // Run receives until stop is done. Messages already started finish under
 // work (which the caller cancels at the shutdown deadline); received messages
@@ -403,8 +395,11 @@ func (c ConsumerConfig) Validate() error {
 	if c.QueueURL == "" || c.DeadLetterURL == "" {
 		errs = append(errs, errors.New("queue and dead-letter queue URLs are required"))
 	}
-	if c.Heartbeat < 0 || c.Heartbeat > MaxVisibility {
-		errs = append(errs, fmt.Errorf("heartbeat must be 0..12h, got %s", c.Heartbeat))
+	if c.Heartbeat <= 0 || c.Heartbeat > MaxVisibility {
+		errs = append(errs, fmt.Errorf("heartbeat must be over 0 and at most 12h, got %s", c.Heartbeat))
+	}
+	if c.MaxGroups < 1 {
+		errs = append(errs, fmt.Errorf("max groups must be at least 1, got %d", c.MaxGroups))
 	}
 	if c.Wait < 0 || c.Wait > 20*time.Second {
 		errs = append(errs, fmt.Errorf("wait must be 0..20s, got %s", c.Wait))

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/huntaze/message-pipeline/test/fakesite"
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 )
 
 func TestReviewRedisForgettingTheAttemptMarkOfAnUnknownSendDoesNotSendItTwice(t *testing.T) {

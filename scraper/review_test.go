@@ -17,12 +17,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
-	"github.com/huntaze/message-pipeline/test/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -42,7 +42,7 @@ func (f *fixture) behindWith(cfg scraper.Config, front func(origin http.Handler)
 	origin, _ := url.Parse(f.site.URL)
 	srv := httptest.NewServer(front(httputil.NewSingleHostReverseProxy(origin)))
 	f.t.Cleanup(srv.Close)
-	sender := onlyfans.New(onlyfans.Config{BaseURL: srv.URL, Browser: opts, RecycleAfter: 20, Traces: true, Timeouts: fastSender})
+	sender := newSender(f.t, onlyfans.Config{BaseURL: srv.URL, Browser: opts, RecycleAfter: 20, Traces: true, Timeouts: fastSender})
 	f.t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	gate, err := ratelimit.New(f.redis.Client(), openGate)

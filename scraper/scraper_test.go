@@ -15,14 +15,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/huntaze/message-pipeline/devstack/emulator"
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/browser"
-	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
-	"github.com/huntaze/message-pipeline/test/fakesite"
+	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -31,7 +32,7 @@ type fixture struct {
 	site     *fakesite.Site
 	aws      *harness.Fauxqs
 	redis    *harness.Redis
-	queues   devstack.System
+	queues   emulator.System
 	ledger   *scraper.Ledger
 	proc     *scraper.Processor
 	consumer *scraper.Consumer
@@ -83,7 +84,7 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 	if err := opts.Check(); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	sender := onlyfans.New(onlyfans.Config{BaseURL: f.site.URL, Browser: opts, RecycleAfter: 20, Traces: true,
+	sender := newSender(t, onlyfans.Config{BaseURL: f.site.URL, Browser: opts, RecycleAfter: 20, Traces: true,
 		Timeouts: timeouts})
 	t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
@@ -121,7 +122,24 @@ func (s *sessionStore) Get(ctx context.Context, creator string) (onlyfans.Creden
 }
 
 func (f *fixture) consumerConfig() scraper.ConsumerConfig {
-	return scraper.ConsumerConfig{QueueURL: f.queues.Workflows.URL, DeadLetterURL: f.queues.Workflows.DLQURL, Wait: time.Second, MaxGroups: 4, ErrorBackoff: 100 * time.Millisecond}
+	return scraper.ConsumerConfig{QueueURL: f.queues.Workflows.URL, DeadLetterURL: f.queues.Workflows.DLQURL, Wait: time.Second, MaxGroups: 4, ErrorBackoff: 100 * time.Millisecond,
+		Heartbeat: scrapersetup.Defaults().Heartbeat}
+}
+
+// newSender is onlyfans.New of cfg with the scraper's default settings
+// (scraper/setup) for the profile and the kept pages.
+func newSender(t *testing.T, cfg onlyfans.Config) *onlyfans.Sender {
+	t.Helper()
+	d, err := scrapersetup.Defaults().Sender()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Profile, cfg.KeepContexts = d.Profile, d.KeepContexts
+	s, err := onlyfans.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // compress makes the consumer apply every visibility change as 0 (and
@@ -266,7 +284,7 @@ func TestLaterMessagesOfAFailedGroupWaitWithItAndAreNeverAttempted(t *testing.T)
 	// GIVEN a batch holding three messages of one group, as AWS hands them out
 	f := setup(t, testConfig())
 	q, bodies, r := f.receiveTogether("creator-a", "m0", "m1", "m2")
-	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1, Heartbeat: scrapersetup.Defaults().Heartbeat}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	// AND the site answers the 2nd message 429, Retry-After 30 s
 	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{Status: 429, RetryAfter: "30"})
 
@@ -568,7 +586,7 @@ func TestAMessageClaimedByAnotherTaskWaitsForTheClaimWithItsGroup(t *testing.T) 
 	if held, err := f.ledger.Claim(context.Background(), aws.ToString(r.Messages[0].MessageId), "other-task", 30*time.Second); err != nil || held != 0 {
 		t.Fatalf("claim: %s, %v", held, err)
 	}
-	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1, Owner: "this-task"}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1, Owner: "this-task", Heartbeat: scrapersetup.Defaults().Heartbeat}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	// WHEN this task processes the batch
 	consumer.ProcessBatch(context.Background(), context.Background(), r.Messages)
 	// THEN it sent nothing, and both messages wait (neither is visible)

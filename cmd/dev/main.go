@@ -1,7 +1,9 @@
 // Command dev runs the whole pipeline on this machine (make dev): emulators,
-// the API, the rate limiter, the replay and the scraper, each built by its
-// production setup (internal/devstack), against the fake OnlyFans site;
-// then prints how to send a message and a live summary until Ctrl-C.
+// the API, the rate limiter and the replay (each Lambda's main under the
+// Lambda Runtime Interface Emulator, behind the event source the stack
+// gives it) and the scraper, with the dev stack's settings (devstack),
+// against the fake OnlyFans site; then prints how to send a message and a
+// live summary until Ctrl-C.
 package main
 
 import (
@@ -13,9 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
-	"github.com/huntaze/message-pipeline/test/fakesite"
-	"github.com/huntaze/message-pipeline/test/local"
+	"github.com/huntaze/message-pipeline/devstack"
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 )
 
 func main() {
@@ -27,8 +28,7 @@ func main() {
 
 func run() error {
 	creators := flag.String("creators", "creator-a,creator-b,creator-c", "creators with a session on the fake site")
-	limit := flag.Int("limit", 10, "messages per window per creator")
-	window := flag.Duration("window", time.Minute, "rolling window")
+	window := flag.Duration("window", 0, "scale the stack's rolling window (and what is tied to it) down to this (0: the stack's)")
 	every := flag.Duration("summary", 5*time.Second, "how often to print the summary")
 	logFile := flag.String("logs", ".dev/pipeline.log", "where every component's JSON logs go")
 	flag.Parse()
@@ -49,11 +49,11 @@ func run() error {
 	for _, c := range names {
 		sessions[c] = site.AddCreator(c)
 	}
-	s, err := devstack.Start(devstack.Options{SiteURL: site.URL, Sessions: sessions, Limit: *limit, Window: *window,
-		ReturnSlack: time.Second, GateMargin: 2 * time.Second, LimiterPollers: 4, Logs: latency})
+	s, err := devstack.Start(devstack.Options{SiteURL: site.URL, Sessions: sessions, Window: *window, Logs: latency})
 	if err != nil {
 		return err
 	}
+	limit := s.Wiring.Limiter.Limit
 	defer func() {
 		fmt.Println("\nstopping…")
 		if err := s.Close(); err != nil {
@@ -62,11 +62,13 @@ func run() error {
 		_ = os.Remove(".dev/env")
 		fmt.Println("stopped")
 	}()
-	// Settings for `make replay` against this pipeline: the API's, rendered
-	// by the same struct the stack renders.
-	env := "AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\nAWS_REGION=us-east-1\nAWS_EC2_METADATA_DISABLED=true\n" +
-		"AWS_ENDPOINT_URL=" + s.AWS.Endpoint + "\nAWS_ENDPOINT_URL_DYNAMODB=" + s.DDB.Endpoint + "\n"
-	for k, v := range s.APISettings().Env() {
+	// The replay function's environment here, for `make replay`.
+	replayEnv, err := s.ReplayEnv()
+	if err != nil {
+		return err
+	}
+	env := ""
+	for k, v := range replayEnv {
 		env += k + "=" + v + "\n"
 	}
 	if err := os.WriteFile(".dev/env", []byte(env), 0o600); err != nil {
@@ -85,7 +87,7 @@ Status:   curl -s %s/api/onlyfans/messages/status -H 'Authorization: Bearer %s'
 Replay:   make replay      Logs: %s      Fake site: %s/my/chats/chat/fan-1
 Ctrl-C stops everything.
 
-`, *limit, *window, s.APIURL, devstack.Token("user-"+names[0], false, names[0]), names[0], s.APIURL, devstack.Token("ops-"+names[0], true), *logFile, site.URL)
+`, limit.Count, limit.Window, s.APIURL, devstack.Token("user-"+names[0], false, names[0]), names[0], s.APIURL, devstack.Token("ops-"+names[0], true), *logFile, site.URL)
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
@@ -96,7 +98,7 @@ Ctrl-C stops everything.
 		case <-stop:
 			return nil
 		case <-tick.C:
-			fmt.Printf("[%s] %s%s%s", time.Now().Format("15:04:05"), s.Summary(), latency.Summary(), local.SiteSummary(site, names, *limit, *window))
+			fmt.Printf("[%s] %s%s%s", time.Now().Format("15:04:05"), s.Summary(), latency.Summary(), site.Summary(names, limit.Count, limit.Window))
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -29,7 +29,7 @@ import (
 func TestASequenceReusedAfterTheBacklogItemExpiredIsStillReplayed(t *testing.T) {
 	ddb := harness.StartDynalite(t)
 	ctx := context.Background()
-	if err := devstack.CreateFallbackTable(ctx, ddb.DynamoDB, "fallback"); err != nil {
+	if err := emulator.CreateFallbackTable(ctx, ddb.DynamoDB, "fallback"); err != nil {
 		t.Fatal(err)
 	}
 	clk := &clock{}

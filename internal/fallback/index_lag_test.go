@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -57,7 +57,7 @@ func (l *laggingIndex) catchUp() { l.mu.Lock(); l.hidden = nil; l.mu.Unlock() }
 // the base table holds must never be given up.
 func TestAnItemTheIndexShowsLateIsStillReplayedAfterItsSequenceWasSkipped(t *testing.T) {
 	ddb := harness.StartDynalite(t)
-	if err := devstack.CreateFallbackTable(context.Background(), ddb.DynamoDB, "fallback"); err != nil {
+	if err := emulator.CreateFallbackTable(context.Background(), ddb.DynamoDB, "fallback"); err != nil {
 		t.Fatal(err)
 	}
 	clk := &clock{}

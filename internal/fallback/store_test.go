@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -24,7 +24,7 @@ func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 func newStore(t *testing.T) (*fallback.Store, *clock) {
 	t.Helper()
 	ddb := harness.StartDynalite(t)
-	if err := devstack.CreateFallbackTable(context.Background(), ddb.DynamoDB, "fallback"); err != nil {
+	if err := emulator.CreateFallbackTable(context.Background(), ddb.DynamoDB, "fallback"); err != nil {
 		t.Fatal(err)
 	}
 	c := &clock{}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	"github.com/huntaze/message-pipeline/internal/quota"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -15,7 +15,7 @@ import (
 func store(t *testing.T, now func() time.Time) *quota.Store {
 	t.Helper()
 	d := harness.StartDynalite(t)
-	if err := devstack.CreateTable(context.Background(), d.DynamoDB, "quota", "key"); err != nil {
+	if err := emulator.CreateTable(context.Background(), d.DynamoDB, "quota", "key"); err != nil {
 		t.Fatal(err)
 	}
 	return quota.NewStore(d.DynamoDB, "quota", "key", "expiresAt", now)

@@ -58,9 +58,10 @@ type Config struct {
 	KeyPrefix string
 }
 
-// DefaultConfig is OnlyFans' limit: 10 messages per minute per creator.
+// DefaultConfig is OnlyFans' limit (DefaultLimit) under the "rl" prefix.
 func DefaultConfig() Config {
-	return Config{Limit: 10, Window: time.Minute, KeyPrefix: "rl"}
+	l := DefaultLimit()
+	return Config{Limit: l.Count, Window: l.Window, KeyPrefix: "rl"}
 }
 
 // Span is the length of the window the limiter counts approvals in.

@@ -13,10 +13,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
-	"github.com/huntaze/message-pipeline/test/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -91,7 +91,7 @@ func TestAnUnavailableSiteIsSiteDownWhateverTheCause(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := onlyfans.New(onlyfans.Config{
+			s := completeSender(t, onlyfans.Config{
 				BaseURL: c.base, Browser: browser.Options{DriverDir: harness.DriverDir(t),
 					ExtraArgs: []string{"--host-resolver-rules=MAP site.unresolvable.test ~NOTFOUND"}},
 				Timeouts: onlyfans.Timeouts{Navigation: 1500 * time.Millisecond, Action: time.Second, Response: time.Second},
@@ -223,7 +223,7 @@ func TestAPageCannotReachTheTasksCredentialEndpoints(t *testing.T) {
 	// 127.0.0.1, blocked or not)
 	site := fakesite.Start(t)
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
-	s := onlyfans.New(onlyfans.Config{BaseURL: site.URL, Browser: browser.Options{DriverDir: harness.DriverDir(t),
+	s := completeSender(t, onlyfans.Config{BaseURL: site.URL, Browser: browser.Options{DriverDir: harness.DriverDir(t),
 		ExtraArgs: []string{"--proxy-server=http://" + freePort(t)}},
 		Timeouts: onlyfans.Timeouts{Navigation: 5 * time.Second, Action: 3 * time.Second, Response: 2 * time.Second}})
 	t.Cleanup(func() { _ = s.Close() })

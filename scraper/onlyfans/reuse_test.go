@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
-	"github.com/huntaze/message-pipeline/test/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -18,7 +18,7 @@ func newSenderWith(t *testing.T, site *fakesite.Site, cfg onlyfans.Config) *only
 	t.Helper()
 	cfg.BaseURL, cfg.Browser = site.URL, browser.Options{DriverDir: harness.DriverDir(t)}
 	cfg.Timeouts = onlyfans.Timeouts{Navigation: 2 * time.Second, Action: 3 * time.Second, Response: 2 * time.Second}
-	s := onlyfans.New(cfg)
+	s := completeSender(t, cfg)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }

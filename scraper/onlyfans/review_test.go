@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
-	"github.com/huntaze/message-pipeline/test/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -20,7 +20,7 @@ func TestReviewAPageCannotReachTheCredentialEndpointThroughADNSName(t *testing.T
 	// ERR_BLOCKED_BY_CLIENT
 	site := fakesite.Start(t)
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
-	s := onlyfans.New(onlyfans.Config{BaseURL: site.URL, Browser: browser.Options{DriverDir: harness.DriverDir(t),
+	s := completeSender(t, onlyfans.Config{BaseURL: site.URL, Browser: browser.Options{DriverDir: harness.DriverDir(t),
 		ExtraArgs: []string{"--proxy-server=http://" + freePort(t)}},
 		Timeouts: onlyfans.Timeouts{Navigation: 5 * time.Second, Action: 3 * time.Second, Response: 2 * time.Second}})
 	t.Cleanup(func() { _ = s.Close() })

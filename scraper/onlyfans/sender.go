@@ -116,10 +116,6 @@ type creatorContext struct {
 	tracing  bool
 }
 
-// DefaultKeepContexts is how many creators' pages stay open: a kept page
-// costs about 60 MiB (docs/benchmarks.md), 12 fit the task's memory.
-const DefaultKeepContexts = 12
-
 // Sender owns one browser and one context per creator.
 type Sender struct {
 	cfg      Config
@@ -131,21 +127,33 @@ type Sender struct {
 	strays int
 }
 
-// New returns a sender; the browser starts on first use.
-func New(cfg Config) *Sender {
-	if cfg.Profile.Name == "" {
-		cfg.Profile = DefaultProfile()
+// Validate reports a configuration the sender cannot run with. Every
+// field comes from the scraper's settings (scraper/setup), where the
+// defaults are: nothing is filled in here.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Profile.Name == "" {
+		errs = append(errs, errors.New("onlyfans: a site profile is required"))
+	}
+	if c.RecycleAfter < 1 || c.KeepContexts < 0 {
+		errs = append(errs, fmt.Errorf("onlyfans: recycle after must be ≥ 1 and kept contexts ≥ 0, got %d and %d", c.RecycleAfter, c.KeepContexts))
+	}
+	if t := c.Timeouts; t.Navigation <= 0 || t.Action <= 0 || t.Response <= 0 {
+		errs = append(errs, fmt.Errorf("onlyfans: navigation, action and response timeouts must be positive, got %s, %s, %s", t.Navigation, t.Action, t.Response))
+	}
+	return errors.Join(errs...)
+}
+
+// New returns a sender; the browser starts on first use. BaseURL, when
+// empty, is the profile's.
+func New(cfg Config) (*Sender, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = cfg.Profile.BaseURL
 	}
-	if cfg.RecycleAfter <= 0 {
-		cfg.RecycleAfter = 50
-	}
-	if cfg.KeepContexts <= 0 {
-		cfg.KeepContexts = DefaultKeepContexts
-	}
-	return &Sender{cfg: cfg, contexts: map[string]*creatorContext{}, armed: map[playwright.Page]*attempt{}}
+	return &Sender{cfg: cfg, contexts: map[string]*creatorContext{}, armed: map[playwright.Page]*attempt{}}, nil
 }
 
 // Profile is the site profile the sender uses.
@@ -895,8 +903,5 @@ func retryAfter(h map[string]string) time.Duration {
 }
 
 func ms(d time.Duration) *float64 {
-	if d <= 0 {
-		d = 10 * time.Second
-	}
 	return playwright.Float(float64(d.Milliseconds()))
 }

@@ -9,10 +9,11 @@ import (
 
 	"github.com/playwright-community/playwright-go"
 
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
-	"github.com/huntaze/message-pipeline/test/fakesite"
+	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -34,11 +35,36 @@ func newSenderFor(t *testing.T, site *fakesite.Site, profile onlyfans.Profile) *
 	if err := opts.Check(); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	s := onlyfans.New(onlyfans.Config{
+	s := completeSender(t, onlyfans.Config{
 		BaseURL: site.URL, Browser: opts, RecycleAfter: 2, Profile: profile,
 		Timeouts: onlyfans.Timeouts{Navigation: 5 * time.Second, Action: 3 * time.Second, Response: 2 * time.Second},
 	})
 	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// completeSender is onlyfans.New of cfg with what the scraper's default
+// settings give (scraper/setup, where the defaults live) for the profile,
+// the recycling and the kept pages when cfg leaves them unset.
+func completeSender(t *testing.T, cfg onlyfans.Config) *onlyfans.Sender {
+	t.Helper()
+	d, err := scrapersetup.Defaults().Sender()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Profile.Name == "" {
+		cfg.Profile = d.Profile
+	}
+	if cfg.RecycleAfter == 0 {
+		cfg.RecycleAfter = d.RecycleAfter
+	}
+	if cfg.KeepContexts == 0 {
+		cfg.KeepContexts = d.KeepContexts
+	}
+	s, err := onlyfans.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 

@@ -51,7 +51,10 @@ func Run(stop context.Context, s Settings, p Platform) error {
 	if err != nil {
 		return err
 	}
-	sender := onlyfans.New(senderCfg)
+	sender, err := onlyfans.New(senderCfg)
+	if err != nil {
+		return err
+	}
 	if err := sender.Start(); err != nil {
 		return err
 	}

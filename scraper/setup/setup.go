@@ -55,7 +55,9 @@ type Settings struct {
 	ShutdownDeadline time.Duration `env:"SHUTDOWN_DEADLINE" envDefault:"100s"`
 	RecycleAfter     int           `env:"CONTEXT_RECYCLE_AFTER" envDefault:"50"`
 	// KeepContexts is how many creators keep their browser context and
-	// chat page open between sends (onlyfans.Config.KeepContexts).
+	// chat page open between sends (onlyfans.Config.KeepContexts): a kept
+	// page costs about 60 MiB (docs/benchmarks.md), 12 fit the task's
+	// memory.
 	KeepContexts int `env:"KEEP_CONTEXTS" envDefault:"12"`
 	// Traces records a Playwright trace per send, kept with a failure's
 	// captures (onlyfans.Config.Traces).
@@ -94,14 +96,14 @@ type Settings struct {
 	// a window widened by RATE_MARGIN so that the spread between the gate's
 	// decision and the moment the site sees the send cannot put one more in
 	// the site's own window (docs/design.md: measured click-to-site jitter).
-	RateLimit  int           `env:"RATE_LIMIT" envDefault:"10"`
-	RateWindow time.Duration `env:"RATE_WINDOW" envDefault:"60s"`
+	// Limit is the stack's per-creator limit, the rate limiter's too.
+	Limit      ratelimit.Limit
 	RateMargin time.Duration `env:"RATE_MARGIN" envDefault:"2s"`
 }
 
 // Gate returns the send gate's limiter configuration.
 func (s Settings) Gate() ratelimit.Config {
-	return ratelimit.Config{Limit: s.RateLimit, Window: s.RateWindow, Margin: s.RateMargin, KeyPrefix: "gate:" + s.Environment}
+	return ratelimit.Config{Limit: s.Limit.Count, Window: s.Limit.Window, Margin: s.RateMargin, KeyPrefix: "gate:" + s.Environment}
 }
 
 // Load parses and checks the environment.
@@ -125,8 +127,10 @@ func Load(environ map[string]string) (Settings, error) {
 	if err := (browser.Options{Sandbox: s.ChromiumSandbox}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := onlyfans.LoadProfile(s.SiteProfileFile); err != nil {
+	if cfg, err := s.Sender(); err != nil {
 		errs = append(errs, fmt.Errorf("SITE_PROFILE_FILE: %w", err))
+	} else if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.Gate().Validate(); err != nil {
 		errs = append(errs, err)

@@ -22,8 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
-	"github.com/huntaze/message-pipeline/test/fakesite"
+	"github.com/huntaze/message-pipeline/devstack"
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 	"github.com/huntaze/message-pipeline/test/local"
 )
@@ -36,12 +36,16 @@ const (
 func start(t *testing.T, creators []string, pollers int) (*local.Pipeline, *harness.Buffer) {
 	t.Helper()
 	logs := &harness.Buffer{}
-	p := local.Start(t, local.Options{Creators: creators, Options: devstack.Options{Limit: limit, Window: window, ReturnSlack: 500 * time.Millisecond,
-		GateMargin: 300 * time.Millisecond, OutageBackoffMax: 4 * time.Second, // the 60 s window and 15 min cap, scaled
+	// The stack's limit (10 per 60 s) with its window scaled to 3 s: every
+	// margin and slack scales with it; the 15 min outage cap is 4 s here.
+	p := local.Start(t, local.Options{Creators: creators, Options: devstack.Options{Window: window, OutageBackoffMax: 4 * time.Second,
 		LimiterPollers: pollers, ReplayEvery: time.Second, Logs: logs, Recorder: recorder}})
+	if got := p.Wiring.Limiter.Limit.Count; got != limit {
+		t.Fatalf("the stack's limit is %d, these tests assert %d", got, limit)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("summary:\n%s\nscraper output (tail):\n%s", p.Summary(), tail(p.ScraperOutput(), 4000))
+			t.Logf("summary:\n%s\nscraper output (tail):\n%s\nfunctions (tail):\n%s", p.Summary(), tail(p.ScraperOutput(), 4000), tail(p.FunctionsOutput(), 4000))
 		}
 	})
 	return p, logs

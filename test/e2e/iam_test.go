@@ -10,14 +10,15 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 
+	"github.com/huntaze/message-pipeline/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	"github.com/huntaze/message-pipeline/infra"
 	"github.com/huntaze/message-pipeline/infra/iampolicy"
-	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/queues"
 )
 
 // recorder records every AWS call the components make in these tests.
-var recorder = devstack.NewCallRecorder()
+var recorder = emulator.NewCallRecorder()
 
 // TestMain runs the tests, then checks that every AWS call they made is
 // allowed by the role of the component that made it in the synthesized dev
@@ -48,7 +49,7 @@ var roles = map[string]string{
 
 // label maps a local resource name to the label iampolicy gives the stack
 // resource it stands for (the documented local → stack mapping).
-func label(c devstack.Call) string {
+func label(c emulator.Call) string {
 	limiter, workflows := queues.RateLimiter(devstack.Environment), queues.Workflows(devstack.Environment)
 	switch c.Resource {
 	case limiter.Main.Name:
@@ -63,6 +64,8 @@ func label(c devstack.Call) string {
 		return "fallback-table"
 	case devstack.IdempotencyTable:
 		return "idempotency-table"
+	case infra.FlagParameterName(devstack.Environment):
+		return "flag-parameter"
 	}
 	if key, ok := strings.CutPrefix(c.Resource, devstack.Bucket+"/"); ok {
 		prefix, _, _ := strings.Cut(key, "/")
@@ -73,7 +76,7 @@ func label(c devstack.Call) string {
 
 // required lists the grants one call needs: its IAM action on its resource,
 // and the KMS use SQS makes on the caller's behalf for the encrypted queue.
-func required(c devstack.Call) []string {
+func required(c emulator.Call) []string {
 	prefix := map[string]string{"SQS": "sqs", "DynamoDB": "dynamodb", "S3": "s3", "SSM": "ssm", "Secrets Manager": "secretsmanager"}[c.Service]
 	op := strings.TrimSuffix(c.Operation, "Batch") // SendMessageBatch needs sqs:SendMessage, and so on
 	res := label(c)
@@ -87,7 +90,7 @@ func required(c devstack.Call) []string {
 	return out
 }
 
-func iamCoverage(calls []devstack.Call) (missing, unused []string, err error) {
+func iamCoverage(calls []emulator.Call) (missing, unused []string, err error) {
 	env, err := infra.LookupEnvironment(devstack.Environment)
 	if err != nil {
 		return nil, nil, err

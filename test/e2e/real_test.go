@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack"
 	"github.com/huntaze/message-pipeline/test/local"
 )
 
@@ -15,7 +15,7 @@ import (
 // creator.
 func TestRealLimit(t *testing.T) {
 	creators := []string{"creator-a", "creator-b"}
-	p := local.Start(t, local.Options{Creators: creators, Options: devstack.Options{Limit: 10, Window: time.Minute, ReturnSlack: 2 * time.Second, LimiterPollers: 4, ReplayEvery: 5 * time.Second}})
+	p := local.Start(t, local.Options{Creators: creators, Options: devstack.Options{LimiterPollers: 4, ReplayEvery: 5 * time.Second}})
 	a := newAccepted()
 	a.burst(t, p, creators, 25, "real")
 	waitDelivered(t, p, a.total(), 6*time.Minute)

@@ -8,24 +8,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 )
 
 // Region is the region every emulated client uses.
-const Region = devstack.Region
+const Region = emulator.Region
 
 // AWSConfig returns an SDK config with static credentials that never reads
 // a developer's real AWS profile.
-func AWSConfig() aws.Config { return devstack.AWSConfig() }
+func AWSConfig() aws.Config { return emulator.AWSConfig() }
 
 // Fauxqs is a running fauxqs emulator serving SQS and S3.
-type Fauxqs struct{ *devstack.Fauxqs }
+type Fauxqs struct{ *emulator.Fauxqs }
 
 // StartFauxqs starts fauxqs on a free 127.0.0.1 port through the loopback
 // launcher, stopped after the test.
 func StartFauxqs(t T) *Fauxqs {
 	t.Helper()
-	f, err := devstack.StartFauxqs(RepoRoot(t))
+	f, err := emulator.StartFauxqs(RepoRoot(t))
 	check(t, err)
 	t.Logf("harness: fauxqs (SQS+S3) listening on %s", f.Endpoint)
 	supervise(t, f.Process)
@@ -34,7 +34,7 @@ func StartFauxqs(t T) *Fauxqs {
 
 // CreateQueues creates every queue of env in this fauxqs with the names and
 // attributes of the CDK stack (internal/queues), dead-letter queues first.
-func (f *Fauxqs) CreateQueues(t T, env string) devstack.System {
+func (f *Fauxqs) CreateQueues(t T, env string) emulator.System {
 	t.Helper()
 	v, err := f.Fauxqs.CreateQueues(context.Background(), env)
 	check(t, err)
@@ -42,13 +42,13 @@ func (f *Fauxqs) CreateQueues(t T, env string) devstack.System {
 }
 
 // Dynalite is a running in-memory DynamoDB emulator.
-type Dynalite struct{ *devstack.Dynalite }
+type Dynalite struct{ *emulator.Dynalite }
 
 // StartDynalite starts dynalite on a free 127.0.0.1 port, stopped after the
 // test.
 func StartDynalite(t T) *Dynalite {
 	t.Helper()
-	d, err := devstack.StartDynalite(RepoRoot(t))
+	d, err := emulator.StartDynalite(RepoRoot(t))
 	check(t, err)
 	t.Logf("harness: dynalite (DynamoDB) listening on %s", d.Endpoint)
 	supervise(t, d.Process)
@@ -58,7 +58,7 @@ func StartDynalite(t T) *Dynalite {
 // CreateTable creates a table keyed by the string attribute key.
 func (d *Dynalite) CreateTable(t T, name, key string) {
 	t.Helper()
-	if err := devstack.CreateTable(context.Background(), d.DynamoDB, name, key); err != nil {
+	if err := emulator.CreateTable(context.Background(), d.DynamoDB, name, key); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
 }
@@ -110,4 +110,4 @@ func lostInFlight(client *sqs.Client, url string) bool {
 
 // QueueDepth returns visible + in flight + delayed messages of a queue, or
 // -1 if the queue cannot be read.
-func QueueDepth(client *sqs.Client, url string) int { return devstack.QueueDepth(client, url) }
+func QueueDepth(client *sqs.Client, url string) int { return emulator.QueueDepth(client, url) }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,10 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/playwright-community/playwright-go"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	"github.com/huntaze/message-pipeline/internal/queues"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -72,7 +69,7 @@ func TestFauxqs_QueuesLikeTheStackAndFIFOOrderPerGroup(t *testing.T) {
 	// THEN each main queue redrives to its own DLQ with the stack's attributes
 	for _, tc := range []struct {
 		name string
-		got  devstack.Provisioned
+		got  emulator.Provisioned
 		spec queues.Pair
 	}{{"rate limiter", sys.RateLimiter, queues.RateLimiter("test")}, {"workflows", sys.Workflows, queues.Workflows("test")}} {
 		if !strings.HasSuffix(tc.got.URL, "/"+tc.spec.Main.Name) || !strings.HasSuffix(tc.got.DLQURL, "/"+tc.spec.DeadLetter.Name) {
@@ -201,36 +198,5 @@ func TestDynalite_ConditionalPut(t *testing.T) {
 	}
 	if c, _ := got.Item["content"].(*ddbtypes.AttributeValueMemberS); c == nil || c.Value != "first" {
 		t.Fatalf("item content = %v, want first", got.Item["content"])
-	}
-}
-
-func TestBrowser_RendersPageAndClicksButton(t *testing.T) {
-	// GIVEN a page on 127.0.0.1 whose button changes the text
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = io.WriteString(w, `<!doctype html><title>t</title>
-<p id="status">waiting</p>
-<button id="go" onclick="document.getElementById('status').textContent='clicked'">Send</button>`)
-	}))
-	t.Cleanup(srv.Close)
-	s := harness.StartBrowser(t)
-	page, err := s.Browser.NewPage()
-	if err != nil {
-		t.Fatalf("new page: %v", err)
-	}
-
-	// WHEN Chromium opens it and clicks the button
-	if _, err := page.Goto(srv.URL, playwright.PageGotoOptions{Timeout: playwright.Float(10000)}); err != nil {
-		t.Fatalf("goto: %v", err)
-	}
-	before, _ := page.Locator("#status").TextContent()
-	if err := page.Locator("#go").Click(playwright.LocatorClickOptions{Timeout: playwright.Float(5000)}); err != nil {
-		t.Fatalf("click: %v", err)
-	}
-
-	// THEN the page ran its script
-	after, err := page.Locator("#status").TextContent()
-	if err != nil || before != "waiting" || after != "clicked" {
-		t.Fatalf("status before %q after %q (%v); want waiting then clicked", before, after, err)
 	}
 }

@@ -1,14 +1,16 @@
-// Package harness adapts internal/devstack to tests: it starts the real
+// Package harness adapts devstack/emulator to tests: it starts the real
 // services the tests talk to — redis-server, fauxqs (SQS + S3), dynalite
-// (DynamoDB) and Chromium through playwright-go — each on a free 127.0.0.1
-// port, fails the test with devstack's error (which names the install
-// command; nothing is skipped silently) and stops them when the test ends.
+// (DynamoDB) — each on a free 127.0.0.1 port, fails the test with the
+// emulator's error (which names the install command; nothing is skipped
+// silently) and stops them when the test ends. Chromium is
+// test/browserharness's, so tests without a browser do not link one.
 package harness
 
 import (
+	"path/filepath"
 	"time"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 )
 
 // T is what the harness needs from a test: *testing.T and *testing.B.
@@ -21,7 +23,7 @@ type T interface {
 }
 
 // Buffer is a concurrency-safe buffer (process output, handler logs).
-type Buffer = devstack.Buffer
+type Buffer = emulator.Buffer
 
 // check fails the test on err.
 func check(t T, err error) {
@@ -34,7 +36,7 @@ func check(t T, err error) {
 // RepoRoot returns the directory holding go.mod.
 func RepoRoot(t T) string {
 	t.Helper()
-	v, err := devstack.RepoRoot()
+	v, err := emulator.RepoRoot()
 	check(t, err)
 	return v
 }
@@ -42,7 +44,7 @@ func RepoRoot(t T) string {
 // Process is a child process stopped after the test; its output is logged
 // if the test failed.
 type Process struct {
-	*devstack.Process
+	*emulator.Process
 	t T
 }
 
@@ -50,12 +52,12 @@ type Process struct {
 // extra environment, in its own process group, stopped after the test.
 func StartCommand(t T, name string, env []string, argv ...string) *Process {
 	t.Helper()
-	p, err := devstack.StartProcess(name, nil, env, argv...)
+	p, err := emulator.StartProcess(name, nil, env, argv...)
 	check(t, err)
 	return supervise(t, p)
 }
 
-func supervise(t T, p *devstack.Process) *Process {
+func supervise(t T, p *emulator.Process) *Process {
 	t.Cleanup(func() {
 		_ = p.Close()
 		if t.Failed() {
@@ -78,3 +80,10 @@ func (p *Process) Wait(t T, timeout time.Duration) int {
 
 // Stop stops the process (SIGTERM to its group, then SIGKILL).
 func (p *Process) Stop() { _ = p.Close() }
+
+// DriverDir is where `make deps` unpacks the Playwright driver (npm
+// playwright-core@1.57.0 as package/, plus a node symlink). Starting a
+// browser is test/browserharness's.
+func DriverDir(t T) string {
+	return filepath.Join(RepoRoot(t), ".cache", "playwright-driver")
+}

@@ -7,20 +7,20 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 )
 
 // Redis is a redis-server on 127.0.0.1 without persistence, stopped after
 // the test.
 type Redis struct {
-	*devstack.Redis
+	*emulator.Redis
 	t T
 }
 
 // StartRedis starts redis-server on a free port and stops it after the test.
 func StartRedis(t T) *Redis {
 	t.Helper()
-	r, err := devstack.StartRedis()
+	r, err := emulator.StartRedis()
 	check(t, err)
 	t.Logf("harness: redis-server listening on %s", r.Addr)
 	t.Cleanup(func() {

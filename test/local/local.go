@@ -1,15 +1,14 @@
-// Package local adapts internal/devstack (the pipeline `make dev` runs) to
-// tests: the fake OnlyFans site and a fault proxy in front of the API's SQS
+// Package local adapts devstack (the pipeline `make dev` runs) to tests:
+// the fake OnlyFans site and a fault proxy in front of the API's SQS
 // endpoint, started and stopped with the test.
 package local
 
 import (
-	"fmt"
 	"syscall"
 	"time"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
-	"github.com/huntaze/message-pipeline/test/fakesite"
+	"github.com/huntaze/message-pipeline/devstack"
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -39,7 +38,7 @@ type Pipeline struct {
 // Start starts the stack against a fake site; it stops with the test.
 func Start(t harness.T, o Options) *Pipeline {
 	t.Helper()
-	p := &Pipeline{t: t, window: o.Window, limit: o.Limit, creators: o.Creators}
+	p := &Pipeline{t: t, creators: o.Creators}
 	if o.SiteURL == "" {
 		p.Site = fakesite.Start(t)
 		o.SiteURL = p.Site.URL
@@ -57,6 +56,7 @@ func Start(t harness.T, o Options) *Pipeline {
 		t.Fatalf("local: %v", err)
 	}
 	p.Stack = s
+	p.limit, p.window = s.Wiring.Limiter.Limit.Count, s.Wiring.Limiter.Limit.Window
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Logf("local: close: %v", err)
@@ -85,22 +85,5 @@ func (p *Pipeline) StopScraper(sig syscall.Signal) int {
 
 // Summary adds the fake site's per-creator counts to the stack's summary.
 func (p *Pipeline) Summary() string {
-	return p.Stack.Summary() + SiteSummary(p.Site, p.creators, p.limit, p.window)
-}
-
-// SiteSummary is the fake site's per-creator sent count and busiest window.
-func SiteSummary(site *fakesite.Site, creators []string, limit int, window time.Duration) string {
-	if site == nil {
-		return ""
-	}
-	sent := map[string]int{}
-	for _, m := range site.Sent() {
-		sent[m.Creator]++
-	}
-	peak := site.MaxInWindow(window)
-	out := ""
-	for _, c := range creators {
-		out += fmt.Sprintf("  %-12s sent %4d   most in one %s window: %d (limit %d)\n", c, sent[c], window, peak[c], limit)
-	}
-	return out
+	return p.Stack.Summary() + p.Site.Summary(p.creators, p.limit, p.window)
 }

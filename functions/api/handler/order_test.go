@@ -72,7 +72,7 @@ func TestWhileACreatorsMessagesWaitInTheFallbackTableItsNewOnesJoinThem(t *testi
 	ddb := dynamodb.New(f.ddb.DynamoDB.Options(), ops.option)
 	f.deps.Fallback = fallback.NewStore(ddb, "fallback", time.Now, 30*time.Second)
 	f.deps.Quota = quota.NewStore(ddb, "idempotency", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
-	f.server = f.newServer(api.Config{})
+	f.server = f.newServer(serverConfig(nil))
 	tok := tokenWith(t, jwt.MapClaims{"sub": "user-1", "exp": time.Now().Add(time.Hour).Unix(), "creators": []string{"c-1", "c-2"}})
 	send := func(creator, text string) (int, api.Result) {
 		t.Helper()
@@ -123,7 +123,7 @@ func TestWhileACreatorsMessagesWaitInTheFallbackTableItsNewOnesJoinThem(t *testi
 // that does not answer skips the cap, logged and counted.
 func TestCapsRefuseWhatCanNeverFitAndAreSkippedOnlyWhenTheStoreIsDown(t *testing.T) {
 	f := setup(t)
-	cfg := api.Config{CreatorWaiting: 3, CreatorDrain: time.Hour}
+	cfg := serverConfig(func(c *api.Config) { c.CreatorWaiting, c.CreatorDrain = 3, time.Hour })
 	f.deps.Quota = quota.NewStore(f.ddb.DynamoDB, "idempotency", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
 	f.server = f.newServer(cfg)
 	tok := tokenFor(t, "user-1", time.Hour, "")

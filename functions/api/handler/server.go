@@ -33,9 +33,6 @@ import (
 	"github.com/huntaze/message-pipeline/internal/quota"
 )
 
-// DefaultServiceScope lets a token send as any creator.
-const DefaultServiceScope = "messages:send-any-creator"
-
 // Routes.
 const (
 	PathSend   = "/api/onlyfans/messages/send"
@@ -100,6 +97,28 @@ type Config struct {
 	CreatorDrain   time.Duration
 }
 
+// Validate reports a configuration New cannot run with. Every field comes
+// from the API's settings (functions/api/setup), where the defaults are:
+// nothing is filled in here. The backpressure fields matter only with a
+// quota store.
+func (c Config) Validate(backpressure bool) error {
+	var errs []error
+	if c.AdminScope == "" || c.OpsScope == "" || c.ServiceScope == "" {
+		errs = append(errs, errors.New("api: admin, ops and service scopes are required"))
+	}
+	if c.ReplayBatch <= 0 {
+		errs = append(errs, fmt.Errorf("api: replay batch must be positive, got %d", c.ReplayBatch))
+	}
+	if c.IdempotencyTTL <= 0 || c.IdempotencyStale <= 0 {
+		errs = append(errs, errors.New("api: idempotency TTL and stale time must be positive"))
+	}
+	if backpressure && (c.CallerRequests <= 0 || c.CallerWindow <= 0 || c.CreatorWaiting <= 0 || c.CreatorDrain <= 0) {
+		errs = append(errs, fmt.Errorf("api: backpressure needs positive caller requests, caller window, creator cap and drain, got %d, %s, %d, %s",
+			c.CallerRequests, c.CallerWindow, c.CreatorWaiting, c.CreatorDrain))
+	}
+	return errors.Join(errs...)
+}
+
 // QueueStatsAPI reads queue attributes.
 type QueueStatsAPI interface {
 	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
@@ -139,29 +158,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.Unavailable == "" && (d.Sender == nil || d.Fallback == nil || d.Idempotency == nil || d.QueueStats == nil) {
 		return nil, errors.New("api: sender, fallback, idempotency and queue stats are required when sending is available")
 	}
-	if cfg.AdminScope == "" {
-		cfg.AdminScope = "admin"
-	}
-	if cfg.OpsScope == "" {
-		cfg.OpsScope = "ops"
-	}
-	if cfg.ServiceScope == "" {
-		cfg.ServiceScope = DefaultServiceScope
-	}
-	if cfg.ReplayBatch <= 0 {
-		cfg.ReplayBatch = 100
-	}
-	if cfg.CallerRequests <= 0 {
-		cfg.CallerRequests = 50
-	}
-	if cfg.CallerWindow <= 0 {
-		cfg.CallerWindow = time.Second
-	}
-	if cfg.CreatorWaiting <= 0 {
-		cfg.CreatorWaiting = 10_000
-	}
-	if cfg.CreatorDrain <= 0 {
-		cfg.CreatorDrain = 6 * time.Second // 10 per minute
+	if err := cfg.Validate(d.Quota != nil); err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, d: d, mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST "+PathSend, s.authenticated(s.send))

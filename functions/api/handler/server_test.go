@@ -20,9 +20,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
+	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
 	"github.com/huntaze/message-pipeline/internal/auth"
-	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/enqueue"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/featureflag"
@@ -55,7 +56,7 @@ type fixture struct {
 	ddb     *harness.Dynalite
 	redis   *harness.Redis
 	proxy   *harness.FaultProxy
-	queues  devstack.System
+	queues  emulator.System
 	store   *fallback.Store
 	deps    api.Deps
 	server  *api.Server
@@ -70,10 +71,10 @@ func setup(t *testing.T) *fixture {
 	f.queues = f.aws.CreateQueues(t, "test")
 	f.proxy = harness.StartFaultProxy(t, f.aws.Endpoint, "AmazonSQS.SendMessage")
 	ctx := context.Background()
-	if err := devstack.CreateFallbackTable(ctx, f.ddb.DynamoDB, "fallback"); err != nil {
+	if err := emulator.CreateFallbackTable(ctx, f.ddb.DynamoDB, "fallback"); err != nil {
 		t.Fatal(err)
 	}
-	if err := devstack.CreateTable(ctx, f.ddb.DynamoDB, "idempotency", idempotency.KeyAttribute); err != nil {
+	if err := emulator.CreateTable(ctx, f.ddb.DynamoDB, "idempotency", idempotency.KeyAttribute); err != nil {
 		t.Fatal(err)
 	}
 	// The SQS client used for sends goes through the fault proxy, with the
@@ -97,8 +98,20 @@ func setup(t *testing.T) *fixture {
 		Metrics:     metrics.New(f.emf, map[string]string{"Service": "api"}, time.Now),
 		Now:         time.Now,
 	}
-	f.server = f.newServer(api.Config{})
+	f.server = f.newServer(serverConfig(nil))
 	return f
+}
+
+// serverConfig is the configuration the API's default settings give
+// (functions/api/setup, where the defaults live), sending available,
+// changed by edit.
+func serverConfig(edit func(*api.Config)) api.Config {
+	cfg := apisetup.Defaults().ServerConfig()
+	cfg.Unavailable = ""
+	if edit != nil {
+		edit(&cfg)
+	}
+	return cfg
 }
 
 func (f *fixture) newServer(cfg api.Config) *api.Server {
@@ -441,7 +454,7 @@ func TestFlagOffStillQueuesOnTheIntakeQueueSoNothingOvertakes(t *testing.T) {
 
 func TestUnconfiguredSendsAnswer503WithTheReason(t *testing.T) {
 	f := setup(t)
-	f.server = f.newServer(api.Config{Unavailable: "RATE_LIMITER_QUEUE_URL is not set"})
+	f.server = f.newServer(serverConfig(func(c *api.Config) { c.Unavailable = "RATE_LIMITER_QUEUE_URL is not set" }))
 	w, out := f.send(goodBody, tokenFor(t, "user-1", time.Hour, ""))
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(out["error"].(string), "RATE_LIMITER_QUEUE_URL is not set") {
 		t.Fatalf("status %d body %s", w.Code, w.Body)
@@ -481,7 +494,7 @@ func TestCrossTenantSendsAreRefusedAndGrantedOnesAccepted(t *testing.T) {
 	grantB := tokenWith(t, jwt.MapClaims{"sub": "user-b", "exp": exp, "creators": []string{"creator-b"}})
 	noClaim := tokenWith(t, jwt.MapClaims{"sub": "user-b", "exp": exp})
 	emptyClaim := tokenWith(t, jwt.MapClaims{"sub": "user-b", "exp": exp, "creators": []string{}})
-	service := tokenWith(t, jwt.MapClaims{"sub": "jobs", "exp": exp, "scope": api.DefaultServiceScope})
+	service := tokenWith(t, jwt.MapClaims{"sub": "jobs", "exp": exp, "scope": apisetup.Defaults().ServiceScope})
 	one := func(creator string) string {
 		if creator == "" {
 			return `{"recipientId":"fan-1","content":"hi"}`
@@ -570,7 +583,7 @@ func TestAKeyedRequestThatStoredNothingIsNotCachedAndItsRetrySendsTheSameIDs(t *
 	if w, _ := f.do(req); w.Code != 503 {
 		t.Fatalf("retry without the fallback table: %d %s", w.Code, w.Body)
 	}
-	if err := devstack.CreateFallbackTable(context.Background(), f.ddb.DynamoDB, "fallback"); err != nil {
+	if err := emulator.CreateFallbackTable(context.Background(), f.ddb.DynamoDB, "fallback"); err != nil {
 		t.Fatal(err)
 	}
 	w, out = f.do(req)
@@ -646,7 +659,9 @@ func TestBackpressurePerCallerAndPerCreatorAnswers429WithRetryAfter(t *testing.T
 	// waiting per creator (draining one per hour)
 	f := setup(t)
 	f.deps.Quota = quota.NewStore(f.ddb.DynamoDB, "idempotency", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
-	f.server = f.newServer(api.Config{CallerRequests: 3, CallerWindow: time.Hour, CreatorWaiting: 4, CreatorDrain: time.Hour})
+	f.server = f.newServer(serverConfig(func(c *api.Config) {
+		c.CallerRequests, c.CallerWindow, c.CreatorWaiting, c.CreatorDrain = 3, time.Hour, 4, time.Hour
+	}))
 	tok := tokenFor(t, "user-1", time.Hour, "")
 	batch3 := `{"messages":[` + goodBody + `,` + goodBody + `,` + goodBody + `]}`
 

@@ -27,6 +27,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/quota"
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
 )
 
@@ -66,11 +67,12 @@ type Settings struct {
 
 	// Backpressure, kept in the idempotency table so it holds across
 	// Lambda instances: requests per caller per window, and messages
-	// waiting per creator (draining at one per CREATOR_DRAIN, 60 s / 10).
+	// waiting per creator, draining at the stack's per-creator Limit (one
+	// per Window/Count, 6 s at 10 per 60 s).
 	CallerRequests int           `env:"CALLER_REQUESTS" envDefault:"50"`
 	CallerWindow   time.Duration `env:"CALLER_WINDOW" envDefault:"1s"`
 	CreatorWaiting int           `env:"CREATOR_WAITING_CAP" envDefault:"10000"`
-	CreatorDrain   time.Duration `env:"CREATOR_DRAIN" envDefault:"6s"`
+	Limit          ratelimit.Limit
 }
 
 // Load parses the environment.
@@ -122,6 +124,17 @@ func (s Settings) missing() string {
 // Defaults are the settings every variable left unset gives.
 func Defaults() Settings { return envconfig.Defaults[Settings]() }
 
+// ServerConfig is the server's configuration: every field from the
+// settings (tests start from Defaults().ServerConfig()).
+func (s Settings) ServerConfig() api.Config {
+	return api.Config{
+		Queues:     api.QueueURLs{RateLimiter: s.RateLimiterQueueURL, RateLimiterDLQ: s.RateLimiterDLQURL, Workflows: s.WorkflowsQueueURL, WorkflowsDLQ: s.WorkflowsDLQURL},
+		AdminScope: s.AdminScope, OpsScope: s.OpsScope, ServiceScope: s.ServiceScope, IdempotencyTTL: 24 * time.Hour, IdempotencyStale: time.Minute, ReplayBatch: s.ReplayBatch,
+		CallerRequests: s.CallerRequests, CallerWindow: s.CallerWindow, CreatorWaiting: s.CreatorWaiting, CreatorDrain: s.Limit.Drain(),
+		Unavailable: s.missing(),
+	}
+}
+
 // Env renders the settings as the function's environment.
 func (s Settings) Env() map[string]string { return envconfig.Environ(s) }
 
@@ -130,12 +143,7 @@ func (s Settings) Env() map[string]string { return envconfig.Environ(s) }
 // dev`); EMF metrics go to metricsOut. Missing queue or table settings or
 // credentials are not an error: they are logged and sends answer 503.
 func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger, metricsOut io.Writer) (api.Config, api.Deps, error) {
-	cfg := api.Config{
-		Queues:     api.QueueURLs{RateLimiter: s.RateLimiterQueueURL, RateLimiterDLQ: s.RateLimiterDLQURL, Workflows: s.WorkflowsQueueURL, WorkflowsDLQ: s.WorkflowsDLQURL},
-		AdminScope: s.AdminScope, OpsScope: s.OpsScope, ServiceScope: s.ServiceScope, IdempotencyTTL: 24 * time.Hour, IdempotencyStale: time.Minute, ReplayBatch: s.ReplayBatch,
-		CallerRequests: s.CallerRequests, CallerWindow: s.CallerWindow, CreatorWaiting: s.CreatorWaiting, CreatorDrain: s.CreatorDrain,
-		Unavailable: s.missing(),
-	}
+	cfg := s.ServerConfig()
 	d := api.Deps{Log: log, Now: time.Now, Metrics: metrics.New(metricsOut, map[string]string{"Service": "api", "Environment": s.Environment}, time.Now)}
 
 	if cfg.Unavailable == "" {

@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	"github.com/huntaze/message-pipeline/functions/api/setup"
-	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/test/harness"
@@ -96,7 +96,7 @@ func TestBuildChecksQueueConnectivityAndLogsTheFlag(t *testing.T) {
 	d := harness.StartDynalite(t)
 	sys := f.CreateQueues(t, "dev")
 	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idem", idempotency.KeyAttribute}} {
-		if err := devstack.CreateTable(context.Background(), d.DynamoDB, tbl.name, tbl.key); err != nil {
+		if err := emulator.CreateTable(context.Background(), d.DynamoDB, tbl.name, tbl.key); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -21,9 +21,10 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/huntaze/message-pipeline/devstack/emulator"
+	"github.com/huntaze/message-pipeline/devstack/lambdalocal"
 	"github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
 	"github.com/huntaze/message-pipeline/internal/deadletter"
-	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
@@ -50,7 +51,7 @@ func jsonLines(t testing.TB, b *harness.Buffer) []map[string]any {
 // sqsClient is every SQS call the handler and the poller make.
 type sqsClient interface {
 	handler.SQSAPI
-	devstack.PollerSQS
+	lambdalocal.PollerSQS
 }
 
 // faultySQS passes every call to a real queue (fauxqs, or the AWS-shape
@@ -128,10 +129,10 @@ type fixture struct {
 	aws     *harness.Fauxqs
 	src     sqsClient // the intake queue's client: fauxqs or the AWS-shape double
 	sqs     *faultySQS
-	queues  devstack.System
+	queues  emulator.System
 	limiter *ratelimit.Limiter
 	handler *handler.Handler
-	poller  *devstack.Poller
+	poller  *lambdalocal.Poller
 	logs    *harness.Buffer
 	emf     *harness.Buffer
 }
@@ -166,7 +167,7 @@ func setup(t *testing.T, cfg ratelimit.Config, o options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.poller = &devstack.Poller{Client: f.sqs, QueueURL: f.queues.RateLimiter.URL, QueueARN: f.queues.RateLimiter.ARN, BatchSize: 10, Handler: f.handler.Handle}
+	f.poller = &lambdalocal.Poller{Client: f.sqs, QueueURL: f.queues.RateLimiter.URL, QueueARN: f.queues.RateLimiter.ARN, BatchSize: 10, Handler: f.handler.Handle}
 	return f
 }
 
@@ -207,7 +208,7 @@ func (f *fixture) enqueueRaw(t testing.TB, body string, attrs map[string]sqstype
 	}
 }
 
-func pollOnce(t testing.TB, f *fixture) devstack.Result {
+func pollOnce(t testing.TB, f *fixture) lambdalocal.Result {
 	t.Helper()
 	res, err := f.poller.PollOnce(context.Background())
 	if err != nil {
@@ -217,7 +218,7 @@ func pollOnce(t testing.TB, f *fixture) devstack.Result {
 }
 
 // pollUntilQuiet polls until a receive comes back empty (bounded).
-func pollUntilQuiet(t testing.TB, f *fixture) (total devstack.Result) {
+func pollUntilQuiet(t testing.TB, f *fixture) (total lambdalocal.Result) {
 	t.Helper()
 	for range 100 {
 		r := pollOnce(t, f)

@@ -33,8 +33,8 @@ type Settings struct {
 
 	Redis redisconn.Settings
 
-	Limit       int           `env:"RATE_LIMIT" envDefault:"10"`
-	Window      time.Duration `env:"RATE_WINDOW" envDefault:"60s"`
+	// Limit is the stack's per-creator limit, the scraper gate's too.
+	Limit       ratelimit.Limit
 	ReturnSlack time.Duration `env:"RATE_RETURN_SLACK" envDefault:"1s"`
 	KeyPrefix   string        `env:"RATE_KEY_PREFIX" envDefault:"rl"`
 
@@ -83,7 +83,7 @@ func (s Settings) Env() map[string]string { return envconfig.Environ(s) }
 // Limiter returns the limiter configuration. Keys are prefixed with the
 // environment so that environments can share a Redis in development.
 func (s Settings) Limiter() ratelimit.Config {
-	return ratelimit.Config{Limit: s.Limit, Window: s.Window, KeyPrefix: s.KeyPrefix + ":" + s.Environment}
+	return ratelimit.Config{Limit: s.Limit.Count, Window: s.Limit.Window, KeyPrefix: s.KeyPrefix + ":" + s.Environment}
 }
 
 // Handler returns the handler configuration.
@@ -118,7 +118,7 @@ func BuildWithFlag(ctx context.Context, s Settings, awsCfg aws.Config, log *slog
 	if err != nil {
 		return nil, err
 	}
-	log.Info("rate limiter configured", "environment", s.Environment, "limit", s.Limit, "window", s.Window.String(),
+	log.Info("rate limiter configured", "environment", s.Environment, "limit", s.Limit.Count, "window", s.Limit.Window.String(),
 		"redis", s.Redis.Addr, "redis_tls", s.Redis.TLS, "version", s.Version)
 	emf := metrics.New(metricsOut, map[string]string{"Service": "rate-limiter", "Environment": s.Environment}, time.Now)
 	h, err := handler.New(s.Handler(), limiter, sqs.NewFromConfig(awsCfg), log, emf, time.Now)

@@ -23,7 +23,7 @@ func TestLoadSettingsDefaultsToTheOnlyFansLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Limit != 10 || s.Window != time.Minute || !s.Redis.TLS || s.Limiter().KeyPrefix != "rl:dev" {
+	if s.Limit.Count != 10 || s.Limit.Window != time.Minute || !s.Redis.TLS || s.Limiter().KeyPrefix != "rl:dev" {
 		t.Fatalf("settings = %+v", s)
 	}
 }
@@ -53,7 +53,7 @@ func TestEnvLoadsBackToTheSameSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Window, s.Redis.TLS = 3*time.Second, false
+	s.Limit.Window, s.Redis.TLS = 3*time.Second, false
 	back, err := setup.Load(s.Env())
 	if err != nil || !reflect.DeepEqual(back, s) {
 		t.Fatalf("Load(Env()) = %+v, %v; want %+v", back, err, s)

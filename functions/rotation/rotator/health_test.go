@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/metrics"
-	"github.com/huntaze/message-pipeline/test/fakesite"
 )
 
 // fakeSessions lists secrets in pages of two, as Secrets Manager pages

@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/huntaze/message-pipeline/internal/devstack"
+	"github.com/huntaze/message-pipeline/devstack/emulator"
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/scraper/setup"
-	"github.com/huntaze/message-pipeline/test/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -38,7 +38,7 @@ type process struct {
 	env    []string
 	site   *fakesite.Site
 	aws    *harness.Fauxqs
-	queues devstack.System
+	queues emulator.System
 }
 
 func buildBinary(t *testing.T) string {

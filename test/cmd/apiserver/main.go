@@ -22,9 +22,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/functions/api/setup"
-	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/test/harness"
@@ -54,7 +54,7 @@ func main() {
 		delete(env, "JWT_HMAC_SECRET")
 		env["JWT_JWKS_URL"] = *jwksURL
 	}
-	endpoints := devstack.Endpoints{}
+	endpoints := emulator.Endpoints{}
 	if !*unconfigured {
 		f := harness.StartFauxqs(r)
 		d := harness.StartDynalite(r)
@@ -67,14 +67,14 @@ func main() {
 			"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
 			"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idempotency",
 		})
-		endpoints = devstack.Endpoints{"SQS": f.Endpoint, "DynamoDB": d.Endpoint}
+		endpoints = emulator.Endpoints{"SQS": f.Endpoint, "DynamoDB": d.Endpoint}
 	}
 	ctx := context.Background()
 	s, err := setup.Load(env)
 	if err != nil {
 		r.Fatalf("%v", err)
 	}
-	cfg, deps, err := setup.Build(ctx, s, devstack.LocalAWS(endpoints), slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard)
+	cfg, deps, err := setup.Build(ctx, s, emulator.LocalAWS(endpoints), slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard)
 	if err != nil {
 		r.Fatalf("%v", err)
 	}

@@ -17,9 +17,10 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/huntaze/message-pipeline/devstack/emulator"
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
+	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
 	"github.com/huntaze/message-pipeline/internal/auth"
-	"github.com/huntaze/message-pipeline/internal/devstack"
 	"github.com/huntaze/message-pipeline/internal/enqueue"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/featureflag"
@@ -28,6 +29,13 @@ import (
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/quota"
 	"github.com/huntaze/message-pipeline/test/harness"
+)
+
+// The benchmark's own token issuer (HS256, verified in process).
+const (
+	benchSecret   = "benchreport-secret-benchreport-secret!"
+	benchIssuer   = "https://bench.huntaze.test/"
+	benchAudience = "huntaze-api"
 )
 
 type throughput struct {
@@ -86,25 +94,28 @@ func measureAPI(t harness.T, n int) apiFigures {
 	sys := f.CreateQueues(t, "bench")
 	ctx := context.Background()
 	for _, tbl := range []struct{ name, key string }{{"fallback-bench", fallback.KeyAttribute}, {"idem-bench", idempotency.KeyAttribute}} {
-		if err := devstack.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
+		if err := emulator.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
 			t.Fatalf("%v", err)
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	deps := api.Deps{
-		Auth:        auth.NewHMACVerifier([]byte(devstack.JWTSecret), devstack.JWTIssuer, devstack.JWTAudience, time.Now),
+		Auth:        auth.NewHMACVerifier([]byte(benchSecret), benchIssuer, benchAudience, time.Now),
 		Sender:      enqueue.NewSender(f.SQS, enqueue.Queues{RateLimiterURL: sys.RateLimiter.URL, WorkflowsURL: sys.Workflows.URL}, 10*time.Millisecond),
 		Fallback:    fallback.NewStore(d.DynamoDB, "fallback-bench", time.Now, time.Minute),
 		Idempotency: idempotency.NewStore(d.DynamoDB, "idem-bench", time.Hour, time.Now),
 		Flag:        featureflag.New(nil, true, time.Minute, time.Now, log), QueueStats: f.SQS,
 		Log: log, Metrics: metrics.New(io.Discard, nil, time.Now), Now: time.Now,
 	}
-	plain, err := api.New(api.Config{}, deps)
+	cfg := apisetup.Defaults().ServerConfig()
+	cfg.Unavailable = ""
+	plain, err := api.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
 	deps.Quota = quota.NewStore(d.DynamoDB, "idem-bench", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
-	withQuota, err := api.New(api.Config{CallerRequests: 1_000_000}, deps)
+	cfg.CallerRequests = 1_000_000
+	withQuota, err := api.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
@@ -157,7 +168,7 @@ func measureAPI(t harness.T, n int) apiFigures {
 
 // svcToken is a backend token with the service scope (sends as any creator).
 func svcToken() string {
-	s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "bench-jobs", "iss": devstack.JWTIssuer, "aud": devstack.JWTAudience,
-		"exp": time.Now().Add(time.Hour).Unix(), "scope": api.DefaultServiceScope}).SignedString([]byte(devstack.JWTSecret))
+	s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "bench-jobs", "iss": benchIssuer, "aud": benchAudience,
+		"exp": time.Now().Add(time.Hour).Unix(), "scope": apisetup.Defaults().ServiceScope}).SignedString([]byte(benchSecret))
 	return s
 }

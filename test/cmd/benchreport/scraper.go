@@ -11,10 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
-	"github.com/huntaze/message-pipeline/test/fakesite"
+	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -114,8 +115,16 @@ type jitterFigures struct {
 func measureClickToSite(t harness.T, n int) jitterFigures {
 	site := fakesite.Start(t)
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-j")}
-	sender := onlyfans.New(onlyfans.Config{BaseURL: site.URL, Browser: browser.Options{DriverDir: harness.DriverDir(t)}, RecycleAfter: 50,
-		Timeouts: onlyfans.Timeouts{Navigation: 10 * time.Second, Action: 5 * time.Second, Response: 5 * time.Second}})
+	cfg, err := scrapersetup.Defaults().Sender()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	cfg.BaseURL, cfg.Browser, cfg.RecycleAfter, cfg.Traces = site.URL, browser.Options{DriverDir: harness.DriverDir(t)}, 50, false
+	cfg.Timeouts = onlyfans.Timeouts{Navigation: 10 * time.Second, Action: 5 * time.Second, Response: 5 * time.Second}
+	sender, err := onlyfans.New(cfg)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
 	t.Cleanup(func() { _ = sender.Close() })
 	decided := map[string]time.Time{}
 	for i := range n {

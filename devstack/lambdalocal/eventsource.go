@@ -1,12 +1,15 @@
-// Poller runs a Lambda SQS handler outside Lambda, the way the
-// Lambda event source mapping does: receive a batch, build an
+package lambdalocal
+
+// Poller is the Lambda SQS event source mapping: receive a batch (up to
+// BatchSize records, gathering for up to BatchingWindow), build an
 // events.SQSEvent, call the handler, delete the records it did not list in
-// batchItemFailures (none if it returned an error). The local pipeline and
-// the tests use it against the emulator.
-package devstack
+// batchItemFailures (none if it returned an error). The local pipeline
+// feeds the limiter's function with it (SQSHandler); tests call handlers
+// in process with it.
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -33,7 +36,11 @@ type Poller struct {
 	QueueARN  string
 	BatchSize int32         // 1..10
 	Wait      time.Duration // long polling, whole seconds (0 = short poll)
-	Handler   Handler
+	// BatchingWindow is the mapping's MaximumBatchingWindowInSeconds: how
+	// long to gather records towards BatchSize after the first (0: one
+	// receive's worth).
+	BatchingWindow time.Duration
+	Handler        Handler
 }
 
 // Result of one poll.
@@ -43,19 +50,22 @@ type Result struct {
 
 // PollOnce receives at most one batch and processes it.
 func (p *Poller) PollOnce(ctx context.Context) (Result, error) {
-	out, err := p.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-		QueueUrl:                    aws.String(p.QueueURL),
-		MaxNumberOfMessages:         max(1, min(p.BatchSize, 10)),
-		WaitTimeSeconds:             int32(p.Wait / time.Second),
-		MessageAttributeNames:       []string{"All"},
-		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
-	})
+	size := max(1, min(p.BatchSize, 10))
+	msgs, err := p.receive(ctx, size, p.Wait)
 	if err != nil {
-		return Result{}, fmt.Errorf("receive from %s: %w", p.QueueURL, err)
+		return Result{}, err
 	}
-	if len(out.Messages) == 0 {
+	if len(msgs) == 0 {
 		return Result{}, nil
 	}
+	for deadline := time.Now().Add(p.BatchingWindow); len(msgs) < int(size) && time.Now().Before(deadline); {
+		more, err := p.receive(ctx, size-int32(len(msgs)), min(time.Until(deadline), 20*time.Second))
+		if err != nil {
+			return Result{}, err
+		}
+		msgs = append(msgs, more...)
+	}
+	out := &sqs.ReceiveMessageOutput{Messages: msgs}
 	ev := Event(p.QueueARN, out.Messages)
 	resp, herr := p.Handler(ctx, ev)
 	res := Result{Received: len(out.Messages)}
@@ -84,6 +94,46 @@ func (p *Poller) PollOnce(ctx context.Context) (Result, error) {
 		res.Deleted = len(del.Entries) - len(dout.Failed)
 	}
 	return res, nil
+}
+
+func (p *Poller) receive(ctx context.Context, n int32, wait time.Duration) ([]sqstypes.Message, error) {
+	out, err := p.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl:                    aws.String(p.QueueURL),
+		MaxNumberOfMessages:         n,
+		WaitTimeSeconds:             int32(wait / time.Second),
+		MessageAttributeNames:       []string{"All"},
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("receive from %s: %w", p.QueueURL, err)
+	}
+	return out.Messages, nil
+}
+
+// Invoker runs one invocation of a function (*Function).
+type Invoker interface {
+	Invoke(ctx context.Context, payload []byte) ([]byte, error)
+}
+
+// SQSHandler invokes fn with the event and reads its partial batch
+// response, as the event source mapping does with ReportBatchItemFailures.
+func SQSHandler(fn Invoker) Handler {
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return events.SQSEventResponse{}, err
+		}
+		out, err := fn.Invoke(ctx, payload)
+		if err != nil {
+			return events.SQSEventResponse{}, err
+		}
+		var resp events.SQSEventResponse
+		if err := json.Unmarshal(out, &resp); err != nil {
+			// Lambda treats a response it cannot read as a failed batch.
+			return events.SQSEventResponse{}, fmt.Errorf("partial batch response %q: %w", out, err)
+		}
+		return resp, nil
+	}
 }
 
 // Event converts received SQS messages to the event Lambda would deliver.

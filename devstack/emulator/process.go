@@ -8,7 +8,7 @@
 //
 // Every start returns an error instead of exiting, and everything started
 // has Close. A missing binary is an error that names the install command.
-package devstack
+package emulator
 
 import (
 	"bufio"
@@ -117,10 +117,21 @@ type Process struct {
 // process dies (Pdeathsig). env (KEY=VALUE) is added to ours; stdout, when
 // not nil, also gets the output.
 func StartProcess(name string, stdout io.Writer, env []string, argv ...string) (*Process, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
 	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
+		env = append(os.Environ(), env...)
 	}
+	return start(name, stdout, env, argv)
+}
+
+// StartIsolated is StartProcess with env as the whole environment: none of
+// ours is inherited (a Lambda sees only the variables its function sets).
+func StartIsolated(name string, stdout io.Writer, env []string, argv ...string) (*Process, error) {
+	return start(name, stdout, append([]string{}, env...), argv)
+}
+
+func start(name string, stdout io.Writer, env []string, argv []string) (*Process, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	p := &Process{Name: name, cmd: cmd, out: &Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.out
@@ -208,7 +219,7 @@ func startLauncher(root, name, script string) (*Process, string, error) {
 		return nil, "", err
 	}
 	pr, pw := io.Pipe()
-	p, err := StartProcess(name, pw, nil, node, filepath.Join(root, "internal", "devstack", script))
+	p, err := StartProcess(name, pw, nil, node, filepath.Join(root, "devstack", "emulator", script))
 	if err != nil {
 		return nil, "", err
 	}
@@ -251,8 +262,8 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// waitTCP waits until addr accepts connections or the process exits.
-func waitTCP(p *Process, addr string) error {
+// WaitTCP waits until addr accepts connections or the process exits.
+func WaitTCP(p *Process, addr string) error {
 	deadline := time.Now().Add(StartTimeout)
 	for time.Now().Before(deadline) {
 		if p.Exited() {

@@ -558,3 +558,21 @@ func (s *Site) Texts(creator string) []string {
 	}
 	return out
 }
+
+// Summary is the site's per-creator sent count and busiest window, one
+// line per creator (nil site: empty).
+func (s *Site) Summary(creators []string, limit int, window time.Duration) string {
+	if s == nil {
+		return ""
+	}
+	sent := map[string]int{}
+	for _, m := range s.Sent() {
+		sent[m.Creator]++
+	}
+	peak := s.MaxInWindow(window)
+	out := ""
+	for _, c := range creators {
+		out += fmt.Sprintf("  %-12s sent %4d   most in one %s window: %d (limit %d)\n", c, sent[c], window, peak[c], limit)
+	}
+	return out
+}

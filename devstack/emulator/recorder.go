@@ -1,4 +1,4 @@
-package devstack
+package emulator
 
 import (
 	"bytes"
@@ -115,10 +115,11 @@ func resourceOf(input any) string {
 	return ""
 }
 
-// Proxy starts a recording reverse proxy to target (the emulator serving
-// SQS and S3) and returns its URL. It understands the two protocols the
-// scraper's clients speak there: SQS JSON (X-Amz-Target and QueueUrl) and
-// S3 REST, path-style.
+// Proxy starts a recording reverse proxy to target (an emulator) and
+// returns its URL, for components that run in their own process (the
+// scraper, the Lambdas). It understands the protocols their clients speak:
+// AWS JSON (X-Amz-Target: SQS, DynamoDB, SSM, Secrets Manager) and S3
+// REST, path-style.
 func (r *CallRecorder) Proxy(component, target string) (string, error) {
 	u, err := url.Parse(target)
 	if err != nil {
@@ -141,14 +142,31 @@ func (r *CallRecorder) Proxy(component, target string) (string, error) {
 }
 
 func (r *CallRecorder) fromHTTP(component string, req *http.Request) Call {
-	if service, op, ok := strings.Cut(req.Header.Get("X-Amz-Target"), "."); ok {
+	if target, op, ok := strings.Cut(req.Header.Get("X-Amz-Target"), "."); ok {
 		body, _ := io.ReadAll(req.Body)
 		req.Body = io.NopCloser(bytes.NewReader(body))
-		var in struct{ QueueUrl string }
+		var in struct {
+			QueueUrl, TableName, Name, SecretId string
+			RequestItems                        map[string]json.RawMessage
+		}
 		_ = json.Unmarshal(body, &in)
 		name := in.QueueUrl[strings.LastIndexByte(in.QueueUrl, '/')+1:]
-		if service == "AmazonSQS" {
-			service = "SQS"
+		for _, n := range []string{in.TableName, in.SecretId, in.Name} {
+			if name == "" {
+				name = n
+			}
+		}
+		if name == "" && len(in.RequestItems) > 0 {
+			var names []string
+			for k := range in.RequestItems {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			name = strings.Join(names, ",")
+		}
+		service := map[string]string{"AmazonSQS": "SQS", "DynamoDB_20120810": "DynamoDB", "AmazonSSM": "SSM", "secretsmanager": "Secrets Manager"}[target]
+		if service == "" {
+			service = target
 		}
 		return Call{Component: component, Service: service, Operation: op, Resource: name}
 	}

@@ -1,4 +1,4 @@
-package devstack
+package emulator
 
 import (
 	"context"
@@ -88,7 +88,7 @@ func (r *Redis) launch() error {
 		return err
 	}
 	r.proc = p
-	if err := waitTCP(p, r.Addr); err != nil {
+	if err := WaitTCP(p, r.Addr); err != nil {
 		_ = p.Close()
 		return fmt.Errorf("%w\n%s", err, p.Output())
 	}

@@ -1,0 +1,164 @@
+// Package layout checks which way the repository's packages depend on
+// each other (go list), so the layering cannot drift back:
+//   - internal/ holds the shared libraries: nothing in it imports the
+//     components (functions/, scraper/), the stack (infra/), the local
+//     assembly (devstack/), a command (cmd/) or a test helper (test/);
+//   - its tests use the test helpers and the emulators, never a component;
+//   - cmd/ imports nothing from test/;
+//   - a package's tests link the browser (playwright-go) only if they drive
+//     one.
+package layout
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/huntaze/message-pipeline/"
+
+const playwright = "github.com/playwright-community/playwright-go"
+
+// browserTests are the packages whose tests drive Chromium (in process or
+// through the scraper's binary).
+var browserTests = []string{"internal/browser", "scraper", "scraper/onlyfans", "scraper/cmd/scraper", "test/browserharness", "test/e2e"}
+
+// linkedThroughScraperSettings are packages whose tests do not drive a
+// browser but link it: the stack (and the local assembly, which renders
+// the stack's settings) take the scraper's settings from scraper/setup,
+// whose Load validates them with the site profile and browser options
+// that live beside the browser code. Splitting the scraper's settings
+// from its wiring would take them off this list.
+var linkedThroughScraperSettings = []string{"infra", "devstack"}
+
+type pkg struct {
+	ImportPath string
+	ForTest    string
+	Deps       []string
+	Standard   bool
+}
+
+// list is `go list -deps -test -json ./...`: every package and test
+// binary of the module, with its transitive dependencies.
+func list(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-test", "-json", "./...")
+	cmd.Dir = "../.."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(p.ImportPath, module) {
+			pkgs = append(pkgs, p)
+		}
+	}
+	if len(pkgs) < 20 {
+		t.Fatalf("go list found %d packages of the module", len(pkgs))
+	}
+	return pkgs
+}
+
+// rel is a module path relative to the module ("internal/ratelimit"),
+// without a test variant's " [x.test]".
+func rel(path string) string {
+	path, _, _ = strings.Cut(path, " ")
+	return strings.TrimPrefix(path, module)
+}
+
+func under(path string, dirs ...string) bool {
+	for _, d := range dirs {
+		if path == d || strings.HasPrefix(path, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func moduleDeps(p pkg) []string {
+	var out []string
+	for _, d := range p.Deps {
+		if strings.HasPrefix(d, module) {
+			out = append(out, rel(d))
+		}
+	}
+	return out
+}
+
+func TestInternalImportsNoComponentStackAssemblyCommandOrTestHelper(t *testing.T) {
+	for _, p := range list(t) {
+		path := rel(p.ImportPath)
+		if p.ForTest != "" || strings.HasSuffix(path, ".test") || !under(path, "internal") {
+			continue
+		}
+		for _, d := range moduleDeps(p) {
+			if under(d, "functions", "scraper", "infra", "devstack", "cmd", "test") {
+				t.Errorf("%s imports %s", path, d)
+			}
+		}
+	}
+}
+
+func TestInternalTestsUseNoComponent(t *testing.T) {
+	for _, p := range list(t) {
+		path := rel(p.ImportPath)
+		if !strings.HasSuffix(path, ".test") || !under(strings.TrimSuffix(path, ".test"), "internal") {
+			continue
+		}
+		for _, d := range moduleDeps(p) {
+			if under(d, "functions", "scraper", "infra", "cmd") || d == "devstack" || under(d, "devstack/lambdalocal") {
+				t.Errorf("the tests of %s link %s", strings.TrimSuffix(path, ".test"), d)
+			}
+		}
+	}
+}
+
+func TestCommandsImportNothingFromTest(t *testing.T) {
+	for _, p := range list(t) {
+		path := rel(p.ImportPath)
+		if p.ForTest != "" || strings.HasSuffix(path, ".test") || !under(path, "cmd") {
+			continue
+		}
+		for _, d := range moduleDeps(p) {
+			if under(d, "test") {
+				t.Errorf("%s imports %s", path, d)
+			}
+		}
+	}
+}
+
+func TestOnlyTestsThatDriveABrowserLinkOne(t *testing.T) {
+	linked := map[string]bool{}
+	for _, p := range list(t) {
+		path := rel(p.ImportPath)
+		if !strings.HasSuffix(path, ".test") {
+			continue
+		}
+		owner := strings.TrimSuffix(path, ".test")
+		if slices.ContainsFunc(p.Deps, func(d string) bool { return rel(d) == playwright || strings.HasPrefix(d, playwright+" ") }) {
+			linked[owner] = true
+			if !slices.Contains(browserTests, owner) && !slices.Contains(linkedThroughScraperSettings, owner) {
+				t.Errorf("the tests of %s link playwright-go but drive no browser", owner)
+			}
+		}
+	}
+	// The check sees what it should: the browser's own tests link it.
+	if !linked["internal/browser"] {
+		t.Fatalf("internal/browser's tests do not link playwright-go: the check reads go list wrong")
+	}
+}

@@ -83,7 +83,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	})
 	apiSettings := apisetup.Defaults()
 	apiSettings.Environment = props.Env.Name
-	apiSettings.RateLimiterQueueURL, apiSettings.RateLimiterDLQURL = *q.RateLimiter.QueueUrl(), *q.RateLimiterDLQ.QueueUrl()
+	apiSettings.IntakeQueueURL, apiSettings.IntakeDLQURL = *q.RateLimiter.QueueUrl(), *q.RateLimiterDLQ.QueueUrl()
 	apiSettings.WorkflowsQueueURL, apiSettings.WorkflowsDLQURL = *q.Workflows.QueueUrl(), *q.WorkflowsDLQ.QueueUrl()
 	apiSettings.FallbackTable, apiSettings.IdempotencyTable = *st.FallbackTable.TableName(), *st.IdempotencyTable.TableName()
 	apiSettings.FlagParameter = *flagParam.ParameterName()
@@ -112,7 +112,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	replayFn := NewGoFunction(c, "Replay", GoFunctionProps{
 		Env: props.Env, Package: "functions/replay", FunctionName: name("huntaze-fallback-replay"),
 		Description: "Replays the fallback table to the queue (every 5 minutes)", Timeout: awscdk.Duration_Seconds(jsii.Number(ReplayTimeoutSeconds)),
-		MemoryMB: 256, Environment: apiEnv,
+		MemoryMB: 256, Environment: environment(apiSettings.Settings.Env()), // the replay's part of the API's settings
 	})
 	sendToQueues(replayFn.Role)
 	allow(replayFn.Role, []string{"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem"}, st.FallbackTable.TableArn())
@@ -124,7 +124,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 
 	limiterSettings := limitersetup.Defaults()
 	limiterSettings.Environment = props.Env.Name
-	limiterSettings.SourceQueueURL, limiterSettings.DeadLetterQueueURL = *q.RateLimiter.QueueUrl(), *q.RateLimiterDLQ.QueueUrl()
+	limiterSettings.IntakeQueueURL, limiterSettings.IntakeDLQURL = *q.RateLimiter.QueueUrl(), *q.RateLimiterDLQ.QueueUrl()
 	limiterSettings.WorkflowsQueueURL = *q.Workflows.QueueUrl()
 	limiterSettings.Redis = props.Cache.ClientSettings()
 	limiterSettings.FlagParameter = *flagParam.ParameterName()

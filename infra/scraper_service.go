@@ -92,7 +92,7 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 		Environment: func() *map[string]*string {
 			s := setup.Defaults()
 			s.Environment = props.Env.Name
-			s.QueueURL, s.DeadLetterURL = *q.Workflows.QueueUrl(), *q.WorkflowsDLQ.QueueUrl()
+			s.WorkflowsQueueURL, s.WorkflowsDLQURL = *q.Workflows.QueueUrl(), *q.WorkflowsDLQ.QueueUrl()
 			s.ResultsBucket = *props.Storage.Results.BucketName()
 			s.CapturesKey = *props.Storage.CapturesKey.KeyArn()
 			s.Redis = props.Cache.ClientSettings()

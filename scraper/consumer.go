@@ -15,11 +15,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/huntaze/message-pipeline/internal/deadletter"
+	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/sqslimits"
 )
 
 // AttrFailureReason is set on messages the scraper moves to the DLQ.
-const AttrFailureReason = deadletter.AttrFailureReason
+const AttrFailureReason = message.AttrFailureReason
 
 // SQSAPI is the part of the SQS client the consumer uses.
 type SQSAPI interface {

@@ -25,6 +25,7 @@ import (
 	apihandler "github.com/huntaze/message-pipeline/functions/api/handler"
 	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
 	limitersetup "github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
+	replaysetup "github.com/huntaze/message-pipeline/functions/replay/setup"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/featureflag"
@@ -221,15 +222,17 @@ func (s *Stack) awsFor(component string, sqsEndpoint string) aws.Config {
 // APISettings are the API's settings in this stack (also the replay's).
 func (s *Stack) APISettings() apisetup.Settings {
 	return apisetup.Settings{
-		Environment:         Environment,
-		RateLimiterQueueURL: s.Queues.RateLimiter.URL, RateLimiterDLQURL: s.Queues.RateLimiter.DLQURL,
-		WorkflowsQueueURL: s.Queues.Workflows.URL, WorkflowsDLQURL: s.Queues.Workflows.DLQURL,
-		FallbackTable: FallbackTable, IdempotencyTable: IdempotencyTable,
+		Settings: replaysetup.Settings{
+			Environment:    Environment,
+			IntakeQueueURL: s.Queues.RateLimiter.URL, IntakeDLQURL: s.Queues.RateLimiter.DLQURL,
+			WorkflowsQueueURL: s.Queues.Workflows.URL, WorkflowsDLQURL: s.Queues.Workflows.DLQURL,
+			FallbackTable: FallbackTable, SendMaxBackoff: 50 * time.Millisecond, ReplayBatch: 100,
+		},
+		IdempotencyTable:   IdempotencyTable,
 		RateLimiterEnabled: "true", FlagCacheTTL: FlagTTL,
 		Redis:    redisconn.Settings{Addr: s.Redis.Addr, Timeout: time.Second},
 		AuthMode: "jwt", JWTHMACSecret: JWTSecret, JWTIssuer: JWTIssuer, JWTAudience: JWTAudience,
 		AdminScope: "admin", OpsScope: "ops", ServiceScope: "messages:send-any-creator", CreatorsClaim: "creators",
-		SendMaxBackoff: 50 * time.Millisecond, ReplayBatch: 100,
 		CallerRequests: 50, CallerWindow: time.Second, CreatorWaiting: 10000, CreatorDrain: s.opts.Window / time.Duration(max(s.opts.Limit, 1)),
 	}
 }
@@ -271,7 +274,7 @@ func (s *Stack) startAPI(runCtx context.Context) error {
 	s.APIURL = "http://" + ln.Addr().String()
 
 	// The scheduled replay: the replay Lambda's main runs the same.
-	_, replayDeps, err := apisetup.Build(context.Background(), settings, s.awsFor("replay", s.AWS.Endpoint), log.With("service", "replay"), s.logs)
+	replayJob, err := replaysetup.Build(context.Background(), settings.Settings, s.awsFor("replay", s.AWS.Endpoint), log.With("service", "replay"), s.logs)
 	if err != nil {
 		return err
 	}
@@ -285,7 +288,7 @@ func (s *Stack) startAPI(runCtx context.Context) error {
 			case <-runCtx.Done():
 				return
 			case <-tick.C:
-				_, _ = apihandler.Replay(runCtx, replayDeps, settings.ReplayBatch)
+				_, _ = replayJob.Run(runCtx)
 			}
 		}
 	}()
@@ -295,7 +298,7 @@ func (s *Stack) startAPI(runCtx context.Context) error {
 // LimiterSettings are the rate limiter's settings in this stack.
 func (s *Stack) LimiterSettings() limitersetup.Settings {
 	return limitersetup.Settings{
-		Environment: Environment, SourceQueueURL: s.Queues.RateLimiter.URL, DeadLetterQueueURL: s.Queues.RateLimiter.DLQURL,
+		Environment: Environment, IntakeQueueURL: s.Queues.RateLimiter.URL, IntakeDLQURL: s.Queues.RateLimiter.DLQURL,
 		WorkflowsQueueURL: s.Queues.Workflows.URL, Redis: redisconn.Settings{Addr: s.Redis.Addr, Timeout: time.Second},
 		Limit: s.opts.Limit, Window: s.opts.Window, ReturnSlack: s.opts.ReturnSlack, KeyPrefix: "rl", Version: "local",
 		OutageBackoff: time.Second, OutageBackoffMax: s.opts.OutageBackoffMax,
@@ -363,7 +366,7 @@ func (s *Stack) startLimiter(runCtx context.Context) error {
 // from credsFile).
 func (s *Stack) ScraperSettings(credsFile string) scrapersetup.Settings {
 	return scrapersetup.Settings{
-		Environment: Environment, QueueURL: s.Queues.Workflows.URL, DeadLetterURL: s.Queues.Workflows.DLQURL,
+		Environment: Environment, WorkflowsQueueURL: s.Queues.Workflows.URL, WorkflowsDLQURL: s.Queues.Workflows.DLQURL,
 		ResultsBucket: Bucket, BaseURL: s.opts.SiteURL, CredentialsFile: credsFile,
 		DriverDir: filepath.Join(s.root, ".cache", "playwright-driver"), ChromiumPath: "/usr/lib/chromium/chromium",
 		Redis:    redisconn.Settings{Addr: s.Redis.Addr, Timeout: time.Second},

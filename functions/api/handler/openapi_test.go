@@ -157,7 +157,7 @@ func TestRealResponsesMatchTheOpenAPIDescription(t *testing.T) {
 	f := setup(t)
 	f.deps.Quota = quota.NewStore(f.ddb.DynamoDB, "idempotency", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
 	f.server = f.newServer(api.Config{CallerRequests: 1000, CallerWindow: time.Hour, CreatorWaiting: 10, CreatorDrain: time.Hour})
-	disabled, err := api.New(api.Config{Unavailable: "no RATE_LIMITER_QUEUE_URL"}, f.deps)
+	disabled, err := api.New(api.Config{Unavailable: "no INTAKE_QUEUE_URL"}, f.deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,7 +147,7 @@ describe("typed errors", () => {
       const err = await failure(c.send(draft));
       assert.ok(err instanceof SendingDisabledError, String(err));
       assert.equal(err.status, 503);
-      assert.match(err.reason, /RATE_LIMITER_QUEUE_URL|queue/i);
+      assert.match(err.reason, /INTAKE_QUEUE_URL|queue/i);
       assert.equal(p.seen.length, 1);
     } finally {
       await p.close();

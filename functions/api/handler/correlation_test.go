@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +119,24 @@ func TestTheCorrelationIDSurvivesTheFallbackTableAndTheReplay(t *testing.T) {
 	lines := f.logLines("fallback replay")
 	if len(lines) == 0 || lines[len(lines)-1]["correlation_id"] != "req-during-outage" {
 		t.Fatalf("replay log lines %v", lines)
+	}
+}
+
+func TestTheDocumentedCorrelationIDPatternIsTheOneTheAPIAccepts(t *testing.T) {
+	// GIVEN the schema api/openapi.yaml documents for X-Correlation-Id
+	_, m := loadSpec(t)
+	sp, ok := m.Components.Schemas.Get("CorrelationId")
+	if !ok {
+		t.Fatal("components.schemas.CorrelationId is missing")
+	}
+	schema := sp.Schema()
+	re := regexp.MustCompile(schema.Pattern)
+	// WHEN candidate ids are judged by both
+	for _, s := range []string{"a", "A-1", "req_1.x", "-a", ".a", "a/b", "a b", "é", strings.Repeat("a", 128), strings.Repeat("a", 129), uuid.NewString()} {
+		documented := re.MatchString(s) && int64(len(s)) <= *schema.MaxLength && int64(len(s)) >= *schema.MinLength
+		// THEN they agree
+		if documented != message.ValidCorrelationID(s) {
+			t.Errorf("%q: documented valid %v, the API says %v", s, documented, message.ValidCorrelationID(s))
+		}
 	}
 }

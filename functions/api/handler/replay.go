@@ -17,9 +17,9 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "rate limiting is unavailable: " + s.cfg.Unavailable})
 		return
 	}
-	d := s.d
-	d.Log = s.log
-	res, err := Replay(r.Context(), d, s.cfg.ReplayBatch)
+	// Each replayed message's line names that message's correlation id, not
+	// this request's: the replay logs with the plain logger.
+	res, err := Replay(r.Context(), s.d, s.cfg.ReplayBatch)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, errorBody{Error: err.Error()})
 		return

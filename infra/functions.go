@@ -112,7 +112,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	replayFn := NewGoFunction(c, "Replay", GoFunctionProps{
 		Env: props.Env, Package: "functions/replay", FunctionName: name("huntaze-fallback-replay"),
 		Description: "Replays the fallback table to the queue (every 5 minutes)", Timeout: awscdk.Duration_Seconds(jsii.Number(ReplayTimeoutSeconds)),
-		MemoryMB: 256, Environment: environment(apiSettings.Settings.Env()), // the replay's part of the API's settings
+		MemoryMB: 256, Environment: environment(apiSettings.Replay().Env()),
 	})
 	sendToQueues(replayFn.Role)
 	allow(replayFn.Role, []string{"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem"}, st.FallbackTable.TableArn())

@@ -274,7 +274,7 @@ func (s *Stack) startAPI(runCtx context.Context) error {
 	s.APIURL = "http://" + ln.Addr().String()
 
 	// The scheduled replay: the replay Lambda's main runs the same.
-	replayJob, err := replaysetup.Build(context.Background(), settings.Settings, s.awsFor("replay", s.AWS.Endpoint), log.With("service", "replay"), s.logs)
+	replayJob, err := replaysetup.Build(context.Background(), settings.Replay(), s.awsFor("replay", s.AWS.Endpoint), log.With("service", "replay"), s.logs)
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,10 @@ func (s Settings) missing() string {
 	return strings.Join(m, ", ") + " not set"
 }
 
+// Replay are the replay's settings among the API's (the replay Lambda's
+// environment).
+func (s Settings) Replay() replaysetup.Settings { return s.Settings }
+
 // Defaults are the settings every variable left unset gives.
 func Defaults() Settings { return envconfig.Defaults[Settings]() }
 

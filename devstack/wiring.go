@@ -73,7 +73,7 @@ func localResources(q, qDLQ, w, wDLQ, redisAddr string) infra.Resources {
 	r := envconfig.Defaults[redisconn.Settings]()
 	r.Addr, r.TLS = redisAddr, false // a local redis-server: no TLS, no AUTH
 	return infra.Resources{
-		RateLimiterQueueURL: q, RateLimiterDLQURL: qDLQ, WorkflowsQueueURL: w, WorkflowsDLQURL: wDLQ,
+		IntakeQueueURL: q, IntakeDLQURL: qDLQ, WorkflowsQueueURL: w, WorkflowsDLQURL: wDLQ,
 		FallbackTable: FallbackTable, IdempotencyTable: IdempotencyTable,
 		FlagParameter: infra.FlagParameterName(Environment), Redis: r, ResultsBucket: Bucket,
 	}
@@ -163,7 +163,7 @@ func (w Wiring) Functions() []Function {
 			Kind: "sqs", BatchSize: infra.LimiterBatchSize, BatchingWindow: infra.LimiterBatchingWindow,
 			ReportBatchItemFailures: true, MaxConcurrency: w.Env.LimiterMaxConcurrency,
 		}},
-		{Lambda: infra.ReplayFunction, Handler: infra.LambdaHandler, Env: infra.FunctionEnvironment(w.Env.Name, w.API.Env()), Event: Event{Kind: "schedule", Every: w.ReplayEvery()}},
+		{Lambda: infra.ReplayFunction, Handler: infra.LambdaHandler, Env: infra.FunctionEnvironment(w.Env.Name, w.API.Replay().Env()), Event: Event{Kind: "schedule", Every: w.ReplayEvery()}},
 	}
 }
 

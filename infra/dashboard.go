@@ -11,6 +11,7 @@ import (
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	limiter "github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
 	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/queuedepth"
 	"github.com/huntaze/message-pipeline/scraper"
 )
 
@@ -46,7 +47,7 @@ func newDashboard(c constructs.Construct, props AlarmsProps, m dashboardMetrics)
 		UsingMetrics: &map[string]awscloudwatch.IMetric{"apifail": m.apiFailureRate},
 	})
 	queueDepth := func(name string) awscloudwatch.IMetric {
-		return labelled(m.custom(api.MetricQueueDepth, "Maximum", map[string]*string{"Service": jsii.String("api"), "Environment": jsii.String(props.Env.Name), "Queue": jsii.String(name)}), "queue_depth "+name)
+		return labelled(m.custom(queuedepth.MetricQueueDepth, "Maximum", map[string]*string{"Service": jsii.String("api"), "Environment": jsii.String(props.Env.Name), "Queue": jsii.String(name)}), "queue_depth "+name)
 	}
 	tasks := func(service *string, label string) awscloudwatch.IMetric {
 		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{

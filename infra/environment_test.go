@@ -9,6 +9,7 @@ import (
 
 	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
 	limitersetup "github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
+	replaysetup "github.com/huntaze/message-pipeline/functions/replay/setup"
 	"github.com/huntaze/message-pipeline/functions/rotation/rotator"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 )
@@ -17,7 +18,7 @@ import (
 // environment suffix).
 var loaders = map[string]func(map[string]string) error{
 	"huntaze-messages-api":            func(e map[string]string) error { _, err := apisetup.Load(e); return err },
-	"huntaze-fallback-replay":         func(e map[string]string) error { _, err := apisetup.Load(e); return err },
+	"huntaze-fallback-replay":         func(e map[string]string) error { _, err := replaysetup.Load(e); return err },
 	"huntaze-rate-limiter":            func(e map[string]string) error { _, err := limitersetup.Load(e); return err },
 	"huntaze-redis-auth-rotation":     func(e map[string]string) error { _, err := rotator.Load(e); return err },
 	"huntaze-onlyfans-session-health": func(e map[string]string) error { _, err := rotator.Load(e); return err },

@@ -80,7 +80,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 		Description:   jsii.String("RATE_LIMITER_ENABLED at runtime (seed 000 R7): false makes the rate limiter forward without the rate check, in order"),
 	})
 	resources := Resources{
-		RateLimiterQueueURL: *q.RateLimiter.QueueUrl(), RateLimiterDLQURL: *q.RateLimiterDLQ.QueueUrl(),
+		IntakeQueueURL: *q.RateLimiter.QueueUrl(), IntakeDLQURL: *q.RateLimiterDLQ.QueueUrl(),
 		WorkflowsQueueURL: *q.Workflows.QueueUrl(), WorkflowsDLQURL: *q.WorkflowsDLQ.QueueUrl(),
 		FallbackTable: *st.FallbackTable.TableName(), IdempotencyTable: *st.IdempotencyTable.TableName(),
 		FlagParameter: *flagParam.ParameterName(), Redis: props.Cache.ClientSettings(),
@@ -102,7 +102,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	// The replay route queries each creator's items in order.
 	allow(apiFn.Role, []string{"dynamodb:Query"}, fallbackIndex(st))
 
-	replayFn := NewGoFunction(c, ReplayFunction, GoFunctionProps{Env: props.Env, Environment: apiEnv})
+	replayFn := NewGoFunction(c, ReplayFunction, GoFunctionProps{Env: props.Env, Environment: props.Env.ReplaySettings(resources).Env()})
 	sendToQueues(replayFn.Role)
 	allow(replayFn.Role, []string{"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem"}, st.FallbackTable.TableArn())
 	allow(replayFn.Role, []string{"dynamodb:Query"}, fallbackIndex(st))

@@ -5,6 +5,7 @@ import (
 
 	apisetup "github.com/huntaze/message-pipeline/functions/api/setup"
 	limitersetup "github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
+	replaysetup "github.com/huntaze/message-pipeline/functions/replay/setup"
 	"github.com/huntaze/message-pipeline/internal/queues"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
@@ -21,20 +22,20 @@ import (
 // Resources are what the components' settings name: queue URLs, tables,
 // the flag parameter, the cache, the bucket.
 type Resources struct {
-	RateLimiterQueueURL, RateLimiterDLQURL string
-	WorkflowsQueueURL, WorkflowsDLQURL     string
-	FallbackTable, IdempotencyTable        string
-	FlagParameter                          string
-	Redis                                  redisconn.Settings
-	ResultsBucket, CapturesKey             string
-	SessionSecretPrefix                    string
+	IntakeQueueURL, IntakeDLQURL       string
+	WorkflowsQueueURL, WorkflowsDLQURL string
+	FallbackTable, IdempotencyTable    string
+	FlagParameter                      string
+	Redis                              redisconn.Settings
+	ResultsBucket, CapturesKey         string
+	SessionSecretPrefix                string
 }
 
 // APISettings are the API's settings (the replay's too).
 func (e Environment) APISettings(r Resources) apisetup.Settings {
 	s := apisetup.Defaults()
 	s.Environment = e.Name
-	s.RateLimiterQueueURL, s.RateLimiterDLQURL = r.RateLimiterQueueURL, r.RateLimiterDLQURL
+	s.IntakeQueueURL, s.IntakeDLQURL = r.IntakeQueueURL, r.IntakeDLQURL
 	s.WorkflowsQueueURL, s.WorkflowsDLQURL = r.WorkflowsQueueURL, r.WorkflowsDLQURL
 	s.FallbackTable, s.IdempotencyTable = r.FallbackTable, r.IdempotencyTable
 	s.FlagParameter = r.FlagParameter
@@ -43,11 +44,17 @@ func (e Environment) APISettings(r Resources) apisetup.Settings {
 	return s
 }
 
+// ReplaySettings are the replay's settings: the part of the API's that
+// replaying the fallback table needs.
+func (e Environment) ReplaySettings(r Resources) replaysetup.Settings {
+	return e.APISettings(r).Replay()
+}
+
 // LimiterSettings are the rate limiter's settings.
 func (e Environment) LimiterSettings(r Resources) limitersetup.Settings {
 	s := limitersetup.Defaults()
 	s.Environment = e.Name
-	s.SourceQueueURL, s.DeadLetterQueueURL = r.RateLimiterQueueURL, r.RateLimiterDLQURL
+	s.IntakeQueueURL, s.IntakeDLQURL = r.IntakeQueueURL, r.IntakeDLQURL
 	s.WorkflowsQueueURL = r.WorkflowsQueueURL
 	s.Redis = r.Redis
 	s.FlagParameter = r.FlagParameter
@@ -59,7 +66,7 @@ func (e Environment) LimiterSettings(r Resources) limitersetup.Settings {
 func (e Environment) ScraperSettings(r Resources) scrapersetup.Settings {
 	s := scrapersetup.Defaults()
 	s.Environment = e.Name
-	s.QueueURL, s.DeadLetterURL = r.WorkflowsQueueURL, r.WorkflowsDLQURL
+	s.WorkflowsQueueURL, s.WorkflowsDLQURL = r.WorkflowsQueueURL, r.WorkflowsDLQURL
 	s.ResultsBucket, s.CapturesKey = r.ResultsBucket, r.CapturesKey
 	s.Redis = r.Redis
 	s.SessionSecretPrefix = r.SessionSecretPrefix

@@ -15,11 +15,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/huntaze/message-pipeline/internal/deadletter"
+	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/sqslimits"
 )
 
 // AttrFailureReason is set on messages the scraper moves to the DLQ.
-const AttrFailureReason = deadletter.AttrFailureReason
+const AttrFailureReason = message.AttrFailureReason
 
 // SQSAPI is the part of the SQS client the consumer uses.
 type SQSAPI interface {
@@ -215,7 +216,7 @@ func (b *batch) beat(ctx context.Context) {
 		entries = append(entries, sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(batchEntryID(id)), ReceiptHandle: lm.m.ReceiptHandle, VisibilityTimeout: secs})
 		if lm.claimed {
 			if held, err := b.c.claims.Claim(ctx, id, b.c.cfg.Owner, b.c.cfg.Heartbeat); err != nil || held > 0 {
-				b.c.log.Warn("claim not renewed", "sqs_message_id", id, "held_by_another_ms", held.Milliseconds(), "error", err)
+				b.c.log.Warn("claim not renewed", "sqs_message_id", id, "correlation_id", correlationOf(lm.m), "held_by_another_ms", held.Milliseconds(), "error", err)
 			}
 		}
 	}
@@ -264,9 +265,9 @@ func (b *batch) process(ctx context.Context, m sqstypes.Message) bool {
 	case err != nil:
 		// The processor's ledger check fails without Redis too and then
 		// sends nothing; with Redis back, the heartbeat alone holds.
-		c.log.Warn("claim not taken", "sqs_message_id", id, "error", err)
+		c.log.Warn("claim not taken", "sqs_message_id", id, "correlation_id", correlationOf(m), "error", err)
 	case held > 0:
-		c.log.Warn("message claimed by another consumer; it waits for that claim", "sqs_message_id", id, "held_ms", held.Milliseconds())
+		c.log.Warn("message claimed by another consumer; it waits for that claim", "sqs_message_id", id, "correlation_id", correlationOf(m), "held_ms", held.Milliseconds())
 		out := Outcome{Action: Release, Delay: held}
 		b.settle(ctx, m, out)
 		b.hold(ctx, m, out)
@@ -294,7 +295,7 @@ func (b *batch) settle(ctx context.Context, m sqstypes.Message, out Outcome) boo
 	if claimed {
 		defer func() {
 			if err := c.claims.Unclaim(ctx, aws.ToString(m.MessageId), c.cfg.Owner); err != nil {
-				c.log.Warn("claim not given up; it lapses by itself", "sqs_message_id", aws.ToString(m.MessageId), "error", err)
+				c.log.Warn("claim not given up; it lapses by itself", "sqs_message_id", aws.ToString(m.MessageId), "correlation_id", correlationOf(m), "error", err)
 			}
 		}()
 	}
@@ -303,7 +304,7 @@ func (b *batch) settle(ctx context.Context, m sqstypes.Message, out Outcome) boo
 		return c.delete(ctx, m)
 	case DeadLetter:
 		if err := c.deadLetter(ctx, m, out); err != nil {
-			c.log.Error("DLQ send failed; message stays in the queue", "sqs_message_id", aws.ToString(m.MessageId), "error", err)
+			c.log.Error("DLQ send failed; message stays in the queue", "sqs_message_id", aws.ToString(m.MessageId), "correlation_id", correlationOf(m), "error", err)
 			b.setVisibility(ctx, m, c.proc.cfg.Backoff(1))
 			return false
 		}
@@ -324,7 +325,7 @@ func (b *batch) hold(ctx context.Context, head sqstypes.Message, out Outcome) {
 	for _, m := range b.after(head) {
 		b.finish(m)
 		b.setVisibility(ctx, m, delay)
-		b.c.log.Info("message held behind an earlier one of its group", "sqs_message_id", aws.ToString(m.MessageId))
+		b.c.log.Info("message held behind an earlier one of its group", "sqs_message_id", aws.ToString(m.MessageId), "correlation_id", correlationOf(m))
 	}
 }
 
@@ -348,7 +349,7 @@ func (b *batch) release(ctx context.Context, ms []sqstypes.Message, why string) 
 	for _, m := range ms {
 		b.finish(m)
 		b.setVisibility(ctx, m, 0)
-		b.c.log.Info("message released unprocessed", "sqs_message_id", aws.ToString(m.MessageId), "reason", why)
+		b.c.log.Info("message released unprocessed", "sqs_message_id", aws.ToString(m.MessageId), "correlation_id", correlationOf(m), "reason", why)
 	}
 }
 
@@ -360,14 +361,14 @@ func (b *batch) setVisibility(ctx context.Context, m sqstypes.Message, d time.Du
 	if _, err := b.c.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: aws.String(b.c.cfg.QueueURL), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: secs,
 	}); err != nil {
-		b.c.log.Warn("visibility not changed; message returns after the queue's timeout", "sqs_message_id", aws.ToString(m.MessageId), "visibility_s", secs, "error", err)
+		b.c.log.Warn("visibility not changed; message returns after the queue's timeout", "sqs_message_id", aws.ToString(m.MessageId), "correlation_id", correlationOf(m), "visibility_s", secs, "error", err)
 	}
 }
 
 func (c *Consumer) delete(ctx context.Context, m sqstypes.Message) bool {
 	if _, err := c.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(c.cfg.QueueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
 		// It comes back after its visibility; the ledger says it was sent.
-		c.log.Warn("delete failed", "sqs_message_id", aws.ToString(m.MessageId), "error", err)
+		c.log.Warn("delete failed", "sqs_message_id", aws.ToString(m.MessageId), "correlation_id", correlationOf(m), "error", err)
 		return false
 	}
 	return true
@@ -387,6 +388,12 @@ func (c *Consumer) deadLetter(ctx context.Context, m sqstypes.Message, out Outco
 	return deadletter.Move(ctx, c.sqs, c.cfg.DeadLetterURL, deadletter.Message{
 		Body: aws.ToString(m.Body), Attributes: m.MessageAttributes, GroupID: group, DeduplicationID: dedup,
 	}, "scraper: "+out.Class+": "+out.Detail)
+}
+
+// correlationOf is the correlation id of a received message ("" when it
+// was queued before the API set them).
+func correlationOf(m sqstypes.Message) string {
+	return message.CorrelationIDOf(message.StringValues(m.MessageAttributes))
 }
 
 // Validate reports a consumer config that cannot work.

@@ -14,6 +14,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/huntaze/message-pipeline/internal/logctx"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
@@ -206,6 +207,7 @@ func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledge
 	if cfg.PauseProbeEvery <= 0 {
 		cfg.PauseProbeEvery = DefaultPauseProbeEvery
 	}
+	log = logctx.Logger(log) // lines logged with a message's context name its correlation id
 	p := &Processor{cfg: cfg, browser: b, gate: gate, creds: creds, ledger: ledger, results: results, log: log, metrics: m, now: now, sleep: sleepCtx, probed: map[string]time.Time{}}
 	p.breaker = gobreaker.NewCircuitBreaker[onlyfans.Result](gobreaker.Settings{
 		Name:        "onlyfans",
@@ -252,19 +254,24 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 	if err == nil && len(msg.MediaURLs) > 0 {
 		err = errors.New("mediaUrls: " + message.MediaUnsupported)
 	}
-	ids := logIDs{sqsID: aws.ToString(m.MessageId), correlation: attr(m, "correlation_id")}
+	attrs := message.StringValues(m.MessageAttributes)
+	ids := logIDs{sqsID: aws.ToString(m.MessageId), correlation: message.CorrelationIDOf(attrs)}
 	if err != nil {
 		out := Outcome{Action: DeadLetter, Class: ClassInvalid, Detail: err.Error(), Status: "dead_lettered"}
-		p.report(ctx, ids, start, out, nil, 0)
+		p.report(logctx.With(ctx, "correlation_id", ids.correlation), ids, start, out, nil, 0)
 		return out
 	}
 	ids.messageID, ids.creator, ids.accepted = msg.MessageID, msg.CreatorKey(), msg.Timestamp
-	if approvedMs, err := strconv.ParseInt(attr(m, "rate_limit_timestamp"), 10, 64); err == nil {
-		ids.unqueued = receives == 1 && time.UnixMilli(approvedMs).Sub(msg.Timestamp) < unqueuedApproval
+	if approved, ok := message.ApprovedAt(attrs); ok {
+		ids.unqueued = receives == 1 && approved.Sub(msg.Timestamp) < unqueuedApproval
 	}
-	if ids.correlation == "" {
+	if ids.correlation == "" { // queued before the API set correlation ids
 		ids.correlation = msg.MessageID
 	}
+	msg.CorrelationID = ids.correlation
+	// Every line about this message names its correlation id (p.log adds
+	// the context's attributes).
+	ctx = logctx.With(ctx, "correlation_id", ids.correlation)
 	out, art, httpStatus := p.process(ctx, msg, max(receives, 1))
 	p.report(ctx, ids, start, out, art, httpStatus)
 	return out
@@ -295,12 +302,12 @@ func (p *Processor) process(ctx context.Context, msg message.Message, receives i
 			if ok, why := p.probePaused(ctx, creator, creds); !ok {
 				return p.wait(ctx, id, receives, ClassAuth, "creator paused: the site rejected its session; waiting for a new one"+why, 0, 0, st.Failures), nil, 0
 			}
-			p.log.Info("paused creator's session checks good again; resuming", "creator_id", creator, "session_version", creds.Version)
+			p.log.InfoContext(ctx, "paused creator's session checks good again; resuming", "creator_id", creator, "session_version", creds.Version)
 		} else {
-			p.log.Info("creator's session changed; resuming", "creator_id", creator, "session_version", creds.Version)
+			p.log.InfoContext(ctx, "creator's session changed; resuming", "creator_id", creator, "session_version", creds.Version)
 		}
 		if err := p.ledger.Resume(ctx, creator); err != nil {
-			p.log.Warn("pause not lifted", "creator_id", creator, "error", err)
+			p.log.WarnContext(ctx, "pause not lifted", "creator_id", creator, "error", err)
 		}
 		p.probeMu.Lock()
 		delete(p.probed, creator)
@@ -387,12 +394,12 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	}
 	if n > st.IdenticalBefore {
 		if err := p.ledger.MarkSent(ctx, id); err != nil {
-			p.log.Warn("sent mark not written", "message_id", id, "error", err)
+			p.log.WarnContext(ctx, "sent mark not written", "message_id", id, "error", err)
 		}
 		return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures,
 			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", n, st.IdenticalBefore)}, true
 	}
-	p.log.Info("interrupted attempt did not send; sending again", "message_id", id, "identical_texts", n)
+	p.log.InfoContext(ctx, "interrupted attempt did not send; sending again", "message_id", id, "identical_texts", n)
 	p.clearAttempt(ctx, id)
 	return Outcome{}, false
 }
@@ -476,7 +483,7 @@ func (p *Processor) refused(ctx context.Context, msg message.Message, creds only
 	if out, decided := p.unlessSessionGood(ctx, msg, creds, receives, detail, attempts, failures); decided {
 		return out
 	}
-	p.log.Warn("site refused one fan; the session is good: the creator keeps sending", "message_id", msg.MessageID, "creator_id", msg.CreatorKey(), "http_status", status)
+	p.log.WarnContext(ctx, "site refused one fan; the session is good: the creator keeps sending", "message_id", msg.MessageID, "creator_id", msg.CreatorKey(), "http_status", status)
 	return Outcome{Action: DeadLetter, Class: ClassRecipient, Detail: detail + "; the session check says the session is good: a refusal for this fan (blocked, deleted or not subscribed)", Status: "dead_lettered", Attempts: attempts, Failures: failures}
 }
 
@@ -490,7 +497,7 @@ func (p *Processor) unauthorised(ctx context.Context, msg message.Message, creds
 	if out, decided := p.unlessSessionGood(ctx, msg, creds, receives, detail, attempts, failures); decided {
 		return out
 	}
-	p.log.Warn("site answered 401 with a good session: waiting, uncounted", "message_id", msg.MessageID, "creator_id", msg.CreatorKey())
+	p.log.WarnContext(ctx, "site answered 401 with a good session: waiting, uncounted", "message_id", msg.MessageID, "creator_id", msg.CreatorKey())
 	return p.wait(ctx, msg.MessageID, receives, ClassAuth, detail+"; the session check says the session is good: an authentication answer, not the message's fault (read back before any retry)", 0, attempts, failures)
 }
 
@@ -525,12 +532,12 @@ func (p *Processor) unlessSessionGood(ctx context.Context, msg message.Message, 
 func (p *Processor) sessionRejected(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, detail string, attempts, failures int) Outcome {
 	creator := msg.CreatorKey()
 	if err := p.ledger.Pause(ctx, creator, creds.Version); err != nil {
-		p.log.Warn("pause not recorded", "creator_id", creator, "error", err)
+		p.log.WarnContext(ctx, "pause not recorded", "creator_id", creator, "error", err)
 	}
 	p.probeMu.Lock()
 	p.probed[creator] = p.now()
 	p.probeMu.Unlock()
-	p.log.Error("session rejected by the site; creator paused until its session changes or checks good again", "creator_id", creator, "message_id", msg.MessageID, "session_version", creds.Version)
+	p.log.ErrorContext(ctx, "session rejected by the site; creator paused until its session changes or checks good again", "creator_id", creator, "message_id", msg.MessageID, "session_version", creds.Version)
 	for _, em := range []*metrics.Emitter{p.metrics, p.metrics.With(map[string]string{"CreatorId": creator})} {
 		s := metrics.NewSet()
 		s.Add(MetricSessionInvalid, metrics.Count, 1)
@@ -582,7 +589,7 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 			return r, err
 		})
 		if res.Requests > 1 {
-			p.log.Warn("the page issued more than one send request for one click; only the first reached the site", "message_id", id, "send_requests", res.Requests)
+			p.log.WarnContext(ctx, "the page issued more than one send request for one click; only the first reached the site", "message_id", id, "send_requests", res.Requests)
 		}
 		out := func(o Outcome) (Outcome, *onlyfans.Artifacts, int) {
 			o.Requests = res.Requests
@@ -603,7 +610,7 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 		case res.Outcome == onlyfans.Sent:
 			if err := p.ledger.MarkSent(ctx, id); err != nil {
 				// The attempt mark and the chat count still prevent a resend.
-				p.log.Warn("sent mark not written", "message_id", id, "error", err)
+				p.log.WarnContext(ctx, "sent mark not written", "message_id", id, "error", err)
 			}
 			return out(Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: st.Failures})
 		case res.Outcome == onlyfans.Unknown:
@@ -617,7 +624,7 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 			}
 			if n > before {
 				if err := p.ledger.MarkSent(ctx, id); err != nil {
-					p.log.Warn("sent mark not written", "message_id", id, "error", err)
+					p.log.WarnContext(ctx, "sent mark not written", "message_id", id, "error", err)
 				}
 				return out(Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: st.Failures,
 					Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, n, before)})
@@ -636,7 +643,7 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 			// The site keeps failing: an outage, not this message's fault.
 			return out(p.wait(ctx, id, receives, class, why+" (read back: not sent)", 0, attempts, st.Failures))
 		case errors.Is(err, onlyfans.ErrBrowserDown):
-			p.log.Error("the browser cannot start: the task's outage, the message waits uncounted", "message_id", id, "error", err)
+			p.log.ErrorContext(ctx, "the browser cannot start: the task's outage, the message waits uncounted", "message_id", id, "error", err)
 			return out(p.wait(ctx, id, receives, ClassBrowserDown, err.Error(), 0, attempts, st.Failures))
 		case errors.Is(err, onlyfans.ErrSiteDown):
 			return out(p.wait(ctx, id, receives, ClassSiteDown, err.Error(), 0, attempts, st.Failures))
@@ -702,7 +709,7 @@ func (p *Processor) restamp(ctx context.Context, creator, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restampTimeout)
 	defer cancel()
 	if _, err := p.gate.Restamp(ctx, creator, id); err != nil {
-		p.log.Warn("send gate approval not restamped at the send's end", "message_id", id, "error", err)
+		p.log.WarnContext(ctx, "send gate approval not restamped at the send's end", "message_id", id, "error", err)
 	}
 }
 
@@ -711,7 +718,7 @@ const restampTimeout = 2 * time.Second
 
 func (p *Processor) clearAttempt(ctx context.Context, id string) {
 	if err := p.ledger.ClearAttempting(ctx, id); err != nil {
-		p.log.Warn("attempt mark not cleared", "message_id", id, "error", err)
+		p.log.WarnContext(ctx, "attempt mark not cleared", "message_id", id, "error", err)
 	}
 }
 
@@ -766,7 +773,7 @@ func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out
 		level = slog.LevelWarn
 	}
 	p.log.Log(ctx, level, "message processed", "message_id", ids.messageID, "sqs_message_id", ids.sqsID, "creator_id", ids.creator,
-		"correlation_id", ids.correlation, "status", out.Status, "success", out.Status == "sent" || out.Status == "already_sent",
+		"status", out.Status, "success", out.Status == "sent" || out.Status == "already_sent",
 		"error_class", out.Class, "error_detail", out.Detail, "http_status", httpStatus, "attempts", out.Attempts, "send_requests", out.Requests,
 		"failures", out.Failures, "retry_in_ms", out.Delay.Milliseconds(), "duration_ms", dur.Milliseconds(),
 		"delivery_latency_ms", latency.Milliseconds(), "backlog", latencyClass(ids.unqueued))
@@ -803,13 +810,7 @@ func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out
 		ErrorClass: out.Class, Detail: out.Detail, HTTPStatus: httpStatus, Attempts: out.Attempts, SendRequests: out.Requests, Failures: out.Failures,
 		StartedAt: start, DurationMS: dur.Milliseconds()}
 	if err := p.results.Write(ctx, rec, art); err != nil {
-		p.log.Warn("result not written to S3", "message_id", ids.messageID, "error", err)
+		p.log.WarnContext(ctx, "result not written to S3", "message_id", ids.messageID, "error", err)
 	}
 }
 
-func attr(m sqstypes.Message, name string) string {
-	if v, ok := m.MessageAttributes[name]; ok {
-		return aws.ToString(v.StringValue)
-	}
-	return ""
-}

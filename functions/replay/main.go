@@ -1,6 +1,8 @@
 // Command replay moves messages from the fallback table to the queue. In
 // Lambda it runs on a schedule (EventBridge); with -once it runs one pass
-// and exits (`make replay`). It uses the API's settings.
+// and exits (`make replay`). It only wires: settings and the job come from
+// ./setup (the queues and the fallback table, nothing of the API's
+// authentication), the logic from internal/replay.
 package main
 
 import (
@@ -13,10 +15,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	api "github.com/huntaze/message-pipeline/functions/api/handler"
-	"github.com/huntaze/message-pipeline/functions/api/setup"
+	"github.com/huntaze/message-pipeline/functions/replay/setup"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
-	"github.com/huntaze/message-pipeline/internal/fallback"
 )
 
 func main() {
@@ -33,25 +33,18 @@ func main() {
 		log.Error("replay cannot start", "error", err)
 		os.Exit(1)
 	}
-	cfg, deps, err := setup.Build(context.Background(), s, awsCfg, log, os.Stdout)
-	if err != nil || cfg.Unavailable != "" {
-		log.Error("replay cannot start", "error", err, "unavailable", cfg.Unavailable)
+	job, err := setup.Build(context.Background(), s, awsCfg, log, os.Stdout)
+	if err != nil {
+		log.Error("replay cannot start", "error", err)
 		os.Exit(1)
 	}
-	run := func(ctx context.Context) (fallback.ReplayResult, error) {
-		res, err := api.Replay(ctx, deps, s.ReplayBatch)
-		// The scheduled run also publishes the queues' depth (seed 000 R5.5).
-		api.QueueDepths(ctx, deps, cfg.Queues)
-		log.Info("replay done", "replayed", res.Replayed, "failed", res.Failed, "skipped", res.Skipped, "error", err)
-		return res, err
-	}
 	if *once {
-		res, err := run(context.Background())
+		res, err := job.Run(context.Background())
 		fmt.Printf("replayed %d, failed %d, skipped %d\n", res.Replayed, res.Failed, res.Skipped)
 		if err != nil || res.Failed > 0 {
 			os.Exit(1)
 		}
 		return
 	}
-	lambda.Start(run)
+	lambda.Start(job.Run)
 }

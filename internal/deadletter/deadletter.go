@@ -2,7 +2,7 @@
 // it can never be delivered. Only our code moves messages there, and only
 // for a reason of the message's own (invalid payload, permanent refusal by
 // the site, N counted failures); the reason travels with it as the
-// failure_reason attribute, so an operator can read it and redrive.
+// failure_reason attribute (message.AttrFailureReason), so an operator can read it and redrive.
 package deadletter
 
 import (
@@ -14,10 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-)
 
-// AttrFailureReason names the attribute holding why the message is there.
-const AttrFailureReason = "failure_reason"
+	"github.com/huntaze/message-pipeline/internal/message"
+)
 
 // maxReasonBytes keeps the reason readable and well inside SQS's limits.
 const maxReasonBytes = 1024
@@ -46,7 +45,7 @@ func Move(ctx context.Context, client Sender, url string, m Message, reason stri
 	for k, v := range m.Attributes {
 		attrs[k] = v
 	}
-	if _, ok := attrs[AttrFailureReason]; !ok && len(attrs) >= maxAttributes {
+	if _, ok := attrs[message.AttrFailureReason]; !ok && len(attrs) >= maxAttributes {
 		// No room: drop the alphabetically last attribute and say so.
 		names := make([]string, 0, len(attrs))
 		for k := range attrs {
@@ -57,7 +56,7 @@ func Move(ctx context.Context, client Sender, url string, m Message, reason stri
 		delete(attrs, dropped)
 		reason += fmt.Sprintf(" (attribute %q dropped to make room for this reason)", dropped)
 	}
-	attrs[AttrFailureReason] = sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(Truncate(reason, maxReasonBytes))}
+	attrs[message.AttrFailureReason] = sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(Truncate(reason, maxReasonBytes))}
 	in := &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(m.Body), MessageAttributes: attrs}
 	if m.GroupID != "" {
 		in.MessageGroupId = aws.String(m.GroupID)

@@ -12,6 +12,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/huntaze/message-pipeline/internal/deadletter"
+	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -35,7 +36,7 @@ func TestMove_KeepsBodyAttributesGroupAndAddsTheReason(t *testing.T) {
 	if len(got) != 1 || aws.ToString(got[0].Body) != `{"x":1}` || got[0].Attributes["MessageGroupId"] != "creator-a" {
 		t.Fatalf("DLQ holds %+v", got)
 	}
-	r := aws.ToString(got[0].MessageAttributes[deadletter.AttrFailureReason].StringValue)
+	r := aws.ToString(got[0].MessageAttributes[message.AttrFailureReason].StringValue)
 	if !utf8.ValidString(r) || !strings.HasPrefix(r, "éé") || len(r) > 1024 || len(got[0].MessageAttributes) != 10 {
 		t.Fatalf("reason %q (%d bytes), %d attributes", r, len(r), len(got[0].MessageAttributes))
 	}

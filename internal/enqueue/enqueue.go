@@ -47,26 +47,18 @@ type SQSAPI interface {
 	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
 }
 
-// Queues are the pipeline's queues; messages go to RateLimiterURL.
-// WorkflowsURL is kept for callers that still name it: nothing is sent
-// there from the API since the flag is applied by the limiter.
-type Queues struct {
-	RateLimiterURL string
-	WorkflowsURL   string
-}
-
-// Sender sends validated messages.
+// Sender sends validated messages to the intake queue.
 type Sender struct {
-	sqs    SQSAPI
-	queues Queues
+	sqs            SQSAPI
+	intakeQueueURL string
 	// entryBackoff spaces the retries of entries a batch call reported failed
 	// (the SDK retries whole calls, not entries).
 	entryBackoff time.Duration
 }
 
-// NewSender returns a sender.
-func NewSender(client SQSAPI, q Queues, entryBackoff time.Duration) *Sender {
-	return &Sender{sqs: client, queues: q, entryBackoff: entryBackoff}
+// NewSender returns a sender to the intake queue at intakeQueueURL.
+func NewSender(client SQSAPI, intakeQueueURL string, entryBackoff time.Duration) *Sender {
+	return &Sender{sqs: client, intakeQueueURL: intakeQueueURL, entryBackoff: entryBackoff}
 }
 
 // Error is a failed send with the number of attempts made.
@@ -103,94 +95,115 @@ var ErrNotSent = errors.New("enqueue: not sent: an earlier message of this creat
 // n creators costs one call per round; one creator's 10 messages, 10 calls.
 func (s *Sender) Send(ctx context.Context, msgs []message.Message) []error {
 	errs := make([]error, len(msgs))
-	if len(msgs) == 0 {
-		return errs
-	}
 	if len(msgs) > 10 {
 		for i := range errs {
 			errs[i] = errors.New("enqueue: at most 10 messages per call")
 		}
 		return errs
 	}
-	// Each creator's messages, in order.
-	var creators []string
-	queue := map[string][]int{}
-	for i, m := range msgs {
-		c := m.CreatorKey()
-		if _, ok := queue[c]; !ok {
-			creators = append(creators, c)
-		}
-		queue[c] = append(queue[c], i)
-	}
-	fail := func(c string, i int, err error) {
-		errs[i] = err
-		for _, j := range queue[c] {
-			if j > i && errs[j] == nil {
-				errs[j] = &Error{Attempts: 0, Err: ErrNotSent}
-			}
-		}
-		queue[c] = nil
-	}
-	for {
-		var round []sqstypes.SendMessageBatchRequestEntry
-		for _, c := range creators {
-			if len(queue[c]) == 0 {
-				continue
-			}
-			i := queue[c][0]
-			e, err := Entry(strconv.Itoa(i), msgs[i], false)
-			if err != nil {
-				fail(c, i, &Error{Attempts: 0, Err: err})
-				continue
-			}
-			round = append(round, e)
-		}
-		if len(round) == 0 {
-			return errs
-		}
+	r := newRounds(msgs, errs)
+	for round := r.next(); len(round) > 0; round = r.next() {
 		// SendMessageBatch carries at most 1 MiB: large messages take more calls.
 		for _, chunk := range sqslimits.Split(round, sqslimits.SendEntrySize) {
-			var failed map[int]error
-			if len(chunk) == 1 {
-				failed = map[int]error{}
-				i, _ := strconv.Atoi(aws.ToString(chunk[0].Id))
-				if err := s.sendOne(ctx, s.queues.RateLimiterURL, chunk[0]); err != nil {
-					failed[i] = err
-				}
-			} else {
-				failed = s.sendBatch(ctx, s.queues.RateLimiterURL, chunk)
-			}
+			failed := s.sendChunk(ctx, chunk)
 			for _, e := range chunk {
 				i, _ := strconv.Atoi(aws.ToString(e.Id))
-				c := msgs[i].CreatorKey()
 				if err, ok := failed[i]; ok {
-					fail(c, i, err)
+					r.fail(i, err)
 				} else {
-					queue[c] = queue[c][1:]
+					r.done(i)
 				}
 			}
 		}
 	}
+	return errs
 }
 
-// Entry is the SQS entry of m: for the intake queue, group = creator key and
-// deduplication id = messageId (unique forever, so two messages with the same
-// text are two messages); for the workflows queue (direct), the ids the rate
-// limiter would set.
-func Entry(id string, m message.Message, direct bool) (sqstypes.SendMessageBatchRequestEntry, error) {
+// rounds hands out each creator's messages in order, one per creator per
+// round; a failed message ends its creator's queue.
+type rounds struct {
+	msgs     []message.Message
+	errs     []error
+	creators []string
+	queue    map[string][]int // creator → indexes of its messages not yet sent
+}
+
+func newRounds(msgs []message.Message, errs []error) *rounds {
+	r := &rounds{msgs: msgs, errs: errs, queue: map[string][]int{}}
+	for i, m := range msgs {
+		c := m.GroupID()
+		if _, ok := r.queue[c]; !ok {
+			r.creators = append(r.creators, c)
+		}
+		r.queue[c] = append(r.queue[c], i)
+	}
+	return r
+}
+
+// next returns the entries of the next round: the first unsent message of
+// every creator (ids are message indexes).
+func (r *rounds) next() []sqstypes.SendMessageBatchRequestEntry {
+	var round []sqstypes.SendMessageBatchRequestEntry
+	for _, c := range r.creators {
+		if len(r.queue[c]) == 0 {
+			continue
+		}
+		i := r.queue[c][0]
+		e, err := entry(strconv.Itoa(i), r.msgs[i])
+		if err != nil {
+			r.fail(i, &Error{Attempts: 0, Err: err})
+			continue
+		}
+		round = append(round, e)
+	}
+	return round
+}
+
+// done marks message i queued.
+func (r *rounds) done(i int) {
+	c := r.msgs[i].GroupID()
+	r.queue[c] = r.queue[c][1:]
+}
+
+// fail records err for message i and ErrNotSent for every later message
+// of its creator, which are never sent.
+func (r *rounds) fail(i int, err error) {
+	c := r.msgs[i].GroupID()
+	r.errs[i] = err
+	for _, j := range r.queue[c] {
+		if j > i && r.errs[j] == nil {
+			r.errs[j] = &Error{Attempts: 0, Err: ErrNotSent}
+		}
+	}
+	r.queue[c] = nil
+}
+
+// sendChunk sends entries of distinct creators in one call and returns the
+// ones that finally failed, by message index.
+func (s *Sender) sendChunk(ctx context.Context, chunk []sqstypes.SendMessageBatchRequestEntry) map[int]error {
+	if len(chunk) > 1 {
+		return s.sendBatch(ctx, s.intakeQueueURL, chunk)
+	}
+	failed := map[int]error{}
+	i, _ := strconv.Atoi(aws.ToString(chunk[0].Id))
+	if err := s.sendOne(ctx, s.intakeQueueURL, chunk[0]); err != nil {
+		failed[i] = err
+	}
+	return failed
+}
+
+// entry is the intake queue's entry of m (message contract): group = the
+// creator key, deduplication id = the messageId (unique forever, so two
+// messages with the same text are two messages), attributes with the
+// correlation id.
+func entry(id string, m message.Message) (sqstypes.SendMessageBatchRequestEntry, error) {
 	body, attrs, err := Body(m)
 	if err != nil {
 		return sqstypes.SendMessageBatchRequestEntry{}, err
 	}
-	dedup := m.MessageID
-	if direct {
-		if dedup, err = m.DeduplicationID(); err != nil {
-			return sqstypes.SendMessageBatchRequestEntry{}, err
-		}
-	}
 	return sqstypes.SendMessageBatchRequestEntry{
 		Id: aws.String(id), MessageBody: aws.String(body), MessageAttributes: attrs,
-		MessageGroupId: aws.String(m.CreatorKey()), MessageDeduplicationId: aws.String(dedup),
+		MessageGroupId: aws.String(m.GroupID()), MessageDeduplicationId: aws.String(m.IntakeDeduplicationID()),
 	}, nil
 }
 

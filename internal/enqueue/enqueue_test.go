@@ -121,7 +121,7 @@ func TestAnEntryFailedInTheMiddleIsRetriedBeforeItsCreatorsLaterOnes(t *testing.
 	q := harness.StartFauxqs(t)
 	sys := q.CreateQueues(t, "test")
 	client := &entryFailer{Client: q.SQS, failing: map[string]int{"a1": 2}}
-	s := enqueue.NewSender(client, enqueue.Queues{RateLimiterURL: sys.RateLimiter.URL}, time.Millisecond)
+	s := enqueue.NewSender(client, sys.RateLimiter.URL, time.Millisecond)
 	batch := msgs(t, "creator-a a0", "creator-b b0", "creator-a a1", "creator-b b1", "creator-a a2", "creator-c c0", "creator-b b2")
 	for i, err := range s.Send(context.Background(), batch) {
 		if err != nil {
@@ -153,7 +153,7 @@ func TestAnEntryThatKeepsFailingTakesItsCreatorsLaterOnesWithIt(t *testing.T) {
 	q := harness.StartFauxqs(t)
 	sys := q.CreateQueues(t, "test")
 	client := &entryFailer{Client: q.SQS, failing: map[string]int{"a1": -1}}
-	s := enqueue.NewSender(client, enqueue.Queues{RateLimiterURL: sys.RateLimiter.URL}, time.Millisecond)
+	s := enqueue.NewSender(client, sys.RateLimiter.URL, time.Millisecond)
 	batch := msgs(t, "creator-a a0", "creator-b b0", "creator-a a1", "creator-b b1", "creator-a a2")
 	errs := s.Send(context.Background(), batch)
 	if errs[0] != nil || errs[1] != nil || errs[3] != nil {

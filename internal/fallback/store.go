@@ -567,93 +567,106 @@ func (s *Store) giveUp(ctx context.Context, creator string, from, to, reservedAt
 // sequence reused after a backlog item was lost) is queued too, late
 // rather than never.
 func (s *Store) replayCreator(ctx context.Context, creator string, lowest int64, send Sender, take func() bool) (ReplayResult, error) {
-	var res ReplayResult
 	b, err := s.backlog(ctx, creator)
 	if err != nil {
-		return res, err
+		return ReplayResult{}, err
 	}
-	next := b.Done + 1 // the sequence that must be queued next
-	from := next
+	run := &creatorRun{s: s, creator: creator, send: send, take: take, next: b.Done + 1}
+	from := run.next
 	if lowest > 0 && lowest < from {
 		from = lowest
 		s.log().Warn("fallback replay: a pending item behind its creator's done; queued late", "creator_id", creator, "seq", lowest, "done", b.Done)
 	}
-	stopped := false
+	stopped, err := run.items(ctx, from)
+	if err != nil {
+		return run.res, err
+	}
+	if !stopped && run.next <= b.Reserved {
+		// The last sequences were reserved and the index shows no item.
+		give, err := s.giveUp(ctx, creator, run.next, b.Reserved, b.ReservedAt)
+		if err != nil {
+			return run.res, errors.Join(err, s.advance(ctx, creator, run.next-1, 0))
+		}
+		if give {
+			return run.res, s.advance(ctx, creator, b.Reserved, b.Reserved)
+		}
+	}
+	return run.res, s.advance(ctx, creator, run.next-1, 0)
+}
+
+// creatorRun is one replay of one creator's items.
+type creatorRun struct {
+	s       *Store
+	creator string
+	send    Sender
+	take    func() bool
+	res     ReplayResult
+	next    int64 // the sequence that must be queued next
+}
+
+// items queues the creator's items from seq from on, in seq order, and
+// reports whether it stopped before the last one. An error of an item's
+// step comes back with done moved past what was queued.
+func (r *creatorRun) items(ctx context.Context, from int64) (stopped bool, err error) {
 	var start map[string]ddbtypes.AttributeValue
-	for !stopped {
-		page, err := s.ddb.Query(ctx, &dynamodb.QueryInput{
-			TableName: aws.String(s.table), IndexName: aws.String(CreatorIndex),
+	for {
+		page, err := r.s.ddb.Query(ctx, &dynamodb.QueryInput{
+			TableName: aws.String(r.s.table), IndexName: aws.String(CreatorIndex),
 			KeyConditionExpression: aws.String("creatorKey = :c AND seq >= :from"),
 			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-				":c":    &ddbtypes.AttributeValueMemberS{Value: creator},
+				":c":    &ddbtypes.AttributeValueMemberS{Value: r.creator},
 				":from": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(from, 10)},
 			},
 			ScanIndexForward: aws.Bool(true), Limit: aws.Int32(25), ExclusiveStartKey: start,
 		})
 		if err != nil {
-			return res, fmt.Errorf("fallback: query %s: %w", creator, err)
+			return true, fmt.Errorf("fallback: query %s: %w", r.creator, err)
 		}
 		var items []Item
 		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
-			return res, fmt.Errorf("fallback: decode: %w", err)
+			return true, fmt.Errorf("fallback: decode: %w", err)
 		}
 		for _, it := range items {
-			if it.Seq < next {
-				// Behind done, or a second item with a sequence already
-				// passed: queue it unless replayed (never lose it).
-				ok, err := s.replayItem(ctx, it, send, take, &res)
-				if err != nil {
-					return res, errors.Join(err, s.advance(ctx, creator, next-1, 0))
-				}
-				if !ok {
-					stopped = true
-					break
-				}
-				continue
-			}
-			if it.Seq > next {
-				// Sequences next..it.Seq-1 were reserved but the index does
-				// not show their items: the request that reserved them failed
-				// to store them (it answered "failed": nothing accepted), or
-				// the index has not caught up. A later item stored more than
-				// the lease ago proves their request is long over; the base
-				// table, read consistently, tells which.
-				give, err := s.giveUp(ctx, creator, next, it.Seq-1, it.CreatedAt.UnixMilli())
-				if err != nil {
-					return res, errors.Join(err, s.advance(ctx, creator, next-1, 0))
-				}
-				if !give {
-					stopped = true
-					break
-				}
-				next = it.Seq
-			}
-			ok, err := s.replayItem(ctx, it, send, take, &res)
+			ok, err := r.item(ctx, it)
 			if err != nil {
-				return res, errors.Join(err, s.advance(ctx, creator, next-1, 0))
+				return true, errors.Join(err, r.s.advance(ctx, r.creator, r.next-1, 0))
 			}
 			if !ok {
-				stopped = true
-				break
+				return true, nil
 			}
-			next++
 		}
 		if len(page.LastEvaluatedKey) == 0 {
-			break
+			return false, nil
 		}
 		start = page.LastEvaluatedKey
 	}
-	if !stopped && next <= b.Reserved {
-		// The last sequences were reserved and the index shows no item.
-		give, err := s.giveUp(ctx, creator, next, b.Reserved, b.ReservedAt)
-		if err != nil {
-			return res, errors.Join(err, s.advance(ctx, creator, next-1, 0))
-		}
-		if give {
-			return res, s.advance(ctx, creator, b.Reserved, b.Reserved)
-		}
+}
+
+// item queues one item in its place; false means the creator stops here.
+func (r *creatorRun) item(ctx context.Context, it Item) (bool, error) {
+	if it.Seq < r.next {
+		// Behind done, or a second item with a sequence already passed:
+		// queue it unless replayed (never lose it).
+		return r.s.replayItem(ctx, it, r.send, r.take, &r.res)
 	}
-	return res, s.advance(ctx, creator, next-1, 0)
+	if it.Seq > r.next {
+		// Sequences next..it.Seq-1 were reserved but the index does not
+		// show their items: the request that reserved them failed to store
+		// them (it answered "failed": nothing accepted), or the index has
+		// not caught up. A later item stored more than the lease ago proves
+		// their request is long over; the base table, read consistently,
+		// tells which.
+		give, err := r.s.giveUp(ctx, r.creator, r.next, it.Seq-1, it.CreatedAt.UnixMilli())
+		if err != nil || !give {
+			return false, err
+		}
+		r.next = it.Seq
+	}
+	ok, err := r.s.replayItem(ctx, it, r.send, r.take, &r.res)
+	if ok && err == nil {
+		r.next++
+	}
+	return ok, err
 }
 
 // replayItem queues one item unless already replayed; false means the

@@ -94,31 +94,9 @@ func Hash(body []byte) string {
 // any message is sent.
 func (s *Store) Begin(ctx context.Context, key, requestHash string, staleAfter time.Duration, n int) (rec *Record, claimed bool, err error) {
 	now := s.now().UTC()
-	ids := make([]string, n)
-	for i := range ids {
-		u, err := uuid.NewRandom()
-		if err != nil {
-			return nil, false, err
-		}
-		ids[i] = u.String()
-	}
-	fresh := Record{Key: key, Status: StatusInProgress, RequestHash: requestHash, CreatedAt: now, LeaseAt: now.UnixMilli(), ExpiresAt: now.Add(s.ttl).Unix(),
-		MessageIDs: ids, Outcomes: make([]string, n)}
-	av, err := attributevalue.MarshalMap(fresh)
-	if err != nil {
-		return nil, false, err
-	}
-	_, err = s.ddb.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table), Item: av,
-		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
-		ExpressionAttributeNames: map[string]string{"#k": KeyAttribute},
-	})
-	var ccf *ddbtypes.ConditionalCheckFailedException
-	if err == nil {
-		return &fresh, true, nil
-	}
-	if !errors.As(err, &ccf) {
-		return nil, false, fmt.Errorf("idempotency: begin: %w", err)
+	fresh, created, err := s.create(ctx, key, requestHash, now, n)
+	if err != nil || created {
+		return fresh, created, err
 	}
 	out, err := s.ddb.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(s.table), ConsistentRead: aws.Bool(true),
@@ -139,24 +117,66 @@ func (s *Store) Begin(ctx context.Context, key, requestHash string, staleAfter t
 	case now.UnixMilli()-existing.LeaseAt < staleAfter.Milliseconds():
 		return nil, false, ErrInProgress
 	}
-	_, err = s.ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	if err := s.takeOver(ctx, key, existing.LeaseAt, now); err != nil {
+		return nil, false, err
+	}
+	return &existing, true, nil
+}
+
+// create stores a fresh record for key with n random message ids, unless
+// one exists (created false, no error).
+func (s *Store) create(ctx context.Context, key, requestHash string, now time.Time, n int) (*Record, bool, error) {
+	ids := make([]string, n)
+	for i := range ids {
+		u, err := uuid.NewRandom()
+		if err != nil {
+			return nil, false, err
+		}
+		ids[i] = u.String()
+	}
+	fresh := Record{Key: key, Status: StatusInProgress, RequestHash: requestHash, CreatedAt: now, LeaseAt: now.UnixMilli(), ExpiresAt: now.Add(s.ttl).Unix(),
+		MessageIDs: ids, Outcomes: make([]string, n)}
+	av, err := attributevalue.MarshalMap(fresh)
+	if err != nil {
+		return nil, false, err
+	}
+	_, err = s.ddb.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table), Item: av,
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": KeyAttribute},
+	})
+	var ccf *ddbtypes.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return &fresh, true, nil
+	case errors.As(err, &ccf):
+		return nil, false, nil
+	}
+	return nil, false, fmt.Errorf("idempotency: begin: %w", err)
+}
+
+// takeOver renews the lease of an attempt that died mid-way (its lease
+// still at oldLease); ErrInProgress when another attempt took it first.
+func (s *Store) takeOver(ctx context.Context, key string, oldLease int64, now time.Time) error {
+	_, err := s.ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: keyOf(key),
 		UpdateExpression:         aws.String("SET leaseAt = :now"),
 		ConditionExpression:      aws.String("#s = :ip AND leaseAt = :old"),
 		ExpressionAttributeNames: map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 			":now": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
-			":old": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(existing.LeaseAt, 10)},
+			":old": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(oldLease, 10)},
 			":ip":  &ddbtypes.AttributeValueMemberS{Value: StatusInProgress},
 		},
 	})
+	var ccf *ddbtypes.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return nil, false, ErrInProgress
+		return ErrInProgress
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("idempotency: take over: %w", err)
+		return fmt.Errorf("idempotency: take over: %w", err)
 	}
-	return &existing, true, nil
+	return nil
 }
 
 func keyOf(key string) map[string]ddbtypes.AttributeValue {

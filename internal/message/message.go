@@ -1,6 +1,8 @@
-// Package message is the payload every part of the pipeline agrees on: the API
-// builds it, the rate limiter keys on it, the scraper sends it. It owns the
-// JSON form, the validation rules and the mapping to SQS message attributes.
+// Package message is the payload every part of the pipeline agrees on and
+// its queue contract: the API builds it, the rate limiter keys on it, the
+// scraper sends it. It owns the JSON form, the validation rules and, for
+// both queues, the group and deduplication ids and every SQS message
+// attribute name (contract.go).
 package message
 
 import (
@@ -60,6 +62,13 @@ type Message struct {
 	// Metadata is a flat string map: SQS attributes and logs carry it as is.
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Priority Priority          `json:"priority,omitempty"`
+	// CorrelationID ties together the logs, results and captures of the
+	// request that sent the message (the API's X-Correlation-Id). It
+	// travels as the correlation_id attribute, not in the body: the body,
+	// and so its deduplication id, is what it was, and consumers that
+	// refuse unknown fields keep reading it. Parse leaves it empty; readers
+	// take it from the attributes (CorrelationIDOf).
+	CorrelationID string `json:"-"`
 }
 
 // New returns a message with a fresh UUID v4 id and the timestamp now (UTC).

@@ -189,6 +189,9 @@ func (m Message) Validate() error {
 	if m.Timestamp.IsZero() {
 		add("timestamp", "is required")
 	}
+	if m.CorrelationID != "" && !ValidCorrelationID(m.CorrelationID) {
+		add("correlationId", fmt.Sprintf("must be 1 to %d letters, digits, '-', '_' or '.', starting with a letter or digit", MaxCorrelationIDLength))
+	}
 
 	if len(errs) == 0 {
 		if size, err := m.SQSSize(); err != nil {

@@ -151,3 +151,10 @@ func (p Pair) RedrivePolicy(deadLetterARN string) string {
 	})
 	return string(b)
 }
+
+// URLs are the four queues' URLs, named as every settings struct names them
+// (IntakeQueueURL / INTAKE_QUEUE_URL, ...): the intake pair is RateLimiter,
+// the workflows pair Workflows.
+type URLs struct {
+	IntakeQueueURL, IntakeDLQURL, WorkflowsQueueURL, WorkflowsDLQURL string
+}

@@ -27,7 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/huntaze/message-pipeline/internal/deadletter"
+	"github.com/huntaze/message-pipeline/internal/message"
 )
 
 // SQSAPI is what a redrive calls.
@@ -140,7 +140,7 @@ func Run(ctx context.Context, client SQSAPI, cfg Config) (Report, error) {
 }
 
 func reason(m sqstypes.Message) string {
-	if v, ok := m.MessageAttributes[deadletter.AttrFailureReason]; ok && aws.ToString(v.StringValue) != "" {
+	if v, ok := m.MessageAttributes[message.AttrFailureReason]; ok && aws.ToString(v.StringValue) != "" {
 		return aws.ToString(v.StringValue)
 	}
 	return NoReason
@@ -149,7 +149,7 @@ func reason(m sqstypes.Message) string {
 func move(ctx context.Context, client SQSAPI, cfg Config, m sqstypes.Message) error {
 	attrs := map[string]sqstypes.MessageAttributeValue{}
 	for k, v := range m.MessageAttributes {
-		if k != deadletter.AttrFailureReason {
+		if k != message.AttrFailureReason {
 			attrs[k] = v
 		}
 	}

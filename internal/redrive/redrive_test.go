@@ -10,6 +10,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/huntaze/message-pipeline/internal/deadletter"
+	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/redrive"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -135,7 +136,7 @@ func TestARedriveMovesEveryMessageBackInGroupOrderWithoutItsReason(t *testing.T)
 	for _, m := range got {
 		g := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
 		byGroup[g] = append(byGroup[g], aws.ToString(m.Body))
-		if _, ok := m.MessageAttributes[deadletter.AttrFailureReason]; ok {
+		if _, ok := m.MessageAttributes[message.AttrFailureReason]; ok {
 			t.Errorf("%s kept its failure_reason", aws.ToString(m.Body))
 		}
 		if aws.ToString(m.MessageAttributes["userId"].StringValue) != "u-1" {

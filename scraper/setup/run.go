@@ -105,7 +105,7 @@ func Run(stop context.Context, s Settings, p Platform) error {
 		case <-work.Done():
 		}
 	}()
-	log.Info("scraper started", "queue_url", s.QueueURL, "max_groups", s.MaxGroups, "environment", s.Environment)
+	log.Info("scraper started", "queue_url", s.WorkflowsQueueURL, "max_groups", s.MaxGroups, "environment", s.Environment)
 	consumer.Run(stop, work)
 	log.Info("scraper stopped cleanly")
 	return nil

@@ -18,10 +18,10 @@ import (
 
 // Settings is the scraper's environment (the ECS task definition sets it).
 type Settings struct {
-	Environment   string `env:"ENVIRONMENT" envDefault:"dev"`
-	QueueURL      string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
-	DeadLetterURL string `env:"WORKFLOWS_DLQ_URL,required,notEmpty"`
-	ResultsBucket string `env:"RESULTS_BUCKET,required,notEmpty"`
+	Environment       string `env:"ENVIRONMENT" envDefault:"dev"`
+	WorkflowsQueueURL string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
+	WorkflowsDLQURL   string `env:"WORKFLOWS_DLQ_URL,required,notEmpty"`
+	ResultsBucket     string `env:"RESULTS_BUCKET,required,notEmpty"`
 	// CapturesKey encrypts failure captures (empty: the bucket's default,
 	// local runs only; the stack always sets it).
 	CapturesKey string `env:"CAPTURES_KMS_KEY_ID"`
@@ -135,7 +135,7 @@ func Load(environ map[string]string) (Settings, error) {
 	if err := s.Gate().Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := s.Consumer().Validate(); err != nil && s.QueueURL != "" {
+	if err := s.Consumer().Validate(); err != nil && s.WorkflowsQueueURL != "" {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
@@ -168,7 +168,7 @@ func (s Settings) Results(owner string) scraper.ResultsConfig {
 
 // Consumer returns the consumer configuration.
 func (s Settings) Consumer() scraper.ConsumerConfig {
-	return scraper.ConsumerConfig{QueueURL: s.QueueURL, DeadLetterURL: s.DeadLetterURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: time.Second, Heartbeat: s.Heartbeat}
+	return scraper.ConsumerConfig{QueueURL: s.WorkflowsQueueURL, DeadLetterURL: s.WorkflowsDLQURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: time.Second, Heartbeat: s.Heartbeat}
 }
 
 // Sender returns the browser sender configuration with its site profile.

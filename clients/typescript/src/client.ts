@@ -7,7 +7,9 @@
 // attempt and every wait. Every send carries an Idempotency-Key, so a retry
 // after an unclear outcome (no answer, 5xx, 429) can never queue a message
 // twice: the API answers a repeated key with the stored answer, or sends
-// exactly the messages the first attempt did not hold.
+// exactly the messages the first attempt did not hold. Every call carries
+// one X-Correlation-Id on all its attempts (given, or made per call), the id
+// the pipeline's logs and results know the request's messages by.
 import type { components } from "./openapi.js";
 import {
   AbortedError,
@@ -108,6 +110,16 @@ export interface CallOptions {
   timeoutMs?: number | undefined;
   /** Aborts the call (rejects with AbortedError), waits included. */
   signal?: AbortSignal | undefined;
+  /**
+   * X-Correlation-Id: 1 to 128 letters, digits, '-', '_' or '.', starting
+   * with a letter or digit (e.g. the app's request id). The API's, the
+   * limiter's and the scraper's logs and the scraper's results name the
+   * call's messages by it. Anything else is refused with a RangeError
+   * before any request. When omitted the client makes one per call (a
+   * UUID); every attempt of the call carries the same, and every error
+   * reports it (`correlationId`).
+   */
+  correlationId?: string | undefined;
 }
 
 export interface SendOptions extends CallOptions {
@@ -155,6 +167,9 @@ const keyPattern = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
 /** A bearer token a header carries as is: visible ASCII, no space or line break inside. */
 const tokenPattern = /^[\x21-\x7e]+$/;
+
+/** A correlation id the API keeps (message.ValidCorrelationID; api/openapi.yaml CorrelationId). */
+const correlationPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** The API's 503 when it is not configured starts with this (functions/api/handler). */
 const disabledPrefix = "rate limiting is unavailable";
@@ -334,8 +349,16 @@ export class MessagesClient {
 
   async #call(route: Route, options: CallOptions & { attempts?: number }): Promise<unknown> {
     const key = route.key;
+    const correlationId = options.correlationId ?? globalThis.crypto.randomUUID();
+    // Refused before any request: the API would replace it, and the caller
+    // would look for its id in vain.
+    if (typeof correlationId !== "string" || !correlationPattern.test(correlationId)) {
+      throw new RangeError(
+        `correlationId must be 1 to 128 letters, digits, '-', '_' or '.', starting with a letter or digit (got ${typeof correlationId === "string" ? `${correlationId.length} characters` : typeof correlationId})`,
+      );
+    }
     let attempts = 0;
-    const report = (extra: Partial<CallReport> = {}): CallReport => ({ attempts, idempotencyKey: key, ...extra });
+    const report = (extra: Partial<CallReport> = {}): CallReport => ({ attempts, idempotencyKey: key, correlationId, ...extra });
     if (this.disabledReason !== undefined) throw new SendingDisabledError(this.disabledReason, undefined, report());
     const t = options.token;
     const provider = typeof t === "function" ? t : t ? () => t : this.#token;
@@ -382,6 +405,7 @@ export class MessagesClient {
         const headers: Record<string, string> = { Authorization: `Bearer ${token}`, Accept: "application/json" };
         if (route.body !== undefined) headers["Content-Type"] = "application/json";
         if (key !== undefined) headers["Idempotency-Key"] = key;
+        headers["X-Correlation-Id"] = correlationId;
 
         attempts++;
         let status: number;

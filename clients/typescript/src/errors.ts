@@ -12,6 +12,8 @@ export interface CallReport {
   attempts: number;
   /** The Idempotency-Key every attempt carried (sends only): retry with it and nothing is queued twice. */
   idempotencyKey?: string | undefined;
+  /** The X-Correlation-Id every attempt carried: the pipeline's logs and results name the call's messages by it. */
+  correlationId?: string | undefined;
   /**
    * True when the client stopped retrying before using all its attempts: the
    * server asked to wait longer than `maxRetryAfterMs`, or the wait would
@@ -26,11 +28,13 @@ export class MessagesClientError extends Error {
   override name = "MessagesClientError";
   readonly attempts: number;
   readonly idempotencyKey: string | undefined;
+  readonly correlationId: string | undefined;
   readonly gaveUp: boolean;
   constructor(message: string, report: CallReport) {
     super(message, report.cause === undefined ? undefined : { cause: report.cause });
     this.attempts = report.attempts;
     this.idempotencyKey = report.idempotencyKey;
+    this.correlationId = report.correlationId;
     this.gaveUp = report.gaveUp ?? false;
   }
 }

@@ -59,6 +59,8 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Letters, digits and - _ . (it becomes part of S3 keys), starting with a letter or digit. */
+        CorrelationId: string;
         /** @description Letters, digits and _ - . @, starting with a letter or digit, never "..". */
         SafeId: string;
         Draft: {
@@ -124,6 +126,7 @@ export interface components {
         /** @description Refused. */
         Error: {
             headers: {
+                "X-Correlation-Id": components["headers"]["CorrelationId"];
                 [name: string]: unknown;
             };
             content: {
@@ -134,6 +137,7 @@ export interface components {
         Conflict: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
+                "X-Correlation-Id": components["headers"]["CorrelationId"];
                 [name: string]: unknown;
             };
             content: {
@@ -143,6 +147,7 @@ export interface components {
         /** @description Invalid request; errors name each field and the reason. */
         Invalid: {
             headers: {
+                "X-Correlation-Id": components["headers"]["CorrelationId"];
                 [name: string]: unknown;
             };
             content: {
@@ -152,6 +157,7 @@ export interface components {
         /** @description userId is not the token subject, or creatorId is not granted to the token. */
         Forbidden: {
             headers: {
+                "X-Correlation-Id": components["headers"]["CorrelationId"];
                 [name: string]: unknown;
             };
             content: {
@@ -162,6 +168,7 @@ export interface components {
         Unauthenticated: {
             headers: {
                 "WWW-Authenticate"?: string;
+                "X-Correlation-Id": components["headers"]["CorrelationId"];
                 [name: string]: unknown;
             };
             content: {
@@ -172,6 +179,7 @@ export interface components {
         TooMany: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
+                "X-Correlation-Id": components["headers"]["CorrelationId"];
                 [name: string]: unknown;
             };
             content: {
@@ -179,9 +187,14 @@ export interface components {
             };
         };
     };
-    parameters: never;
+    parameters: {
+        /** @description Names the request in every component's logs and in the scraper's results and captures; its messages carry it (SQS attribute correlation_id) through the queues, the fallback table and the replay. A value that does not match is replaced by a generated one (never refused); when absent the API generates one. The answer's X-Correlation-Id says which was used. */
+        CorrelationId: components["schemas"]["CorrelationId"];
+    };
     requestBodies: never;
     headers: {
+        /** @description The request's correlation id (the one it gave, or the one the API generated). */
+        CorrelationId: components["schemas"]["CorrelationId"];
         /** @description "true" when the answer is the one stored for this Idempotency-Key. */
         IdempotentReplayed: "true";
         /** @description Seconds to wait before retrying. */
@@ -195,6 +208,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Names the request in every component's logs and in the scraper's results and captures; its messages carry it (SQS attribute correlation_id) through the queues, the fallback table and the replay. A value that does not match is replaced by a generated one (never refused); when absent the API generates one. The answer's X-Correlation-Id says which was used. */
+                "X-Correlation-Id"?: components["parameters"]["CorrelationId"];
                 /** @description A retry with the same key and body gets the stored answer (header Idempotent-Replayed: true) or, if the first attempt left a message neither queued nor stored, sends exactly the missing ones with the same ids. Kept 24 h. */
                 "Idempotency-Key"?: string;
             };
@@ -211,6 +226,7 @@ export interface operations {
             202: {
                 headers: {
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -229,6 +245,7 @@ export interface operations {
             500: {
                 headers: {
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -238,6 +255,7 @@ export interface operations {
             /** @description Sending unavailable, or a message neither queued nor stored (retry, with the same Idempotency-Key). */
             503: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -249,7 +267,10 @@ export interface operations {
     status: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Names the request in every component's logs and in the scraper's results and captures; its messages carry it (SQS attribute correlation_id) through the queues, the fallback table and the replay. A value that does not match is replaced by a generated one (never refused); when absent the API generates one. The answer's X-Correlation-Id says which was used. */
+                "X-Correlation-Id"?: components["parameters"]["CorrelationId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -258,6 +279,7 @@ export interface operations {
             /** @description Healthy. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -269,6 +291,7 @@ export interface operations {
             /** @description Degraded; reasons say why. */
             503: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -280,7 +303,10 @@ export interface operations {
     replay: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Names the request in every component's logs and in the scraper's results and captures; its messages carry it (SQS attribute correlation_id) through the queues, the fallback table and the replay. A value that does not match is replaced by a generated one (never refused); when absent the API generates one. The answer's X-Correlation-Id says which was used. */
+                "X-Correlation-Id"?: components["parameters"]["CorrelationId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -289,6 +315,7 @@ export interface operations {
             /** @description Replay done. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["CorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {

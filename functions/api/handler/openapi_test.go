@@ -37,7 +37,7 @@ var environments = []string{"dev", "staging", "prod"}
 
 // apiHeaders are the response headers of the contract: each one a handler
 // sends must be documented under that status, and each documented one sent.
-var apiHeaders = []string{"Retry-After", "Idempotent-Replayed", "WWW-Authenticate"}
+var apiHeaders = []string{"Retry-After", "Idempotent-Replayed", "WWW-Authenticate", "X-Correlation-Id"}
 
 func loadSpec(t *testing.T) ([]byte, *v3.Document) {
 	t.Helper()
@@ -159,7 +159,7 @@ func TestRealResponsesMatchTheOpenAPIDescription(t *testing.T) {
 	f.server = f.newServer(serverConfig(func(c *api.Config) {
 		c.CallerRequests, c.CallerWindow, c.CreatorWaiting, c.CreatorDrain = 1000, time.Hour, 10, time.Hour
 	}))
-	disabled, err := api.New(serverConfig(func(c *api.Config) { c.Unavailable = "no RATE_LIMITER_QUEUE_URL" }), f.deps)
+	disabled, err := api.New(serverConfig(func(c *api.Config) { c.Unavailable = "no INTAKE_QUEUE_URL" }), f.deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +204,7 @@ func TestRealResponsesMatchTheOpenAPIDescription(t *testing.T) {
 	one := `{"creatorId":"creator-1","recipientId":"fan-9","content":"hello","priority":"high","metadata":{"k":"v"}}`
 	check("single", s, "POST", api.PathSend, user, one, nil, 202)
 	check("batch", s, "POST", api.PathSend, user, `{"messages":[`+one+`,`+one+`]}`, nil, 202)
+	check("named by the client", s, "POST", api.PathSend, user, `{"recipientId":"fan-1","content":"named"}`, map[string]string{api.HeaderCorrelationID: "checkout-7"}, 202)
 	check("keyed", s, "POST", api.PathSend, user, one, map[string]string{"Idempotency-Key": "k1"}, 202)
 	check("keyed retry", s, "POST", api.PathSend, user, one, map[string]string{"Idempotency-Key": "k1"}, 202)
 	check("key with another body", s, "POST", api.PathSend, user, `{"recipientId":"fan-1","content":"other"}`, map[string]string{"Idempotency-Key": "k1"}, 422)

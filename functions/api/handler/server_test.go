@@ -88,7 +88,7 @@ func setup(t *testing.T) *fixture {
 	rdb := f.redis.Client()
 	f.deps = api.Deps{
 		Auth:        auth.NewHMACVerifier(jwtSecret, issuer, audience, time.Now),
-		Sender:      enqueue.NewSender(sendClient, enqueue.Queues{RateLimiterURL: f.queues.RateLimiter.URL, WorkflowsURL: f.queues.Workflows.URL}, 10*time.Millisecond),
+		Sender:      enqueue.NewSender(sendClient, f.queues.RateLimiter.URL, 10*time.Millisecond),
 		Fallback:    f.store,
 		Idempotency: idempotency.NewStore(f.ddb.DynamoDB, "idempotency", 24*time.Hour, time.Now),
 		Flag:        featureflag.New(f.flagSrc, true, 200*time.Millisecond, time.Now, log),
@@ -115,7 +115,7 @@ func serverConfig(edit func(*api.Config)) api.Config {
 }
 
 func (f *fixture) newServer(cfg api.Config) *api.Server {
-	cfg.Queues = api.QueueURLs{RateLimiter: f.queues.RateLimiter.URL, RateLimiterDLQ: f.queues.RateLimiter.DLQURL, Workflows: f.queues.Workflows.URL, WorkflowsDLQ: f.queues.Workflows.DLQURL}
+	cfg.Queues = queues.URLs{IntakeQueueURL: f.queues.RateLimiter.URL, IntakeDLQURL: f.queues.RateLimiter.DLQURL, WorkflowsQueueURL: f.queues.Workflows.URL, WorkflowsDLQURL: f.queues.Workflows.DLQURL}
 	cfg.IdempotencyStale = time.Minute
 	s, err := api.New(cfg, f.deps)
 	if err != nil {
@@ -198,7 +198,8 @@ func TestSendQueuesOneMessageWithAttributes(t *testing.T) {
 		t.Fatalf("queued %+v (%v)", msg, err)
 	}
 	attrs, err := message.AttributesFromSQS(got[0].MessageAttributes)
-	if err != nil || attrs != msg.Attributes() {
+	msg.CorrelationID = w.Header().Get(api.HeaderCorrelationID) // an attribute, not in the body
+	if err != nil || attrs != msg.Attributes() || msg.CorrelationID == "" {
 		t.Fatalf("attributes %+v (%v), want %+v", attrs, err, msg.Attributes())
 	}
 	if !strings.Contains(f.logs.String(), `"message_id":"`+id.String()+`"`) || !strings.Contains(f.emf.String(), `"messages_queued":1`) {
@@ -454,9 +455,9 @@ func TestFlagOffStillQueuesOnTheIntakeQueueSoNothingOvertakes(t *testing.T) {
 
 func TestUnconfiguredSendsAnswer503WithTheReason(t *testing.T) {
 	f := setup(t)
-	f.server = f.newServer(serverConfig(func(c *api.Config) { c.Unavailable = "RATE_LIMITER_QUEUE_URL is not set" }))
+	f.server = f.newServer(serverConfig(func(c *api.Config) { c.Unavailable = "INTAKE_QUEUE_URL is not set" }))
 	w, out := f.send(goodBody, tokenFor(t, "user-1", time.Hour, ""))
-	if w.Code != http.StatusServiceUnavailable || !strings.Contains(out["error"].(string), "RATE_LIMITER_QUEUE_URL is not set") {
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(out["error"].(string), "INTAKE_QUEUE_URL is not set") {
 		t.Fatalf("status %d body %s", w.Code, w.Body)
 	}
 }

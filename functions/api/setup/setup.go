@@ -19,10 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
+	replaysetup "github.com/huntaze/message-pipeline/functions/replay/setup"
 	"github.com/huntaze/message-pipeline/internal/auth"
-	"github.com/huntaze/message-pipeline/internal/enqueue"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
-	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/metrics"
@@ -33,14 +32,13 @@ import (
 
 // Settings is the API's environment.
 type Settings struct {
-	Environment string `env:"ENVIRONMENT" envDefault:"dev"`
+	// The replay's settings (ENVIRONMENT, the four queue URLs, the
+	// fallback table, SEND_MAX_BACKOFF, REPLAY_BATCH): the API sends to the
+	// same queues, stores in the same table, and its replay route runs the
+	// same replay.
+	replaysetup.Settings
 
-	RateLimiterQueueURL string `env:"RATE_LIMITER_QUEUE_URL"`
-	RateLimiterDLQURL   string `env:"RATE_LIMITER_DLQ_URL"`
-	WorkflowsQueueURL   string `env:"WORKFLOWS_QUEUE_URL"`
-	WorkflowsDLQURL     string `env:"WORKFLOWS_DLQ_URL"`
-	FallbackTable       string `env:"FALLBACK_TABLE"`
-	IdempotencyTable    string `env:"IDEMPOTENCY_TABLE"`
+	IdempotencyTable string `env:"IDEMPOTENCY_TABLE"`
 
 	// RateLimiterEnabled is the flag's value when FlagParameter is unset or
 	// absent (seed 000 R7.1).
@@ -61,9 +59,6 @@ type Settings struct {
 	OpsScope      string `env:"OPS_SCOPE" envDefault:"ops"`
 	ServiceScope  string `env:"SERVICE_SCOPE" envDefault:"messages:send-any-creator"`
 	CreatorsClaim string `env:"CREATORS_CLAIM" envDefault:"creators"`
-
-	SendMaxBackoff time.Duration `env:"SEND_MAX_BACKOFF" envDefault:"2s"`
-	ReplayBatch    int           `env:"REPLAY_BATCH" envDefault:"100"`
 
 	// Backpressure, kept in the idempotency table so it holds across
 	// Lambda instances: requests per caller per window, and messages
@@ -104,22 +99,20 @@ func Load(environ map[string]string) (Settings, error) {
 
 // missing says why sending cannot work, or "".
 func (s Settings) missing() string {
-	var m []string
-	for name, v := range map[string]string{
-		"RATE_LIMITER_QUEUE_URL": s.RateLimiterQueueURL, "WORKFLOWS_QUEUE_URL": s.WorkflowsQueueURL,
-		"RATE_LIMITER_DLQ_URL": s.RateLimiterDLQURL, "WORKFLOWS_DLQ_URL": s.WorkflowsDLQURL,
-		"FALLBACK_TABLE": s.FallbackTable, "IDEMPOTENCY_TABLE": s.IdempotencyTable,
-	} {
-		if v == "" {
-			m = append(m, name)
-		}
+	m := s.Missing()
+	if s.IdempotencyTable == "" {
+		m = append(m, "IDEMPOTENCY_TABLE")
+		slices.Sort(m)
 	}
 	if len(m) == 0 {
 		return ""
 	}
-	slices.Sort(m)
 	return strings.Join(m, ", ") + " not set"
 }
+
+// Replay are the replay's settings among the API's (the replay Lambda's
+// environment).
+func (s Settings) Replay() replaysetup.Settings { return s.Settings }
 
 // Defaults are the settings every variable left unset gives.
 func Defaults() Settings { return envconfig.Defaults[Settings]() }
@@ -128,7 +121,7 @@ func Defaults() Settings { return envconfig.Defaults[Settings]() }
 // settings (tests start from Defaults().ServerConfig()).
 func (s Settings) ServerConfig() api.Config {
 	return api.Config{
-		Queues:     api.QueueURLs{RateLimiter: s.RateLimiterQueueURL, RateLimiterDLQ: s.RateLimiterDLQURL, Workflows: s.WorkflowsQueueURL, WorkflowsDLQ: s.WorkflowsDLQURL},
+		Queues:     s.Queues(),
 		AdminScope: s.AdminScope, OpsScope: s.OpsScope, ServiceScope: s.ServiceScope, IdempotencyTTL: 24 * time.Hour, IdempotencyStale: time.Minute, ReplayBatch: s.ReplayBatch,
 		CallerRequests: s.CallerRequests, CallerWindow: s.CallerWindow, CreatorWaiting: s.CreatorWaiting, CreatorDrain: s.Limit.Drain(),
 		Unavailable: s.missing(),
@@ -145,7 +138,6 @@ func (s Settings) Env() map[string]string { return envconfig.Environ(s) }
 func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger, metricsOut io.Writer) (api.Config, api.Deps, error) {
 	cfg := s.ServerConfig()
 	d := api.Deps{Log: log, Now: time.Now, Metrics: metrics.New(metricsOut, map[string]string{"Service": "api", "Environment": s.Environment}, time.Now)}
-
 	if cfg.Unavailable == "" {
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		if _, err := awsCfg.Credentials.Retrieve(cctx); err != nil {
@@ -153,32 +145,11 @@ func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger,
 		}
 		cancel()
 	}
-
-	var source featureflag.Source
-	if s.FlagParameter != "" {
-		source = featureflag.SSMParameter{Client: ssm.NewFromConfig(awsCfg), Name: s.FlagParameter}
+	d.Flag = s.flag(awsCfg, log)
+	var err error
+	if d.Auth, err = s.authenticator(ctx); err != nil {
+		return cfg, d, err
 	}
-	envDefault, _ := featureflag.ParseEnv(s.RateLimiterEnabled)
-	d.Flag = featureflag.New(source, envDefault, s.FlagCacheTTL, time.Now, log)
-
-	switch s.AuthMode {
-	case "jwt":
-		if s.JWTHMACSecret != "" {
-			v := auth.NewHMACVerifier([]byte(s.JWTHMACSecret), s.JWTIssuer, s.JWTAudience, time.Now)
-			v.CreatorsClaim = s.CreatorsClaim
-			d.Auth = v
-		} else {
-			v, err := auth.NewJWKSVerifier(ctx, s.JWTJWKSURL, s.JWTIssuer, s.JWTAudience, time.Now)
-			if err != nil {
-				return cfg, d, err
-			}
-			v.CreatorsClaim = s.CreatorsClaim
-			d.Auth = v
-		}
-	default:
-		d.Auth = auth.APIGatewayClaims{CreatorsClaim: s.CreatorsClaim}
-	}
-
 	if s.Redis.Addr != "" {
 		rdb, err := redisconn.Connect(ctx, s.Redis, secretsmanager.NewFromConfig(awsCfg))
 		if err != nil {
@@ -186,7 +157,6 @@ func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger,
 		}
 		d.Redis = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
-
 	// Seed 000 R7.4: the flag's state is logged at start, sending or not.
 	enabled, origin := d.Flag.Enabled(ctx)
 	log.Info("rate limiter status", "enabled", enabled, "source", origin, "environment", s.Environment)
@@ -194,17 +164,46 @@ func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger,
 		log.Warn("sending disabled: AWS is not configured; /send answers 503", "reason", cfg.Unavailable)
 		return cfg, d, nil
 	}
-	sendClient := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.Retryer = enqueue.Retryer(s.SendMaxBackoff)() })
 	statsClient := sqs.NewFromConfig(awsCfg)
 	ddb := dynamodb.NewFromConfig(awsCfg)
-	d.Sender = enqueue.NewSender(sendClient, enqueue.Queues{RateLimiterURL: s.RateLimiterQueueURL, WorkflowsURL: s.WorkflowsQueueURL}, 100*time.Millisecond)
-	d.Fallback = fallback.NewStore(ddb, s.FallbackTable, time.Now, 2*time.Minute)
-	d.Fallback.Log = log
+	d.Sender = s.Sender(awsCfg)
+	d.Fallback = s.Fallback(ddb, log)
 	d.Idempotency = idempotency.NewStore(ddb, s.IdempotencyTable, cfg.IdempotencyTTL, time.Now)
 	d.Quota = quota.NewStore(ddb, s.IdempotencyTable, idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
 	d.QueueStats = statsClient
-	checkConnectivity(ctx, statsClient, s.RateLimiterQueueURL, log)
+	checkConnectivity(ctx, statsClient, s.IntakeQueueURL, log)
 	return cfg, d, nil
+}
+
+// config is the server's configuration.
+// flag is RATE_LIMITER_ENABLED: the SSM parameter when named, else the
+// environment's value.
+func (s Settings) flag(awsCfg aws.Config, log *slog.Logger) *featureflag.Flag {
+	var source featureflag.Source
+	if s.FlagParameter != "" {
+		source = featureflag.SSMParameter{Client: ssm.NewFromConfig(awsCfg), Name: s.FlagParameter}
+	}
+	envDefault, _ := featureflag.ParseEnv(s.RateLimiterEnabled)
+	return featureflag.New(source, envDefault, s.FlagCacheTTL, time.Now, log)
+}
+
+// authenticator is AUTH_MODE's: API Gateway's claims, or a token verified
+// here with the HMAC secret or the JWKS.
+func (s Settings) authenticator(ctx context.Context) (auth.Authenticator, error) {
+	switch {
+	case s.AuthMode != "jwt":
+		return auth.APIGatewayClaims{CreatorsClaim: s.CreatorsClaim}, nil
+	case s.JWTHMACSecret != "":
+		v := auth.NewHMACVerifier([]byte(s.JWTHMACSecret), s.JWTIssuer, s.JWTAudience, time.Now)
+		v.CreatorsClaim = s.CreatorsClaim
+		return v, nil
+	}
+	v, err := auth.NewJWKSVerifier(ctx, s.JWTJWKSURL, s.JWTIssuer, s.JWTAudience, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	v.CreatorsClaim = s.CreatorsClaim
+	return v, nil
 }
 
 // checkConnectivity reads the queue's attributes once (seed 000 R1.5). A

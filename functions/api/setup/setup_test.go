@@ -59,7 +59,7 @@ func TestBuildWithoutAWSConfigurationWarnsAndDisablesSending(t *testing.T) {
 	// WHEN the API is built
 	cfg, _, err := setup.Build(context.Background(), s, defaultAWS(t), slog.New(slog.NewJSONHandler(&logs, nil)), io.Discard)
 	// THEN it starts, with sending disabled and a warning naming what is missing
-	if err != nil || !strings.Contains(cfg.Unavailable, "RATE_LIMITER_QUEUE_URL") {
+	if err != nil || !strings.Contains(cfg.Unavailable, "INTAKE_QUEUE_URL") {
 		t.Fatalf("Build = %+v, %v", cfg, err)
 	}
 	if !strings.Contains(logs.String(), `"level":"WARN","msg":"sending disabled`) {
@@ -74,7 +74,7 @@ func TestBuildWithoutAWSConfigurationWarnsAndDisablesSending(t *testing.T) {
 func TestBuildWithoutCredentialsWarnsAndDisablesSending(t *testing.T) {
 	// GIVEN queues configured but no AWS credentials (seed 000 R1.2)
 	isolateAWS(t)
-	s, _ := setup.Load(map[string]string{"RATE_LIMITER_QUEUE_URL": "u", "WORKFLOWS_QUEUE_URL": "u", "RATE_LIMITER_DLQ_URL": "u", "WORKFLOWS_DLQ_URL": "u", "FALLBACK_TABLE": "f", "IDEMPOTENCY_TABLE": "i"})
+	s, _ := setup.Load(map[string]string{"INTAKE_QUEUE_URL": "u", "WORKFLOWS_QUEUE_URL": "u", "INTAKE_DLQ_URL": "u", "WORKFLOWS_DLQ_URL": "u", "FALLBACK_TABLE": "f", "IDEMPOTENCY_TABLE": "i"})
 	var logs bytes.Buffer
 	cfg, _, err := setup.Build(context.Background(), s, defaultAWS(t), slog.New(slog.NewJSONHandler(&logs, nil)), io.Discard)
 	// THEN sending is disabled, a warning says why, and the flag is logged
@@ -105,7 +105,7 @@ func TestBuildChecksQueueConnectivityAndLogsTheFlag(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", f.Endpoint)
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", d.Endpoint)
 	s, err := setup.Load(map[string]string{
-		"RATE_LIMITER_QUEUE_URL": sys.RateLimiter.URL, "RATE_LIMITER_DLQ_URL": sys.RateLimiter.DLQURL,
+		"INTAKE_QUEUE_URL": sys.RateLimiter.URL, "INTAKE_DLQ_URL": sys.RateLimiter.DLQURL,
 		"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
 		"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idem", "RATE_LIMITER_ENABLED": "false",
 		"AUTH_MODE": "jwt", "JWT_HMAC_SECRET": "local-secret-local-secret-local!!", "JWT_ISSUER": "https://issuer.test/", "JWT_AUDIENCE": "huntaze-api",

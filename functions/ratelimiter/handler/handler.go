@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"time"
 
@@ -36,13 +37,6 @@ import (
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/internal/sqslimits"
-)
-
-// Attributes the limiter adds to a forwarded message (seed 003 R2.4).
-const (
-	AttrRateLimitTimestamp = "rate_limit_timestamp"
-	AttrTokensRemaining    = "tokens_remaining"
-	AttrRateLimiterVersion = "rate_limiter_version"
 )
 
 // Metric names (seed 003 R5.4 and the operability metrics).
@@ -62,6 +56,10 @@ const receiveAllowance = 5 * time.Minute
 
 // maxAttributes is SQS's limit of message attributes per message.
 const maxAttributes = 10
+
+// approvalAttributes is how many attributes a forward adds (seed 003 R2.4:
+// message.Approval).
+var approvalAttributes = len(message.Approval{}.SQS())
 
 // SQSAPI is the part of the SQS client the handler uses.
 type SQSAPI interface {
@@ -85,10 +83,10 @@ const MetricUnchecked = "rate_limit_unchecked_count"
 
 // Config of the handler.
 type Config struct {
-	SourceQueueURL     string // huntaze-rate-limiter-queue.fifo (visibility changes)
-	WorkflowsQueueURL  string // huntaze-hybrid-workflows.fifo (forwarding)
-	DeadLetterQueueURL string // huntaze-rate-limiter-dlq.fifo (invalid payloads)
-	Version            string // rate_limiter_version attribute
+	IntakeQueueURL    string // huntaze-rate-limiter-queue.fifo (visibility changes)
+	WorkflowsQueueURL string // huntaze-hybrid-workflows.fifo (forwarding)
+	IntakeDLQURL      string // huntaze-rate-limiter-dlq.fifo (invalid payloads)
+	Version           string // rate_limiter_version attribute
 	// ReturnSlack is added to a denied record's RetryAfter so that it comes
 	// back when its creator's window surely has room.
 	ReturnSlack time.Duration
@@ -107,7 +105,7 @@ func (c Config) outage() sqslimits.Backoff {
 // Validate reports missing settings.
 func (c Config) Validate() error {
 	var errs []error
-	for _, f := range []struct{ name, v string }{{"source queue URL", c.SourceQueueURL}, {"workflows queue URL", c.WorkflowsQueueURL}, {"dead-letter queue URL", c.DeadLetterQueueURL}, {"version", c.Version}} {
+	for _, f := range []struct{ name, v string }{{"intake queue URL", c.IntakeQueueURL}, {"workflows queue URL", c.WorkflowsQueueURL}, {"intake dead-letter queue URL", c.IntakeDLQURL}, {"version", c.Version}} {
 		if f.v == "" {
 			errs = append(errs, fmt.Errorf("%s is required", f.name))
 		}
@@ -154,6 +152,9 @@ type record struct {
 	msg    message.Message
 	group  string
 	poison string
+	// correlation is the request's correlation id (correlation_id), ""
+	// for a message queued before there were any.
+	correlation string
 }
 
 func (r record) receiveCount() int {
@@ -178,8 +179,9 @@ type hold struct {
 }
 
 type visibility struct {
-	rec   events.SQSMessage
-	after time.Duration
+	rec         events.SQSMessage
+	correlation string
+	after       time.Duration
 }
 
 // returnLater lists r as failed with a new visibility. The first record of
@@ -192,7 +194,7 @@ func (b *batch) returnLater(r record, after time.Duration) {
 		b.held[r.group] = hold{from: r.pos, after: after}
 	}
 	b.failures = append(b.failures, events.SQSBatchItemFailure{ItemIdentifier: r.raw.MessageId})
-	b.retry = append(b.retry, visibility{rec: r.raw, after: after})
+	b.retry = append(b.retry, visibility{rec: r.raw, correlation: r.correlation, after: after})
 }
 
 // isHeld reports whether an earlier record of r's creator was returned.
@@ -234,7 +236,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 // parseRecord returns the record with its message, or why it can never be
 // forwarded.
 func parseRecord(raw events.SQSMessage) record {
-	r := record{raw: raw, group: raw.Attributes["MessageGroupId"]}
+	r := record{raw: raw, group: raw.Attributes["MessageGroupId"], correlation: message.CorrelationIDOf(stringValues(raw.MessageAttributes))}
 	msg, err := message.Parse([]byte(raw.Body))
 	var invalid error
 	if err == nil {
@@ -247,10 +249,11 @@ func parseRecord(raw events.SQSMessage) record {
 		r.poison = invalid.Error()
 	case msg.CreatorKey() == "":
 		r.poison = "no creator key (creatorId or userId)"
-	case len(raw.MessageAttributes)+3 > maxAttributes:
-		r.poison = fmt.Sprintf("%d message attributes leave no room for the 3 the limiter adds (SQS allows %d)", len(raw.MessageAttributes), maxAttributes)
+	case len(raw.MessageAttributes)+approvalAttributes > maxAttributes:
+		r.poison = fmt.Sprintf("%d message attributes leave no room for the %d the limiter adds (SQS allows %d)", len(raw.MessageAttributes), approvalAttributes, maxAttributes)
 	default:
 		r.msg = msg
+		r.msg.CorrelationID = r.correlation
 		if r.group == "" { // not from a FIFO queue: the creator is the group
 			r.group = msg.CreatorKey()
 		}
@@ -271,15 +274,15 @@ func (h *Handler) deadLetter(ctx context.Context, b *batch, r record) {
 	if group == "" {
 		group = "unknown"
 	}
-	err := deadletter.Move(ctx, h.sqs, h.cfg.DeadLetterQueueURL, deadletter.Message{
+	err := deadletter.Move(ctx, h.sqs, h.cfg.IntakeDLQURL, deadletter.Message{
 		Body: r.raw.Body, Attributes: toSendAttributes(r.raw.MessageAttributes), GroupID: group, DeduplicationID: dedup,
 	}, "rate limiter: "+r.poison)
 	if err != nil {
-		h.log.Error("invalid record not moved to the DLQ; it will be tried again", "sqs_message_id", r.raw.MessageId, "failure_reason", r.poison, "error", err)
+		h.log.Error("invalid record not moved to the DLQ; it will be tried again", "sqs_message_id", r.raw.MessageId, "correlation_id", r.correlation, "failure_reason", r.poison, "error", err)
 		b.returnLater(r, h.cfg.outage().Delay(r.receiveCount()))
 		return
 	}
-	h.log.Warn("invalid record moved to the DLQ", "sqs_message_id", r.raw.MessageId, "failure_reason", r.poison)
+	h.log.Warn("invalid record moved to the DLQ", "sqs_message_id", r.raw.MessageId, "correlation_id", r.correlation, "failure_reason", r.poison)
 }
 
 func (h *Handler) decideAndForward(ctx context.Context, b *batch, recs []record) {
@@ -320,7 +323,7 @@ func (h *Handler) decideAndForward(ctx context.Context, b *batch, recs []record)
 	for i, r := range recs {
 		d := decisions[i]
 		h.log.Info("rate limit decision",
-			"message_id", r.msg.MessageID, "creator_id", r.msg.CreatorKey(), "allowed", d.Allowed,
+			"message_id", r.msg.MessageID, "correlation_id", r.msg.CorrelationID, "creator_id", r.msg.CreatorKey(), "allowed", d.Allowed,
 			"retry_after_ms", d.RetryAfter.Milliseconds(), "tokens_remaining", d.Remaining, "fenced", d.Fenced,
 			"receive_count", r.receiveCount(), "rate_checked", enabled)
 		switch {
@@ -425,25 +428,23 @@ func (h *Handler) sendBatch(ctx context.Context, entries []sqstypes.SendMessageB
 func (h *Handler) forwardFailed(b *batch, r record, reason string) {
 	b.m.Add(MetricForwardFailures, metrics.Count, 1)
 	h.log.Error("forward to the workflows queue failed; the message and its creator's later ones will be decided again",
-		"message_id", r.msg.MessageID, "creator_id", r.msg.CreatorKey(), "error", reason)
+		"message_id", r.msg.MessageID, "correlation_id", r.msg.CorrelationID, "creator_id", r.msg.CreatorKey(), "error", reason)
 	b.returnLater(r, h.cfg.outage().Delay(r.receiveCount()))
 }
 
 // entry builds the FIFO entry: original body and attributes, plus the
 // limiter's own attributes.
 func (h *Handler) entry(id string, a approval) (sqstypes.SendMessageBatchRequestEntry, error) {
-	dedup, err := a.rec.msg.DeduplicationID()
+	dedup, err := a.rec.msg.WorkflowsDeduplicationID()
 	if err != nil {
 		return sqstypes.SendMessageBatchRequestEntry{}, err
 	}
 	attrs := toSendAttributes(a.rec.raw.MessageAttributes)
-	attrs[AttrRateLimitTimestamp] = numberAttr(a.decision.At.UnixMilli())
-	attrs[AttrTokensRemaining] = numberAttr(int64(a.decision.Remaining))
-	attrs[AttrRateLimiterVersion] = stringAttr(h.cfg.Version)
+	maps.Copy(attrs, message.Approval{At: a.decision.At, TokensRemaining: a.decision.Remaining, Version: h.cfg.Version}.SQS())
 	return sqstypes.SendMessageBatchRequestEntry{
 		Id:                     aws.String(id),
 		MessageBody:            aws.String(a.rec.raw.Body),
-		MessageGroupId:         aws.String(a.rec.msg.CreatorKey()),
+		MessageGroupId:         aws.String(a.rec.msg.GroupID()),
 		MessageDeduplicationId: aws.String(dedup),
 		MessageAttributes:      attrs,
 	}, nil
@@ -456,7 +457,7 @@ func (h *Handler) changeVisibility(ctx context.Context, b *batch) {
 	since := h.now().Sub(b.start) + receiveAllowance
 	for start := 0; start < len(b.retry); start += sqslimits.MaxBatchEntries {
 		chunk := b.retry[start:min(start+sqslimits.MaxBatchEntries, len(b.retry))]
-		in := &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(h.cfg.SourceQueueURL)}
+		in := &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(h.cfg.IntakeQueueURL)}
 		for i, v := range chunk {
 			in.Entries = append(in.Entries, sqstypes.ChangeMessageVisibilityBatchRequestEntry{
 				Id:                aws.String(strconv.Itoa(i)),
@@ -472,13 +473,13 @@ func (h *Handler) changeVisibility(ctx context.Context, b *batch) {
 		for _, f := range out.Failed {
 			i, _ := strconv.Atoi(aws.ToString(f.Id))
 			h.log.Warn("visibility not changed; record comes back after the queue's visibility timeout",
-				"sqs_message_id", chunk[i].rec.MessageId, "error", aws.ToString(f.Message))
+				"sqs_message_id", chunk[i].rec.MessageId, "correlation_id", chunk[i].correlation, "error", aws.ToString(f.Message))
 		}
 	}
 }
 
 func toSendAttributes(in map[string]events.SQSMessageAttribute) map[string]sqstypes.MessageAttributeValue {
-	out := make(map[string]sqstypes.MessageAttributeValue, len(in)+3)
+	out := make(map[string]sqstypes.MessageAttributeValue, len(in)+approvalAttributes)
 	for k, v := range in {
 		out[k] = sqstypes.MessageAttributeValue{
 			DataType:         aws.String(v.DataType),
@@ -491,10 +492,13 @@ func toSendAttributes(in map[string]events.SQSMessageAttribute) map[string]sqsty
 	return out
 }
 
-func stringAttr(s string) sqstypes.MessageAttributeValue {
-	return sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(s)}
-}
-
-func numberAttr(n int64) sqstypes.MessageAttributeValue {
-	return sqstypes.MessageAttributeValue{DataType: aws.String("Number"), StringValue: aws.String(strconv.FormatInt(n, 10))}
+// stringValues are the string values of a record's attributes.
+func stringValues(in map[string]events.SQSMessageAttribute) map[string]string {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		if v.StringValue != nil {
+			out[k] = *v.StringValue
+		}
+	}
+	return out
 }

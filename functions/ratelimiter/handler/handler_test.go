@@ -24,7 +24,6 @@ import (
 	"github.com/huntaze/message-pipeline/devstack/emulator"
 	"github.com/huntaze/message-pipeline/devstack/lambdalocal"
 	"github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
-	"github.com/huntaze/message-pipeline/internal/deadletter"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
@@ -159,8 +158,8 @@ func setup(t *testing.T, cfg ratelimit.Config, o options) *fixture {
 	}
 	harness.PrimeFence(t, f.rdb, cfg.FenceKey())
 	f.handler, err = handler.New(handler.Config{
-		SourceQueueURL: f.queues.RateLimiter.URL, WorkflowsQueueURL: f.queues.Workflows.URL,
-		DeadLetterQueueURL: f.queues.RateLimiter.DLQURL, Version: "test-1",
+		IntakeQueueURL: f.queues.RateLimiter.URL, WorkflowsQueueURL: f.queues.Workflows.URL,
+		IntakeDLQURL: f.queues.RateLimiter.DLQURL, Version: "test-1",
 		ReturnSlack: 0, OutageBackoff: time.Second,
 	}, f.limiter, f.sqs, slog.New(slog.NewJSONHandler(f.logs, nil)),
 		metrics.New(f.emf, map[string]string{"Service": "rate-limiter"}, time.Now), time.Now)
@@ -284,11 +283,11 @@ func TestAllowedMessagesAreForwardedWithBodyAttributesGroupAndDedup(t *testing.T
 				t.Errorf("attribute %s = %q, want %q", k, attr(m, k), v)
 			}
 		}
-		if attr(m, handler.AttrRateLimiterVersion) != "test-1" || attr(m, handler.AttrTokensRemaining) != strconv.Itoa(9-i) {
-			t.Errorf("limiter attributes: version %q tokens %q", attr(m, handler.AttrRateLimiterVersion), attr(m, handler.AttrTokensRemaining))
+		if attr(m, message.AttrRateLimiterVersion) != "test-1" || attr(m, message.AttrTokensRemaining) != strconv.Itoa(9-i) {
+			t.Errorf("limiter attributes: version %q tokens %q", attr(m, message.AttrRateLimiterVersion), attr(m, message.AttrTokensRemaining))
 		}
-		if ts, err := strconv.ParseInt(attr(m, handler.AttrRateLimitTimestamp), 10, 64); err != nil || time.Since(time.UnixMilli(ts)) > time.Minute {
-			t.Errorf("rate_limit_timestamp = %q", attr(m, handler.AttrRateLimitTimestamp))
+		if ts, err := strconv.ParseInt(attr(m, message.AttrRateLimitTimestamp), 10, 64); err != nil || time.Since(time.UnixMilli(ts)) > time.Minute {
+			t.Errorf("rate_limit_timestamp = %q", attr(m, message.AttrRateLimitTimestamp))
 		}
 	}
 }
@@ -561,10 +560,10 @@ func TestInvalidRecordsGoToTheDLQWithTheirReason(t *testing.T) {
 		t.Fatalf("DLQ has %d, want 2", len(dlq))
 	}
 	sort.Slice(dlq, func(i, j int) bool { return dlq[i].Attributes["MessageGroupId"] < dlq[j].Attributes["MessageGroupId"] })
-	if r := attr(dlq[0], deadletter.AttrFailureReason); !strings.Contains(r, "unparseable body") || dlq[0].Attributes["MessageGroupId"] != "g1" {
+	if r := attr(dlq[0], message.AttrFailureReason); !strings.Contains(r, "unparseable body") || dlq[0].Attributes["MessageGroupId"] != "g1" {
 		t.Fatalf("first: reason %q group %q", r, dlq[0].Attributes["MessageGroupId"])
 	}
-	if r := attr(dlq[1], deadletter.AttrFailureReason); !strings.Contains(r, "userId: is required") || attr(dlq[1], "messageType") != "x" {
+	if r := attr(dlq[1], message.AttrFailureReason); !strings.Contains(r, "userId: is required") || attr(dlq[1], "messageType") != "x" {
 		t.Fatalf("second: reason %q attributes %v", r, dlq[1].MessageAttributes)
 	}
 	warned := 0
@@ -678,7 +677,7 @@ func TestTenConcurrentPollersKeepEachCreatorsOrderAndEveryRollingWindow(t *testi
 			for _, m := range forwarded {
 				g := m.Attributes["MessageGroupId"]
 				got[g] = append(got[g], contents(t, []sqstypes.Message{m})[0])
-				ms, _ := strconv.ParseInt(attr(m, handler.AttrRateLimitTimestamp), 10, 64)
+				ms, _ := strconv.ParseInt(attr(m, message.AttrRateLimitTimestamp), 10, 64)
 				times[g] = append(times[g], time.UnixMilli(ms))
 			}
 			for creator := range volume {

@@ -26,10 +26,10 @@ import (
 
 // Settings is everything the Lambda reads from its environment.
 type Settings struct {
-	Environment        string `env:"ENVIRONMENT" envDefault:"dev"`
-	SourceQueueURL     string `env:"RATE_LIMITER_QUEUE_URL,required,notEmpty"`
-	DeadLetterQueueURL string `env:"RATE_LIMITER_DLQ_URL,required,notEmpty"`
-	WorkflowsQueueURL  string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
+	Environment       string `env:"ENVIRONMENT" envDefault:"dev"`
+	IntakeQueueURL    string `env:"INTAKE_QUEUE_URL,required,notEmpty"`
+	IntakeDLQURL      string `env:"INTAKE_DLQ_URL,required,notEmpty"`
+	WorkflowsQueueURL string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
 
 	Redis redisconn.Settings
 
@@ -89,8 +89,8 @@ func (s Settings) Limiter() ratelimit.Config {
 // Handler returns the handler configuration.
 func (s Settings) Handler() handler.Config {
 	return handler.Config{
-		SourceQueueURL: s.SourceQueueURL, WorkflowsQueueURL: s.WorkflowsQueueURL,
-		DeadLetterQueueURL: s.DeadLetterQueueURL, Version: s.Version,
+		IntakeQueueURL: s.IntakeQueueURL, WorkflowsQueueURL: s.WorkflowsQueueURL,
+		IntakeDLQURL: s.IntakeDLQURL, Version: s.Version,
 		ReturnSlack: s.ReturnSlack, OutageBackoff: s.OutageBackoff, OutageBackoffMax: s.OutageBackoffMax,
 	}
 }

@@ -11,10 +11,10 @@ import (
 
 func validEnv() map[string]string {
 	return map[string]string{
-		"RATE_LIMITER_QUEUE_URL": "http://127.0.0.1:1/000000000000/huntaze-rate-limiter-queue",
-		"RATE_LIMITER_DLQ_URL":   "http://127.0.0.1:1/000000000000/huntaze-rate-limiter-dlq",
-		"WORKFLOWS_QUEUE_URL":    "http://127.0.0.1:1/000000000000/huntaze-hybrid-workflows.fifo",
-		"REDIS_ADDR":             "127.0.0.1:6379",
+		"INTAKE_QUEUE_URL":    "http://127.0.0.1:1/000000000000/huntaze-rate-limiter-queue",
+		"INTAKE_DLQ_URL":      "http://127.0.0.1:1/000000000000/huntaze-rate-limiter-dlq",
+		"WORKFLOWS_QUEUE_URL": "http://127.0.0.1:1/000000000000/huntaze-hybrid-workflows.fifo",
+		"REDIS_ADDR":          "127.0.0.1:6379",
 	}
 }
 

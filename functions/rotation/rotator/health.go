@@ -74,14 +74,6 @@ const maxPages = 100
 // when the secrets cannot be listed; one unreadable secret is counted
 // invalid.
 func (c *SessionChecker) Check(ctx context.Context) (SessionReport, error) {
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
-	}
-	client := c.HTTP
-	if client == nil {
-		client = http.DefaultClient
-	}
 	var rep SessionReport
 	in := &secretsmanager.ListSecretsInput{
 		Filters:    []smtypes.Filter{{Key: smtypes.FilterNameStringTypeName, Values: []string{c.Prefix}}},
@@ -100,50 +92,67 @@ func (c *SessionChecker) Check(ctx context.Context) (SessionReport, error) {
 			if !strings.HasPrefix(name, c.Prefix) { // the filter matches words, not only prefixes
 				continue
 			}
-			creator := strings.TrimPrefix(name, c.Prefix)
 			rep.Checked++
-			invalid := func(reason string) {
-				rep.Invalid = append(rep.Invalid, creator)
-				c.Log.Warn("session secret unhealthy", "creator_id", creator, "reason", reason)
-			}
-			if aws.ToBool(s.RotationEnabled) {
-				invalid("the secret declares a rotation; OnlyFans sessions cannot be rotated: cancel it (aws secretsmanager cancel-rotate-secret) and renew by hand")
-				continue
-			}
-			v, err := c.Secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: s.ARN})
-			if err != nil {
-				invalid("cannot read the secret: " + err.Error())
-				continue
-			}
-			cookie, err := sessionCookie(aws.ToString(v.SecretString))
-			if err != nil {
-				invalid(err.Error())
-				continue
-			}
-			if c.Probe.URL != "" {
-				switch res, reason := c.Probe.probe(ctx, client, cookie); res {
-				case probeRefused:
-					invalid(reason)
-					continue
-				case probeUnknown:
-					rep.Unknown = append(rep.Unknown, creator)
-					c.Log.Warn("session not checked with the site", "creator_id", creator, "reason", reason)
-				}
-			}
-			// The age of the current value: when it was put, not when the
-			// secret's metadata last changed.
-			age := now().Sub(aws.ToTime(v.CreatedDate))
-			rep.Oldest = max(rep.Oldest, age)
-			if age >= c.RenewAfter {
-				rep.RenewalDue = append(rep.RenewalDue, creator)
-				c.Log.Warn("session renewal due", "creator_id", creator, "age_days", int(age.Hours()/24), "renew_after_days", int(c.RenewAfter.Hours()/24))
-			}
+			c.checkOne(ctx, strings.TrimPrefix(name, c.Prefix), s, &rep)
 		}
 		if aws.ToString(out.NextToken) == "" {
 			break
 		}
 		in.NextToken = out.NextToken
 	}
+	return rep, c.publish(rep)
+}
+
+// checkOne checks creator's session secret s and adds what it found to rep.
+func (c *SessionChecker) checkOne(ctx context.Context, creator string, s smtypes.SecretListEntry, rep *SessionReport) {
+	invalid := func(reason string) {
+		rep.Invalid = append(rep.Invalid, creator)
+		c.Log.Warn("session secret unhealthy", "creator_id", creator, "reason", reason)
+	}
+	if aws.ToBool(s.RotationEnabled) {
+		invalid("the secret declares a rotation; OnlyFans sessions cannot be rotated: cancel it (aws secretsmanager cancel-rotate-secret) and renew by hand")
+		return
+	}
+	v, err := c.Secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: s.ARN})
+	if err != nil {
+		invalid("cannot read the secret: " + err.Error())
+		return
+	}
+	cookie, err := sessionCookie(aws.ToString(v.SecretString))
+	if err != nil {
+		invalid(err.Error())
+		return
+	}
+	if c.Probe.URL != "" {
+		client := c.HTTP
+		if client == nil {
+			client = http.DefaultClient
+		}
+		switch res, reason := c.Probe.probe(ctx, client, cookie); res {
+		case probeRefused:
+			invalid(reason)
+			return
+		case probeUnknown:
+			rep.Unknown = append(rep.Unknown, creator)
+			c.Log.Warn("session not checked with the site", "creator_id", creator, "reason", reason)
+		}
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	// The age of the current value: when it was put, not when the secret's
+	// metadata last changed.
+	age := now().Sub(aws.ToTime(v.CreatedDate))
+	rep.Oldest = max(rep.Oldest, age)
+	if age >= c.RenewAfter {
+		rep.RenewalDue = append(rep.RenewalDue, creator)
+		c.Log.Warn("session renewal due", "creator_id", creator, "age_days", int(age.Hours()/24), "renew_after_days", int(c.RenewAfter.Hours()/24))
+	}
+}
+
+// publish writes the counts (EMF) and the summary line.
+func (c *SessionChecker) publish(rep SessionReport) error {
 	set := metrics.NewSet()
 	set.Put(MetricSessionsChecked, metrics.Count, float64(rep.Checked))
 	set.Put(MetricSessionsRenewalDue, metrics.Count, float64(len(rep.RenewalDue)))
@@ -152,10 +161,10 @@ func (c *SessionChecker) Check(ctx context.Context) (SessionReport, error) {
 	set.Put(MetricSessionsUnknown, metrics.Count, float64(len(rep.Unknown)))
 	set.Put(MetricSessionOldestAgeDays, metrics.Count, rep.Oldest.Hours()/24)
 	if err := c.Metrics.Emit(set); err != nil {
-		return rep, err
+		return err
 	}
 	c.Log.Info("session health checked", "checked", rep.Checked, "renewal_due", len(rep.RenewalDue), "invalid", len(rep.Invalid), "unknown", len(rep.Unknown), "oldest_days", int(rep.Oldest.Hours()/24))
-	return rep, nil
+	return nil
 }
 
 // ValidateSession checks one creator's OnlyFans session secret:

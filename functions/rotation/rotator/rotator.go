@@ -299,35 +299,9 @@ func (r *Rotator) enforce(ctx context.Context, id string, desc *secretsmanager.D
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	current, enforced := "", ""
-	for v, stages := range desc.VersionIdsToStages {
-		if has(stages, "AWSCURRENT") {
-			current = v
-		}
-		if has(stages, EnforcedStage) {
-			enforced = v
-		}
-		if has(stages, "AWSPENDING") && !has(stages, "AWSCURRENT") {
-			log.Info("redis token enforce: a rotation is under way; next time", "pending_version", v)
-			return nil
-		}
-	}
-	switch {
-	case current == "":
-		return errors.New("the secret has no AWSCURRENT version")
-	case current == enforced:
-		return nil // done
-	case desc.LastRotatedDate == nil:
-		log.Info("redis token enforce: never rotated; the token is the only one")
-		return nil
-	}
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
-	if age := now().Sub(*desc.LastRotatedDate); age < r.EnforceAfter {
-		log.Info("redis token enforce: clients may still hold the previous token", "current_for", age.Round(time.Second).String(), "enforce_after", r.EnforceAfter.String())
-		return nil
+	current, enforced, due, err := r.enforceDue(desc, log)
+	if err != nil || !due {
+		return err
 	}
 	token, err := r.value(ctx, id, "AWSCURRENT", current)
 	if err != nil {
@@ -342,27 +316,11 @@ func (r *Rotator) enforce(ctx context.Context, id string, desc *secretsmanager.D
 			return fmt.Errorf("the current token does not work; not dropping the others: %w", err)
 		}
 	}
-	if _, err := r.Cache.ModifyReplicationGroup(ctx, &elasticache.ModifyReplicationGroupInput{
-		ReplicationGroupId: aws.String(r.ReplicationGroup), AuthToken: aws.String(token),
-		AuthTokenUpdateStrategy: ectypes.AuthTokenUpdateStrategyTypeSet, ApplyImmediately: aws.Bool(true),
-	}); err != nil {
+	if applied, err := r.setOnly(ctx, token, current, log); err != nil || !applied {
 		return err
 	}
-	// ElastiCache only accepted the SET: label nothing before it is applied
-	// and the previous token is refused.
-	if err := r.waitApplied(ctx); errors.Is(err, errPending) {
-		log.Info("redis token enforce: SET accepted, not applied yet; the next run checks again", "version", current, "reason", err.Error())
-		return nil
-	} else if err != nil {
+	if refused, err := r.previousRefused(ctx, previous, token, current, log); err != nil || !refused {
 		return err
-	}
-	if r.TestToken != nil && previous != "" && previous != token {
-		if err := r.TestToken(ctx, previous); err == nil {
-			log.Info("redis token enforce: the previous token still works; the next run checks again", "version", current)
-			return nil
-		} else if !r.refused(err) {
-			return fmt.Errorf("cannot tell whether the previous token is refused; not labelling %s: %w", EnforcedStage, err)
-		}
 	}
 	in := &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(id), VersionStage: aws.String(EnforcedStage), MoveToVersionId: aws.String(current)}
 	if enforced != "" {
@@ -373,6 +331,78 @@ func (r *Rotator) enforce(ctx context.Context, id string, desc *secretsmanager.D
 	}
 	log.Info("redis token enforced: only the current token is accepted", "version", current)
 	return nil
+}
+
+// enforceDue reads the secret's versions: the current and the enforced one,
+// and whether enforcing is due (no rotation under way, rotated at least
+// once, current for EnforceAfter, not enforced yet).
+func (r *Rotator) enforceDue(desc *secretsmanager.DescribeSecretOutput, log *slog.Logger) (current, enforced string, due bool, err error) {
+	for v, stages := range desc.VersionIdsToStages {
+		if has(stages, "AWSCURRENT") {
+			current = v
+		}
+		if has(stages, EnforcedStage) {
+			enforced = v
+		}
+		if has(stages, "AWSPENDING") && !has(stages, "AWSCURRENT") {
+			log.Info("redis token enforce: a rotation is under way; next time", "pending_version", v)
+			return "", "", false, nil
+		}
+	}
+	switch {
+	case current == "":
+		return "", "", false, errors.New("the secret has no AWSCURRENT version")
+	case current == enforced:
+		return current, enforced, false, nil // done
+	case desc.LastRotatedDate == nil:
+		log.Info("redis token enforce: never rotated; the token is the only one")
+		return current, enforced, false, nil
+	}
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	if age := now().Sub(*desc.LastRotatedDate); age < r.EnforceAfter {
+		log.Info("redis token enforce: clients may still hold the previous token", "current_for", age.Round(time.Second).String(), "enforce_after", r.EnforceAfter.String())
+		return current, enforced, false, nil
+	}
+	return current, enforced, true, nil
+}
+
+// setOnly makes token the only one Redis accepts (AUTH token strategy SET)
+// and reports whether ElastiCache applied it: it only accepted the SET, so
+// nothing is labelled before it is applied and the previous token refused.
+func (r *Rotator) setOnly(ctx context.Context, token, version string, log *slog.Logger) (bool, error) {
+	if _, err := r.Cache.ModifyReplicationGroup(ctx, &elasticache.ModifyReplicationGroupInput{
+		ReplicationGroupId: aws.String(r.ReplicationGroup), AuthToken: aws.String(token),
+		AuthTokenUpdateStrategy: ectypes.AuthTokenUpdateStrategyTypeSet, ApplyImmediately: aws.Bool(true),
+	}); err != nil {
+		return false, err
+	}
+	if err := r.waitApplied(ctx); errors.Is(err, errPending) {
+		log.Info("redis token enforce: SET accepted, not applied yet; the next run checks again", "version", version, "reason", err.Error())
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// previousRefused reports whether Redis refuses the previous token (true
+// when there is none to test).
+func (r *Rotator) previousRefused(ctx context.Context, previous, token, version string, log *slog.Logger) (bool, error) {
+	if r.TestToken == nil || previous == "" || previous == token {
+		return true, nil
+	}
+	err := r.TestToken(ctx, previous)
+	switch {
+	case err == nil:
+		log.Info("redis token enforce: the previous token still works; the next run checks again", "version", version)
+		return false, nil
+	case !r.refused(err):
+		return false, fmt.Errorf("cannot tell whether the previous token is refused; not labelling %s: %w", EnforcedStage, err)
+	}
+	return true, nil
 }
 
 func isNotFound(err error) bool {

@@ -63,7 +63,7 @@ func main() {
 			d.CreateTable(r, tbl.name, tbl.key)
 		}
 		maps.Copy(env, map[string]string{
-			"RATE_LIMITER_QUEUE_URL": sys.RateLimiter.URL, "RATE_LIMITER_DLQ_URL": sys.RateLimiter.DLQURL,
+			"INTAKE_QUEUE_URL": sys.RateLimiter.URL, "INTAKE_DLQ_URL": sys.RateLimiter.DLQURL,
 			"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
 			"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idempotency",
 		})

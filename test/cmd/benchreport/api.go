@@ -101,7 +101,7 @@ func measureAPI(t harness.T, n int) apiFigures {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	deps := api.Deps{
 		Auth:        auth.NewHMACVerifier([]byte(benchSecret), benchIssuer, benchAudience, time.Now),
-		Sender:      enqueue.NewSender(f.SQS, enqueue.Queues{RateLimiterURL: sys.RateLimiter.URL, WorkflowsURL: sys.Workflows.URL}, 10*time.Millisecond),
+		Sender:      enqueue.NewSender(f.SQS, sys.RateLimiter.URL, 10*time.Millisecond),
 		Fallback:    fallback.NewStore(d.DynamoDB, "fallback-bench", time.Now, time.Minute),
 		Idempotency: idempotency.NewStore(d.DynamoDB, "idem-bench", time.Hour, time.Now),
 		Flag:        featureflag.New(nil, true, time.Minute, time.Now, log), QueueStats: f.SQS,

@@ -25,7 +25,7 @@ var lambdas = []struct {
 	env []string
 }{
 	{"functions/api", nil},
-	{"functions/ratelimiter", []string{"RATE_LIMITER_QUEUE_URL=q", "RATE_LIMITER_DLQ_URL=q", "WORKFLOWS_QUEUE_URL=q", "REDIS_ADDR=127.0.0.1:1", "REDIS_TLS=false"}},
+	{"functions/ratelimiter", []string{"INTAKE_QUEUE_URL=q", "INTAKE_DLQ_URL=q", "WORKFLOWS_QUEUE_URL=q", "REDIS_ADDR=127.0.0.1:1", "REDIS_TLS=false"}},
 	{"functions/rotation", []string{"ROTATION_KIND=session-health", "SESSION_SECRET_PREFIX=huntaze/dev/onlyfans-session/"}},
 }
 

@@ -84,6 +84,31 @@ describe("sends against the real API", () => {
     }
   });
 
+  test("every attempt of a call carries one X-Correlation-Id: the one given, else one per call; one the API would replace is refused before any request", async () => {
+    const p = await startProxy(api.url, async (n, _req, forward, res) => {
+      if (n === 2) return json(res, 503, { error: "injected" }); // the unnamed send's first attempt
+      relay(await forward(), res);
+    });
+    try {
+      const c = new MessagesClient({ baseUrl: p.url, token: api.tokens.user, baseDelayMs: 20 });
+      await c.send(text("named"), { correlationId: "checkout-7.a_b" });
+      assert.equal(p.seen[0]?.headers["x-correlation-id"], "checkout-7.a_b");
+      assert.equal(p.upstream[0]?.headers["x-correlation-id"], "checkout-7.a_b", "the API keeps it");
+      await c.send(text("unnamed"));
+      const made = String(p.seen[1]?.headers["x-correlation-id"]);
+      assert.match(made, /^[0-9a-f-]{36}$/);
+      assert.equal(p.seen[2]?.headers["x-correlation-id"], made, "the retry carries the same");
+      const seen = p.seen.length;
+      await assert.rejects(c.send(text("bad id"), { correlationId: "a/../b" }), RangeError);
+      assert.equal(p.seen.length, seen, "nothing sent");
+      const err = await failure(c.send({ ...draft, recipientId: ".." }, { correlationId: "named-error" }));
+      assert.ok(err instanceof ValidationError, String(err));
+      assert.equal(err.correlationId, "named-error");
+    } finally {
+      await p.close();
+    }
+  });
+
   test("the same key with another body is an IdempotencyConflictError (422), not retried", async () => {
     const c = new MessagesClient({ baseUrl: api.url, token: api.tokens.user });
     const key = crypto.randomUUID();
@@ -147,7 +172,7 @@ describe("typed errors", () => {
       const err = await failure(c.send(draft));
       assert.ok(err instanceof SendingDisabledError, String(err));
       assert.equal(err.status, 503);
-      assert.match(err.reason, /RATE_LIMITER_QUEUE_URL|queue/i);
+      assert.match(err.reason, /INTAKE_QUEUE_URL|queue/i);
       assert.equal(p.seen.length, 1);
     } finally {
       await p.close();

@@ -74,8 +74,18 @@ func (p *Poller) PollOnce(ctx context.Context) (Result, error) {
 		res.Failed = len(out.Messages)
 		return res, fmt.Errorf("handler: %w", herr)
 	}
+	inBatch := make(map[string]bool, len(out.Messages))
+	for _, m := range out.Messages {
+		inBatch[aws.ToString(m.MessageId)] = true
+	}
 	failed := make(map[string]bool, len(resp.BatchItemFailures))
 	for _, f := range resp.BatchItemFailures {
+		if !inBatch[f.ItemIdentifier] {
+			// As the event source mapping does: an empty or unknown item
+			// identifier fails the whole batch; nothing is deleted.
+			res.Failed = len(out.Messages)
+			return res, fmt.Errorf("handler: batch item failure %q names no record of the batch", f.ItemIdentifier)
+		}
 		failed[f.ItemIdentifier] = true
 	}
 	del := &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(p.QueueURL)}

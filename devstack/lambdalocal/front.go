@@ -139,11 +139,18 @@ func (f *Front) verify(r *http.Request) (jwt.MapClaims, error) {
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(raw, claims, f.keys.Keyfunc,
 		jwt.WithValidMethods([]string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}),
-		jwt.WithExpirationRequired(), jwt.WithIssuer(f.cfg.Authorizer.Issuer))
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithIssuer(f.cfg.Authorizer.Issuer))
 	if err != nil {
 		return nil, err
 	}
+	// API Gateway matches the audience in aud, or in client_id when the
+	// token has no aud (Cognito access tokens).
 	aud, _ := claims.GetAudience()
+	if len(aud) == 0 {
+		if id, ok := claims["client_id"].(string); ok {
+			aud = jwt.ClaimStrings{id}
+		}
+	}
 	for _, a := range f.cfg.Authorizer.Audiences {
 		if slices.Contains(aud, a) {
 			return claims, nil

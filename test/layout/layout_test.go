@@ -4,7 +4,11 @@
 //     components (functions/, scraper/), the stack (infra/), the local
 //     assembly (devstack/), a command (cmd/) or a test helper (test/);
 //   - its tests use the test helpers and the emulators, never a component;
-//   - cmd/ imports nothing from test/;
+//   - the shipped components (functions/, scraper/) and the stack (infra/)
+//     import nothing from the local assembly (devstack/), cmd/ or test/;
+//   - no command (cmd/, and each component's or the stack's cmd/; the
+//     developer programs in test/cmd are test helpers) imports
+//     anything from test/;
 //   - a package's tests link the browser (playwright-go) only if they drive
 //     one.
 package layout
@@ -128,10 +132,24 @@ func TestInternalTestsUseNoComponent(t *testing.T) {
 	}
 }
 
+func TestShippedCodeImportsNoAssemblyCommandOrTestHelper(t *testing.T) {
+	for _, p := range list(t) {
+		path := rel(p.ImportPath)
+		if p.ForTest != "" || strings.HasSuffix(path, ".test") || !under(path, "functions", "scraper", "infra") {
+			continue
+		}
+		for _, d := range moduleDeps(p) {
+			if under(d, "devstack", "cmd", "test") {
+				t.Errorf("%s imports %s", path, d)
+			}
+		}
+	}
+}
+
 func TestCommandsImportNothingFromTest(t *testing.T) {
 	for _, p := range list(t) {
 		path := rel(p.ImportPath)
-		if p.ForTest != "" || strings.HasSuffix(path, ".test") || !under(path, "cmd") {
+		if p.ForTest != "" || strings.HasSuffix(path, ".test") || under(path, "test") || !(under(path, "cmd") || strings.Contains(path, "/cmd/")) {
 			continue
 		}
 		for _, d := range moduleDeps(p) {

@@ -31,6 +31,9 @@ type fixture struct {
 	site     *fakesite.Site
 	aws      *harness.Fauxqs
 	redis    *harness.Redis
+	ddb      *harness.Dynalite
+	ddbCalls *countingDDB
+	marks    *scraper.DynamoMarks
 	queues   devstack.System
 	ledger   *scraper.Ledger
 	proc     *scraper.Processor
@@ -52,6 +55,9 @@ func testConfig() scraper.Config {
 	}
 }
 
+// attemptsTable is the mark store's table in the tests' dynalite.
+const attemptsTable = "attempts"
+
 // openGate admits far more than any test sends.
 var openGate = ratelimit.Config{Limit: 1000, Window: time.Second, KeyPrefix: "gate"}
 
@@ -70,7 +76,10 @@ func setupWithGate(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config) *
 
 func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeouts onlyfans.Timeouts) *fixture {
 	t.Helper()
-	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), logs: &harness.Buffer{}, emf: &harness.Buffer{}}
+	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), ddb: harness.StartDynalite(t), logs: &harness.Buffer{}, emf: &harness.Buffer{}}
+	f.ddb.CreateTable(t, attemptsTable, scraper.AttemptsKeyAttribute)
+	f.ddbCalls = &countingDDB{DynamoDBAPI: f.ddb.DynamoDB, n: map[string]int{}}
+	f.marks = scraper.NewDynamoMarks(f.ddbCalls, attemptsTable, time.Hour, time.Now)
 	f.queues = f.aws.CreateQueues(t, "test")
 	if _, err := f.aws.S3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
 		t.Fatal(err)
@@ -88,13 +97,17 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 	t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	f.ledger = scraper.NewLedger(f.redis.Client(), "scraper:test", time.Hour)
+	// This Redis has served the ledger all along (nothing lost before).
+	if err := f.ledger.PrimeEpoch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	gate, err := ratelimit.New(f.redis.Client(), gateCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	harness.PrimeFence(t, f.redis.Client(), gateCfg.FenceKey())
 	f.results = scraper.NewResults(f.aws.S3, scraper.ResultsConfig{Bucket: "results", Owner: "test"}, log, time.Now)
-	f.proc = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.results, log,
+	f.proc = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
 	f.compressed = &harness.CompressedVisibility{Client: f.aws.SQS}
 	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, f.proc, log)

@@ -115,10 +115,10 @@ func resourceOf(input any) string {
 	return ""
 }
 
-// Proxy starts a recording reverse proxy to target (the emulator serving
-// SQS and S3) and returns its URL. It understands the two protocols the
-// scraper's clients speak there: SQS JSON (X-Amz-Target and QueueUrl) and
-// S3 REST, path-style.
+// Proxy starts a recording reverse proxy to target (an emulator) and
+// returns its URL. It understands the protocols the scraper's clients
+// speak: SQS and DynamoDB JSON (X-Amz-Target, and QueueUrl or TableName)
+// and S3 REST, path-style.
 func (r *CallRecorder) Proxy(component, target string) (string, error) {
 	u, err := url.Parse(target)
 	if err != nil {
@@ -144,11 +144,14 @@ func (r *CallRecorder) fromHTTP(component string, req *http.Request) Call {
 	if service, op, ok := strings.Cut(req.Header.Get("X-Amz-Target"), "."); ok {
 		body, _ := io.ReadAll(req.Body)
 		req.Body = io.NopCloser(bytes.NewReader(body))
-		var in struct{ QueueUrl string }
+		var in struct{ QueueUrl, TableName string }
 		_ = json.Unmarshal(body, &in)
 		name := in.QueueUrl[strings.LastIndexByte(in.QueueUrl, '/')+1:]
-		if service == "AmazonSQS" {
+		switch {
+		case service == "AmazonSQS":
 			service = "SQS"
+		case strings.HasPrefix(service, "DynamoDB_"):
+			service, name = "DynamoDB", in.TableName
 		}
 		return Call{Component: component, Service: service, Operation: op, Resource: name}
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
+	"github.com/huntaze/message-pipeline/scraper"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 )
 
@@ -42,6 +43,8 @@ const (
 	Bucket           = "huntaze-results-dev"
 	FallbackTable    = "huntaze-message-fallback-dev"
 	IdempotencyTable = "huntaze-idempotency-dev"
+	// AttemptsTable keeps the scraper's marks of unresolved clicks.
+	AttemptsTable = "huntaze-scraper-attempts-dev"
 )
 
 // Token returns a signed API token for user (scope "admin" when admin),
@@ -190,6 +193,9 @@ func (s *Stack) startEmulators() (err error) {
 	if err := CreateTable(ctx, s.DDB.DynamoDB, IdempotencyTable, idempotency.KeyAttribute); err != nil {
 		return err
 	}
+	if err := CreateTable(ctx, s.DDB.DynamoDB, AttemptsTable, scraper.AttemptsKeyAttribute); err != nil {
+		return err
+	}
 	_, err = s.AWS.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(Bucket)})
 	return err
 }
@@ -204,6 +210,10 @@ func (s *Stack) primeFences() error {
 		if err := rdb.Set(context.Background(), key, 0, 0).Err(); err != nil {
 			return fmt.Errorf("prime fence %s: %w", key, err)
 		}
+	}
+	// The scraper's ledger too: no message was accepted before it.
+	if err := s.ScraperSettings("").Ledger(rdb).PrimeEpoch(context.Background()); err != nil {
+		return fmt.Errorf("prime the scraper ledger's epoch: %w", err)
 	}
 	return nil
 }
@@ -364,7 +374,7 @@ func (s *Stack) startLimiter(runCtx context.Context) error {
 func (s *Stack) ScraperSettings(credsFile string) scrapersetup.Settings {
 	return scrapersetup.Settings{
 		Environment: Environment, QueueURL: s.Queues.Workflows.URL, DeadLetterURL: s.Queues.Workflows.DLQURL,
-		ResultsBucket: Bucket, BaseURL: s.opts.SiteURL, CredentialsFile: credsFile,
+		ResultsBucket: Bucket, AttemptsTable: AttemptsTable, BaseURL: s.opts.SiteURL, CredentialsFile: credsFile,
 		DriverDir: filepath.Join(s.root, ".cache", "playwright-driver"), ChromiumPath: "/usr/lib/chromium/chromium",
 		Redis:    redisconn.Settings{Addr: s.Redis.Addr, Timeout: time.Second},
 		PollWait: time.Second, MaxGroups: 8, MaxFailures: 5, BackoffBase: time.Second, BackoffFactor: 2,
@@ -396,17 +406,20 @@ func (s *Stack) startScraper() error {
 	if _, err := scrapersetup.Load(environ); err != nil {
 		return err
 	}
-	endpoint := s.AWS.Endpoint
+	endpoint, ddbEndpoint := s.AWS.Endpoint, s.DDB.Endpoint
 	if s.opts.Recorder != nil {
 		// A separate process: its calls are recorded by a proxy in front of
-		// the emulator instead of an SDK middleware.
+		// each emulator instead of an SDK middleware.
 		if endpoint, err = s.opts.Recorder.Proxy("scraper", endpoint); err != nil {
+			return err
+		}
+		if ddbEndpoint, err = s.opts.Recorder.Proxy("scraper", ddbEndpoint); err != nil {
 			return err
 		}
 		s.closers = append(s.closers, s.opts.Recorder.Close)
 	}
 	s.scraperEnv = append(envconfig.List(environ),
-		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION="+Region, "AWS_ENDPOINT_URL="+endpoint,
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION="+Region, "AWS_ENDPOINT_URL="+endpoint, "AWS_ENDPOINT_URL_DYNAMODB="+ddbEndpoint,
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
 	return s.StartScraper()
 }

@@ -63,6 +63,8 @@ func label(c devstack.Call) string {
 		return "fallback-table"
 	case devstack.IdempotencyTable:
 		return "idempotency-table"
+	case devstack.AttemptsTable:
+		return "attempts-table"
 	}
 	if key, ok := strings.CutPrefix(c.Resource, devstack.Bucket+"/"); ok {
 		prefix, _, _ := strings.Cut(key, "/")

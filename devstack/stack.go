@@ -40,6 +40,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
+	"github.com/huntaze/message-pipeline/scraper"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 )
 
@@ -197,6 +198,9 @@ func (s *Stack) startEmulators() (err error) {
 	if err := emulator.CreateTable(ctx, s.DDB.DynamoDB, IdempotencyTable, idempotency.KeyAttribute); err != nil {
 		return err
 	}
+	if err := emulator.CreateTable(ctx, s.DDB.DynamoDB, AttemptsTable, scraper.AttemptsKeyAttribute); err != nil {
+		return err
+	}
 	s.Fallback = fallback.NewStore(s.DDB.DynamoDB, FallbackTable, time.Now, time.Minute)
 	_, err = s.AWS.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(Bucket)})
 	return err
@@ -212,6 +216,10 @@ func (s *Stack) primeFences() error {
 		if err := rdb.Set(context.Background(), key, 0, 0).Err(); err != nil {
 			return fmt.Errorf("prime fence %s: %w", key, err)
 		}
+	}
+	// The scraper's ledger too: no message was accepted before it.
+	if err := s.Wiring.Scraper.Ledger(rdb).PrimeEpoch(context.Background()); err != nil {
+		return fmt.Errorf("prime the scraper ledger's epoch: %w", err)
 	}
 	return nil
 }

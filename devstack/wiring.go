@@ -25,6 +25,8 @@ const (
 	Bucket           = "huntaze-results-dev"
 	FallbackTable    = "huntaze-message-fallback-dev"
 	IdempotencyTable = "huntaze-idempotency-dev"
+	// AttemptsTable keeps the scraper's marks of unresolved clicks.
+	AttemptsTable = "huntaze-scraper-attempts-dev"
 )
 
 // Stack is the environment the local assembly runs: the stack's own
@@ -75,7 +77,7 @@ func localResources(q, qDLQ, w, wDLQ, redisAddr string) infra.Resources {
 	return infra.Resources{
 		IntakeQueueURL: q, IntakeDLQURL: qDLQ, WorkflowsQueueURL: w, WorkflowsDLQURL: wDLQ,
 		FallbackTable: FallbackTable, IdempotencyTable: IdempotencyTable,
-		FlagParameter: infra.FlagParameterName(Environment), Redis: r, ResultsBucket: Bucket,
+		FlagParameter: infra.FlagParameterName(Environment), Redis: r, ResultsBucket: Bucket, AttemptsTable: AttemptsTable,
 	}
 }
 

@@ -35,7 +35,7 @@ func TestVPCEndpoints_OnlyThisAccountsPrincipalsOnlyThisSystemsResources(t *test
 		"ecr.api":        {"container-assets-"},
 		"logs":           {"ScraperLogs"},
 		"s3":             {"StorageResults", "starport-layer-bucket"},
-		"dynamodb":       {"StorageFallbackTable", "StorageIdempotencyTable"},
+		"dynamodb":       {"StorageFallbackTable", "StorageIdempotencyTable", "StorageAttemptsTable"},
 	}
 	noARN := map[string]bool{"ecr:GetAuthorizationToken": true, "secretsmanager:GetRandomPassword": true}
 	for _, env := range []string{"dev", "prod"} {

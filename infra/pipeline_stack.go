@@ -47,7 +47,7 @@ func NewPipelineStack(scope constructs.Construct, id string, props PipelineStack
 			ResourceName: jsii.String("cdk-*-container-assets-" + *stack.Account() + "-" + *stack.Region())}),
 		LogGroups: []*string{s.Scraper.Logs.LogGroupArn()},
 		Objects:   []*string{s.Storage.Results.ArnForObjects(jsii.String("*"))},
-		Tables:    []*string{s.Storage.FallbackTable.TableArn(), s.Storage.IdempotencyTable.TableArn()},
+		Tables:    []*string{s.Storage.FallbackTable.TableArn(), s.Storage.IdempotencyTable.TableArn(), s.Storage.AttemptsTable.TableArn()},
 	})
 	s.Alarms = NewAlarms(stack, "Alarms", AlarmsProps{Env: props.Env, Queues: props.Queues, Functions: s.Functions, Scraper: s.Scraper, Cache: s.Cache, Credentials: s.Credentials})
 	newSessionHealthAlarm(stack, props.Env, s.Credentials, s.Alarms)

@@ -12,6 +12,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/queues"
+	"github.com/huntaze/message-pipeline/scraper"
 )
 
 // StorageProps configures the storage construct.
@@ -24,7 +25,11 @@ type Storage struct {
 	constructs.Construct
 	FallbackTable    awsdynamodb.Table
 	IdempotencyTable awsdynamodb.Table
-	Results          awss3.Bucket
+	// AttemptsTable keeps the scraper's attempt marks of clicks left
+	// unresolved (scraper.MarkStore): what a Redis that forgets cannot
+	// lose.
+	AttemptsTable awsdynamodb.Table
+	Results       awss3.Bucket
 	// CapturesKey encrypts failure captures (screenshots and pages of a
 	// creator's logged-in chat): only the scraper task encrypts with it.
 	CapturesKey awskms.Key
@@ -40,7 +45,7 @@ func CapturesReadersRole(env string) string { return "huntaze-captures-readers-"
 // CapturesDays is how long failure captures are kept.
 const CapturesDays = 7
 
-// NewStorage creates the fallback and idempotency tables (on demand, point in
+// NewStorage creates the fallback, idempotency and scraper attempts tables (on demand, point in
 // time recovery, TTL) and the results bucket (encrypted, TLS only, no public
 // access, access-logged, screenshots and pages expire).
 func NewStorage(scope constructs.Construct, id string, props StorageProps) *Storage {
@@ -73,6 +78,10 @@ func NewStorage(scope constructs.Construct, id string, props StorageProps) *Stor
 		ProjectionType: awsdynamodb.ProjectionType_ALL,
 	})
 	s.IdempotencyTable = table("IdempotencyTable", "huntaze-idempotency", idempotency.KeyAttribute, idempotency.TTLAttribute)
+	// One small item per message whose click was left unresolved, deleted
+	// when settled; the TTL (the ledger's 14 days) removes what a failed
+	// delete leaves.
+	s.AttemptsTable = table("AttemptsTable", "huntaze-scraper-attempts", scraper.AttemptsKeyAttribute, scraper.AttemptsTTLAttribute)
 
 	accessLogs := awss3.NewBucket(c, jsii.String("AccessLogs"), &awss3.BucketProps{
 		Encryption:        awss3.BucketEncryption_S3_MANAGED,

@@ -28,6 +28,7 @@ type Resources struct {
 	FlagParameter                      string
 	Redis                              redisconn.Settings
 	ResultsBucket, CapturesKey         string
+	AttemptsTable                      string
 	SessionSecretPrefix                string
 }
 
@@ -68,6 +69,7 @@ func (e Environment) ScraperSettings(r Resources) scrapersetup.Settings {
 	s.Environment = e.Name
 	s.WorkflowsQueueURL, s.WorkflowsDLQURL = r.WorkflowsQueueURL, r.WorkflowsDLQURL
 	s.ResultsBucket, s.CapturesKey = r.ResultsBucket, r.CapturesKey
+	s.AttemptsTable = r.AttemptsTable
 	s.Redis = r.Redis
 	s.SessionSecretPrefix = r.SessionSecretPrefix
 	s.ShutdownDeadline = (ScraperStopTimeoutSec - 20) * time.Second // finish in-flight sends before ECS kills the task

@@ -5,11 +5,14 @@ package scraper
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 )
 
 // Ledger remembers per messageId, in Redis and across redeliveries and task
@@ -30,16 +33,31 @@ func NewLedger(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Led
 // State of one message.
 type State struct {
 	Sent bool
-	// Attempting: a send was clicked and its outcome is unknown.
-	// IdenticalBefore is how many messages with the same text the chat
-	// showed to that fan right before that click: identical texts are
-	// distinct messages, so only a count above it means this one arrived.
-	Attempting      bool
-	IdenticalBefore int
-	Failures        int
+	// Attempting: a send was clicked and its outcome is unknown. Mark is
+	// what the chat showed to that fan right before that click (how many
+	// identical texts, and the messages shown last): identical texts are
+	// distinct messages, so only a copy after those means this one arrived
+	// (onlyfans.Mark.Judge).
+	Attempting bool
+	Mark       onlyfans.Mark
+	Failures   int
 	// PausedSession is the version of the creator's session the site
 	// rejected ("" when the creator is not paused).
 	PausedSession string
+	// Since is when this Redis began to serve the ledger (its epoch key,
+	// written by the first State after Redis lost its data): a message
+	// accepted before then may have had marks this Redis does not hold.
+	Since time.Time
+}
+
+// epochKey holds the Redis-side start of the ledger (unix ms); see
+// State.Since.
+func (l *Ledger) epochKey() string { return l.prefix + ":epoch" }
+
+// PrimeEpoch records that this Redis has served the ledger all along (a
+// new deployment's first Redis, tests): nothing before now was lost.
+func (l *Ledger) PrimeEpoch(ctx context.Context) error {
+	return l.rdb.Set(ctx, l.epochKey(), 0, 0).Err()
 }
 
 func (l *Ledger) key(kind, id string) string { return l.prefix + ":" + kind + ":" + id }
@@ -47,19 +65,48 @@ func (l *Ledger) key(kind, id string) string { return l.prefix + ":" + kind + ":
 // State reads the message's entries and its creator's pause in one round
 // trip.
 func (l *Ledger) State(ctx context.Context, id, creator string) (State, error) {
-	vals, err := l.rdb.MGet(ctx, l.key("sent", id), l.key("attempt", id), l.key("fail", id), l.key("paused", creator)).Result()
+	vals, err := l.rdb.MGet(ctx, l.key("sent", id), l.key("attempt", id), l.key("fail", id), l.key("paused", creator), l.epochKey()).Result()
 	if err != nil {
 		return State{}, err
 	}
 	st := State{Sent: vals[0] != nil, Attempting: vals[1] != nil}
 	if s, ok := vals[1].(string); ok {
-		st.IdenticalBefore, _ = strconv.Atoi(s)
+		st.Mark = parseMark(s)
 	}
 	if s, ok := vals[2].(string); ok {
 		st.Failures, _ = strconv.Atoi(s)
 	}
 	st.PausedSession, _ = vals[3].(string)
+	epoch, _ := vals[4].(string)
+	if epoch == "" {
+		// No epoch: this Redis lost its data (or never served the ledger).
+		// The first to notice writes now; every task reads the same.
+		now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+		if err := l.rdb.SetNX(ctx, l.epochKey(), now, 0).Err(); err != nil {
+			return State{}, err
+		}
+		if epoch, err = l.rdb.Get(ctx, l.epochKey()).Result(); err != nil {
+			return State{}, err
+		}
+	}
+	ms, _ := strconv.ParseInt(epoch, 10, 64)
+	st.Since = time.UnixMilli(ms)
 	return st, nil
+}
+
+// parseMark reads an attempt mark: JSON, or a bare count (a mark written
+// before anchors, judged by the count alone).
+func parseMark(s string) onlyfans.Mark {
+	if n, err := strconv.Atoi(s); err == nil {
+		return onlyfans.Mark{Identical: n, Legacy: true}
+	}
+	var m onlyfans.Mark
+	if json.Unmarshal([]byte(s), &m) != nil {
+		// Unreadable: the count rule on nothing would say "sent" for any
+		// copy; an anchor that matches nothing says Unknown. Safe reading.
+		return onlyfans.Mark{Count: 1, Tail: []onlyfans.Shown{{Key: "unreadable mark"}}}
+	}
+	return m
 }
 
 // Pause records that the site rejected the creator's session of version:
@@ -73,11 +120,15 @@ func (l *Ledger) Resume(ctx context.Context, creator string) error {
 	return l.rdb.Del(ctx, l.key("paused", creator)).Err()
 }
 
-// MarkAttempting is written right before the send click, with the number of
-// identical texts the chat showed then; never earlier, so a failure before
-// the click leaves nothing that could pass for a send.
-func (l *Ledger) MarkAttempting(ctx context.Context, id string, identicalBefore int) error {
-	return l.rdb.Set(ctx, l.key("attempt", id), identicalBefore, l.ttl).Err()
+// MarkAttempting is written right before the send click, with what the
+// chat showed then; never earlier, so a failure before the click leaves
+// nothing that could pass for a send.
+func (l *Ledger) MarkAttempting(ctx context.Context, id string, mark onlyfans.Mark) error {
+	b, err := json.Marshal(mark)
+	if err != nil {
+		return err
+	}
+	return l.rdb.Set(ctx, l.key("attempt", id), b, l.ttl).Err()
 }
 
 // ClearAttempting is called when the site said the message was not sent.

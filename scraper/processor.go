@@ -24,8 +24,8 @@ import (
 
 // Browser is what the processor needs from the browser sender.
 type Browser interface {
-	Send(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message, beforeClick func(identical int) error) (onlyfans.Result, *onlyfans.Artifacts, error)
-	CountIdentical(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message) (int, error)
+	Send(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message, beforeClick func(before onlyfans.Mark) error) (onlyfans.Result, *onlyfans.Artifacts, error)
+	ReadBack(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message, before onlyfans.Mark) (onlyfans.Verdict, error)
 	CheckSession(ctx context.Context, creator string, creds onlyfans.Credentials) (bool, error)
 	Profile() onlyfans.Profile
 }
@@ -49,6 +49,13 @@ const (
 	// ClassBrowserDown: the browser cannot (re)start: the task's outage,
 	// waits uncounted.
 	ClassBrowserDown = "browser_unavailable"
+
+	// ClassOutcomeUnknown: a read-back of an unknown click could not tell
+	// (the messages shown last at the click are gone, or identical texts
+	// line up with them in ways that disagree). Never "not sent": the mark
+	// stays, the failure counts, and after MaxFailures the message goes to
+	// the DLQ with the reason for an operator to look at the chat.
+	ClassOutcomeUnknown = "outcome_unknown"
 )
 
 // Action is what the consumer does with the message afterwards.
@@ -171,6 +178,7 @@ type Processor struct {
 	gate    Gate
 	creds   CredentialStore
 	ledger  *Ledger
+	marks   MarkStore
 	results *Results
 	breaker *gobreaker.CircuitBreaker[onlyfans.Result]
 	log     *slog.Logger
@@ -202,13 +210,14 @@ type serverError struct{ status int }
 
 func (e serverError) Error() string { return fmt.Sprintf("site answered %d", e.status) }
 
-// NewProcessor returns a processor.
-func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledger *Ledger, results *Results, log *slog.Logger, m *metrics.Emitter, now func() time.Time) *Processor {
+// NewProcessor returns a processor. marks keeps the attempt marks of
+// clicks left unresolved where a Redis that forgets cannot lose them.
+func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledger *Ledger, marks MarkStore, results *Results, log *slog.Logger, m *metrics.Emitter, now func() time.Time) *Processor {
 	if cfg.PauseProbeEvery <= 0 {
 		cfg.PauseProbeEvery = DefaultPauseProbeEvery
 	}
 	log = logctx.Logger(log) // lines logged with a message's context name its correlation id
-	p := &Processor{cfg: cfg, browser: b, gate: gate, creds: creds, ledger: ledger, results: results, log: log, metrics: m, now: now, sleep: sleepCtx, probed: map[string]time.Time{}}
+	p := &Processor{cfg: cfg, browser: b, gate: gate, creds: creds, ledger: ledger, marks: marks, results: results, log: log, metrics: m, now: now, sleep: sleepCtx, probed: map[string]time.Time{}}
 	p.breaker = gobreaker.NewCircuitBreaker[onlyfans.Result](gobreaker.Settings{
 		Name:        "onlyfans",
 		MaxRequests: 1,
@@ -277,15 +286,80 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 	return out
 }
 
-// process decides one parsed message: already sent, waiting for something
-// not its fault, recovered from an interrupted click, or sent now.
+// click is what one processing of a message knows of a click whose
+// outcome is unknown, kept in process memory whatever Redis does.
+type click struct {
+	// mark is the unresolved click's attempt mark (nil: none, or settled).
+	mark *onlyfans.Mark
+	// stored: the mark store holds exactly mark.
+	stored bool
+	// stale: the mark store may hold a mark of this message (this
+	// processing read or wrote one, or an earlier processing left one).
+	stale bool
+}
+
+// clicked records the mark of a click made now.
+func (c *click) clicked(m onlyfans.Mark) { c.mark, c.stored = &m, false }
+
+// known records the mark of an earlier click (from Redis, or stored).
+func (c *click) known(m onlyfans.Mark, stored bool) { c.mark, c.stored, c.stale = &m, stored, true }
+
+// process decides one parsed message and then makes its unresolved click,
+// if any, durable (keepMark).
 func (p *Processor) process(ctx context.Context, msg message.Message, receives int) (Outcome, *onlyfans.Artifacts, int) {
+	var c click
+	out, art, status := p.decide(ctx, msg, receives, &c)
+	p.keepMark(ctx, msg, out, &c)
+	return out, art, status
+}
+
+// markStoreTimeout bounds a mark store call at the end of a processing
+// (it runs even when the processing's context ended: a shutdown).
+const markStoreTimeout = 5 * time.Second
+
+// ledgerEpochSkew widens the ledger's epoch for the clocks of the API
+// (acceptance time) and of the task (epoch).
+const ledgerEpochSkew = time.Minute
+
+// keepMark runs when a processing ends, before the consumer releases or
+// deletes the message: a message leaving with its click unresolved has its
+// mark written to the mark store (from process memory: the Redis mark may
+// be gone already), so that a Redis losing its mark cannot let the next
+// receive click blind; a settled one has any stored mark deleted. The hot
+// path (no mark store mark, the click settled) calls nothing.
+func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outcome, c *click) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markStoreTimeout)
+	defer cancel()
+	id := msg.MessageID
+	switch {
+	case c.mark != nil && out.Action != Delete:
+		if c.stored {
+			return
+		}
+		if err := p.marks.Put(ctx, id, msg.CreatorKey(), *c.mark); err != nil {
+			p.log.ErrorContext(ctx, "attempt mark of an unresolved click not written to the mark store: only Redis holds it", "message_id", id, "error", err)
+			return
+		}
+		p.log.InfoContext(ctx, "attempt mark of an unresolved click kept in the mark store", "message_id", id)
+	case c.stale || c.stored:
+		if err := p.marks.Delete(ctx, id); err != nil {
+			p.log.WarnContext(ctx, "settled attempt mark not deleted from the mark store (it expires)", "message_id", id, "error", err)
+		}
+	}
+}
+
+// decide decides one parsed message: already sent, waiting for something
+// not its fault, recovered from an interrupted click, or sent now.
+func (p *Processor) decide(ctx context.Context, msg message.Message, receives int, c *click) (Outcome, *onlyfans.Artifacts, int) {
 	id, creator := msg.MessageID, msg.CreatorKey()
 	st, err := p.ledger.State(ctx, id, creator)
 	if err != nil {
 		// Without the ledger we cannot promise "never twice": do not send,
 		// and do not blame the message.
 		return p.wait(ctx, id, receives, ClassInternal, "ledger unavailable: "+err.Error(), 0, 0, 0), nil, 0
+	}
+	if st.Attempting {
+		c.known(st.Mark, false)
 	}
 	if st.Sent {
 		return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures}, nil, 0
@@ -313,12 +387,38 @@ func (p *Processor) process(ctx context.Context, msg message.Message, receives i
 		delete(p.probed, creator)
 		p.probeMu.Unlock()
 	}
+	// Redis holds no mark: before a redelivered message (or one accepted
+	// before this Redis lost its data) is clicked, the mark store says
+	// whether an earlier click is still unresolved.
+	uncovered := msg.Timestamp.Before(st.Since.Add(ledgerEpochSkew))
+	if !st.Attempting && (receives > 1 || uncovered) {
+		m, found, err := p.marks.Get(ctx, id)
+		if err != nil {
+			return p.wait(ctx, id, receives, ClassInternal, "attempt marks unavailable: "+err.Error(), 0, 0, st.Failures), nil, 0
+		}
+		switch {
+		case found:
+			st.Attempting, st.Mark = true, m
+			c.known(m, true)
+			p.log.WarnContext(ctx, "attempt mark found in the mark store, not in Redis (Redis lost it): reading the chat back before any click", "message_id", id)
+			if err := p.ledger.MarkAttempting(ctx, id, m); err != nil {
+				p.log.WarnContext(ctx, "attempt mark not put back into Redis", "message_id", id, "error", err)
+			}
+		case uncovered && receives > 1:
+			// Every task that lets go of an unresolved click writes its
+			// mark to the store first; only a task that died between a
+			// click and that write (with Redis then losing the mark too)
+			// leaves none. Holding or dead-lettering every message of the
+			// loss for that would stop creators for good; it is sent.
+			p.log.WarnContext(ctx, "Redis lost the ledger after this message was accepted and the mark store holds no mark: sending (a click by a task that died mid-send before the loss cannot be ruled out)", "message_id", id, "ledger_since", st.Since)
+		}
+	}
 	if st.Attempting {
-		if out, settled := p.recover(ctx, msg, creds, st, receives); settled {
+		if out, settled := p.recover(ctx, msg, creds, st, receives, c); settled {
 			return out, nil, 0
 		}
 	}
-	return p.send(ctx, msg, creds, st, receives)
+	return p.send(ctx, msg, creds, st, receives, c)
 }
 
 // probePaused re-checks the session of a creator paused with this very
@@ -382,37 +482,54 @@ func (p *Processor) wait(ctx context.Context, id string, receives int, class, de
 }
 
 // recover settles a click whose outcome is unknown (a 5xx, no answer, a
-// crash or a kill after the click): the chat showing more texts identical
-// to this one than right before that click means it was sent. Otherwise the
-// mark is cleared and the message is sent again (settled false). A chat
-// that cannot be read leaves the mark in place.
-func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int) (Outcome, bool) {
+// crash or a kill after the click): a copy of this text in the chat after
+// the messages shown last at that click means it was sent. Shown and no
+// copy after them: the mark is cleared and the message is sent again
+// (settled false). A chat that cannot be read, or a read-back that cannot
+// tell (the anchor gone), leaves the mark in place.
+func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int, c *click) (Outcome, bool) {
 	id := msg.MessageID
-	n, err := p.readBack(ctx, msg, creds, st.IdenticalBefore)
+	v, err := p.readBack(ctx, msg, creds, st.Mark)
 	if err != nil {
 		return p.unreadable(ctx, msg, creds, receives, "checking an interrupted send", err, 0, st.Failures), true
 	}
-	if n > st.IdenticalBefore {
-		if err := p.ledger.MarkSent(ctx, id); err != nil {
-			p.log.WarnContext(ctx, "sent mark not written", "message_id", id, "error", err)
-		}
+	switch v.Outcome {
+	case onlyfans.Sent:
+		p.settle(ctx, id, c, true)
 		return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures,
-			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", n, st.IdenticalBefore)}, true
+			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", v.Identical, st.Mark.Identical)}, true
+	case onlyfans.Unknown:
+		return p.fail(ctx, id, ClassOutcomeUnknown, "checking an interrupted send: "+v.Why+" (the attempt mark stays)", 0), true
 	}
-	p.log.InfoContext(ctx, "interrupted attempt did not send; sending again", "message_id", id, "identical_texts", n)
-	p.clearAttempt(ctx, id)
+	p.log.InfoContext(ctx, "interrupted attempt did not send; sending again", "message_id", id, "identical_texts", v.Identical)
+	p.settle(ctx, id, c, false)
 	return Outcome{}, false
 }
 
-// readBack counts this message's text in the fan's chat. It is refused
-// while the breaker is open, and a site found down counts towards opening
-// it; a chat that loads says nothing about the site's sends, so it does not
-// count as the breaker's success.
+// settle records a click's outcome: sent (the sent mark) or not sent (the
+// attempt mark cleared). Either way no click of it is unresolved any more.
+func (p *Processor) settle(ctx context.Context, id string, c *click, sent bool) {
+	if sent {
+		if err := p.ledger.MarkSent(ctx, id); err != nil {
+			// The attempt mark and the read-back still prevent a resend.
+			p.log.WarnContext(ctx, "sent mark not written", "message_id", id, "error", err)
+		}
+	} else if err := p.ledger.ClearAttempting(ctx, id); err != nil {
+		p.log.WarnContext(ctx, "attempt mark not cleared", "message_id", id, "error", err)
+	}
+	c.mark, c.stored = nil, false
+}
+
+// readBack reads the fan's chat and judges before's click
+// (onlyfans.Mark.Judge). It is refused while the breaker is open, and a
+// site found down counts towards opening it; a chat that loads says
+// nothing about the site's sends, so it does not count as the breaker's
+// success.
 //
-// A count that shows no copy beyond before is read again until
-// ReadBackSettle has passed since the first read (the chat may show a
-// commit late): only a count still at before then says "not sent".
-func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials, before int) (int, error) {
+// A verdict other than sent is read again until ReadBackSettle has passed
+// since the first read (the chat may show a commit late): only then does
+// it stand.
+func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials, before onlyfans.Mark) (onlyfans.Verdict, error) {
 	settle := p.cfg.ReadBackSettle
 	if settle <= 0 {
 		settle = DefaultReadBackSettle
@@ -420,19 +537,19 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 	start := time.Now()
 	for {
 		if p.breaker.State() == gobreaker.StateOpen {
-			return 0, gobreaker.ErrOpenState
+			return onlyfans.Verdict{}, gobreaker.ErrOpenState
 		}
-		n, err := p.browser.CountIdentical(ctx, msg.CreatorKey(), creds, msg)
+		v, err := p.browser.ReadBack(ctx, msg.CreatorKey(), creds, msg, before)
 		p.noteFailure(err)
-		if err != nil || n > before {
-			return n, err
+		if err != nil || v.Outcome == onlyfans.Sent {
+			return v, err
 		}
 		left := settle - time.Since(start)
 		if left <= 0 {
-			return n, nil
+			return v, nil
 		}
 		if err := p.sleep(ctx, min(left, readBackStep)); err != nil {
-			return 0, err
+			return onlyfans.Verdict{}, err
 		}
 	}
 }
@@ -559,19 +676,20 @@ func (e ledgerError) Error() string { return "ledger unavailable: " + e.err.Erro
 // it be clicked again (in-process for a 5xx, up to ServerAttempts, or after
 // redelivery). A site that is down is an outage: the message waits,
 // uncounted, however long it lasts.
-func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int) (Outcome, *onlyfans.Artifacts, int) {
+func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int, c *click) (Outcome, *onlyfans.Artifacts, int) {
 	id, creator := msg.MessageID, msg.CreatorKey()
-	before := 0
+	var before onlyfans.Mark
 	admitted := false
-	beforeClick := func(identical int) error {
+	beforeClick := func(mark onlyfans.Mark) error {
 		if err := p.admit(ctx, creator, id, receives); err != nil {
 			return err
 		}
 		admitted = true
-		if err := p.ledger.MarkAttempting(ctx, id, identical); err != nil {
+		if err := p.ledger.MarkAttempting(ctx, id, mark); err != nil {
 			return ledgerError{err}
 		}
-		before = identical
+		before = mark
+		c.clicked(mark)
 		return nil
 	}
 	var art *onlyfans.Artifacts
@@ -608,28 +726,26 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
 			return out(p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, st.Failures))
 		case res.Outcome == onlyfans.Sent:
-			if err := p.ledger.MarkSent(ctx, id); err != nil {
-				// The attempt mark and the chat count still prevent a resend.
-				p.log.WarnContext(ctx, "sent mark not written", "message_id", id, "error", err)
-			}
+			p.settle(ctx, id, c, true)
 			return out(Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: st.Failures})
 		case res.Outcome == onlyfans.Unknown:
 			why := fmt.Sprintf("site answered %d", res.Status)
 			if err != nil {
 				why = err.Error()
 			}
-			n, rerr := p.readBack(ctx, msg, creds, before)
+			v, rerr := p.readBack(ctx, msg, creds, before)
 			if rerr != nil {
 				return out(p.unreadable(ctx, msg, creds, receives, "reading back a send with an unknown outcome ("+why+")", rerr, attempts, st.Failures))
 			}
-			if n > before {
-				if err := p.ledger.MarkSent(ctx, id); err != nil {
-					p.log.WarnContext(ctx, "sent mark not written", "message_id", id, "error", err)
-				}
+			switch v.Outcome {
+			case onlyfans.Sent:
+				p.settle(ctx, id, c, true)
 				return out(Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: st.Failures,
-					Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, n, before)})
+					Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, v.Identical, before.Identical)})
+			case onlyfans.Unknown:
+				return out(p.fail(ctx, id, ClassOutcomeUnknown, "reading back a send with an unknown outcome ("+why+"): "+v.Why+" (the attempt mark stays)", attempts))
 			}
-			p.clearAttempt(ctx, id)
+			p.settle(ctx, id, c, false)
 			class := ClassSiteDown
 			if res.Status >= 500 {
 				class = ClassServer
@@ -652,13 +768,13 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 		case err != nil:
 			return out(p.fail(ctx, id, ClassBrowser, err.Error(), attempts))
 		}
-		return out(p.judge(ctx, msg, creds, receives, res, attempts, st.Failures))
+		return out(p.judge(ctx, msg, creds, receives, res, attempts, st.Failures, c))
 	}
 }
 
 // judge turns the site's refusal of a click (a 4xx: not sent) into an
 // outcome.
-func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, res onlyfans.Result, attempts, failures int) Outcome {
+func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, res onlyfans.Result, attempts, failures int, c *click) Outcome {
 	id := msg.MessageID
 	switch {
 	case res.LoginPage:
@@ -668,7 +784,7 @@ func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfa
 		// The attempt mark stays: the chat is read back before any retry.
 		return p.unauthorised(ctx, msg, creds, receives, "site answered 401", attempts, failures)
 	}
-	p.clearAttempt(ctx, id)
+	p.settle(ctx, id, c, false)
 	switch {
 	case res.Status == 429:
 		delay := res.RetryAfter
@@ -715,12 +831,6 @@ func (p *Processor) restamp(ctx context.Context, creator, id string) {
 
 // restampTimeout bounds the gate call after a send.
 const restampTimeout = 2 * time.Second
-
-func (p *Processor) clearAttempt(ctx context.Context, id string) {
-	if err := p.ledger.ClearAttempting(ctx, id); err != nil {
-		p.log.WarnContext(ctx, "attempt mark not cleared", "message_id", id, "error", err)
-	}
-}
 
 // fail counts a real failure (when countable and the ledger works) and
 // decides between a backoff retry and the DLQ.

@@ -32,6 +32,9 @@ type fixture struct {
 	site     *fakesite.Site
 	aws      *harness.Fauxqs
 	redis    *harness.Redis
+	ddb      *harness.Dynalite
+	ddbCalls *countingDDB
+	marks    *scraper.DynamoMarks
 	queues   emulator.System
 	ledger   *scraper.Ledger
 	proc     *scraper.Processor
@@ -53,6 +56,9 @@ func testConfig() scraper.Config {
 	}
 }
 
+// attemptsTable is the mark store's table in the tests' dynalite.
+const attemptsTable = "attempts"
+
 // openGate admits far more than any test sends.
 var openGate = ratelimit.Config{Limit: 1000, Window: time.Second, KeyPrefix: "gate"}
 
@@ -71,7 +77,10 @@ func setupWithGate(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config) *
 
 func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeouts onlyfans.Timeouts) *fixture {
 	t.Helper()
-	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), logs: &harness.Buffer{}, emf: &harness.Buffer{}}
+	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), ddb: harness.StartDynalite(t), logs: &harness.Buffer{}, emf: &harness.Buffer{}}
+	f.ddb.CreateTable(t, attemptsTable, scraper.AttemptsKeyAttribute)
+	f.ddbCalls = &countingDDB{DynamoDBAPI: f.ddb.DynamoDB, n: map[string]int{}}
+	f.marks = scraper.NewDynamoMarks(f.ddbCalls, attemptsTable, time.Hour, time.Now)
 	f.queues = f.aws.CreateQueues(t, "test")
 	if _, err := f.aws.S3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
 		t.Fatal(err)
@@ -89,13 +98,17 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 	t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	f.ledger = scraper.NewLedger(f.redis.Client(), "scraper:test", time.Hour)
+	// This Redis has served the ledger all along (nothing lost before).
+	if err := f.ledger.PrimeEpoch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	gate, err := ratelimit.New(f.redis.Client(), gateCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	harness.PrimeFence(t, f.redis.Client(), gateCfg.FenceKey())
 	f.results = scraper.NewResults(f.aws.S3, scraper.ResultsConfig{Bucket: "results", Owner: "test"}, log, time.Now)
-	f.proc = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.results, log,
+	f.proc = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
 	f.compressed = &harness.CompressedVisibility{Client: f.aws.SQS}
 	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, f.proc, log)
@@ -127,14 +140,18 @@ func (f *fixture) consumerConfig() scraper.ConsumerConfig {
 }
 
 // newSender is onlyfans.New of cfg with the scraper's default settings
-// (scraper/setup) for the profile and the kept pages.
+// (scraper/setup) for the kept pages, and for the profile unless cfg names
+// one.
 func newSender(t *testing.T, cfg onlyfans.Config) *onlyfans.Sender {
 	t.Helper()
 	d, err := scrapersetup.Defaults().Sender()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Profile, cfg.KeepContexts = d.Profile, d.KeepContexts
+	if cfg.Profile.Name == "" {
+		cfg.Profile = d.Profile
+	}
+	cfg.KeepContexts = d.KeepContexts
 	s, err := onlyfans.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -57,6 +57,12 @@ type Sent struct {
 	Text    string    `json:"text"`
 	Media   []string  `json:"media"`
 	At      time.Time `json:"at"`
+	// ID is the site's id of the message (its chat element's data-id when
+	// ShowMessageIDs is on).
+	ID string `json:"id"`
+	// Deleted: the creator deleted it afterwards (DeleteSent): no longer
+	// shown in the chat, still counted as sent.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // Fault is what the send endpoint does instead of (or before) accepting.
@@ -127,6 +133,41 @@ type Site struct {
 	// rejectText: the composer keeps its send button disabled while the
 	// typed text holds it (a site refusing this text in the page).
 	rejectText string
+	// latest > 0: a chat page shows only its latest messages (older ones
+	// would load on scroll).
+	latest int
+	// ids: each message of a chat page carries its id (data-id).
+	ids bool
+}
+
+// ShowLatest makes every chat page show only the creator's latest n
+// messages to the fan (0: all), as chat web apps do (older ones load on
+// scroll).
+func (s *Site) ShowLatest(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latest = n
+}
+
+// ShowMessageIDs makes every message of a chat page carry the site's id of
+// that message in a data-id attribute (a profile's historyId).
+func (s *Site) ShowMessageIDs(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids = on
+}
+
+// DeleteSent deletes the accepted message with id from its chat (the
+// creator took it back): chat pages no longer show it; Sent and Texts
+// still count it.
+func (s *Site) DeleteSent(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.sent {
+		if s.sent[i].ID == id {
+			s.sent[i].Deleted = true
+		}
+	}
 }
 
 // BreakChatPages serves the next n chat pages without their composer (a
@@ -364,7 +405,7 @@ var chatTemplate = template.Must(template.New("chat").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>Chat with {{.Fan}}</title>
 <style>@font-face{font-family:Site;src:url(/static/site.woff2)} body{font-family:Site,sans-serif}</style></head>
 <body><img src="/static/avatar.png" alt="" width="32" height="32">
-<ul id="history">{{range .History}}<li class="message">{{.}}</li>{{end}}<li class="history-end" hidden></li></ul>
+<ul id="history">{{range .History}}<li class="message"{{if $.IDs}} data-id="{{.ID}}"{{end}}>{{.Text}}</li>{{end}}<li class="history-end" hidden></li></ul>
 <textarea id="message-input" aria-label="Message"></textarea>
 <button id="send" type="button">Send</button>
 <p id="send-status"></p>
@@ -390,7 +431,7 @@ var chatTemplateB = template.Must(template.New("chat-b").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>{{.Fan}}</title>
 <style>@font-face{font-family:Site;src:url(/static/site.woff2)} body{font-family:Site,sans-serif}</style></head>
 <body><img src="/static/avatar.png" alt="" width="32" height="32">
-<main class="thread">{{range .History}}<div class="bubble outgoing"><span>{{.}}</span></div>{{end}}<div class="bubble incoming"><span>hey, any news?</span></div></main>
+<main class="thread">{{range .History}}<div class="bubble outgoing"{{if $.IDs}} data-id="{{.ID}}"{{end}}><span>{{.Text}}</span></div>{{end}}<div class="bubble incoming"><span>hey, any news?</span></div></main>
 <footer><textarea data-test="composer" placeholder="Write a message"></textarea>
 <button aria-label="Send message" type="button">&#10148;</button></footer>
 <script>
@@ -422,13 +463,18 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var history []string
+	type shown struct{ ID, Text string }
+	var history []shown
 	s.mu.Lock()
 	for _, m := range s.sent {
-		if m.Creator == creator && m.Fan == fan {
-			history = append(history, m.Text)
+		if m.Creator == creator && m.Fan == fan && !m.Deleted {
+			history = append(history, shown{m.ID, m.Text})
 		}
 	}
+	if s.latest > 0 && len(history) > s.latest {
+		history = history[len(history)-s.latest:]
+	}
+	ids := s.ids
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	s.mu.Lock()
@@ -445,7 +491,7 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 	}
 	reject := s.rejectText
 	s.mu.Unlock()
-	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod, "Retries": retries, "Reject": reject})
+	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "IDs": ids, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod, "Retries": retries, "Reject": reject})
 }
 
 func (s *Site) send(w http.ResponseWriter, r *http.Request) {
@@ -477,6 +523,7 @@ func (s *Site) send(w http.ResponseWriter, r *http.Request) {
 		if s.stores != nil {
 			sent.Text = s.stores(sent.Text)
 		}
+		sent.ID = fmt.Sprint("m", len(s.sent)+1)
 		s.sent = append(s.sent, sent)
 		hook := s.onSent
 		s.mu.Unlock()

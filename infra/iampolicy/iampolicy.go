@@ -17,7 +17,7 @@ import (
 var Labels = []struct{ Fragment, Label string }{
 	{"QueuesRateLimiterQueue", "limiter-queue"}, {"QueuesRateLimiterDLQ", "limiter-dlq"}, {"QueuesWorkflowsQueue", "workflows-queue"},
 	{"QueuesWorkflowsDLQ", "workflows-dlq"}, {"QueuesWorkflowsKey", "workflows-key"}, {"FallbackTable", "fallback-table"},
-	{"IdempotencyTable", "idempotency-table"}, {"RateLimiterEnabled", "flag-parameter"}, {"CacheAuthToken", "redis-secret"},
+	{"IdempotencyTable", "idempotency-table"}, {"AttemptsTable", "attempts-table"}, {"RateLimiterEnabled", "flag-parameter"}, {"CacheAuthToken", "redis-secret"},
 	{"CacheKey", "cache-key"}, {"onlyfans-session/*", "session-secrets"}, {"CredentialsKey", "credentials-key"}, {"CapturesKey", "captures-key"},
 	{"/results/*", "results/*"}, {"/artifacts/*", "artifacts/*"}, {"Logs", "own-logs"}, {"replicationgroup", "cache-group"},
 	{"container-assets", "cdk-image-repository"},

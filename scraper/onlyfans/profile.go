@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -32,6 +33,13 @@ type Profile struct {
 	// HistoryReady says when the open chat's history is complete enough to
 	// count: a single-page app renders it after the page loaded.
 	HistoryReady HistoryReady `json:"historyReady"`
+	// HistoryID is the attribute of each History element that holds the
+	// site's own id of that message (the same message keeps it in every
+	// view of the chat). A read-back then finds the message shown last at
+	// the click by its id; without one (""), by the texts shown last (a
+	// run of identical texts can leave that ambiguous: Unknown, never
+	// "not sent"). docs/scraper.md.
+	HistoryID string `json:"historyId,omitempty"`
 	SendRequest  SendRequest  `json:"sendRequest"`
 	// SessionCookie is set HttpOnly and Secure, with this SameSite.
 	SessionCookie Cookie `json:"sessionCookie"`
@@ -215,6 +223,9 @@ func (p Profile) Validate() error {
 			errs = append(errs, fmt.Errorf("sessionCheck.statuses must be 4xx other than 401 (an authentication answer, never a refusal about one fan) and 429, got %d", st))
 		}
 	}
+	if p.HistoryID != "" && !attributeName.MatchString(p.HistoryID) {
+		errs = append(errs, fmt.Errorf("historyId must be an attribute name (e.g. data-id), got %q", p.HistoryID))
+	}
 	if p.HistoryReady.StableMs < 0 {
 		errs = append(errs, fmt.Errorf("historyReady.stableMs must not be negative, got %d", p.HistoryReady.StableMs))
 	}
@@ -229,6 +240,9 @@ func (p Profile) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// attributeName is an HTML attribute name as a profile may give one.
+var attributeName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:-]*$`)
 
 func (p Profile) sameSite() (*playwright.SameSiteAttribute, error) {
 	switch p.SessionCookie.SameSite {

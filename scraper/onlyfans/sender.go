@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -428,10 +429,11 @@ func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 }
 
 // Send sends msg as creator. beforeClick (may be nil) runs after the page
-// is ready and right before the send click, with the number of messages of
-// the same text the chat shows to that fan at that moment: an error from it
-// stops the send unclicked and is returned as is (the scraper's rate gate
-// and attempt mark use it, so the time it admits is the time the site sees).
+// is ready and right before the send click, with the Mark of the chat at
+// that moment (how many messages of the same text it shows to that fan,
+// and the messages shown last: ReadBack's anchor): an error from it stops
+// the send unclicked and is returned as is (the scraper's rate gate and
+// attempt mark use it, so the time it admits is the time the site sees).
 //
 // The site's send request never leaves through Chromium's network stack:
 // the sender intercepts it and makes it itself, once, without retries
@@ -448,7 +450,7 @@ func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 // cannot start: the task's outage), ErrTimeout, ErrBrowser. A chat page
 // showing the login page is Result.LoginPage (Status 401). Artifacts (scrubbed of the session) are
 // returned whenever the send did not end with a 2xx.
-func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func(identical int) error) (res Result, art *Artifacts, err error) {
+func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func(before Mark) error) (res Result, art *Artifacts, err error) {
 	c, err := s.lend(creator, creds)
 	if err != nil {
 		return Result{}, nil, err
@@ -494,11 +496,11 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 		return Result{}, capture(page), err
 	}
 	if beforeClick != nil {
-		identical, err := s.identical(page, msg.Content)
+		shown, err := s.history(page)
 		if err != nil {
 			return Result{}, capture(page), err
 		}
-		if err := beforeClick(identical); err != nil {
+		if err := beforeClick(NewMark(shown, s.digest(msg.Content))); err != nil {
 			stoppedBeforeClick = true
 			return Result{}, nil, err
 		}
@@ -686,27 +688,42 @@ func (s *Sender) endTrace(c *chat, art *Artifacts) *Artifacts {
 }
 
 // CountIdentical returns how many messages with msg's text (as the site
-// stores it: Profile.Text) the fan's chat shows: compared with the count
-// Send saw right before an interrupted click, it tells whether that click
-// sent this message. Identical texts ("Thank you babe") are distinct
-// messages, so presence alone proves nothing. A chat the site will not
-// show is a *StatusError (the caller tells the session from the fan by
-// CheckSession); an unreachable or failing site is ErrSiteDown.
-func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Credentials, msg message.Message) (n int, err error) {
+// stores it: Profile.Text) the fan's chat shows. Identical texts ("Thank
+// you babe") are distinct messages, so presence alone proves nothing: an
+// unknown click is judged by ReadBack. Errors as ReadBack's.
+func (s *Sender) CountIdentical(ctx context.Context, creator string, creds Credentials, msg message.Message) (int, error) {
+	v, err := s.ReadBack(ctx, creator, creds, msg, Mark{Legacy: true})
+	return v.Identical, err
+}
+
+// ReadBack reads the fan's chat and judges against before (the Mark Send
+// gave beforeClick) whether that click sent msg (Mark.Judge): a copy of
+// its text after the messages shown last at the click is this click's. A
+// chat the site will not show is a *StatusError (the caller tells the
+// session from the fan by CheckSession); an unreachable or failing site is
+// ErrSiteDown.
+func (s *Sender) ReadBack(ctx context.Context, creator string, creds Credentials, msg message.Message, before Mark) (v Verdict, err error) {
 	c, err := s.lend(creator, creds)
 	if err != nil {
-		return 0, err
+		return Verdict{}, err
 	}
 	defer func() { s.giveBack(c, err == nil) }()
 	early, err := s.openChat(c.page, msg.RecipientID)
 	if err != nil {
-		return 0, err
+		return Verdict{}, err
 	}
 	if early != nil {
-		return 0, &StatusError{Status: early.Status, RetryAfter: early.RetryAfter, LoginPage: early.LoginPage}
+		return Verdict{}, &StatusError{Status: early.Status, RetryAfter: early.RetryAfter, LoginPage: early.LoginPage}
 	}
-	return s.identical(c.page, msg.Content)
+	shown, err := s.history(c.page)
+	if err != nil {
+		return Verdict{}, err
+	}
+	return before.Judge(shown, s.digest(msg.Content)), nil
 }
+
+// digest is the digest of text's key (Shown.Key).
+func (s *Sender) digest(text string) string { return Digest(s.cfg.Profile.Text.Key(text)) }
 
 // StatusError is a chat page the site refused with Status (LoginPage: it
 // showed its login page).
@@ -790,54 +807,60 @@ func (s *Sender) showsLogin(ctx context.Context, body []byte) bool {
 	return err == nil && n > 0
 }
 
-// identical counts the creator's messages in the open chat whose text is
-// text, both compared by the profile's text key, once the history is ready
-// (Profile.HistoryReady: its marker is there and two reads agree). The
-// texts are read as rendered (innerText: a <br> is a line break, as the
-// typed newline was), not as the DOM's text nodes.
-func (s *Sender) identical(page playwright.Page, text string) (int, error) {
+// history reads the creator's messages in the open chat, oldest first,
+// once the history is ready (Profile.HistoryReady: its marker is there and
+// two reads agree): each one's text key digest (Profile.Text) and, when the
+// profile names it, its id (Profile.HistoryID). The texts are read as
+// rendered (innerText: a <br> is a line break, as the typed newline was),
+// not as the DOM's text nodes.
+func (s *Sender) history(page playwright.Page) ([]Shown, error) {
 	ready := s.cfg.Profile.HistoryReady
 	if ready.Selector != "" {
 		if err := page.Locator(ready.Selector).First().WaitFor(playwright.LocatorWaitForOptions{
 			State: playwright.WaitForSelectorStateAttached, Timeout: ms(s.cfg.Timeouts.Navigation),
 		}); err != nil {
-			return 0, classify("wait for the chat's history", err)
+			return nil, classify("wait for the chat's history", err)
 		}
 	}
-	want := s.cfg.Profile.Text.Key(text)
-	count := func() (int, error) {
-		texts, err := page.Locator(s.cfg.Profile.History).AllInnerTexts()
+	read := func() ([]Shown, error) {
+		raw, err := page.Locator(s.cfg.Profile.History).EvaluateAll(
+			`(els, attr) => els.map(e => [e.innerText, attr ? (e.getAttribute(attr) || "") : ""])`, s.cfg.Profile.HistoryID)
 		if err != nil {
-			return 0, classify("read history", err)
+			return nil, classify("read history", err)
 		}
-		n := 0
-		for _, t := range texts {
-			if s.cfg.Profile.Text.Key(t) == want {
-				n++
+		rows, _ := raw.([]any)
+		shown := make([]Shown, 0, len(rows))
+		for _, r := range rows {
+			pair, _ := r.([]any)
+			if len(pair) != 2 {
+				return nil, fmt.Errorf("%w: read history: unexpected %T", ErrBrowser, r)
 			}
+			text, _ := pair[0].(string)
+			id, _ := pair[1].(string)
+			shown = append(shown, Shown{Key: s.digest(text), ID: id})
 		}
-		return n, nil
+		return shown, nil
 	}
-	n, err := count()
+	shown, err := read()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	// Bounded: a history that keeps changing for longer than a step may
-	// take is not counted (a count taken mid-render could say "not sent").
+	// take is not read (a read taken mid-render could say "not sent").
 	deadline := time.Now().Add(s.cfg.Timeouts.Action + ready.stable())
 	for {
 		time.Sleep(ready.stable())
-		again, err := count()
+		again, err := read()
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		if again == n {
-			return n, nil
+		if slices.Equal(again, shown) {
+			return shown, nil
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("%w: read history: the count kept changing (%d, then %d)", ErrTimeout, n, again)
+			return nil, fmt.Errorf("%w: read history: it kept changing (%d messages, then %d)", ErrTimeout, len(shown), len(again))
 		}
-		n = again
+		shown = again
 	}
 }
 

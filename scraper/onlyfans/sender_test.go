@@ -121,7 +121,7 @@ func testSendTypesAndReadsTheSiteStatus(t *testing.T, site *fakesite.Site, profi
 	}
 	// AND a second identical text sees the first right before its click
 	seen := -1
-	if res, _, err := s.Send(ctx, "creator-1", creds, m, func(identical int) error { seen = identical; return nil }); err != nil || res.Status != 200 || seen != 1 {
+	if res, _, err := s.Send(ctx, "creator-1", creds, m, func(before onlyfans.Mark) error { seen = before.Identical; return nil }); err != nil || res.Status != 200 || seen != 1 {
 		t.Fatalf("identical send: %+v, %v, saw %d identical before the click", res, err, seen)
 	}
 	if n, _ := s.CountIdentical(ctx, "creator-1", creds, m); n != 2 {
@@ -217,7 +217,7 @@ func TestBeforeClickCanStopTheSend(t *testing.T) {
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
 	s := newSender(t, site)
 	stop := errors.New("not now")
-	_, _, err := s.Send(context.Background(), "creator-1", creds, msg(t, "fan-1", "held"), func(int) error { return stop })
+	_, _, err := s.Send(context.Background(), "creator-1", creds, msg(t, "fan-1", "held"), func(onlyfans.Mark) error { return stop })
 	if !errors.Is(err, stop) || site.SendRequests() != 0 {
 		t.Fatalf("err %v, %d requests", err, site.SendRequests())
 	}

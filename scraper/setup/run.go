@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -87,8 +88,9 @@ func Run(stop context.Context, s Settings, p Platform) error {
 			log.Error("last results not written (the outcomes are in the logs)", "error", err)
 		}
 	}()
-	ledger := scraper.NewLedger(rdb, "scraper:"+s.Environment, s.LedgerTTL)
-	proc := scraper.NewProcessor(s.Processor(), sender, gate, creds, ledger, results, log, emf, time.Now)
+	ledger := s.Ledger(rdb)
+	marks := scraper.NewDynamoMarks(dynamodb.NewFromConfig(p.AWS), s.AttemptsTable, s.LedgerTTL, time.Now)
+	proc := scraper.NewProcessor(s.Processor(), sender, gate, creds, ledger, marks, results, log, emf, time.Now)
 	cc := s.Consumer()
 	cc.Owner = owner
 	consumer := scraper.NewConsumer(cc, sqs.NewFromConfig(p.AWS), ledger, proc, log)

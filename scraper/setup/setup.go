@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
@@ -22,6 +24,10 @@ type Settings struct {
 	WorkflowsQueueURL string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
 	WorkflowsDLQURL   string `env:"WORKFLOWS_DLQ_URL,required,notEmpty"`
 	ResultsBucket     string `env:"RESULTS_BUCKET,required,notEmpty"`
+	// AttemptsTable is the DynamoDB table that keeps the attempt mark of a
+	// click left unresolved (scraper.MarkStore): a Redis that forgets
+	// cannot let such a message be clicked again blind.
+	AttemptsTable string `env:"ATTEMPTS_TABLE,required,notEmpty"`
 	// CapturesKey encrypts failure captures (empty: the bucket's default,
 	// local runs only; the stack always sets it).
 	CapturesKey string `env:"CAPTURES_KMS_KEY_ID"`
@@ -159,6 +165,12 @@ func (s Settings) Processor() scraper.Config {
 		ReadBackSettle:  s.ReadBackSettle,
 		PauseProbeEvery: s.PauseProbeEvery,
 	}
+}
+
+// Ledger returns the scraper's ledger on rdb (its keys under
+// scraper:<environment>).
+func (s Settings) Ledger(rdb redis.UniversalClient) *scraper.Ledger {
+	return scraper.NewLedger(rdb, "scraper:"+s.Environment, s.LedgerTTL)
 }
 
 // Results returns the results writer's configuration for owner.

@@ -66,6 +66,8 @@ func label(c emulator.Call) string {
 		return "idempotency-table"
 	case infra.FlagParameterName(devstack.Environment):
 		return "flag-parameter"
+	case devstack.AttemptsTable:
+		return "attempts-table"
 	}
 	if key, ok := strings.CutPrefix(c.Resource, devstack.Bucket+"/"); ok {
 		prefix, _, _ := strings.Cut(key, "/")

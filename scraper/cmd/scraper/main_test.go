@@ -18,13 +18,14 @@ import (
 	"github.com/huntaze/message-pipeline/devstack/emulator"
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
 func TestLoadSettingsNamesWhatIsMissing(t *testing.T) {
 	_, err := setup.Load(map[string]string{"SHUTDOWN_DEADLINE": "150s", "SITE_PROFILE_FILE": "/no/such/profile.json"})
-	for _, want := range []string{"WORKFLOWS_QUEUE_URL", "RESULTS_BUCKET", "SESSION_SECRET_PREFIX", "REDIS_ADDR", "120s ECS stopTimeout", "SITE_PROFILE_FILE"} {
+	for _, want := range []string{"WORKFLOWS_QUEUE_URL", "RESULTS_BUCKET", "ATTEMPTS_TABLE", "SESSION_SECRET_PREFIX", "REDIS_ADDR", "120s ECS stopTimeout", "SITE_PROFILE_FILE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %s", err, want)
 		}
@@ -63,6 +64,8 @@ func newProcessOn(t *testing.T, v fakesite.Variant, extra ...string) *process {
 	// The gate's Redis has served it before: no one-window fence at start.
 	harness.PrimeFence(t, r.Client(), setup.Settings{Environment: "test"}.Gate().FenceKey())
 	p.queues = p.aws.CreateQueues(t, "test")
+	ddb := harness.StartDynalite(t)
+	ddb.CreateTable(t, "attempts", scraper.AttemptsKeyAttribute)
 	if _, err := p.aws.S3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +79,7 @@ func newProcessOn(t *testing.T, v fakesite.Variant, extra ...string) *process {
 	}
 	p.env = append([]string{
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + p.aws.Endpoint,
+		"AWS_ENDPOINT_URL_DYNAMODB=" + ddb.Endpoint, "ATTEMPTS_TABLE=attempts",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"ENVIRONMENT=test", "WORKFLOWS_QUEUE_URL=" + p.queues.Workflows.URL, "WORKFLOWS_DLQ_URL=" + p.queues.Workflows.DLQURL,
 		"RESULTS_BUCKET=results", "REDIS_ADDR=" + r.Addr, "REDIS_TLS=false", "CREDENTIALS_FILE=" + credsFile,

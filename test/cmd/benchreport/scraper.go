@@ -129,7 +129,7 @@ func measureClickToSite(t harness.T, n int) jitterFigures {
 	decided := map[string]time.Time{}
 	for i := range n {
 		m, _ := message.New("u", "fan-1", fmt.Sprint("jitter ", i), time.Now())
-		if _, _, err := sender.Send(context.Background(), "creator-j", creds, m, func(int) error { decided[m.Content] = time.Now(); return nil }); err != nil {
+		if _, _, err := sender.Send(context.Background(), "creator-j", creds, m, func(onlyfans.Mark) error { decided[m.Content] = time.Now(); return nil }); err != nil {
 			t.Fatalf("jitter send: %v", err)
 		}
 	}

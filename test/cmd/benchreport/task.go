@@ -18,6 +18,7 @@ import (
 
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -68,6 +69,8 @@ func measureTask(t harness.T, creators, perCreator int, env ...string) taskFigur
 	r := harness.StartRedis(t)
 	harness.PrimeFence(t, r.Client(), setup.Settings{Environment: "bench"}.Gate().FenceKey())
 	sys := f.CreateQueues(t, "bench")
+	ddb := harness.StartDynalite(t)
+	ddb.CreateTable(t, "attempts", scraper.AttemptsKeyAttribute)
 	ctx := context.Background()
 	if _, err := f.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
 		t.Fatalf("%v", err)
@@ -106,6 +109,7 @@ func measureTask(t harness.T, creators, perCreator int, env ...string) taskFigur
 	total := creators * perCreator
 	base := []string{
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + f.Endpoint,
+		"AWS_ENDPOINT_URL_DYNAMODB=" + ddb.Endpoint, "ATTEMPTS_TABLE=attempts",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"ENVIRONMENT=bench", "WORKFLOWS_QUEUE_URL=" + sys.Workflows.URL, "WORKFLOWS_DLQ_URL=" + sys.Workflows.DLQURL,
 		"RESULTS_BUCKET=results", "REDIS_ADDR=" + r.Addr, "REDIS_TLS=false", "CREDENTIALS_FILE=" + credsFile,

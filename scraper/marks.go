@@ -1,0 +1,105 @@
+package scraper
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+)
+
+// MarkStore keeps the attempt mark of a click whose outcome is still
+// unknown where a Redis that forgets (a failover losing its last writes, a
+// node replaced empty) cannot lose it. The Redis ledger stays the hot
+// path: a mark is written here only when a message leaves a task with its
+// click unresolved (its read-back could not run, or could not tell), read
+// only before a redelivered message (or one accepted before Redis last
+// lost its data) would be clicked without a Redis mark, and deleted once
+// the outcome is settled.
+type MarkStore interface {
+	Get(ctx context.Context, id string) (onlyfans.Mark, bool, error)
+	Put(ctx context.Context, id, creator string, m onlyfans.Mark) error
+	Delete(ctx context.Context, id string) error
+}
+
+// Attempts table attributes (the CDK stack's table uses them).
+const (
+	AttemptsKeyAttribute = "messageId"
+	AttemptsTTLAttribute = "expiresAt"
+)
+
+// DynamoDBAPI is the part of the DynamoDB client the mark store uses.
+type DynamoDBAPI interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
+
+// DynamoMarks is a MarkStore on a DynamoDB table keyed by messageId. An
+// item expires (the table's TTL) after the ledger's retention, like the
+// Redis marks: a leftover of a resolution whose delete failed goes away
+// by itself.
+type DynamoMarks struct {
+	client DynamoDBAPI
+	table  string
+	ttl    time.Duration
+	now    func() time.Time
+}
+
+// NewDynamoMarks returns the store on table.
+func NewDynamoMarks(client DynamoDBAPI, table string, ttl time.Duration, now func() time.Time) *DynamoMarks {
+	return &DynamoMarks{client: client, table: table, ttl: ttl, now: now}
+}
+
+func (d *DynamoMarks) key(id string) map[string]ddbtypes.AttributeValue {
+	return map[string]ddbtypes.AttributeValue{AttemptsKeyAttribute: &ddbtypes.AttributeValueMemberS{Value: id}}
+}
+
+// Get reads the message's mark with a strongly consistent read (the task
+// that released the message wrote it a moment ago).
+func (d *DynamoMarks) Get(ctx context.Context, id string) (onlyfans.Mark, bool, error) {
+	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: d.key(id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return onlyfans.Mark{}, false, fmt.Errorf("attempt marks: get: %w", err)
+	}
+	if out.Item == nil {
+		return onlyfans.Mark{}, false, nil
+	}
+	s, _ := out.Item["mark"].(*ddbtypes.AttributeValueMemberS)
+	if s == nil {
+		return parseMark(""), true, nil
+	}
+	return parseMark(s.Value), true, nil
+}
+
+// Put writes the message's mark (the latest click's).
+func (d *DynamoMarks) Put(ctx context.Context, id, creator string, m onlyfans.Mark) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	now := d.now()
+	item := d.key(id)
+	item["mark"] = &ddbtypes.AttributeValueMemberS{Value: string(b)}
+	item["creatorId"] = &ddbtypes.AttributeValueMemberS{Value: creator}
+	item["writtenAt"] = &ddbtypes.AttributeValueMemberS{Value: now.UTC().Format(time.RFC3339Nano)}
+	item[AttemptsTTLAttribute] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.ttl).Unix(), 10)}
+	if _, err := d.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item}); err != nil {
+		return fmt.Errorf("attempt marks: put: %w", err)
+	}
+	return nil
+}
+
+// Delete removes the message's mark (its outcome is settled).
+func (d *DynamoMarks) Delete(ctx context.Context, id string) error {
+	if _, err := d.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(d.table), Key: d.key(id)}); err != nil {
+		return fmt.Errorf("attempt marks: delete: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+package scraper_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/huntaze/message-pipeline/internal/browser"
+	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
+	"github.com/huntaze/message-pipeline/scraper"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
+	"github.com/huntaze/message-pipeline/test/harness"
+)
+
+// Attacks on the attempt mark: Redis forgetting it, the anchor of a
+// read-back going away, identical texts back to back, two tasks.
+
+// countingDDB counts the mark store's DynamoDB calls (the real dynalite
+// answers them).
+type countingDDB struct {
+	scraper.DynamoDBAPI
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingDDB) add(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[op]++
+}
+
+func (c *countingDDB) calls() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
+
+func (c *countingDDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.add("GetItem")
+	return c.DynamoDBAPI.GetItem(ctx, in, o...)
+}
+
+func (c *countingDDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	c.add("PutItem")
+	return c.DynamoDBAPI.PutItem(ctx, in, o...)
+}
+
+func (c *countingDDB) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	c.add("DeleteItem")
+	return c.DynamoDBAPI.DeleteItem(ctx, in, o...)
+}
+
+// newTask is another scraper task on the fixture's queues, Redis, mark
+// store and site: its own browser, processor and process memory.
+func (f *fixture) newTask(name string, cfg scraper.Config, profile onlyfans.Profile) (*scraper.Processor, *scraper.Consumer) {
+	f.t.Helper()
+	sender := newSender(f.t, onlyfans.Config{BaseURL: f.site.URL, Profile: profile, Browser: browser.Options{DriverDir: harness.DriverDir(f.t)},
+		RecycleAfter: 20, Traces: true, Timeouts: fastSender})
+	f.t.Cleanup(func() { _ = sender.Close() })
+	log := slog.New(slog.NewJSONHandler(f.logs, nil)).With("task", name)
+	gate, err := ratelimit.New(f.redis.Client(), openGate)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	proc := scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
+		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
+	return proc, scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, proc, log)
+}
+
+// withIDs makes the site's chat messages carry its ids and the scraper's
+// profile read them (historyId).
+func (f *fixture) withIDs(cfg scraper.Config) {
+	f.t.Helper()
+	f.site.ShowMessageIDs(true)
+	profile := onlyfans.DefaultProfile()
+	profile.HistoryID = "data-id"
+	f.proc, f.consumer = f.newTask("ids", cfg, profile)
+}
+
+// storedMark reads the mark store's item of id, uncounted.
+func (f *fixture) storedMark(id string) bool {
+	f.t.Helper()
+	_, found, err := scraper.NewDynamoMarks(f.ddb.DynamoDB, attemptsTable, time.Hour, time.Now).Get(context.Background(), id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return found
+}
+
+func TestAnUnresolvedClicksMarkOutlivesRedisAndTheTaskThatClicked(t *testing.T) {
+	// GIVEN a site that records a send and then refuses every connection
+	// before answering it, so that its read-back cannot run either
+	f := setup(t, testConfig())
+	var once sync.Once
+	f.site.OnSent(func(fakesite.Sent) { once.Do(func() { f.site.SetOutage(fakesite.Refused) }) })
+	m := f.newMessage("creator-a", "kept where Redis cannot lose it")
+	f.enqueue(m)
+	// WHEN one task clicks it and lets it go with its outcome unknown
+	if !f.runUntil(30*time.Second, func() bool { return f.storedMark(m.MessageID) }) {
+		t.Fatalf("no mark stored\n%s", f.logs)
+	}
+	// AND Redis then loses everything (a node replaced empty), the site
+	// comes back, and another task (its own browser and memory) receives it
+	if err := f.redis.Client().FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.site.SetOutage(fakesite.Up)
+	_, f.consumer = f.newTask("two", testConfig(), onlyfans.DefaultProfile())
+	ok := f.runUntil(40*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN the fan has it once: the other task read the chat back from the
+	// stored mark instead of clicking
+	if got := f.site.Texts("creator-a"); !ok || len(got) != 1 || f.site.SendRequests() != 1 {
+		t.Fatalf("ok %t, the site has %q after %d send requests\n%s", ok, got, f.site.SendRequests(), f.logs)
+	}
+	recovered := false
+	for _, line := range strings.Split(f.logs.String(), "\n") {
+		recovered = recovered || strings.Contains(line, `"task":"two"`) && strings.Contains(line, "attempt mark found in the mark store, not in Redis")
+	}
+	if !recovered || !strings.Contains(f.logs.String(), "found in the chat after an interrupted attempt") {
+		t.Fatalf("not recovered from the stored mark:\n%s", f.logs)
+	}
+	// AND the settled mark is gone from the store
+	if f.storedMark(m.MessageID) {
+		t.Fatal("the settled mark is still stored")
+	}
+	calls := f.ddbCalls.calls()
+	if calls["PutItem"] < 1 || calls["GetItem"] < 1 || calls["DeleteItem"] != 1 {
+		t.Fatalf("mark store calls %v", calls)
+	}
+}
+
+func TestAnUnknownSendWhoseAnchorIsDeletedIsNeverClickedAgainAndWaitsInTheDLQWithItsReason(t *testing.T) {
+	for _, c := range []struct {
+		name, earlier string
+		ids           bool
+	}{
+		// Without ids the anchor is the texts shown last ("hi").
+		{"texts", "hi", false},
+		// With the site's ids even an identical earlier text, deleted as
+		// the new copy arrives (the count and the texts look unchanged),
+		// is told apart.
+		{"ids, an identical text in its place", "ok", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// GIVEN a fan who already has c.earlier from this creator, and a
+			// gateway answering 502 after its origin committed "ok", while
+			// the creator deletes that earlier message (the one shown last
+			// at the click)
+			cfg := testConfig()
+			f := setup(t, cfg)
+			if c.ids {
+				f.withIDs(cfg)
+			}
+			f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{Commit: true, Status: 502})
+			f.site.OnSent(func(s fakesite.Sent) {
+				if s.ID == "m2" {
+					f.site.DeleteSent("m1")
+				}
+			})
+			f.enqueue(f.newMessage("creator-a", c.earlier), f.newMessage("creator-a", "ok"))
+			// WHEN the scraper runs across redeliveries
+			ok := f.runUntil(40*time.Second, func() bool {
+				return f.queueCount(f.queues.Workflows.URL) == 0 && f.queueCount(f.queues.Workflows.DLQURL) == 1
+			})
+			// THEN "ok" reached the site once: the read-back could not tell,
+			// so nothing clicked it again
+			if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != c.earlier+",ok" || f.site.SendRequests() != 2 {
+				t.Fatalf("ok %t, the site has %q after %d send requests\n%s", ok, got, f.site.SendRequests(), f.logs)
+			}
+			// AND it waits for an operator in the DLQ with its reason
+			dlq := f.dlq()
+			if reason := aws.ToString(dlq[0].MessageAttributes[scraper.AttrFailureReason].StringValue); !strings.Contains(reason, scraper.ClassOutcomeUnknown) || !strings.Contains(reason, "no longer shown") {
+				t.Fatalf("reason %q", reason)
+			}
+		})
+	}
+}
+
+func TestIdenticalTextsBackToBackInAChatShowingItsLatestTwoAreEachSentOnce(t *testing.T) {
+	// GIVEN a chat page that shows the latest 2 messages with the site's
+	// ids, five "ok" of one creator, and their sends meeting a commit then
+	// 502, a 502 that did not commit, a commit then a dropped connection
+	// and a commit then 504
+	cfg := testConfig()
+	f := setup(t, cfg)
+	f.site.ShowLatest(2)
+	f.withIDs(cfg)
+	f.site.InjectFaults(fakesite.Fault{Commit: true, Status: 502}, fakesite.Fault{Status: 502}, fakesite.Fault{},
+		fakesite.Fault{Commit: true, Drop: true}, fakesite.Fault{Commit: true, Status: 504}, fakesite.Fault{})
+	for range 5 {
+		f.enqueue(f.newMessage("creator-a", "ok"))
+	}
+	// WHEN the scraper runs
+	ok := f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN the fan has five "ok", from six send requests (the one that did
+	// not commit was clicked again after its read-back), nothing in the DLQ
+	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "ok,ok,ok,ok,ok" || f.site.SendRequests() != 6 || len(f.dlq()) != 0 {
+		t.Fatalf("ok %t, the site has %q after %d send requests\n%s", ok, got, f.site.SendRequests(), f.logs)
+	}
+	// AND clicks settled in their own processing never touched the mark
+	// store (the hot path costs no DynamoDB call)
+	if calls := f.ddbCalls.calls(); len(calls) != 0 {
+		t.Fatalf("mark store calls %v", calls)
+	}
+}
+
+func TestARunOfIdenticalTextsTheChatCannotTellApartIsNeverSentTwice(t *testing.T) {
+	// GIVEN a chat page that shows the latest 2 messages, without ids, a
+	// fan who has "ok" twice from this creator, and a third "ok" answered
+	// 502 (not committed: the chat looks the same either way)
+	f := setup(t, testConfig())
+	f.site.ShowLatest(2)
+	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{}, fakesite.Fault{Status: 502})
+	for range 3 {
+		f.enqueue(f.newMessage("creator-a", "ok"))
+	}
+	// WHEN the scraper runs across redeliveries
+	ok := f.runUntil(40*time.Second, func() bool {
+		return f.queueCount(f.queues.Workflows.URL) == 0 && f.queueCount(f.queues.Workflows.DLQURL) == 1
+	})
+	// THEN the third was clicked once and never again (its read-back is
+	// Unknown, never "not sent"), and it waits in the DLQ with its reason
+	if got := f.site.Texts("creator-a"); !ok || len(got) != 2 || f.site.SendRequests() != 3 {
+		t.Fatalf("ok %t, the site has %q after %d send requests\n%s", ok, got, f.site.SendRequests(), f.logs)
+	}
+	if reason := aws.ToString(f.dlq()[0].MessageAttributes[scraper.AttrFailureReason].StringValue); !strings.Contains(reason, "ways that disagree") {
+		t.Fatalf("reason %q", reason)
+	}
+}
+
+func TestTwoTasksThroughAnOutageAndARedisLossSendEachIdenticalTextOnceInOrder(t *testing.T) {
+	// GIVEN two tasks, two creators each queuing "ok", "ok", "see you",
+	// sends that meet a commit then a dropped connection and a commit then
+	// 502, and, the instant the site records its third send, the site
+	// resetting every connection for 3 s while Redis loses everything
+	cfg := testConfig()
+	f := setup(t, cfg)
+	flusher := f.redis.Client()
+	var once sync.Once
+	f.site.OnSent(func(fakesite.Sent) {
+		if len(f.site.Sent()) == 3 {
+			once.Do(func() {
+				f.site.SetOutage(fakesite.Reset)
+				if err := flusher.FlushAll(context.Background()).Err(); err != nil {
+					t.Error(err)
+				}
+				go func() { time.Sleep(3 * time.Second); f.site.SetOutage(fakesite.Up) }()
+			})
+		}
+	})
+	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{Commit: true, Drop: true}, fakesite.Fault{Commit: true, Status: 502})
+	for _, text := range []string{"ok", "ok", "see you"} {
+		f.enqueue(f.newMessage("creator-a", text), f.newMessage("creator-b", text))
+	}
+	_, one := f.newTask("one", cfg, onlyfans.DefaultProfile())
+	_, two := f.newTask("two", cfg, onlyfans.DefaultProfile())
+	// WHEN both consume until the queue is empty
+	stop, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, c := range []*scraper.Consumer{one, two} {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Run(stop, context.Background()) }()
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for (len(f.site.Sent()) < 6 || f.queueCount(f.queues.Workflows.URL) > 0) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	// THEN each creator's fan has each message once, in order, and
+	// nothing is in the DLQ
+	for _, c := range []string{"creator-a", "creator-b"} {
+		if got := strings.Join(f.site.Texts(c), ","); got != "ok,ok,see you" {
+			t.Errorf("%s: the site has %q", c, got)
+		}
+	}
+	if n := len(f.dlq()); n != 0 || t.Failed() {
+		t.Fatalf("%d in the DLQ\n%s", n, f.logs)
+	}
+}

@@ -1,0 +1,160 @@
+package onlyfans_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
+)
+
+// chat is a chat of texts ("a b ok"), each text its own key; an id "#n"
+// suffix gives the message an id ("a#1").
+func chat(s string) []onlyfans.Shown {
+	var out []onlyfans.Shown
+	for _, f := range strings.Fields(s) {
+		text, id, _ := strings.Cut(f, "#")
+		out = append(out, onlyfans.Shown{Key: onlyfans.Digest(text), ID: id})
+	}
+	return out
+}
+
+func TestAReadBackCountsOnlyCopiesAfterTheMessagesShownLastAtTheClick(t *testing.T) {
+	ok := onlyfans.Digest("ok")
+	for _, c := range []struct {
+		name, before, after string
+		want                onlyfans.Outcome
+	}{
+		// A chat showing everything.
+		{"all shown, sent", "a ok b", "a ok b ok", onlyfans.Sent},
+		{"all shown, not sent", "a ok b", "a ok b", onlyfans.NotSent},
+		{"all shown, identical last, sent", "a ok", "a ok ok", onlyfans.Sent},
+		{"only identical texts shown, sent", "ok", "ok ok", onlyfans.Sent},
+		{"nothing shown at the click, sent", "", "ok", onlyfans.Sent},
+		{"nothing shown at the click, not sent", "", "", onlyfans.NotSent},
+		// A chat showing its latest 3: the oldest copy scrolls out as the
+		// new one arrives.
+		{"latest 3, the oldest copy scrolls out, sent", "ok x y", "x y ok", onlyfans.Sent},
+		{"latest 3, not sent", "ok x y", "ok x y", onlyfans.NotSent},
+		{"latest 3, identical back to back, sent", "x ok ok", "ok ok ok", onlyfans.Sent},
+		{"latest 3, identical back to back, not sent", "y x ok", "y x ok", onlyfans.NotSent},
+		{"latest 3, more messages after ours", "a b c", "c ok d", onlyfans.Sent},
+		// Can not tell: never "not sent".
+		{"the anchor scrolled out", "a b c", "ok d e", onlyfans.Unknown},
+		{"the anchor was deleted", "a b c", "a b ok", onlyfans.Unknown},
+		{"a run of identical texts lines up two ways", "ok ok ok", "ok ok ok", onlyfans.Unknown},
+		// With the site's ids, exactly.
+		{"ids: the run of identical texts, not sent", "ok#1 ok#2 ok#3", "ok#1 ok#2 ok#3", onlyfans.NotSent},
+		{"ids: the run of identical texts, sent, window moved", "ok#1 ok#2 ok#3", "ok#2 ok#3 ok#4", onlyfans.Sent},
+		{"ids: the anchor deleted and an identical text in its place", "a#1 b#2 ok#3", "a#1 b#2 ok#4", onlyfans.Unknown},
+		{"ids: another text under the anchor's id", "a#1 b#2", "a#1 c#2 ok#3", onlyfans.Unknown},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// GIVEN the mark of the chat right before a click of "ok"
+			mark := onlyfans.NewMark(chat(c.before), ok)
+			// WHEN the chat is read back
+			v := mark.Judge(chat(c.after), ok)
+			// THEN the outcome is the one the chats prove, Unknown when
+			// they prove nothing
+			if v.Outcome != c.want {
+				t.Fatalf("%q then %q: outcome %d (%s), want %d", c.before, c.after, v.Outcome, v.Why, c.want)
+			}
+			if v.Outcome == onlyfans.Unknown && v.Why == "" {
+				t.Fatal("an Unknown verdict without its reason")
+			}
+		})
+	}
+}
+
+func TestALegacyMarkIsJudgedByItsCount(t *testing.T) {
+	ok := onlyfans.Digest("ok")
+	m := onlyfans.Mark{Identical: 1, Legacy: true}
+	if got := m.Judge(chat("ok ok"), ok).Outcome; got != onlyfans.Sent {
+		t.Fatalf("two copies after one: %d", got)
+	}
+	if got := m.Judge(chat("a ok"), ok).Outcome; got != onlyfans.NotSent {
+		t.Fatalf("one copy after one: %d", got)
+	}
+}
+
+func TestAMarkKeepsOnlyTheTailOfALongChat(t *testing.T) {
+	ok := onlyfans.Digest("ok")
+	long := strings.Repeat("x y ", 50) + "a b c"
+	m := onlyfans.NewMark(chat(long), ok)
+	if len(m.Tail) != onlyfans.MarkTail || m.Count != 103 {
+		t.Fatalf("tail %d of %d shown", len(m.Tail), m.Count)
+	}
+	if got := m.Judge(chat(long+" ok"), ok).Outcome; got != onlyfans.Sent {
+		t.Fatalf("sent after a long chat: %d", got)
+	}
+	if got := m.Judge(chat(long), ok).Outcome; got != onlyfans.NotSent {
+		t.Fatalf("not sent after a long chat: %d", got)
+	}
+}
+
+func TestAReadBackFindsAnUnknownClickInAChatShowingOnlyItsLatestMessages(t *testing.T) {
+	for _, withIDs := range []bool{false, true} {
+		t.Run(map[bool]string{false: "texts", true: "ids"}[withIDs], func(t *testing.T) {
+			// GIVEN a chat page that shows its latest 3 messages, with the
+			// site's ids when the profile names them (historyId), a fan who
+			// already has "ok" as the oldest of them
+			site := fakesite.Start(t)
+			site.ShowLatest(3)
+			profile := onlyfans.DefaultProfile()
+			if withIDs {
+				site.ShowMessageIDs(true)
+				profile.HistoryID = "data-id"
+			}
+			creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
+			s := newSenderFor(t, site, profile)
+			ctx := context.Background()
+			for _, text := range []string{"hi", "ok", "how are you", "thanks"} {
+				if _, _, err := s.Send(ctx, "creator-1", creds, msg(t, "fan-1", text), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// WHEN another "ok" is clicked, committed and answered 502
+			// (its older copy scrolls out of the page as it arrives)
+			var mark onlyfans.Mark
+			site.InjectFaults(fakesite.Fault{Commit: true, Status: 502})
+			ok := msg(t, "fan-1", "ok")
+			res, _, err := s.Send(ctx, "creator-1", creds, ok, func(m onlyfans.Mark) error { mark = m; return nil })
+			if err != nil || res.Outcome != onlyfans.Unknown {
+				t.Fatalf("send: %+v, %v", res, err)
+			}
+			// THEN the read-back says sent, although the chat shows as many
+			// copies as before the click
+			v, err := s.ReadBack(ctx, "creator-1", creds, ok, mark)
+			if err != nil || v.Outcome != onlyfans.Sent || v.Identical != mark.Identical {
+				t.Fatalf("read back %+v, %v (mark %+v)", v, err, mark)
+			}
+			if withIDs && mark.Tail[len(mark.Tail)-1].ID == "" {
+				t.Fatalf("the mark holds no id: %+v", mark)
+			}
+			// AND a click that did not commit reads back not sent
+			site.InjectFaults(fakesite.Fault{Status: 502})
+			again := msg(t, "fan-1", "see you")
+			if _, _, err := s.Send(ctx, "creator-1", creds, again, func(m onlyfans.Mark) error { mark = m; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := s.ReadBack(ctx, "creator-1", creds, again, mark); err != nil || v.Outcome != onlyfans.NotSent {
+				t.Fatalf("uncommitted: read back %+v, %v", v, err)
+			}
+			// AND when the creator deletes the message shown last at the
+			// click, the read-back cannot tell: Unknown, never not sent
+			if _, _, err := s.Send(ctx, "creator-1", creds, msg(t, "fan-1", "bye"), nil); err != nil {
+				t.Fatal(err)
+			}
+			site.InjectFaults(fakesite.Fault{Status: 502})
+			if _, _, err := s.Send(ctx, "creator-1", creds, again, func(m onlyfans.Mark) error { mark = m; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			sent := site.Sent()
+			site.DeleteSent(sent[len(sent)-1].ID)
+			if v, err := s.ReadBack(ctx, "creator-1", creds, again, mark); err != nil || v.Outcome != onlyfans.Unknown || v.Why == "" {
+				t.Fatalf("anchor deleted: read back %+v, %v", v, err)
+			}
+		})
+	}
+}

@@ -17,6 +17,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/test/wait"
 )
 
 // putRecorder records what would be stored. A double on purpose: the S3
@@ -141,20 +142,15 @@ func TestRecordsOfAFailedFlushGoOutWithTheNextOne(t *testing.T) {
 	rec.refuse = false
 	rec.mu.Unlock()
 	// THEN a timed flush writes all four, in order, once
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, recs := rec.records(t, "results/"); len(recs) == 4 {
-			for i, r := range recs {
-				if r.Attempts != i {
-					t.Fatalf("order %+v", recs)
-				}
-			}
-			break
+	wait.For(t, 10*time.Second, 10*time.Millisecond, "the four records to be written", func() bool {
+		_, recs := rec.records(t, "results/")
+		return len(recs) == 4
+	})
+	_, recs := rec.records(t, "results/")
+	for i, r := range recs {
+		if r.Attempts != i {
+			t.Fatalf("order %+v", recs)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("records never written")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
 	<-done

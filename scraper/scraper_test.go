@@ -25,6 +25,7 @@ import (
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
+	"github.com/huntaze/message-pipeline/test/wait"
 )
 
 type fixture struct {
@@ -217,15 +218,7 @@ func (f *fixture) runUntil(timeout time.Duration, cond func() bool) bool {
 	stop, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.consumer.Run(stop, context.Background()); close(done) }()
-	deadline := time.Now().Add(timeout)
-	ok := false
-	for time.Now().Before(deadline) {
-		if cond() {
-			ok = true
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	ok := wait.Until(timeout, 50*time.Millisecond, cond)
 	cancel()
 	<-done
 	return ok
@@ -576,10 +569,9 @@ func TestASlowSitePastTheVisibilityWithTwoConsumersSendsEachMessageOnce(t *testi
 		wg.Add(1)
 		go func() { defer wg.Done(); c.Run(stop, context.Background()) }()
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for (len(f.site.Sent()) < 6 || f.queueCount(f.queues.Workflows.URL) > 0) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait.Until(60*time.Second, 50*time.Millisecond, func() bool {
+		return len(f.site.Sent()) >= 6 && f.queueCount(f.queues.Workflows.URL) == 0
+	})
 	cancel()
 	wg.Wait()
 	// THEN every message reached the site exactly once, in order per

@@ -26,17 +26,29 @@ func main() {
 	}
 }
 
-func run() error {
+// options are the command's flags.
+type options struct {
+	creators []string
+	window   time.Duration
+	every    time.Duration
+	logFile  string
+}
+
+func parseFlags() options {
 	creators := flag.String("creators", "creator-a,creator-b,creator-c", "creators with a session on the fake site")
 	window := flag.Duration("window", 0, "scale the stack's rolling window (and what is tied to it) down to this (0: the stack's)")
 	every := flag.Duration("summary", 5*time.Second, "how often to print the summary")
 	logFile := flag.String("logs", ".dev/pipeline.log", "where every component's JSON logs go")
 	flag.Parse()
+	return options{creators: strings.Split(*creators, ","), window: *window, every: *every, logFile: *logFile}
+}
 
+func run() error {
+	o := parseFlags()
 	if err := os.MkdirAll(".dev", 0o755); err != nil {
 		return err
 	}
-	logs, err := os.Create(*logFile)
+	logs, err := os.Create(o.logFile)
 	if err != nil {
 		return err
 	}
@@ -44,16 +56,14 @@ func run() error {
 	latency := devstack.NewLatencyWatch(logs)
 	site := fakesite.New()
 	defer site.Close()
-	names := strings.Split(*creators, ",")
 	sessions := map[string]string{}
-	for _, c := range names {
+	for _, c := range o.creators {
 		sessions[c] = site.AddCreator(c)
 	}
-	s, err := devstack.Start(devstack.Options{SiteURL: site.URL, Sessions: sessions, Window: *window, Logs: latency})
+	s, err := devstack.Start(devstack.Options{SiteURL: site.URL, Sessions: sessions, Window: o.window, Logs: latency})
 	if err != nil {
 		return err
 	}
-	limit := s.Wiring.Limiter.Limit
 	defer func() {
 		fmt.Println("\nstopping…")
 		if err := s.Close(); err != nil {
@@ -62,7 +72,17 @@ func run() error {
 		_ = os.Remove(".dev/env")
 		fmt.Println("stopped")
 	}()
-	// The replay function's environment here, for `make replay`.
+	if err := writeReplayEnv(s); err != nil {
+		return err
+	}
+	printHowTo(s, o, site.URL)
+	summarizeUntilStopped(s, o, latency, site)
+	return nil
+}
+
+// writeReplayEnv writes the replay function's environment here, for
+// `make replay`.
+func writeReplayEnv(s *devstack.Stack) error {
 	replayEnv, err := s.ReplayEnv()
 	if err != nil {
 		return err
@@ -71,10 +91,11 @@ func run() error {
 	for k, v := range replayEnv {
 		env += k + "=" + v + "\n"
 	}
-	if err := os.WriteFile(".dev/env", []byte(env), 0o600); err != nil {
-		return err
-	}
+	return os.WriteFile(".dev/env", []byte(env), 0o600)
+}
 
+func printHowTo(s *devstack.Stack, o options, siteURL string) {
+	limit, first := s.Wiring.Limiter.Limit, o.creators[0]
 	fmt.Printf(`
 The pipeline runs (limit %d per %s per creator). Send a message:
 
@@ -87,18 +108,23 @@ Status:   curl -s %s/api/onlyfans/messages/status -H 'Authorization: Bearer %s'
 Replay:   make replay      Logs: %s      Fake site: %s/my/chats/chat/fan-1
 Ctrl-C stops everything.
 
-`, limit.Count, limit.Window, s.APIURL, devstack.Token("user-"+names[0], false, names[0]), names[0], s.APIURL, devstack.Token("ops-"+names[0], true), *logFile, site.URL)
+`, limit.Count, limit.Window, s.APIURL, devstack.Token("user-"+first, false, first), first, s.APIURL, devstack.Token("ops-"+first, true), o.logFile, siteURL)
+}
 
+// summarizeUntilStopped prints the summary every o.every until Ctrl-C or
+// SIGTERM.
+func summarizeUntilStopped(s *devstack.Stack, o options, latency *devstack.LatencyWatch, site *fakesite.Site) {
+	limit := s.Wiring.Limiter.Limit
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-	tick := time.NewTicker(*every)
+	tick := time.NewTicker(o.every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-stop:
-			return nil
+			return
 		case <-tick.C:
-			fmt.Printf("[%s] %s%s%s", time.Now().Format("15:04:05"), s.Summary(), latency.Summary(), site.Summary(names, limit.Count, limit.Window))
+			fmt.Printf("[%s] %s%s%s", time.Now().Format("15:04:05"), s.Summary(), latency.Summary(), site.Summary(o.creators, limit.Count, limit.Window))
 		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 // checkedTrees are the directories whose non-test Go files the rule holds
 // for.
-var checkedTrees = []string{"functions", "internal", "infra"}
+var checkedTrees = []string{"functions", "internal", "infra", "cmd", "devstack", "scraper"}
 
 // cdkAssembly are the only functions allowed to be longer: constructors
 // of the CDK app that declare resources one after the other (infra/), as
@@ -27,6 +27,17 @@ var cdkAssembly = []string{
 	"infra/queues.go:NewQueues",
 	"infra/scraper_service.go:NewScraperService",
 	"infra/storage.go:NewStorage",
+}
+
+// beingSplit are temporary exemptions, as "file" (every function in it)
+// or "file:function": another change of issue 25 is rewriting these files
+// now (the processor's one outcome type, the sender, the fake site), so
+// they are not split here; remove each once its change lands and splits
+// it. Nothing else belongs here.
+var beingSplit = []string{
+	"scraper/processor.go",
+	"scraper/onlyfans/sender.go",
+	"devstack/fakesite/fakesite.go:send",
 }
 
 // repoRoot is the directory holding go.mod, above this package.
@@ -107,6 +118,14 @@ func TestNoFunctionIsLongerThanSixtyLinesOutsideTheCDKAssembly(t *testing.T) {
 				exempted[fn.where] = true
 				continue
 			}
+			if file, _, _ := strings.Cut(fn.where, ":"); slices.Contains(beingSplit, file) {
+				exempted[file] = true
+				continue
+			}
+			if slices.Contains(beingSplit, fn.where) {
+				exempted[fn.where] = true
+				continue
+			}
 			t.Errorf("%s is %d lines; split it (at most %d)", fn.where, fn.lines, MaxFunctionLines)
 		}
 	}
@@ -120,6 +139,11 @@ func TestNoFunctionIsLongerThanSixtyLinesOutsideTheCDKAssembly(t *testing.T) {
 		}
 		if !exempted[e] {
 			t.Errorf("exemption %s is no longer needed (or was renamed): remove it", e)
+		}
+	}
+	for _, e := range beingSplit {
+		if !exempted[e] {
+			t.Errorf("temporary exemption %s is no longer needed (or was renamed): remove it", e)
 		}
 	}
 }

@@ -48,29 +48,11 @@ func Run(stop context.Context, s Settings, p Platform) error {
 	if err != nil {
 		return err
 	}
-	senderCfg, err := s.Sender()
+	sender, err := startBrowser(s, log)
 	if err != nil {
 		return err
 	}
-	sender, err := onlyfans.New(senderCfg)
-	if err != nil {
-		return err
-	}
-	if err := sender.Start(); err != nil {
-		return err
-	}
-	if sandboxed, why := sender.Sandboxed(); sandboxed {
-		log.Info("chromium renderers sandboxed")
-	} else {
-		// docs/scraper.md: what Fargate allows.
-		log.Warn("chromium renderers run without their sandbox", "sandbox", senderCfg.Browser.Sandbox, "reason", fmt.Sprint(why))
-	}
-	defer func() {
-		if err := sender.Close(); err != nil {
-			log.Warn("browser close", "error", err)
-		}
-		log.Info("browser closed")
-	}()
+	defer closeBrowser(sender, log)
 	gate, err := ratelimit.New(rdb, s.Gate())
 	if err != nil {
 		return err
@@ -79,15 +61,7 @@ func Run(stop context.Context, s Settings, p Platform) error {
 	owner := uuid.NewString()
 	results := scraper.NewResults(s3.NewFromConfig(p.AWS, func(o *s3.Options) { o.UsePathStyle = p.S3PathStyle }), s.Results(owner), log, time.Now)
 	go results.Run(work)
-	defer func() {
-		// The last records, after the last send: a fresh deadline, since
-		// work may have been cancelled at the shutdown deadline.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := results.Flush(ctx); err != nil {
-			log.Error("last results not written (the outcomes are in the logs)", "error", err)
-		}
-	}()
+	defer flushLastResults(results, log)
 	ledger := s.Ledger(rdb)
 	marks := scraper.NewDynamoMarks(dynamodb.NewFromConfig(p.AWS), s.AttemptsTable, s.LedgerTTL, time.Now)
 	proc := scraper.NewProcessor(s.Processor(), sender, gate, creds, ledger, marks, results, log, emf, time.Now)
@@ -95,22 +69,67 @@ func Run(stop context.Context, s Settings, p Platform) error {
 	cc.Owner = owner
 	consumer := scraper.NewConsumer(cc, sqs.NewFromConfig(p.AWS), ledger, proc, log)
 
-	go func() {
-		<-stop.Done()
-		log.Info("stop signal: no new receives; finishing in-flight messages", "deadline", s.ShutdownDeadline.String())
-		t := time.NewTimer(s.ShutdownDeadline)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			log.Warn("shutdown deadline reached; abandoning in-flight work")
-			cancelWork()
-		case <-work.Done():
-		}
-	}()
+	go abandonAtShutdownDeadline(stop, work, cancelWork, s.ShutdownDeadline, log)
 	log.Info("scraper started", "queue_url", s.WorkflowsQueueURL, "max_groups", s.MaxGroups, "environment", s.Environment)
 	consumer.Run(stop, work)
 	log.Info("scraper stopped cleanly")
 	return nil
+}
+
+// startBrowser starts the sender's browser and logs whether its renderers
+// are sandboxed.
+func startBrowser(s Settings, log *slog.Logger) (*onlyfans.Sender, error) {
+	senderCfg, err := s.Sender()
+	if err != nil {
+		return nil, err
+	}
+	sender, err := onlyfans.New(senderCfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := sender.Start(); err != nil {
+		return nil, err
+	}
+	if sandboxed, why := sender.Sandboxed(); sandboxed {
+		log.Info("chromium renderers sandboxed")
+	} else {
+		// docs/scraper.md: what Fargate allows.
+		log.Warn("chromium renderers run without their sandbox", "sandbox", senderCfg.Browser.Sandbox, "reason", fmt.Sprint(why))
+	}
+	return sender, nil
+}
+
+func closeBrowser(sender *onlyfans.Sender, log *slog.Logger) {
+	if err := sender.Close(); err != nil {
+		log.Warn("browser close", "error", err)
+	}
+	log.Info("browser closed")
+}
+
+// flushLastResults writes the last records, after the last send: with a
+// fresh deadline, since work may have been cancelled at the shutdown
+// deadline.
+func flushLastResults(results *scraper.Results, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := results.Flush(ctx); err != nil {
+		log.Error("last results not written (the outcomes are in the logs)", "error", err)
+	}
+}
+
+// abandonAtShutdownDeadline waits for stop, then gives in-flight work
+// deadline to finish before cancelling it.
+func abandonAtShutdownDeadline(stop, work context.Context, cancelWork context.CancelFunc, deadline time.Duration, log *slog.Logger) {
+	<-stop.Done()
+	log.Info("stop signal: no new receives; finishing in-flight messages", "deadline", deadline.String())
+	t := time.NewTimer(deadline)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		log.Warn("shutdown deadline reached; abandoning in-flight work")
+		cancelWork()
+	case <-work.Done():
+	}
 }
 
 func (s Settings) credentials(secrets *secretsmanager.Client) (scraper.CredentialStore, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/test/harness"
 	"github.com/huntaze/message-pipeline/test/local"
+	"github.com/huntaze/message-pipeline/test/wait"
 )
 
 // sendNamed posts one message with X-Correlation-Id and returns its id and
@@ -50,7 +51,7 @@ func sendNamed(t *testing.T, p *local.Pipeline, creator, correlation, text strin
 func workflowsCorrelations(t *testing.T, p *local.Pipeline, want int) map[string]string {
 	t.Helper()
 	got := map[string]string{}
-	for deadline := time.Now().Add(60 * time.Second); len(got) < want && time.Now().Before(deadline); {
+	wait.Until(60*time.Second, 0, func() bool { // the receive long-polls for 1 s
 		out, err := p.AWS.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(p.Queues.Workflows.URL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: []string{"All"},
 		})
@@ -68,7 +69,8 @@ func workflowsCorrelations(t *testing.T, p *local.Pipeline, want int) map[string
 				t.Fatal(err)
 			}
 		}
-	}
+		return len(got) >= want
+	})
 	if len(got) < want {
 		t.Fatalf("the workflows queue showed %d of %d messages: %v\n%s", len(got), want, got, p.Summary())
 	}
@@ -80,7 +82,7 @@ func workflowsCorrelations(t *testing.T, p *local.Pipeline, want int) map[string
 func resultCorrelations(t *testing.T, p *local.Pipeline, ids []string) map[string]string {
 	t.Helper()
 	got := map[string]string{}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+	if wait.Until(30*time.Second, 500*time.Millisecond, func() bool {
 		list, err := p.AWS.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(devstack.Bucket), Prefix: aws.String("results/")})
 		if err != nil {
 			t.Fatal(err)
@@ -104,9 +106,9 @@ func resultCorrelations(t *testing.T, p *local.Pipeline, ids []string) map[strin
 			_, ok := got[id]
 			all = all && ok
 		}
-		if all {
-			return got
-		}
+		return all
+	}) {
+		return got
 	}
 	t.Fatalf("no sent result record for some of %v in S3: %v", ids, got)
 	return nil
@@ -132,10 +134,8 @@ func TestTheCorrelationIDOfARequestReachesTheWorkflowsQueueAndTheScrapersLogsAnd
 	logs := &harness.Buffer{}
 	p := local.Start(t, local.Options{Creators: creators, Options: devstack.Options{Window: window, OutageBackoffMax: 4 * time.Second, LimiterPollers: 2, ReplayEvery: time.Second, Logs: logs,
 		ScraperEnv: map[string]string{"RESULTS_FLUSH_EVERY": "1s"}}})
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(p.ScraperOutput(), `"msg":"scraper started"`); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the scraper did not start:\n%s", p.ScraperOutput())
-		}
+	if !wait.Until(60*time.Second, 100*time.Millisecond, func() bool { return strings.Contains(p.ScraperOutput(), `"msg":"scraper started"`) }) {
+		t.Fatalf("the scraper did not start:\n%s", p.ScraperOutput())
 	}
 	if code := p.StopScraper(syscall.SIGTERM); code != 0 {
 		t.Fatalf("scraper exit %d", code)

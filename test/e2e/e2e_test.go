@@ -26,6 +26,7 @@ import (
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/test/harness"
 	"github.com/huntaze/message-pipeline/test/local"
+	"github.com/huntaze/message-pipeline/test/wait"
 )
 
 const (
@@ -122,12 +123,10 @@ func (a *accepted) total() int {
 // empty (bounded).
 func waitDelivered(t *testing.T, p *local.Pipeline, want int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if len(p.Site.Sent()) >= want && p.QueueDepth(p.Queues.RateLimiter.URL) == 0 && p.QueueDepth(p.Queues.Workflows.URL) == 0 {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
+	if wait.Until(timeout, 250*time.Millisecond, func() bool {
+		return len(p.Site.Sent()) >= want && p.QueueDepth(p.Queues.RateLimiter.URL) == 0 && p.QueueDepth(p.Queues.Workflows.URL) == 0
+	}) {
+		return
 	}
 	t.Fatalf("after %s: site has %d of %d\n%s", timeout, len(p.Site.Sent()), want, p.Summary())
 }
@@ -280,9 +279,7 @@ func TestScraperKilledMidBatchAndRestarted(t *testing.T) {
 			}
 			a := newAccepted()
 			a.burst(t, p, creators, 12, "msg")
-			for deadline := time.Now().Add(30 * time.Second); len(p.Site.Sent()) < 5 && time.Now().Before(deadline); {
-				time.Sleep(50 * time.Millisecond)
-			}
+			wait.Until(30*time.Second, 50*time.Millisecond, func() bool { return len(p.Site.Sent()) >= 5 })
 			code := p.StopScraper(sig)
 			if sig == syscall.SIGTERM && code != 0 {
 				t.Errorf("scraper exit %d after SIGTERM", code)

@@ -9,6 +9,7 @@
 //   - no command (cmd/, and each component's or the stack's cmd/; the
 //     developer programs in test/cmd are test helpers) imports
 //     anything from test/;
+//   - the tests' wait helper (test/wait) links only the standard library;
 //   - a package's tests link the browser (playwright-go) only if they drive
 //     one.
 package layout
@@ -178,5 +179,26 @@ func TestOnlyTestsThatDriveABrowserLinkOne(t *testing.T) {
 	// The check sees what it should: the browser's own tests link it.
 	if !linked["internal/browser"] {
 		t.Fatalf("internal/browser's tests do not link playwright-go: the check reads go list wrong")
+	}
+}
+
+// test/wait is the tests' one wait helper, for every package's tests: it
+// must stay free of the module's other packages (so no test links a
+// component, an emulator or the browser through it).
+func TestTheWaitHelperLinksOnlyTheStandardLibrary(t *testing.T) {
+	found := false
+	for _, p := range list(t) {
+		if rel(p.ImportPath) != "test/wait" || p.ForTest != "" {
+			continue
+		}
+		found = true
+		for _, d := range p.Deps {
+			if strings.Contains(strings.Split(d, "/")[0], ".") {
+				t.Errorf("test/wait links %s", d)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("go list does not show test/wait")
 	}
 }

@@ -50,6 +50,13 @@ func (s *switchable) Get(context.Context) (string, bool, error) {
 	return v, v != "", nil
 }
 
+// flagClock is the flag cache's clock: the wall clock moved on by what
+// the test advances it, so a test passes the cache's TTL without sleeping.
+type flagClock struct{ ahead atomic.Int64 }
+
+func (c *flagClock) Now() time.Time           { return time.Now().Add(time.Duration(c.ahead.Load())) }
+func (c *flagClock) Advance(by time.Duration) { c.ahead.Add(int64(by)) }
+
 type fixture struct {
 	t       *testing.T
 	aws     *harness.Fauxqs
@@ -61,13 +68,14 @@ type fixture struct {
 	deps    api.Deps
 	server  *api.Server
 	flagSrc *switchable
+	flagNow *flagClock
 	logs    *harness.Buffer
 	emf     *harness.Buffer
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, aws: harness.StartFauxqs(t), ddb: harness.StartDynalite(t), redis: harness.StartRedis(t), flagSrc: &switchable{}, logs: &harness.Buffer{}, emf: &harness.Buffer{}}
+	f := &fixture{t: t, aws: harness.StartFauxqs(t), ddb: harness.StartDynalite(t), redis: harness.StartRedis(t), flagSrc: &switchable{}, flagNow: &flagClock{}, logs: &harness.Buffer{}, emf: &harness.Buffer{}}
 	f.queues = f.aws.CreateQueues(t, "test")
 	f.proxy = harness.StartFaultProxy(t, f.aws.Endpoint, "AmazonSQS.SendMessage")
 	ctx := context.Background()
@@ -91,7 +99,7 @@ func setup(t *testing.T) *fixture {
 		Sender:      enqueue.NewSender(sendClient, f.queues.RateLimiter.URL, 10*time.Millisecond),
 		Fallback:    f.store,
 		Idempotency: idempotency.NewStore(f.ddb.DynamoDB, "idempotency", 24*time.Hour, time.Now),
-		Flag:        featureflag.New(f.flagSrc, true, 200*time.Millisecond, time.Now, log),
+		Flag:        featureflag.New(f.flagSrc, true, 200*time.Millisecond, f.flagNow.Now, log),
 		QueueStats:  f.aws.SQS,
 		Redis:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		Log:         log,
@@ -433,7 +441,7 @@ func TestFlagOffStillQueuesOnTheIntakeQueueSoNothingOvertakes(t *testing.T) {
 
 	// WHEN it is switched off, and the cache TTL (200 ms) passes
 	f.flagSrc.v.Store("false")
-	time.Sleep(250 * time.Millisecond)
+	f.flagNow.Advance(250 * time.Millisecond)
 	_, st := f.do(call{method: "GET", path: api.PathStatus, token: admin})
 	f.send(goodBody, tok)
 

@@ -10,20 +10,17 @@ import (
 	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/test/harness"
+	"github.com/huntaze/message-pipeline/test/wait"
 )
 
 // drainIntake polls until the intake queue holds nothing (denied records
 // come back when their window has room; bounded).
 func drainIntake(t *testing.T, f *fixture) {
 	t.Helper()
-	for range 400 {
+	wait.For(t, 30*time.Second, 50*time.Millisecond, "the intake queue to empty", func() bool {
 		pollOnce(t, f)
-		if harness.QueueDepth(f.aws.SQS, f.queues.RateLimiter.URL) == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("the intake queue never emptied")
+		return harness.QueueDepth(f.aws.SQS, f.queues.RateLimiter.URL) == 0
+	})
 }
 
 func texts(msgs []message.Message) []string {

@@ -21,6 +21,7 @@ import (
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
+	"github.com/huntaze/message-pipeline/test/wait"
 )
 
 func TestLoadSettingsNamesWhatIsMissing(t *testing.T) {
@@ -113,16 +114,6 @@ func (p *process) enqueue(creator, text string) message.Message {
 
 func (p *process) count(url string) int { return harness.QueueDepth(p.aws.SQS, url) }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func TestSIGTERMFinishesInFlightReleasesTheRestAndExitsZero(t *testing.T) {
 	// GIVEN a scraper processing one group at a time, two creators queued,
 	// and a slow answer to the first send
@@ -131,7 +122,7 @@ func TestSIGTERMFinishesInFlightReleasesTheRestAndExitsZero(t *testing.T) {
 	p.enqueue("creator-a", "a0")
 	p.enqueue("creator-b", "b0")
 	proc := p.start()
-	waitFor(t, 30*time.Second, "the first send to start", func() bool { return p.site.SendRequests() >= 1 })
+	wait.For(t, 30*time.Second, 50*time.Millisecond, "the first send to start", func() bool { return p.site.SendRequests() >= 1 })
 
 	// WHEN ECS sends SIGTERM mid-batch (through the init, to the scraper only)
 	if err := proc.SignalMain(syscall.SIGTERM); err != nil {
@@ -169,7 +160,7 @@ func TestSIGKILLBetweenSendAndDeleteThenRestartSendsExactlyOnce(t *testing.T) {
 	p.enqueue("creator-a", "Thank you babe")
 	p.enqueue("creator-a", "Thank you babe")
 	first := p.start()
-	waitFor(t, 30*time.Second, "the site to record both sends", func() bool { return len(p.site.Sent()) == 2 })
+	wait.For(t, 30*time.Second, 50*time.Millisecond, "the site to record both sends", func() bool { return len(p.site.Sent()) == 2 })
 
 	// WHEN the task is killed before it hears back (so before the delete)
 	if err := first.Signal(syscall.SIGKILL); err != nil {
@@ -178,7 +169,7 @@ func TestSIGKILLBetweenSendAndDeleteThenRestartSendsExactlyOnce(t *testing.T) {
 	first.Wait(t, 10*time.Second)
 	// AND a new task starts
 	second := p.start()
-	waitFor(t, 30*time.Second, "the queue to empty", func() bool { return p.count(p.queues.Workflows.URL) == 0 })
+	wait.For(t, 30*time.Second, 50*time.Millisecond, "the queue to empty", func() bool { return p.count(p.queues.Workflows.URL) == 0 })
 
 	// THEN the fan received each message exactly once: two identical texts
 	// from two clicks
@@ -205,7 +196,7 @@ func TestTheSameBinaryServesTheOtherSiteVariantByItsProfileAlone(t *testing.T) {
 	p.enqueue("creator-a", "hello from variant b")
 	// WHEN the scraper runs
 	proc := p.start()
-	waitFor(t, 60*time.Second, "the queue to empty", func() bool { return p.count(p.queues.Workflows.URL) == 0 })
+	wait.For(t, 60*time.Second, 50*time.Millisecond, "the queue to empty", func() bool { return p.count(p.queues.Workflows.URL) == 0 })
 	// THEN both identical texts reached the site, once each
 	if got := p.site.Texts("creator-a"); len(got) != 2 || p.site.SendRequests() != 2 {
 		t.Fatalf("site got %q from %d requests\n%s", got, p.site.SendRequests(), proc.Output())

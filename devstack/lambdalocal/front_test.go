@@ -222,4 +222,3 @@ func TestRenderClaimMatchesAPIGateway(t *testing.T) {
 		}
 	}
 }
-

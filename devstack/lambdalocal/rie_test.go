@@ -116,4 +116,3 @@ func TestConcurrentInvocationsWaitForAFreeInstance(t *testing.T) {
 		}
 	}
 }
-

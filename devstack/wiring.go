@@ -18,8 +18,8 @@ import (
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 )
 
-// Local names: the stack's for this environment, where a name is a local
-// resource (the emulators hold them).
+// The environment the local assembly runs, and the names its emulators
+// give the stack's tables and bucket (the stack's names in dev).
 const (
 	Environment      = infra.DefaultEnvironment
 	Bucket           = "huntaze-results-dev"
@@ -29,8 +29,8 @@ const (
 	AttemptsTable = "huntaze-scraper-attempts-dev"
 )
 
-// Stack is the environment the local assembly runs: the stack's own
-// configuration of Environment (limits, API share, issuer and audience).
+// stackEnvironment is the stack's own configuration of the environment
+// the local assembly runs (limits, API share, issuer and audience).
 func stackEnvironment() (infra.Environment, error) { return infra.LookupEnvironment(Environment) }
 
 // Scale is the local run's time compression: Window replaces the stack's

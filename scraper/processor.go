@@ -923,4 +923,3 @@ func (p *Processor) report(ctx context.Context, ids logIDs, start time.Time, out
 		p.log.WarnContext(ctx, "result not written to S3", "message_id", ids.messageID, "error", err)
 	}
 }
-

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 )
 
 // chat is a chat of texts ("a b ok"), each text its own key; an id "#n"

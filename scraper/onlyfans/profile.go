@@ -39,8 +39,8 @@ type Profile struct {
 	// the click by its id; without one (""), by the texts shown last (a
 	// run of identical texts can leave that ambiguous: Unknown, never
 	// "not sent"). docs/scraper.md.
-	HistoryID string `json:"historyId,omitempty"`
-	SendRequest  SendRequest  `json:"sendRequest"`
+	HistoryID   string      `json:"historyId,omitempty"`
+	SendRequest SendRequest `json:"sendRequest"`
 	// SessionCookie is set HttpOnly and Secure, with this SameSite.
 	SessionCookie Cookie `json:"sessionCookie"`
 	Login         Login  `json:"login"`

@@ -101,7 +101,7 @@ deploy: deps
 
 ## test: every test (unit, integration against real services, CDK templates) and a short fuzz run
 test: deps deps-apt lint check-size
-	go test -race -count=1 -timeout 20m $$(go list ./... | grep -v -E '/infra($$|/)|/test/harness$$')
+	go test -race -count=1 -timeout 35m $$(go list ./... | grep -v -E '/infra($$|/)|/test/harness$$')
 	@# verbose, so the log shows which real services the harness started
 	go test -race -count=1 -timeout 5m -v ./test/harness/ | grep -v '^=== '
 	go test -count=1 -timeout 12m $(NO_RACE_PKGS)

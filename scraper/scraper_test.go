@@ -213,8 +213,13 @@ func (f *fixture) receiveTogether(creator string, texts ...string) (*harness.AWS
 }
 
 // runUntil runs the consumer until cond holds or the timeout passes.
+// Every cond here is what the test expects to happen, so the timeout is
+// only how long a failing run takes: it is stretched (runUntilSlack) for a
+// loaded machine under -race, where a browser's start and a read-back's
+// settle take several times their usual time.
 func (f *fixture) runUntil(timeout time.Duration, cond func() bool) bool {
 	f.t.Helper()
+	timeout *= runUntilSlack
 	stop, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.consumer.Run(stop, context.Background()); close(done) }()
@@ -223,6 +228,9 @@ func (f *fixture) runUntil(timeout time.Duration, cond func() bool) bool {
 	<-done
 	return ok
 }
+
+// runUntilSlack stretches runUntil's timeouts (see there).
+const runUntilSlack = 3
 
 func (f *fixture) queueCount(url string) int { return harness.QueueDepth(f.aws.SQS, url) }
 

@@ -40,8 +40,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
-	"github.com/huntaze/message-pipeline/scraper"
-	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // Options of a local stack. Everything else is the dev stack's.
@@ -198,7 +197,7 @@ func (s *Stack) startEmulators() (err error) {
 	if err := emulator.CreateTable(ctx, s.DDB.DynamoDB, IdempotencyTable, idempotency.KeyAttribute); err != nil {
 		return err
 	}
-	if err := emulator.CreateTable(ctx, s.DDB.DynamoDB, AttemptsTable, scraper.AttemptsKeyAttribute); err != nil {
+	if err := emulator.CreateTable(ctx, s.DDB.DynamoDB, AttemptsTable, scrapersettings.AttemptsKeyAttribute); err != nil {
 		return err
 	}
 	s.Fallback = fallback.NewStore(s.DDB.DynamoDB, FallbackTable, time.Now, time.Minute)
@@ -212,14 +211,12 @@ func (s *Stack) startEmulators() (err error) {
 func (s *Stack) primeFences() error {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Redis.Addr})
 	defer rdb.Close()
-	for _, key := range []string{s.Wiring.Limiter.Limiter().FenceKey(), s.Wiring.Scraper.Gate().FenceKey()} {
+	// The scraper's ledger's epoch too: no message was accepted before it.
+	ledgerEpoch := scrapersettings.LedgerEpochKey(s.Wiring.Scraper.LedgerPrefix())
+	for _, key := range []string{s.Wiring.Limiter.Limiter().FenceKey(), s.Wiring.Scraper.Gate().FenceKey(), ledgerEpoch} {
 		if err := rdb.Set(context.Background(), key, 0, 0).Err(); err != nil {
-			return fmt.Errorf("prime fence %s: %w", key, err)
+			return fmt.Errorf("prime %s: %w", key, err)
 		}
-	}
-	// The scraper's ledger too: no message was accepted before it.
-	if err := s.Wiring.Scraper.Ledger(rdb).PrimeEpoch(context.Background()); err != nil {
-		return fmt.Errorf("prime the scraper ledger's epoch: %w", err)
 	}
 	return nil
 }
@@ -439,7 +436,7 @@ func (s *Stack) RestartLimiter() error {
 
 // ScraperSettings are the scraper's settings in this stack (credentials
 // from credsFile): the stack's, with the site and the sessions local.
-func (s *Stack) ScraperSettings(credsFile string) scrapersetup.Settings {
+func (s *Stack) ScraperSettings(credsFile string) scrapersettings.Settings {
 	st := s.Wiring.Scraper
 	st.SessionSecretPrefix, st.CredentialsFile = "", credsFile
 	st.BaseURL = s.opts.SiteURL
@@ -459,7 +456,7 @@ func (s *Stack) startScraper() error {
 	}
 	s.closers = append(s.closers, func() error { return os.Remove(credsFile) })
 	environ := envconfig.Merge(s.ScraperSettings(credsFile).Env(), s.opts.ScraperEnv)
-	if _, err := scrapersetup.Load(environ); err != nil {
+	if _, err := scrapersettings.Load(environ); err != nil {
 		return err
 	}
 	endpoints, err := s.processEnv("scraper", s.AWS.Endpoint)

@@ -15,7 +15,7 @@ import (
 	"github.com/huntaze/message-pipeline/infra"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
-	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // The environment the local assembly runs, and the names its emulators
@@ -60,7 +60,7 @@ type Wiring struct {
 	Scale   Scale
 	API     apisetup.Settings // the replay's too, as in the stack
 	Limiter limitersetup.Settings
-	Scraper scrapersetup.Settings
+	Scraper scrapersettings.Settings
 }
 
 // LocalResources are the local names of the stack's resources, with the

@@ -15,7 +15,7 @@ import (
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	limiter "github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
 	"github.com/huntaze/message-pipeline/internal/metrics"
-	"github.com/huntaze/message-pipeline/scraper"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // Alarm thresholds (seed 003 R5, R6.4; issue 15 for the rest).
@@ -143,12 +143,12 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 		q.RateLimiter.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{Period: min5, Statistic: jsii.String("Maximum")}),
 		IntakeOldestAlarmSeconds, 1, gt)
 	add("scraper-session-invalid", "Scraper: OnlyFans rejected a creator's session; that creator is paused until the session is renewed.",
-		custom(scraper.MetricSessionInvalid, "Sum", min5, scraperDims), 0, 1, gt)
+		custom(scrapersettings.MetricSessionInvalid, "Sum", min5, scraperDims), 0, 1, gt)
 	add("scraper-breaker-open", "Scraper: circuit breaker open 5 minutes in a row (OnlyFans failing; sends paused).",
-		custom(scraper.MetricCircuitState, "Maximum", min1, scraperDims), 2, 5, gte)
+		custom(scrapersettings.MetricCircuitState, "Maximum", min1, scraperDims), 2, 5, gte)
 	successRate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 		Expression: jsii.String("IF(s + f >= 10, 100 * s / (s + f), 100)"), Label: jsii.String("scraping_success_rate"), Period: min5,
-		UsingMetrics: &map[string]awscloudwatch.IMetric{"s": custom(scraper.MetricSuccess, "Sum", min5, scraperDims), "f": custom(scraper.MetricFailure, "Sum", min5, scraperDims)},
+		UsingMetrics: &map[string]awscloudwatch.IMetric{"s": custom(scrapersettings.MetricSuccess, "Sum", min5, scraperDims), "f": custom(scrapersettings.MetricFailure, "Sum", min5, scraperDims)},
 	})
 	add("scraper-success-rate", "Scraper: under 90 % of sends succeed, 15 minutes in a row (with at least 10 outcomes per 5 minutes).",
 		successRate, ScraperSuccessRateAlarm, 3, lt)
@@ -158,7 +158,7 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 	})
 	add("api-failure-rate", "API: more than 5 % of accepted messages went to the fallback table (SQS refused them) for 10 minutes.",
 		apiFailureRate, APIFailureRateAlarm, 2, gt)
-	latencyP95 := custom(scraper.MetricDeliveryLatency, "p95", min5, dims("scraper", "Backlog", "none"))
+	latencyP95 := custom(scrapersettings.MetricDeliveryLatency, "p95", min5, dims("scraper", "Backlog", "none"))
 	add("delivery-latency-p95", "Messages of creators without a backlog: p95 from accepted to sent above 2 minutes for 15 minutes.",
 		latencyP95, DeliveryLatencyP95AlarmMs, 3, gt)
 
@@ -208,7 +208,7 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 		custom:  func(name, stat string, d map[string]*string) awscloudwatch.Metric { return custom(name, stat, min5, d) },
 		limiter: limiterDims, scraper: scraperDims, api: apiDims, successRate: successRate, apiFailureRate: apiFailureRate,
 		latency: func(stat, backlog string) awscloudwatch.IMetric {
-			return custom(scraper.MetricDeliveryLatency, stat, min5, dims("scraper", "Backlog", backlog))
+			return custom(scrapersettings.MetricDeliveryLatency, stat, min5, dims("scraper", "Backlog", backlog))
 		},
 	})
 	return a

@@ -12,7 +12,7 @@ import (
 	limiter "github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/queuedepth"
-	"github.com/huntaze/message-pipeline/scraper"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // dashboardMetrics are the metrics the alarms built, shared with the
@@ -41,7 +41,7 @@ func newDashboard(c constructs.Construct, props AlarmsProps, m dashboardMetrics)
 		return metric.With(&awscloudwatch.MetricOptions{Label: jsii.String(label)})
 	}
 	// Seed 003 R5.4 and 000 R5.4 names: expressions over the counts.
-	averageDuration := labelled(m.custom(scraper.MetricDuration, "Average", m.scraper), "average_scraping_duration")
+	averageDuration := labelled(m.custom(scrapersettings.MetricDuration, "Average", m.scraper), "average_scraping_duration")
 	apiSuccessRate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 		Expression: jsii.String("100 - apifail"), Label: jsii.String("api_success_rate"), Period: min5,
 		UsingMetrics: &map[string]awscloudwatch.IMetric{"apifail": m.apiFailureRate},
@@ -76,7 +76,7 @@ func newDashboard(c constructs.Construct, props AlarmsProps, m dashboardMetrics)
 			labelled(m.custom(api.MetricQueued, "Sum", m.api), "accepted (queued)"),
 			labelled(m.custom(api.MetricFallback, "Sum", m.api), "accepted (fallback table)"),
 			labelled(m.custom(limiter.MetricAllowed, "Sum", m.limiter), "approved"),
-			labelled(m.custom(scraper.MetricSuccess, "Sum", m.scraper), "sent"),
+			labelled(m.custom(scrapersettings.MetricSuccess, "Sum", m.scraper), "sent"),
 		}, nil),
 		graph("Waiting", 12, []awscloudwatch.IMetric{
 			q.RateLimiter.MetricApproximateNumberOfMessagesVisible(nil), q.Workflows.MetricApproximateNumberOfMessagesVisible(nil),
@@ -88,7 +88,7 @@ func newDashboard(c constructs.Construct, props AlarmsProps, m dashboardMetrics)
 	d.AddWidgets(
 		graph("Failed", 12, []awscloudwatch.IMetric{
 			awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
-				Expression: jsii.String(fmt.Sprintf(`SEARCH('{%s,Service,Environment,ErrorClass} MetricName="%s" Environment="%s"', 'Sum', 300)`, metrics.Namespace, scraper.MetricFailure, props.Env.Name)),
+				Expression: jsii.String(fmt.Sprintf(`SEARCH('{%s,Service,Environment,ErrorClass} MetricName="%s" Environment="%s"', 'Sum', 300)`, metrics.Namespace, scrapersettings.MetricFailure, props.Env.Name)),
 				Label:      jsii.String("scraping failures by class"), Period: min5,
 			}),
 			labelled(m.custom(limiter.MetricPoison, "Sum", m.limiter), "invalid payloads (limiter)"),
@@ -108,16 +108,16 @@ func newDashboard(c constructs.Construct, props AlarmsProps, m dashboardMetrics)
 			labelled(m.custom(limiter.MetricRedisErrors, "Sum", m.limiter), "limiter redis_errors"),
 			labelled(m.custom(limiter.MetricFenced, "Sum", m.limiter), "limiter fenced (Redis came back empty)"),
 			labelled(m.custom(limiter.MetricForwardFailures, "Sum", m.limiter), "forward_failures"),
-		}, []awscloudwatch.IMetric{labelled(m.custom(scraper.MetricCircuitState, "Maximum", m.scraper), "circuit (0 closed, 1 half-open, 2 open)")}),
+		}, []awscloudwatch.IMetric{labelled(m.custom(scrapersettings.MetricCircuitState, "Maximum", m.scraper), "circuit (0 closed, 1 half-open, 2 open)")}),
 	)
 	d.AddWidgets(
 		graph("Scraper tasks: Spot vs On-Demand fallback", 12, []awscloudwatch.IMetric{
 			tasks(props.Scraper.Service.ServiceName(), "Spot service"), tasks(props.Scraper.Fallback.ServiceName(), "On-Demand fallback"),
 		}, nil),
 		graph("Sessions rejected", 12, []awscloudwatch.IMetric{
-			labelled(m.custom(scraper.MetricSessionInvalid, "Sum", m.scraper), "session_invalid (all creators)"),
+			labelled(m.custom(scrapersettings.MetricSessionInvalid, "Sum", m.scraper), "session_invalid (all creators)"),
 			awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
-				Expression: jsii.String(fmt.Sprintf(`SEARCH('{%s,Service,Environment,CreatorId} MetricName="%s" Environment="%s"', 'Sum', 300)`, metrics.Namespace, scraper.MetricSessionInvalid, props.Env.Name)),
+				Expression: jsii.String(fmt.Sprintf(`SEARCH('{%s,Service,Environment,CreatorId} MetricName="%s" Environment="%s"', 'Sum', 300)`, metrics.Namespace, scrapersettings.MetricSessionInvalid, props.Env.Name)),
 				Label:      jsii.String("by creator"), Period: min5,
 			}),
 		}, nil),

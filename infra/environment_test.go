@@ -11,7 +11,7 @@ import (
 	limitersetup "github.com/huntaze/message-pipeline/functions/ratelimiter/setup"
 	replaysetup "github.com/huntaze/message-pipeline/functions/replay/setup"
 	"github.com/huntaze/message-pipeline/functions/rotation/rotator"
-	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // loaders are each component's own Load, by function name (without the
@@ -88,11 +88,15 @@ func TestEveryFunctionAndTaskEnvironmentLoadsThroughItsComponentsLoad(t *testing
 					t.Errorf("%s/%s (%s): %v", envName, id, name, err)
 				}
 			}
-			// AND the scraper task's container environment loads too
+			// AND the scraper task's container environment loads too, by
+			// the settings' own rules: the browser's, the profile's and the
+			// consumer's checks (scraper/setup.Load) read only settings the
+			// stack leaves at their defaults, which the scraper's own
+			// tests load.
 			for id, td := range resources(t, stack, "AWS::ECS::TaskDefinition") {
 				for _, c := range td["ContainerDefinitions"].([]any) {
 					env := environmentOf(c.(map[string]any)["Environment"])
-					if _, err := scrapersetup.Load(env); err != nil {
+					if _, err := scrapersettings.Load(env); err != nil {
 						t.Errorf("%s/%s: %v", envName, id, err)
 					}
 				}

@@ -10,7 +10,7 @@ import (
 	replaysetup "github.com/huntaze/message-pipeline/functions/replay/setup"
 	"github.com/huntaze/message-pipeline/functions/rotation/rotator"
 	"github.com/huntaze/message-pipeline/internal/queues"
-	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // queueURLNames is the one name of each queue URL: the field of every
@@ -38,7 +38,7 @@ func TestEveryQueueURLHasOneNameInEverySettingsStruct(t *testing.T) {
 	// GIVEN every component's settings struct
 	for name, typ := range map[string]reflect.Type{
 		"api": reflect.TypeFor[apisetup.Settings](), "ratelimiter": reflect.TypeFor[limitersetup.Settings](),
-		"replay": reflect.TypeFor[replaysetup.Settings](), "scraper": reflect.TypeFor[scrapersetup.Settings](),
+		"replay": reflect.TypeFor[replaysetup.Settings](), "scraper": reflect.TypeFor[scrapersettings.Settings](),
 		"rotation": reflect.TypeFor[rotator.Settings](),
 	} {
 		// WHEN its queue URL fields are listed

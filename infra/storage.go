@@ -12,7 +12,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/queues"
-	"github.com/huntaze/message-pipeline/scraper"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // StorageProps configures the storage construct.
@@ -81,7 +81,7 @@ func NewStorage(scope constructs.Construct, id string, props StorageProps) *Stor
 	// One small item per message whose click was left unresolved, deleted
 	// when settled; the TTL (the ledger's 14 days) removes what a failed
 	// delete leaves.
-	s.AttemptsTable = table("AttemptsTable", "huntaze-scraper-attempts", scraper.AttemptsKeyAttribute, scraper.AttemptsTTLAttribute)
+	s.AttemptsTable = table("AttemptsTable", "huntaze-scraper-attempts", scrapersettings.AttemptsKeyAttribute, scrapersettings.AttemptsTTLAttribute)
 
 	accessLogs := awss3.NewBucket(c, jsii.String("AccessLogs"), &awss3.BucketProps{
 		Encryption:        awss3.BucketEncryption_S3_MANAGED,

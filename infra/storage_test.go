@@ -9,7 +9,7 @@ import (
 
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/queues"
-	"github.com/huntaze/message-pipeline/scraper"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // The replay queries each creator's fallback items by acceptance sequence:
@@ -49,8 +49,8 @@ func TestTheScrapersAttemptMarksHaveATableOnlyTheTaskUses(t *testing.T) {
 		for tid, p := range tables {
 			if js(p["TableName"]) == `"`+queues.Name("huntaze-scraper-attempts", env)+`"` {
 				id = tid
-				if js(p["KeySchema"]) != `[{"AttributeName":"`+scraper.AttemptsKeyAttribute+`","KeyType":"HASH"}]` ||
-					js(p["TimeToLiveSpecification"]) != `{"AttributeName":"`+scraper.AttemptsTTLAttribute+`","Enabled":true}` ||
+				if js(p["KeySchema"]) != `[{"AttributeName":"`+scrapersettings.AttemptsKeyAttribute+`","KeyType":"HASH"}]` ||
+					js(p["TimeToLiveSpecification"]) != `{"AttributeName":"`+scrapersettings.AttemptsTTLAttribute+`","Enabled":true}` ||
 					p["BillingMode"] != "PAY_PER_REQUEST" || js(p["PointInTimeRecoverySpecification"]) != `{"PointInTimeRecoveryEnabled":true}` {
 					t.Errorf("%s: attempts table %s", env, js(p))
 				}

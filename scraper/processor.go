@@ -20,6 +20,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/internal/sqslimits"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // Browser is what the processor needs from the browser sender.
@@ -191,18 +192,15 @@ type Processor struct {
 	probed  map[string]time.Time
 }
 
-// Metric names (seed 003 R5.4); the stack's alarms and dashboard import them.
+// Metric names: scraper/settings defines them, beside the settings, so
+// that the stack's alarms and dashboard read them without the browser.
 const (
-	MetricSuccess      = "scraping_success_count"
-	MetricFailure      = "scraping_failure_count"
-	MetricDuration     = "scraping_duration_ms"
-	MetricCircuitState = "circuit_state"
-	// MetricSessionInvalid counts rejected sessions, in total and per
-	// CreatorId (a paused creator's messages wait for a new session).
-	MetricSessionInvalid = "session_invalid"
-	// MetricDeliveryLatency is accepted (API) → sent (site), per message
-	// sent, with dimension Backlog = none | queued.
-	MetricDeliveryLatency = "delivery_latency_ms"
+	MetricSuccess         = settings.MetricSuccess
+	MetricFailure         = settings.MetricFailure
+	MetricDuration        = settings.MetricDuration
+	MetricCircuitState    = settings.MetricCircuitState
+	MetricSessionInvalid  = settings.MetricSessionInvalid
+	MetricDeliveryLatency = settings.MetricDeliveryLatency
 )
 
 // serverError makes a 5xx a breaker failure.

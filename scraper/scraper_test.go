@@ -23,6 +23,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
 	"github.com/huntaze/message-pipeline/test/wait"
@@ -137,15 +138,15 @@ func (s *sessionStore) Get(ctx context.Context, creator string) (onlyfans.Creden
 
 func (f *fixture) consumerConfig() scraper.ConsumerConfig {
 	return scraper.ConsumerConfig{QueueURL: f.queues.Workflows.URL, DeadLetterURL: f.queues.Workflows.DLQURL, Wait: time.Second, MaxGroups: 4, ErrorBackoff: 100 * time.Millisecond,
-		Heartbeat: scrapersetup.Defaults().Heartbeat}
+		Heartbeat: scrapersettings.Defaults().Heartbeat}
 }
 
 // newSender is onlyfans.New of cfg with the scraper's default settings
-// (scraper/setup) for the kept pages, and for the profile unless cfg names
+// (scraper/settings) for the kept pages, and for the profile unless cfg names
 // one.
 func newSender(t *testing.T, cfg onlyfans.Config) *onlyfans.Sender {
 	t.Helper()
-	d, err := scrapersetup.Defaults().Sender()
+	d, err := scrapersetup.Sender(scrapersettings.Defaults())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +303,7 @@ func TestLaterMessagesOfAFailedGroupWaitWithItAndAreNeverAttempted(t *testing.T)
 	// GIVEN a batch holding three messages of one group, as AWS hands them out
 	f := setup(t, testConfig())
 	q, bodies, r := f.receiveTogether("creator-a", "m0", "m1", "m2")
-	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1, Heartbeat: scrapersetup.Defaults().Heartbeat}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1, Heartbeat: scrapersettings.Defaults().Heartbeat}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	// AND the site answers the 2nd message 429, Retry-After 30 s
 	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{Status: 429, RetryAfter: "30"})
 
@@ -603,7 +604,7 @@ func TestAMessageClaimedByAnotherTaskWaitsForTheClaimWithItsGroup(t *testing.T) 
 	if held, err := f.ledger.Claim(context.Background(), aws.ToString(r.Messages[0].MessageId), "other-task", 30*time.Second); err != nil || held != 0 {
 		t.Fatalf("claim: %s, %v", held, err)
 	}
-	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1, Owner: "this-task", Heartbeat: scrapersetup.Defaults().Heartbeat}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	consumer := scraper.NewConsumer(scraper.ConsumerConfig{QueueURL: q.URL, DeadLetterURL: f.queues.Workflows.DLQURL, MaxGroups: 1, Owner: "this-task", Heartbeat: scrapersettings.Defaults().Heartbeat}, q, f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	// WHEN this task processes the batch
 	consumer.ProcessBatch(context.Background(), context.Background(), r.Messages)
 	// THEN it sent nothing, and both messages wait (neither is visible)

@@ -456,12 +456,8 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 		delay = s.pageDelay
 	}
 	s.mu.Unlock()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
+	if delay > 0 && !waitUnlessGone(r, delay) {
+		return
 	}
 	type shown struct{ ID, Text string }
 	var history []shown
@@ -494,70 +490,107 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "IDs": ids, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod, "Retries": retries, "Reject": reject})
 }
 
+// sendBody is what a chat page's script posts to the send endpoint.
+type sendBody struct {
+	Text  string   `json:"text"`
+	Media []string `json:"media"`
+}
+
+// send is the send endpoint: it counts the request and takes its fault,
+// checks the session and the body, and records the message either before
+// the fault's delay, drop or status (Commit) or only once the fault let
+// the request through.
 func (s *Site) send(w http.ResponseWriter, r *http.Request) {
 	creator, ok := s.creator(r)
-	s.mu.Lock()
-	s.requests++
-	var fault Fault
-	if status, ok := s.refused[r.PathValue("fan")]; ok {
-		fault = Fault{Status: status}
-	} else if len(s.faults) > 0 {
-		fault, s.faults = s.faults[0], s.faults[1:]
-	}
-	s.mu.Unlock()
+	fault := s.takeFault(r.PathValue("fan"))
 	if !ok {
 		http.Error(w, `{"error":"not logged in"}`, http.StatusUnauthorized)
 		return
 	}
-	var body struct {
-		Text  string   `json:"text"`
-		Media []string `json:"media"`
-	}
+	var body sendBody
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || strings.TrimSpace(body.Text) == "" {
 		http.Error(w, `{"error":"empty message"}`, http.StatusBadRequest)
 		return
 	}
-	record := func() {
-		sent := Sent{Creator: creator, Fan: r.PathValue("fan"), Text: body.Text, Media: body.Media, At: time.Now()}
-		s.mu.Lock()
-		if s.stores != nil {
-			sent.Text = s.stores(sent.Text)
-		}
-		sent.ID = fmt.Sprint("m", len(s.sent)+1)
-		s.sent = append(s.sent, sent)
-		hook := s.onSent
-		s.mu.Unlock()
-		if hook != nil {
-			hook(sent)
-		}
-	}
+	sent := Sent{Creator: creator, Fan: r.PathValue("fan"), Text: body.Text, Media: body.Media}
 	commit := fault.Commit || fault.RecordThenDelay
 	if commit {
-		record()
+		s.record(sent)
 	}
-	if fault.Delay > 0 {
-		select {
-		case <-time.After(fault.Delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if fault.Drop {
-		hijackReset(w)
-		return
-	}
-	if fault.Status != 0 {
-		if fault.RetryAfter != "" {
-			w.Header().Set("Retry-After", fault.RetryAfter)
-		}
-		http.Error(w, fmt.Sprintf(`{"error":"injected %d"}`, fault.Status), fault.Status)
+	if fault.apply(w, r) {
 		return
 	}
 	if !commit {
-		record()
+		s.record(sent)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"ok":true}`))
+}
+
+// takeFault counts a send request and returns what it meets: the fan's
+// refusal (RefuseFan), else the next injected fault, else none.
+func (s *Site) takeFault(fan string) Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	if status, ok := s.refused[fan]; ok {
+		return Fault{Status: status}
+	}
+	if len(s.faults) == 0 {
+		return Fault{}
+	}
+	fault := s.faults[0]
+	s.faults = s.faults[1:]
+	return fault
+}
+
+// record accepts sent now: its time, its text as the site stores it, its
+// id; then the OnSent hook, outside the lock.
+func (s *Site) record(sent Sent) {
+	sent.At = time.Now()
+	s.mu.Lock()
+	if s.stores != nil {
+		sent.Text = s.stores(sent.Text)
+	}
+	sent.ID = fmt.Sprint("m", len(s.sent)+1)
+	s.sent = append(s.sent, sent)
+	hook := s.onSent
+	s.mu.Unlock()
+	if hook != nil {
+		hook(sent)
+	}
+}
+
+// apply does the fault's delay, then its drop or its status, and says
+// whether that ended the request (nothing more to answer, or the client
+// gone during the delay).
+func (f Fault) apply(w http.ResponseWriter, r *http.Request) (ended bool) {
+	if f.Delay > 0 && !waitUnlessGone(r, f.Delay) {
+		return true
+	}
+	if f.Drop {
+		hijackReset(w)
+		return true
+	}
+	if f.Status == 0 {
+		return false
+	}
+	if f.RetryAfter != "" {
+		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	http.Error(w, fmt.Sprintf(`{"error":"injected %d"}`, f.Status), f.Status)
+	return true
+}
+
+// waitUnlessGone waits d, or less if the client goes away first: false
+// then.
+func waitUnlessGone(r *http.Request, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // MaxInWindow returns, per creator, the largest number of accepted sends in

@@ -129,7 +129,7 @@ type Sender struct {
 }
 
 // Validate reports a configuration the sender cannot run with. Every
-// field comes from the scraper's settings (scraper/setup), where the
+// field comes from the scraper's settings (scraper/settings), where the
 // defaults are: nothing is filled in here.
 func (c Config) Validate() error {
 	var errs []error

@@ -13,6 +13,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -44,11 +45,11 @@ func newSenderFor(t *testing.T, site *fakesite.Site, profile onlyfans.Profile) *
 }
 
 // completeSender is onlyfans.New of cfg with what the scraper's default
-// settings give (scraper/setup, where the defaults live) for the profile,
+// settings give (scraper/settings, where the defaults live) for the profile,
 // the recycling and the kept pages when cfg leaves them unset.
 func completeSender(t *testing.T, cfg onlyfans.Config) *onlyfans.Sender {
 	t.Helper()
-	d, err := scrapersetup.Defaults().Sender()
+	d, err := scrapersetup.Sender(scrapersettings.Defaults())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/redisconn"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // Platform is what the process gives the scraper besides its settings.
@@ -33,7 +34,7 @@ type Platform struct {
 
 // Run consumes until stop ends, then lets in-flight messages finish within
 // ShutdownDeadline, releases the rest and closes the browser.
-func Run(stop context.Context, s Settings, p Platform) error {
+func Run(stop context.Context, s settings.Settings, p Platform) error {
 	log := p.Log
 	work, cancelWork := context.WithCancel(context.WithoutCancel(stop))
 	defer cancelWork()
@@ -44,7 +45,7 @@ func Run(stop context.Context, s Settings, p Platform) error {
 		return err
 	}
 	defer rdb.Close()
-	creds, err := s.credentials(secrets)
+	creds, err := credentials(s, secrets)
 	if err != nil {
 		return err
 	}
@@ -59,13 +60,13 @@ func Run(stop context.Context, s Settings, p Platform) error {
 	}
 	emf := metrics.New(p.Metrics, map[string]string{"Service": "scraper", "Environment": s.Environment}, time.Now)
 	owner := uuid.NewString()
-	results := scraper.NewResults(s3.NewFromConfig(p.AWS, func(o *s3.Options) { o.UsePathStyle = p.S3PathStyle }), s.Results(owner), log, time.Now)
+	results := scraper.NewResults(s3.NewFromConfig(p.AWS, func(o *s3.Options) { o.UsePathStyle = p.S3PathStyle }), Results(s, owner), log, time.Now)
 	go results.Run(work)
 	defer flushLastResults(results, log)
-	ledger := s.Ledger(rdb)
+	ledger := Ledger(s, rdb)
 	marks := scraper.NewDynamoMarks(dynamodb.NewFromConfig(p.AWS), s.AttemptsTable, s.LedgerTTL, time.Now)
-	proc := scraper.NewProcessor(s.Processor(), sender, gate, creds, ledger, marks, results, log, emf, time.Now)
-	cc := s.Consumer()
+	proc := scraper.NewProcessor(Processor(s), sender, gate, creds, ledger, marks, results, log, emf, time.Now)
+	cc := Consumer(s)
 	cc.Owner = owner
 	consumer := scraper.NewConsumer(cc, sqs.NewFromConfig(p.AWS), ledger, proc, log)
 
@@ -78,8 +79,8 @@ func Run(stop context.Context, s Settings, p Platform) error {
 
 // startBrowser starts the sender's browser and logs whether its renderers
 // are sandboxed.
-func startBrowser(s Settings, log *slog.Logger) (*onlyfans.Sender, error) {
-	senderCfg, err := s.Sender()
+func startBrowser(s settings.Settings, log *slog.Logger) (*onlyfans.Sender, error) {
+	senderCfg, err := Sender(s)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +133,7 @@ func abandonAtShutdownDeadline(stop, work context.Context, cancelWork context.Ca
 	}
 }
 
-func (s Settings) credentials(secrets *secretsmanager.Client) (scraper.CredentialStore, error) {
+func credentials(s settings.Settings, secrets *secretsmanager.Client) (scraper.CredentialStore, error) {
 	if s.CredentialsFile != "" {
 		return scraper.FileCredentials(s.CredentialsFile)
 	}

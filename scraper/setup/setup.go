@@ -1,163 +1,46 @@
-// Package setup is the scraper's wiring: its settings (the task's
-// environment, which the CDK stack renders from the same struct) and Run,
-// which the scraper's main calls with the process's AWS configuration.
+// Package setup is the scraper's wiring: Load, which checks the task's
+// environment (scraper/settings) with what the browser, the site profile
+// and the consumer say of it, the collaborators' configurations built from
+// those settings, and Run, which the scraper's main calls with the
+// process's AWS configuration.
 package setup
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
-	"github.com/huntaze/message-pipeline/internal/envconfig"
-	"github.com/huntaze/message-pipeline/internal/ratelimit"
-	"github.com/huntaze/message-pipeline/internal/redisconn"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/scraper/settings"
 )
 
-// Settings is the scraper's environment (the ECS task definition sets it).
-type Settings struct {
-	Environment       string `env:"ENVIRONMENT" envDefault:"dev"`
-	WorkflowsQueueURL string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
-	WorkflowsDLQURL   string `env:"WORKFLOWS_DLQ_URL,required,notEmpty"`
-	ResultsBucket     string `env:"RESULTS_BUCKET,required,notEmpty"`
-	// AttemptsTable is the DynamoDB table that keeps the attempt mark of a
-	// click left unresolved (scraper.MarkStore): a Redis that forgets
-	// cannot let such a message be clicked again blind.
-	AttemptsTable string `env:"ATTEMPTS_TABLE,required,notEmpty"`
-	// CapturesKey encrypts failure captures (empty: the bucket's default,
-	// local runs only; the stack always sets it).
-	CapturesKey string `env:"CAPTURES_KMS_KEY_ID"`
-	// SiteProfileFile is the site profile (selectors, routes, cookie,
-	// login page: onlyfans.Profile); empty is the built-in OnlyFans
-	// profile. BaseURL overrides the profile's base URL (local runs).
-	SiteProfileFile string `env:"SITE_PROFILE_FILE"`
-	BaseURL         string `env:"ONLYFANS_BASE_URL"`
-	// SessionSecretPrefix names each creator's session secret:
-	// <prefix><creator> (scraper.SessionSecretName). CredentialsFile holds
-	// every creator's session in one JSON file instead (local runs).
-	SessionSecretPrefix string `env:"SESSION_SECRET_PREFIX"`
-	CredentialsFile     string `env:"CREDENTIALS_FILE"`
-	DriverDir           string `env:"PLAYWRIGHT_DRIVER_PATH" envDefault:"/opt/playwright-driver"`
-	ChromiumPath        string `env:"CHROMIUM_PATH" envDefault:"/usr/lib/chromium/chromium"`
-	Redis               redisconn.Settings
-
-	PollWait       time.Duration `env:"POLL_WAIT" envDefault:"20s"`
-	MaxGroups      int           `env:"MAX_GROUPS" envDefault:"4"`
-	MaxFailures    int           `env:"MAX_FAILURES" envDefault:"5"`
-	BackoffBase    time.Duration `env:"BACKOFF_BASE" envDefault:"30s"`
-	BackoffFactor  float64       `env:"BACKOFF_FACTOR" envDefault:"2"`
-	ServerAttempts int           `env:"SERVER_ATTEMPTS" envDefault:"3"`
-	ServerBackoff  time.Duration `env:"SERVER_BACKOFF" envDefault:"1s"`
-	// ReadBackSettle: how late the chat may show a committed send
-	// (docs/scraper.md).
-	ReadBackSettle   time.Duration `env:"READ_BACK_SETTLE" envDefault:"10s"`
-	RateLimitDefault time.Duration `env:"RATE_LIMIT_DEFAULT" envDefault:"60s"`
-	BreakerFailures  uint32        `env:"BREAKER_FAILURES" envDefault:"5"`
-	BreakerOpenFor   time.Duration `env:"BREAKER_OPEN_FOR" envDefault:"60s"`
-	ShutdownDeadline time.Duration `env:"SHUTDOWN_DEADLINE" envDefault:"100s"`
-	RecycleAfter     int           `env:"CONTEXT_RECYCLE_AFTER" envDefault:"50"`
-	// KeepContexts is how many creators keep their browser context and
-	// chat page open between sends (onlyfans.Config.KeepContexts): a kept
-	// page costs about 60 MiB (docs/benchmarks.md), 12 fit the task's
-	// memory.
-	KeepContexts int `env:"KEEP_CONTEXTS" envDefault:"12"`
-	// Traces records a Playwright trace per send, kept with a failure's
-	// captures (onlyfans.Config.Traces).
-	Traces bool `env:"FAILURE_TRACES" envDefault:"true"`
-	// ChromiumSandbox is the renderer sandbox: auto (tried, done without
-	// where the platform cannot give it, logged), on (required), off.
-	ChromiumSandbox string `env:"CHROMIUM_SANDBOX" envDefault:"auto"`
-	// ChromiumExtraArgs are added to browser.ChromiumArgs (space separated).
-	ChromiumExtraArgs []string      `env:"CHROMIUM_EXTRA_ARGS" envSeparator:" "`
-	NavTimeout        time.Duration `env:"NAVIGATION_TIMEOUT" envDefault:"30s"`
-	ActionTimeout     time.Duration `env:"ACTION_TIMEOUT" envDefault:"10s"`
-	ResponseTimeout   time.Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s"`
-	LedgerTTL         time.Duration `env:"LEDGER_TTL" envDefault:"336h"`
-	// Outcome records wait in memory up to RESULTS_FLUSH_EVERY or
-	// RESULTS_MAX_RECORDS, then go to S3 as one JSON-lines object.
-	ResultsFlushEvery time.Duration `env:"RESULTS_FLUSH_EVERY" envDefault:"60s"`
-	ResultsMaxRecords int           `env:"RESULTS_MAX_RECORDS" envDefault:"1000"`
-	// Heartbeat is the visibility (and claim life) every received,
-	// unfinished message gets again every third of it: a slow site never
-	// lets another task receive a message being sent, and a task that dies
-	// frees its messages within it.
-	Heartbeat time.Duration `env:"HEARTBEAT_VISIBILITY" envDefault:"60s"`
-
-	// OutageBackoff is the first delay of a message held back by something
-	// that is not its fault (Redis, the breaker, a 429, the session); it
-	// doubles with every receive up to 15 minutes and never dead-letters.
-	OutageBackoff    time.Duration `env:"OUTAGE_BACKOFF" envDefault:"5s"`
-	OutageBackoffMax time.Duration `env:"OUTAGE_BACKOFF_MAX" envDefault:"15m"`
-
-	// PauseProbeEvery is how often a creator paused for a rejected session
-	// is re-probed with the site's session check (per task): the pause lifts
-	// when the check passes again.
-	PauseProbeEvery time.Duration `env:"PAUSE_PROBE_EVERY" envDefault:"5m"`
-
-	// The send gate: the OnlyFans limit, enforced on actual send times, over
-	// a window widened by RATE_MARGIN so that the spread between the gate's
-	// decision and the moment the site sees the send cannot put one more in
-	// the site's own window (docs/design.md: measured click-to-site jitter).
-	// Limit is the stack's per-creator limit, the rate limiter's too.
-	Limit      ratelimit.Limit
-	RateMargin time.Duration `env:"RATE_MARGIN" envDefault:"2s"`
-}
-
-// Gate returns the send gate's limiter configuration.
-func (s Settings) Gate() ratelimit.Config {
-	return ratelimit.Config{Limit: s.Limit.Count, Window: s.Limit.Window, Margin: s.RateMargin, KeyPrefix: "gate:" + s.Environment}
-}
-
-// Load parses and checks the environment.
-func Load(environ map[string]string) (Settings, error) {
-	s, errs := envconfig.Parse[Settings](environ)
-	if (s.SessionSecretPrefix == "") == (s.CredentialsFile == "") {
-		errs = append(errs, errors.New("set exactly one of SESSION_SECRET_PREFIX and CREDENTIALS_FILE"))
-	}
-	if s.Redis.Addr == "" {
-		errs = append(errs, errors.New("REDIS_ADDR is required (failure counts and the sent ledger live there)"))
-	}
-	if err := s.Redis.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if s.ShutdownDeadline >= 120*time.Second {
-		errs = append(errs, fmt.Errorf("SHUTDOWN_DEADLINE must stay under the 120s ECS stopTimeout, got %s", s.ShutdownDeadline))
-	}
-	if s.MaxFailures < 1 || s.BackoffFactor < 1 || s.ServerAttempts < 1 || s.BreakerFailures < 1 {
-		errs = append(errs, errors.New("MAX_FAILURES, SERVER_ATTEMPTS, BREAKER_FAILURES must be ≥ 1 and BACKOFF_FACTOR ≥ 1"))
-	}
+// Load parses and checks the environment: the settings' own rules
+// (settings.Parse), then the browser options, the site profile with the
+// sender's configuration, and the consumer's.
+func Load(environ map[string]string) (settings.Settings, error) {
+	s, errs := settings.Parse(environ)
 	if err := (browser.Options{Sandbox: s.ChromiumSandbox}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if cfg, err := s.Sender(); err != nil {
+	if cfg, err := Sender(s); err != nil {
 		errs = append(errs, fmt.Errorf("SITE_PROFILE_FILE: %w", err))
 	} else if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := s.Gate().Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := s.Consumer().Validate(); err != nil && s.WorkflowsQueueURL != "" {
+	if err := Consumer(s).Validate(); err != nil && s.WorkflowsQueueURL != "" {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return Settings{}, fmt.Errorf("scraper settings: %w", errors.Join(errs...))
+		return settings.Settings{}, settings.Error(errs)
 	}
 	return s, nil
 }
 
-// Defaults are the settings every variable left unset gives.
-func Defaults() Settings { return envconfig.Defaults[Settings]() }
-
-// Env renders the settings as the task's environment.
-func (s Settings) Env() map[string]string { return envconfig.Environ(s) }
-
 // Processor returns the processor configuration.
-func (s Settings) Processor() scraper.Config {
+func Processor(s settings.Settings) scraper.Config {
 	return scraper.Config{
 		MaxFailures: s.MaxFailures, BackoffBase: s.BackoffBase, BackoffFactor: s.BackoffFactor,
 		ServerAttempts: s.ServerAttempts, ServerBackoff: s.ServerBackoff, RateLimitDefault: s.RateLimitDefault,
@@ -168,23 +51,23 @@ func (s Settings) Processor() scraper.Config {
 }
 
 // Ledger returns the scraper's ledger on rdb (its keys under
-// scraper:<environment>).
-func (s Settings) Ledger(rdb redis.UniversalClient) *scraper.Ledger {
-	return scraper.NewLedger(rdb, "scraper:"+s.Environment, s.LedgerTTL)
+// s.LedgerPrefix()).
+func Ledger(s settings.Settings, rdb redis.UniversalClient) *scraper.Ledger {
+	return scraper.NewLedger(rdb, s.LedgerPrefix(), s.LedgerTTL)
 }
 
 // Results returns the results writer's configuration for owner.
-func (s Settings) Results(owner string) scraper.ResultsConfig {
+func Results(s settings.Settings, owner string) scraper.ResultsConfig {
 	return scraper.ResultsConfig{Bucket: s.ResultsBucket, CapturesKey: s.CapturesKey, Owner: owner, FlushEvery: s.ResultsFlushEvery, MaxRecords: s.ResultsMaxRecords}
 }
 
 // Consumer returns the consumer configuration.
-func (s Settings) Consumer() scraper.ConsumerConfig {
+func Consumer(s settings.Settings) scraper.ConsumerConfig {
 	return scraper.ConsumerConfig{QueueURL: s.WorkflowsQueueURL, DeadLetterURL: s.WorkflowsDLQURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: time.Second, Heartbeat: s.Heartbeat}
 }
 
 // Sender returns the browser sender configuration with its site profile.
-func (s Settings) Sender() (onlyfans.Config, error) {
+func Sender(s settings.Settings) (onlyfans.Config, error) {
 	profile, err := onlyfans.LoadProfile(s.SiteProfileFile)
 	return onlyfans.Config{
 		BaseURL: s.BaseURL, Profile: profile, Browser: browser.Options{DriverDir: s.DriverDir, ChromiumPath: s.ChromiumPath, ExtraArgs: s.ChromiumExtraArgs, Sandbox: s.ChromiumSandbox},

@@ -19,6 +19,7 @@ import (
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/scraper"
+	"github.com/huntaze/message-pipeline/scraper/settings"
 	"github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
 	"github.com/huntaze/message-pipeline/test/wait"
@@ -63,7 +64,7 @@ func newProcessOn(t *testing.T, v fakesite.Variant, extra ...string) *process {
 	p := &process{t: t, bin: buildBinary(t), site: fakesite.StartVariant(t, v), aws: harness.StartFauxqs(t)}
 	r := harness.StartRedis(t)
 	// The gate's Redis has served it before: no one-window fence at start.
-	harness.PrimeFence(t, r.Client(), setup.Settings{Environment: "test"}.Gate().FenceKey())
+	harness.PrimeFence(t, r.Client(), settings.Settings{Environment: "test"}.Gate().FenceKey())
 	p.queues = p.aws.CreateQueues(t, "test")
 	ddb := harness.StartDynalite(t)
 	ddb.CreateTable(t, "attempts", scraper.AttemptsKeyAttribute)

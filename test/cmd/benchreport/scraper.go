@@ -15,6 +15,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -115,7 +116,7 @@ type jitterFigures struct {
 func measureClickToSite(t harness.T, n int) jitterFigures {
 	site := fakesite.Start(t)
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-j")}
-	cfg, err := scrapersetup.Defaults().Sender()
+	cfg, err := scrapersetup.Sender(scrapersettings.Defaults())
 	if err != nil {
 		t.Fatalf("%v", err)
 	}

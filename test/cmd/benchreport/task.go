@@ -19,7 +19,7 @@ import (
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/scraper"
-	"github.com/huntaze/message-pipeline/scraper/setup"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -67,7 +67,7 @@ func measureTask(t harness.T, creators, perCreator int, env ...string) taskFigur
 	site := fakesite.Start(t)
 	f := harness.StartFauxqs(t)
 	r := harness.StartRedis(t)
-	harness.PrimeFence(t, r.Client(), setup.Settings{Environment: "bench"}.Gate().FenceKey())
+	harness.PrimeFence(t, r.Client(), scrapersettings.Settings{Environment: "bench"}.Gate().FenceKey())
 	sys := f.CreateQueues(t, "bench")
 	ddb := harness.StartDynalite(t)
 	ddb.CreateTable(t, "attempts", scraper.AttemptsKeyAttribute)

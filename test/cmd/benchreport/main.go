@@ -52,6 +52,11 @@ func main() {
 			fmt.Printf("%s: %s (baseline %s), init %s (baseline %s)\n", bin.name, mb(bin.sizeMB), mb(bin.baseSizeMB), ms(bin.initTime), ms(bin.baseInitTime))
 		}
 		return
+	case "calls":
+		for _, c := range measureCalls(r, 20) {
+			fmt.Printf("%s: %.2f AWS calls per message (%s)\n", c.shape, c.perMessage(), c.opsText())
+		}
+		return
 	case "jitter":
 		j := measureClickToSite(r, 100)
 		fmt.Printf("click-to-site: min %s p50 %s p99 %s max %s spread %s\n", ms(j.min), ms(j.p50), ms(j.p99), ms(j.max), ms(j.max-j.min))

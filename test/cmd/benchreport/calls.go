@@ -171,3 +171,30 @@ func measureCalls(t harness.T, rounds int) []callCounts {
 	out = append(out, callCounts{"batch of 10, 10 creators", rounds * 10, counter.take()})
 	return out
 }
+
+// dynamoDBUnits are the request units per message on DynamoDB on-demand:
+// a write of an item under 1 KB is one write unit (a failed conditional
+// write too); a consistent read of an item under 4 KB one read unit (the
+// single-message shape reads one item per call).
+func (c callCounts) dynamoDBUnits() (wru, rru float64) {
+	for op, n := range c.ops {
+		switch op {
+		case "UpdateItem", "PutItem", "DeleteItem":
+			wru += float64(n)
+		case "GetItem", "BatchGetItem":
+			rru += float64(n)
+		}
+	}
+	return wru / float64(c.messages), rru / float64(c.messages)
+}
+
+// sqsCalls are the SQS requests per message.
+func (c callCounts) sqsCalls() float64 {
+	n := 0
+	for op, v := range c.ops {
+		if strings.HasPrefix(op, "SendMessage") {
+			n += v
+		}
+	}
+	return float64(n) / float64(c.messages)
+}

@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	"github.com/huntaze/message-pipeline/functions/api/setup"
+	"github.com/huntaze/message-pipeline/internal/awsenv"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 )
 
@@ -32,11 +32,8 @@ func main() {
 		log.Error("api cannot start", "error", err)
 		os.Exit(1)
 	}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		log.Error("api cannot start", "error", err)
-		os.Exit(1)
-	}
+	// Lambda puts the region and the role's credentials in the environment.
+	awsCfg := awsenv.Config(environ)
 	cfg, deps, err := setup.Build(ctx, s, awsCfg, log, os.Stdout)
 	if err != nil {
 		log.Error("api cannot start", "error", err)

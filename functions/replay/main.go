@@ -13,9 +13,9 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/huntaze/message-pipeline/functions/replay/setup"
+	"github.com/huntaze/message-pipeline/internal/awsenv"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 )
 
@@ -23,16 +23,14 @@ func main() {
 	once := flag.Bool("once", false, "run one replay pass and exit (instead of serving Lambda events)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	s, err := setup.Load(envconfig.Process())
+	environ := envconfig.Process()
+	s, err := setup.Load(environ)
 	if err != nil {
 		log.Error("replay cannot start", "error", err)
 		os.Exit(1)
 	}
-	awsCfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		log.Error("replay cannot start", "error", err)
-		os.Exit(1)
-	}
+	// Lambda puts the region and the role's credentials in the environment.
+	awsCfg := awsenv.Config(environ)
 	job, err := setup.Build(context.Background(), s, awsCfg, log, os.Stdout)
 	if err != nil {
 		log.Error("replay cannot start", "error", err)

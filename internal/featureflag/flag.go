@@ -6,19 +6,15 @@ package featureflag
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
 
 // Source reads the raw flag value; found is false when it does not exist.
+// In AWS it is the SSM parameter (awsjson.Parameter).
 type Source interface {
 	Get(ctx context.Context) (value string, found bool, err error)
 }
@@ -86,30 +82,6 @@ func Parse(s string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("flag value %q is not a boolean", s)
-}
-
-// SSMGetter is the part of the SSM client SSMParameter uses.
-type SSMGetter interface {
-	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
-}
-
-// SSMParameter reads the flag from an SSM parameter.
-type SSMParameter struct {
-	Client SSMGetter
-	Name   string
-}
-
-// Get implements Source.
-func (p SSMParameter) Get(ctx context.Context) (string, bool, error) {
-	out, err := p.Client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(p.Name)})
-	var nf *ssmtypes.ParameterNotFound
-	if errors.As(err, &nf) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	return aws.ToString(out.Parameter.Value), true, nil
 }
 
 // Static is a Source with a fixed answer, for local runs.

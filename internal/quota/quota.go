@@ -11,8 +11,14 @@
 //     would pass Burst (e.g. 10,000 ≈ 17 h at 10/min) caps the backlog one
 //     client can build.
 //
-// Each take is one conditional UpdateItem when allowed on a busy key; an
-// idle key or a refusal costs a consistent read and one more update.
+// A take is two conditional UpdateItems tried in turn (an idle key starts
+// from now; a busy key's tat is pushed), and on a refusal a consistent
+// read. Which update goes first is a hint kept per instance (the key was
+// busy when this instance last took from it), so an allowed take is one
+// call whether the key is idle or busy. The table alone decides each
+// condition: a hint only orders the calls. tat never decreases, so a hint
+// (a tat seen) never says busy when the key is idle; another instance's
+// takes can make a key busy unseen, which costs the other update once.
 package quota
 
 import (
@@ -20,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -48,6 +55,29 @@ type Store struct {
 	table            string
 	keyAttr, ttlAttr string
 	now              func() time.Time
+
+	mu sync.Mutex
+	// busyUntil is, per key, the tat (ms) this instance last knew: the key
+	// is busy until then. A hint only (see the package comment).
+	busyUntil map[string]int64
+}
+
+// maxHints bounds busyUntil; past it the hints start over.
+const maxHints = 10_000
+
+func (s *Store) busyHint(key string, now int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busyUntil[key] >= now
+}
+
+func (s *Store) remember(key string, tat int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busyUntil == nil || len(s.busyUntil) >= maxHints {
+		s.busyUntil = map[string]int64{}
+	}
+	s.busyUntil[key] = tat
 }
 
 // NewStore returns a store.
@@ -76,28 +106,41 @@ func (s *Store) Take(ctx context.Context, key string, n int, rule Rule) (allowed
 	now := s.now().UnixMilli()
 	inc := int64(n) * rule.Interval.Milliseconds()
 	ceiling := now + int64(rule.Burst)*rule.Interval.Milliseconds() // tat may not pass this
-	// bounded: another instance can flip the key between our calls
-	for range 3 {
-		// An idle or new key (nothing outstanding): start from now. The
-		// common case for a creator sending under the limit: one call.
-		ok, err := s.update(ctx, key, "SET tat = :start, #ttl = :ttl", "attribute_not_exists(tat) OR tat < :now", map[string]int64{
+	// An idle or new key (nothing outstanding): start from now.
+	idle := func() (bool, error) {
+		return s.update(ctx, key, "SET tat = :start, #ttl = :ttl", "attribute_not_exists(tat) OR tat < :now", map[string]int64{
 			":start": now + inc, ":now": now, ":ttl": (now+inc)/1000 + 86400,
 		})
-		if err != nil || ok {
-			return ok, 0, err
-		}
-		// A busy key: push tat if it stays under the ceiling.
-		ok, err = s.update(ctx, key, "SET tat = tat + :inc, #ttl = :ttl", "tat >= :now AND tat <= :max", map[string]int64{
+	}
+	// A busy key: push tat if it stays under the ceiling.
+	busy := func() (bool, error) {
+		return s.update(ctx, key, "SET tat = tat + :inc, #ttl = :ttl", "tat >= :now AND tat <= :max", map[string]int64{
 			":inc": inc, ":now": now, ":max": ceiling - inc, ":ttl": ceiling/1000 + 86400,
 		})
-		if err != nil || ok {
-			return ok, 0, err
+	}
+	first, second := idle, busy
+	if s.busyHint(key, now) {
+		first, second = busy, idle
+	}
+	// bounded: another instance can flip the key between our calls
+	for range 3 {
+		for _, try := range []func() (bool, error){first, second} {
+			ok, err := try()
+			if err != nil {
+				return false, 0, err
+			}
+			if ok {
+				// tat is now at least now+inc: busy until then.
+				s.remember(key, now+inc)
+				return true, 0, nil
+			}
 		}
 		tat, found, err := s.tat(ctx, key)
 		if err != nil {
 			return false, 0, err
 		}
 		if found && tat >= now { // busy and over the ceiling
+			s.remember(key, tat)
 			return false, time.Duration(tat+inc-ceiling) * time.Millisecond, nil
 		}
 	}

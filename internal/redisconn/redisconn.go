@@ -1,39 +1,30 @@
-// Package redisconn opens the Redis client of a Lambda or service: TLS to
-// ElastiCache, AUTH token from Secrets Manager, short timeouts.
+// Package redisconn opens the Redis client of a service that has the AWS
+// SDK's Secrets Manager client anyway (the scraper, the rotation): the
+// client of internal/redisclient, the AUTH token read with that SDK
+// client. The Lambdas use redisclient directly, without the SDK client.
 package redisconn
 
 import (
 	"context"
-	"crypto/tls"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/huntaze/message-pipeline/internal/redisclient"
 )
 
 // Settings read from the environment by each binary.
-type Settings struct {
-	Addr string `env:"REDIS_ADDR"`
-	// TLS is on in AWS (ElastiCache in-transit encryption); off for a local
-	// redis-server.
-	TLS bool `env:"REDIS_TLS" envDefault:"true"`
-	// One of: the AUTH token itself (local runs) or the ARN of the Secrets
-	// Manager secret holding it (AWS). Neither means no AUTH.
-	AuthToken     string        `env:"REDIS_AUTH_TOKEN"`
-	AuthSecretARN string        `env:"REDIS_AUTH_SECRET_ARN"`
-	Timeout       time.Duration `env:"REDIS_TIMEOUT" envDefault:"1s"`
-}
+type Settings = redisclient.Settings
 
-// Validate reports contradictory settings.
-func (s Settings) Validate() error {
-	if s.AuthToken != "" && s.AuthSecretARN != "" {
-		return fmt.Errorf("set REDIS_AUTH_TOKEN or REDIS_AUTH_SECRET_ARN, not both")
-	}
-	return nil
-}
+// The token's lifetimes (redisclient).
+const (
+	TokenRefresh    = redisclient.TokenRefresh
+	ConnMaxLifetime = redisclient.ConnMaxLifetime
+	MaxTokenAge     = redisclient.MaxTokenAge
+)
 
 // SecretGetter is the part of the Secrets Manager client Connect uses.
 type SecretGetter interface {
@@ -43,42 +34,26 @@ type SecretGetter interface {
 // Connect returns a client (it does not dial yet). secrets may be nil when
 // no secret ARN is set.
 func Connect(ctx context.Context, s Settings, secrets SecretGetter) (*redis.Client, error) {
-	if err := s.Validate(); err != nil {
-		return nil, err
+	var reader redisclient.SecretReader
+	if secrets != nil {
+		reader = sdkSecrets{secrets}
 	}
-	opts := &redis.Options{
-		Addr: s.Addr, Password: s.AuthToken,
-		DialTimeout: 2 * s.Timeout, ReadTimeout: s.Timeout, WriteTimeout: s.Timeout,
-		// One retry: callers fail closed rather than hold a request.
-		MaxRetries: 1,
-	}
-	if s.AuthSecretARN != "" {
-		tokens := &SecretToken{Secrets: secrets, SecretID: s.AuthSecretARN, Refresh: TokenRefresh}
-		if _, _, err := tokens.Credentials(ctx); err != nil {
-			return nil, err
-		}
-		opts.CredentialsProviderContext = tokens.Credentials
-		opts.ConnMaxLifetime = ConnMaxLifetime
-	}
-	if s.TLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	return redis.NewClient(opts), nil
+	return redisclient.Connect(ctx, s, reader)
 }
 
-// The AUTH token rotates (functions/rotation): ROTATE makes old and new
-// valid, and once every client uses the new one, SET makes the old one
-// invalid. A client uses the token of at most MaxTokenAge ago: each new
-// connection AUTHs with the secret's current value, re-read every
-// TokenRefresh, and no connection lives past ConnMaxLifetime.
-const (
-	TokenRefresh    = 5 * time.Minute
-	ConnMaxLifetime = 15 * time.Minute
-	MaxTokenAge     = TokenRefresh + ConnMaxLifetime
-)
+// sdkSecrets reads secrets with the SDK's client.
+type sdkSecrets struct{ client SecretGetter }
 
-// SecretToken reads the AUTH token from Secrets Manager (AWSCURRENT) for
-// each new connection, cached for Refresh.
+func (s sdkSecrets) SecretString(ctx context.Context, id string) (string, error) {
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.SecretString), nil
+}
+
+// SecretToken is redisclient.SecretToken reading with the SDK's client:
+// the AUTH token (AWSCURRENT) for each new connection, cached for Refresh.
 type SecretToken struct {
 	Secrets  SecretGetter
 	SecretID string
@@ -86,30 +61,15 @@ type SecretToken struct {
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 
-	mu      sync.Mutex
-	token   string
-	fetched time.Time
+	once  sync.Once
+	token *redisclient.SecretToken
 }
 
 // Credentials is go-redis's CredentialsProviderContext: no user name (the
 // default user), the current token. A failed re-read keeps the last token.
 func (t *SecretToken) Credentials(ctx context.Context) (string, string, error) {
-	now := time.Now
-	if t.Now != nil {
-		now = t.Now
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.token != "" && now().Sub(t.fetched) < t.Refresh {
-		return "", t.token, nil
-	}
-	out, err := t.Secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(t.SecretID)})
-	if err != nil {
-		if t.token != "" {
-			return "", t.token, nil
-		}
-		return "", "", fmt.Errorf("redis auth secret %s: %w", t.SecretID, err)
-	}
-	t.token, t.fetched = aws.ToString(out.SecretString), now()
-	return "", t.token, nil
+	t.once.Do(func() {
+		t.token = &redisclient.SecretToken{Secrets: sdkSecrets{t.Secrets}, SecretID: t.SecretID, Refresh: t.Refresh, Now: t.Now}
+	})
+	return t.token.Credentials(ctx)
 }

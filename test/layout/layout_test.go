@@ -202,3 +202,36 @@ func TestTheWaitHelperLinksOnlyTheStandardLibrary(t *testing.T) {
 		t.Fatal("go list does not show test/wait")
 	}
 }
+
+// lambdaBootstraps are the Lambdas whose bootstrap must stay within 15 MB
+// (issue 27). `make bench` builds them for arm64 and reports the sizes; a
+// test cannot (a cold arm64 build of one took 100 s here), so this one
+// keeps out what made them 20 to 28 MB.
+var lambdaBootstraps = []string{"functions/api", "functions/ratelimiter", "functions/replay"}
+
+// heavyForALambda are those packages, with what a Lambda uses instead.
+var heavyForALambda = map[string]string{
+	"github.com/go-playground/validator/v10":              "its MethodByName makes the linker keep every exported method of every type (about half a bootstrap); internal/message writes its rules out",
+	"github.com/aws/aws-sdk-go-v2/config":                 "it links the shared-file, SSO, STS and IMDS credential chains; internal/awsenv reads what Lambda puts in the environment",
+	"github.com/aws/aws-sdk-go-v2/service/ssm":            "1.2 to 1.5 MB for one GetParameter, by the import alone; internal/awsjson.Parameter",
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager": "1.2 to 1.5 MB for one GetSecretValue, by the import alone; internal/awsjson.Secrets and internal/redisclient",
+}
+
+func TestLambdaBootstrapsLinkNoneOfWhatMadeThemLarge(t *testing.T) {
+	seen := 0
+	for _, p := range list(t) {
+		path := rel(p.ImportPath)
+		if p.ForTest != "" || !slices.Contains(lambdaBootstraps, path) {
+			continue
+		}
+		seen++
+		for _, d := range p.Deps {
+			if why, heavy := heavyForALambda[d]; heavy {
+				t.Errorf("%s links %s: %s", path, d, why)
+			}
+		}
+	}
+	if seen != len(lambdaBootstraps) {
+		t.Fatalf("found %d of the %d Lambdas in go list", seen, len(lambdaBootstraps))
+	}
+}

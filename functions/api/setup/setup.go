@@ -14,20 +14,19 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	api "github.com/huntaze/message-pipeline/functions/api/handler"
 	replaysetup "github.com/huntaze/message-pipeline/functions/replay/setup"
 	"github.com/huntaze/message-pipeline/internal/auth"
+	"github.com/huntaze/message-pipeline/internal/awsjson"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/quota"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
-	"github.com/huntaze/message-pipeline/internal/redisconn"
+	"github.com/huntaze/message-pipeline/internal/redisclient"
 )
 
 // Settings is the API's environment.
@@ -46,7 +45,7 @@ type Settings struct {
 	FlagParameter      string        `env:"RATE_LIMITER_FLAG_PARAMETER"`
 	FlagCacheTTL       time.Duration `env:"RATE_LIMITER_FLAG_TTL" envDefault:"30s"`
 
-	Redis redisconn.Settings
+	Redis redisclient.Settings
 
 	// AuthMode: "apigateway" trusts the HTTP API JWT authorizer's claims
 	// (Lambda); "jwt" verifies tokens here (local server).
@@ -151,7 +150,7 @@ func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger,
 		return cfg, d, err
 	}
 	if s.Redis.Addr != "" {
-		rdb, err := redisconn.Connect(ctx, s.Redis, secretsmanager.NewFromConfig(awsCfg))
+		rdb, err := redisclient.Connect(ctx, s.Redis, awsjson.Secrets{Client: awsjson.New(awsCfg, awsjson.SecretsManager)})
 		if err != nil {
 			return cfg, d, err
 		}
@@ -181,7 +180,7 @@ func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger,
 func (s Settings) flag(awsCfg aws.Config, log *slog.Logger) *featureflag.Flag {
 	var source featureflag.Source
 	if s.FlagParameter != "" {
-		source = featureflag.SSMParameter{Client: ssm.NewFromConfig(awsCfg), Name: s.FlagParameter}
+		source = awsjson.Parameter{Client: awsjson.New(awsCfg, awsjson.SSM), Name: s.FlagParameter}
 	}
 	envDefault, _ := featureflag.ParseEnv(s.RateLimiterEnabled)
 	return featureflag.New(source, envDefault, s.FlagCacheTTL, time.Now, log)

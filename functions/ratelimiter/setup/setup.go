@@ -12,16 +12,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/huntaze/message-pipeline/functions/ratelimiter/handler"
+	"github.com/huntaze/message-pipeline/internal/awsjson"
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/featureflag"
 	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
-	"github.com/huntaze/message-pipeline/internal/redisconn"
+	"github.com/huntaze/message-pipeline/internal/redisclient"
 )
 
 // Settings is everything the Lambda reads from its environment.
@@ -31,7 +30,7 @@ type Settings struct {
 	IntakeDLQURL      string `env:"INTAKE_DLQ_URL,required,notEmpty"`
 	WorkflowsQueueURL string `env:"WORKFLOWS_QUEUE_URL,required,notEmpty"`
 
-	Redis redisconn.Settings
+	Redis redisclient.Settings
 
 	// Limit is the stack's per-creator limit, the scraper gate's too.
 	Limit       ratelimit.Limit
@@ -101,7 +100,7 @@ func (s Settings) Handler() handler.Config {
 func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger, metricsOut io.Writer) (*handler.Handler, error) {
 	var source featureflag.Source
 	if s.FlagParameter != "" {
-		source = featureflag.SSMParameter{Client: ssm.NewFromConfig(awsCfg), Name: s.FlagParameter}
+		source = awsjson.Parameter{Client: awsjson.New(awsCfg, awsjson.SSM), Name: s.FlagParameter}
 	}
 	return BuildWithFlag(ctx, s, awsCfg, log, metricsOut, source)
 }
@@ -110,7 +109,7 @@ func Build(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger,
 // environment value only). The local stack passes a switch it flips, as
 // there is no SSM emulator.
 func BuildWithFlag(ctx context.Context, s Settings, awsCfg aws.Config, log *slog.Logger, metricsOut io.Writer, source featureflag.Source) (*handler.Handler, error) {
-	rdb, err := redisconn.Connect(ctx, s.Redis, secretsmanager.NewFromConfig(awsCfg))
+	rdb, err := redisclient.Connect(ctx, s.Redis, awsjson.Secrets{Client: awsjson.New(awsCfg, awsjson.SecretsManager)})
 	if err != nil {
 		return nil, err
 	}

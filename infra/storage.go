@@ -26,8 +26,8 @@ type Storage struct {
 	FallbackTable    awsdynamodb.Table
 	IdempotencyTable awsdynamodb.Table
 	// AttemptsTable keeps the scraper's attempt marks of clicks left
-	// unresolved (scraper.MarkStore): what a Redis that forgets cannot
-	// lose.
+	// unresolved and the sent marks of messages sent (scraper.MarkStore):
+	// what a Redis that forgets cannot lose.
 	AttemptsTable awsdynamodb.Table
 	Results       awss3.Bucket
 	// CapturesKey encrypts failure captures (screenshots and pages of a

@@ -15,18 +15,30 @@ import (
 	"github.com/huntaze/message-pipeline/scraper/settings"
 )
 
-// MarkStore keeps the attempt mark of a click whose outcome is still
-// unknown where a Redis that forgets (a failover losing its last writes, a
-// node replaced empty) cannot lose it. The Redis ledger stays the hot
-// path: a mark is written here only when a message leaves a task with its
-// click unresolved (its read-back could not run, or could not tell), read
-// only before a redelivered message (or one accepted before Redis last
-// lost its data) would be clicked without a Redis mark, and deleted once
-// the outcome is settled.
+// MarkStore keeps, where a Redis that forgets (a failover losing its last
+// writes, a node replaced empty) cannot lose them, the attempt mark of a
+// click whose outcome is still unknown and the sent mark of a message sent.
+// The Redis ledger stays the hot path: an attempt mark is written here
+// only when a message leaves a task with its click unresolved (its
+// read-back could not run, or could not tell); a sent mark, which replaces
+// any attempt mark, when a processing settled its message sent (one write
+// per message sent: a message whose queue delete then fails is not sent
+// again after Redis lost its data). Both are read only before a
+// redelivered message (or one accepted before Redis last lost its data)
+// would be clicked without a Redis mark. An attempt mark is deleted once
+// the click is settled not sent; a sent mark expires.
 type MarkStore interface {
-	Get(ctx context.Context, id string) (onlyfans.Mark, bool, error)
+	Get(ctx context.Context, id string) (Stored, bool, error)
 	Put(ctx context.Context, id, creator string, m onlyfans.Mark) error
+	PutSent(ctx context.Context, id, creator string) error
 	Delete(ctx context.Context, id string) error
+}
+
+// Stored is a message's item in the mark store: sent, or the attempt mark
+// of its unresolved click.
+type Stored struct {
+	Sent bool
+	Mark onlyfans.Mark
 }
 
 // Attempts table attributes: scraper/settings defines them, for the CDK
@@ -63,21 +75,41 @@ func (d *DynamoMarks) key(id string) map[string]ddbtypes.AttributeValue {
 	return map[string]ddbtypes.AttributeValue{AttemptsKeyAttribute: &ddbtypes.AttributeValueMemberS{Value: id}}
 }
 
-// Get reads the message's mark with a strongly consistent read (the task
+// Get reads the message's item with a strongly consistent read (the task
 // that released the message wrote it a moment ago).
-func (d *DynamoMarks) Get(ctx context.Context, id string) (onlyfans.Mark, bool, error) {
+func (d *DynamoMarks) Get(ctx context.Context, id string) (Stored, bool, error) {
 	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: d.key(id), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return onlyfans.Mark{}, false, fmt.Errorf("attempt marks: get: %w", err)
+		return Stored{}, false, fmt.Errorf("attempt marks: get: %w", err)
 	}
 	if out.Item == nil {
-		return onlyfans.Mark{}, false, nil
+		return Stored{}, false, nil
+	}
+	if _, sent := out.Item[sentAttribute]; sent {
+		return Stored{Sent: true}, true, nil
 	}
 	s, _ := out.Item["mark"].(*ddbtypes.AttributeValueMemberS)
 	if s == nil {
-		return parseMark(""), true, nil
+		return Stored{Mark: parseMark("")}, true, nil
 	}
-	return parseMark(s.Value), true, nil
+	return Stored{Mark: parseMark(s.Value)}, true, nil
+}
+
+// sentAttribute holds when the message was settled sent (a sent item has
+// no mark).
+const sentAttribute = "sentAt"
+
+// PutSent records that the message was sent, replacing any attempt mark.
+func (d *DynamoMarks) PutSent(ctx context.Context, id, creator string) error {
+	now := d.now()
+	item := d.key(id)
+	item[sentAttribute] = &ddbtypes.AttributeValueMemberS{Value: now.UTC().Format(time.RFC3339Nano)}
+	item["creatorId"] = &ddbtypes.AttributeValueMemberS{Value: creator}
+	item[AttemptsTTLAttribute] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.ttl).Unix(), 10)}
+	if _, err := d.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item}); err != nil {
+		return fmt.Errorf("attempt marks: put sent: %w", err)
+	}
+	return nil
 }
 
 // Put writes the message's mark (the latest click's).

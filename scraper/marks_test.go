@@ -89,14 +89,22 @@ func (f *fixture) withIDs(cfg scraper.Config) {
 	f.proc, f.consumer = f.newTask("ids", cfg, profile)
 }
 
-// storedMark reads the mark store's item of id, uncounted.
+// storedMark reports whether the mark store holds an attempt mark of id
+// (read uncounted).
 func (f *fixture) storedMark(id string) bool {
 	f.t.Helper()
-	_, found, err := scraper.NewDynamoMarks(f.ddb.DynamoDB, attemptsTable, time.Hour, time.Now).Get(context.Background(), id)
+	st, found := f.stored(id)
+	return found && !st.Sent
+}
+
+// stored reads the mark store's item of id, uncounted.
+func (f *fixture) stored(id string) (scraper.Stored, bool) {
+	f.t.Helper()
+	st, found, err := scraper.NewDynamoMarks(f.ddb.DynamoDB, attemptsTable, time.Hour, time.Now).Get(context.Background(), id)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return found
+	return st, found
 }
 
 func TestAnUnresolvedClicksMarkOutlivesRedisAndTheTaskThatClicked(t *testing.T) {
@@ -131,12 +139,13 @@ func TestAnUnresolvedClicksMarkOutlivesRedisAndTheTaskThatClicked(t *testing.T) 
 	if !recovered || !strings.Contains(f.logs.String(), "found in the chat after an interrupted attempt") {
 		t.Fatalf("not recovered from the stored mark:\n%s", f.logs)
 	}
-	// AND the settled mark is gone from the store
-	if f.storedMark(m.MessageID) {
-		t.Fatal("the settled mark is still stored")
+	// AND the settled attempt mark is gone from the store, replaced by
+	// the message's sent mark (one PutItem, no DeleteItem)
+	if st, found := f.stored(m.MessageID); !found || !st.Sent {
+		t.Fatalf("stored %+v (found %t), want the sent mark", st, found)
 	}
 	calls := f.ddbCalls.calls()
-	if calls["PutItem"] < 1 || calls["GetItem"] < 1 || calls["DeleteItem"] != 1 {
+	if calls["PutItem"] < 2 || calls["GetItem"] < 1 || calls["DeleteItem"] != 0 {
 		t.Fatalf("mark store calls %v", calls)
 	}
 }
@@ -209,9 +218,10 @@ func TestIdenticalTextsBackToBackInAChatShowingItsLatestTwoAreEachSentOnce(t *te
 	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "ok,ok,ok,ok,ok" || f.site.SendRequests() != 6 || len(f.dlq()) != 0 {
 		t.Fatalf("ok %t, the site has %q after %d send requests\n%s", ok, got, f.site.SendRequests(), f.logs)
 	}
-	// AND clicks settled in their own processing never touched the mark
-	// store (the hot path costs no DynamoDB call)
-	if calls := f.ddbCalls.calls(); len(calls) != 0 {
+	// AND clicks settled in their own processing cost the mark store one
+	// call per message, its sent mark's PutItem (the hot path: no read, no
+	// attempt mark, no delete)
+	if calls := f.ddbCalls.calls(); len(calls) != 1 || calls["PutItem"] != 5 {
 		t.Fatalf("mark store calls %v", calls)
 	}
 }

@@ -294,6 +294,9 @@ type click struct {
 	// stale: the mark store may hold a mark of this message (this
 	// processing read or wrote one, or an earlier processing left one).
 	stale bool
+	// sent: this processing settled the message sent (keepMark makes
+	// that durable).
+	sent bool
 }
 
 // clicked records the mark of a click made now.
@@ -323,13 +326,21 @@ const ledgerEpochSkew = time.Minute
 // deletes the message: a message leaving with its click unresolved has its
 // mark written to the mark store (from process memory: the Redis mark may
 // be gone already), so that a Redis losing its mark cannot let the next
-// receive click blind; a settled one has any stored mark deleted. The hot
-// path (no mark store mark, the click settled) calls nothing.
+// receive click blind; a message settled sent has its sent mark written
+// there (replacing any stored attempt mark), so that a redelivery (its
+// queue delete failed, the task stopped before it) after Redis lost its
+// data is not sent again; one settled not sent has any stored mark
+// deleted. The hot path (sent at the first click) makes one call: the
+// sent mark's PutItem (docs/design.md section 8).
 func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outcome, c *click) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markStoreTimeout)
 	defer cancel()
 	id := msg.MessageID
 	switch {
+	case c.sent:
+		if err := p.marks.PutSent(ctx, id, msg.CreatorKey()); err != nil {
+			p.log.ErrorContext(ctx, "sent mark not written to the mark store: only Redis holds it", "message_id", id, "error", err)
+		}
 	case c.mark != nil && out.Action != Delete:
 		if c.stored {
 			return
@@ -390,11 +401,18 @@ func (p *Processor) decide(ctx context.Context, msg message.Message, receives in
 	// whether an earlier click is still unresolved.
 	uncovered := msg.Timestamp.Before(st.Since.Add(ledgerEpochSkew))
 	if !st.Attempting && (receives > 1 || uncovered) {
-		m, found, err := p.marks.Get(ctx, id)
+		stored, found, err := p.marks.Get(ctx, id)
 		if err != nil {
 			return p.wait(ctx, id, receives, ClassInternal, "attempt marks unavailable: "+err.Error(), 0, 0, st.Failures), nil, 0
 		}
+		m := stored.Mark
 		switch {
+		case found && stored.Sent:
+			p.log.WarnContext(ctx, "sent mark found in the mark store, not in Redis (Redis lost it): not sending again", "message_id", id)
+			if err := p.ledger.MarkSent(ctx, id); err != nil {
+				p.log.WarnContext(ctx, "sent mark not put back into Redis", "message_id", id, "error", err)
+			}
+			return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures, Detail: "sent mark found in the mark store"}, nil, 0
 		case found:
 			st.Attempting, st.Mark = true, m
 			c.known(m, true)
@@ -515,7 +533,7 @@ func (p *Processor) settle(ctx context.Context, id string, c *click, sent bool) 
 	} else if err := p.ledger.ClearAttempting(ctx, id); err != nil {
 		p.log.WarnContext(ctx, "attempt mark not cleared", "message_id", id, "error", err)
 	}
-	c.mark, c.stored = nil, false
+	c.mark, c.stored, c.sent = nil, false, sent
 }
 
 // readBack reads the fan's chat and judges before's click

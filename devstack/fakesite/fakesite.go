@@ -405,7 +405,7 @@ var chatTemplate = template.Must(template.New("chat").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>Chat with {{.Fan}}</title>
 <style>@font-face{font-family:Site;src:url(/static/site.woff2)} body{font-family:Site,sans-serif}</style></head>
 <body><img src="/static/avatar.png" alt="" width="32" height="32">
-<ul id="history">{{range .History}}<li class="message"{{if $.IDs}} data-id="{{.ID}}"{{end}}>{{.Text}}</li>{{end}}<li class="history-end" hidden></li></ul>
+<ul id="history">{{if .Start}}<li class="history-start" hidden></li>{{end}}{{range .History}}<li class="message"{{if $.IDs}} data-id="{{.ID}}"{{end}}>{{.Text}}</li>{{end}}<li class="history-end" hidden></li></ul>
 <textarea id="message-input" aria-label="Message"></textarea>
 <button id="send" type="button">Send</button>
 <p id="send-status"></p>
@@ -470,7 +470,7 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 	if s.latest > 0 && len(history) > s.latest {
 		history = history[len(history)-s.latest:]
 	}
-	ids := s.ids
+	ids, latest := s.ids, s.latest
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	s.mu.Lock()
@@ -487,7 +487,9 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 	}
 	reject := s.rejectText
 	s.mu.Unlock()
-	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "IDs": ids, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod, "Retries": retries, "Reject": reject})
+	// A page that pages (ShowLatest) never says it starts at the
+	// conversation's first message; one that shows everything does.
+	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "IDs": ids, "Start": latest == 0, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod, "Retries": retries, "Reject": reject})
 }
 
 // sendBody is what a chat page's script posts to the send endpoint.

@@ -33,6 +33,9 @@ type Mark struct {
 	// Tail is the last (up to MarkTail) of them, oldest first; the last one
 	// is the anchor.
 	Tail []Shown `json:"tail,omitempty"`
+	// Complete: the chat showed the conversation from its first message
+	// (Profile.HistoryStart), so nothing had scrolled out at the click.
+	Complete bool `json:"all,omitempty"`
 	// Legacy: a mark that only holds Identical (written before anchors):
 	// judged by the count alone, as it was written.
 	Legacy bool `json:"-"`
@@ -75,32 +78,36 @@ type Verdict struct {
 }
 
 // Judge reads a chat showing now against the mark, for a text with the
-// digest want. The chat shows a contiguous run of the creator's latest
-// messages, oldest first: all of them, or only the latest (a page that
-// loads older ones on scroll). So the messages after the anchor (the last
-// one shown at the click) are all shown as long as the anchor is, and only
-// a copy of the text among them can be this click's.
+// digest want, not knowing whether now starts at the conversation's first
+// message (JudgeChat).
+func (m Mark) Judge(now []Shown, want string) Verdict { return m.JudgeChat(now, false, want) }
+
+// JudgeChat reads a chat showing now against the mark, for a text with the
+// digest want; complete says now shows the conversation from its first
+// message (Profile.HistoryStart). The chat shows a contiguous run of the
+// creator's latest messages, oldest first: all of them, or only the latest
+// (a page that loads older ones on scroll), less any the creator deleted.
+// So the messages after the anchor (the last one shown at the click) are
+// all shown as long as the anchor is, and only a copy of the text among
+// them can be this click's.
 //
 //   - The anchor carries the site's id (Profile.HistoryID): it is found by
 //     id (its text must be the same too); not found → Unknown.
-//   - Without ids, the chat is lined up with the tail of the mark: the
-//     anchor at position j, with every message before it (as far as both
-//     show) the same as at the click, and the chat starting no earlier in
-//     the conversation than at the click (a page shows more of the newest
-//     messages, never more of the old ones). Every such position must give
-//     the same answer, else Unknown (a run of identical texts can line up
-//     in two ways that disagree).
+//   - Without ids, every way the chat can have come from the one at the
+//     click is tried (Mark.linesUp): the anchor at position j, the
+//     messages before it those of the click less some the creator deleted
+//     and, unless complete, less the oldest ones scrolled out; or, on a
+//     chat that may not be complete, the anchor scrolled out with the
+//     first message shown a copy of the text (an anchor of the same text:
+//     this click's copy can stand where the anchor stood). Every way must
+//     give the same answer, else Unknown. A copy of this very text the
+//     creator deleted is never assumed: the chat could not tell it from
+//     this click's copy (docs/design.md section 8, residuals).
 //   - A chat that showed nothing at the click is anchored at its start.
 //
 // Unknown never becomes "not sent": the caller keeps the mark.
-func (m Mark) Judge(now []Shown, want string) Verdict {
+func (m Mark) JudgeChat(now []Shown, complete bool, want string) Verdict {
 	v := Verdict{Identical: countKey(now, want)}
-	decide := func(after int) Outcome {
-		if after > 0 {
-			return Sent
-		}
-		return NotSent
-	}
 	switch {
 	case m.Legacy:
 		v.Outcome = decide(v.Identical - m.Identical)
@@ -111,32 +118,16 @@ func (m Mark) Judge(now []Shown, want string) Verdict {
 	}
 	anchor := m.Tail[len(m.Tail)-1]
 	if anchor.ID != "" {
-		for j := len(now) - 1; j >= 0; j-- {
-			if now[j].ID != anchor.ID {
-				continue
-			}
-			if now[j].Key != anchor.Key {
-				v.Outcome, v.Why = Unknown, fmt.Sprintf("the message shown last at the click (id %s) shows another text now", anchor.ID)
-				return v
-			}
-			v.Outcome = decide(countKey(now[j+1:], want))
-			return v
-		}
-		v.Outcome, v.Why = Unknown, fmt.Sprintf("the message shown last at the click (id %s) is no longer shown", anchor.ID)
-		return v
+		return m.judgeByID(now, want, v)
 	}
 	seen := map[Outcome]bool{}
-	for j := 0; j < min(len(now), m.Count); j++ {
-		lined := true
-		for k := 0; k <= j && k < len(m.Tail); k++ {
-			if now[j-k].Key != m.Tail[len(m.Tail)-1-k].Key {
-				lined = false
-				break
-			}
-		}
-		if lined {
+	for j := range now {
+		if now[j].Key == anchor.Key && m.linesUp(now[:j], complete, want) {
 			seen[decide(countKey(now[j+1:], want))] = true
 		}
+	}
+	if !complete && anchor.Key == want && len(now) > 0 && now[0].Key == want {
+		seen[Sent] = true
 	}
 	switch {
 	case len(seen) == 0:
@@ -149,4 +140,67 @@ func (m Mark) Judge(now []Shown, want string) Verdict {
 		v.Outcome = NotSent
 	}
 	return v
+}
+
+// decide is the outcome of after copies of the text after the anchor.
+func decide(after int) Outcome {
+	if after > 0 {
+		return Sent
+	}
+	return NotSent
+}
+
+// judgeByID finds the anchor by the site's id.
+func (m Mark) judgeByID(now []Shown, want string, v Verdict) Verdict {
+	anchor := m.Tail[len(m.Tail)-1]
+	for j := len(now) - 1; j >= 0; j-- {
+		if now[j].ID != anchor.ID {
+			continue
+		}
+		if now[j].Key != anchor.Key {
+			v.Outcome, v.Why = Unknown, fmt.Sprintf("the message shown last at the click (id %s) shows another text now", anchor.ID)
+			return v
+		}
+		v.Outcome = decide(countKey(now[j+1:], want))
+		return v
+	}
+	v.Outcome, v.Why = Unknown, fmt.Sprintf("the message shown last at the click (id %s) is no longer shown", anchor.ID)
+	return v
+}
+
+// linesUp reports whether prefix (what the chat shows before a message
+// with the anchor's text) can be the messages shown before the anchor at
+// the click: the same, oldest first, less messages the creator deleted
+// (never a copy of want) and, unless complete, less the oldest ones
+// scrolled out. Messages before the kept tail are known by number only.
+// A chat complete at the click and not now must have scrolled one out.
+func (m Mark) linesUp(prefix []Shown, complete bool, want string) bool {
+	before := m.Tail[:len(m.Tail)-1]
+	older := m.Count - len(m.Tail)
+	olderWant := m.Identical - countKey(m.Tail, want)
+	i, p := len(prefix)-1, len(before)-1
+	for ; i >= 0 && p >= 0; p-- {
+		switch {
+		case prefix[i].Key == before[p].Key:
+			i--
+		case before[p].Key == want:
+			return false // a copy of want gone from between shown ones
+		}
+	}
+	if i >= 0 {
+		// The rest is older than the kept tail.
+		if i+1 > older || complete && countKey(prefix[:i+1], want) != olderWant {
+			return false
+		}
+		return complete || !m.Complete || older > i+1
+	}
+	gone := before[:p+1]
+	switch {
+	case complete:
+		// Nothing scrolled out: all of them were deleted.
+		return countKey(gone, want) == 0 && olderWant == 0
+	case m.Complete:
+		return len(gone)+older > 0
+	}
+	return true
 }

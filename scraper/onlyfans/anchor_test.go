@@ -158,3 +158,41 @@ func TestAReadBackFindsAnUnknownClickInAChatShowingOnlyItsLatestMessages(t *test
 		})
 	}
 }
+
+func TestAReadBackOfAChatShowingItsStartTellsByTheCount(t *testing.T) {
+	ok := onlyfans.Digest("ok")
+	for _, c := range []struct {
+		name, before, after string
+		// complete: each chat showed the conversation from its first
+		// message (Profile.HistoryStart)
+		beforeAll, afterAll bool
+		want                onlyfans.Outcome
+	}{
+		{"a run of identical texts, not sent", "ok ok", "ok ok", true, true, onlyfans.NotSent},
+		{"a run of identical texts, sent", "ok ok", "ok ok ok", true, true, onlyfans.Sent},
+		{"an older message deleted, not sent", "a b c", "a c", true, true, onlyfans.NotSent},
+		{"an older message deleted, sent", "a b c", "a c ok", true, true, onlyfans.Sent},
+		{"an older message deleted on a page of latest ones, not sent", "a b c", "a c", false, false, onlyfans.NotSent},
+		{"the anchor deleted", "a b c", "a b", true, true, onlyfans.Unknown},
+		// A copy of this text deleted as ours arrives looks like nothing
+		// happened: never assumed, so never a line-up.
+		{"an older copy of the text deleted", "ok x", "x ok", true, true, onlyfans.Unknown},
+		// The anchor holds the text and the creator writes after ours on
+		// a page of the latest 2: our copy stands where the anchor stood.
+		{"the anchor's text, a message after ours, page of 2", "ok", "ok see", true, false, onlyfans.Sent},
+		{"the same, not knowing where the chat started", "ok", "ok see", false, false, onlyfans.Unknown},
+		{"the anchor's text, the creator wrote after it, all shown", "ok", "ok see", true, true, onlyfans.NotSent},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// GIVEN the mark of the chat right before a click of "ok"
+			mark := onlyfans.NewMark(chat(c.before), ok)
+			mark.Complete = c.beforeAll
+			// WHEN the chat is read back
+			v := mark.JudgeChat(chat(c.after), c.afterAll, ok)
+			// THEN the outcome is the one the chats prove
+			if v.Outcome != c.want {
+				t.Fatalf("%q then %q: outcome %d (%s), want %d", c.before, c.after, v.Outcome, v.Why, c.want)
+			}
+		})
+	}
+}

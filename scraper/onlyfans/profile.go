@@ -39,8 +39,16 @@ type Profile struct {
 	// the click by its id; without one (""), by the texts shown last (a
 	// run of identical texts can leave that ambiguous: Unknown, never
 	// "not sent"). docs/scraper.md.
-	HistoryID   string      `json:"historyId,omitempty"`
-	SendRequest SendRequest `json:"sendRequest"`
+	HistoryID string `json:"historyId,omitempty"`
+	// HistoryStart matches an element the open chat shows only when it
+	// shows the conversation from its first message (a "beginning of the
+	// conversation" marker). A read-back of a chat showing it knows that
+	// nothing scrolled out: without ids, the count then tells what a page
+	// that may show only its latest messages cannot. "" (or a marker not
+	// shown): the chat may show only its latest messages (the safe
+	// reading). docs/scraper.md.
+	HistoryStart string      `json:"historyStart,omitempty"`
+	SendRequest  SendRequest `json:"sendRequest"`
 	// SessionCookie is set HttpOnly and Secure, with this SameSite.
 	SessionCookie Cookie `json:"sessionCookie"`
 	Login         Login  `json:"login"`

@@ -496,11 +496,13 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 		return Result{}, capture(page), err
 	}
 	if beforeClick != nil {
-		shown, err := s.history(page)
+		shown, complete, err := s.history(page)
 		if err != nil {
 			return Result{}, capture(page), err
 		}
-		if err := beforeClick(NewMark(shown, s.digest(msg.Content))); err != nil {
+		mark := NewMark(shown, s.digest(msg.Content))
+		mark.Complete = complete
+		if err := beforeClick(mark); err != nil {
 			stoppedBeforeClick = true
 			return Result{}, nil, err
 		}
@@ -715,11 +717,11 @@ func (s *Sender) ReadBack(ctx context.Context, creator string, creds Credentials
 	if early != nil {
 		return Verdict{}, &StatusError{Status: early.Status, RetryAfter: early.RetryAfter, LoginPage: early.LoginPage}
 	}
-	shown, err := s.history(c.page)
+	shown, complete, err := s.history(c.page)
 	if err != nil {
 		return Verdict{}, err
 	}
-	return before.Judge(shown, s.digest(msg.Content)), nil
+	return before.JudgeChat(shown, complete, s.digest(msg.Content)), nil
 }
 
 // digest is the digest of text's key (Shown.Key).
@@ -812,16 +814,36 @@ func (s *Sender) showsLogin(ctx context.Context, body []byte) bool {
 // two reads agree): each one's text key digest (Profile.Text) and, when the
 // profile names it, its id (Profile.HistoryID). The texts are read as
 // rendered (innerText: a <br> is a line break, as the typed newline was),
-// not as the DOM's text nodes.
-func (s *Sender) history(page playwright.Page) ([]Shown, error) {
+// not as the DOM's text nodes. complete says the chat shows the
+// conversation from its first message (Profile.HistoryStart).
+//
+// A history that never gets ready is the page's failure, not this
+// message's (the site's history service down shows every chat so):
+// ErrSiteDown, an outage, as a chat page without its composer is.
+func (s *Sender) history(page playwright.Page) (shown []Shown, complete bool, err error) {
 	ready := s.cfg.Profile.HistoryReady
 	if ready.Selector != "" {
 		if err := page.Locator(ready.Selector).First().WaitFor(playwright.LocatorWaitForOptions{
 			State: playwright.WaitForSelectorStateAttached, Timeout: ms(s.cfg.Timeouts.Navigation),
 		}); err != nil {
-			return nil, classify("wait for the chat's history", err)
+			return nil, false, fmt.Errorf("%w: the chat's history never got ready (%s): %w", ErrSiteDown, ready.Selector, classify("wait for the chat's history", err))
 		}
 	}
+	if shown, err = s.stableHistory(page, ready); err != nil {
+		return nil, false, err
+	}
+	if sel := s.cfg.Profile.HistoryStart; sel != "" {
+		n, err := page.Locator(sel).Count()
+		if err != nil {
+			return nil, false, classify("read the history's start", err)
+		}
+		complete = n > 0
+	}
+	return shown, complete, nil
+}
+
+// stableHistory reads the history until two reads agree.
+func (s *Sender) stableHistory(page playwright.Page, ready HistoryReady) ([]Shown, error) {
 	read := func() ([]Shown, error) {
 		raw, err := page.Locator(s.cfg.Profile.History).EvaluateAll(
 			`(els, attr) => els.map(e => [e.innerText, attr ? (e.getAttribute(attr) || "") : ""])`, s.cfg.Profile.HistoryID)

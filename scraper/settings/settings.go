@@ -24,8 +24,9 @@ type Settings struct {
 	WorkflowsDLQURL   string `env:"WORKFLOWS_DLQ_URL,required,notEmpty"`
 	ResultsBucket     string `env:"RESULTS_BUCKET,required,notEmpty"`
 	// AttemptsTable is the DynamoDB table that keeps the attempt mark of a
-	// click left unresolved (scraper.MarkStore): a Redis that forgets
-	// cannot let such a message be clicked again blind.
+	// click left unresolved and the sent mark of a message sent
+	// (scraper.MarkStore): a Redis that forgets cannot let such a message
+	// be clicked again blind.
 	AttemptsTable string `env:"ATTEMPTS_TABLE,required,notEmpty"`
 	// CapturesKey encrypts failure captures (empty: the bucket's default,
 	// local runs only; the stack always sets it).

@@ -35,7 +35,8 @@ var cdkAssembly = []string{
 // they are not split here; remove each once its change lands and splits
 // it. Nothing else belongs here.
 var beingSplit = []string{
-	"scraper/processor.go",
+	"scraper/processor_decide.go:decide",
+	"scraper/processor_send.go:send",
 	"scraper/onlyfans/sender.go",
 }
 

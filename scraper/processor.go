@@ -102,7 +102,7 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 	attrs := message.StringValues(m.MessageAttributes)
 	ids := logIDs{sqsID: aws.ToString(m.MessageId), correlation: message.CorrelationIDOf(attrs)}
 	if err != nil {
-		out := Outcome{Action: DeadLetter, Class: ClassInvalid, Detail: err.Error(), Status: "dead_lettered"}
+		out := Outcome{Fate: DeadLettered, Class: ClassInvalid, Detail: err.Error()}
 		p.report(logctx.With(ctx, "correlation_id", ids.correlation), ids, start, out, nil, 0)
 		return out
 	}

@@ -28,7 +28,7 @@ func (p *Processor) decide(ctx context.Context, msg message.Message, receives in
 		c.known(st.Mark, false)
 	}
 	if st.Sent {
-		return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures}, nil, 0
+		return Outcome{Fate: AlreadySent, Failures: st.Failures}, nil, 0
 	}
 	if p.breaker.State() == gobreaker.StateOpen {
 		return p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, 0, st.Failures), nil, 0
@@ -69,7 +69,7 @@ func (p *Processor) decide(ctx context.Context, msg message.Message, receives in
 			if err := p.ledger.MarkSent(ctx, id); err != nil {
 				p.log.WarnContext(ctx, "sent mark not put back into Redis", "message_id", id, "error", err)
 			}
-			return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures, Detail: "sent mark found in the mark store"}, nil, 0
+			return Outcome{Fate: AlreadySent, Failures: st.Failures, Detail: "sent mark found in the mark store"}, nil, 0
 		case found:
 			st.Attempting, st.Mark = true, m
 			c.known(m, true)

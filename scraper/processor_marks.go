@@ -55,7 +55,7 @@ func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outco
 		if err := p.marks.PutSent(ctx, id, msg.CreatorKey()); err != nil {
 			p.log.ErrorContext(ctx, "sent mark not written to the mark store: only Redis holds it", "message_id", id, "error", err)
 		}
-	case c.mark != nil && out.Action != Delete:
+	case c.mark != nil && out.Action() != Delete:
 		if c.stored {
 			return
 		}

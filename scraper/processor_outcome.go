@@ -37,7 +37,65 @@ const (
 	ClassOutcomeUnknown = "outcome_unknown"
 )
 
-// Action is what the consumer does with the message afterwards.
+// Fate is what happened to one message: the one fact an Outcome states.
+// What the consumer does with the message (Action), the result record's
+// and the log's status (String) and the success and failure metrics
+// (processor_report.go) all follow from it. The zero Fate is none of them;
+// it keeps the message (Release), so that a missed case loses nothing.
+type Fate int
+
+const (
+	// Sent by this processing.
+	Sent Fate = iota + 1
+	// AlreadySent by an earlier one: the ledger, the mark store or the
+	// chat says so.
+	AlreadySent
+	// Released: held back by something that is not the message's fault
+	// (an outage, a 429, the breaker, the gate, the session, another
+	// consumer's claim): back to the queue after Delay, uncounted.
+	Released
+	// Failed: a counted failure, back to the queue after Delay
+	// (exponential backoff).
+	Failed
+	// DeadLettered: to the FIFO DLQ with Class and Detail.
+	DeadLettered
+)
+
+// String is the fate as the result records and the logs name it.
+func (f Fate) String() string {
+	switch f {
+	case Sent:
+		return "sent"
+	case AlreadySent:
+		return "already_sent"
+	case Released:
+		return "released"
+	case Failed:
+		return "failed"
+	case DeadLettered:
+		return "dead_lettered"
+	}
+	return "unknown"
+}
+
+// Action is what the consumer does with a message of this fate.
+func (f Fate) Action() Action {
+	switch f {
+	case Sent, AlreadySent:
+		return Delete
+	case Failed:
+		return Retry
+	case DeadLettered:
+		return DeadLetter
+	}
+	return Release
+}
+
+// Delivered says the message is at the site (sent now or earlier).
+func (f Fate) Delivered() bool { return f == Sent || f == AlreadySent }
+
+// Action is what the consumer does with the message afterwards; it follows
+// from the message's Fate.
 type Action int
 
 const (
@@ -54,17 +112,23 @@ const (
 
 // Outcome of one message.
 type Outcome struct {
-	Action   Action
+	Fate     Fate
 	Delay    time.Duration
 	Class    string
 	Detail   string
-	Status   string // sent | already_sent | released | failed | dead_lettered
 	Attempts int
 	Failures int
 	// Requests is how many send requests the page issued for the last
 	// click (only one ever reaches the site).
 	Requests int
 }
+
+// Action is what the consumer does with the message (from its Fate).
+func (o Outcome) Action() Action { return o.Fate.Action() }
+
+// Status is the fate as the result record names it: sent, already_sent,
+// released, failed or dead_lettered.
+func (o Outcome) Status() string { return o.Fate.String() }
 
 // isOutage reports whether err is an outage of the site or of the task's
 // browser (never a message's fault).
@@ -89,7 +153,7 @@ func (p *Processor) wait(ctx context.Context, id string, receives int, class, de
 	if err != nil {
 		n = receives
 	}
-	return Outcome{Action: Release, Delay: p.cfg.outageDelay(hint, n), Class: class, Detail: detail, Status: "released", Attempts: attempts, Failures: failures}
+	return Outcome{Fate: Released, Delay: p.cfg.outageDelay(hint, n), Class: class, Detail: detail, Attempts: attempts, Failures: failures}
 }
 
 // fail counts a real failure (when countable and the ledger works) and
@@ -98,10 +162,10 @@ func (p *Processor) fail(ctx context.Context, id, class, detail string, attempts
 	n, err := p.ledger.AddFailure(ctx, id)
 	if err != nil {
 		// Cannot count: retry with the first backoff, never dead-letter blind.
-		return Outcome{Action: Retry, Delay: p.cfg.Backoff(1), Class: class, Detail: detail + " (failure not counted: " + err.Error() + ")", Status: "failed", Attempts: attempts}
+		return Outcome{Fate: Failed, Delay: p.cfg.Backoff(1), Class: class, Detail: detail + " (failure not counted: " + err.Error() + ")", Attempts: attempts}
 	}
 	if n >= p.cfg.MaxFailures {
-		return Outcome{Action: DeadLetter, Class: class, Detail: fmt.Sprintf("%s (failure %d of %d)", detail, n, p.cfg.MaxFailures), Status: "dead_lettered", Attempts: attempts, Failures: n}
+		return Outcome{Fate: DeadLettered, Class: class, Detail: fmt.Sprintf("%s (failure %d of %d)", detail, n, p.cfg.MaxFailures), Attempts: attempts, Failures: n}
 	}
-	return Outcome{Action: Retry, Delay: p.cfg.Backoff(n), Class: class, Detail: detail, Status: "failed", Attempts: attempts, Failures: n}
+	return Outcome{Fate: Failed, Delay: p.cfg.Backoff(n), Class: class, Detail: detail, Attempts: attempts, Failures: n}
 }

@@ -28,7 +28,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	switch v.Outcome {
 	case onlyfans.Sent:
 		p.settle(ctx, id, c, true)
-		return Outcome{Action: Delete, Status: "already_sent", Failures: st.Failures,
+		return Outcome{Fate: AlreadySent, Failures: st.Failures,
 			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", v.Identical, st.Mark.Identical)}, true
 	case onlyfans.Unknown:
 		return p.fail(ctx, id, ClassOutcomeUnknown, "checking an interrupted send: "+v.Why+" (the attempt mark stays)", 0), true
@@ -103,7 +103,7 @@ func (p *Processor) unreadable(ctx context.Context, msg message.Message, creds o
 	case errors.As(err, &se) && p.browser.Profile().SessionCheck.Ambiguous(se.Status):
 		return p.refused(ctx, msg, creds, receives, se.Status, what+": the fan's chat answered "+strconv.Itoa(se.Status)+" and the outcome of the click is unknown", attempts, failures)
 	case errors.As(err, &se):
-		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("%s: the fan's chat answered %d; the outcome of the click is unknown", what, se.Status), Status: "dead_lettered", Attempts: attempts, Failures: failures}
+		return Outcome{Fate: DeadLettered, Class: ClassClient, Detail: fmt.Sprintf("%s: the fan's chat answered %d; the outcome of the click is unknown", what, se.Status), Attempts: attempts, Failures: failures}
 	}
 	out := p.fail(ctx, id, ClassBrowser, what+": "+err.Error(), attempts)
 	return out

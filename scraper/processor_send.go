@@ -91,14 +91,14 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 		var le ledgerError
 		switch {
 		case errors.As(err, &gated):
-			return out(Outcome{Action: Release, Delay: gated.retryAfter, Class: ClassRateGate, Detail: gated.detail, Status: "released", Attempts: attempts - 1, Failures: st.Failures})
+			return out(Outcome{Fate: Released, Delay: gated.retryAfter, Class: ClassRateGate, Detail: gated.detail, Attempts: attempts - 1, Failures: st.Failures})
 		case errors.As(err, &le):
 			return out(p.wait(ctx, id, receives, ClassInternal, le.Error(), 0, attempts-1, st.Failures))
 		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
 			return out(p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, st.Failures))
 		case res.Outcome == onlyfans.Sent:
 			p.settle(ctx, id, c, true)
-			return out(Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: st.Failures})
+			return out(Outcome{Fate: Sent, Attempts: attempts, Failures: st.Failures})
 		case res.Outcome == onlyfans.Unknown:
 			why := fmt.Sprintf("site answered %d", res.Status)
 			if err != nil {
@@ -111,7 +111,7 @@ func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfan
 			switch v.Outcome {
 			case onlyfans.Sent:
 				p.settle(ctx, id, c, true)
-				return out(Outcome{Action: Delete, Status: "sent", Attempts: attempts, Failures: st.Failures,
+				return out(Outcome{Fate: Sent, Attempts: attempts, Failures: st.Failures,
 					Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, v.Identical, before.Identical)})
 			case onlyfans.Unknown:
 				return out(p.fail(ctx, id, ClassOutcomeUnknown, "reading back a send with an unknown outcome ("+why+"): "+v.Why+" (the attempt mark stays)", attempts))
@@ -166,7 +166,7 @@ func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfa
 	case p.browser.Profile().SessionCheck.Ambiguous(res.Status):
 		return p.refused(ctx, msg, creds, receives, res.Status, fmt.Sprintf("site answered %d", res.Status), attempts, failures)
 	default:
-		return Outcome{Action: DeadLetter, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Status: "dead_lettered", Attempts: attempts, Failures: failures}
+		return Outcome{Fate: DeadLettered, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Attempts: attempts, Failures: failures}
 	}
 }
 

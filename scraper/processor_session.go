@@ -52,7 +52,7 @@ func (p *Processor) refused(ctx context.Context, msg message.Message, creds only
 		return out
 	}
 	p.log.WarnContext(ctx, "site refused one fan; the session is good: the creator keeps sending", "message_id", msg.MessageID, "creator_id", msg.CreatorKey(), "http_status", status)
-	return Outcome{Action: DeadLetter, Class: ClassRecipient, Detail: detail + "; the session check says the session is good: a refusal for this fan (blocked, deleted or not subscribed)", Status: "dead_lettered", Attempts: attempts, Failures: failures}
+	return Outcome{Fate: DeadLettered, Class: ClassRecipient, Detail: detail + "; the session check says the session is good: a refusal for this fan (blocked, deleted or not subscribed)", Attempts: attempts, Failures: failures}
 }
 
 // unauthorised decides a 401 (to a send or a chat page) without the login

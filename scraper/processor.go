@@ -46,11 +46,12 @@ type Processor struct {
 	probed  map[string]time.Time
 }
 
-// NewProcessor returns a processor. marks keeps the attempt marks of
+// NewProcessor returns a processor, or the error of a configuration that
+// is not complete (Config.Validate). marks keeps the attempt marks of
 // clicks left unresolved where a Redis that forgets cannot lose them.
-func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledger *Ledger, marks MarkStore, results *Results, log *slog.Logger, m *metrics.Emitter, now func() time.Time) *Processor {
-	if cfg.PauseProbeEvery <= 0 {
-		cfg.PauseProbeEvery = DefaultPauseProbeEvery
+func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledger *Ledger, marks MarkStore, results *Results, log *slog.Logger, m *metrics.Emitter, now func() time.Time) (*Processor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	log = logctx.Logger(log) // lines logged with a message's context name its correlation id
 	p := &Processor{cfg: cfg, browser: b, gate: gate, creds: creds, ledger: ledger, marks: marks, results: results, log: log, metrics: m, now: now, sleep: sleepCtx, probed: map[string]time.Time{}}
@@ -73,7 +74,7 @@ func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledge
 			_ = m.Emit(s)
 		},
 	})
-	return p
+	return p, nil
 }
 
 // CircuitState returns the breaker state (closed, half-open, open).

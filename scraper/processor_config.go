@@ -1,6 +1,8 @@
 package scraper
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"time"
 
@@ -34,24 +36,44 @@ type Config struct {
 	// ReadBackSettle is how long a read-back that finds no new copy of the
 	// text keeps reading the chat again before it concludes "not sent": a
 	// site's chat list may show a commit late (an asynchronous write path,
-	// a cache). 0 means DefaultReadBackSettle.
+	// a cache).
 	ReadBackSettle time.Duration
 	// PauseProbeEvery is how often a creator paused for a rejected session
-	// is re-probed with the session check (default 5 minutes): the pause
+	// is re-probed with the session check: the pause
 	// lifts by itself when the check passes again, not only when the
 	// session's version changes.
 	PauseProbeEvery time.Duration
 }
 
-// DefaultReadBackSettle is the safe reading of how late a chat may show a
-// committed send (unknown for the real site: generous, docs/scraper.md).
-const DefaultReadBackSettle = 10 * time.Second
-
 // readBackStep is the pause between two reads of a settling read-back.
 const readBackStep = time.Second
 
-// DefaultPauseProbeEvery is PauseProbeEvery's default.
-const DefaultPauseProbeEvery = 5 * time.Minute
+// Validate reports a configuration the processor cannot run with. Its
+// defaults live in scraper/settings (setup.Processor builds it from them):
+// a field left zero is an error here, not a default.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxFailures < 1 || c.ServerAttempts < 1 || c.BreakerFailures < 1 || c.BackoffFactor < 1 {
+		errs = append(errs, fmt.Errorf("processor: max failures (%d), server attempts (%d) and breaker failures (%d) must be ≥ 1 and the backoff factor (%g) ≥ 1",
+			c.MaxFailures, c.ServerAttempts, c.BreakerFailures, c.BackoffFactor))
+	}
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{{"breaker open time", c.BreakerOpenFor}, {"outage backoff", c.OutageBackoff},
+		{"outage backoff max", c.OutageBackoffMax}, {"read-back settle", c.ReadBackSettle}, {"pause probe interval", c.PauseProbeEvery}}
+	for _, f := range positive {
+		if f.d <= 0 {
+			errs = append(errs, fmt.Errorf("processor: %s must be positive, got %s", f.name, f.d))
+		}
+	}
+	// 0 is meaningful for these: a failure or a 5xx retried at once; a
+	// 429 without Retry-After waiting the outage backoff only.
+	if c.BackoffBase < 0 || c.ServerBackoff < 0 || c.RateLimitDefault < 0 {
+		errs = append(errs, fmt.Errorf("processor: backoff base (%s), server backoff (%s) and rate limit default (%s) must not be negative", c.BackoffBase, c.ServerBackoff, c.RateLimitDefault))
+	}
+	return errors.Join(errs...)
+}
 
 // outageDelay is how long a message waits out a fault that is not its own
 // for the n-th time, at least hint (a Retry-After, the breaker's open time).

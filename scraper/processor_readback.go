@@ -48,10 +48,6 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 // since the first read (the chat may show a commit late): only then does
 // it stand.
 func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials, before onlyfans.Mark) (onlyfans.Verdict, error) {
-	settle := p.cfg.ReadBackSettle
-	if settle <= 0 {
-		settle = DefaultReadBackSettle
-	}
 	start := time.Now()
 	for {
 		if p.breaker.State() == gobreaker.StateOpen {
@@ -62,7 +58,7 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 		if err != nil || v.Outcome == onlyfans.Sent {
 			return v, err
 		}
-		left := settle - time.Since(start)
+		left := p.cfg.ReadBackSettle - time.Since(start)
 		if left <= 0 {
 			return v, nil
 		}

@@ -48,99 +48,137 @@ func (e ledgerError) Error() string { return "ledger unavailable: " + e.err.Erro
 // redelivery). A site that is down is an outage: the message waits,
 // uncounted, however long it lasts.
 func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int, c *click) (Outcome, *onlyfans.Artifacts, int) {
-	id, creator := msg.MessageID, msg.CreatorKey()
-	var before onlyfans.Mark
-	admitted := false
-	beforeClick := func(mark onlyfans.Mark) error {
-		if err := p.admit(ctx, creator, id, receives); err != nil {
-			return err
-		}
-		admitted = true
-		if err := p.ledger.MarkAttempting(ctx, id, mark); err != nil {
-			return ledgerError{err}
-		}
-		before = mark
-		c.clicked(mark)
-		return nil
-	}
-	var art *onlyfans.Artifacts
+	s := &sending{msg: msg, creds: creds, st: st, receives: receives, c: c}
 	for attempts := 1; ; attempts++ {
-		res, err := p.breaker.Execute(func() (onlyfans.Result, error) {
-			admitted = false
-			r, a, err := p.browser.Send(ctx, creator, creds, msg, beforeClick)
-			art = a
-			if admitted {
-				p.restamp(ctx, creator, id)
-			}
-			if err == nil && r.Status >= 500 {
-				return r, serverError{r.Status}
-			}
-			return r, err
-		})
+		res, err := p.attempt(ctx, s)
 		if res.Requests > 1 {
-			p.log.WarnContext(ctx, "the page issued more than one send request for one click; only the first reached the site", "message_id", id, "send_requests", res.Requests)
+			p.log.WarnContext(ctx, "the page issued more than one send request for one click; only the first reached the site", "message_id", msg.MessageID, "send_requests", res.Requests)
 		}
-		out := func(o Outcome) (Outcome, *onlyfans.Artifacts, int) {
-			o.Requests = res.Requests
-			if o.Attempts == 0 {
-				o.Attempts = attempts
-			}
-			return o, art, res.Status
+		o, again := p.afterClick(ctx, s, res, err, attempts)
+		if again {
+			continue
 		}
-		var gated gatedError
-		var le ledgerError
-		switch {
-		case errors.As(err, &gated):
-			return out(Outcome{Fate: Released, Delay: gated.retryAfter, Class: ClassRateGate, Detail: gated.detail, Attempts: attempts - 1, Failures: st.Failures})
-		case errors.As(err, &le):
-			return out(p.wait(ctx, id, receives, ClassInternal, le.Error(), 0, attempts-1, st.Failures))
-		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
-			return out(p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, st.Failures))
-		case res.Outcome == onlyfans.Sent:
-			p.settle(ctx, id, c, true)
-			return out(Outcome{Fate: Sent, Attempts: attempts, Failures: st.Failures})
-		case res.Outcome == onlyfans.Unknown:
-			why := fmt.Sprintf("site answered %d", res.Status)
-			if err != nil {
-				why = err.Error()
-			}
-			v, rerr := p.readBack(ctx, msg, creds, before)
-			if rerr != nil {
-				return out(p.unreadable(ctx, msg, creds, receives, "reading back a send with an unknown outcome ("+why+")", rerr, attempts, st.Failures))
-			}
-			switch v.Outcome {
-			case onlyfans.Sent:
-				p.settle(ctx, id, c, true)
-				return out(Outcome{Fate: Sent, Attempts: attempts, Failures: st.Failures,
-					Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, v.Identical, before.Identical)})
-			case onlyfans.Unknown:
-				return out(p.fail(ctx, id, ClassOutcomeUnknown, "reading back a send with an unknown outcome ("+why+"): "+v.Why+" (the attempt mark stays)", attempts))
-			}
-			p.settle(ctx, id, c, false)
-			class := ClassSiteDown
-			if res.Status >= 500 {
-				class = ClassServer
-			}
-			if attempts < p.cfg.ServerAttempts {
-				if p.sleep(ctx, p.cfg.ServerBackoff*time.Duration(1<<(attempts-1))) != nil {
-					return out(p.wait(ctx, id, receives, class, "interrupted during the backoff after "+why, 0, attempts, st.Failures))
-				}
-				continue
-			}
-			// The site keeps failing: an outage, not this message's fault.
-			return out(p.wait(ctx, id, receives, class, why+" (read back: not sent)", 0, attempts, st.Failures))
-		case errors.Is(err, onlyfans.ErrBrowserDown):
-			p.log.ErrorContext(ctx, "the browser cannot start: the task's outage, the message waits uncounted", "message_id", id, "error", err)
-			return out(p.wait(ctx, id, receives, ClassBrowserDown, err.Error(), 0, attempts, st.Failures))
-		case errors.Is(err, onlyfans.ErrSiteDown):
-			return out(p.wait(ctx, id, receives, ClassSiteDown, err.Error(), 0, attempts, st.Failures))
-		case errors.Is(err, onlyfans.ErrTimeout):
-			return out(p.fail(ctx, id, ClassTimeout, err.Error(), attempts))
-		case err != nil:
-			return out(p.fail(ctx, id, ClassBrowser, err.Error(), attempts))
+		o.Requests = res.Requests
+		if o.Attempts == 0 {
+			o.Attempts = attempts
 		}
-		return out(p.judge(ctx, msg, creds, receives, res, attempts, st.Failures, c))
+		return o, s.art, res.Status
 	}
+}
+
+// sending is what the attempts of one send share.
+type sending struct {
+	msg      message.Message
+	creds    onlyfans.Credentials
+	st       State
+	receives int
+	c        *click
+	// before is the attempt mark of the last click; admitted says the gate
+	// admitted the current attempt; art is its captures.
+	before   onlyfans.Mark
+	admitted bool
+	art      *onlyfans.Artifacts
+}
+
+// beforeClick runs right before a click: the gate admits it, then its
+// attempt mark is written.
+func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.Mark) error {
+	id := s.msg.MessageID
+	if err := p.admit(ctx, s.msg.CreatorKey(), id, s.receives); err != nil {
+		return err
+	}
+	s.admitted = true
+	if err := p.ledger.MarkAttempting(ctx, id, mark); err != nil {
+		return ledgerError{err}
+	}
+	s.before = mark
+	s.c.clicked(mark)
+	return nil
+}
+
+// attempt makes one send through the breaker; a 5xx is its failure, and
+// an admitted send's gate approval is restamped at its end.
+func (p *Processor) attempt(ctx context.Context, s *sending) (onlyfans.Result, error) {
+	creator := s.msg.CreatorKey()
+	return p.breaker.Execute(func() (onlyfans.Result, error) {
+		s.admitted = false
+		r, a, err := p.browser.Send(ctx, creator, s.creds, s.msg, func(mark onlyfans.Mark) error { return p.beforeClick(ctx, s, mark) })
+		s.art = a
+		if s.admitted {
+			p.restamp(ctx, creator, s.msg.MessageID)
+		}
+		if err == nil && r.Status >= 500 {
+			return r, serverError{r.Status}
+		}
+		return r, err
+	})
+}
+
+// afterClick decides an attempt's result, or asks for another attempt
+// (again true: a 5xx read back not sent, within ServerAttempts).
+func (p *Processor) afterClick(ctx context.Context, s *sending, res onlyfans.Result, err error, attempts int) (o Outcome, again bool) {
+	id, receives, failures := s.msg.MessageID, s.receives, s.st.Failures
+	var gated gatedError
+	var le ledgerError
+	switch {
+	case errors.As(err, &gated):
+		return Outcome{Fate: Released, Delay: gated.retryAfter, Class: ClassRateGate, Detail: gated.detail, Attempts: attempts - 1, Failures: failures}, false
+	case errors.As(err, &le):
+		return p.wait(ctx, id, receives, ClassInternal, le.Error(), 0, attempts-1, failures), false
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		return p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, failures), false
+	case res.Outcome == onlyfans.Sent:
+		p.settle(ctx, id, s.c, true)
+		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures}, false
+	case res.Outcome == onlyfans.Unknown:
+		return p.unknownClick(ctx, s, res, err, attempts)
+	case errors.Is(err, onlyfans.ErrBrowserDown):
+		p.log.ErrorContext(ctx, "the browser cannot start: the task's outage, the message waits uncounted", "message_id", id, "error", err)
+		return p.wait(ctx, id, receives, ClassBrowserDown, err.Error(), 0, attempts, failures), false
+	case errors.Is(err, onlyfans.ErrSiteDown):
+		return p.wait(ctx, id, receives, ClassSiteDown, err.Error(), 0, attempts, failures), false
+	case errors.Is(err, onlyfans.ErrTimeout):
+		return p.fail(ctx, id, ClassTimeout, err.Error(), attempts), false
+	case err != nil:
+		return p.fail(ctx, id, ClassBrowser, err.Error(), attempts), false
+	}
+	return p.judge(ctx, s.msg, s.creds, receives, res, attempts, failures, s.c), false
+}
+
+// unknownClick reads back a click whose outcome is unknown (a 5xx, no
+// answer): sent, or not sent and clicked again after the server backoff
+// (again true) while ServerAttempts last, then an outage.
+func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.Result, err error, attempts int) (o Outcome, again bool) {
+	id, receives, failures := s.msg.MessageID, s.receives, s.st.Failures
+	why := fmt.Sprintf("site answered %d", res.Status)
+	if err != nil {
+		why = err.Error()
+	}
+	v, rerr := p.readBack(ctx, s.msg, s.creds, s.before)
+	if rerr != nil {
+		return p.unreadable(ctx, s.msg, s.creds, receives, "reading back a send with an unknown outcome ("+why+")", rerr, attempts, failures), false
+	}
+	switch v.Outcome {
+	case onlyfans.Sent:
+		p.settle(ctx, id, s.c, true)
+		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures,
+			Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, v.Identical, s.before.Identical)}, false
+	case onlyfans.Unknown:
+		return p.fail(ctx, id, ClassOutcomeUnknown, "reading back a send with an unknown outcome ("+why+"): "+v.Why+" (the attempt mark stays)", attempts), false
+	}
+	p.settle(ctx, id, s.c, false)
+	class := ClassSiteDown
+	if res.Status >= 500 {
+		class = ClassServer
+	}
+	if attempts < p.cfg.ServerAttempts {
+		if p.sleep(ctx, p.cfg.ServerBackoff*time.Duration(1<<(attempts-1))) != nil {
+			return p.wait(ctx, id, receives, class, "interrupted during the backoff after "+why, 0, attempts, failures), false
+		}
+		return Outcome{}, true
+	}
+	// The site keeps failing: an outage, not this message's fault.
+	return p.wait(ctx, id, receives, class, why+" (read back: not sent)", 0, attempts, failures), false
 }
 
 // judge turns the site's refusal of a click (a 4xx: not sent) into an

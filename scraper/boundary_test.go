@@ -18,6 +18,8 @@ import (
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
+	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
 )
 
 // Tests of the browser boundary: a site that commits and then fails to
@@ -196,10 +198,10 @@ func TestTheCapturesOfAFailedSendHoldNoCredential(t *testing.T) {
 // outageConfig is the production configuration with time scaled: the
 // outage's delays are asked for in full (and recorded) but applied as 0.
 func outageConfig() scraper.Config {
-	return scraper.Config{
-		MaxFailures: 5, BackoffBase: 30 * time.Second, BackoffFactor: 2, ServerAttempts: 3, ServerBackoff: 10 * time.Millisecond,
-		RateLimitDefault: time.Minute, BreakerFailures: 5, BreakerOpenFor: time.Second, OutageBackoff: 5 * time.Second, OutageBackoffMax: 15 * time.Minute,
-	}
+	c := scrapersetup.Processor(scrapersettings.Defaults())
+	c.MaxFailures, c.BackoffBase, c.BackoffFactor, c.ServerAttempts, c.ServerBackoff = 5, 30*time.Second, 2, 3, 10*time.Millisecond
+	c.RateLimitDefault, c.BreakerFailures, c.BreakerOpenFor, c.OutageBackoff, c.OutageBackoffMax = time.Minute, 5, time.Second, 5*time.Second, 15*time.Minute
+	return c
 }
 
 func TestAThreeHourOutageOfEachKindDeadLettersNothingAndDeliversEverythingOnceInOrder(t *testing.T) {

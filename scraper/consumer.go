@@ -268,7 +268,7 @@ func (b *batch) process(ctx context.Context, m sqstypes.Message) bool {
 		c.log.Warn("claim not taken", "sqs_message_id", id, "correlation_id", correlationOf(m), "error", err)
 	case held > 0:
 		c.log.Warn("message claimed by another consumer; it waits for that claim", "sqs_message_id", id, "correlation_id", correlationOf(m), "held_ms", held.Milliseconds())
-		out := Outcome{Action: Release, Delay: held}
+		out := Outcome{Fate: Released, Delay: held}
 		b.settle(ctx, m, out)
 		b.hold(ctx, m, out)
 		return false
@@ -299,7 +299,7 @@ func (b *batch) settle(ctx context.Context, m sqstypes.Message, out Outcome) boo
 			}
 		}()
 	}
-	switch out.Action {
+	switch out.Action() {
 	case Delete:
 		return c.delete(ctx, m)
 	case DeadLetter:
@@ -319,7 +319,7 @@ func (b *batch) settle(ctx context.Context, m sqstypes.Message, out Outcome) boo
 // none of them becomes visible before it.
 func (b *batch) hold(ctx context.Context, head sqstypes.Message, out Outcome) {
 	delay := out.Delay
-	if out.Action == Delete || out.Action == DeadLetter { // its delete failed: it is back after the queue's timeout
+	if a := out.Action(); a == Delete || a == DeadLetter { // its delete failed: it is back after the queue's timeout
 		delay = b.c.proc.cfg.Backoff(1)
 	}
 	for _, m := range b.after(head) {

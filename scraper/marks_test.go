@@ -74,8 +74,11 @@ func (f *fixture) newTask(name string, cfg scraper.Config, profile onlyfans.Prof
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	proc := scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
+	proc, err := scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	return proc, scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, proc, log)
 }
 

@@ -64,7 +64,7 @@ func TestRev22ASentMessageWhoseDeleteFailedIsNotSentAgainAfterRedisLosesItsData(
 	m := f.newMessage("creator-a", "sent once, delete lost")
 	f.enqueue(m)
 	first := f.receiveOne()
-	if out := f.proc.Process(context.Background(), first); out.Action != scraper.Delete || out.Status != "sent" {
+	if out := f.proc.Process(context.Background(), first); out.Action() != scraper.Delete || out.Status() != "sent" {
 		t.Fatalf("first processing: %+v\n%s", out, f.logs)
 	}
 	// AND Redis then loses its data (a node replaced empty) before the
@@ -79,7 +79,7 @@ func TestRev22ASentMessageWhoseDeleteFailedIsNotSentAgainAfterRedisLosesItsData(
 	for range 10 {
 		got := f.receiveOne()
 		out = f.proc.Process(context.Background(), got)
-		if out.Action != scraper.Release {
+		if out.Action() != scraper.Release {
 			break
 		}
 		time.Sleep(out.Delay) // the consumer's visibility delay, applied here

@@ -50,12 +50,13 @@ type fixture struct {
 }
 
 func testConfig() scraper.Config {
-	return scraper.Config{
-		MaxFailures: 3, BackoffBase: time.Second, BackoffFactor: 2, ServerAttempts: 3, ServerBackoff: 10 * time.Millisecond,
-		RateLimitDefault: 0, BreakerFailures: 100, BreakerOpenFor: time.Second, OutageBackoff: time.Second,
-		// Scaled: the lagging chat list of the review test shows a commit 2 s late.
-		ReadBackSettle: 2500 * time.Millisecond,
-	}
+	// The production defaults (complete), scaled and tightened for tests.
+	c := scrapersetup.Processor(scrapersettings.Defaults())
+	c.MaxFailures, c.BackoffBase, c.BackoffFactor, c.ServerAttempts, c.ServerBackoff = 3, time.Second, 2, 3, 10*time.Millisecond
+	c.RateLimitDefault, c.BreakerFailures, c.BreakerOpenFor, c.OutageBackoff = 0, 100, time.Second, time.Second
+	// Scaled: the lagging chat list of the review test shows a commit 2 s late.
+	c.ReadBackSettle = 2500 * time.Millisecond
+	return c
 }
 
 // attemptsTable is the mark store's table in the tests' dynalite.
@@ -110,8 +111,11 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 	}
 	harness.PrimeFence(t, f.redis.Client(), gateCfg.FenceKey())
 	f.results = scraper.NewResults(f.aws.S3, scraper.ResultsConfig{Bucket: "results", Owner: "test"}, log, time.Now)
-	f.proc = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
+	f.proc, err = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.compressed = &harness.CompressedVisibility{Client: f.aws.SQS}
 	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, f.proc, log)
 	return f

@@ -1,8 +1,7 @@
 // Package sourcerules holds tests of rules over the repository's own Go
 // source, not over what it does: no function over MaxFunctionLines lines
 // in functions/, internal/, infra/, cmd/, devstack/ and scraper/ (outside
-// the CDK assembly listed in cdkAssembly, and the files being split listed
-// in beingSplit).
+// the CDK assembly listed in cdkAssembly).
 package sourcerules
 
 // MaxFunctionLines is the longest a function may be, from its func line to

@@ -29,16 +29,6 @@ var cdkAssembly = []string{
 	"infra/storage.go:NewStorage",
 }
 
-// beingSplit are temporary exemptions, as "file" (every function in it)
-// or "file:function": another change of issue 25 is rewriting these files
-// now (the processor's one outcome type, the sender), so
-// they are not split here; remove each once its change lands and splits
-// it. Nothing else belongs here.
-var beingSplit = []string{
-	"scraper/processor.go",
-	"scraper/onlyfans/sender.go",
-}
-
 // repoRoot is the directory holding go.mod, above this package.
 func repoRoot(t *testing.T) string {
 	t.Helper()
@@ -117,14 +107,6 @@ func TestNoFunctionIsLongerThanSixtyLinesOutsideTheCDKAssembly(t *testing.T) {
 				exempted[fn.where] = true
 				continue
 			}
-			if file, _, _ := strings.Cut(fn.where, ":"); slices.Contains(beingSplit, file) {
-				exempted[file] = true
-				continue
-			}
-			if slices.Contains(beingSplit, fn.where) {
-				exempted[fn.where] = true
-				continue
-			}
 			t.Errorf("%s is %d lines; split it (at most %d)", fn.where, fn.lines, MaxFunctionLines)
 		}
 	}
@@ -138,11 +120,6 @@ func TestNoFunctionIsLongerThanSixtyLinesOutsideTheCDKAssembly(t *testing.T) {
 		}
 		if !exempted[e] {
 			t.Errorf("exemption %s is no longer needed (or was renamed): remove it", e)
-		}
-	}
-	for _, e := range beingSplit {
-		if !exempted[e] {
-			t.Errorf("temporary exemption %s is no longer needed (or was renamed): remove it", e)
 		}
 	}
 }

@@ -65,7 +65,10 @@ func Run(stop context.Context, s settings.Settings, p Platform) error {
 	defer flushLastResults(results, log)
 	ledger := Ledger(s, rdb)
 	marks := scraper.NewDynamoMarks(dynamodb.NewFromConfig(p.AWS), s.AttemptsTable, s.LedgerTTL, time.Now)
-	proc := scraper.NewProcessor(Processor(s), sender, gate, creds, ledger, marks, results, log, emf, time.Now)
+	proc, err := scraper.NewProcessor(Processor(s), sender, gate, creds, ledger, marks, results, log, emf, time.Now)
+	if err != nil {
+		return err
+	}
 	cc := Consumer(s)
 	cc.Owner = owner
 	consumer := scraper.NewConsumer(cc, sqs.NewFromConfig(p.AWS), ledger, proc, log)

@@ -19,7 +19,7 @@ import (
 
 // Load parses and checks the environment: the settings' own rules
 // (settings.Parse), then the browser options, the site profile with the
-// sender's configuration, and the consumer's.
+// sender's configuration, the processor's and the consumer's.
 func Load(environ map[string]string) (settings.Settings, error) {
 	s, errs := settings.Parse(environ)
 	if err := (browser.Options{Sandbox: s.ChromiumSandbox}).Validate(); err != nil {
@@ -28,6 +28,9 @@ func Load(environ map[string]string) (settings.Settings, error) {
 	if cfg, err := Sender(s); err != nil {
 		errs = append(errs, fmt.Errorf("SITE_PROFILE_FILE: %w", err))
 	} else if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := Processor(s).Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := Consumer(s).Validate(); err != nil && s.WorkflowsQueueURL != "" {

@@ -1,0 +1,302 @@
+package onlyfans
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/playwright-community/playwright-go"
+
+	"github.com/huntaze/message-pipeline/internal/message"
+)
+
+func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
+	resp, err := page.Goto(s.cfg.Profile.chatURL(s.cfg.BaseURL, fan), playwright.PageGotoOptions{Timeout: ms(s.cfg.Timeouts.Navigation)})
+	if err != nil {
+		// Refused, unresolvable, TLS-failing, reset or hanging: the site
+		// (or the way to it) is down, not this message.
+		return nil, fmt.Errorf("%w: %w", ErrSiteDown, classify("open chat", err))
+	}
+	if s.onLoginPage(page) {
+		return &Result{Status: 401, LoginPage: true}, nil
+	}
+	if resp != nil && resp.Status() >= 500 {
+		return nil, fmt.Errorf("%w: chat page answered %d", ErrSiteDown, resp.Status())
+	}
+	if resp != nil && resp.Status() >= 400 {
+		return &Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}, nil
+	}
+	// A chat page without its composer (a maintenance page, the script
+	// bundle's CDN down, a front-end that failed to render) is the page's
+	// failure, not this message's: an outage. Its history is not read
+	// either (it would count nothing and call an unknown send not sent).
+	if err := page.Locator(s.cfg.Profile.Input).First().WaitFor(playwright.LocatorWaitForOptions{
+		State: playwright.WaitForSelectorStateAttached, Timeout: ms(s.cfg.Timeouts.Action)}); err != nil {
+		return nil, fmt.Errorf("%w: the chat page shows no composer (%s): %w", ErrSiteDown, s.cfg.Profile.Input, classify("open chat", err))
+	}
+	return nil, nil
+}
+
+// Send sends msg as creator. beforeClick (may be nil) runs after the page
+// is ready and right before the send click, with the Mark of the chat at
+// that moment (how many messages of the same text it shows to that fan,
+// and the messages shown last: ReadBack's anchor): an error from it stops
+// the send unclicked and is returned as is (the scraper's rate gate and
+// attempt mark use it, so the time it admits is the time the site sees).
+//
+// The site's send request never leaves through Chromium's network stack:
+// the sender intercepts it and makes it itself, once, without retries
+// (Chromium silently re-sends a POST whose reused keep-alive connection
+// closed before an answer; a request made here cannot be replayed). Any
+// further send request the page issues for the same click is counted in
+// Result.Requests and refused, so one click reaches the site at most once.
+//
+// Result.Outcome says whether the site took the message: Sent (2xx),
+// NotSent (no click, or a 4xx), Unknown (5xx, 3xx, no answer, a crash
+// after the click): only reading the chat back settles an unknown one.
+// Errors: ErrSiteDown (the site is unreachable, hanging or failing, or its
+// chat page shows no composer: an outage), ErrBrowserDown (the browser
+// cannot start: the task's outage), ErrTimeout, ErrBrowser. A chat page
+// showing the login page is Result.LoginPage (Status 401). Artifacts (scrubbed of the session) are
+// returned whenever the send did not end with a 2xx.
+func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, msg message.Message, beforeClick func(before Mark) error) (res Result, art *Artifacts, err error) {
+	c, err := s.lend(creator, creds)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	traced := c.kept && c.cc.tracing && c.cc.ctx.Tracing().StartChunk(playwright.TracingStartChunkOptions{Title: playwright.String(msg.MessageID)}) == nil
+	stoppedBeforeClick := false
+	defer func() {
+		if traced {
+			art = s.endTrace(c, art)
+		}
+		art = scrubArtifacts(art, creds.SessionCookie)
+		// A timeout or browser error may leave the page stuck mid-action;
+		// a send stopped by beforeClick only left typed text, which the
+		// next navigation drops.
+		s.giveBack(c, (err == nil && res.Outcome != Unknown) || stoppedBeforeClick)
+	}()
+	page := c.page
+	early, err := s.openChat(page, msg.RecipientID)
+	if errors.Is(err, ErrSiteDown) {
+		// No page of the site to capture (an error page, or a navigation
+		// still waiting on a hanging site).
+		return Result{}, nil, err
+	}
+	if err != nil || early != nil {
+		if early != nil {
+			res = *early
+		}
+		return res, capture(page), err
+	}
+	stopped, err := s.prepare(ctx, page, msg, beforeClick)
+	switch {
+	case stopped:
+		stoppedBeforeClick = true
+		return Result{}, nil, err
+	case err != nil:
+		return Result{}, capture(page), err
+	}
+	return s.click(ctx, page)
+}
+
+// act runs one step of a send unless ctx ended, its error classified.
+func act(ctx context.Context, what string, f func() error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := f(); err != nil {
+		return classify(what, err)
+	}
+	return nil
+}
+
+// prepare types msg and, when beforeClick is set, hands it the chat's Mark
+// right before the click; stopped says beforeClick's error stopped the
+// send (nothing clicked).
+func (s *Sender) prepare(ctx context.Context, page playwright.Page, msg message.Message, beforeClick func(before Mark) error) (stopped bool, err error) {
+	if err := act(ctx, "type message", func() error {
+		return page.Locator(s.cfg.Profile.Input).Fill(s.cfg.Profile.Text.Typed(msg.Content), playwright.LocatorFillOptions{Timeout: ms(s.cfg.Timeouts.Action)})
+	}); err != nil {
+		return false, err
+	}
+	if beforeClick == nil {
+		return false, nil
+	}
+	shown, complete, err := s.history(page)
+	if err != nil {
+		return false, err
+	}
+	mark := NewMark(shown, s.digest(msg.Content))
+	mark.Complete = complete
+	if err := beforeClick(mark); err != nil {
+		return true, err
+	}
+	return false, nil
+}
+
+// click clicks send and reads the answer to the one send request let
+// through (Send's Result and errors).
+func (s *Sender) click(ctx context.Context, page playwright.Page) (Result, *Artifacts, error) {
+	att := s.arm(page)
+	defer s.disarm(page)
+	clickErr := act(ctx, "send", func() error {
+		return page.Locator(s.cfg.Profile.Send).Click(playwright.LocatorClickOptions{Timeout: ms(s.cfg.Timeouts.Action)})
+	})
+	if clickErr != nil && att.issued() == 0 {
+		// Nothing left the page: not sent.
+		return Result{}, capture(page), clickErr
+	}
+	ans, answered := att.wait(ctx, s.cfg.Timeouts.Response+answerGrace)
+	if !answered || ans.err != nil || !(ans.status >= 200 && ans.status < 300) {
+		// The page may issue more send requests (its own retry): give it
+		// a moment so that they are counted (and refused).
+		time.Sleep(settle)
+	}
+	res := Result{Requests: att.issued()}
+	switch {
+	case !answered:
+		res.Outcome = Unknown
+		return res, capture(page), fmt.Errorf("%w: %w: send: no answer within %s", ErrSiteDown, ErrTimeout, s.cfg.Timeouts.Response+answerGrace)
+	case ans.err != nil:
+		res.Outcome = Unknown
+		e := classify("send", ans.err)
+		if errors.Is(e, ErrTimeout) {
+			return res, capture(page), fmt.Errorf("%w: %w", ErrSiteDown, e)
+		}
+		return res, capture(page), fmt.Errorf("%w: send request got no answer: %v", ErrSiteDown, ans.err)
+	}
+	res.Status, res.RetryAfter = ans.status, retryAfter(ans.headers)
+	switch {
+	case res.Status >= 200 && res.Status < 300:
+		res.Outcome = Sent
+		return res, nil, nil
+	case res.Status >= 400 && res.Status < 500:
+		res.Outcome = NotSent
+	default: // 5xx (a gateway may answer after its origin committed), 3xx
+		res.Outcome = Unknown
+	}
+	return res, capture(page), nil
+}
+
+// answerGrace is how much longer than the request's own timeout Send waits
+// for the intercepted send request to finish.
+const answerGrace = 2 * time.Second
+
+// settle is how long Send waits after a send without a clean answer for
+// the page's own further send requests (counted, refused).
+const settle = 300 * time.Millisecond
+
+// answer is what the site said to the one send request let through.
+type answer struct {
+	status  int
+	headers map[string]string
+	err     error
+}
+
+// attempt is one click's send requests: the first one reaches the site,
+// made by the sender; later ones are counted and refused.
+type attempt struct {
+	mu       sync.Mutex
+	requests int
+	done     chan struct{}
+	ans      answer
+}
+
+// take counts a send request and reports whether it is the one let
+// through.
+func (a *attempt) take() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.requests++
+	return a.requests == 1
+}
+
+func (a *attempt) issued() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.requests
+}
+
+func (a *attempt) finish(ans answer) {
+	a.mu.Lock()
+	a.ans = ans
+	a.mu.Unlock()
+	close(a.done)
+}
+
+func (a *attempt) wait(ctx context.Context, d time.Duration) (answer, bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-a.done:
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.ans, true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return answer{}, false
+}
+
+// arm opens page's click window: its next send request goes to the site.
+func (s *Sender) arm(page playwright.Page) *attempt {
+	a := &attempt{done: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.armed[page] = a
+	return a
+}
+
+func (s *Sender) disarm(page playwright.Page) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.armed, page)
+}
+
+// StraySendRequests counts the send requests pages issued outside a click
+// (refused: nothing reaches the site without the gate's admission).
+func (s *Sender) StraySendRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.strays
+}
+
+// routeSend handles every request matching the profile's send request in
+// a creator's context: the armed click's first request is made here, once
+// (MaxRetries 0, no redirects followed); every other one is refused.
+func (s *Sender) routeSend(r playwright.Route) {
+	req := r.Request()
+	if !strings.EqualFold(req.Method(), s.cfg.Profile.SendRequest.Method) {
+		_ = r.Fallback()
+		return
+	}
+	var a *attempt
+	if f := req.Frame(); f != nil {
+		if p := f.Page(); p != nil {
+			s.mu.Lock()
+			a = s.armed[p]
+			s.mu.Unlock()
+		}
+	}
+	if a == nil || !a.take() {
+		if a == nil {
+			s.mu.Lock()
+			s.strays++
+			s.mu.Unlock()
+		}
+		_ = r.Abort("blockedbyclient")
+		return
+	}
+	resp, err := r.Fetch(playwright.RouteFetchOptions{MaxRetries: playwright.Int(0), MaxRedirects: playwright.Int(0), Timeout: ms(s.cfg.Timeouts.Response)})
+	if err != nil {
+		a.finish(answer{err: err})
+		_ = r.Abort("connectionfailed")
+		return
+	}
+	a.finish(answer{status: resp.Status(), headers: resp.Headers()})
+	_ = r.Fulfill(playwright.RouteFulfillOptions{Response: resp})
+}

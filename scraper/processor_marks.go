@@ -1,0 +1,86 @@
+package scraper
+
+import (
+	"context"
+	"time"
+
+	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+)
+
+// click is what one processing of a message knows of a click whose
+// outcome is unknown, kept in process memory whatever Redis does.
+type click struct {
+	// mark is the unresolved click's attempt mark (nil: none, or settled).
+	mark *onlyfans.Mark
+	// stored: the mark store holds exactly mark.
+	stored bool
+	// stale: the mark store may hold a mark of this message (this
+	// processing read or wrote one, or an earlier processing left one).
+	stale bool
+	// sent: this processing settled the message sent (keepMark makes
+	// that durable).
+	sent bool
+}
+
+// clicked records the mark of a click made now.
+func (c *click) clicked(m onlyfans.Mark) { c.mark, c.stored = &m, false }
+
+// known records the mark of an earlier click (from Redis, or stored).
+func (c *click) known(m onlyfans.Mark, stored bool) { c.mark, c.stored, c.stale = &m, stored, true }
+
+// process decides one parsed message and then makes its unresolved click,
+// if any, durable (keepMark).
+
+// markStoreTimeout bounds a mark store call at the end of a processing
+// (it runs even when the processing's context ended: a shutdown).
+const markStoreTimeout = 5 * time.Second
+
+// keepMark runs when a processing ends, before the consumer releases or
+// deletes the message: a message leaving with its click unresolved has its
+// mark written to the mark store (from process memory: the Redis mark may
+// be gone already), so that a Redis losing its mark cannot let the next
+// receive click blind; a message settled sent has its sent mark written
+// there (replacing any stored attempt mark), so that a redelivery (its
+// queue delete failed, the task stopped before it) after Redis lost its
+// data is not sent again; one settled not sent has any stored mark
+// deleted. The hot path (sent at the first click) makes one call: the
+// sent mark's PutItem (docs/design.md section 8).
+func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outcome, c *click) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markStoreTimeout)
+	defer cancel()
+	id := msg.MessageID
+	switch {
+	case c.sent:
+		if err := p.marks.PutSent(ctx, id, msg.CreatorKey()); err != nil {
+			p.log.ErrorContext(ctx, "sent mark not written to the mark store: only Redis holds it", "message_id", id, "error", err)
+		}
+	case c.mark != nil && out.Action() != Delete:
+		if c.stored {
+			return
+		}
+		if err := p.marks.Put(ctx, id, msg.CreatorKey(), *c.mark); err != nil {
+			p.log.ErrorContext(ctx, "attempt mark of an unresolved click not written to the mark store: only Redis holds it", "message_id", id, "error", err)
+			return
+		}
+		p.log.InfoContext(ctx, "attempt mark of an unresolved click kept in the mark store", "message_id", id)
+	case c.stale || c.stored:
+		if err := p.marks.Delete(ctx, id); err != nil {
+			p.log.WarnContext(ctx, "settled attempt mark not deleted from the mark store (it expires)", "message_id", id, "error", err)
+		}
+	}
+}
+
+// settle records a click's outcome: sent (the sent mark) or not sent (the
+// attempt mark cleared). Either way no click of it is unresolved any more.
+func (p *Processor) settle(ctx context.Context, id string, c *click, sent bool) {
+	if sent {
+		if err := p.ledger.MarkSent(ctx, id); err != nil {
+			// The attempt mark and the read-back still prevent a resend.
+			p.log.WarnContext(ctx, "sent mark not written", "message_id", id, "error", err)
+		}
+	} else if err := p.ledger.ClearAttempting(ctx, id); err != nil {
+		p.log.WarnContext(ctx, "attempt mark not cleared", "message_id", id, "error", err)
+	}
+	c.mark, c.stored, c.sent = nil, false, sent
+}

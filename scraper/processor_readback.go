@@ -1,0 +1,110 @@
+package scraper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+)
+
+// recover settles a click whose outcome is unknown (a 5xx, no answer, a
+// crash or a kill after the click): a copy of this text in the chat after
+// the messages shown last at that click means it was sent. Shown and no
+// copy after them: the mark is cleared and the message is sent again
+// (settled false). A chat that cannot be read, or a read-back that cannot
+// tell (the anchor gone), leaves the mark in place.
+func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int, c *click) (Outcome, bool) {
+	id := msg.MessageID
+	v, err := p.readBack(ctx, msg, creds, st.Mark)
+	if err != nil {
+		return p.unreadable(ctx, msg, creds, receives, "checking an interrupted send", err, 0, st.Failures), true
+	}
+	switch v.Outcome {
+	case onlyfans.Sent:
+		p.settle(ctx, id, c, true)
+		return Outcome{Fate: AlreadySent, Failures: st.Failures,
+			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", v.Identical, st.Mark.Identical)}, true
+	case onlyfans.Unknown:
+		return p.fail(ctx, id, ClassOutcomeUnknown, "checking an interrupted send: "+v.Why+" (the attempt mark stays)", 0), true
+	}
+	p.log.InfoContext(ctx, "interrupted attempt did not send; sending again", "message_id", id, "identical_texts", v.Identical)
+	p.settle(ctx, id, c, false)
+	return Outcome{}, false
+}
+
+// readBack reads the fan's chat and judges before's click
+// (onlyfans.Mark.Judge). It is refused while the breaker is open, and a
+// site found down counts towards opening it; a chat that loads says
+// nothing about the site's sends, so it does not count as the breaker's
+// success.
+//
+// A verdict other than sent is read again until ReadBackSettle has passed
+// since the first read (the chat may show a commit late): only then does
+// it stand.
+func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials, before onlyfans.Mark) (onlyfans.Verdict, error) {
+	start := time.Now()
+	for {
+		if p.breaker.State() == gobreaker.StateOpen {
+			return onlyfans.Verdict{}, gobreaker.ErrOpenState
+		}
+		v, err := p.browser.ReadBack(ctx, msg.CreatorKey(), creds, msg, before)
+		p.noteFailure(err)
+		if err != nil || v.Outcome == onlyfans.Sent {
+			return v, err
+		}
+		left := p.cfg.ReadBackSettle - time.Since(start)
+		if left <= 0 {
+			return v, nil
+		}
+		if err := p.sleep(ctx, min(left, readBackStep)); err != nil {
+			return onlyfans.Verdict{}, err
+		}
+	}
+}
+
+// noteFailure records an outage seen outside a send with the breaker.
+func (p *Processor) noteFailure(err error) {
+	if isOutage(err) {
+		_, _ = p.breaker.Execute(func() (onlyfans.Result, error) { return onlyfans.Result{}, err })
+	}
+}
+
+// unreadable decides a message whose chat could not be read back while a
+// click's outcome is unknown: the attempt mark stays, so nothing is clicked
+// before a later read-back succeeds.
+func (p *Processor) unreadable(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, what string, err error, attempts, failures int) Outcome {
+	id := msg.MessageID
+	var se *onlyfans.StatusError
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		return p.wait(ctx, id, receives, ClassCircuitOpen, what+": breaker open", p.cfg.BreakerOpenFor, attempts, failures)
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		// Stopped (shutdown, the heartbeat lost the message) while the chat
+		// settled: not the message's fault.
+		return p.wait(ctx, id, receives, ClassInternal, what+": interrupted: "+err.Error(), 0, attempts, failures)
+	case errors.Is(err, onlyfans.ErrSiteDown) || errors.Is(err, onlyfans.ErrBrowserDown):
+		return p.wait(ctx, id, receives, outageClass(err), what+": "+err.Error(), 0, attempts, failures)
+	case errors.As(err, &se) && se.Status == 429:
+		return p.wait(ctx, id, receives, ClassRateLimited, what+": "+err.Error(), max(se.RetryAfter, p.cfg.RateLimitDefault), attempts, failures)
+	case errors.As(err, &se) && se.LoginPage:
+		return p.sessionRejected(ctx, msg, creds, receives, what+": the fan's chat showed the login page", attempts, failures)
+	case errors.As(err, &se) && se.Status == 401:
+		return p.unauthorised(ctx, msg, creds, receives, what+": the fan's chat answered 401", attempts, failures)
+	case errors.As(err, &se) && p.browser.Profile().SessionCheck.Ambiguous(se.Status):
+		return p.refused(ctx, msg, creds, receives, se.Status, what+": the fan's chat answered "+strconv.Itoa(se.Status)+" and the outcome of the click is unknown", attempts, failures)
+	case errors.As(err, &se):
+		return Outcome{Fate: DeadLettered, Class: ClassClient, Detail: fmt.Sprintf("%s: the fan's chat answered %d; the outcome of the click is unknown", what, se.Status), Attempts: attempts, Failures: failures}
+	}
+	out := p.fail(ctx, id, ClassBrowser, what+": "+err.Error(), attempts)
+	return out
+}
+
+// refused decides a refusal that may be the session's or this fan's (the
+// profile's SessionCheck statuses): the session is checked first; only a
+// session the site says is rejected pauses the creator. A refusal with a

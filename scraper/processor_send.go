@@ -1,0 +1,242 @@
+package scraper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+)
+
+// Restamp is called when an admitted send ended: its approval then counts
+// from that moment, the latest the site can have recorded it (a slow site
+// records a send up to the response timeout after the gate's decision).
+type Gate interface {
+	Decide(ctx context.Context, reqs []ratelimit.Request) ([]ratelimit.Decision, error)
+	Restamp(ctx context.Context, key, id string) (bool, error)
+}
+
+// gatedError stops a send the gate did not admit.
+type gatedError struct {
+	retryAfter time.Duration
+	detail     string
+}
+
+func (e gatedError) Error() string { return fmt.Sprintf("send gate: retry in %s", e.retryAfter) }
+
+// serverError makes a 5xx a breaker failure.
+type serverError struct{ status int }
+
+func (e serverError) Error() string { return fmt.Sprintf("site answered %d", e.status) }
+
+// ledgerError stops a click whose attempt mark could not be written.
+type ledgerError struct{ err error }
+
+func (e ledgerError) Error() string { return "ledger unavailable: " + e.err.Error() }
+
+// send clicks send. The attempt mark is written right before each click
+// (after the gate admitted it) with the count of identical texts then. A
+// click's outcome is sent, not sent, or unknown (a 5xx, no answer, a
+// dropped connection): an unknown one is read back from the chat before
+// anything else, and only a read-back that shows the message missing lets
+// it be clicked again (in-process for a 5xx, up to ServerAttempts, or after
+// redelivery). A site that is down is an outage: the message waits,
+// uncounted, however long it lasts.
+func (p *Processor) send(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int, c *click) (Outcome, *onlyfans.Artifacts, int) {
+	s := &sending{msg: msg, creds: creds, st: st, receives: receives, c: c}
+	for attempts := 1; ; attempts++ {
+		res, err := p.attempt(ctx, s)
+		if res.Requests > 1 {
+			p.log.WarnContext(ctx, "the page issued more than one send request for one click; only the first reached the site", "message_id", msg.MessageID, "send_requests", res.Requests)
+		}
+		o, again := p.afterClick(ctx, s, res, err, attempts)
+		if again {
+			continue
+		}
+		o.Requests = res.Requests
+		if o.Attempts == 0 {
+			o.Attempts = attempts
+		}
+		return o, s.art, res.Status
+	}
+}
+
+// sending is what the attempts of one send share.
+type sending struct {
+	msg      message.Message
+	creds    onlyfans.Credentials
+	st       State
+	receives int
+	c        *click
+	// before is the attempt mark of the last click; admitted says the gate
+	// admitted the current attempt; art is its captures.
+	before   onlyfans.Mark
+	admitted bool
+	art      *onlyfans.Artifacts
+}
+
+// beforeClick runs right before a click: the gate admits it, then its
+// attempt mark is written.
+func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.Mark) error {
+	id := s.msg.MessageID
+	if err := p.admit(ctx, s.msg.CreatorKey(), id, s.receives); err != nil {
+		return err
+	}
+	s.admitted = true
+	if err := p.ledger.MarkAttempting(ctx, id, mark); err != nil {
+		return ledgerError{err}
+	}
+	s.before = mark
+	s.c.clicked(mark)
+	return nil
+}
+
+// attempt makes one send through the breaker; a 5xx is its failure, and
+// an admitted send's gate approval is restamped at its end.
+func (p *Processor) attempt(ctx context.Context, s *sending) (onlyfans.Result, error) {
+	creator := s.msg.CreatorKey()
+	return p.breaker.Execute(func() (onlyfans.Result, error) {
+		s.admitted = false
+		r, a, err := p.browser.Send(ctx, creator, s.creds, s.msg, func(mark onlyfans.Mark) error { return p.beforeClick(ctx, s, mark) })
+		s.art = a
+		if s.admitted {
+			p.restamp(ctx, creator, s.msg.MessageID)
+		}
+		if err == nil && r.Status >= 500 {
+			return r, serverError{r.Status}
+		}
+		return r, err
+	})
+}
+
+// afterClick decides an attempt's result, or asks for another attempt
+// (again true: a 5xx read back not sent, within ServerAttempts).
+func (p *Processor) afterClick(ctx context.Context, s *sending, res onlyfans.Result, err error, attempts int) (o Outcome, again bool) {
+	id, receives, failures := s.msg.MessageID, s.receives, s.st.Failures
+	var gated gatedError
+	var le ledgerError
+	switch {
+	case errors.As(err, &gated):
+		return Outcome{Fate: Released, Delay: gated.retryAfter, Class: ClassRateGate, Detail: gated.detail, Attempts: attempts - 1, Failures: failures}, false
+	case errors.As(err, &le):
+		return p.wait(ctx, id, receives, ClassInternal, le.Error(), 0, attempts-1, failures), false
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		return p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, failures), false
+	case res.Outcome == onlyfans.Sent:
+		p.settle(ctx, id, s.c, true)
+		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures}, false
+	case res.Outcome == onlyfans.Unknown:
+		return p.unknownClick(ctx, s, res, err, attempts)
+	case errors.Is(err, onlyfans.ErrBrowserDown):
+		p.log.ErrorContext(ctx, "the browser cannot start: the task's outage, the message waits uncounted", "message_id", id, "error", err)
+		return p.wait(ctx, id, receives, ClassBrowserDown, err.Error(), 0, attempts, failures), false
+	case errors.Is(err, onlyfans.ErrSiteDown):
+		return p.wait(ctx, id, receives, ClassSiteDown, err.Error(), 0, attempts, failures), false
+	case errors.Is(err, onlyfans.ErrTimeout):
+		return p.fail(ctx, id, ClassTimeout, err.Error(), attempts), false
+	case err != nil:
+		return p.fail(ctx, id, ClassBrowser, err.Error(), attempts), false
+	}
+	return p.judge(ctx, s.msg, s.creds, receives, res, attempts, failures, s.c), false
+}
+
+// unknownClick reads back a click whose outcome is unknown (a 5xx, no
+// answer): sent, or not sent and clicked again after the server backoff
+// (again true) while ServerAttempts last, then an outage.
+func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.Result, err error, attempts int) (o Outcome, again bool) {
+	id, receives, failures := s.msg.MessageID, s.receives, s.st.Failures
+	why := fmt.Sprintf("site answered %d", res.Status)
+	if err != nil {
+		why = err.Error()
+	}
+	v, rerr := p.readBack(ctx, s.msg, s.creds, s.before)
+	if rerr != nil {
+		return p.unreadable(ctx, s.msg, s.creds, receives, "reading back a send with an unknown outcome ("+why+")", rerr, attempts, failures), false
+	}
+	switch v.Outcome {
+	case onlyfans.Sent:
+		p.settle(ctx, id, s.c, true)
+		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures,
+			Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, v.Identical, s.before.Identical)}, false
+	case onlyfans.Unknown:
+		return p.fail(ctx, id, ClassOutcomeUnknown, "reading back a send with an unknown outcome ("+why+"): "+v.Why+" (the attempt mark stays)", attempts), false
+	}
+	p.settle(ctx, id, s.c, false)
+	class := ClassSiteDown
+	if res.Status >= 500 {
+		class = ClassServer
+	}
+	if attempts < p.cfg.ServerAttempts {
+		if p.sleep(ctx, p.cfg.ServerBackoff*time.Duration(1<<(attempts-1))) != nil {
+			return p.wait(ctx, id, receives, class, "interrupted during the backoff after "+why, 0, attempts, failures), false
+		}
+		return Outcome{}, true
+	}
+	// The site keeps failing: an outage, not this message's fault.
+	return p.wait(ctx, id, receives, class, why+" (read back: not sent)", 0, attempts, failures), false
+}
+
+// judge turns the site's refusal of a click (a 4xx: not sent) into an
+// outcome.
+func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, res onlyfans.Result, attempts, failures int, c *click) Outcome {
+	id := msg.MessageID
+	switch {
+	case res.LoginPage:
+		// The login page is proof on its own: no session check needed.
+		return p.sessionRejected(ctx, msg, creds, receives, "the site showed its login page", attempts, failures)
+	case res.Status == 401:
+		// The attempt mark stays: the chat is read back before any retry.
+		return p.unauthorised(ctx, msg, creds, receives, "site answered 401", attempts, failures)
+	}
+	p.settle(ctx, id, c, false)
+	switch {
+	case res.Status == 429:
+		delay := res.RetryAfter
+		if delay <= 0 {
+			delay = p.cfg.RateLimitDefault
+		}
+		return p.wait(ctx, id, receives, ClassRateLimited, "", delay, attempts, failures)
+	case p.browser.Profile().SessionCheck.Ambiguous(res.Status):
+		return p.refused(ctx, msg, creds, receives, res.Status, fmt.Sprintf("site answered %d", res.Status), attempts, failures)
+	default:
+		return Outcome{Fate: DeadLettered, Class: ClassClient, Detail: fmt.Sprintf("site refused the message with %d", res.Status), Attempts: attempts, Failures: failures}
+	}
+}
+
+// admit asks the gate for one send right before the click. Every attempt
+// (a 5xx retry too) takes a token: the site may count requests. The gate's
+// request id is the message id, the same on every attempt.
+func (p *Processor) admit(ctx context.Context, creator, id string, receives int) error {
+	ds, err := p.gate.Decide(ctx, []ratelimit.Request{{Key: creator, ID: id}})
+	if err != nil {
+		// Fail closed: without the gate nothing is sent; an outage, not the
+		// message's fault.
+		return gatedError{retryAfter: p.cfg.outageDelay(0, receives), detail: "gate unavailable: " + err.Error()}
+	}
+	if !ds[0].Allowed {
+		detail := ""
+		if ds[0].Fenced {
+			detail = "gate fenced: Redis lost its state, holding every send for one window"
+		}
+		return gatedError{retryAfter: ds[0].RetryAfter, detail: detail}
+	}
+	return nil
+}
+
+// restamp moves the gate's approval of a send that ended to now. A Redis
+// error leaves it at its decision (covered by the margin only): logged.
+func (p *Processor) restamp(ctx context.Context, creator, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restampTimeout)
+	defer cancel()
+	if _, err := p.gate.Restamp(ctx, creator, id); err != nil {
+		p.log.WarnContext(ctx, "send gate approval not restamped at the send's end", "message_id", id, "error", err)
+	}
+}
+
+// restampTimeout bounds the gate call after a send.
+const restampTimeout = 2 * time.Second

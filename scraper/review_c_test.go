@@ -109,3 +109,41 @@ func TestRev22COneFansBrokenChatDoesNotStopTheCreatorsOtherMessages(t *testing.T
 		})
 	}
 }
+
+// TestRev22CASiteWideReadOnlyComposerDeadLettersNothing:
+//
+// Promise: site outages of any kind never dead-letter a message (the
+// failure count, and so the DLQ, is only for answers about this message).
+//
+// Fault: the site in a read-only mode (maintenance, an incident): every
+// chat page of every creator loads with its composer and history but the
+// send button disabled from the start, before anything is typed.
+//
+// Observed: the click times out (ErrTimeout), counted as this message's
+// failure like a composer that refuses one text (RejectTexts disables the
+// button only once that text is typed); after MaxFailures every message of
+// every creator is in the DLQ.
+//
+// A correct system tells a page that cannot send at all (the button
+// disabled before typing, on every creator's page) from a refusal of this
+// text, and waits it out uncounted like a page without its composer.
+func TestRev22CASiteWideReadOnlyComposerDeadLettersNothing(t *testing.T) {
+	// GIVEN every chat page's send button disabled from the start, for
+	// two creators' messages
+	cfg := testConfig()
+	f := setup(t, cfg)
+	f.behind(cfg, rewriteChatPages(func(html string) string {
+		return strings.Replace(html, `<button id="send" type="button">`, `<button id="send" type="button" disabled>`, 1)
+	}))
+	f.compress()
+	f.enqueue(f.newMessage("creator-a", "a0"), f.newMessage("creator-b", "b0"))
+	// WHEN the scraper runs for more receives than MaxFailures (3)
+	f.runUntil(90*time.Second, func() bool {
+		return len(f.compressed.Asked()) >= 8 || f.queueCount(f.queues.Workflows.DLQURL) == 2
+	})
+	// THEN nothing is dead-lettered: the same page state on every
+	// creator's chat is the site's outage
+	if d := f.dlq(); len(d) != 0 {
+		t.Fatalf("%d dead-lettered by a site-wide read-only composer, first: %q", len(d), aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/metrics"
+	"github.com/huntaze/message-pipeline/internal/queues"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
@@ -321,5 +322,47 @@ func TestRev22CASendThatLandsLateAtAHangingOriginKeepsTheSiteUnderTheLimit(t *te
 	// THEN no 2 s window at the site held more than 2
 	if got := f.site.MaxInWindow(2 * time.Second)["creator-a"]; !ok || got > 2 {
 		t.Fatalf("ok %t: %d sends in one 2 s window at the site (limit 2); the site has %q\n%s", ok, got, f.site.Texts("creator-a"), f.site.Summary([]string{"creator-a"}, 2, 2*time.Second))
+	}
+}
+
+// TestRev22CACreatorPausedLongerThanTheBackstopDeadLettersNothingWithoutAReason:
+//
+// Promise: nothing reaches a DLQ without a failure_reason; waiting (an
+// outage, a rejected session) never dead-letters (maxReceiveCount is a
+// backstop that must not be hit).
+//
+// Fault: a creator whose session the site rejects and nobody renews for
+// longer than 1000 receives of the outage delay (15 min capped: about 10
+// days; a creator on holiday, an agency that churned). Time scaled: every
+// visibility asked for is recorded and applied as 0.
+//
+// Observed: each receive is a plain release; at the 1001st receive SQS's
+// redrive (maxReceiveCount 1000) moves the message to the DLQ with no
+// failure_reason, the "must not be hit" backstop hit by design.
+//
+// A correct system never lets the receive count reach maxReceiveCount: it
+// dead-letters the message itself with a reason (waited N days for a
+// session) before the backstop, or re-queues it in order with a fresh
+// receive count.
+func TestRev22CACreatorPausedLongerThanTheBackstopDeadLettersNothingWithoutAReason(t *testing.T) {
+	// GIVEN creator-a's stored session is one the site rejects, and one of
+	// its messages queued
+	f := setup(t, testConfig())
+	f.compress()
+	f.sessions.set("creator-a", "expired-session")
+	f.enqueue(f.newMessage("creator-a", "waits for a new session"))
+	// WHEN the scraper runs for more than maxReceiveCount receives
+	f.runUntil(5*time.Minute, func() bool {
+		return len(f.compressed.Asked()) > 1005 || f.queueCount(f.queues.Workflows.DLQURL) > 0
+	})
+	// THEN nothing is in the DLQ without its failure_reason
+	asked := len(f.compressed.Asked())
+	for _, m := range f.dlq() {
+		if reason := aws.ToString(m.MessageAttributes[scraper.AttrFailureReason].StringValue); reason == "" {
+			t.Fatalf("after %d receives the message is in the DLQ with no failure_reason (moved by maxReceiveCount %d)", asked+1, queues.MaxReceiveCount)
+		}
+	}
+	if asked <= 1000 {
+		t.Fatalf("only %d receives ran", asked)
 	}
 }

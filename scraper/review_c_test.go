@@ -276,8 +276,11 @@ func (f *fixture) behindGate(cfg scraper.Config, gateCfg ratelimit.Config, front
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.proc = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
+	f.proc, err = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, f.proc, log)
 }
 

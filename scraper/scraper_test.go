@@ -29,6 +29,13 @@ import (
 	"github.com/huntaze/message-pipeline/test/wait"
 )
 
+// fixture is one test's scraper with everything it talks to of its own: a
+// fake site, Redis, fauxqs, dynalite and a browser on free ports. The tests
+// built on it run in parallel (t.Parallel): they share nothing, and they
+// spend most of their time waiting on scaled timeouts, backoffs and
+// read-back settles, not on the CPU. Those whose assertion depends on a
+// short real-time deadline being met (a 1 s heartbeat) stay serial, alone
+// in the package.
 type fixture struct {
 	t        *testing.T
 	site     *fakesite.Site
@@ -254,6 +261,7 @@ func (f *fixture) dlq() []sqstypes.Message {
 }
 
 func TestSendsInOrderPerCreatorAndDeletesOnSuccess(t *testing.T) {
+	t.Parallel()
 	// GIVEN 3 messages for each of two creators, and six 5xx answers after
 	// the first two sends: whichever second messages get them, at least one
 	// exhausts its 3 in-process attempts (a counted failure in the middle of
@@ -300,6 +308,7 @@ func TestSendsInOrderPerCreatorAndDeletesOnSuccess(t *testing.T) {
 }
 
 func TestLaterMessagesOfAFailedGroupWaitWithItAndAreNeverAttempted(t *testing.T) {
+	t.Parallel()
 	// GIVEN a batch holding three messages of one group, as AWS hands them out
 	f := setup(t, testConfig())
 	q, bodies, r := f.receiveTogether("creator-a", "m0", "m1", "m2")
@@ -324,6 +333,7 @@ func TestLaterMessagesOfAFailedGroupWaitWithItAndAreNeverAttempted(t *testing.T)
 }
 
 func TestA429StormOfTwoHundredReceivesIsDeliveredAndNeverDeadLettered(t *testing.T) {
+	t.Parallel()
 	// GIVEN a site answering 429 to the first 210 send attempts, and every
 	// visibility change applied as 0 (recorded) so the storm takes seconds
 	f := setup(t, testConfig())
@@ -354,6 +364,7 @@ func TestA429StormOfTwoHundredReceivesIsDeliveredAndNeverDeadLettered(t *testing
 }
 
 func TestARedisOutageOfManyReceivesDelaysButNeverDeadLetters(t *testing.T) {
+	t.Parallel()
 	// GIVEN a message waiting and Redis (ledger and gate) down
 	f := setup(t, testConfig())
 	f.compress()
@@ -376,6 +387,7 @@ func TestARedisOutageOfManyReceivesDelaysButNeverDeadLetters(t *testing.T) {
 }
 
 func TestServerErrorsTwiceThenSuccessIsOneSendWithoutFailure(t *testing.T) {
+	t.Parallel()
 	f := setup(t, testConfig())
 	f.site.InjectFaults(fakesite.Fault{Status: 502}, fakesite.Fault{Status: 503})
 	m := f.newMessage("creator-a", "third time lucky")
@@ -388,6 +400,7 @@ func TestServerErrorsTwiceThenSuccessIsOneSendWithoutFailure(t *testing.T) {
 }
 
 func TestClientErrorGoesToTheDLQWithItsReasonAndArtifacts(t *testing.T) {
+	t.Parallel()
 	f := setup(t, testConfig())
 	f.site.InjectFaults(fakesite.Fault{Status: 400})
 	m := f.newMessage("creator-a", "refused")
@@ -447,6 +460,7 @@ func (f *fixture) objects(prefix string) []string {
 }
 
 func TestRepeatedFailuresBackOffThenDeadLetterAndSurviveRedelivery(t *testing.T) {
+	t.Parallel()
 	// GIVEN a site whose composer refuses this message's text (its send
 	// button stays disabled: a failure of this message, the page works;
 	// a page without its composer is an outage instead)
@@ -480,6 +494,7 @@ func TestBackoffIsExponentialAndCapped(t *testing.T) {
 }
 
 func TestCircuitBreakerOpensReleasesWithoutSendingAndRecovers(t *testing.T) {
+	t.Parallel()
 	// GIVEN a breaker that opens after 2 consecutive 5xx, for 3 s
 	cfg := testConfig()
 	cfg.ServerAttempts = 1
@@ -509,6 +524,7 @@ func TestCircuitBreakerOpensReleasesWithoutSendingAndRecovers(t *testing.T) {
 }
 
 func TestTimeoutKeepsTheAttemptAndTheNextTryChecksTheChat(t *testing.T) {
+	t.Parallel()
 	// GIVEN the fan already has "Thank you babe" from this creator, and the
 	// same text again, which the site records but answers too late (the
 	// scraper times out after its click)
@@ -528,6 +544,7 @@ func TestTimeoutKeepsTheAttemptAndTheNextTryChecksTheChat(t *testing.T) {
 }
 
 func TestAnIdenticalTextAfterAPreClickTimeoutIsSentNotTakenForTheEarlierOne(t *testing.T) {
+	t.Parallel()
 	// GIVEN the fan already has "Thank you babe" from this creator, and the
 	// same text again whose first try times out opening the chat (before
 	// any click)
@@ -550,6 +567,7 @@ func TestAnIdenticalTextAfterAPreClickTimeoutIsSentNotTakenForTheEarlierOne(t *t
 	}
 }
 
+// Serial: its 1 s heartbeat must keep up, which parallel browsers could delay.
 func TestASlowSitePastTheVisibilityWithTwoConsumersSendsEachMessageOnce(t *testing.T) {
 	// GIVEN a queue whose visibility is 1 s, two consumers (two tasks) on it
 	// with a 1 s heartbeat, and a site that takes 3 s to answer each of the
@@ -597,6 +615,7 @@ func TestASlowSitePastTheVisibilityWithTwoConsumersSendsEachMessageOnce(t *testi
 }
 
 func TestAMessageClaimedByAnotherTaskWaitsForTheClaimWithItsGroup(t *testing.T) {
+	t.Parallel()
 	// GIVEN two messages of one creator received together, the first of
 	// which another task has claimed for 30 s (its visibility lapsed there)
 	f := setup(t, testConfig())
@@ -617,6 +636,7 @@ func TestAMessageClaimedByAnotherTaskWaitsForTheClaimWithItsGroup(t *testing.T) 
 }
 
 func TestSendGateKeepsTheSiteUnderTheLimitWhateverTheQueueing(t *testing.T) {
+	t.Parallel()
 	// GIVEN 6 messages of one creator already in the FIFO queue (as after a
 	// scraper outage) and a gate of 2 sends per 2 s
 	f := setupWithGate(t, testConfig(), ratelimit.Config{Limit: 2, Window: 2 * time.Second, Margin: 200 * time.Millisecond, KeyPrefix: "gate"})
@@ -641,6 +661,7 @@ func TestSendGateKeepsTheSiteUnderTheLimitWhateverTheQueueing(t *testing.T) {
 }
 
 func TestRedisEmptiedRightAfterTheLastAllowedSendKeepsTheSiteUnderTheLimit(t *testing.T) {
+	t.Parallel()
 	// GIVEN 8 messages of one creator queued, a gate of 3 sends per 2 s, and
 	// Redis emptied the instant the site records the 3rd send
 	f := setupWithGate(t, testConfig(), ratelimit.Config{Limit: 3, Window: 2 * time.Second, Margin: 200 * time.Millisecond, KeyPrefix: "gate"})
@@ -677,6 +698,7 @@ func TestRedisEmptiedRightAfterTheLastAllowedSendKeepsTheSiteUnderTheLimit(t *te
 }
 
 func TestARejectedSessionPausesTheCreatorUncountedAndResumesWhenTheSessionChanges(t *testing.T) {
+	t.Parallel()
 	// GIVEN creator-a's stored session is one the site rejects, two of its
 	// messages queued, and one of creator-b's
 	f := setup(t, testConfig())

@@ -19,16 +19,23 @@ DRIVER_DIR := .cache/playwright-driver
 NPM_STAMP := node_modules/.installed
 APT_PACKAGES := redis-server chromium
 CHROMIUM := /usr/lib/chromium/chromium
-# Packages whose tests start many processes or the jsii runtime run without
-# -race: it would triple their time for no shared-memory code of ours.
-NO_RACE_PKGS := ./infra/...
+# -race runs where our own code shares memory between goroutines inside the
+# test binary. Without it: infra (the jsii runtime: it would triple its time
+# for no shared-memory code of ours) and scraper/onlyfans (its tests drive
+# one sender from one goroutine and wait on Chromium; the sender's lock and
+# goroutines are raced in ./scraper's tests, which call it from the
+# consumer's concurrent groups with -race). test/e2e keeps -race: devstack's
+# event sources, front and call recorder run concurrently in its binary.
+NO_RACE_PKGS := ./infra/... ./scraper/onlyfans
+# The -race packages: everything else but test/harness, which runs apart (-v).
+RACE_PKGS = $$(go list ./... | grep -v -E '/infra($$|/)|/scraper/onlyfans$$|/test/harness$$')
 # A number of inputs, not a duration: a time budget can run out while a
 # worker on a loaded machine is still gathering its baseline, which the fuzz
 # engine reports as a failure ("context deadline exceeded").
 FUZZTIME ?= 5000x
 BENCHTIME ?= 1s
 
-.PHONY: help check-size actionlint redrive lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
+.PHONY: help check-size actionlint redrive lint deps deps-npm deps-driver deps-go deps-apt synth diff deploy test test-long test-ts openapi-types fuzz bench replay dev e2e-real fmt clean
 
 ## help: list the targets, one line each
 help:
@@ -100,14 +107,27 @@ deploy: deps
 	cdk deploy --all -c env=$(ENV) --require-approval broadening
 
 ## test: every test (unit, integration against real services, CDK templates) and a short fuzz run
+# The -race and the plain packages run side by side (make -j2, each one's
+# output printed whole when it ends): infra's jsii tests keep a CPU busy
+# while the browser tests mostly wait on scaled timeouts and backoffs.
 test: deps deps-apt lint check-size
-	go test -race -count=1 -timeout 35m $$(go list ./... | grep -v -E '/infra($$|/)|/test/harness$$')
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-go-race test-go-plain
 	@# verbose, so the log shows which real services the harness started
 	go test -race -count=1 -timeout 5m -v ./test/harness/ | grep -v '^=== '
-	go test -count=1 -timeout 12m $(NO_RACE_PKGS)
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/message
 	go test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=$(FUZZTIME) ./functions/api/handler
 	$(MAKE) --no-print-directory test-ts
+
+# The two halves of `make test`'s Go packages (see RACE_PKGS, NO_RACE_PKGS).
+.PHONY: test-go-race test-go-plain
+test-go-race:
+	go test -race -count=1 -timeout 35m $(RACE_PKGS)
+test-go-plain:
+	go test -count=1 -timeout 12m $(NO_RACE_PKGS)
+
+## test-long: the full-length versions of tests `make test` runs shortened (the 429 storm of over 200 receives)
+test-long: deps deps-apt
+	go test -race -tags long -count=1 -timeout 30m -run 'TestA429Storm' ./scraper/
 
 ## check-size: no file tracked by git (as staged) is over 1 MB: binaries and build outputs stay out of git
 MAX_FILE_BYTES := 1048576

@@ -37,6 +37,7 @@ func (f *fixture) messageTo(creator, fan, text string) message.Message {
 }
 
 func TestACommitThenDroppedConnectionIsOneSendOneRequestAndOneGateToken(t *testing.T) {
+	t.Parallel()
 	// GIVEN a gate of 3 sends per 3 s, 4 messages of one creator, a page
 	// whose script sends again when its request fails, and a site that
 	// records the first send and then drops the connection before any
@@ -67,6 +68,7 @@ func TestACommitThenDroppedConnectionIsOneSendOneRequestAndOneGateToken(t *testi
 }
 
 func TestAGatewayErrorAfterTheOriginCommittedIsReadBackNotResent(t *testing.T) {
+	t.Parallel()
 	for _, status := range []int{502, 504} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			// GIVEN a gateway that answers status after its origin recorded
@@ -88,6 +90,7 @@ func TestAGatewayErrorAfterTheOriginCommittedIsReadBackNotResent(t *testing.T) {
 }
 
 func TestACRLFTextWhoseClickTimedOutIsFoundAsTheSiteStoresIt(t *testing.T) {
+	t.Parallel()
 	// GIVEN a text with CRLF, a lone CR, a tab and trailing spaces, which
 	// the site records and then answers too late, and a site that stores
 	// texts trimmed
@@ -105,6 +108,7 @@ func TestACRLFTextWhoseClickTimedOutIsFoundAsTheSiteStoresIt(t *testing.T) {
 }
 
 func TestARefusalForOneFanDeadLettersThatMessageAndTheCreatorKeepsSending(t *testing.T) {
+	t.Parallel()
 	// GIVEN a fan who blocked creator-a (the site answers 403 to sends to
 	// them, the session is good), and creator-a's messages to another fan
 	// before and after
@@ -134,6 +138,7 @@ func TestARefusalForOneFanDeadLettersThatMessageAndTheCreatorKeepsSending(t *tes
 }
 
 func TestTheCapturesOfAFailedSendHoldNoCredential(t *testing.T) {
+	t.Parallel()
 	// GIVEN a send the site refuses (captures: screenshot, page, trace),
 	// after a successful one in the same context (the trace's network log
 	// then holds the session cookie of several requests)
@@ -205,6 +210,7 @@ func outageConfig() scraper.Config {
 }
 
 func TestAThreeHourOutageOfEachKindDeadLettersNothingAndDeliversEverythingOnceInOrder(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []fakesite.Outage{fakesite.Refused, fakesite.Hanging, fakesite.Storm, fakesite.Reset} {
 		t.Run(kind.String(), func(t *testing.T) {
 			// Mostly waiting (timeouts, the breaker's open time): the kinds

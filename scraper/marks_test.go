@@ -111,6 +111,7 @@ func (f *fixture) stored(id string) (scraper.Stored, bool) {
 }
 
 func TestAnUnresolvedClicksMarkOutlivesRedisAndTheTaskThatClicked(t *testing.T) {
+	t.Parallel()
 	// GIVEN a site that records a send and then refuses every connection
 	// before answering it, so that its read-back cannot run either
 	f := setup(t, testConfig())
@@ -154,6 +155,7 @@ func TestAnUnresolvedClicksMarkOutlivesRedisAndTheTaskThatClicked(t *testing.T) 
 }
 
 func TestAnUnknownSendWhoseAnchorIsDeletedIsNeverClickedAgainAndWaitsInTheDLQWithItsReason(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name, earlier string
 		ids           bool
@@ -201,6 +203,7 @@ func TestAnUnknownSendWhoseAnchorIsDeletedIsNeverClickedAgainAndWaitsInTheDLQWit
 }
 
 func TestIdenticalTextsBackToBackInAChatShowingItsLatestTwoAreEachSentOnce(t *testing.T) {
+	t.Parallel()
 	// GIVEN a chat page that shows the latest 2 messages with the site's
 	// ids, five "ok" of one creator, and their sends meeting a commit then
 	// 502, a 502 that did not commit, a commit then a dropped connection
@@ -230,6 +233,7 @@ func TestIdenticalTextsBackToBackInAChatShowingItsLatestTwoAreEachSentOnce(t *te
 }
 
 func TestARunOfIdenticalTextsTheChatCannotTellApartIsNeverSentTwice(t *testing.T) {
+	t.Parallel()
 	// GIVEN a chat page that shows the latest 2 messages, without ids, a
 	// fan who has "ok" twice from this creator, and a third "ok" answered
 	// 502 (not committed: the chat looks the same either way)
@@ -254,6 +258,7 @@ func TestARunOfIdenticalTextsTheChatCannotTellApartIsNeverSentTwice(t *testing.T
 }
 
 func TestTwoTasksThroughAnOutageAndARedisLossSendEachIdenticalTextOnceInOrder(t *testing.T) {
+	t.Parallel()
 	// GIVEN two tasks, two creators each queuing "ok", "ok", "see you",
 	// sends that meet a commit then a dropped connection and a commit then
 	// 502, and, the instant the site records its third send, the site

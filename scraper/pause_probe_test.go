@@ -10,6 +10,7 @@ import (
 )
 
 func TestAPausedCreatorIsReprobedAndResumesWhenTheSessionChecksGoodAgain(t *testing.T) {
+	t.Parallel()
 	// GIVEN creator-a's chat pages showing the login page for a while (the
 	// site logged its sessions out, or a front served its login page),
 	// while the session itself is the same, and a re-probe every second

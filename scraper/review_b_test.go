@@ -55,6 +55,7 @@ func (f *fixture) visibleNow(m sqstypes.Message) {
 }
 
 func TestRev22ASentMessageWhoseDeleteFailedIsNotSentAgainAfterRedisLosesItsData(t *testing.T) {
+	t.Parallel()
 	// GIVEN a message the scraper sent (the site answered 200 at once: the
 	// hot path, nothing written to the mark store), whose SQS delete then
 	// failed (the consumer's own "its delete failed: it is back after the
@@ -119,6 +120,7 @@ func (f *fixture) sendAsCreator(creator, fan, text string) {
 }
 
 func TestRev22AnUnknownSendWhoseAnchorHasItsTextIsNotResentWhenTheCreatorWritesAfterIt(t *testing.T) {
+	t.Parallel()
 	// GIVEN a chat page that shows the latest 2 messages, without ids (the
 	// profile's default), and two "ok" of one creator queued back to back
 	// (the first one becomes the anchor of the second's click)
@@ -146,6 +148,7 @@ func TestRev22AnUnknownSendWhoseAnchorHasItsTextIsNotResentWhenTheCreatorWritesA
 }
 
 func TestRev22AGateway502OnARepeatedTextInAChatShowingEverythingIsDeliveredNotDeadLettered(t *testing.T) {
+	t.Parallel()
 	// GIVEN the site's default chat page, which shows the whole
 	// conversation (no paging: the count alone could tell), three "ok" of
 	// one creator, and a gateway answering 502 to the third send without
@@ -171,6 +174,7 @@ func TestRev22AGateway502OnARepeatedTextInAChatShowingEverythingIsDeliveredNotDe
 }
 
 func TestRev22AnUnknownSendWhileTheChatsHistoryDoesNotRenderIsNotDeadLettered(t *testing.T) {
+	t.Parallel()
 	// GIVEN a send committed and answered 502 by a gateway, and from that
 	// moment every chat page loading its shell and composer but never its
 	// history (the site's history service down: the history's end marker,
@@ -206,6 +210,7 @@ func TestRev22AnUnknownSendWhileTheChatsHistoryDoesNotRenderIsNotDeadLettered(t 
 }
 
 func TestRev22ChatsWhoseHistoryNeverRendersForEveryCreatorDeadLetterNothing(t *testing.T) {
+	t.Parallel()
 	// GIVEN every chat page loading its shell and composer but never its
 	// history (the site's history service down), for two creators' messages
 	// (nothing clicked yet: the mark is read before the click)
@@ -227,6 +232,7 @@ func TestRev22ChatsWhoseHistoryNeverRendersForEveryCreatorDeadLetterNothing(t *t
 }
 
 func TestRev22AnUnknownSendIsSettledWhenTheCreatorDeletesAnOlderMessageThanTheAnchor(t *testing.T) {
+	t.Parallel()
 	// GIVEN the site's default chat page (the whole conversation, no ids),
 	// a fan who got "a", "b", "c" from this creator, and "d" answered 502
 	// by a gateway without its origin committing it (a 5xx storm starting

@@ -81,6 +81,7 @@ func rewriteChatPages(rewrite func(string) string) func(http.Handler) http.Handl
 }
 
 func TestReviewAnUnknownSendIsFoundWhenTheChatRendersLineBreaksAsBR(t *testing.T) {
+	t.Parallel()
 	// GIVEN a chat page that renders a message's line breaks as <br> (as
 	// most chat web apps do; the text nodes then hold no white space
 	// between the lines), and a gateway answering 502 after its origin
@@ -101,6 +102,7 @@ func TestReviewAnUnknownSendIsFoundWhenTheChatRendersLineBreaksAsBR(t *testing.T
 }
 
 func TestReviewAnUnknownSendIsFoundWhenTheSiteDropsInvisibleCharacters(t *testing.T) {
+	t.Parallel()
 	for name, c := range map[string]struct{ text, drop string }{
 		"emoji variation selector": {"love you \u2764\ufe0f", "\ufe0f"},
 		"zero-width space":         {"call\u200bme", "\u200b"},
@@ -125,6 +127,7 @@ func TestReviewAnUnknownSendIsFoundWhenTheSiteDropsInvisibleCharacters(t *testin
 }
 
 func TestReviewAnUnknownSendIsNotResentWhileTheChatListLagsBehindTheCommit(t *testing.T) {
+	t.Parallel()
 	// GIVEN a chat list that shows a committed message 2 s after the
 	// commit (the site's write path is asynchronous, or a cache serves the
 	// chat), a gateway answering 502 after its origin committed, and the
@@ -152,6 +155,7 @@ func TestReviewAnUnknownSendIsNotResentWhileTheChatListLagsBehindTheCommit(t *te
 }
 
 func TestReviewASlowSiteThatRecordsLateStillSeesNoMoreThanTheLimitInAnyWindow(t *testing.T) {
+	t.Parallel()
 	// GIVEN a gate of 3 sends per 3 s (margin 200 ms), 4 messages of one
 	// creator, and a site that takes 1.2 s on the first send and records it
 	// when it gets to it (inside the 1.5 s response timeout: a clean 200;
@@ -170,6 +174,7 @@ func TestReviewASlowSiteThatRecordsLateStillSeesNoMoreThanTheLimitInAnyWindow(t 
 }
 
 func TestReviewAnExpiredSessionShowingTheLoginPageDeadLettersNothing(t *testing.T) {
+	t.Parallel()
 	// GIVEN creator-a's session expired (its chat pages show the login
 	// page), and a session check that answers 200 with the login page (a
 	// single-page app answering every path with its shell; how the real
@@ -198,6 +203,7 @@ func TestReviewAnExpiredSessionShowingTheLoginPageDeadLettersNothing(t *testing.
 }
 
 func TestReviewAChatPageWithoutItsComposerForEveryCreatorDeadLettersNothing(t *testing.T) {
+	t.Parallel()
 	// GIVEN the site serving every chat page without its composer (a
 	// front-end outage: the script bundle's CDN down, a 200 maintenance
 	// page) for two creators' messages
@@ -215,6 +221,7 @@ func TestReviewAChatPageWithoutItsComposerForEveryCreatorDeadLettersNothing(t *t
 }
 
 func TestReviewOneUnauthorisedAnswerWithAGoodSessionDoesNotDeadLetterTheMessage(t *testing.T) {
+	t.Parallel()
 	// GIVEN a send answered 401 once (a request signature or CSRF token
 	// that expired a moment ago; the session is good, the chat loaded
 	// with it), then the site accepting sends again
@@ -236,6 +243,7 @@ func TestReviewOneUnauthorisedAnswerWithAGoodSessionDoesNotDeadLetterTheMessage(
 }
 
 func TestReviewABrowserThatCannotStartDeadLettersNothing(t *testing.T) {
+	t.Parallel()
 	// GIVEN a task whose Chromium cannot start (out of memory, /tmp full,
 	// a broken image: here a binary that exits at once): no message can
 	// be sent, whichever it is
@@ -254,6 +262,7 @@ func TestReviewABrowserThatCannotStartDeadLettersNothing(t *testing.T) {
 }
 
 func TestReviewAnUnknownSendIsFoundWhenTheChatRendersItsHistoryAfterLoad(t *testing.T) {
+	t.Parallel()
 	// GIVEN a single-page chat whose history is rendered by its script a
 	// moment after the page loaded (fetched from the site's API; the
 	// composer is there at once; #history[data-loaded] once rendered), a fan who already has "ok", and a
@@ -275,6 +284,7 @@ func TestReviewAnUnknownSendIsFoundWhenTheChatRendersItsHistoryAfterLoad(t *test
 }
 
 func TestReviewACDNBlockOfEveryRequestDoesNotPauseTheCreatorsForEver(t *testing.T) {
+	t.Parallel()
 	// GIVEN a CDN in front of the site answering 403 to every request for
 	// a while (a bot-protection block of the task's address, with its
 	// challenge page: chat pages, sends and the session check alike),
@@ -307,6 +317,7 @@ func TestReviewACDNBlockOfEveryRequestDoesNotPauseTheCreatorsForEver(t *testing.
 }
 
 func TestReviewRedisForgettingTheAttemptMarkOfAnUnknownSendDoesNotSendItTwice(t *testing.T) {
+	t.Parallel()
 	// GIVEN a site that records a send and goes down (reset) before
 	// answering it, so that the read-back cannot run either, and Redis
 	// losing its last writes at that moment (a failover with replication
@@ -335,6 +346,7 @@ func TestReviewRedisForgettingTheAttemptMarkOfAnUnknownSendDoesNotSendItTwice(t 
 }
 
 func TestReviewAnUnknownSendIsFoundWhenTheChatShowsOnlyItsLatestMessages(t *testing.T) {
+	t.Parallel()
 	// GIVEN a chat page that shows the latest 3 messages (older ones load
 	// on scroll, as chat web apps do), a fan who already has "ok" as the
 	// oldest of them, and a gateway answering 502 after its origin

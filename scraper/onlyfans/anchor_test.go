@@ -21,6 +21,7 @@ func chat(s string) []onlyfans.Shown {
 }
 
 func TestAReadBackCountsOnlyCopiesAfterTheMessagesShownLastAtTheClick(t *testing.T) {
+	t.Parallel()
 	ok := onlyfans.Digest("ok")
 	for _, c := range []struct {
 		name, before, after string
@@ -68,6 +69,7 @@ func TestAReadBackCountsOnlyCopiesAfterTheMessagesShownLastAtTheClick(t *testing
 }
 
 func TestALegacyMarkIsJudgedByItsCount(t *testing.T) {
+	t.Parallel()
 	ok := onlyfans.Digest("ok")
 	m := onlyfans.Mark{Identical: 1, Legacy: true}
 	if got := m.Judge(chat("ok ok"), ok).Outcome; got != onlyfans.Sent {
@@ -79,6 +81,7 @@ func TestALegacyMarkIsJudgedByItsCount(t *testing.T) {
 }
 
 func TestAMarkKeepsOnlyTheTailOfALongChat(t *testing.T) {
+	t.Parallel()
 	ok := onlyfans.Digest("ok")
 	long := strings.Repeat("x y ", 50) + "a b c"
 	m := onlyfans.NewMark(chat(long), ok)
@@ -94,6 +97,7 @@ func TestAMarkKeepsOnlyTheTailOfALongChat(t *testing.T) {
 }
 
 func TestAReadBackFindsAnUnknownClickInAChatShowingOnlyItsLatestMessages(t *testing.T) {
+	t.Parallel()
 	for _, withIDs := range []bool{false, true} {
 		t.Run(map[bool]string{false: "texts", true: "ids"}[withIDs], func(t *testing.T) {
 			// GIVEN a chat page that shows its latest 3 messages, with the
@@ -160,6 +164,7 @@ func TestAReadBackFindsAnUnknownClickInAChatShowingOnlyItsLatestMessages(t *test
 }
 
 func TestAReadBackOfAChatShowingItsStartTellsByTheCount(t *testing.T) {
+	t.Parallel()
 	ok := onlyfans.Digest("ok")
 	for _, c := range []struct {
 		name, before, after string

@@ -21,6 +21,7 @@ import (
 )
 
 func TestTextsAreTypedAndCountedAsTheSiteStoresThem(t *testing.T) {
+	t.Parallel()
 	// GIVEN a corpus of texts a composer may rewrite
 	corpus := map[string]string{
 		"crlf":        "first line\r\nsecond line",
@@ -91,6 +92,10 @@ func TestAnUnavailableSiteIsSiteDownWhateverTheCause(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			// The cases run side by side (each its own browser, mostly
+			// waiting on its timeouts). The test itself is serial: a port
+			// freePort let go must stay free while the cases run.
+			t.Parallel()
 			s := completeSender(t, onlyfans.Config{
 				BaseURL: c.base, Browser: browser.Options{DriverDir: harness.DriverDir(t),
 					ExtraArgs: []string{"--host-resolver-rules=MAP site.unresolvable.test ~NOTFOUND"}},
@@ -109,6 +114,7 @@ func TestAnUnavailableSiteIsSiteDownWhateverTheCause(t *testing.T) {
 }
 
 func TestOneClickReachesTheSiteOnceWhateverThePageAndTheConnectionDo(t *testing.T) {
+	t.Parallel()
 	// GIVEN a page that re-sends when its request fails, and a site that
 	// records the send and then drops the connection before answering
 	site := fakesite.Start(t)
@@ -147,6 +153,7 @@ func TestOneClickReachesTheSiteOnceWhateverThePageAndTheConnectionDo(t *testing.
 }
 
 func TestAFailedSendsTraceHoldsNoSessionButStillTheSteps(t *testing.T) {
+	t.Parallel()
 	site := fakesite.Start(t)
 	secret := site.AddCreator("creator-1")
 	creds := onlyfans.Credentials{SessionCookie: secret}
@@ -217,6 +224,8 @@ func hangingListener(t *testing.T) string {
 	return fmt.Sprint(l.Addr())
 }
 
+// Serial, as the review test through a DNS name: the absent proxy's port
+// (freePort) must not be taken by another test's server meanwhile.
 func TestAPageCannotReachTheTasksCredentialEndpoints(t *testing.T) {
 	// GIVEN a creator's page, in a browser whose every other request goes
 	// to a proxy that is not there (so nothing this test does leaves

@@ -24,6 +24,7 @@ func newSenderWith(t *testing.T, site *fakesite.Site, cfg onlyfans.Config) *only
 }
 
 func TestAKeptPageServesTheCreatorsNextSendsAndAFailedOneIsReplaced(t *testing.T) {
+	t.Parallel()
 	// GIVEN a creator who sent once
 	site := fakesite.Start(t)
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
@@ -64,6 +65,7 @@ func TestAKeptPageServesTheCreatorsNextSendsAndAFailedOneIsReplaced(t *testing.T
 }
 
 func TestOnlyKeepContextsCreatorsStayOpen(t *testing.T) {
+	t.Parallel()
 	// GIVEN a sender keeping two creators open
 	site := fakesite.Start(t)
 	s := newSenderWith(t, site, onlyfans.Config{KeepContexts: 2})
@@ -85,6 +87,7 @@ func TestOnlyKeepContextsCreatorsStayOpen(t *testing.T) {
 }
 
 func TestTheProfilesBlockedImagesAndFontsAreNeverFetched(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		block   bool
@@ -112,6 +115,7 @@ func TestTheProfilesBlockedImagesAndFontsAreNeverFetched(t *testing.T) {
 }
 
 func TestAFailedSendCarriesItsPlaywrightTrace(t *testing.T) {
+	t.Parallel()
 	// GIVEN traces on and a site that refuses one send
 	site := fakesite.Start(t)
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}

@@ -18,6 +18,8 @@ import (
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
+// The tests run in parallel (t.Parallel): each starts its own fake site and
+// sender (its own browser). Those that need a port to stay free stay serial.
 func newSender(t *testing.T, site *fakesite.Site) *onlyfans.Sender {
 	t.Helper()
 	return newSenderFor(t, site, onlyfans.DefaultProfile())
@@ -92,6 +94,7 @@ func onEachVariant(t *testing.T, test func(t *testing.T, site *fakesite.Site, pr
 }
 
 func TestSendTypesAndReadsTheSiteStatusOnEitherVariant(t *testing.T) {
+	t.Parallel()
 	onEachVariant(t, testSendTypesAndReadsTheSiteStatus)
 }
 
@@ -147,6 +150,7 @@ func testSendTypesAndReadsTheSiteStatus(t *testing.T, site *fakesite.Site, profi
 }
 
 func TestSendWithAnExpiredSessionIs401OnEitherVariant(t *testing.T) {
+	t.Parallel()
 	onEachVariant(t, func(t *testing.T, site *fakesite.Site, profile onlyfans.Profile) {
 		s := newSenderFor(t, site, profile)
 		res, _, err := s.Send(context.Background(), "creator-1", onlyfans.Credentials{SessionCookie: "expired"}, msg(t, "fan-1", "hi"), nil)
@@ -160,6 +164,7 @@ func TestSendWithAnExpiredSessionIs401OnEitherVariant(t *testing.T) {
 }
 
 func TestTheSessionCookieIsHttpOnlySecureAndSameSite(t *testing.T) {
+	t.Parallel()
 	site := fakesite.Start(t)
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
 	s := newSender(t, site)
@@ -182,6 +187,7 @@ func TestTheSessionCookieIsHttpOnlySecureAndSameSite(t *testing.T) {
 }
 
 func TestProfilesAreValidatedWithTheFieldNamed(t *testing.T) {
+	t.Parallel()
 	if err := onlyfans.DefaultProfile().Validate(); err != nil {
 		t.Fatalf("default profile: %v", err)
 	}
@@ -197,6 +203,7 @@ func TestProfilesAreValidatedWithTheFieldNamed(t *testing.T) {
 }
 
 func TestCrashedBrowserIsRelaunched(t *testing.T) {
+	t.Parallel()
 	site := fakesite.Start(t)
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
 	s := newSender(t, site)
@@ -214,6 +221,7 @@ func TestCrashedBrowserIsRelaunched(t *testing.T) {
 }
 
 func TestBeforeClickCanStopTheSend(t *testing.T) {
+	t.Parallel()
 	site := fakesite.Start(t)
 	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
 	s := newSender(t, site)

@@ -36,11 +36,18 @@ const (
 
 func start(t *testing.T, creators []string, pollers int) (*local.Pipeline, *harness.Buffer) {
 	t.Helper()
+	return startWith(t, creators, pollers, nil)
+}
+
+// startWith is start with scraper settings overridden (scraperEnv: names of
+// scraper/settings).
+func startWith(t *testing.T, creators []string, pollers int, scraperEnv map[string]string) (*local.Pipeline, *harness.Buffer) {
+	t.Helper()
 	logs := &harness.Buffer{}
 	// The stack's limit (10 per 60 s) with its window scaled to 3 s: every
 	// margin and slack scales with it; the 15 min outage cap is 4 s here.
 	p := local.Start(t, local.Options{Creators: creators, Options: devstack.Options{Window: window, OutageBackoffMax: 4 * time.Second,
-		LimiterPollers: pollers, ReplayEvery: time.Second, Logs: logs, Recorder: recorder}})
+		LimiterPollers: pollers, ReplayEvery: time.Second, Logs: logs, Recorder: recorder, ScraperEnv: scraperEnv}})
 	if got := p.Wiring.Limiter.Limit.Count; got != limit {
 		t.Fatalf("the stack's limit is %d, these tests assert %d", got, limit)
 	}
@@ -267,7 +274,10 @@ func TestScraperKilledMidBatchAndRestarted(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			creators := []string{"creator-a", "creator-b"}
-			p, _ := start(t, creators, 4)
+			// A lost task leaves its in-flight messages invisible, and
+			// claimed, for the last heartbeat's visibility (60 s in the
+			// stack): 10 s here, renewed every 3.3 s while a task lives.
+			p, _ := startWith(t, creators, 4, map[string]string{"HEARTBEAT_VISIBILITY": "10s"})
 			if sig == syscall.SIGKILL {
 				// A lost task leaves its in-flight messages invisible for the
 				// queue's 600 s; shorten that for the test.

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
 )
 
 // commitAfterTheClientLeft holds the first send request at a front (an
@@ -87,5 +89,47 @@ func TestRev22CAHangingSiteThatCommitsAfterTheClientLeftGetsTheMessageOnce(t *te
 	// THEN the fan has it once
 	if got := f.site.Texts("creator-a"); !ok || len(got) != 1 {
 		t.Fatalf("ok %t: the fan has %q (%d send requests at the origin)\n%s", ok, got, f.site.SendRequests(), f.logs)
+	}
+}
+
+// TestAnUnansweredSendThatLandsBeforeTheHorizonKeepsTheCreatorsNextSendOutOfItsWindow:
+//
+// Promise: never more than the limit per window per creator at the site;
+// the gate is charged for a request that got no answer for as long as it
+// may land (LateCommitHorizon after its click), not from its client's
+// give-up.
+//
+// Fault: a gate of 1 send per 10 s; the first send request hangs (no
+// answer, the client times out after 1.5 s) and the origin commits it 12 s
+// later, inside the horizon (15 s in tests). Restamped at the give-up, its
+// approval would leave the window at about 11.7 s and the creator's next
+// message be admitted as soon as the read-back found the first one (about
+// 15 s): two sends some 4 s apart at the site.
+func TestAnUnansweredSendThatLandsBeforeTheHorizonKeepsTheCreatorsNextSendOutOfItsWindow(t *testing.T) {
+	// GIVEN a gate of 1 per 10 s and a front whose first send request is
+	// answered never and committed by the origin 12 s later
+	gateCfg := ratelimit.Config{Limit: 1, Window: 10 * time.Second, Margin: 200 * time.Millisecond, KeyPrefix: "gate"}
+	cfg := testConfig()
+	f := setupWithGate(t, cfg, gateCfg)
+	committed := make(chan struct{})
+	f.behindGate(cfg, gateCfg, commitAfterTheClientLeft(12*time.Second, committed))
+	f.enqueue(f.newMessage("creator-a", "into a hanging origin"))
+	f.enqueue(f.newMessage("creator-a", "the next one"))
+	// WHEN the scraper drains both and the held request has landed
+	ok := f.runUntil(90*time.Second, func() bool {
+		select {
+		case <-committed:
+			return len(f.site.Texts("creator-a")) >= 2 && f.queueCount(f.queues.Workflows.URL) == 0
+		default:
+			return false
+		}
+	})
+	// THEN each is at the site once, in order, and no 10 s window held two
+	got := f.site.Texts("creator-a")
+	if !ok || len(got) != 2 || got[0] != "into a hanging origin" || got[1] != "the next one" {
+		t.Fatalf("ok %t: the site has %q\n%s", ok, got, f.logs)
+	}
+	if n := f.site.MaxInWindow(10 * time.Second)["creator-a"]; n > 1 {
+		t.Fatalf("%d sends in one 10 s window at the site (limit 1)\n%s", n, f.site.Summary([]string{"creator-a"}, 1, 10*time.Second))
 	}
 }

@@ -113,6 +113,7 @@ func Wire(env infra.Environment, r infra.Resources, window, outageMax time.Durat
 	w.Scraper.BreakerOpenFor = sc(w.Scraper.BreakerOpenFor)
 	w.Scraper.PauseProbeEvery = sc(w.Scraper.PauseProbeEvery)
 	w.Scraper.ReadBackSettle = sc(w.Scraper.ReadBackSettle)
+	w.Scraper.LateCommitHorizon = sc(w.Scraper.LateCommitHorizon)
 	w.Scraper.PollWait = max(sc(w.Scraper.PollWait).Truncate(time.Second), time.Second) // SQS long polls in whole seconds
 	if outageMax > 0 {
 		w.Limiter.OutageBackoffMax, w.Scraper.OutageBackoffMax = outageMax, outageMax

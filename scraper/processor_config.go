@@ -38,6 +38,12 @@ type Config struct {
 	// site's chat list may show a commit late (an asynchronous write path,
 	// a cache).
 	ReadBackSettle time.Duration
+	// LateCommitHorizon is how long after its click a send request may
+	// still land at the site when it got no answer (an origin keeps
+	// working after its client left). Before it passed, a read-back that
+	// finds no copy is no "not sent": the message waits with its attempt
+	// mark, and the request stays charged to the gate (Gate.Hold).
+	LateCommitHorizon time.Duration
 	// PauseProbeEvery is how often a creator paused for a rejected session
 	// is re-probed with the session check: the pause
 	// lifts by itself when the check passes again, not only when the
@@ -61,7 +67,8 @@ func (c Config) Validate() error {
 		name string
 		d    time.Duration
 	}{{"breaker open time", c.BreakerOpenFor}, {"outage backoff", c.OutageBackoff},
-		{"outage backoff max", c.OutageBackoffMax}, {"read-back settle", c.ReadBackSettle}, {"pause probe interval", c.PauseProbeEvery}}
+		{"outage backoff max", c.OutageBackoffMax}, {"read-back settle", c.ReadBackSettle}, {"pause probe interval", c.PauseProbeEvery},
+		{"late commit horizon", c.LateCommitHorizon}}
 	for _, f := range positive {
 		if f.d <= 0 {
 			errs = append(errs, fmt.Errorf("processor: %s must be positive, got %s", f.name, f.d))

@@ -17,7 +17,8 @@ import (
 // crash or a kill after the click): a copy of this text in the chat after
 // the messages shown last at that click means it was sent. Shown and no
 // copy after them: the mark is cleared and the message is sent again
-// (settled false). A chat that cannot be read, or a read-back that cannot
+// (settled false), once the click's request can no longer land
+// (LateCommitHorizon; until then the message waits with its mark). A chat that cannot be read, or a read-back that cannot
 // tell (the anchor gone), leaves the mark in place.
 func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int, c *click) (Outcome, bool) {
 	id := msg.MessageID
@@ -32,6 +33,9 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", v.Identical, st.Mark.Identical)}, true
 	case onlyfans.Unknown:
 		return p.fail(ctx, id, ClassOutcomeUnknown, "checking an interrupted send: "+v.Why+" (the attempt mark stays)", 0), true
+	}
+	if left := p.mayLandFor(st.Mark); left > 0 {
+		return p.mayStillLand(ctx, id, receives, "checking an interrupted send", left, 0, st.Failures), true
 	}
 	p.log.InfoContext(ctx, "interrupted attempt did not send; sending again", "message_id", id, "identical_texts", v.Identical)
 	p.settle(ctx, id, c, false)

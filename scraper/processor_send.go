@@ -16,9 +16,12 @@ import (
 // Restamp is called when an admitted send ended: its approval then counts
 // from that moment, the latest the site can have recorded it (a slow site
 // records a send up to the response timeout after the gate's decision).
+// Hold is called instead when the send got no answer: its approval counts
+// from later, the last moment the request may land (LateCommitHorizon).
 type Gate interface {
 	Decide(ctx context.Context, reqs []ratelimit.Request) ([]ratelimit.Decision, error)
 	Restamp(ctx context.Context, key, id string) (bool, error)
+	Hold(ctx context.Context, key, id string, later time.Duration) (bool, error)
 }
 
 // gatedError stops a send the gate did not admit.
@@ -88,6 +91,7 @@ func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.M
 		return err
 	}
 	s.admitted = true
+	mark.ClickedAt = p.now().UnixMilli()
 	if err := p.ledger.MarkAttempting(ctx, id, mark); err != nil {
 		return ledgerError{err}
 	}
@@ -97,14 +101,18 @@ func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.M
 }
 
 // attempt makes one send through the breaker; a 5xx is its failure, and
-// an admitted send's gate approval is restamped at its end.
+// an admitted send's gate approval is restamped at its end, or held until
+// the request can no longer land when it got no answer.
 func (p *Processor) attempt(ctx context.Context, s *sending) (onlyfans.Result, error) {
 	creator := s.msg.CreatorKey()
 	return p.breaker.Execute(func() (onlyfans.Result, error) {
 		s.admitted = false
 		r, a, err := p.browser.Send(ctx, creator, s.creds, s.msg, func(mark onlyfans.Mark) error { return p.beforeClick(ctx, s, mark) })
 		s.art = a
-		if s.admitted {
+		switch {
+		case s.admitted && unanswered(r, err):
+			p.hold(ctx, creator, s.msg.MessageID, p.mayLandFor(s.before))
+		case s.admitted:
 			p.restamp(ctx, creator, s.msg.MessageID)
 		}
 		if err == nil && r.Status >= 500 {
@@ -165,6 +173,9 @@ func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.R
 			Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, v.Identical, s.before.Identical)}, false
 	case onlyfans.Unknown:
 		return p.fail(ctx, id, ClassOutcomeUnknown, "reading back a send with an unknown outcome ("+why+"): "+v.Why+" (the attempt mark stays)", attempts), false
+	}
+	if left := p.mayLandFor(s.before); unanswered(res, err) && left > 0 {
+		return p.mayStillLand(ctx, id, receives, why, left, attempts, failures), false
 	}
 	p.settle(ctx, id, s.c, false)
 	class := ClassSiteDown
@@ -236,6 +247,44 @@ func (p *Processor) restamp(ctx context.Context, creator, id string) {
 	if _, err := p.gate.Restamp(ctx, creator, id); err != nil {
 		p.log.WarnContext(ctx, "send gate approval not restamped at the send's end", "message_id", id, "error", err)
 	}
+}
+
+// hold keeps the gate's approval of a send that got no answer until later
+// from now, when it can no longer land. A Redis error leaves it at its
+// decision: logged.
+func (p *Processor) hold(ctx context.Context, creator, id string, later time.Duration) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restampTimeout)
+	defer cancel()
+	if _, err := p.gate.Hold(ctx, creator, id, later); err != nil {
+		p.log.WarnContext(ctx, "send gate approval of an unanswered send not held until it can no longer land", "message_id", id, "error", err)
+	}
+}
+
+// unanswered says a click's request got no answer at all (no answer in
+// time, a dropped connection, a crash): the origin may still be working on
+// it and commit it later.
+func unanswered(res onlyfans.Result, err error) bool {
+	return err != nil && res.Outcome == onlyfans.Unknown && res.Status == 0
+}
+
+// mayLandFor is how much longer a request of the click of mark may land at
+// the site (LateCommitHorizon after the click); 0 for a mark without its
+// click time (written before it was recorded).
+func (p *Processor) mayLandFor(mark onlyfans.Mark) time.Duration {
+	if mark.ClickedAt == 0 {
+		return 0
+	}
+	return max(time.UnixMilli(mark.ClickedAt).Add(p.cfg.LateCommitHorizon).Sub(p.now()), 0)
+}
+
+// mayStillLand releases a message whose click's request may still land:
+// the chat does not show it yet, which says nothing before the horizon.
+// The attempt mark stays, and the message is read back again once the
+// request can no longer land (at least left from now, growing with every
+// wait); its creator's later messages wait behind it (its FIFO group).
+func (p *Processor) mayStillLand(ctx context.Context, id string, receives int, why string, left time.Duration, attempts, failures int) Outcome {
+	p.log.WarnContext(ctx, "the chat does not show a send that may still land; reading back again later (the attempt mark stays)", "message_id", id, "may_land_for", left.String())
+	return p.wait(ctx, id, receives, ClassSiteDown, fmt.Sprintf("%s; not in the chat yet, and the request may still land for %s: read back again then (the attempt mark stays)", why, left.Round(time.Second)), left, attempts, failures)
 }
 
 // restampTimeout bounds the gate call after a send.

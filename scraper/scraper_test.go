@@ -63,6 +63,9 @@ func testConfig() scraper.Config {
 	c.RateLimitDefault, c.BreakerFailures, c.BreakerOpenFor, c.OutageBackoff = 0, 100, time.Second, time.Second
 	// Scaled: the lagging chat list of the review test shows a commit 2 s late.
 	c.ReadBackSettle = 2500 * time.Millisecond
+	// Scaled: a send request with no answer may land 15 s after its click
+	// (the hanging origin of the review test commits one 12 s late).
+	c.LateCommitHorizon = 15 * time.Second
 	return c
 }
 

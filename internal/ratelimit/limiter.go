@@ -12,7 +12,9 @@
 //   - RetryAfter is the moment the key's window next has room;
 //   - an approval's entry lies at its decision time until Restamp moves it
 //     to the moment its send ended (the latest the site can have recorded
-//     it): a site that records a send late is counted from then;
+//     it): a site that records a send late is counted from then; Hold
+//     moves it later still, to the last moment a send that got no answer
+//     may land;
 //   - a Redis that lost its state (no fence key: restart without
 //     persistence, node replacement, failover to an empty replica) approves
 //     nothing for one Window + Margin after it is first seen: every approval
@@ -181,6 +183,22 @@ func (l *Limiter) Restamp(ctx context.Context, key, id string) (bool, error) {
 		return false, fmt.Errorf("ratelimit: restamp needs a key and an id, got %q, %q", key, id)
 	}
 	n, err := restampScript.Run(ctx, l.rdb, []string{l.cfg.LogKey(key)}, id, l.cfg.Span().Microseconds()).Int64()
+	if err != nil {
+		return false, fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Hold moves the newest approval of id in key's log to now + later (Redis
+// time): its send got no answer and the site may still record it until
+// then, so the approval counts in every window up to one span after that
+// and the key's later requests wait for it. It reports whether an approval
+// was found.
+func (l *Limiter) Hold(ctx context.Context, key, id string, later time.Duration) (bool, error) {
+	if key == "" || id == "" {
+		return false, fmt.Errorf("ratelimit: hold needs a key and an id, got %q, %q", key, id)
+	}
+	n, err := restampScript.Run(ctx, l.rdb, []string{l.cfg.LogKey(key)}, id, l.cfg.Span().Microseconds(), max(later, 0).Microseconds()).Int64()
 	if err != nil {
 		return false, fmt.Errorf("ratelimit: redis: %w", err)
 	}

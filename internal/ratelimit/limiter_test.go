@@ -436,3 +436,22 @@ func TestRestamp_MovesTheNewestApprovalOfTheIdToNowSoItsWindowEndsLater(t *testi
 		t.Fatalf("log order after restamp: %v", entries)
 	}
 }
+
+func TestHold_KeepsAnUnansweredApprovalInTheWindowUntilItCanNoLongerLand(t *testing.T) {
+	// GIVEN a limit of 1 per 300 ms window, spent by "hung", whose send got
+	// no answer and may land at the site up to 1 s from now
+	r := harness.StartRedis(t)
+	l := newLimiter(t, r.Client(), 1, 300*time.Millisecond)
+	decideOne(t, l, "c", "hung")
+	ctx := context.Background()
+	if moved, err := l.Hold(ctx, "c", "hung", time.Second); err != nil || !moved {
+		t.Fatalf("Hold(hung) = %t, %v", moved, err)
+	}
+	// WHEN the creator's next send asks after its window would have ended
+	time.Sleep(400 * time.Millisecond)
+	d := decideOne(t, l, "c", "next")
+	// THEN it waits until one window after the last moment "hung" may land
+	if d.Allowed || d.RetryAfter < 600*time.Millisecond {
+		t.Fatalf("next send %+v: admitted (or told to retry too early) while the unanswered one may still land", d)
+	}
+}

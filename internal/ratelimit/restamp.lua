@@ -5,11 +5,16 @@
 -- highest score) is the attempt that just ended. Nothing is added: an
 -- approval Redis forgot (the fence then holds everyone) stays forgotten.
 --
+-- A later_us (Limiter.Hold) moves it to now + later_us instead: a request
+-- that got no answer may still land at the site until then, and the
+-- approval counts in every window up to one span after that.
+--
 -- KEYS: log
--- ARGV: id, span_us
+-- ARGV: id, span_us[, later_us]
 -- Returns: 1 if an approval was moved, else 0
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local later = math.max(tonumber(ARGV[3] or '0'), 0)
 local entries = redis.call('ZRANGE', KEYS[1], 0, -1)
 local newest
 for _, member in ipairs(entries) do
@@ -20,6 +25,6 @@ end
 if not newest then
   return 0
 end
-redis.call('ZADD', KEYS[1], 'XX', now, newest)
-redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) / 1000) + 1000)
+redis.call('ZADD', KEYS[1], 'XX', now + later, newest)
+redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(ARGV[2]) + later) / 1000) + 1000)
 return 1

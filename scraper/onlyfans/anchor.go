@@ -36,6 +36,10 @@ type Mark struct {
 	// Complete: the chat showed the conversation from its first message
 	// (Profile.HistoryStart), so nothing had scrolled out at the click.
 	Complete bool `json:"all,omitempty"`
+	// ClickedAt is when the click was made (Unix milliseconds; 0: not
+	// known, a mark written before it was recorded): a request may land
+	// at the site until a horizon after it.
+	ClickedAt int64 `json:"at,omitempty"`
 	// Legacy: a mark that only holds Identical (written before anchors):
 	// judged by the count alone, as it was written.
 	Legacy bool `json:"-"`

@@ -98,6 +98,14 @@ type Settings struct {
 	// when the check passes again.
 	PauseProbeEvery time.Duration `env:"PAUSE_PROBE_EVERY" envDefault:"5m"`
 
+	// LateCommitHorizon is how long after its click a send request that
+	// got no answer (a hanging origin, a dropped connection, a crash) may
+	// still land at the site: an origin keeps working after its client
+	// left. Until it passed, a read-back that finds no copy says nothing
+	// (the message waits, its attempt mark kept) and the request stays
+	// charged to the send gate (docs/scraper.md).
+	LateCommitHorizon time.Duration `env:"LATE_COMMIT_HORIZON" envDefault:"5m"`
+
 	// The send gate: the OnlyFans limit, enforced on actual send times, over
 	// a window widened by RATE_MARGIN so that the spread between the gate's
 	// decision and the moment the site sees the send cannot put one more in

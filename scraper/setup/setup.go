@@ -50,6 +50,8 @@ func Processor(s settings.Settings) scraper.Config {
 		BreakerFailures: s.BreakerFailures, BreakerOpenFor: s.BreakerOpenFor, OutageBackoff: s.OutageBackoff, OutageBackoffMax: s.OutageBackoffMax,
 		ReadBackSettle:  s.ReadBackSettle,
 		PauseProbeEvery: s.PauseProbeEvery,
+		// An unanswered send request may land this long after its click.
+		LateCommitHorizon: s.LateCommitHorizon,
 	}
 }
 

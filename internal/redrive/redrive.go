@@ -15,8 +15,6 @@ package redrive
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -155,12 +153,8 @@ func move(ctx context.Context, client SQSAPI, cfg Config, m sqstypes.Message) er
 	}
 	in := &sqs.SendMessageInput{QueueUrl: aws.String(cfg.SourceURL), MessageBody: m.Body, MessageAttributes: attrs}
 	if strings.HasSuffix(cfg.SourceURL, ".fifo") {
-		group := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
-		if group == "" {
-			group = "redriven"
-		}
-		sum := sha256.Sum256([]byte("redrive:" + aws.ToString(m.MessageId)))
-		in.MessageGroupId, in.MessageDeduplicationId = aws.String(group), aws.String(hex.EncodeToString(sum[:]))
+		group, dedup := message.RedriveIDs(m.Attributes, aws.ToString(m.MessageId))
+		in.MessageGroupId, in.MessageDeduplicationId = aws.String(group), aws.String(dedup)
 	}
 	if _, err := client.SendMessage(ctx, in); err != nil {
 		return fmt.Errorf("redrive: send %s back: %w", aws.ToString(m.MessageId), err)

@@ -81,6 +81,10 @@ type Settings struct {
 	// RESULTS_MAX_RECORDS, then go to S3 as one JSON-lines object.
 	ResultsFlushEvery time.Duration `env:"RESULTS_FLUSH_EVERY" envDefault:"60s"`
 	ResultsMaxRecords int           `env:"RESULTS_MAX_RECORDS" envDefault:"1000"`
+	// ResultsMaxPending bounds the records kept while S3 refuses writes
+	// (the oldest are dropped, logged, beyond it): twenty flushes' worth at
+	// the default RESULTS_MAX_RECORDS, about 20 MB of memory.
+	ResultsMaxPending int `env:"RESULTS_MAX_PENDING" envDefault:"20000"`
 	// Heartbeat is the visibility (and claim life) every received,
 	// unfinished message gets again every third of it: a slow site never
 	// lets another task receive a message being sent, and a task that dies

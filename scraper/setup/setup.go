@@ -61,7 +61,7 @@ func Ledger(s settings.Settings, rdb redis.UniversalClient) *scraper.Ledger {
 
 // Results returns the results writer's configuration for owner.
 func Results(s settings.Settings, owner string) scraper.ResultsConfig {
-	return scraper.ResultsConfig{Bucket: s.ResultsBucket, CapturesKey: s.CapturesKey, Owner: owner, FlushEvery: s.ResultsFlushEvery, MaxRecords: s.ResultsMaxRecords}
+	return scraper.ResultsConfig{Bucket: s.ResultsBucket, CapturesKey: s.CapturesKey, Owner: owner, FlushEvery: s.ResultsFlushEvery, MaxRecords: s.ResultsMaxRecords, MaxPending: s.ResultsMaxPending}
 }
 
 // Consumer returns the consumer configuration.

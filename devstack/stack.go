@@ -329,7 +329,7 @@ func (s *Stack) startAPI(bins binaries, fn Function) (err error) {
 		return err
 	}
 	s.front, err = lambdalocal.StartFront(s.api, lambdalocal.FrontConfig{
-		Routes: fn.Event.Routes, Log: s.log("http-api"),
+		Routes: fn.Event.Routes, Log: s.log("http-api"), MaxBody: lambdalocal.HTTPAPIMaxBody,
 		Authorizer: lambdalocal.JWTAuthorizer{Issuer: fn.Event.Issuer, Audiences: fn.Event.Audiences, JWKSURL: s.jwks.URL},
 	})
 	if err != nil {

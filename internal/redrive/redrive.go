@@ -37,6 +37,11 @@ type SQSAPI interface {
 	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
+// DefaultHold is cmd/redrive's -hold: SQS's deduplication window, so a
+// message the redrive sent back but could not delete is not received
+// again (and sent twice) within it.
+const DefaultHold = 5 * time.Minute
+
 // Config of one redrive.
 type Config struct {
 	DeadLetterURL, SourceURL string
@@ -46,7 +51,7 @@ type Config struct {
 	// Max bounds how many messages are looked at (0: all).
 	Max int
 	// Hold is how long a received message stays invisible in the DLQ
-	// while the redrive works on it.
+	// while the redrive works on it (required; DefaultHold).
 	Hold time.Duration
 }
 
@@ -90,7 +95,7 @@ func Run(ctx context.Context, client SQSAPI, cfg Config) (Report, error) {
 		return Report{}, errors.New("redrive: dead-letter and source queue URLs are required")
 	}
 	if cfg.Hold <= 0 {
-		cfg.Hold = 5 * time.Minute
+		return Report{}, fmt.Errorf("redrive: hold %s must be positive (DefaultHold is the command's -hold default)", cfg.Hold)
 	}
 	rep := Report{ByReason: map[string]int{}}
 	if out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(cfg.DeadLetterURL),

@@ -52,6 +52,9 @@ type Settings struct {
 	BackoffFactor  float64       `env:"BACKOFF_FACTOR" envDefault:"2"`
 	ServerAttempts int           `env:"SERVER_ATTEMPTS" envDefault:"3"`
 	ServerBackoff  time.Duration `env:"SERVER_BACKOFF" envDefault:"1s"`
+	// ReceiveErrorBackoff is the consumer's pause after a failed
+	// ReceiveMessage before it polls again.
+	ReceiveErrorBackoff time.Duration `env:"RECEIVE_ERROR_BACKOFF" envDefault:"1s"`
 	// ReadBackSettle: how late the chat may show a committed send
 	// (docs/scraper.md).
 	ReadBackSettle   time.Duration `env:"READ_BACK_SETTLE" envDefault:"10s"`

@@ -7,7 +7,6 @@ package setup
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -66,7 +65,7 @@ func Results(s settings.Settings, owner string) scraper.ResultsConfig {
 
 // Consumer returns the consumer configuration.
 func Consumer(s settings.Settings) scraper.ConsumerConfig {
-	return scraper.ConsumerConfig{QueueURL: s.WorkflowsQueueURL, DeadLetterURL: s.WorkflowsDLQURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: time.Second, Heartbeat: s.Heartbeat}
+	return scraper.ConsumerConfig{QueueURL: s.WorkflowsQueueURL, DeadLetterURL: s.WorkflowsDLQURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: s.ReceiveErrorBackoff, Heartbeat: s.Heartbeat}
 }
 
 // Sender returns the browser sender configuration with its site profile.

@@ -329,7 +329,7 @@ func (s *Stack) startAPI(bins binaries, fn Function) (err error) {
 		return err
 	}
 	s.front, err = lambdalocal.StartFront(s.api, lambdalocal.FrontConfig{
-		Routes: fn.Event.Routes, Log: s.log("http-api"),
+		Routes: fn.Event.Routes, Log: s.log("http-api"), MaxBody: lambdalocal.HTTPAPIMaxBody,
 		Authorizer: lambdalocal.JWTAuthorizer{Issuer: fn.Event.Issuer, Audiences: fn.Event.Audiences, JWKSURL: s.jwks.URL},
 	})
 	if err != nil {
@@ -489,7 +489,16 @@ func (s *Stack) StopScraper(sig syscall.Signal) (int, error) {
 	} else {
 		_ = s.scraper.SignalMain(sig)
 	}
-	return s.scraper.Wait(60 * time.Second)
+	return s.scraper.Wait(s.scraperExitWait())
+}
+
+// scraperExitWait is how long the scraper may take to exit after SIGTERM:
+// its own SHUTDOWN_DEADLINE plus the slack ECS leaves it after the default
+// deadline (infra.ScraperStopTimeoutSec), so no local wait is shorter than
+// the deadline the scraper is allowed.
+func (s *Stack) scraperExitWait() time.Duration {
+	ecsSlack := time.Duration(infra.ScraperStopTimeoutSec)*time.Second - scrapersettings.Defaults().ShutdownDeadline
+	return s.Wiring.Scraper.ShutdownDeadline + ecsSlack
 }
 
 // ScraperOutput is the current scraper process's output.
@@ -507,7 +516,7 @@ func (s *Stack) Close() error {
 		_ = s.scraper.SignalMain(syscall.SIGTERM)
 		select {
 		case <-s.scraper.Done():
-		case <-time.After(25 * time.Second):
+		case <-time.After(s.scraperExitWait()):
 		}
 		_ = s.scraper.Close()
 	}

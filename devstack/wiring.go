@@ -109,6 +109,8 @@ func Wire(env infra.Environment, r infra.Resources, window, outageMax time.Durat
 	w.Scraper.OutageBackoff = sc(w.Scraper.OutageBackoff)
 	w.Scraper.OutageBackoffMax = sc(w.Scraper.OutageBackoffMax)
 	w.Scraper.BackoffBase = sc(w.Scraper.BackoffBase)
+	w.Scraper.ServerBackoff = sc(w.Scraper.ServerBackoff)
+	w.Scraper.ReceiveErrorBackoff = sc(w.Scraper.ReceiveErrorBackoff)
 	w.Scraper.RateLimitDefault = sc(w.Scraper.RateLimitDefault)
 	w.Scraper.BreakerOpenFor = sc(w.Scraper.BreakerOpenFor)
 	w.Scraper.PauseProbeEvery = sc(w.Scraper.PauseProbeEvery)

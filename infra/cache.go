@@ -123,7 +123,7 @@ func NewCache(scope constructs.Construct, id string, props CacheProps) *Cache {
 	rotation := newRotation(c, "TokenRotation", rotationProps{
 		Env: props.Env, Secret: token, Name: "huntaze-redis-auth-rotation",
 		Settings: rotator.Settings{
-			Kind: rotator.RedisAuth, ReplicationGroup: *rg.Ref(), EnforceAfter: rotator.DefaultEnforceAfter, SessionRenewAfter: rotator.DefaultSessionRenewAfter,
+			Kind: rotator.RedisAuth, ReplicationGroup: *rg.Ref(), EnforceAfter: rotator.DefaultEnforceAfter, ApplyWait: rotator.DefaultApplyWait, ApplyPoll: rotator.DefaultApplyPoll, SessionRenewAfter: rotator.DefaultSessionRenewAfter,
 			RedisAddr: *awscdk.Fn_Join(jsii.String(":"), &[]*string{rg.AttrPrimaryEndPointAddress(), rg.AttrPrimaryEndPointPort()}),
 		},
 		Vpc: props.Network.Vpc, SecurityGroups: []awsec2.ISecurityGroup{rotationSG, clients},

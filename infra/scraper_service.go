@@ -17,7 +17,7 @@ import (
 const (
 	ScraperCPU            = 1024 // 1 vCPU
 	ScraperMemoryMiB      = 2048 // 2 GB
-	ScraperStopTimeoutSec = 120  // ECS maximum; the scraper finishes within 100 s
+	ScraperStopTimeoutSec = 120  // ECS maximum; the scraper's SHUTDOWN_DEADLINE (scraper/settings, 100 s) leaves 20 s of it to exit
 	ScaleOutVisible       = 100  // seed 003 R3.2
 	ScaleInVisible        = 20   // seed 003 R3.3
 	ScaleInMinutes        = 5

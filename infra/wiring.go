@@ -72,7 +72,6 @@ func (e Environment) ScraperSettings(r Resources) scrapersettings.Settings {
 	s.AttemptsTable = r.AttemptsTable
 	s.Redis = r.Redis
 	s.SessionSecretPrefix = r.SessionSecretPrefix
-	s.ShutdownDeadline = (ScraperStopTimeoutSec - 20) * time.Second // finish in-flight sends before ECS kills the task
 	s.Limit = e.SendLimit
 	return s
 }

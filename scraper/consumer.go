@@ -377,14 +377,7 @@ func (c *Consumer) delete(ctx context.Context, m sqstypes.Message) bool {
 // deadLetter moves the message to the FIFO DLQ in its group, with its
 // deduplication id and attributes plus the reason.
 func (c *Consumer) deadLetter(ctx context.Context, m sqstypes.Message, out Outcome) error {
-	group := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
-	dedup := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageDeduplicationId)]
-	if group == "" {
-		group = "unknown"
-	}
-	if dedup == "" {
-		dedup = aws.ToString(m.MessageId)
-	}
+	group, dedup := message.DeadLetterIDs(message.SystemGroupID(m.Attributes), message.SystemDeduplicationID(m.Attributes), aws.ToString(m.MessageId))
 	return deadletter.Move(ctx, c.sqs, c.cfg.DeadLetterURL, deadletter.Message{
 		Body: aws.ToString(m.Body), Attributes: m.MessageAttributes, GroupID: group, DeduplicationID: dedup,
 	}, "scraper: "+out.Class+": "+out.Detail)

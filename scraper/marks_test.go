@@ -18,6 +18,7 @@ import (
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 	"github.com/huntaze/message-pipeline/test/harness"
+	"github.com/huntaze/message-pipeline/test/wait"
 )
 
 // Attacks on the attempt mark: Redis forgetting it, the anchor of a
@@ -291,10 +292,10 @@ func TestTwoTasksThroughAnOutageAndARedisLossSendEachIdenticalTextOnceInOrder(t 
 		wg.Add(1)
 		go func() { defer wg.Done(); c.Run(stop, context.Background()) }()
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for (len(f.site.Sent()) < 6 || f.queueCount(f.queues.Workflows.URL) > 0) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	// (the assertions below say what is missing if the queue never drains)
+	wait.Until(90*time.Second, 50*time.Millisecond, func() bool {
+		return len(f.site.Sent()) >= 6 && f.queueCount(f.queues.Workflows.URL) == 0
+	})
 	cancel()
 	wg.Wait()
 	// THEN each creator's fan has each message once, in order, and

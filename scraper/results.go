@@ -79,18 +79,26 @@ type Results struct {
 }
 
 // NewResults returns a results writer; Run flushes it on time, Flush at
-// the end.
-func NewResults(client S3API, cfg ResultsConfig, log *slog.Logger, now func() time.Time) *Results {
-	if cfg.FlushEvery <= 0 {
-		cfg.FlushEvery = time.Minute
+// the end. cfg must be complete (its defaults are scraper/settings'
+// RESULTS_*).
+func NewResults(client S3API, cfg ResultsConfig, log *slog.Logger, now func() time.Time) (*Results, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.MaxRecords <= 0 {
-		cfg.MaxRecords = 1000
+	return &Results{s3: client, cfg: cfg, log: log, now: now}, nil
+}
+
+// Validate reports a setting the results writer cannot work without.
+func (c ResultsConfig) Validate() error {
+	switch {
+	case c.FlushEvery <= 0:
+		return fmt.Errorf("results: flush interval %s must be positive (RESULTS_FLUSH_EVERY)", c.FlushEvery)
+	case c.MaxRecords <= 0:
+		return fmt.Errorf("results: %d records per object must be positive (RESULTS_MAX_RECORDS)", c.MaxRecords)
+	case c.MaxPending < c.MaxRecords:
+		return fmt.Errorf("results: %d pending records must hold at least one object's %d (RESULTS_MAX_PENDING)", c.MaxPending, c.MaxRecords)
 	}
-	if cfg.MaxPending < cfg.MaxRecords {
-		cfg.MaxPending = 20 * cfg.MaxRecords
-	}
-	return &Results{s3: client, cfg: cfg, log: log, now: now}
+	return nil
 }
 
 // Write stores the failure captures (viewport screenshot, page HTML,

@@ -64,15 +64,20 @@ func (p *putRecorder) records(t *testing.T, prefix string) (objects int, recs []
 	return objects, recs
 }
 
-func newTestResults(s S3API, cfg ResultsConfig) *Results {
+func newTestResults(t *testing.T, s S3API, cfg ResultsConfig) *Results {
+	t.Helper()
 	cfg.Bucket, cfg.Owner = "b", "task-1"
-	return NewResults(s, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), time.Now)
+	r, err := NewResults(s, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func TestCapturesAreEncryptedWithTheirKeyAndNamedByMessageAndCorrelation(t *testing.T) {
 	// GIVEN a failed send with a screenshot, the page and a trace
 	rec := &putRecorder{}
-	r := newTestResults(rec, ResultsConfig{CapturesKey: "arn:aws:kms:us-east-1:111122223333:key/captures"})
+	r := newTestResults(t, rec, ResultsConfig{CapturesKey: "arn:aws:kms:us-east-1:111122223333:key/captures", FlushEvery: time.Hour, MaxRecords: 1000, MaxPending: 20000})
 	// WHEN it is written and flushed
 	err := r.Write(context.Background(), Record{MessageID: "m-1", CorrelationID: "c-9", CreatorID: "creator-a", Status: "failed", StartedAt: time.Unix(0, 0)},
 		&onlyfans.Artifacts{Screenshot: []byte("png"), HTML: "<html>", Trace: []byte("zip")})
@@ -99,7 +104,7 @@ func TestCapturesAreEncryptedWithTheirKeyAndNamedByMessageAndCorrelation(t *test
 func TestRecordsAreWrittenAsOneJSONLinesObjectPerFlush(t *testing.T) {
 	// GIVEN a writer that flushes at 100 records
 	rec := &putRecorder{}
-	r := newTestResults(rec, ResultsConfig{MaxRecords: 100, FlushEvery: time.Hour})
+	r := newTestResults(t, rec, ResultsConfig{MaxRecords: 100, MaxPending: 2000, FlushEvery: time.Hour})
 	// WHEN 250 outcomes are written, then the task stops (final flush)
 	for i := range 250 {
 		if err := r.Write(context.Background(), Record{MessageID: "m", Attempts: i, Status: "sent"}, nil); err != nil {
@@ -128,7 +133,7 @@ func TestRecordsAreWrittenAsOneJSONLinesObjectPerFlush(t *testing.T) {
 func TestRecordsOfAFailedFlushGoOutWithTheNextOne(t *testing.T) {
 	// GIVEN records pending and S3 refusing writes
 	rec := &putRecorder{refuse: true}
-	r := newTestResults(rec, ResultsConfig{MaxRecords: 1000, FlushEvery: 10 * time.Millisecond})
+	r := newTestResults(t, rec, ResultsConfig{MaxRecords: 1000, MaxPending: 20000, FlushEvery: 10 * time.Millisecond})
 	for i := range 3 {
 		_ = r.Write(context.Background(), Record{Attempts: i}, nil)
 	}

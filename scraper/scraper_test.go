@@ -120,7 +120,11 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 		t.Fatal(err)
 	}
 	harness.PrimeFence(t, f.redis.Client(), gateCfg.FenceKey())
-	f.results = scraper.NewResults(f.aws.S3, scraper.ResultsConfig{Bucket: "results", Owner: "test"}, log, time.Now)
+	defaults := scrapersettings.Defaults()
+	f.results, err = scraper.NewResults(f.aws.S3, scraper.ResultsConfig{Bucket: "results", Owner: "test", FlushEvery: defaults.ResultsFlushEvery, MaxRecords: defaults.ResultsMaxRecords, MaxPending: defaults.ResultsMaxPending}, log, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.proc, err = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
 		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
 	if err != nil {

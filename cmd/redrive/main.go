@@ -23,14 +23,15 @@ func main() {
 	env := flag.String("env", "", "environment: dev, staging or prod")
 	dryRun := flag.Bool("dry-run", false, "count by failure_reason, move nothing")
 	maxMessages := flag.Int("max", 0, "look at most this many messages (0: all)")
+	hold := flag.Duration("hold", redrive.DefaultHold, "how long a received DLQ message stays invisible while it is moved")
 	flag.Parse()
-	if err := run(*queue, *env, *dryRun, *maxMessages); err != nil {
+	if err := run(*queue, *env, *dryRun, *maxMessages, *hold); err != nil {
 		fmt.Fprintln(os.Stderr, "redrive:", err)
 		os.Exit(1)
 	}
 }
 
-func run(queue, env string, dryRun bool, maxMessages int) error {
+func run(queue, env string, dryRun bool, maxMessages int, hold time.Duration) error {
 	var pair queues.Pair
 	switch queue {
 	case "intake", "rate-limiter":
@@ -65,7 +66,7 @@ func run(queue, env string, dryRun bool, maxMessages int) error {
 	if err != nil {
 		return err
 	}
-	rep, err := redrive.Run(ctx, client, redrive.Config{DeadLetterURL: dlq, SourceURL: source, DryRun: dryRun, Max: maxMessages})
+	rep, err := redrive.Run(ctx, client, redrive.Config{DeadLetterURL: dlq, SourceURL: source, DryRun: dryRun, Max: maxMessages, Hold: hold})
 	fmt.Printf("%s → %s\n%8s  failure_reason\n", pair.DeadLetter.Name, pair.Main.Name, "messages")
 	for _, r := range rep.Reasons() {
 		fmt.Printf("%8d  %s\n", rep.ByReason[r], r)

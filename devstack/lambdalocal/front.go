@@ -32,13 +32,17 @@ type JWTAuthorizer struct {
 	JWKSURL string
 }
 
+// HTTPAPIMaxBody is API Gateway HTTP API's request body limit (10 MB).
+const HTTPAPIMaxBody = 10 << 20
+
 // FrontConfig is an HTTP API in front of one function (payload format 2.0).
 type FrontConfig struct {
 	// Routes are the route keys ("POST /api/onlyfans/messages/send"); any
 	// other request is 404, as in the HTTP API.
 	Routes     []string
 	Authorizer JWTAuthorizer
-	// MaxBody bounds a request body (the HTTP API's is 10 MB).
+	// MaxBody bounds a request body (the HTTP API's is HTTPAPIMaxBody);
+	// it must be positive.
 	MaxBody int64
 	Log     *slog.Logger
 }
@@ -73,7 +77,9 @@ func StartFront(fn Invoker, cfg FrontConfig) (*Front, error) {
 		return nil, err
 	}
 	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 10 << 20
+		cancel()
+		_ = ln.Close()
+		return nil, fmt.Errorf("front: MaxBody %d must be positive (the HTTP API's is HTTPAPIMaxBody)", cfg.MaxBody)
 	}
 	f := &Front{URL: "http://" + ln.Addr().String(), cfg: cfg, fn: fn, keys: keys, cancel: cancel}
 	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 5 * time.Second}

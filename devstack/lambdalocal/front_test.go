@@ -68,6 +68,7 @@ func startFront(t *testing.T, h http.Handler) (*lambdalocal.Front, *adapter, *rs
 	fn := &adapter{proxy: httpadapter.NewV2(h)}
 	f, err := lambdalocal.StartFront(fn, lambdalocal.FrontConfig{
 		Routes:     []string{"POST /send"},
+		MaxBody:    lambdalocal.HTTPAPIMaxBody,
 		Authorizer: lambdalocal.JWTAuthorizer{Issuer: issuer, Audiences: []string{audience}, JWKSURL: jwks.URL},
 		Log:        slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	})

@@ -52,6 +52,8 @@ func main() {
 		Cache:            elasticache.NewFromConfig(cfg),
 		ReplicationGroup: s.ReplicationGroup,
 		EnforceAfter:     s.EnforceAfter,
+		ApplyWait:        s.ApplyWait,
+		ApplyPoll:        s.ApplyPoll,
 		Log:              log,
 	}
 	if s.RedisAddr != "" {

@@ -260,7 +260,10 @@ func TestDecide_ConcurrentCallersNeverExceedTheLimitInAnyRollingWindow(t *testin
 	var mu sync.Mutex
 	approvals := map[string][]time.Time{}
 	approvedIDs := map[string]int{}
-	deadline := time.Now().Add(30 * time.Second)
+	// Bounded by decisions, not by the wall clock (a loaded CPU only slows
+	// the simulation down): a caller's 15 messages need far fewer batches
+	// than this even if every one is denied in every window of the run.
+	const maxBatches = 2000
 	var wg sync.WaitGroup
 	for g := range callers {
 		wg.Add(1)
@@ -274,7 +277,7 @@ func TestDecide_ConcurrentCallersNeverExceedTheLimitInAnyRollingWindow(t *testin
 				keyOf[id] = fmt.Sprint("creator-", rng.IntN(3))
 				heap.Push(pending, redelivery{at: time.Now().Add(time.Duration(rng.IntN(300)) * time.Millisecond), id: id})
 			}
-			for pending.Len() > 0 && time.Now().Before(deadline) {
+			for batches := 0; pending.Len() > 0 && batches < maxBatches; batches++ {
 				if wait := time.Until((*pending)[0].at); wait > 0 {
 					time.Sleep(wait)
 				}
@@ -353,7 +356,9 @@ func TestDecide_FIFOBacklogOf200DrainsWithAtMostTwoReceivesPerMessage(t *testing
 	// (+ up to 15 ms of delivery lateness)
 	rng := rand.New(rand.NewPCG(1, 2))
 	receives, approvals, order := 0, []time.Time{}, []string{}
-	for len(queue) > 0 && time.Since(start) < 30*time.Second {
+	// Bounded by receives of a batch, not by the wall clock: 200 messages
+	// at two receives each are 40 batches; 100 times that is a livelock.
+	for batches := 0; len(queue) > 0 && batches < 100*(2*backlog/10); batches++ {
 		batch := queue[:min(10, len(queue))]
 		reqs := make([]ratelimit.Request, len(batch))
 		for i, id := range batch {

@@ -15,8 +15,6 @@ package redrive
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -39,6 +37,11 @@ type SQSAPI interface {
 	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
+// DefaultHold is cmd/redrive's -hold: SQS's deduplication window, so a
+// message the redrive sent back but could not delete is not received
+// again (and sent twice) within it.
+const DefaultHold = 5 * time.Minute
+
 // Config of one redrive.
 type Config struct {
 	DeadLetterURL, SourceURL string
@@ -48,7 +51,7 @@ type Config struct {
 	// Max bounds how many messages are looked at (0: all).
 	Max int
 	// Hold is how long a received message stays invisible in the DLQ
-	// while the redrive works on it.
+	// while the redrive works on it (required; DefaultHold).
 	Hold time.Duration
 }
 
@@ -92,7 +95,7 @@ func Run(ctx context.Context, client SQSAPI, cfg Config) (Report, error) {
 		return Report{}, errors.New("redrive: dead-letter and source queue URLs are required")
 	}
 	if cfg.Hold <= 0 {
-		cfg.Hold = 5 * time.Minute
+		return Report{}, fmt.Errorf("redrive: hold %s must be positive (DefaultHold is the command's -hold default)", cfg.Hold)
 	}
 	rep := Report{ByReason: map[string]int{}}
 	if out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(cfg.DeadLetterURL),
@@ -155,12 +158,8 @@ func move(ctx context.Context, client SQSAPI, cfg Config, m sqstypes.Message) er
 	}
 	in := &sqs.SendMessageInput{QueueUrl: aws.String(cfg.SourceURL), MessageBody: m.Body, MessageAttributes: attrs}
 	if strings.HasSuffix(cfg.SourceURL, ".fifo") {
-		group := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
-		if group == "" {
-			group = "redriven"
-		}
-		sum := sha256.Sum256([]byte("redrive:" + aws.ToString(m.MessageId)))
-		in.MessageGroupId, in.MessageDeduplicationId = aws.String(group), aws.String(hex.EncodeToString(sum[:]))
+		group, dedup := message.RedriveIDs(m.Attributes, aws.ToString(m.MessageId))
+		in.MessageGroupId, in.MessageDeduplicationId = aws.String(group), aws.String(dedup)
 	}
 	if _, err := client.SendMessage(ctx, in); err != nil {
 		return fmt.Errorf("redrive: send %s back: %w", aws.ToString(m.MessageId), err)

@@ -89,7 +89,7 @@ func TestADryRunCountsByReasonAndMovesNothing(t *testing.T) {
 	q.firstSentThenDeadLettered("creator-d", "d0", "")
 	q.firstSentThenDeadLettered("creator-a", "a1", "scraper: client_error: site refused the message with 404")
 	// WHEN a dry run looks at them
-	rep, err := redrive.Run(q.ctx, q.f.SQS, redrive.Config{DeadLetterURL: q.dlq, SourceURL: q.source, DryRun: true})
+	rep, err := redrive.Run(q.ctx, q.f.SQS, redrive.Config{DeadLetterURL: q.dlq, SourceURL: q.source, Hold: redrive.DefaultHold, DryRun: true})
 	// THEN it reports the DLQ's depth and counts what SQS hands out while
 	// it holds them (every group's head at least: a FIFO group's later
 	// message stays behind a held one), by reason, most frequent first
@@ -121,7 +121,7 @@ func TestARedriveMovesEveryMessageBackInGroupOrderWithoutItsReason(t *testing.T)
 	}
 	q.firstSentThenDeadLettered("creator-b", "b0", "")
 	// WHEN they are redriven
-	rep, err := redrive.Run(q.ctx, q.f.SQS, redrive.Config{DeadLetterURL: q.dlq, SourceURL: q.source})
+	rep, err := redrive.Run(q.ctx, q.f.SQS, redrive.Config{DeadLetterURL: q.dlq, SourceURL: q.source, Hold: redrive.DefaultHold})
 	if err != nil || rep.Seen != 4 || rep.Moved != 4 || rep.Failed != 0 {
 		t.Fatalf("%+v %v", rep, err)
 	}
@@ -147,7 +147,7 @@ func TestARedriveMovesEveryMessageBackInGroupOrderWithoutItsReason(t *testing.T)
 		t.Fatalf("source holds %v", byGroup)
 	}
 	// AND a second redrive finds nothing
-	if rep, err := redrive.Run(q.ctx, q.f.SQS, redrive.Config{DeadLetterURL: q.dlq, SourceURL: q.source}); err != nil || rep.Seen != 0 {
+	if rep, err := redrive.Run(q.ctx, q.f.SQS, redrive.Config{DeadLetterURL: q.dlq, SourceURL: q.source, Hold: redrive.DefaultHold}); err != nil || rep.Seen != 0 {
 		t.Fatalf("second run %+v %v", rep, err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 // checkedTrees are the directories whose non-test Go files the rule holds
 // for.
-var checkedTrees = []string{"functions", "internal", "infra", "cmd", "devstack", "scraper"}
+var checkedTrees = []string{"functions", "internal", "infra", "cmd", "devstack", "scraper", "test"}
 
 // cdkAssembly are the only functions allowed to be longer: constructors
 // of the CDK app that declare resources one after the other (infra/), as

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package sourcerules
 
 import (

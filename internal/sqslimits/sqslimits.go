@@ -78,7 +78,9 @@ func VisibilitySeconds(d, sinceReceive time.Duration) int32 {
 // Backoff is the delay of a message waiting out a fault that is not its own
 // (Redis, SQS or the site down, a 429, an open breaker).
 type Backoff struct {
-	// Base is the first delay; it doubles with every try.
+	// Base is the first delay; it doubles with every try. Its default is
+	// the caller's setting (OUTAGE_BACKOFF), which its Validate requires
+	// positive; a zero Base is no delay.
 	Base time.Duration
 	// Max caps the delay (MaxOutageDelay in AWS; tests scale it down).
 	Max time.Duration
@@ -89,10 +91,7 @@ type Backoff struct {
 // never dead-letters: maxReceiveCount (1000) at 15 minutes a receive is about
 // 10 days.
 func (b Backoff) Delay(n int) time.Duration {
-	base, limit := b.Base, b.Max
-	if base <= 0 {
-		base = time.Second
-	}
+	base, limit := b.Base, b.Max // Base comes validated (positive) from its settings: OUTAGE_BACKOFF
 	if limit <= 0 || limit > MaxOutageDelay {
 		limit = MaxOutageDelay
 	}

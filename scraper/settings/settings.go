@@ -52,6 +52,9 @@ type Settings struct {
 	BackoffFactor  float64       `env:"BACKOFF_FACTOR" envDefault:"2"`
 	ServerAttempts int           `env:"SERVER_ATTEMPTS" envDefault:"3"`
 	ServerBackoff  time.Duration `env:"SERVER_BACKOFF" envDefault:"1s"`
+	// ReceiveErrorBackoff is the consumer's pause after a failed
+	// ReceiveMessage before it polls again.
+	ReceiveErrorBackoff time.Duration `env:"RECEIVE_ERROR_BACKOFF" envDefault:"1s"`
 	// ReadBackSettle: how late the chat may show a committed send
 	// (docs/scraper.md).
 	ReadBackSettle   time.Duration `env:"READ_BACK_SETTLE" envDefault:"10s"`
@@ -81,6 +84,10 @@ type Settings struct {
 	// RESULTS_MAX_RECORDS, then go to S3 as one JSON-lines object.
 	ResultsFlushEvery time.Duration `env:"RESULTS_FLUSH_EVERY" envDefault:"60s"`
 	ResultsMaxRecords int           `env:"RESULTS_MAX_RECORDS" envDefault:"1000"`
+	// ResultsMaxPending bounds the records kept while S3 refuses writes
+	// (the oldest are dropped, logged, beyond it): twenty flushes' worth at
+	// the default RESULTS_MAX_RECORDS, about 20 MB of memory.
+	ResultsMaxPending int `env:"RESULTS_MAX_PENDING" envDefault:"20000"`
 	// Heartbeat is the visibility (and claim life) every received,
 	// unfinished message gets again every third of it: a slow site never
 	// lets another task receive a message being sent, and a task that dies

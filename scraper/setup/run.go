@@ -60,7 +60,10 @@ func Run(stop context.Context, s settings.Settings, p Platform) error {
 	}
 	emf := metrics.New(p.Metrics, map[string]string{"Service": "scraper", "Environment": s.Environment}, time.Now)
 	owner := uuid.NewString()
-	results := scraper.NewResults(s3.NewFromConfig(p.AWS, func(o *s3.Options) { o.UsePathStyle = p.S3PathStyle }), Results(s, owner), log, time.Now)
+	results, err := scraper.NewResults(s3.NewFromConfig(p.AWS, func(o *s3.Options) { o.UsePathStyle = p.S3PathStyle }), Results(s, owner), log, time.Now)
+	if err != nil {
+		return err
+	}
 	go results.Run(work)
 	defer flushLastResults(results, log)
 	ledger := Ledger(s, rdb)

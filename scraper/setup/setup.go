@@ -7,7 +7,6 @@ package setup
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -63,12 +62,12 @@ func Ledger(s settings.Settings, rdb redis.UniversalClient) *scraper.Ledger {
 
 // Results returns the results writer's configuration for owner.
 func Results(s settings.Settings, owner string) scraper.ResultsConfig {
-	return scraper.ResultsConfig{Bucket: s.ResultsBucket, CapturesKey: s.CapturesKey, Owner: owner, FlushEvery: s.ResultsFlushEvery, MaxRecords: s.ResultsMaxRecords}
+	return scraper.ResultsConfig{Bucket: s.ResultsBucket, CapturesKey: s.CapturesKey, Owner: owner, FlushEvery: s.ResultsFlushEvery, MaxRecords: s.ResultsMaxRecords, MaxPending: s.ResultsMaxPending}
 }
 
 // Consumer returns the consumer configuration.
 func Consumer(s settings.Settings) scraper.ConsumerConfig {
-	return scraper.ConsumerConfig{QueueURL: s.WorkflowsQueueURL, DeadLetterURL: s.WorkflowsDLQURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: time.Second, Heartbeat: s.Heartbeat}
+	return scraper.ConsumerConfig{QueueURL: s.WorkflowsQueueURL, DeadLetterURL: s.WorkflowsDLQURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: s.ReceiveErrorBackoff, Heartbeat: s.Heartbeat}
 }
 
 // Sender returns the browser sender configuration with its site profile.

@@ -45,17 +45,49 @@ type pkg struct {
 	Standard   bool
 }
 
-// list is `go list -deps -test -json ./...`: every package and test
-// binary of the module, with its transitive dependencies.
+// buildTagSets are the tag sets the rules list the module with: every
+// build tag a file of the module is behind (long: the storm test; e2ereal:
+// the end-to-end test against AWS; reviewfindings: open review findings)
+// and none, since a file can be behind a negated tag (scraper/storm_test.go
+// is !long): together they see every Go file's imports.
+var buildTagSets = []string{"", "long,e2ereal,reviewfindings"}
+
+// list is `go list -deps -test -json ./...` under each of buildTagSets:
+// every package and test binary of the module, with its transitive
+// dependencies under any of them (a package listed under two tag sets is
+// one, with the union of its dependencies).
 func list(t *testing.T) []pkg {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-deps", "-test", "-json", "./...")
+	var pkgs []pkg
+	index := map[string]int{}
+	for _, tags := range buildTagSets {
+		for _, p := range listWith(t, tags) {
+			key := p.ImportPath + "\x00" + p.ForTest
+			i, seen := index[key]
+			if !seen {
+				index[key] = len(pkgs)
+				pkgs = append(pkgs, p)
+				continue
+			}
+			for _, d := range p.Deps {
+				if !slices.Contains(pkgs[i].Deps, d) {
+					pkgs[i].Deps = append(pkgs[i].Deps, d)
+				}
+			}
+		}
+	}
+	return pkgs
+}
+
+func listWith(t *testing.T, tags string) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-tags", tags, "-deps", "-test", "-json", "./...")
 	cmd.Dir = "../.."
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
+		t.Fatalf("go list -tags %q: %v\n%s", tags, err, stderr.String())
 	}
 	var pkgs []pkg
 	dec := json.NewDecoder(bytes.NewReader(out))

@@ -236,7 +236,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 // parseRecord returns the record with its message, or why it can never be
 // forwarded.
 func parseRecord(raw events.SQSMessage) record {
-	r := record{raw: raw, group: raw.Attributes["MessageGroupId"], correlation: message.CorrelationIDOf(stringValues(raw.MessageAttributes))}
+	r := record{raw: raw, group: message.SystemGroupID(raw.Attributes), correlation: message.CorrelationIDOf(stringValues(raw.MessageAttributes))}
 	msg, err := message.Parse([]byte(raw.Body))
 	var invalid error
 	if err == nil {
@@ -266,14 +266,7 @@ func parseRecord(raw events.SQSMessage) record {
 // record and its creator's later records come back after an outage delay.
 func (h *Handler) deadLetter(ctx context.Context, b *batch, r record) {
 	b.m.Add(MetricPoison, metrics.Count, 1)
-	dedup := r.raw.Attributes["MessageDeduplicationId"]
-	if dedup == "" {
-		dedup = r.raw.MessageId
-	}
-	group := r.group
-	if group == "" {
-		group = "unknown"
-	}
+	group, dedup := message.DeadLetterIDs(r.group, message.SystemDeduplicationID(r.raw.Attributes), r.raw.MessageId)
 	err := deadletter.Move(ctx, h.sqs, h.cfg.IntakeDLQURL, deadletter.Message{
 		Body: r.raw.Body, Attributes: toSendAttributes(r.raw.MessageAttributes), GroupID: group, DeduplicationID: dedup,
 	}, "rate limiter: "+r.poison)

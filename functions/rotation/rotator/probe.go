@@ -56,11 +56,10 @@ func (p SessionProbeSettings) probe(ctx context.Context, client *http.Client, co
 	if p.URL == "" {
 		return probeUnknown, errNoProbe.Error()
 	}
-	timeout := p.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
+	if p.Timeout <= 0 { // Load refuses it: SESSION_CHECK_TIMEOUT's default is DefaultSessionProbe's
+		return probeUnknown, "SESSION_CHECK_TIMEOUT must be positive"
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
 	if err != nil {

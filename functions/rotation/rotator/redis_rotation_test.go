@@ -91,7 +91,7 @@ func TestRedisRotation_TheOldTokenStopsWorkingOnceEveryClientUsesTheNewOne(t *te
 	clock := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	now := func() time.Time { return clock }
 	sec := &fakeSecrets{values: map[string]string{"v1": "old-token"}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}, now: now}
-	r := &Rotator{Kind: RedisAuth, Secrets: sec, Cache: cache, ReplicationGroup: "rg", EnforceAfter: DefaultEnforceAfter, Now: now,
+	r := &Rotator{Kind: RedisAuth, ApplyWait: DefaultApplyWait, ApplyPoll: DefaultApplyPoll, Secrets: sec, Cache: cache, ReplicationGroup: "rg", EnforceAfter: DefaultEnforceAfter, Now: now,
 		TestToken: func(ctx context.Context, tok string) error { return auth(ctx, srv.Addr, tok) }}
 	// AND a long-running client (the scraper) that reads the token through
 	// redisconn's provider, its cache on the same clock
@@ -191,7 +191,7 @@ func TestRedisRotation_WithoutSETTheOldTokenStaysAndTheNextRotationFails(t *test
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "admin", Password: "admin-pw"})
 	t.Cleanup(func() { _ = admin.Close() })
 	sec := &fakeSecrets{values: map[string]string{"v1": "old-token"}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
-	r := &Rotator{Kind: RedisAuth, Secrets: sec, Cache: &aclCache{admin: admin}, ReplicationGroup: "rg"}
+	r := &Rotator{Kind: RedisAuth, ApplyWait: DefaultApplyWait, ApplyPoll: DefaultApplyPoll, Secrets: sec, Cache: &aclCache{admin: admin}, ReplicationGroup: "rg"}
 	if err := run(t, r, "v2"); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestRedisRotation_CompletesWhenElastiCacheAppliesTheTokenLater(t *testing.T
 	addr, admin := startACLRedis(t)
 	cache := &asyncCache{aclCache: aclCache{admin: admin}}
 	sec := &fakeSecrets{values: map[string]string{"v1": "old-token"}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
-	r := &Rotator{Kind: RedisAuth, Secrets: sec, Cache: cache, ReplicationGroup: "rg", EnforceAfter: DefaultEnforceAfter,
+	r := &Rotator{Kind: RedisAuth, ApplyWait: DefaultApplyWait, ApplyPoll: DefaultApplyPoll, Secrets: sec, Cache: cache, ReplicationGroup: "rg", EnforceAfter: DefaultEnforceAfter,
 		TestToken: func(ctx context.Context, tok string) error { return auth(ctx, addr, tok) }}
 	// WHEN the rotation runs its four steps
 	err := run(t, r, "v2")
@@ -286,7 +286,7 @@ func TestRedisRotation_EnforcedOnlyOnceTheOldTokenIsRefused(t *testing.T) {
 	rotated := now.Add(-2 * DefaultEnforceAfter)
 	sec := &fakeSecrets{values: map[string]string{"v1": "old-token", "v2": "new-token"}, stages: map[string][]string{"v1": {"AWSPREVIOUS"}, "v2": {"AWSCURRENT"}}, lastRotated: &rotated}
 	cache := &asyncCache{aclCache: aclCache{admin: admin}}
-	r := &Rotator{Kind: RedisAuth, Secrets: sec, Cache: cache, ReplicationGroup: "rg", EnforceAfter: DefaultEnforceAfter, Now: func() time.Time { return now },
+	r := &Rotator{Kind: RedisAuth, ApplyWait: DefaultApplyWait, ApplyPoll: DefaultApplyPoll, Secrets: sec, Cache: cache, ReplicationGroup: "rg", EnforceAfter: DefaultEnforceAfter, Now: func() time.Time { return now },
 		TestToken: func(ctx context.Context, tok string) error { return auth(ctx, addr, tok) }}
 	// WHEN the enforce step runs (against ElastiCache's asynchronous modify)
 	if err := r.Handle(ctx, Event{SecretID: "s", Step: EnforceStep}); err != nil {

@@ -106,8 +106,8 @@ type Rotator struct {
 	// Log receives what the enforce step decided (nil: discarded).
 	Log *slog.Logger
 	// ApplyWait bounds the wait for ElastiCache to apply a token change and
-	// ApplyPoll is the time between two looks (DefaultApplyWait and
-	// DefaultApplyPoll when zero).
+	// ApplyPoll is the time between two looks (Settings' APPLY_WAIT and
+	// APPLY_POLL; both must be positive).
 	ApplyWait, ApplyPoll time.Duration
 	// IsRefused says an error of TestToken is Redis refusing the token, not
 	// an unreachable server (nil: WRONGPASS or an invalid password).
@@ -122,11 +122,8 @@ var errPending = errors.New("ElastiCache has not applied the AUTH token change y
 // "available" with no pending AUTH token change, at most ApplyWait.
 func (r *Rotator) waitApplied(ctx context.Context) error {
 	wait, poll := r.ApplyWait, r.ApplyPoll
-	if wait <= 0 {
-		wait = DefaultApplyWait
-	}
-	if poll <= 0 {
-		poll = DefaultApplyPoll
+	if wait <= 0 || poll <= 0 {
+		return fmt.Errorf("rotator: APPLY_WAIT %s and APPLY_POLL %s must be positive", wait, poll)
 	}
 	deadline := time.Now().Add(wait)
 	for {

@@ -126,7 +126,7 @@ func TestRedisRotationSetsTheNewTokenWithROTATEAndPromotesIt(t *testing.T) {
 	sec := &fakeSecrets{values: map[string]string{"v1": "old-token"}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
 	cache := &fakeCache{}
 	var tested string
-	r := &Rotator{Kind: RedisAuth, Secrets: sec, Cache: cache, ReplicationGroup: "rg-1", TestToken: func(_ context.Context, tok string) error { tested = tok; return nil }}
+	r := &Rotator{Kind: RedisAuth, ApplyWait: DefaultApplyWait, ApplyPoll: DefaultApplyPoll, Secrets: sec, Cache: cache, ReplicationGroup: "rg-1", TestToken: func(_ context.Context, tok string) error { tested = tok; return nil }}
 	if err := run(t, r, "v2"); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestRedisRotationSetsTheNewTokenWithROTATEAndPromotesIt(t *testing.T) {
 
 func TestRedisRotationStopsWhenTheNewTokenFailsItsTest(t *testing.T) {
 	sec := &fakeSecrets{values: map[string]string{"v1": "old"}, stages: map[string][]string{"v1": {"AWSCURRENT"}, "v2": {"AWSPENDING"}}}
-	r := &Rotator{Kind: RedisAuth, Secrets: sec, Cache: &fakeCache{}, TestToken: func(context.Context, string) error { return errors.New("WRONGPASS") }}
+	r := &Rotator{Kind: RedisAuth, ApplyWait: DefaultApplyWait, ApplyPoll: DefaultApplyPoll, Secrets: sec, Cache: &fakeCache{}, TestToken: func(context.Context, string) error { return errors.New("WRONGPASS") }}
 	if err := run(t, r, "v2"); err == nil || has(sec.stages["v2"], "AWSCURRENT") {
 		t.Fatalf("err %v, stages %v", err, sec.stages)
 	}

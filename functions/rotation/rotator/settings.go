@@ -29,6 +29,11 @@ type Settings struct {
 	// EnforceAfter: how long a token is current before the old one is
 	// dropped (SET); at least redisconn.MaxTokenAge (redis-auth only).
 	EnforceAfter time.Duration `env:"ENFORCE_AFTER" envDefault:"1h"`
+	// ApplyWait bounds the wait for ElastiCache to apply a token change;
+	// ApplyPoll is the time between two looks (redis-auth only;
+	// DefaultApplyWait and DefaultApplyPoll).
+	ApplyWait time.Duration `env:"APPLY_WAIT" envDefault:"4m"`
+	ApplyPoll time.Duration `env:"APPLY_POLL" envDefault:"10s"`
 
 	// SessionSecretPrefix names the session secrets to check
 	// (session-health only).
@@ -54,6 +59,9 @@ func Load(environ map[string]string) (Settings, error) {
 		}
 		if s.EnforceAfter < redisconn.MaxTokenAge {
 			errs = append(errs, fmt.Errorf("ENFORCE_AFTER %s is shorter than a client keeps a token (%s): the old token would be dropped while in use", s.EnforceAfter, redisconn.MaxTokenAge))
+		}
+		if s.ApplyWait <= 0 || s.ApplyPoll <= 0 {
+			errs = append(errs, fmt.Errorf("APPLY_WAIT %s and APPLY_POLL %s must be positive", s.ApplyWait, s.ApplyPoll))
 		}
 		if s.SessionSecretPrefix != "" {
 			errs = append(errs, errors.New("SESSION_SECRET_PREFIX is for ROTATION_KIND=session-health only"))

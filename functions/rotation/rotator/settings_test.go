@@ -22,7 +22,7 @@ func TestLoadChecksTheKindAndItsSettings(t *testing.T) {
 		}
 	}
 	for _, s := range []rotator.Settings{
-		{Kind: rotator.RedisAuth, ReplicationGroup: "rg", RedisAddr: "h:6380", EnforceAfter: 2 * time.Hour, SessionRenewAfter: rotator.DefaultSessionRenewAfter},
+		{Kind: rotator.RedisAuth, ReplicationGroup: "rg", RedisAddr: "h:6380", EnforceAfter: 2 * time.Hour, ApplyWait: rotator.DefaultApplyWait, ApplyPoll: rotator.DefaultApplyPoll, SessionRenewAfter: rotator.DefaultSessionRenewAfter},
 		{Kind: rotator.SessionHealth, SessionSecretPrefix: "huntaze/dev/onlyfans-session/", Environment: "dev", EnforceAfter: rotator.DefaultEnforceAfter, SessionRenewAfter: 30 * 24 * time.Hour},
 	} {
 		if back, err := rotator.Load(s.Env()); err != nil || back != s {

@@ -56,18 +56,7 @@ func main() {
 	}
 	endpoints := emulator.Endpoints{}
 	if !*unconfigured {
-		f := harness.StartFauxqs(r)
-		d := harness.StartDynalite(r)
-		sys := f.CreateQueues(r, "dev")
-		for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idempotency", idempotency.KeyAttribute}} {
-			d.CreateTable(r, tbl.name, tbl.key)
-		}
-		maps.Copy(env, map[string]string{
-			"INTAKE_QUEUE_URL": sys.RateLimiter.URL, "INTAKE_DLQ_URL": sys.RateLimiter.DLQURL,
-			"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
-			"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idempotency",
-		})
-		endpoints = emulator.Endpoints{"SQS": f.Endpoint, "DynamoDB": d.Endpoint}
+		endpoints = startAWS(r, env)
 	}
 	ctx := context.Background()
 	s, err := setup.Load(env)
@@ -90,11 +79,6 @@ func main() {
 	go func() { _ = hs.Serve(ln) }()
 	defer hs.Close()
 
-	token := func(sub, scope string, creators ...string) string {
-		t, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "iss": issuer, "aud": audience,
-			"exp": time.Now().Add(time.Hour).Unix(), "scope": scope, "creators": creators, "jti": rand.Text()}).SignedString([]byte(secret))
-		return t
-	}
 	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"url": "http://" + ln.Addr().String(),
 		"tokens": map[string]string{
@@ -106,4 +90,29 @@ func main() {
 		},
 	})
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes our stdin
+}
+
+// startAWS starts the queues and tables the API sends to, names them in
+// env, and returns their endpoints.
+func startAWS(r *harness.Runner, env map[string]string) emulator.Endpoints {
+	f := harness.StartFauxqs(r)
+	d := harness.StartDynalite(r)
+	sys := f.CreateQueues(r, "dev")
+	for _, tbl := range []struct{ name, key string }{{"fallback", fallback.KeyAttribute}, {"idempotency", idempotency.KeyAttribute}} {
+		d.CreateTable(r, tbl.name, tbl.key)
+	}
+	maps.Copy(env, map[string]string{
+		"INTAKE_QUEUE_URL": sys.RateLimiter.URL, "INTAKE_DLQ_URL": sys.RateLimiter.DLQURL,
+		"WORKFLOWS_QUEUE_URL": sys.Workflows.URL, "WORKFLOWS_DLQ_URL": sys.Workflows.DLQURL,
+		"FALLBACK_TABLE": "fallback", "IDEMPOTENCY_TABLE": "idempotency",
+	})
+	return emulator.Endpoints{"SQS": f.Endpoint, "DynamoDB": d.Endpoint}
+}
+
+// token is an HMAC-signed caller token the API accepts (with the default
+// HMAC secret).
+func token(sub, scope string, creators ...string) string {
+	t, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "iss": issuer, "aud": audience,
+		"exp": time.Now().Add(time.Hour).Unix(), "scope": scope, "creators": creators, "jti": rand.Text()}).SignedString([]byte(secret))
+	return t
 }

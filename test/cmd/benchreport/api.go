@@ -92,33 +92,7 @@ func measureAPI(t harness.T, n int) apiFigures {
 	f := harness.StartFauxqs(t)
 	d := harness.StartDynalite(t)
 	sys := f.CreateQueues(t, "bench")
-	ctx := context.Background()
-	for _, tbl := range []struct{ name, key string }{{"fallback-bench", fallback.KeyAttribute}, {"idem-bench", idempotency.KeyAttribute}} {
-		if err := emulator.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
-			t.Fatalf("%v", err)
-		}
-	}
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	deps := api.Deps{
-		Auth:        auth.NewHMACVerifier([]byte(benchSecret), benchIssuer, benchAudience, time.Now),
-		Sender:      enqueue.NewSender(f.SQS, sys.RateLimiter.URL, 10*time.Millisecond),
-		Fallback:    fallback.NewStore(d.DynamoDB, "fallback-bench", time.Now, time.Minute),
-		Idempotency: idempotency.NewStore(d.DynamoDB, "idem-bench", time.Hour, time.Now),
-		Flag:        featureflag.New(nil, true, time.Minute, time.Now, log), QueueStats: f.SQS,
-		Log: log, Metrics: metrics.New(io.Discard, nil, time.Now), Now: time.Now,
-	}
-	cfg := apisetup.Defaults().ServerConfig()
-	cfg.Unavailable = ""
-	plain, err := api.New(cfg, deps)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	deps.Quota = quota.NewStore(d.DynamoDB, "idem-bench", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
-	cfg.CallerRequests = 1_000_000
-	withQuota, err := api.New(cfg, deps)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
+	plain, withQuota := benchServers(t, f, d, sys.RateLimiter.URL)
 	var handler http.Handler = withQuota
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(hs.Close)
@@ -142,10 +116,58 @@ func measureAPI(t harness.T, n int) apiFigures {
 	out.apiConc = concurrent(n, 8, post)
 	handler = plain
 	out.apiConcNoQuota = concurrent(n, 8, post)
+	measureRaw(t, f, sys.RateLimiter.URL, n, &out)
+	return out
+}
+
+// svcToken is a backend token with the service scope (sends as any creator).
+func svcToken() string {
+	s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "bench-jobs", "iss": benchIssuer, "aud": benchAudience,
+		"exp": time.Now().Add(time.Hour).Unix(), "scope": apisetup.Defaults().ServiceScope}).SignedString([]byte(benchSecret))
+	return s
+}
+
+// benchServers are the API without and with the per-creator quota, over
+// the queue at queueURL and tables in d.
+func benchServers(t harness.T, f *harness.Fauxqs, d *harness.Dynalite, queueURL string) (plain, withQuota http.Handler) {
+	ctx := context.Background()
+	for _, tbl := range []struct{ name, key string }{{"fallback-bench", fallback.KeyAttribute}, {"idem-bench", idempotency.KeyAttribute}} {
+		if err := emulator.CreateTable(ctx, d.DynamoDB, tbl.name, tbl.key); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	deps := api.Deps{
+		Auth:        auth.NewHMACVerifier([]byte(benchSecret), benchIssuer, benchAudience, time.Now),
+		Sender:      enqueue.NewSender(f.SQS, queueURL, 10*time.Millisecond),
+		Fallback:    fallback.NewStore(d.DynamoDB, "fallback-bench", time.Now, time.Minute),
+		Idempotency: idempotency.NewStore(d.DynamoDB, "idem-bench", time.Hour, time.Now),
+		Flag:        featureflag.New(nil, true, time.Minute, time.Now, log), QueueStats: f.SQS,
+		Log: log, Metrics: metrics.New(io.Discard, nil, time.Now), Now: time.Now,
+	}
+	cfg := apisetup.Defaults().ServerConfig()
+	cfg.Unavailable = ""
+	plain, err := api.New(cfg, deps)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	deps.Quota = quota.NewStore(d.DynamoDB, "idem-bench", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now)
+	cfg.CallerRequests = 1_000_000
+	withQuota, err = api.New(cfg, deps)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return plain, withQuota
+}
+
+// measureRaw measures SendMessage and SendMessageBatch alone (the
+// baselines) into out.
+func measureRaw(t harness.T, f *harness.Fauxqs, queueURL string, n int, out *apiFigures) {
+	ctx := context.Background()
 	m, _ := message.New("user-bench", "fan-1", "benchmark message", time.Now())
 	raw, attrs, _ := enqueue.Body(m)
 	send := func(i int) {
-		if _, err := f.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(sys.RateLimiter.URL), MessageBody: aws.String(raw), MessageAttributes: attrs,
+		if _, err := f.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(raw), MessageAttributes: attrs,
 			MessageGroupId: aws.String(fmt.Sprint("creator-", i%50)), MessageDeduplicationId: aws.String(fmt.Sprint("raw-", time.Now().UnixNano(), "-", i))}); err != nil {
 			t.Fatalf("raw: %v", err)
 		}
@@ -153,7 +175,7 @@ func measureAPI(t harness.T, n int) apiFigures {
 	out.raw = measure(n, send)
 	out.rawConc = concurrent(n, 8, send)
 	batches := measure(n/10, func(int) {
-		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(sys.RateLimiter.URL)}
+		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL)}
 		for i := range 10 {
 			in.Entries = append(in.Entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), MessageBody: aws.String(raw), MessageAttributes: attrs,
 				MessageGroupId: aws.String(fmt.Sprint("creator-", i)), MessageDeduplicationId: aws.String(fmt.Sprint("batch-", time.Now().UnixNano(), "-", i))})
@@ -163,12 +185,4 @@ func measureAPI(t harness.T, n int) apiFigures {
 		}
 	})
 	out.rawBatch = throughput{perSecond: batches.perSecond * 10, p50: batches.p50, p99: batches.p99}
-	return out
-}
-
-// svcToken is a backend token with the service scope (sends as any creator).
-func svcToken() string {
-	s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "bench-jobs", "iss": benchIssuer, "aud": benchAudience,
-		"exp": time.Now().Add(time.Hour).Unix(), "scope": apisetup.Defaults().ServiceScope}).SignedString([]byte(benchSecret))
-	return s
 }

@@ -103,27 +103,7 @@ func measureCalls(t harness.T, rounds int) []callCounts {
 			t.Fatalf("%v", err)
 		}
 	}
-	counter := &countingHTTP{next: awshttp.NewBuildableClient(), ops: map[string]int{}}
-	cfg := emulator.LocalAWS(emulator.Endpoints{"SQS": f.Endpoint, "DynamoDB": d.Endpoint})
-	cfg.HTTPClient = counter
-	sqsc, ddb := sqs.NewFromConfig(cfg), dynamodb.NewFromConfig(cfg)
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	deps := api.Deps{
-		Auth:   auth.NewHMACVerifier([]byte(benchSecret), benchIssuer, benchAudience, time.Now),
-		Sender: enqueue.NewSender(sqsc, sys.RateLimiter.URL, 10*time.Millisecond), Fallback: fallback.NewStore(ddb, "fallback-calls", time.Now, time.Minute),
-		Idempotency: idempotency.NewStore(ddb, "idem-calls", time.Hour, time.Now),
-		Quota:       quota.NewStore(ddb, "idem-calls", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now),
-		Flag:        featureflag.New(nil, true, time.Minute, time.Now, log), QueueStats: sqsc,
-		Log: log, Metrics: metrics.New(io.Discard, nil, time.Now), Now: time.Now,
-	}
-	scfg := apisetup.Defaults().ServerConfig()
-	scfg.Unavailable = ""
-	scfg.CallerRequests = 1_000_000
-	srv, err := api.New(scfg, deps)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	hs := httptest.NewServer(srv)
+	hs, counter := countedServer(t, f, d, sys.RateLimiter.URL)
 	defer hs.Close()
 	token := svcToken()
 	post := func(body string) {
@@ -137,36 +117,21 @@ func measureCalls(t harness.T, rounds int) []callCounts {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	msg := func(creator string) string {
-		return fmt.Sprintf(`{"creatorId":%q,"recipientId":"fan-1","content":"calls per message"}`, creator)
-	}
-	batch := func(creator func(i int) string) string {
-		var b bytes.Buffer
-		b.WriteString(`{"messages":[`)
-		for i := range 10 {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(msg(creator(i)))
-		}
-		b.WriteString(`]}`)
-		return b.String()
-	}
 	for i := range 10 { // every creator's quota key busy from here on
-		post(msg(fmt.Sprint("creator-", i)))
+		post(callsMessage(fmt.Sprint("creator-", i)))
 	}
 	counter.take()
 	var out []callCounts
 	for i := range rounds * 10 {
-		post(msg(fmt.Sprint("creator-", i%10)))
+		post(callsMessage(fmt.Sprint("creator-", i%10)))
 	}
 	out = append(out, callCounts{"single message, no Idempotency-Key", rounds * 10, counter.take()})
 	for range rounds {
-		post(batch(func(int) string { return "creator-0" }))
+		post(callsBatch(func(int) string { return "creator-0" }))
 	}
 	out = append(out, callCounts{"batch of 10, one creator", rounds * 10, counter.take()})
 	for range rounds {
-		post(batch(func(i int) string { return fmt.Sprint("creator-", i) }))
+		post(callsBatch(func(i int) string { return fmt.Sprint("creator-", i) }))
 	}
 	out = append(out, callCounts{"batch of 10, 10 creators", rounds * 10, counter.take()})
 	return out
@@ -197,4 +162,50 @@ func (c callCounts) sqsCalls() float64 {
 		}
 	}
 	return float64(n) / float64(c.messages)
+}
+
+// countedServer is the API over the queue at queueURL and tables in d,
+// with every AWS call of its clients counted.
+func countedServer(t harness.T, f *harness.Fauxqs, d *harness.Dynalite, queueURL string) (*httptest.Server, *countingHTTP) {
+	counter := &countingHTTP{next: awshttp.NewBuildableClient(), ops: map[string]int{}}
+	cfg := emulator.LocalAWS(emulator.Endpoints{"SQS": f.Endpoint, "DynamoDB": d.Endpoint})
+	cfg.HTTPClient = counter
+	sqsc, ddb := sqs.NewFromConfig(cfg), dynamodb.NewFromConfig(cfg)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	deps := api.Deps{
+		Auth:   auth.NewHMACVerifier([]byte(benchSecret), benchIssuer, benchAudience, time.Now),
+		Sender: enqueue.NewSender(sqsc, queueURL, 10*time.Millisecond), Fallback: fallback.NewStore(ddb, "fallback-calls", time.Now, time.Minute),
+		Idempotency: idempotency.NewStore(ddb, "idem-calls", time.Hour, time.Now),
+		Quota:       quota.NewStore(ddb, "idem-calls", idempotency.KeyAttribute, idempotency.TTLAttribute, time.Now),
+		Flag:        featureflag.New(nil, true, time.Minute, time.Now, log), QueueStats: sqsc,
+		Log: log, Metrics: metrics.New(io.Discard, nil, time.Now), Now: time.Now,
+	}
+	scfg := apisetup.Defaults().ServerConfig()
+	scfg.Unavailable = ""
+	scfg.CallerRequests = 1_000_000
+	srv, err := api.New(scfg, deps)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	hs := httptest.NewServer(srv)
+	return hs, counter
+}
+
+// callsMessage is the body of one message for creator.
+func callsMessage(creator string) string {
+	return fmt.Sprintf(`{"creatorId":%q,"recipientId":"fan-1","content":"calls per message"}`, creator)
+}
+
+// callsBatch is the body of a batch of 10 messages, the i-th for creator(i).
+func callsBatch(creator func(i int) string) string {
+	var b bytes.Buffer
+	b.WriteString(`{"messages":[`)
+	for i := range 10 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(callsMessage(creator(i)))
+	}
+	b.WriteString(`]}`)
+	return b.String()
 }

@@ -57,13 +57,7 @@ func treeCPU(root int) map[string]time.Duration {
 // and samples the PSS of its process tree.
 func measureTask(t harness.T, creators, perCreator int, env ...string) taskFigures {
 	root := harness.RepoRoot(t)
-	bin := filepath.Join(os.TempDir(), fmt.Sprintf("bench-scraper-%d", os.Getpid()))
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./scraper/cmd/scraper")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build scraper: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { _ = os.Remove(bin) })
+	bin := buildScraper(t, root)
 	site := fakesite.Start(t)
 	f := harness.StartFauxqs(t)
 	r := harness.StartRedis(t)
@@ -75,37 +69,8 @@ func measureTask(t harness.T, creators, perCreator int, env ...string) taskFigur
 	if _, err := f.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("results")}); err != nil {
 		t.Fatalf("%v", err)
 	}
-	creds := map[string]map[string]string{}
-	for c := range creators {
-		name := fmt.Sprint("creator-", c)
-		creds[name] = map[string]string{"sessionCookie": site.AddCreator(name)}
-	}
-	credsJSON, _ := json.Marshal(creds)
-	credsFile := filepath.Join(os.TempDir(), fmt.Sprintf("bench-creds-%d.json", os.Getpid()))
-	if err := os.WriteFile(credsFile, credsJSON, 0o600); err != nil {
-		t.Fatalf("%v", err)
-	}
-	t.Cleanup(func() { _ = os.Remove(credsFile) })
-	// Queue everything first, in batches, so the run measures the scraper.
-	for i := range perCreator {
-		var entries []sqstypes.SendMessageBatchRequestEntry
-		for c := range creators {
-			name := fmt.Sprint("creator-", c)
-			m, _ := message.New("u", fmt.Sprint("fan-", i), fmt.Sprintf("hello %d from %s", i, name), time.Now())
-			m.CreatorID = name
-			body, _ := m.Marshal()
-			dedup, _ := m.DeduplicationID()
-			entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint("e", len(entries))), MessageBody: aws.String(string(body)),
-				MessageAttributes: m.Attributes().SQS(), MessageGroupId: aws.String(name), MessageDeduplicationId: aws.String(dedup)})
-			if len(entries) == 10 || c == creators-1 {
-				out, err := f.SQS.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(sys.Workflows.URL), Entries: entries})
-				if err != nil || len(out.Failed) > 0 {
-					t.Fatalf("queueing: %v %v", err, out)
-				}
-				entries = nil
-			}
-		}
-	}
+	credsFile := writeCredentials(t, site, creators)
+	queueAll(t, f, sys.Workflows.URL, creators, perCreator)
 	total := creators * perCreator
 	base := []string{
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + f.Endpoint,
@@ -181,4 +146,58 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// buildScraper builds the scraper binary and returns its path.
+func buildScraper(t harness.T, root string) string {
+	bin := filepath.Join(os.TempDir(), fmt.Sprintf("bench-scraper-%d", os.Getpid()))
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./scraper/cmd/scraper")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build scraper: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = os.Remove(bin) })
+	return bin
+}
+
+// writeCredentials writes every creator's session (from site) to a file
+// and returns its path.
+func writeCredentials(t harness.T, site *fakesite.Site, creators int) string {
+	creds := map[string]map[string]string{}
+	for c := range creators {
+		name := fmt.Sprint("creator-", c)
+		creds[name] = map[string]string{"sessionCookie": site.AddCreator(name)}
+	}
+	credsJSON, _ := json.Marshal(creds)
+	credsFile := filepath.Join(os.TempDir(), fmt.Sprintf("bench-creds-%d.json", os.Getpid()))
+	if err := os.WriteFile(credsFile, credsJSON, 0o600); err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() { _ = os.Remove(credsFile) })
+	return credsFile
+}
+
+// queueAll queues every message first, in batches, so the run measures the
+// scraper.
+func queueAll(t harness.T, f *harness.Fauxqs, queueURL string, creators, perCreator int) {
+	ctx := context.Background()
+	for i := range perCreator {
+		var entries []sqstypes.SendMessageBatchRequestEntry
+		for c := range creators {
+			name := fmt.Sprint("creator-", c)
+			m, _ := message.New("u", fmt.Sprint("fan-", i), fmt.Sprintf("hello %d from %s", i, name), time.Now())
+			m.CreatorID = name
+			body, _ := m.Marshal()
+			dedup, _ := m.DeduplicationID()
+			entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint("e", len(entries))), MessageBody: aws.String(string(body)),
+				MessageAttributes: m.Attributes().SQS(), MessageGroupId: aws.String(name), MessageDeduplicationId: aws.String(dedup)})
+			if len(entries) == 10 || c == creators-1 {
+				out, err := f.SQS.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL), Entries: entries})
+				if err != nil || len(out.Failed) > 0 {
+					t.Fatalf("queueing: %v %v", err, out)
+				}
+				entries = nil
+			}
+		}
+	}
 }

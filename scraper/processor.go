@@ -129,6 +129,7 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 func (p *Processor) process(ctx context.Context, msg message.Message, receives int) (Outcome, *onlyfans.Artifacts, int) {
 	var c click
 	out, art, status := p.decide(ctx, msg, receives, &c)
+	out = p.beforeBackstop(ctx, msg, receives, out)
 	p.keepMark(ctx, msg, out, &c)
 	return out, art, status
 }

@@ -65,10 +65,8 @@ func NewProcessor(cfg Config, b Browser, gate Gate, creds CredentialStore, ledge
 		// broken site) or a browser that cannot start trips it. A 429 or a
 		// 4xx is the site working as designed.
 		IsSuccessful: func(err error) bool {
-			// One chat that cannot be used is no failure of the site until
-			// the probe chat fails too (chatFault notes that failure).
 			var se serverError
-			return err == nil || errors.Is(err, onlyfans.ErrChatUnusable) || !(errors.As(err, &se) || isOutage(err))
+			return err == nil || !(errors.As(err, &se) || isOutage(err))
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			log.Warn("circuit breaker state changed", "from", from.String(), "to", to.String())

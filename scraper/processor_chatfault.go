@@ -26,6 +26,10 @@ func (p *Processor) chatFault(ctx context.Context, s *sending, err error, attemp
 	p.noteFailure(perr)
 	switch {
 	case perr == nil:
+		// The site works: the breaker counts a success, so one fan's
+		// broken chat (a breaker failure, as any unusable chat page is)
+		// never opens it.
+		_, _ = p.breaker.Execute(func() (onlyfans.Result, error) { return onlyfans.Result{}, nil })
 		p.log.WarnContext(ctx, "one fan's chat cannot be used while the probe chat can: counted as this message's failure", "message_id", id, "creator_id", s.msg.CreatorKey(), "error", err)
 		return p.fail(ctx, id, ClassChatUnusable, err.Error()+"; the probe chat can be used: this fan's chat alone is broken", attempts-1)
 	case errors.Is(perr, onlyfans.ErrBrowserDown):

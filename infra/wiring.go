@@ -68,6 +68,7 @@ func (e Environment) ScraperSettings(r Resources) scrapersettings.Settings {
 	s := scrapersettings.Defaults()
 	s.Environment = e.Name
 	s.WorkflowsQueueURL, s.WorkflowsDLQURL = r.WorkflowsQueueURL, r.WorkflowsDLQURL
+	s.WorkflowsMaxReceiveCount = queues.Workflows(e.Name).MaxReceiveCount
 	s.ResultsBucket, s.CapturesKey = r.ResultsBucket, r.CapturesKey
 	s.AttemptsTable = r.AttemptsTable
 	s.Redis = r.Redis

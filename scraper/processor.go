@@ -23,6 +23,7 @@ type Browser interface {
 	Send(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message, beforeClick func(before onlyfans.Mark) error) (onlyfans.Result, *onlyfans.Artifacts, error)
 	ReadBack(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message, before onlyfans.Mark) (onlyfans.Verdict, error)
 	CheckSession(ctx context.Context, creator string, creds onlyfans.Credentials) (bool, error)
+	ProbeChat(ctx context.Context, creator string, creds onlyfans.Credentials, fan string) error
 	Profile() onlyfans.Profile
 }
 
@@ -126,6 +127,7 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 func (p *Processor) process(ctx context.Context, msg message.Message, receives int) (Outcome, *onlyfans.Artifacts, int) {
 	var c click
 	out, art, status := p.decide(ctx, msg, receives, &c)
+	out = p.beforeBackstop(ctx, msg, receives, out)
 	p.keepMark(ctx, msg, out, &c)
 	return out, art, status
 }

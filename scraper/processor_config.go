@@ -49,6 +49,10 @@ type Config struct {
 	// lifts by itself when the check passes again, not only when the
 	// session's version changes.
 	PauseProbeEvery time.Duration
+	// MaxReceiveCount is the queue's redrive backstop: a message still
+	// waiting backstopMargin receives before it goes to the DLQ from here,
+	// with its reason (processor_backstop.go).
+	MaxReceiveCount int
 }
 
 // readBackStep is the pause between two reads of a settling read-back.
@@ -73,6 +77,9 @@ func (c Config) Validate() error {
 		if f.d <= 0 {
 			errs = append(errs, fmt.Errorf("processor: %s must be positive, got %s", f.name, f.d))
 		}
+	}
+	if c.MaxReceiveCount <= backstopMargin {
+		errs = append(errs, fmt.Errorf("processor: the queue's max receive count must exceed %d, got %d", backstopMargin, c.MaxReceiveCount))
 	}
 	// 0 is meaningful for these: a failure or a 5xx retried at once; a
 	// 429 without Retry-After waiting the outage backoff only.

@@ -25,6 +25,12 @@ const (
 	ClassInvalid     = "invalid_payload"
 	ClassInternal    = "internal" // ledger (Redis) unavailable: waits
 
+	// ClassChatUnusable: this fan's chat cannot be used (5xx, no composer,
+	// no history, send disabled before typing) while the probe chat can:
+	// counted, dead-lettered after MaxFailures. With the probe chat broken
+	// too it is an outage (ClassSiteDown), uncounted.
+	ClassChatUnusable = "chat_unusable"
+
 	// ClassBrowserDown: the browser cannot (re)start: the task's outage,
 	// waits uncounted.
 	ClassBrowserDown = "browser_unavailable"

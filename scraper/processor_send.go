@@ -143,6 +143,8 @@ func (p *Processor) afterClick(ctx context.Context, s *sending, res onlyfans.Res
 	case errors.Is(err, onlyfans.ErrBrowserDown):
 		p.log.ErrorContext(ctx, "the browser cannot start: the task's outage, the message waits uncounted", "message_id", id, "error", err)
 		return p.wait(ctx, id, receives, ClassBrowserDown, err.Error(), 0, attempts, failures), false
+	case errors.Is(err, onlyfans.ErrChatUnusable):
+		return p.chatFault(ctx, s, err, attempts), false
 	case errors.Is(err, onlyfans.ErrSiteDown):
 		return p.wait(ctx, id, receives, ClassSiteDown, err.Error(), 0, attempts, failures), false
 	case errors.Is(err, onlyfans.ErrTimeout):

@@ -56,9 +56,26 @@ type Profile struct {
 	SessionCheck SessionCheck `json:"sessionCheck"`
 	// Text is how the site stores a typed text.
 	Text TextRules `json:"text"`
+	// ProbeChat is the chat opened to tell one fan's broken chat from the
+	// site's outage (docs/scraper.md).
+	ProbeChat ProbeChat `json:"probeChat,omitempty"`
 	// Block lists URL globs the browser never fetches for this site
 	// (images, fonts, media: a text send needs none of them).
 	Block []string `json:"block,omitempty"`
+}
+
+// ProbeChat: when one fan's chat cannot be used (its page answers 5xx,
+// shows no composer or no history, or its send button is disabled before
+// anything is typed), the sender opens the chat of Fan (a recipient every
+// creator's session can open) the same way. If that chat is usable the
+// fault is the first fan's alone (counted as the message's failure); if
+// not, or without a Fan, the site cannot send: an outage. SendEnabledEmpty
+// says the site's send button is enabled on an empty composer; only then is
+// a button disabled before typing a fault of the page (a read-only site),
+// never of the text.
+type ProbeChat struct {
+	Fan              string `json:"fan,omitempty"`
+	SendEnabledEmpty bool   `json:"sendEnabledEmpty,omitempty"`
 }
 
 // HistoryReady: the history is counted once Selector (if set) matches an

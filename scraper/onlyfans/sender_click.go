@@ -24,7 +24,7 @@ func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 		return &Result{Status: 401, LoginPage: true}, nil
 	}
 	if resp != nil && resp.Status() >= 500 {
-		return nil, fmt.Errorf("%w: chat page answered %d", ErrSiteDown, resp.Status())
+		return nil, fmt.Errorf("%w: %w: chat page answered %d", ErrSiteDown, ErrChatUnusable, resp.Status())
 	}
 	if resp != nil && resp.Status() >= 400 {
 		return &Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}, nil
@@ -35,7 +35,7 @@ func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 	// either (it would count nothing and call an unknown send not sent).
 	if err := page.Locator(s.cfg.Profile.Input).First().WaitFor(playwright.LocatorWaitForOptions{
 		State: playwright.WaitForSelectorStateAttached, Timeout: ms(s.cfg.Timeouts.Action)}); err != nil {
-		return nil, fmt.Errorf("%w: the chat page shows no composer (%s): %w", ErrSiteDown, s.cfg.Profile.Input, classify("open chat", err))
+		return nil, fmt.Errorf("%w: %w: the chat page shows no composer (%s): %w", ErrSiteDown, ErrChatUnusable, s.cfg.Profile.Input, classify("open chat", err))
 	}
 	return nil, nil
 }
@@ -81,6 +81,9 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 	}()
 	page := c.page
 	early, err := s.openChat(page, msg.RecipientID)
+	if err == nil && early == nil {
+		err = s.sendableEmpty(page)
+	}
 	if errors.Is(err, ErrSiteDown) {
 		// No page of the site to capture (an error page, or a navigation
 		// still waiting on a hanging site).

@@ -76,7 +76,7 @@ func (s *Sender) history(page playwright.Page) (shown []Shown, complete bool, er
 		if err := page.Locator(ready.Selector).First().WaitFor(playwright.LocatorWaitForOptions{
 			State: playwright.WaitForSelectorStateAttached, Timeout: ms(s.cfg.Timeouts.Navigation),
 		}); err != nil {
-			return nil, false, fmt.Errorf("%w: the chat's history never got ready (%s): %w", ErrSiteDown, ready.Selector, classify("wait for the chat's history", err))
+			return nil, false, fmt.Errorf("%w: %w: the chat's history never got ready (%s): %w", ErrSiteDown, ErrChatUnusable, ready.Selector, classify("wait for the chat's history", err))
 		}
 	}
 	if shown, err = s.stableHistory(page, ready); err != nil {

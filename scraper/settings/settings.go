@@ -113,6 +113,14 @@ type Settings struct {
 	// charged to the send gate (docs/scraper.md).
 	LateCommitHorizon time.Duration `env:"LATE_COMMIT_HORIZON" envDefault:"5m"`
 
+	// WorkflowsMaxReceiveCount is the workflows queue's maxReceiveCount
+	// (the stack renders its own value, queues.MaxReceiveCount): a message
+	// still waiting (an outage, a paused creator) a few receives before
+	// it is dead-lettered by the scraper itself with its reason
+	// (outage_too_long, session_rejected_too_long), so SQS's redrive, which
+	// gives none, is never hit.
+	WorkflowsMaxReceiveCount int `env:"WORKFLOWS_MAX_RECEIVE_COUNT" envDefault:"1000"`
+
 	// The send gate: the OnlyFans limit, enforced on actual send times, over
 	// a window widened by RATE_MARGIN so that the spread between the gate's
 	// decision and the moment the site sees the send cannot put one more in

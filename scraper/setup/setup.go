@@ -47,6 +47,7 @@ func Processor(s settings.Settings) scraper.Config {
 		MaxFailures: s.MaxFailures, BackoffBase: s.BackoffBase, BackoffFactor: s.BackoffFactor,
 		ServerAttempts: s.ServerAttempts, ServerBackoff: s.ServerBackoff, RateLimitDefault: s.RateLimitDefault,
 		BreakerFailures: s.BreakerFailures, BreakerOpenFor: s.BreakerOpenFor, OutageBackoff: s.OutageBackoff, OutageBackoffMax: s.OutageBackoffMax,
+		MaxReceiveCount: s.WorkflowsMaxReceiveCount,
 		ReadBackSettle:  s.ReadBackSettle,
 		PauseProbeEvery: s.PauseProbeEvery,
 		// An unanswered send request may land this long after its click.

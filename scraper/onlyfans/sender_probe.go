@@ -1,0 +1,69 @@
+package onlyfans
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/playwright-community/playwright-go"
+)
+
+// ErrChatUnusable marks a chat page that cannot be used (it answers 5xx,
+// shows no composer or no history, or its send button is disabled before
+// anything is typed). It always comes with ErrSiteDown: only ProbeChat can
+// tell one fan's broken chat from the site's outage.
+var ErrChatUnusable = errors.New("chat unusable")
+
+// sendableEmpty checks, when the profile says the site's send button is
+// enabled on an empty composer, that it is: a button disabled before
+// anything is typed is the page refusing every text (a read-only site, one
+// fan's chat closed), never this message's text.
+func (s *Sender) sendableEmpty(page playwright.Page) error {
+	if !s.cfg.Profile.ProbeChat.SendEnabledEmpty {
+		return nil
+	}
+	enabled, err := page.Locator(s.cfg.Profile.Send).First().IsEnabled(playwright.LocatorIsEnabledOptions{Timeout: ms(s.cfg.Timeouts.Action)})
+	if err != nil {
+		return fmt.Errorf("%w: %w: the chat page shows no send button (%s): %w", ErrSiteDown, ErrChatUnusable, s.cfg.Profile.Send, classify("open chat", err))
+	}
+	if !enabled {
+		return fmt.Errorf("%w: %w: the send button (%s) is disabled before anything is typed", ErrSiteDown, ErrChatUnusable, s.cfg.Profile.Send)
+	}
+	return nil
+}
+
+// ProbeChat opens the profile's probe chat (Profile.ProbeChat) as creator
+// the way a send opens a chat, reads its history and types nothing: nil
+// says the site's chats work, so a chat of fan that cannot be used is that
+// fan's fault. Any other answer (no probe chat, the probe chat is fan's,
+// the probe chat cannot be used either) is ErrSiteDown, without
+// ErrChatUnusable: the site cannot send.
+func (s *Sender) ProbeChat(ctx context.Context, creator string, creds Credentials, fan string) (err error) {
+	probe := s.cfg.Profile.ProbeChat.Fan
+	if probe == "" || probe == fan {
+		return fmt.Errorf("%w: no probe chat other than this fan's (profile probeChat.fan %q)", ErrSiteDown, probe)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	c, err := s.lend(creator, creds)
+	if err != nil {
+		return err
+	}
+	defer func() { s.giveBack(c, err == nil) }()
+	early, err := s.openChat(c.page, probe)
+	if err == nil && early != nil {
+		err = fmt.Errorf("chat page answered %d", early.Status)
+	}
+	if err == nil {
+		err = s.sendableEmpty(c.page)
+	}
+	if err == nil {
+		_, _, err = s.history(c.page)
+	}
+	if err != nil {
+		// %v: the probe's error must not carry ErrChatUnusable.
+		return fmt.Errorf("%w: the probe chat cannot be used either: %v", ErrSiteDown, err)
+	}
+	return nil
+}

@@ -41,13 +41,19 @@ func (f *fixture) behind(cfg scraper.Config, front func(origin http.Handler) htt
 // behindWith is behind with the browser's options.
 func (f *fixture) behindWith(cfg scraper.Config, front func(origin http.Handler) http.Handler, opts browser.Options) {
 	f.t.Helper()
+	f.behindWithGate(cfg, front, opts, openGate)
+}
+
+// behindWithGate is behindWith with a send gate of gateCfg.
+func (f *fixture) behindWithGate(cfg scraper.Config, front func(origin http.Handler) http.Handler, opts browser.Options, gateCfg ratelimit.Config) {
+	f.t.Helper()
 	origin, _ := url.Parse(f.site.URL)
 	srv := httptest.NewServer(front(httputil.NewSingleHostReverseProxy(origin)))
 	f.t.Cleanup(srv.Close)
 	sender := newSender(f.t, onlyfans.Config{BaseURL: srv.URL, Browser: opts, RecycleAfter: 20, Traces: true, Timeouts: fastSender})
 	f.t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
-	gate, err := ratelimit.New(f.redis.Client(), openGate)
+	gate, err := ratelimit.New(f.redis.Client(), gateCfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}

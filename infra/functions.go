@@ -86,15 +86,19 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 		FlagParameter: *flagParam.ParameterName(), Redis: props.Cache.ClientSettings(),
 	}
 	apiEnv := props.Env.APISettings(resources).Env()
-	sendToQueues := func(role awsiam.Role) {
-		allow(role, []string{"sqs:SendMessage"}, q.RateLimiter.QueueArn(), q.Workflows.QueueArn())
+	// The API and replay send to the intake queue only (design.md section 6:
+	// every path goes through the limiter, the flag only switches its rate
+	// check), so neither holds the workflows queue or its key; both read the
+	// depth of all four queues (backpressure, /status).
+	sendToIntake := func(role awsiam.Role) {
+		allow(role, []string{"sqs:SendMessage"}, q.RateLimiter.QueueArn())
 		allow(role, []string{"sqs:GetQueueAttributes"}, q.RateLimiter.QueueArn(), q.RateLimiterDLQ.QueueArn(), q.Workflows.QueueArn(), q.WorkflowsDLQ.QueueArn())
-		allow(role, []string{"kms:GenerateDataKey", "kms:Decrypt"}, q.WorkflowsKey.KeyArn())
-		allow(role, []string{"ssm:GetParameter"}, flagParam.ParameterArn())
 	}
 
 	apiFn := NewGoFunction(c, APIFunction, GoFunctionProps{Env: props.Env, Environment: apiEnv})
-	sendToQueues(apiFn.Role)
+	sendToIntake(apiFn.Role)
+	// /status reports the flag.
+	allow(apiFn.Role, []string{"ssm:GetParameter"}, flagParam.ParameterArn())
 	allow(apiFn.Role, []string{"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"},
 		st.FallbackTable.TableArn(), st.IdempotencyTable.TableArn())
 	// The creators' fallback backlogs, read on every send (order).
@@ -103,7 +107,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) *
 	allow(apiFn.Role, []string{"dynamodb:Query"}, fallbackIndex(st))
 
 	replayFn := NewGoFunction(c, ReplayFunction, GoFunctionProps{Env: props.Env, Environment: props.Env.ReplaySettings(resources).Env()})
-	sendToQueues(replayFn.Role)
+	sendToIntake(replayFn.Role)
 	allow(replayFn.Role, []string{"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem"}, st.FallbackTable.TableArn())
 	allow(replayFn.Role, []string{"dynamodb:Query"}, fallbackIndex(st))
 	awsevents.NewRule(c, jsii.String("ReplaySchedule"), &awsevents.RuleProps{

@@ -55,7 +55,11 @@ for r = 1, n do
       -- Unique per approval: a message approved again (its forward failed)
       -- spends a second token and the first one stays spent.
       redis.call('ZADD', log, now, id .. '@' .. now .. '#' .. r)
-      redis.call('PEXPIRE', log, math.ceil(span / 1000) + 1000)
+      -- The log lives until its newest entry is a span old: a held
+      -- approval (restamp.lua, Limiter.Hold) sits in the future and must
+      -- not expire with the rest (review 22 D, finding 4).
+      local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
+      redis.call('PEXPIRE', log, math.ceil((math.max(tonumber(newest[2]), now) + span - now) / 1000) + 1000)
       remaining = limit - used - 1
     else
       -- Room comes when the limit-th most recent approval leaves the span.

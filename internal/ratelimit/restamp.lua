@@ -26,5 +26,8 @@ if not newest then
   return 0
 end
 redis.call('ZADD', KEYS[1], 'XX', now + later, newest)
-redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(ARGV[2]) + later) / 1000) + 1000)
+-- The log lives until its newest entry (perhaps another held approval,
+-- further out than this one) is a span old (review 22 D, finding 4).
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(tonumber(top[2]), now) + tonumber(ARGV[2]) - now) / 1000) + 1000)
 return 1

@@ -1,6 +1,5 @@
-//go:build reviewfindings
-
-// Findings of issue 22's fourth review (fresh reviewer D): the gate
+// Issue 22 review D, finding 4 (fixed: limiter.lua and restamp.lua keep the
+// log until its newest entry, a held one too, is a span old): the gate
 // approval held until an unanswered send can no longer land.
 
 package scraper_test

@@ -13,7 +13,14 @@ import (
 	"github.com/huntaze/message-pipeline/internal/message"
 )
 
-func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
+// openChat opens fan's chat in c's page: inside the app where the profile
+// allows it (openInApp), else (and on any doubt there) as a document, whose
+// page must then confirm the fan too when the profile names its identity.
+func (s *Sender) openChat(c *chat, fan string) (*Result, error) {
+	if s.openInApp(c, fan) {
+		return nil, nil
+	}
+	page := c.page
 	resp, err := page.Goto(s.cfg.Profile.chatURL(s.cfg.BaseURL, fan), playwright.PageGotoOptions{Timeout: ms(s.cfg.Timeouts.Navigation)})
 	if err != nil {
 		// Refused, unresolvable, TLS-failing, reset or hanging: the site
@@ -36,6 +43,16 @@ func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 	if err := page.Locator(s.cfg.Profile.Input).First().WaitFor(playwright.LocatorWaitForOptions{
 		State: playwright.WaitForSelectorStateAttached, Timeout: ms(s.cfg.Timeouts.Action)}); err != nil {
 		return nil, fmt.Errorf("%w: %w: the chat page shows no composer (%s): %w", ErrSiteDown, ErrChatUnusable, s.cfg.Profile.Input, classify("open chat", err))
+	}
+	if s.cfg.Profile.InApp != nil {
+		// The app renders the chat after its document loaded: it must
+		// name this fan, as after a switch inside it.
+		if err := s.confirmChat(page, fan); errors.Is(err, errLoginShown) {
+			return &Result{Status: 401, LoginPage: true}, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("%w: open chat: %w", ErrSiteDown, err)
+		}
+		s.appOpened(c)
 	}
 	return nil, nil
 }
@@ -80,7 +97,7 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 		s.giveBack(c, (err == nil && res.Outcome != Unknown) || stoppedBeforeClick)
 	}()
 	page := c.page
-	early, err := s.openChat(page, msg.RecipientID)
+	early, err := s.openChat(c, msg.RecipientID)
 	if err == nil && early == nil {
 		err = s.sendableEmpty(page)
 	}

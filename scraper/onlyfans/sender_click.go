@@ -36,6 +36,17 @@ func (s *Sender) openChat(c *chat, fan string) (*Result, error) {
 	if resp != nil && resp.Status() >= 400 {
 		return &Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}, nil
 	}
+	if s.cfg.Profile.InApp != nil {
+		// The app renders the chat after its document loaded (within the
+		// navigation timeout, as a document would load): it must name
+		// this fan, as after a switch inside it.
+		if err := s.confirmChat(page, fan); errors.Is(err, errLoginShown) {
+			return &Result{Status: 401, LoginPage: true}, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("%w: open chat: %w", ErrSiteDown, err)
+		}
+		s.appOpened(c)
+	}
 	// A chat page without its composer (a maintenance page, the script
 	// bundle's CDN down, a front-end that failed to render) is the page's
 	// failure, not this message's: an outage. Its history is not read
@@ -43,16 +54,6 @@ func (s *Sender) openChat(c *chat, fan string) (*Result, error) {
 	if err := page.Locator(s.cfg.Profile.Input).First().WaitFor(playwright.LocatorWaitForOptions{
 		State: playwright.WaitForSelectorStateAttached, Timeout: ms(s.cfg.Timeouts.Action)}); err != nil {
 		return nil, fmt.Errorf("%w: %w: the chat page shows no composer (%s): %w", ErrSiteDown, ErrChatUnusable, s.cfg.Profile.Input, classify("open chat", err))
-	}
-	if s.cfg.Profile.InApp != nil {
-		// The app renders the chat after its document loaded: it must
-		// name this fan, as after a switch inside it.
-		if err := s.confirmChat(page, fan); errors.Is(err, errLoginShown) {
-			return &Result{Status: 401, LoginPage: true}, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("%w: open chat: %w", ErrSiteDown, err)
-		}
-		s.appOpened(c)
 	}
 	return nil, nil
 }

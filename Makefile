@@ -129,6 +129,12 @@ test-go-plain:
 test-long: deps deps-apt
 	go test -race -tags long -count=1 -timeout 30m -run 'TestA429Storm' ./scraper/
 
+## test-spa: the browser tests against the fake site as a single-page app (SCRAPER_TEST_PROFILE=spa: site and profile switched, the same tests)
+# `make test` runs them against the document per chat; this is the other
+# profile, without -race (the race half already runs the same code).
+test-spa: deps deps-apt
+	SCRAPER_TEST_PROFILE=spa go test -count=1 -timeout 30m ./scraper/onlyfans/ ./scraper/
+
 ## check-size: no file tracked by git (as staged) is over 1 MB: binaries and build outputs stay out of git
 MAX_FILE_BYTES := 1048576
 check-size:

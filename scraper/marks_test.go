@@ -17,6 +17,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/test/browserharness"
 	"github.com/huntaze/message-pipeline/test/harness"
 	"github.com/huntaze/message-pipeline/test/wait"
 )
@@ -88,7 +89,7 @@ func (f *fixture) newTask(name string, cfg scraper.Config, profile onlyfans.Prof
 func (f *fixture) withIDs(cfg scraper.Config) {
 	f.t.Helper()
 	f.site.ShowMessageIDs(true)
-	profile := onlyfans.DefaultProfile()
+	profile := browserharness.SiteProfile()
 	profile.HistoryID = "data-id"
 	f.proc, f.consumer = f.newTask("ids", cfg, profile)
 }
@@ -130,7 +131,7 @@ func TestAnUnresolvedClicksMarkOutlivesRedisAndTheTaskThatClicked(t *testing.T) 
 		t.Fatal(err)
 	}
 	f.site.SetOutage(fakesite.Up)
-	_, f.consumer = f.newTask("two", testConfig(), onlyfans.DefaultProfile())
+	_, f.consumer = f.newTask("two", testConfig(), browserharness.SiteProfile())
 	ok := f.runUntil(40*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
 	// THEN the fan has it once: the other task read the chat back from the
 	// stored mark instead of clicking
@@ -283,8 +284,8 @@ func TestTwoTasksThroughAnOutageAndARedisLossSendEachIdenticalTextOnceInOrder(t 
 	for _, text := range []string{"ok", "ok", "see you"} {
 		f.enqueue(f.newMessage("creator-a", text), f.newMessage("creator-b", text))
 	}
-	_, one := f.newTask("one", cfg, onlyfans.DefaultProfile())
-	_, two := f.newTask("two", cfg, onlyfans.DefaultProfile())
+	_, one := f.newTask("one", cfg, browserharness.SiteProfile())
+	_, two := f.newTask("two", cfg, browserharness.SiteProfile())
 	// WHEN both consume until the queue is empty
 	stop, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -25,6 +25,7 @@ import (
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
+	"github.com/huntaze/message-pipeline/test/browserharness"
 	"github.com/huntaze/message-pipeline/test/harness"
 	"github.com/huntaze/message-pipeline/test/wait"
 )
@@ -169,7 +170,7 @@ func newSender(t *testing.T, cfg onlyfans.Config) *onlyfans.Sender {
 		t.Fatal(err)
 	}
 	if cfg.Profile.Name == "" {
-		cfg.Profile = d.Profile
+		cfg.Profile = browserharness.SiteProfile()
 	}
 	cfg.KeepContexts = d.KeepContexts
 	s, err := onlyfans.New(cfg)
@@ -565,7 +566,9 @@ func TestAnIdenticalTextAfterAPreClickTimeoutIsSentNotTakenForTheEarlierOne(t *t
 	if !f.runUntil(20*time.Second, func() bool { return len(f.site.Sent()) == 1 && f.queueCount(f.queues.Workflows.URL) == 0 }) {
 		t.Fatalf("first message not sent\n%s", f.logs)
 	}
-	f.site.SlowChatPages(1, 3*time.Second)
+	// (twice: a single-page app's switch, then the document loaded
+	// instead, are both slow)
+	f.site.SlowChatPages(2, 3*time.Second)
 	f.enqueue(f.newMessage("creator-a", "Thank you babe"))
 	// WHEN the scraper retries after the failure backoff
 	ok := f.runUntil(30*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })

@@ -32,8 +32,12 @@ type Variant struct {
 	// MePath answers 200 to a valid session, 401 otherwise (the
 	// profile's sessionCheck.path).
 	MePath string
-	chat   *template.Template
-	login  string
+	// HistoryRoute (a single-page app's: "" for a document per chat) is
+	// the JSON history the app fetches when it opens a chat (spa.go).
+	HistoryRoute string
+	ListRoute    string // the app's chat list (JSON)
+	chat         *template.Template
+	login        string
 }
 
 // VariantA is the default profile's DOM.
@@ -138,6 +142,11 @@ type Site struct {
 	latest int
 	// ids: each message of a chat page carries its id (data-id).
 	ids bool
+	// slowFans: every chat open of the fan waits this long (SlowChat).
+	slowFans map[string]time.Duration
+	// misroutes chat opens answer the chat of misrouteTo (MisrouteChats).
+	misroutes  int
+	misrouteTo string
 }
 
 // ShowLatest makes every chat page show only the creator's latest n
@@ -254,9 +263,10 @@ func (s *Site) RefuseFan(fan string, status int) {
 	s.refused[fan] = status
 }
 
-// Start serves the site on 127.0.0.1 until the test ends.
+// Start serves the tests' variant (TestVariant: the document per chat
+// unless SCRAPER_TEST_PROFILE says spa) on 127.0.0.1 until the test ends.
 func Start(t interface{ Cleanup(func()) }) *Site {
-	s := New()
+	s := NewVariant(TestVariant())
 	t.Cleanup(s.Close)
 	return s
 }
@@ -273,9 +283,13 @@ func New() *Site { return NewVariant(VariantA) }
 
 // NewVariant serves variant v on 127.0.0.1 until Close.
 func NewVariant(v Variant) *Site {
-	s := &Site{variant: v, sessions: map[string]string{}, refused: map[string]int{}}
+	s := &Site{variant: v, sessions: map[string]string{}, refused: map[string]int{}, slowFans: map[string]time.Duration{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc(v.ChatRoute, s.chatPage)
+	if v.HistoryRoute != "" {
+		mux.HandleFunc(v.HistoryRoute, s.historyJSON)
+		mux.HandleFunc(v.ListRoute, s.chatList)
+	}
 	mux.HandleFunc(v.SendRoute, s.send)
 	// The avatar and web font every chat page loads, as a real web app's
 	// do: a send needs neither.
@@ -318,7 +332,7 @@ func (s *Site) outages(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		o, end := s.outage, s.outageEnd
-		if o != Up && strings.HasPrefix(r.URL.Path, strings.Split(s.variant.SendURL, "%s")[0]) {
+		if o != Up && r.Method == s.variant.SendMethod && strings.HasPrefix(r.URL.Path, strings.Split(s.variant.SendURL, "%s")[0]) {
 			s.requests++ // a send request the outage swallowed
 		}
 		s.mu.Unlock()
@@ -448,48 +462,84 @@ func (s *Site) chatPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.variant.LoginPath, http.StatusFound)
 		return
 	}
-	fan := r.PathValue("fan")
-	s.mu.Lock()
-	delay := time.Duration(0)
-	if s.slowPages > 0 {
-		s.slowPages--
-		delay = s.pageDelay
-	}
-	s.mu.Unlock()
-	if delay > 0 && !waitUnlessGone(r, delay) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if s.variant.HistoryRoute != "" {
+		// The app's shell: the same document for every chat, which opens
+		// the chat of its URL itself (spa.go).
+		_ = s.variant.chat.Execute(w, map[string]any{"SendURL": s.variant.SendURL, "Method": s.variant.SendMethod})
 		return
 	}
-	type shown struct{ ID, Text string }
-	var history []shown
-	s.mu.Lock()
-	for _, m := range s.sent {
-		if m.Creator == creator && m.Fan == fan && !m.Deleted {
-			history = append(history, shown{m.ID, m.Text})
-		}
+	v, ok := s.openChat(r, creator, r.PathValue("fan"))
+	if !ok {
+		return
 	}
-	if s.latest > 0 && len(history) > s.latest {
-		history = history[len(history)-s.latest:]
-	}
-	ids, latest := s.ids, s.latest
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	s.mu.Lock()
-	if s.brokenPages > 0 {
-		s.brokenPages--
-		s.mu.Unlock()
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if v.Broken {
 		_, _ = w.Write([]byte(`<!doctype html><title>Something went wrong</title><p>Please reload.</p>`))
 		return
 	}
-	retries := 0
-	if s.pageRetries {
-		retries = 1
+	_ = s.variant.chat.Execute(w, v)
+}
+
+// chatView is what a chat shows: its fan, the creator's messages to the
+// fan, and how its page behaves (fields exported for the templates and the
+// app's JSON).
+type chatView struct {
+	Fan     string  `json:"fan"`
+	History []shown `json:"messages"`
+	IDs     bool    `json:"ids"`
+	// Start: the chat shows the conversation from its first message.
+	Start   bool   `json:"start"`
+	SendURL string `json:"-"`
+	Method  string `json:"-"`
+	Retries int    `json:"retries"`
+	Reject  string `json:"reject"`
+	Broken  bool   `json:"broken"`
+}
+
+type shown struct {
+	ID   string `json:"id"`
+	Text string `json:"text"`
+}
+
+// openChat is one opening of a fan's chat (a chat page, or the app's
+// history fetch): its faults (a slow or broken page, a misrouted chat),
+// then its view. false: the client left during the delay.
+func (s *Site) openChat(r *http.Request, creator, fan string) (chatView, bool) {
+	s.mu.Lock()
+	delay := s.slowFans[fan]
+	if s.slowPages > 0 {
+		s.slowPages--
+		delay = max(delay, s.pageDelay)
 	}
-	reject := s.rejectText
+	if s.misroutes > 0 {
+		s.misroutes--
+		fan = s.misrouteTo
+	}
 	s.mu.Unlock()
+	if delay > 0 && !waitUnlessGone(r, delay) {
+		return chatView{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := chatView{Fan: fan, IDs: s.ids, Start: s.latest == 0, SendURL: fmt.Sprintf(s.variant.SendURL, fan), Method: s.variant.SendMethod, Reject: s.rejectText}
+	for _, m := range s.sent {
+		if m.Creator == creator && m.Fan == fan && !m.Deleted {
+			v.History = append(v.History, shown{m.ID, m.Text})
+		}
+	}
 	// A page that pages (ShowLatest) never says it starts at the
 	// conversation's first message; one that shows everything does.
-	_ = s.variant.chat.Execute(w, map[string]any{"Fan": fan, "History": history, "IDs": ids, "Start": latest == 0, "SendURL": fmt.Sprintf(s.variant.SendURL, fan), "Method": s.variant.SendMethod, "Retries": retries, "Reject": reject})
+	if s.latest > 0 && len(v.History) > s.latest {
+		v.History = v.History[len(v.History)-s.latest:]
+	}
+	if s.brokenPages > 0 {
+		s.brokenPages--
+		v.Broken = true
+	}
+	if s.pageRetries {
+		v.Retries = 1
+	}
+	return v, true
 }
 
 // sendBody is what a chat page's script posts to the send endpoint.
@@ -517,16 +567,17 @@ func (s *Site) send(w http.ResponseWriter, r *http.Request) {
 	sent := Sent{Creator: creator, Fan: r.PathValue("fan"), Text: body.Text, Media: body.Media}
 	commit := fault.Commit || fault.RecordThenDelay
 	if commit {
-		s.record(sent)
+		sent = s.record(sent)
 	}
 	if fault.apply(w, r) {
 		return
 	}
 	if !commit {
-		s.record(sent)
+		sent = s.record(sent)
 	}
+	// The message as stored: a single-page app renders it in the chat.
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(`{"ok":true}`))
+	_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "id": sent.ID, "text": sent.Text})
 }
 
 // takeFault counts a send request and returns what it meets: the fan's
@@ -547,8 +598,8 @@ func (s *Site) takeFault(fan string) Fault {
 }
 
 // record accepts sent now: its time, its text as the site stores it, its
-// id; then the OnSent hook, outside the lock.
-func (s *Site) record(sent Sent) {
+// id; then the OnSent hook, outside the lock. It returns sent as recorded.
+func (s *Site) record(sent Sent) Sent {
 	sent.At = time.Now()
 	s.mu.Lock()
 	if s.stores != nil {
@@ -561,6 +612,7 @@ func (s *Site) record(sent Sent) {
 	if hook != nil {
 		hook(sent)
 	}
+	return sent
 }
 
 // apply does the fault's delay, then its drop or its status, and says

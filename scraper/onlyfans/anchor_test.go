@@ -7,6 +7,7 @@ import (
 
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/test/browserharness"
 )
 
 // chat is a chat of texts ("a b ok"), each text its own key; an id "#n"
@@ -105,7 +106,7 @@ func TestAReadBackFindsAnUnknownClickInAChatShowingOnlyItsLatestMessages(t *test
 			// already has "ok" as the oldest of them
 			site := fakesite.Start(t)
 			site.ShowLatest(3)
-			profile := onlyfans.DefaultProfile()
+			profile := browserharness.SiteProfile()
 			if withIDs {
 				site.ShowMessageIDs(true)
 				profile.HistoryID = "data-id"

@@ -62,6 +62,58 @@ type Profile struct {
 	// Block lists URL globs the browser never fetches for this site
 	// (images, fonts, media: a text send needs none of them).
 	Block []string `json:"block,omitempty"`
+	// InApp (a single-page app's profile; nil: a document per chat) lets
+	// a creator's kept page switch chats inside the app instead of loading
+	// a document per send (docs/scraper.md).
+	InApp *InApp `json:"inApp,omitempty"`
+}
+
+// InApp is how a single-page app opens a chat without a document load and
+// how its page confirms which fan's chat it shows. The sender switches a
+// kept page that holds the app (loaded and confirmed before) with
+// Navigate, and types only once the page names this fan (Identity) with
+// the history ready (HistoryReady.Selector); on any doubt (not confirmed
+// within the navigation timeout, another fan named, Failed or the login
+// page shown, a script error) it loads the chat's URL as a document
+// instead, and confirms the fan there too.
+type InApp struct {
+	// Navigate is how the app is asked to open a chat: "popstate"
+	// (history.pushState to the chat's path, then the popstate event an
+	// app's router follows).
+	Navigate string `json:"navigate"`
+	// Identity is the element and attribute naming the open chat's fan,
+	// set by the app only after that fan's history rendered. The sender
+	// removes the attribute before it switches: only a render that follows
+	// the switch names a fan again (a stale pane never confirms).
+	Identity ChatIdentity `json:"identity"`
+	// Failed matches what the app shows when opening a chat failed (an
+	// error state): the sender falls back at once instead of waiting.
+	Failed string `json:"failed,omitempty"`
+}
+
+// ChatIdentity names the open chat's fan: the Attribute of the element
+// matching Selector.
+type ChatIdentity struct {
+	Selector  string `json:"selector"`
+	Attribute string `json:"attribute"`
+}
+
+// validate names what is missing or malformed.
+func (a *InApp) validate() error {
+	if a == nil {
+		return nil
+	}
+	var errs []error
+	if a.Navigate != "popstate" {
+		errs = append(errs, fmt.Errorf("inApp.navigate must be popstate, got %q", a.Navigate))
+	}
+	if strings.TrimSpace(a.Identity.Selector) == "" {
+		errs = append(errs, errors.New("inApp.identity.selector is required (the element naming the open chat's fan)"))
+	}
+	if !attributeName.MatchString(a.Identity.Attribute) {
+		errs = append(errs, fmt.Errorf("inApp.identity.attribute must be an attribute name, got %q", a.Identity.Attribute))
+	}
+	return errors.Join(errs...)
 }
 
 // ProbeChat: when one fan's chat cannot be used (its page answers 5xx,
@@ -183,6 +235,21 @@ func DefaultProfile() Profile {
 	return p
 }
 
+//go:embed profiles/onlyfans-spa.json
+var spaProfile []byte
+
+// SPAProfile is DefaultProfile for OnlyFans' web app as the single-page
+// app it is: chats switched inside the app (Profile.InApp). Its identity
+// marker is the fake site's and a guess for the live site
+// (docs/scraper.md).
+func SPAProfile() Profile {
+	p, err := ParseProfile(spaProfile)
+	if err != nil {
+		panic("embedded site profile: " + err.Error()) // a test keeps it valid
+	}
+	return p
+}
+
 // LoadProfile reads a profile file; "" gives DefaultProfile.
 func LoadProfile(path string) (Profile, error) {
 	if path == "" {
@@ -254,6 +321,12 @@ func (p Profile) Validate() error {
 	if p.HistoryReady.StableMs < 0 {
 		errs = append(errs, fmt.Errorf("historyReady.stableMs must not be negative, got %d", p.HistoryReady.StableMs))
 	}
+	if err := p.InApp.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if p.InApp != nil && p.HistoryReady.Selector == "" {
+		errs = append(errs, errors.New("inApp needs historyReady.selector (a switched chat is read only once its history marker is there)"))
+	}
 	if err := p.Text.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -283,5 +356,10 @@ func (p Profile) sameSite() (*playwright.SameSiteAttribute, error) {
 
 // chatURL is the fan's chat on base.
 func (p Profile) chatURL(base, fan string) string {
-	return strings.TrimSuffix(base, "/") + strings.Replace(p.ChatPath, "{fan}", url.PathEscape(fan), 1)
+	return strings.TrimSuffix(base, "/") + p.chatPath(fan)
+}
+
+// chatPath is the path of the fan's chat.
+func (p Profile) chatPath(fan string) string {
+	return strings.Replace(p.ChatPath, "{fan}", url.PathEscape(fan), 1)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/test/browserharness"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -44,11 +45,14 @@ func TestAKeptPageServesTheCreatorsNextSendsAndAFailedOneIsReplaced(t *testing.T
 	if kept == nil || s.KeptPageForTest("creator-1") != kept || kept.IsClosed() {
 		t.Fatal("the kept page was not reused")
 	}
-	// WHEN a send times out before its click (the page may be stuck)
-	site.SlowChatPages(1, 3*time.Second)
+	// WHEN a send times out before its click (the page may be stuck): the
+	// chat is slow to open twice (inside a single-page app, then as the
+	// document the sender loads instead)
+	site.SlowChatPages(2, 3*time.Second)
 	if _, _, err := s.Send(ctx, "creator-1", creds, msg(t, "fan-9", "slow"), nil); !errors.Is(err, onlyfans.ErrTimeout) {
 		t.Fatalf("want a timeout, got %v", err)
 	}
+	site.SlowChatPages(0, 0)
 	// THEN that page is closed and the next send gets a fresh one
 	if !kept.IsClosed() {
 		t.Fatal("a page that timed out was kept")
@@ -97,7 +101,7 @@ func TestTheProfilesBlockedImagesAndFontsAreNeverFetched(t *testing.T) {
 			// GIVEN a chat page with an avatar and a web font
 			site := fakesite.Start(t)
 			creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
-			profile := onlyfans.DefaultProfile()
+			profile := browserharness.SiteProfile()
 			if !tc.block {
 				profile.Block = nil
 			}

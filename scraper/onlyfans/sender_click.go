@@ -13,7 +13,14 @@ import (
 	"github.com/huntaze/message-pipeline/internal/message"
 )
 
-func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
+// openChat opens fan's chat in c's page: inside the app where the profile
+// allows it (openInApp), else (and on any doubt there) as a document, whose
+// page must then confirm the fan too when the profile names its identity.
+func (s *Sender) openChat(c *chat, fan string) (*Result, error) {
+	if s.openInApp(c, fan) {
+		return nil, nil
+	}
+	page := c.page
 	resp, err := page.Goto(s.cfg.Profile.chatURL(s.cfg.BaseURL, fan), playwright.PageGotoOptions{Timeout: ms(s.cfg.Timeouts.Navigation)})
 	if err != nil {
 		// Refused, unresolvable, TLS-failing, reset or hanging: the site
@@ -28,6 +35,17 @@ func (s *Sender) openChat(page playwright.Page, fan string) (*Result, error) {
 	}
 	if resp != nil && resp.Status() >= 400 {
 		return &Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}, nil
+	}
+	if s.cfg.Profile.InApp != nil {
+		// The app renders the chat after its document loaded (within the
+		// navigation timeout, as a document would load): it must name
+		// this fan, as after a switch inside it.
+		if err := s.confirmChat(page, fan); errors.Is(err, errLoginShown) {
+			return &Result{Status: 401, LoginPage: true}, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("%w: open chat: %w", ErrSiteDown, err)
+		}
+		s.appOpened(c)
 	}
 	// A chat page without its composer (a maintenance page, the script
 	// bundle's CDN down, a front-end that failed to render) is the page's
@@ -80,7 +98,7 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 		s.giveBack(c, (err == nil && res.Outcome != Unknown) || stoppedBeforeClick)
 	}()
 	page := c.page
-	early, err := s.openChat(page, msg.RecipientID)
+	early, err := s.openChat(c, msg.RecipientID)
 	if err == nil && early == nil {
 		err = s.sendableEmpty(page)
 	}

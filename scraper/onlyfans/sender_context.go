@@ -18,6 +18,9 @@ type creatorContext struct {
 	busy     bool
 	lastUsed time.Time
 	tracing  bool
+	// appOpen: page holds the site's app with a chat its last opening
+	// confirmed (Profile.InApp): the next opening may switch inside it.
+	appOpen bool
 }
 
 // chat is a page of a creator's context lent to one send or count.
@@ -64,7 +67,7 @@ func (s *Sender) lend(creator string, creds Credentials) (*chat, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: new page: %v", ErrBrowser, err)
 		}
-		cc.page = page
+		cc.page, cc.appOpen = page, false
 	}
 	cc.busy = true
 	return &chat{page: cc.page, cc: cc, kept: true}, nil
@@ -84,7 +87,7 @@ func (s *Sender) giveBack(c *chat, healthy bool) {
 	defer s.mu.Unlock()
 	c.cc.busy = false
 	if !healthy {
-		c.cc.page = nil
+		c.cc.page, c.cc.appOpen = nil, false
 	}
 }
 

@@ -32,7 +32,7 @@ func (s *Sender) ReadBack(ctx context.Context, creator string, creds Credentials
 		return Verdict{}, err
 	}
 	defer func() { s.giveBack(c, err == nil) }()
-	early, err := s.openChat(c.page, msg.RecipientID)
+	early, err := s.openChat(c, msg.RecipientID)
 	if err != nil {
 		return Verdict{}, err
 	}

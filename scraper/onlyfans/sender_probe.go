@@ -51,7 +51,7 @@ func (s *Sender) ProbeChat(ctx context.Context, creator string, creds Credential
 		return err
 	}
 	defer func() { s.giveBack(c, err == nil) }()
-	early, err := s.openChat(c.page, probe)
+	early, err := s.openChat(c, probe)
 	if err == nil && early != nil {
 		err = fmt.Errorf("chat page answered %d", early.Status)
 	}

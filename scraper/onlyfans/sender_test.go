@@ -15,6 +15,7 @@ import (
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 	scrapersetup "github.com/huntaze/message-pipeline/scraper/setup"
+	"github.com/huntaze/message-pipeline/test/browserharness"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
 
@@ -22,15 +23,16 @@ import (
 // sender (its own browser). Those that need a port to stay free stay serial.
 func newSender(t *testing.T, site *fakesite.Site) *onlyfans.Sender {
 	t.Helper()
-	return newSenderFor(t, site, onlyfans.DefaultProfile())
+	return newSenderFor(t, site, browserharness.SiteProfile())
 }
 
 // variants are the fake site's DOMs and the profile that reaches each: the
-// same tests pass against both by switching the profile only.
+// same tests pass against each by switching the profile only. The first is
+// the tests' variant (fakesite.TestVariant: A, or A as a single-page app).
 var variants = []struct {
 	site    fakesite.Variant
-	profile string // file; "" is the default profile
-}{{fakesite.VariantA, ""}, {fakesite.VariantB, "testdata/variant-b.json"}}
+	profile string // file; "" is the tests' profile (browserharness.SiteProfile)
+}{{fakesite.TestVariant(), ""}, {fakesite.VariantB, "testdata/variant-b.json"}}
 
 func newSenderFor(t *testing.T, site *fakesite.Site, profile onlyfans.Profile) *onlyfans.Sender {
 	t.Helper()
@@ -56,7 +58,7 @@ func completeSender(t *testing.T, cfg onlyfans.Config) *onlyfans.Sender {
 		t.Fatal(err)
 	}
 	if cfg.Profile.Name == "" {
-		cfg.Profile = d.Profile
+		cfg.Profile = browserharness.SiteProfile()
 	}
 	if cfg.RecycleAfter == 0 {
 		cfg.RecycleAfter = d.RecycleAfter
@@ -84,9 +86,12 @@ func msg(t *testing.T, fan, content string) message.Message {
 func onEachVariant(t *testing.T, test func(t *testing.T, site *fakesite.Site, profile onlyfans.Profile)) {
 	for _, v := range variants {
 		t.Run(v.site.Name, func(t *testing.T) {
-			profile, err := onlyfans.LoadProfile(v.profile)
-			if err != nil {
-				t.Fatal(err)
+			profile := browserharness.SiteProfile()
+			if v.profile != "" {
+				var err error
+				if profile, err = onlyfans.LoadProfile(v.profile); err != nil {
+					t.Fatal(err)
+				}
 			}
 			test(t, fakesite.StartVariant(t, v.site), profile)
 		})
@@ -190,6 +195,9 @@ func TestProfilesAreValidatedWithTheFieldNamed(t *testing.T) {
 	t.Parallel()
 	if err := onlyfans.DefaultProfile().Validate(); err != nil {
 		t.Fatalf("default profile: %v", err)
+	}
+	if err := onlyfans.SPAProfile().Validate(); err != nil {
+		t.Fatalf("single-page app profile: %v", err)
 	}
 	_, err := onlyfans.ParseProfile([]byte(`{"name":"x","baseUrl":"ftp://x","chatPath":"/chat","input":"#i","send":"","history":"h","sendRequest":{"method":"GET","url":"**/x"},"sessionCookie":{"name":"s","sameSite":"Sometimes"},"login":{}}`))
 	for _, want := range []string{"baseUrl", "chatPath", "send is required", "sendRequest.method", "sessionCookie.sameSite", "login needs"} {

@@ -44,7 +44,8 @@ func costModel(receivesPerMessage float64, apiF apiFigures, task taskFigures, ca
 	lambdaSeconds := limiterInvocations*0.050*0.25 + m*0.020*0.25
 	lambdaCost := lambdaSeconds*lambdaGBs + (limiterInvocations+m)/1e6*lambdaReqPerM
 	// Fargate Spot, throughput-bound: task-hours = messages / the sends
-	// per task-hour measured above (40 creators, 1 vCPU).
+	// per task-hour measured above (40 creators, 1 vCPU, chats switched
+	// inside the single-page app).
 	taskHours := m / (task.sendsPerMinute * 60)
 	fargate := taskHours * (1*spotVCPUHour + 2*spotGBHour)
 	// Results: one JSON-lines object per flush, every 60 s or 1,000
@@ -60,7 +61,7 @@ func costModel(receivesPerMessage float64, apiF apiFigures, task taskFigures, ca
 	fmt.Fprintf(&b, "| SQS FIFO (batch forwards, scraper receives, deletes) | %.2f M requests | %.2f |\n", fifoRequests/1e6, fifoRequests/1e6*sqsFIFOPerM)
 	fmt.Fprintf(&b, "| Lambda (API one invocation per message, 20 ms; limiter one per received batch of 10, 50 ms; 256 MB arm64) | %.0f GB-s, %.2f M invocations | %.2f |\n", lambdaSeconds, (limiterInvocations+m)/1e6, lambdaCost)
 	fmt.Fprintf(&b, "| DynamoDB on-demand (API: caller counter, creator quota, fallback backlog read; counted: %.0f write + %.0f read units per message) | %.2f M WRU, %.2f M RRU | %.2f |\n", wru, rru, wru, rru, ddb)
-	fmt.Fprintf(&b, "| Fargate Spot (1 vCPU, 2 GB, %.0f sends/min/task measured, document-per-chat site: before any SPA change) | %.0f task-hours | %.2f |\n", task.sendsPerMinute, taskHours, fargate)
+	fmt.Fprintf(&b, "| Fargate Spot (1 vCPU, 2 GB, %.0f sends/min/task measured, 40 creators, chats switched inside the single-page app) | %.0f task-hours | %.2f |\n", task.sendsPerMinute, taskHours, fargate)
 	fmt.Fprintf(&b, "| S3 result records (one JSON-lines PUT per flush, %.0f records each) | %.0f PUT | %.2f |\n", recordsPerPut, puts, s3)
 	fmt.Fprintf(&b, "| **total, variable** | | **%.2f** (target ≤ 2.00: %s; before batching and with the intake priced as standard: 7.39) |\n\n", total, map[bool]string{true: "met", false: "**missed**"}[total <= 2.00])
 	fmt.Fprintf(&b, "Fixed per environment and month, not per message: ElastiCache (dev cache.t4g.micro ≈ %.0f USD; prod 2 × cache.r7g.large ≈ 320 USD), NAT gateways (≈ 33 USD each + data), interface endpoints (5 × 2 AZ ≈ 73 USD), the minimum scraper task on Spot (≈ %.0f USD). Assumptions: list prices above; empty receives, KMS requests (≈ 1 per FIFO call with data key caching) and CloudWatch logs are not counted; the API's measured throughput here (%.0f/s) is not a cost driver.\n", cacheT4gMicro*730, (1*spotVCPUHour+2*spotGBHour)*730, apiF.api.perSecond)

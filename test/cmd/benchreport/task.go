@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -56,9 +57,21 @@ func treeCPU(root int) map[string]time.Duration {
 // send gate open: it is measured elsewhere) through the real scraper binary
 // and samples the PSS of its process tree.
 func measureTask(t harness.T, creators, perCreator int, env ...string) taskFigures {
+	return measureTaskOn(t, fakesite.VariantA, creators, perCreator, env...)
+}
+
+// measureTaskOn is measureTask against variant v of the fake site: the
+// single-page app (fakesite.VariantSPA) with the profile that switches
+// chats inside it (profiles/onlyfans-spa.json), else a document per chat
+// with the default profile.
+func measureTaskOn(t harness.T, v fakesite.Variant, creators, perCreator int, env ...string) taskFigures {
 	root := harness.RepoRoot(t)
 	bin := buildScraper(t, root)
-	site := fakesite.Start(t)
+	site := fakesite.NewVariant(v)
+	t.Cleanup(site.Close)
+	if v.Name == fakesite.VariantSPA.Name {
+		env = append([]string{"SITE_PROFILE_FILE=" + filepath.Join(root, "scraper/onlyfans/profiles/onlyfans-spa.json")}, env...)
+	}
 	f := harness.StartFauxqs(t)
 	r := harness.StartRedis(t)
 	harness.PrimeFence(t, r.Client(), scrapersettings.Settings{Environment: "bench"}.Gate().FenceKey())
@@ -139,6 +152,20 @@ func (f taskFigures) cpuPerSendText() string {
 	}
 	per := func(k string) int64 { return (parts[k] / time.Duration(max(f.messages, 1))).Milliseconds() }
 	return fmt.Sprintf("%d ms (renderers %d, browser %d, driver %d, scraper %d)", f.cpuPerSend().Milliseconds(), per("renderers"), per("browser"), per("driver"), per("scraper"))
+}
+
+// cpuByProgramText is the CPU per send of each program of the tree.
+func (f taskFigures) cpuByProgramText() string {
+	progs := make([]string, 0, len(f.cpuByProgram))
+	for p := range f.cpuByProgram {
+		progs = append(progs, p)
+	}
+	sort.Slice(progs, func(i, j int) bool { return f.cpuByProgram[progs[i]] > f.cpuByProgram[progs[j]] })
+	parts := make([]string, 0, len(progs))
+	for _, p := range progs {
+		parts = append(parts, fmt.Sprintf("%s %.1f", p, float64(f.cpuByProgram[p].Microseconds())/1000/float64(max(f.messages, 1))))
+	}
+	return strings.Join(parts, ", ") + " ms"
 }
 
 func tail(s string, n int) string {

@@ -1,0 +1,139 @@
+package onlyfans_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/test/browserharness"
+)
+
+// inAppOnly skips a test of the switch inside a single-page app when the
+// tests run against the document per chat (SCRAPER_TEST_PROFILE).
+func inAppOnly(t *testing.T) {
+	t.Helper()
+	if browserharness.SiteProfile().InApp == nil {
+		t.Skip("the tests' profile opens a document per chat (SCRAPER_TEST_PROFILE=spa switches chats in the app)")
+	}
+}
+
+// sameDocument marks the creator's kept page's document and reports
+// whether a later call finds the mark (no document load in between).
+func sameDocument(t *testing.T, s *onlyfans.Sender, creator string) func() bool {
+	t.Helper()
+	page := s.KeptPageForTest(creator)
+	if page == nil {
+		t.Fatal("no kept page")
+	}
+	if _, err := page.Evaluate(`() => { window.__sameDocument = true }`); err != nil {
+		t.Fatal(err)
+	}
+	return func() bool {
+		v, err := page.Evaluate(`() => window.__sameDocument === true`)
+		return err == nil && v == true
+	}
+}
+
+func TestTheKeptPageSwitchesChatsInsideTheAppWithoutADocumentLoad(t *testing.T) {
+	t.Parallel()
+	inAppOnly(t)
+	// GIVEN a creator whose kept page holds the app after one send
+	site := fakesite.Start(t)
+	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
+	s := newSenderWith(t, site, onlyfans.Config{RecycleAfter: 100})
+	ctx := context.Background()
+	if res, _, err := s.Send(ctx, "creator-1", creds, msg(t, "fan-1", "one"), nil); err != nil || res.Status != 200 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	same := sameDocument(t, s, "creator-1")
+	// WHEN it sends to other fans, one of them twice, and counts a chat
+	// (the chat read before each click shows the fan's own messages only)
+	for i, fan := range []string{"fan-2", "fan-3", "fan-3", "fan-1"} {
+		seen := -1
+		if res, _, err := s.Send(ctx, "creator-1", creds, msg(t, fan, "to "+fan), func(m onlyfans.Mark) error { seen = m.Identical; return nil }); err != nil || res.Status != 200 {
+			t.Fatalf("%s: %+v %v", fan, res, err)
+		}
+		if want := []int{0, 0, 1, 0}[i]; seen != want {
+			t.Fatalf("send %d to %s: the chat showed %d copies of its text before the click, want %d", i, fan, seen, want)
+		}
+	}
+	if n, err := s.CountIdentical(ctx, "creator-1", creds, msg(t, "fan-3", "to fan-3")); err != nil || n != 2 {
+		t.Fatalf("count: %d %v", n, err)
+	}
+	// THEN every message reached its own fan, and the page never loaded a
+	// document again
+	want := []string{"fan-1", "fan-2", "fan-3", "fan-3", "fan-1"}
+	for i, m := range site.Sent() {
+		if m.Fan != want[i] {
+			t.Fatalf("message %d went to %s, want %s", i, m.Fan, want[i])
+		}
+	}
+	if !same() {
+		t.Fatal("the kept page loaded a document: the chats were not switched inside the app")
+	}
+}
+
+func TestASlowChatSwitchNeverTypesIntoThePreviousFansChat(t *testing.T) {
+	t.Parallel()
+	inAppOnly(t)
+	for _, tc := range []struct {
+		name string
+		slow func(site *fakesite.Site)
+	}{
+		// the switch confirms late, within the timeout: in the app
+		{"slow within the timeout", func(site *fakesite.Site) { site.SlowChat("fan-2", 1200*time.Millisecond) }},
+		// the switch never confirms in time: a document load instead
+		{"slower than the timeout, once", func(site *fakesite.Site) { site.SlowChatPages(1, 3*time.Second) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// GIVEN the kept page shows fan-1's chat, and fan-2's history
+			// is slow to come (the app shows fan-1's chat meanwhile)
+			site := fakesite.Start(t)
+			creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
+			s := newSenderWith(t, site, onlyfans.Config{RecycleAfter: 100})
+			ctx := context.Background()
+			if _, _, err := s.Send(ctx, "creator-1", creds, msg(t, "fan-1", "one"), nil); err != nil {
+				t.Fatal(err)
+			}
+			tc.slow(site)
+			// WHEN a message to fan-2 is sent
+			res, _, err := s.Send(ctx, "creator-1", creds, msg(t, "fan-2", "for fan-2 only"), nil)
+			// THEN fan-2 got it, and fan-1 nothing more
+			sent := site.Sent()
+			if err != nil || res.Status != 200 || len(sent) != 2 || sent[1].Fan != "fan-2" || site.SendRequests() != 2 {
+				t.Fatalf("%+v %v; the site has %+v", res, err, sent)
+			}
+		})
+	}
+}
+
+func TestASwitchThatLandsOnAnotherFansChatNeverTypesThere(t *testing.T) {
+	t.Parallel()
+	inAppOnly(t)
+	// GIVEN the kept page holds the app
+	site := fakesite.Start(t)
+	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
+	s := newSenderWith(t, site, onlyfans.Config{RecycleAfter: 100})
+	ctx := context.Background()
+	if _, _, err := s.Send(ctx, "creator-1", creds, msg(t, "fan-1", "one"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// WHEN the next chat opening shows fan-9's chat instead of fan-2's
+	site.MisrouteChats(1, "fan-9")
+	res, _, err := s.Send(ctx, "creator-1", creds, msg(t, "fan-2", "for fan-2"), nil)
+	// THEN the sender loaded fan-2's chat instead and sent there
+	if sent := site.Sent(); err != nil || res.Status != 200 || len(sent) != 2 || sent[1].Fan != "fan-2" {
+		t.Fatalf("%+v %v; the site has %+v", res, err, sent)
+	}
+	// WHEN every opening shows fan-9's chat (the document too)
+	site.MisrouteChats(2, "fan-9")
+	_, _, err = s.Send(ctx, "creator-1", creds, msg(t, "fan-3", "for fan-3"), nil)
+	// THEN nothing is typed or sent: the chat is unusable (an outage
+	// unless the probe chat says otherwise)
+	if !errors.Is(err, onlyfans.ErrChatUnusable) || !errors.Is(err, onlyfans.ErrSiteDown) || site.SendRequests() != 2 {
+		t.Fatalf("err %v, %d send requests", err, site.SendRequests())
+	}
+}

@@ -124,6 +124,8 @@ test-go-race:
 	go test -race -count=1 -timeout 35m $(RACE_PKGS)
 test-go-plain:
 	go test -count=1 -timeout 12m $(NO_RACE_PKGS)
+	@# the sender's tests again against the single-page app (make test-spa runs ./scraper on it too)
+	SCRAPER_TEST_PROFILE=spa go test -count=1 -timeout 12m ./scraper/onlyfans
 
 ## test-long: the full-length versions of tests `make test` runs shortened (the 429 storm of over 200 receives)
 test-long: deps deps-apt

@@ -82,3 +82,22 @@ func TestBuiltinProfileNamesAreNotPaths(t *testing.T) {
 		}
 	}
 }
+
+func TestBuiltinProfiles_AShortHistorySettleOnlyWhereTheAppConfirmsTheRender(t *testing.T) {
+	t.Parallel()
+	// GIVEN each built-in profile THEN a settle shorter than the default
+	// (two reads of the history that must agree) comes only with an
+	// identity the app sets once the chat's history rendered (inApp): the
+	// sender reads the history only after that confirmation, so the
+	// settle guards only a render that continues after it
+	for _, name := range profiles.Names() {
+		p, err := onlyfans.BuiltinProfile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		short := p.HistoryReady.StableMs > 0 && p.HistoryReady.StableMs < int(onlyfans.DefaultHistoryStable.Milliseconds())
+		if short && p.InApp == nil {
+			t.Errorf("%s: historyReady.stableMs %d without inApp (nothing says the history finished rendering)", name, p.HistoryReady.StableMs)
+		}
+	}
+}

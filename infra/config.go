@@ -74,8 +74,9 @@ type Environment struct {
 	ScraperMinTasks, ScraperMaxTasks int
 	// ScraperProfile is the built-in site profile the scraper task runs
 	// with (SITE_PROFILE; scraper/onlyfans/profiles): "onlyfans", a
-	// document per chat, or "onlyfans-spa", chats switched inside the web
-	// app (docs/scraper.md, "Choosing a profile").
+	// document per chat and the scraper's default (so not rendered), or
+	// "onlyfans-spa", chats switched inside the web app (docs/scraper.md,
+	// "Choosing a profile").
 	ScraperProfile string
 	// ScraperOnDemandBase tasks always run on FARGATE, the rest on Spot
 	// (the On-Demand fallback service covers what Spot cannot place).

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/huntaze/message-pipeline/scraper/onlyfans/profiles"
+	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
 // siteProfileIn asserts the scraper task's container environment names
@@ -23,9 +24,10 @@ func siteProfileIn(stack awscdk.Stack, want string) {
 }
 
 func TestScraperTask_RunsTheSiteProfileItsEnvironmentNames(t *testing.T) {
-	// GIVEN every environment THEN its task names its profile, today the
-	// document per chat everywhere (the image ships no profile file: the
-	// profiles are built into the binary)
+	// GIVEN every environment THEN its task runs its profile, today the
+	// document per chat everywhere: the scraper's default, which the
+	// rendered environment leaves out as it does every default (the image
+	// ships no profile file: the profiles are built into the binary)
 	for _, name := range EnvironmentNames() {
 		env, err := LookupEnvironment(name)
 		if err != nil {
@@ -34,7 +36,14 @@ func TestScraperTask_RunsTheSiteProfileItsEnvironmentNames(t *testing.T) {
 		if env.ScraperProfile != profiles.Default {
 			t.Errorf("%s runs %q; changing an environment's profile is a decision to make here on purpose", name, env.ScraperProfile)
 		}
-		siteProfileIn(system(t, name).Pipeline.Stack, env.ScraperProfile)
+		for id, td := range resources(t, system(t, name).Pipeline.Stack, "AWS::ECS::TaskDefinition") {
+			for _, c := range td["ContainerDefinitions"].([]any) {
+				s, err := scrapersettings.Load(environmentOf(c.(map[string]any)["Environment"]))
+				if err != nil || s.SiteProfile != env.ScraperProfile || s.SiteProfileFile != "" {
+					t.Errorf("%s/%s: runs %q (file %q), %v; want %s", name, id, s.SiteProfile, s.SiteProfileFile, err, env.ScraperProfile)
+				}
+			}
+		}
 	}
 	// GIVEN an environment that picks the single-page app's profile
 	env, err := LookupEnvironment("dev")

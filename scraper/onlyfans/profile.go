@@ -259,8 +259,9 @@ func BuiltinProfile(name string) (Profile, error) {
 }
 
 // SelectProfile is the profile a scraper runs with: the file if one is
-// given (SITE_PROFILE_FILE), else the built-in profile name ("" is
-// profiles.Default). Each error names the setting it comes from.
+// given (SITE_PROFILE_FILE), else the built-in profile name (SITE_PROFILE,
+// whose default the settings hold). Each error names the setting it comes
+// from.
 func SelectProfile(name, file string) (Profile, error) {
 	if file != "" {
 		p, err := LoadProfile(file)
@@ -268,9 +269,6 @@ func SelectProfile(name, file string) (Profile, error) {
 			return Profile{}, fmt.Errorf("SITE_PROFILE_FILE: %w", err)
 		}
 		return p, nil
-	}
-	if name == "" {
-		name = profiles.Default
 	}
 	p, err := BuiltinProfile(name)
 	if err != nil {

@@ -41,11 +41,11 @@ func TestEveryBuiltInProfileLoadsAndValidates(t *testing.T) {
 
 func TestSelectProfile_DefaultNameAndFile(t *testing.T) {
 	t.Parallel()
-	// GIVEN neither a name nor a file THEN the default profile, as before
-	// built-in names existed
-	got, err := onlyfans.SelectProfile("", "")
+	// GIVEN the default name (the settings' default) THEN the default
+	// profile, as before built-in names existed
+	got, err := onlyfans.SelectProfile(profiles.Default, "")
 	if err != nil || !reflect.DeepEqual(got, onlyfans.DefaultProfile()) {
-		t.Fatalf("no setting: %+v, %v; want the default profile", got.Name, err)
+		t.Fatalf("default name: %+v, %v; want the default profile", got.Name, err)
 	}
 	// GIVEN a built-in name THEN that profile
 	if got, err := onlyfans.SelectProfile(profiles.SPA, ""); err != nil || !reflect.DeepEqual(got, onlyfans.SPAProfile()) {

@@ -34,12 +34,12 @@ type Settings struct {
 	CapturesKey string `env:"CAPTURES_KMS_KEY_ID"`
 	// SiteProfile names the built-in site profile (selectors, routes,
 	// cookie, login page: onlyfans.Profile, embedded in the binary:
-	// scraper/onlyfans/profiles): "onlyfans" (a document per chat) or
-	// "onlyfans-spa" (chats switched inside the app); empty is
-	// profiles.Default ("onlyfans"). SiteProfileFile is a profile file
-	// instead (at most one of the two). BaseURL overrides the profile's
-	// base URL (local runs).
-	SiteProfile     string `env:"SITE_PROFILE"`
+	// scraper/onlyfans/profiles): "onlyfans" (profiles.Default, a document
+	// per chat) or "onlyfans-spa" (chats switched inside the app).
+	// SiteProfileFile is a profile file instead: it wins over the default
+	// name, and the environment may set only one of the two. BaseURL
+	// overrides the profile's base URL (local runs).
+	SiteProfile     string `env:"SITE_PROFILE" envDefault:"onlyfans"`
 	SiteProfileFile string `env:"SITE_PROFILE_FILE"`
 	BaseURL         string `env:"ONLYFANS_BASE_URL"`
 	// SessionSecretPrefix names each creator's session secret:
@@ -150,7 +150,7 @@ func Parse(environ map[string]string) (Settings, []error) {
 	if (s.SessionSecretPrefix == "") == (s.CredentialsFile == "") {
 		errs = append(errs, errors.New("set exactly one of SESSION_SECRET_PREFIX and CREDENTIALS_FILE"))
 	}
-	errs = append(errs, s.profileErrors()...)
+	errs = append(errs, profileErrors(environ, s)...)
 	if s.Redis.Addr == "" {
 		errs = append(errs, errors.New("REDIS_ADDR is required (failure counts and the sent ledger live there)"))
 	}
@@ -169,14 +169,14 @@ func Parse(environ map[string]string) (Settings, []error) {
 	return s, errs
 }
 
-// profileErrors: a profile is named or given as a file, never both (which
-// would win is a guess the task's environment must not leave open), and a
-// name is one the binary has built in.
-func (s Settings) profileErrors() []error {
-	if s.SiteProfile != "" && s.SiteProfileFile != "" {
+// profileErrors: the environment names a profile or gives a file, never
+// both (which would win is a guess it must not leave open), and a name is
+// one the binary has built in.
+func profileErrors(environ map[string]string, s Settings) []error {
+	if environ["SITE_PROFILE"] != "" && environ["SITE_PROFILE_FILE"] != "" {
 		return []error{errors.New("set at most one of SITE_PROFILE (a built-in profile) and SITE_PROFILE_FILE (a profile file)")}
 	}
-	if s.SiteProfile == "" {
+	if s.SiteProfileFile != "" {
 		return nil
 	}
 	if _, err := profiles.Lookup(s.SiteProfile); err != nil {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/huntaze/message-pipeline/scraper/onlyfans/profiles"
 	"github.com/huntaze/message-pipeline/scraper/settings"
 )
 
@@ -32,8 +33,8 @@ func TestSiteProfile_ABuiltInNameOrAFileNeverBoth(t *testing.T) {
 			t.Errorf("%v: %v", env, errs)
 		}
 	}
-	if d := settings.Defaults(); d.SiteProfile != "" || d.SiteProfileFile != "" {
-		t.Errorf("defaults %q %q: the built-in default profile is chosen by leaving both empty", d.SiteProfile, d.SiteProfileFile)
+	if d := settings.Defaults(); d.SiteProfile != profiles.Default || d.SiteProfileFile != "" {
+		t.Errorf("defaults %q %q: want the built-in %s and no file", d.SiteProfile, d.SiteProfileFile, profiles.Default)
 	}
 	// GIVEN an unknown name THEN the error names the field and the known names
 	errs := profileErrors(map[string]string{"SITE_PROFILE": "onlyfans-sap"})
@@ -49,10 +50,15 @@ func TestSiteProfile_ABuiltInNameOrAFileNeverBoth(t *testing.T) {
 }
 
 func TestSiteProfile_RendersAndParsesBack(t *testing.T) {
+	// GIVEN the default profile THEN the rendered environment leaves it
+	// out (a file may then be given on top of it)
+	if env := settings.Defaults().Env(); env["SITE_PROFILE"] != "" {
+		t.Errorf("default rendered: %v", env)
+	}
 	// GIVEN settings naming the SPA profile WHEN rendered as the task's
 	// environment and parsed back THEN the name survives
 	s := settings.Defaults()
-	s.SiteProfile = "onlyfans-spa"
+	s.SiteProfile = profiles.SPA
 	env := s.Env()
 	if env["SITE_PROFILE"] != "onlyfans-spa" {
 		t.Fatalf("rendered %v", env)

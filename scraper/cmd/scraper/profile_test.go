@@ -1,4 +1,4 @@
-package setup_test
+package main
 
 import (
 	"os"
@@ -10,8 +10,12 @@ import (
 	"github.com/huntaze/message-pipeline/scraper/setup"
 )
 
-// environ is a task environment that loads, with extra on top.
-func environ(extra map[string]string) map[string]string {
+// The site profile the settings choose reaches the sender (setup.Load and
+// setup.Sender; here because scraper/setup's own tests would link the
+// browser without driving one, test/layout).
+
+// profileEnviron is a task environment that loads, with extra on top.
+func profileEnviron(extra map[string]string) map[string]string {
 	env := map[string]string{
 		"WORKFLOWS_QUEUE_URL": "http://127.0.0.1:1/000000000000/workflows", "WORKFLOWS_DLQ_URL": "http://127.0.0.1:1/000000000000/workflows-dlq",
 		"RESULTS_BUCKET": "results", "ATTEMPTS_TABLE": "attempts", "CREDENTIALS_FILE": "/tmp/creds.json",
@@ -25,7 +29,7 @@ func environ(extra map[string]string) map[string]string {
 
 func TestLoad_TheSenderGetsTheProfileTheSettingsChoose(t *testing.T) {
 	// GIVEN no profile setting THEN the document-per-chat default
-	s, err := setup.Load(environ(nil))
+	s, err := setup.Load(profileEnviron(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +37,7 @@ func TestLoad_TheSenderGetsTheProfileTheSettingsChoose(t *testing.T) {
 		t.Errorf("default: inApp %v, %v; want a document per chat", cfg.Profile.InApp != nil, err)
 	}
 	// GIVEN SITE_PROFILE=onlyfans-spa THEN the single-page app's profile
-	s, err = setup.Load(environ(map[string]string{"SITE_PROFILE": profiles.SPA}))
+	s, err = setup.Load(profileEnviron(map[string]string{"SITE_PROFILE": profiles.SPA}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,16 +50,16 @@ func TestLoad_TheSenderGetsTheProfileTheSettingsChoose(t *testing.T) {
 	if err := os.WriteFile(file, []byte(strings.Replace(string(b), `"onlyfans-web-spa"`, `"from-the-file"`, 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err = setup.Load(environ(map[string]string{"SITE_PROFILE_FILE": file}))
+	s, err = setup.Load(profileEnviron(map[string]string{"SITE_PROFILE_FILE": file}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg, err := setup.Sender(s); err != nil || cfg.Profile.Name != "from-the-file" {
 		t.Errorf("file: %q, %v", cfg.Profile.Name, err)
 	}
-	// AND a Sender given both (Load refuses that) takes the file
+	// AND a Sender given a file and another name takes the file
 	both := s
-	both.SiteProfile = profiles.Default
+	both.SiteProfile = profiles.SPA
 	if cfg, err := setup.Sender(both); err != nil || cfg.Profile.Name != "from-the-file" {
 		t.Errorf("file over name: %q, %v", cfg.Profile.Name, err)
 	}
@@ -68,7 +72,7 @@ func TestLoad_AProfileErrorNamesItsFieldOnce(t *testing.T) {
 		"set at most one of SITE_PROFILE":             {"SITE_PROFILE": profiles.SPA, "SITE_PROFILE_FILE": "/no/such.json"},
 		"SITE_PROFILE_FILE: site profile":             {"SITE_PROFILE_FILE": "/no/such.json"},
 	} {
-		_, err := setup.Load(environ(extra))
+		_, err := setup.Load(profileEnviron(extra))
 		if err == nil || strings.Count(err.Error(), want) != 1 {
 			t.Errorf("%v: %v; want %q once", extra, err, want)
 		}

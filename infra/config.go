@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans/profiles"
 )
 
 // DefaultEnvironment is the environment `cdk synth` and `cdk deploy` use
@@ -71,6 +72,12 @@ type Environment struct {
 	LimiterMaxConcurrency int
 	// ScraperMinTasks..ScraperMaxTasks bound the scraper service (seed 003 R3).
 	ScraperMinTasks, ScraperMaxTasks int
+	// ScraperProfile is the built-in site profile the scraper task runs
+	// with (SITE_PROFILE; scraper/onlyfans/profiles): "onlyfans", a
+	// document per chat and the scraper's default (so not rendered), or
+	// "onlyfans-spa", chats switched inside the web app (docs/scraper.md,
+	// "Choosing a profile").
+	ScraperProfile string
 	// ScraperOnDemandBase tasks always run on FARGATE, the rest on Spot
 	// (the On-Demand fallback service covers what Spot cannot place).
 	ScraperOnDemandBase int
@@ -104,6 +111,9 @@ func baseEnvironment(name string) Environment {
 		API:                   APIShare{CallerRequests: 10, CallerWindow: time.Second, Callers: 20, StatusRate: 10, ReplayRate: 1},
 		SendLimit:             ratelimit.DefaultLimit(),
 		LimiterMaxConcurrency: 10, ScraperMinTasks: 1, ScraperMaxTasks: 10, ScraperOnDemandBase: 0,
+		// The document per chat until the single-page app's identity marker
+		// is checked against the live site (docs/scraper.md: make e2e-real).
+		ScraperProfile:   profiles.Default,
 		LogRetentionDays: 30,
 	}
 }
@@ -286,6 +296,9 @@ func ValidateEnvironments(envs map[string]Environment) error {
 		trusted[issuer] = n
 		if issuer == normalIssuer(formerSharedTrust.issuer) && e.JWTAudience == formerSharedTrust.audience {
 			errs = append(errs, fmt.Errorf("environment %s trusts %s + %s, the pair every environment trusted before issue 24 (dev's and staging's clients hold tokens for it); give it a pair of its own", n, e.JWTIssuer, e.JWTAudience))
+		}
+		if _, err := profiles.Lookup(e.ScraperProfile); err != nil {
+			errs = append(errs, fmt.Errorf("environment %s: ScraperProfile: %w", n, err))
 		}
 		if e.Account != "" {
 			if !accountID.MatchString(e.Account) {

@@ -73,6 +73,7 @@ func (e Environment) ScraperSettings(r Resources) scrapersettings.Settings {
 	s.AttemptsTable = r.AttemptsTable
 	s.Redis = r.Redis
 	s.SessionSecretPrefix = r.SessionSecretPrefix
+	s.SiteProfile = e.ScraperProfile
 	s.Limit = e.SendLimit
 	return s
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans/profiles"
 	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -51,6 +52,38 @@ func TestDockerfileMatchesTheCodeAndThePins(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "scraper", "cmd", "scraper", "main.go")); err != nil {
 		t.Errorf("the command the Dockerfile builds is missing: %v", err)
+	}
+}
+
+// The site profiles are embedded in the binary (scraper/onlyfans/profiles):
+// the image copies no profile file and points at none, the stack names one
+// (SITE_PROFILE); the build stage only needs their files in its context.
+func TestDockerfile_TheSiteProfilesAreBuiltInNotShipped(t *testing.T) {
+	root := harness.RepoRoot(t)
+	df := read(t, filepath.Join(root, "scraper", "Dockerfile"))
+	ignore := read(t, filepath.Join(root, ".dockerignore"))
+	// GIVEN the Dockerfile THEN it sets no profile (the environment's to
+	// choose) and copies no profile file into the final image
+	if strings.Contains(df, "SITE_PROFILE") {
+		t.Errorf("Dockerfile sets SITE_PROFILE or SITE_PROFILE_FILE: the profiles are built in, the stack names one")
+	}
+	if regexp.MustCompile(`(?m)^COPY .*(profiles|\.json)`).MatchString(df) {
+		t.Errorf("Dockerfile copies a profile file: the binary embeds them")
+	}
+	// AND the build stage has them: scraper/ is copied whole and the build
+	// context (.dockerignore, an allow-list) keeps every profile file
+	if !regexp.MustCompile(`(?m)^COPY scraper \./scraper$`).MatchString(df) || !regexp.MustCompile(`(?m)^!scraper$`).MatchString(ignore) {
+		t.Errorf("the build stage does not get scraper/ whole (go:embed needs scraper/onlyfans/profiles/*.json)")
+	}
+	for _, line := range strings.Split(ignore, "\n") {
+		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "!") && (strings.Contains(l, "json") || strings.Contains(l, "profiles")) {
+			t.Errorf(".dockerignore drops the profiles the binary embeds: %s", l)
+		}
+	}
+	for _, name := range profiles.Names() {
+		if _, err := os.Stat(filepath.Join(root, "scraper", "onlyfans", "profiles", name+".json")); err != nil {
+			t.Errorf("built-in profile %s: %v", name, err)
+		}
 	}
 }
 

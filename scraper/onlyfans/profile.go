@@ -2,7 +2,6 @@ package onlyfans
 
 import (
 	"bytes"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,13 +12,17 @@ import (
 	"time"
 
 	"github.com/playwright-community/playwright-go"
+
+	"github.com/huntaze/message-pipeline/scraper/onlyfans/profiles"
 )
 
 // Profile is everything site-specific the sender uses: where a fan's chat
 // is, how to type and send, which request's HTTP status says whether the
 // site took a message, which cookie carries the session, and how the login
-// page looks. It is configuration (SITE_PROFILE_FILE), so a change of the
-// site's web app is a file change, not a release.
+// page looks. It is configuration (a built-in profile named by
+// SITE_PROFILE, or a file: SITE_PROFILE_FILE), so a change of the site's
+// web app is a profile change (a file needs no release), not a change of
+// code.
 type Profile struct {
 	Name    string `json:"name"`
 	BaseURL string `json:"baseUrl"`
@@ -220,34 +223,58 @@ func (c SessionCheck) proves(body []byte) bool {
 	return true
 }
 
-//go:embed profiles/onlyfans.json
-var defaultProfile []byte
-
 // DefaultProfile is our best knowledge of OnlyFans' web app (chat path,
-// API route, session cookie name). The element selectors are the ones the
-// fake site serves and must be checked against the live site before
-// production (docs/scraper.md: make e2e-real).
-func DefaultProfile() Profile {
-	p, err := ParseProfile(defaultProfile)
+// API route, session cookie name): the built-in profile profiles.Default,
+// a document per chat. The element selectors are the ones the fake site
+// serves and must be checked against the live site before production
+// (docs/scraper.md: make e2e-real).
+func DefaultProfile() Profile { return mustBuiltin(profiles.Default) }
+
+// SPAProfile is DefaultProfile for OnlyFans' web app as the single-page
+// app it is (the built-in profiles.SPA): chats switched inside the app
+// (Profile.InApp). Its identity marker is the fake site's and a guess for
+// the live site (docs/scraper.md).
+func SPAProfile() Profile { return mustBuiltin(profiles.SPA) }
+
+func mustBuiltin(name string) Profile {
+	p, err := BuiltinProfile(name)
 	if err != nil {
-		panic("embedded site profile: " + err.Error()) // a test keeps it valid
+		panic(err.Error()) // a test keeps every built-in profile valid
 	}
 	return p
 }
 
-//go:embed profiles/onlyfans-spa.json
-var spaProfile []byte
-
-// SPAProfile is DefaultProfile for OnlyFans' web app as the single-page
-// app it is: chats switched inside the app (Profile.InApp). Its identity
-// marker is the fake site's and a guess for the live site
-// (docs/scraper.md).
-func SPAProfile() Profile {
-	p, err := ParseProfile(spaProfile)
+// BuiltinProfile is the profile embedded in the binary under name
+// (profiles.Names: SITE_PROFILE).
+func BuiltinProfile(name string) (Profile, error) {
+	b, err := profiles.Lookup(name)
 	if err != nil {
-		panic("embedded site profile: " + err.Error()) // a test keeps it valid
+		return Profile{}, err
 	}
-	return p
+	p, err := ParseProfile(b)
+	if err != nil {
+		return Profile{}, fmt.Errorf("built-in site profile %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// SelectProfile is the profile a scraper runs with: the file if one is
+// given (SITE_PROFILE_FILE), else the built-in profile name (SITE_PROFILE,
+// whose default the settings hold). Each error names the setting it comes
+// from.
+func SelectProfile(name, file string) (Profile, error) {
+	if file != "" {
+		p, err := LoadProfile(file)
+		if err != nil {
+			return Profile{}, fmt.Errorf("SITE_PROFILE_FILE: %w", err)
+		}
+		return p, nil
+	}
+	p, err := BuiltinProfile(name)
+	if err != nil {
+		return Profile{}, fmt.Errorf("SITE_PROFILE: %w", err)
+	}
+	return p, nil
 }
 
 // LoadProfile reads a profile file; "" gives DefaultProfile.

@@ -15,6 +15,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/internal/redisconn"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans/profiles"
 )
 
 // Settings is the scraper's environment (the ECS task definition sets it).
@@ -31,9 +32,14 @@ type Settings struct {
 	// CapturesKey encrypts failure captures (empty: the bucket's default,
 	// local runs only; the stack always sets it).
 	CapturesKey string `env:"CAPTURES_KMS_KEY_ID"`
-	// SiteProfileFile is the site profile (selectors, routes, cookie,
-	// login page: onlyfans.Profile); empty is the built-in OnlyFans
-	// profile. BaseURL overrides the profile's base URL (local runs).
+	// SiteProfile names the built-in site profile (selectors, routes,
+	// cookie, login page: onlyfans.Profile, embedded in the binary:
+	// scraper/onlyfans/profiles): "onlyfans" (profiles.Default, a document
+	// per chat) or "onlyfans-spa" (chats switched inside the app).
+	// SiteProfileFile is a profile file instead: it wins over the default
+	// name, and the environment may set only one of the two. BaseURL
+	// overrides the profile's base URL (local runs).
+	SiteProfile     string `env:"SITE_PROFILE" envDefault:"onlyfans"`
 	SiteProfileFile string `env:"SITE_PROFILE_FILE"`
 	BaseURL         string `env:"ONLYFANS_BASE_URL"`
 	// SessionSecretPrefix names each creator's session secret:
@@ -144,6 +150,7 @@ func Parse(environ map[string]string) (Settings, []error) {
 	if (s.SessionSecretPrefix == "") == (s.CredentialsFile == "") {
 		errs = append(errs, errors.New("set exactly one of SESSION_SECRET_PREFIX and CREDENTIALS_FILE"))
 	}
+	errs = append(errs, profileErrors(environ, s)...)
 	if s.Redis.Addr == "" {
 		errs = append(errs, errors.New("REDIS_ADDR is required (failure counts and the sent ledger live there)"))
 	}
@@ -160,6 +167,22 @@ func Parse(environ map[string]string) (Settings, []error) {
 		errs = append(errs, err)
 	}
 	return s, errs
+}
+
+// profileErrors: the environment names a profile or gives a file, never
+// both (which would win is a guess it must not leave open), and a name is
+// one the binary has built in.
+func profileErrors(environ map[string]string, s Settings) []error {
+	if environ["SITE_PROFILE"] != "" && environ["SITE_PROFILE_FILE"] != "" {
+		return []error{errors.New("set at most one of SITE_PROFILE (a built-in profile) and SITE_PROFILE_FILE (a profile file)")}
+	}
+	if s.SiteProfileFile != "" {
+		return nil
+	}
+	if _, err := profiles.Lookup(s.SiteProfile); err != nil {
+		return []error{fmt.Errorf("SITE_PROFILE: %w", err)}
+	}
+	return nil
 }
 
 // Load parses and checks the environment by the settings' own rules; the

@@ -6,13 +6,14 @@
 package setup
 
 import (
-	"fmt"
+	"errors"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans/profiles"
 	"github.com/huntaze/message-pipeline/scraper/settings"
 )
 
@@ -25,7 +26,11 @@ func Load(environ map[string]string) (settings.Settings, error) {
 		errs = append(errs, err)
 	}
 	if cfg, err := Sender(s); err != nil {
-		errs = append(errs, fmt.Errorf("SITE_PROFILE_FILE: %w", err))
+		// It names SITE_PROFILE or SITE_PROFILE_FILE; an unknown name
+		// settings.Parse has reported already.
+		if !errors.Is(err, profiles.ErrUnknown) {
+			errs = append(errs, err)
+		}
 	} else if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -71,9 +76,11 @@ func Consumer(s settings.Settings) scraper.ConsumerConfig {
 	return scraper.ConsumerConfig{QueueURL: s.WorkflowsQueueURL, DeadLetterURL: s.WorkflowsDLQURL, Wait: s.PollWait, MaxGroups: s.MaxGroups, ErrorBackoff: s.ReceiveErrorBackoff, Heartbeat: s.Heartbeat}
 }
 
-// Sender returns the browser sender configuration with its site profile.
+// Sender returns the browser sender configuration with its site profile:
+// the file if SITE_PROFILE_FILE is set (Load refuses it together with
+// SITE_PROFILE), else the built-in profile SITE_PROFILE names.
 func Sender(s settings.Settings) (onlyfans.Config, error) {
-	profile, err := onlyfans.LoadProfile(s.SiteProfileFile)
+	profile, err := onlyfans.SelectProfile(s.SiteProfile, s.SiteProfileFile)
 	return onlyfans.Config{
 		BaseURL: s.BaseURL, Profile: profile, Browser: browser.Options{DriverDir: s.DriverDir, ChromiumPath: s.ChromiumPath, ExtraArgs: s.ChromiumExtraArgs, Sandbox: s.ChromiumSandbox},
 		Timeouts:     onlyfans.Timeouts{Navigation: s.NavTimeout, Action: s.ActionTimeout, Response: s.ResponseTimeout},

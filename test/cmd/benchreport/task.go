@@ -20,6 +20,7 @@ import (
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/scraper"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans/profiles"
 	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 	"github.com/huntaze/message-pipeline/test/harness"
 )
@@ -62,7 +63,7 @@ func measureTask(t harness.T, creators, perCreator int, env ...string) taskFigur
 
 // measureTaskOn is measureTask against variant v of the fake site: the
 // single-page app (fakesite.VariantSPA) with the profile that switches
-// chats inside it (profiles/onlyfans-spa.json), else a document per chat
+// chats inside it (the built-in onlyfans-spa), else a document per chat
 // with the default profile.
 func measureTaskOn(t harness.T, v fakesite.Variant, creators, perCreator int, env ...string) taskFigures {
 	root := harness.RepoRoot(t)
@@ -70,7 +71,7 @@ func measureTaskOn(t harness.T, v fakesite.Variant, creators, perCreator int, en
 	site := fakesite.NewVariant(v)
 	t.Cleanup(site.Close)
 	if v.Name == fakesite.VariantSPA.Name {
-		env = append([]string{"SITE_PROFILE_FILE=" + filepath.Join(root, "scraper/onlyfans/profiles/onlyfans-spa.json")}, env...)
+		env = append([]string{"SITE_PROFILE=" + profiles.SPA}, env...)
 	}
 	f := harness.StartFauxqs(t)
 	r := harness.StartRedis(t)

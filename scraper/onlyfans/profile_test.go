@@ -1,0 +1,103 @@
+package onlyfans_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/huntaze/message-pipeline/scraper/onlyfans"
+	"github.com/huntaze/message-pipeline/scraper/onlyfans/profiles"
+)
+
+func TestEveryBuiltInProfileLoadsAndValidates(t *testing.T) {
+	t.Parallel()
+	// GIVEN the profiles the binary embeds
+	names := profiles.Names()
+	if !slices.Contains(names, profiles.Default) || !slices.Contains(names, profiles.SPA) {
+		t.Fatalf("built-in profiles %v: want %s and %s", names, profiles.Default, profiles.SPA)
+	}
+	for _, name := range names {
+		// WHEN each is loaded by name THEN it parses and validates
+		p, err := onlyfans.BuiltinProfile(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := p.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// AND the default is the document per chat, the SPA's switches in the app
+	if p, _ := onlyfans.BuiltinProfile(profiles.Default); p.InApp != nil {
+		t.Errorf("%s switches chats inside the app; the default is a document per chat", profiles.Default)
+	}
+	if p, _ := onlyfans.BuiltinProfile(profiles.SPA); p.InApp == nil {
+		t.Errorf("%s has no inApp", profiles.SPA)
+	}
+}
+
+func TestSelectProfile_DefaultNameAndFile(t *testing.T) {
+	t.Parallel()
+	// GIVEN the default name (the settings' default) THEN the default
+	// profile, as before built-in names existed
+	got, err := onlyfans.SelectProfile(profiles.Default, "")
+	if err != nil || !reflect.DeepEqual(got, onlyfans.DefaultProfile()) {
+		t.Fatalf("default name: %+v, %v; want the default profile", got.Name, err)
+	}
+	// GIVEN a built-in name THEN that profile
+	if got, err := onlyfans.SelectProfile(profiles.SPA, ""); err != nil || !reflect.DeepEqual(got, onlyfans.SPAProfile()) {
+		t.Errorf("SITE_PROFILE=%s: %q, %v", profiles.SPA, got.Name, err)
+	}
+	// GIVEN an unknown name THEN an error naming the setting and the known names
+	_, err = onlyfans.SelectProfile("onlyfans-sap", "")
+	if !errors.Is(err, profiles.ErrUnknown) || !strings.Contains(err.Error(), "SITE_PROFILE:") || !strings.Contains(err.Error(), profiles.SPA) {
+		t.Errorf("unknown name: %v", err)
+	}
+	// GIVEN a file THEN the file wins over the name
+	b, err := profiles.Lookup(profiles.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "site.json")
+	if err := os.WriteFile(file, []byte(strings.Replace(string(b), `"onlyfans-web"`, `"from-the-file"`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := onlyfans.SelectProfile(profiles.SPA, file); err != nil || got.Name != "from-the-file" || got.InApp != nil {
+		t.Errorf("file over name: %q (inApp %v), %v", got.Name, got.InApp != nil, err)
+	}
+	// GIVEN a missing file THEN the error names SITE_PROFILE_FILE
+	if _, err := onlyfans.SelectProfile("", filepath.Join(t.TempDir(), "none.json")); err == nil || !strings.Contains(err.Error(), "SITE_PROFILE_FILE:") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestBuiltinProfileNamesAreNotPaths(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"", "../onlyfans", "onlyfans.json", "*", "onlyfans/x"} {
+		if _, err := profiles.Lookup(name); !errors.Is(err, profiles.ErrUnknown) {
+			t.Errorf("Lookup(%q): %v, want ErrUnknown", name, err)
+		}
+	}
+}
+
+func TestBuiltinProfiles_AShortHistorySettleOnlyWhereTheAppConfirmsTheRender(t *testing.T) {
+	t.Parallel()
+	// GIVEN each built-in profile THEN a settle shorter than the default
+	// (two reads of the history that must agree) comes only with an
+	// identity the app sets once the chat's history rendered (inApp): the
+	// sender reads the history only after that confirmation, so the
+	// settle guards only a render that continues after it
+	for _, name := range profiles.Names() {
+		p, err := onlyfans.BuiltinProfile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		short := p.HistoryReady.StableMs > 0 && p.HistoryReady.StableMs < int(onlyfans.DefaultHistoryStable.Milliseconds())
+		if short && p.InApp == nil {
+			t.Errorf("%s: historyReady.stableMs %d without inApp (nothing says the history finished rendering)", name, p.HistoryReady.StableMs)
+		}
+	}
+}

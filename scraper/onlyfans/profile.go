@@ -338,16 +338,7 @@ func (p Profile) Validate() error {
 	if len(p.SessionCheck.Statuses) == 0 {
 		errs = append(errs, errors.New("sessionCheck.statuses is required (which answers may mean a rejected session)"))
 	}
-	for _, st := range p.SessionCheck.Statuses {
-		if st < 400 || st > 499 || st == 429 || st == 401 {
-			errs = append(errs, fmt.Errorf("sessionCheck.statuses must be 4xx other than 401 (an authentication answer, never a refusal about one fan) and 429, got %d", st))
-		}
-	}
-	for _, st := range p.GatewayStatuses {
-		if st < 500 || st > 599 {
-			errs = append(errs, fmt.Errorf("gatewayStatuses must be 5xx, got %d", st))
-		}
-	}
+	errs = append(errs, p.statusErrors()...)
 	if p.HistoryID != "" && !attributeName.MatchString(p.HistoryID) {
 		errs = append(errs, fmt.Errorf("historyId must be an attribute name (e.g. data-id), got %q", p.HistoryID))
 	}
@@ -370,6 +361,22 @@ func (p Profile) Validate() error {
 		errs = append(errs, errors.New("login needs urlContains or selector (how an expired session shows)"))
 	}
 	return errors.Join(errs...)
+}
+
+// statusErrors names the status lists' entries out of their range.
+func (p Profile) statusErrors() []error {
+	var errs []error
+	for _, st := range p.SessionCheck.Statuses {
+		if st < 400 || st > 499 || st == 429 || st == 401 {
+			errs = append(errs, fmt.Errorf("sessionCheck.statuses must be 4xx other than 401 (an authentication answer, never a refusal about one fan) and 429, got %d", st))
+		}
+	}
+	for _, st := range p.GatewayStatuses {
+		if st < 500 || st > 599 {
+			errs = append(errs, fmt.Errorf("gatewayStatuses must be 5xx, got %d", st))
+		}
+	}
+	return errs
 }
 
 // attributeName is an HTML attribute name as a profile may give one.

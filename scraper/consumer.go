@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/huntaze/message-pipeline/internal/deadletter"
 	"github.com/huntaze/message-pipeline/internal/message"
+	"github.com/huntaze/message-pipeline/internal/metrics"
 	"github.com/huntaze/message-pipeline/internal/sqslimits"
 )
 
@@ -304,8 +306,8 @@ func (b *batch) settle(ctx context.Context, m sqstypes.Message, out Outcome) boo
 		return c.delete(ctx, m)
 	case DeadLetter:
 		if err := c.deadLetter(ctx, m, out); err != nil {
-			c.log.Error("DLQ send failed; message stays in the queue", "sqs_message_id", aws.ToString(m.MessageId), "correlation_id", correlationOf(m), "error", err)
-			b.setVisibility(ctx, m, c.proc.cfg.Backoff(1))
+			c.deadLetterFailed(m, err)
+			b.setVisibility(ctx, m, c.dlqRetryDelay(m))
 			return false
 		}
 		return c.delete(ctx, m)
@@ -319,8 +321,11 @@ func (b *batch) settle(ctx context.Context, m sqstypes.Message, out Outcome) boo
 // none of them becomes visible before it.
 func (b *batch) hold(ctx context.Context, head sqstypes.Message, out Outcome) {
 	delay := out.Delay
-	if a := out.Action(); a == Delete || a == DeadLetter { // its delete failed: it is back after the queue's timeout
+	switch out.Action() {
+	case Delete: // its delete failed: it is back after the queue's timeout
 		delay = b.c.proc.cfg.Backoff(1)
+	case DeadLetter: // its move failed: it is back after dlqRetryDelay
+		delay = b.c.dlqRetryDelay(head)
 	}
 	for _, m := range b.after(head) {
 		b.finish(m)
@@ -372,6 +377,28 @@ func (c *Consumer) delete(ctx context.Context, m sqstypes.Message) bool {
 		return false
 	}
 	return true
+}
+
+// dlqRetryDelay is how long a message whose move to the DLQ failed waits
+// before it is decided again: the outage delay of its receive count
+// (growing, capped at 15 minutes), not a fixed backoff, so that a DLQ that
+// keeps refusing (a KMS key or policy broken) spends few receives: about
+// 10 days of it before the queue's maxReceiveCount would move the message
+// without a reason, with an error log and a metric at every try.
+func (c *Consumer) dlqRetryDelay(m sqstypes.Message) time.Duration {
+	receives, _ := strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
+	return c.proc.cfg.outageDelay(c.proc.cfg.Backoff(1), receives)
+}
+
+// deadLetterFailed reports a failed move to the DLQ: an error log naming
+// the receive count and the backstop, and MetricDeadLetterFailed.
+func (c *Consumer) deadLetterFailed(m sqstypes.Message, err error) {
+	receives := m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)]
+	c.log.Error("DLQ send failed; message stays in the queue and is decided again later (the queue's maxReceiveCount backstop would move it without a reason)",
+		"sqs_message_id", aws.ToString(m.MessageId), "correlation_id", correlationOf(m), "receives", receives, "max_receive_count", c.proc.cfg.MaxReceiveCount, "error", err)
+	s := metrics.NewSet()
+	s.Add(MetricDeadLetterFailed, metrics.Count, 1)
+	_ = c.proc.metrics.Emit(s)
 }
 
 // deadLetter moves the message to the FIFO DLQ in its group, with its

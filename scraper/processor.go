@@ -24,6 +24,7 @@ type Browser interface {
 	ReadBack(ctx context.Context, creator string, creds onlyfans.Credentials, msg message.Message, before onlyfans.Mark) (onlyfans.Verdict, error)
 	CheckSession(ctx context.Context, creator string, creds onlyfans.Credentials) (bool, error)
 	ProbeChat(ctx context.Context, creator string, creds onlyfans.Credentials, fan string) error
+	CheckChat(ctx context.Context, creator string, creds onlyfans.Credentials, fan string) error
 	Profile() onlyfans.Profile
 }
 

@@ -13,12 +13,13 @@ import (
 // Metric names: scraper/settings defines them, beside the settings, so
 // that the stack's alarms and dashboard read them without the browser.
 const (
-	MetricSuccess         = settings.MetricSuccess
-	MetricFailure         = settings.MetricFailure
-	MetricDuration        = settings.MetricDuration
-	MetricCircuitState    = settings.MetricCircuitState
-	MetricSessionInvalid  = settings.MetricSessionInvalid
-	MetricDeliveryLatency = settings.MetricDeliveryLatency
+	MetricSuccess          = settings.MetricSuccess
+	MetricFailure          = settings.MetricFailure
+	MetricDuration         = settings.MetricDuration
+	MetricCircuitState     = settings.MetricCircuitState
+	MetricSessionInvalid   = settings.MetricSessionInvalid
+	MetricDeliveryLatency  = settings.MetricDeliveryLatency
+	MetricDeadLetterFailed = settings.MetricDeadLetterFailed
 )
 
 type logIDs struct {

@@ -110,7 +110,7 @@ func (p *Processor) attempt(ctx context.Context, s *sending) (onlyfans.Result, e
 		r, a, err := p.browser.Send(ctx, creator, s.creds, s.msg, func(mark onlyfans.Mark) error { return p.beforeClick(ctx, s, mark) })
 		s.art = a
 		switch {
-		case s.admitted && unanswered(r, err):
+		case s.admitted && p.unanswered(r, err):
 			p.hold(ctx, creator, s.msg.MessageID, p.mayLandFor(s.before))
 		case s.admitted:
 			p.restamp(ctx, creator, s.msg.MessageID)
@@ -176,7 +176,7 @@ func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.R
 	case onlyfans.Unknown:
 		return p.fail(ctx, id, ClassOutcomeUnknown, "reading back a send with an unknown outcome ("+why+"): "+v.Why+" (the attempt mark stays)", attempts), false
 	}
-	if left := p.mayLandFor(s.before); unanswered(res, err) && left > 0 {
+	if left := p.mayLandFor(s.before); p.unanswered(res, err) && left > 0 {
 		return p.mayStillLand(ctx, id, receives, why, left, attempts, failures), false
 	}
 	p.settle(ctx, id, s.c, false)
@@ -234,7 +234,7 @@ func (p *Processor) admit(ctx context.Context, creator, id string, receives int)
 	if !ds[0].Allowed {
 		detail := ""
 		if ds[0].Fenced {
-			detail = "gate fenced: Redis lost its state, holding every send for one window"
+			detail = "gate fenced: Redis lost its state, holding every send for one window and the late-commit horizon"
 		}
 		return gatedError{retryAfter: ds[0].RetryAfter, detail: detail}
 	}
@@ -262,11 +262,16 @@ func (p *Processor) hold(ctx context.Context, creator, id string, later time.Dur
 	}
 }
 
-// unanswered says a click's request got no answer at all (no answer in
-// time, a dropped connection, a crash): the origin may still be working on
-// it and commit it later.
-func unanswered(res onlyfans.Result, err error) bool {
-	return err != nil && res.Outcome == onlyfans.Unknown && res.Status == 0
+// unanswered says a click's request got no answer from the site's origin:
+// no answer at all (no answer in time, a dropped connection, a crash), or a
+// gateway's answer for an origin that did not answer it (502, 503, 504:
+// Profile.GatewayStatuses; a 504 says the gateway gave up waiting). The
+// origin may still be working on it and commit it later.
+func (p *Processor) unanswered(res onlyfans.Result, err error) bool {
+	if res.Outcome != onlyfans.Unknown {
+		return false
+	}
+	return (err != nil && res.Status == 0) || p.browser.Profile().Gateway(res.Status)
 }
 
 // mayLandFor is how much longer a request of the click of mark may land at

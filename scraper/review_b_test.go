@@ -153,7 +153,7 @@ func TestRev22AGateway502OnARepeatedTextInAChatShowingEverythingIsDeliveredNotDe
 	// conversation (no paging: the count alone could tell), three "ok" of
 	// one creator, and a gateway answering 502 to the third send without
 	// its origin committing it (a 5xx storm starting at that click)
-	f := setup(t, testConfig())
+	f := setup(t, shortHorizon())
 	f.site.InjectFaults(fakesite.Fault{}, fakesite.Fault{}, fakesite.Fault{Status: 502}, fakesite.Fault{Status: 502}, fakesite.Fault{Status: 502})
 	for range 3 {
 		f.enqueue(f.newMessage("creator-a", "ok"))
@@ -238,8 +238,8 @@ func TestRev22AnUnknownSendIsSettledWhenTheCreatorDeletesAnOlderMessageThanTheAn
 	// by a gateway without its origin committing it (a 5xx storm starting
 	// at that click), while the creator deletes "b" from the chat (not the
 	// anchor: "c", the message shown last at the click, stays)
-	f := setup(t, testConfig())
-	f.behind(testConfig(), func(origin http.Handler) http.Handler {
+	f := setup(t, shortHorizon())
+	f.behind(shortHorizon(), func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages") {
 				body, _ := io.ReadAll(r.Body)

@@ -57,6 +57,14 @@ type fixture struct {
 	compressed *harness.CompressedVisibility
 }
 
+// shortHorizon is testConfig with a late-commit horizon of 4 s, for tests
+// whose gateway 5xx (held to the horizon like no answer) never commit late.
+func shortHorizon() scraper.Config {
+	c := testConfig()
+	c.LateCommitHorizon = 4 * time.Second
+	return c
+}
+
 func testConfig() scraper.Config {
 	// The production defaults (complete), scaled and tightened for tests.
 	c := scrapersetup.Processor(scrapersettings.Defaults())
@@ -116,7 +124,7 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 	if err := f.ledger.PrimeEpoch(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	gate, err := ratelimit.New(f.redis.Client(), gateCfg)
+	gate, err := ratelimit.New(f.redis.Client(), gateWith(cfg, gateCfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +142,15 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 	f.compressed = &harness.CompressedVisibility{Client: f.aws.SQS}
 	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, f.proc, log)
 	return f
+}
+
+// gateWith is gateCfg as the scraper's wiring makes the send gate
+// (settings.Gate): holds up to the processor's late-commit horizon.
+func gateWith(cfg scraper.Config, gateCfg ratelimit.Config) ratelimit.Config {
+	if gateCfg.MaxHold == 0 {
+		gateCfg.MaxHold = cfg.LateCommitHorizon
+	}
+	return gateCfg
 }
 
 // sessionStore is a credential store the test can change while the
@@ -401,7 +418,7 @@ func TestARedisOutageOfManyReceivesDelaysButNeverDeadLetters(t *testing.T) {
 
 func TestServerErrorsTwiceThenSuccessIsOneSendWithoutFailure(t *testing.T) {
 	t.Parallel()
-	f := setup(t, testConfig())
+	f := setup(t, shortHorizon())
 	f.site.InjectFaults(fakesite.Fault{Status: 502}, fakesite.Fault{Status: 503})
 	m := f.newMessage("creator-a", "third time lucky")
 	f.enqueue(m)

@@ -17,8 +17,9 @@
 //     may land;
 //   - a Redis that lost its state (no fence key: restart without
 //     persistence, node replacement, failover to an empty replica) approves
-//     nothing for one Window + Margin after it is first seen: every approval
-//     it forgot is then out of every rolling window (Decision.Fenced).
+//     nothing for one Window + Margin + MaxHold after it is first seen: every
+//     approval it forgot is then out of every rolling window, a held one too
+//     (Decision.Fenced).
 //
 // It behaves like a bucket of Limit tokens where each spent token comes back
 // exactly one window after it was spent (not a refill rate, which would let
@@ -58,6 +59,12 @@ type Config struct {
 	Margin time.Duration
 	// KeyPrefix namespaces the Redis keys (e.g. per environment).
 	KeyPrefix string
+	// MaxHold is the furthest ahead Hold may move an approval (the
+	// scraper's send gate: LATE_COMMIT_HORIZON). A Redis that lost its
+	// state is fenced for Span + MaxHold, so that an approval held that
+	// far and forgotten is out of every window before anything is
+	// approved again. 0 (the rate limiter, which never holds): one span.
+	MaxHold time.Duration
 }
 
 // DefaultConfig is OnlyFans' limit (DefaultLimit) under the "rl" prefix.
@@ -83,6 +90,9 @@ func (c Config) Validate() error {
 	}
 	if c.KeyPrefix == "" {
 		errs = append(errs, errors.New("key prefix is required"))
+	}
+	if c.MaxHold < 0 {
+		errs = append(errs, fmt.Errorf("max hold must not be negative, got %s", c.MaxHold))
 	}
 	return errors.Join(errs...)
 }
@@ -192,8 +202,9 @@ func (l *Limiter) Restamp(ctx context.Context, key, id string) (bool, error) {
 // Hold moves the newest approval of id in key's log to now + later (Redis
 // time): its send got no answer and the site may still record it until
 // then, so the approval counts in every window up to one span after that
-// and the key's later requests wait for it. It reports whether an approval
-// was found.
+// and the key's later requests wait for it. later must not exceed
+// Config.MaxHold: the fence of a Redis that lost its state covers holds
+// up to that far only. It reports whether an approval was found.
 func (l *Limiter) Hold(ctx context.Context, key, id string, later time.Duration) (bool, error) {
 	if key == "" || id == "" {
 		return false, fmt.Errorf("ratelimit: hold needs a key and an id, got %q, %q", key, id)
@@ -214,8 +225,8 @@ func ScriptSHA() string { return script.Hash() }
 func ScriptArgs(cfg Config, reqs []Request) ([]string, []any) {
 	keys := make([]string, 0, 1+len(reqs))
 	keys = append(keys, cfg.FenceKey())
-	args := make([]any, 0, 2+len(reqs))
-	args = append(args, cfg.Limit, cfg.Span().Microseconds())
+	args := make([]any, 0, 3+len(reqs))
+	args = append(args, cfg.Limit, cfg.Span().Microseconds(), cfg.MaxHold.Microseconds())
 	for _, r := range reqs {
 		keys = append(keys, cfg.LogKey(r.Key))
 		args = append(args, r.ID)

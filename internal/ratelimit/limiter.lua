@@ -13,15 +13,19 @@
 --    retry), so nothing later overtakes an earlier message of a creator.
 --  * a Redis without the fence key has lost (or never had) the approval logs:
 --    the script writes the fence with the current time and approves nothing
---    until one span has passed, when every approval it forgot is out of every
---    window that could still matter.
+--    until one span + max_hold has passed, when every approval it forgot is
+--    out of every window that could still matter: an approval lies at most
+--    max_hold past the moment it was made or last moved (Limiter.Hold keeps
+--    an unanswered send's approval up to that far ahead), and every one the
+--    lost Redis knew was made before the fence was written.
 --
 -- KEYS: fence, log_1, log_2, ... (one log per request, repeated for a key)
--- ARGV: limit, span_us, id_1, id_2, ...
+-- ARGV: limit, span_us, max_hold_us, id_1, id_2, ...
 -- Returns: now_us, fenced (0/1), then per request: allowed (0/1), retry_us, remaining
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
-local first_id = 3
+local fence_for = span + math.max(tonumber(ARGV[3]), 0)
+local first_id = 4
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
@@ -29,9 +33,9 @@ local hold_until = 0
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   redis.call('SET', KEYS[1], now)
-  hold_until = now + span
-elseif tonumber(epoch) + span > now then
-  hold_until = tonumber(epoch) + span
+  hold_until = now + fence_for
+elseif tonumber(epoch) + fence_for > now then
+  hold_until = tonumber(epoch) + fence_for
 end
 
 local out = { now, hold_until > 0 and 1 or 0 }

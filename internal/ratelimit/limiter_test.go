@@ -460,3 +460,41 @@ func TestHold_KeepsAnUnansweredApprovalInTheWindowUntilItCanNoLongerLand(t *test
 		t.Fatalf("next send %+v: admitted (or told to retry too early) while the unanswered one may still land", d)
 	}
 }
+
+func TestDecide_AnEmptiedRedisFencesAHoldingLimiterForASpanAndItsMaxHold(t *testing.T) {
+	// GIVEN a limit of 1 per 300 ms whose approvals may be held up to 1 s
+	// (the scraper's gate and its late-commit horizon), an approval held
+	// that far, and then Redis emptied (the hold is forgotten)
+	r := harness.StartRedis(t)
+	c := r.Client()
+	cfg := ratelimit.Config{Limit: 1, Window: 300 * time.Millisecond, KeyPrefix: "held", MaxHold: time.Second}
+	l, err := ratelimit.New(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.PrimeFence(t, c, cfg.FenceKey())
+	decideOne(t, l, "c", "hung")
+	if moved, err := l.Hold(context.Background(), "c", "hung", time.Second); err != nil || !moved {
+		t.Fatalf("Hold(hung) = %t, %v", moved, err)
+	}
+	if err := c.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// WHEN the creator's next send asks right after the loss
+	d := decideOne(t, l, "c", "next")
+	// THEN it is fenced for the window and the max hold together (Redis
+	// TIME of the decision, so no local clock is compared), past the last
+	// moment the forgotten hold counted
+	if d.Allowed || !d.Fenced || d.RetryAfter != cfg.Span()+cfg.MaxHold {
+		t.Fatalf("first decision after the loss = %+v, want fenced for %s", d, cfg.Span()+cfg.MaxHold)
+	}
+	// AND a limiter that never holds (MaxHold 0, the rate limiter) on the
+	// same Redis is fenced for one span, as before
+	other, err := ratelimit.New(c, ratelimit.Config{Limit: 1, Window: 300 * time.Millisecond, KeyPrefix: "plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := decideOne(t, other, "c", "x"); d.Allowed || !d.Fenced || d.RetryAfter != 300*time.Millisecond {
+		t.Fatalf("a limiter without holds: %+v, want fenced for one span", d)
+	}
+}

@@ -65,6 +65,14 @@ type Profile struct {
 	// Block lists URL globs the browser never fetches for this site
 	// (images, fonts, media: a text send needs none of them).
 	Block []string `json:"block,omitempty"`
+	// GatewayStatuses are the 5xx answers a gateway or load balancer in
+	// front of the site gives when its origin did not answer it (bad
+	// gateway, unavailable, gateway timeout); omitted: 502, 503 and 504
+	// (DefaultGatewayStatuses). A send answered one of them may still be
+	// committed by its origin later, so it is held to the late-commit
+	// horizon like a send with no answer; a chat page answered one of them
+	// is the site's outage, never one fan's broken chat (docs/scraper.md).
+	GatewayStatuses []int `json:"gatewayStatuses,omitempty"`
 	// InApp (a single-page app's profile; nil: a document per chat) lets
 	// a creator's kept page switch chats inside the app instead of loading
 	// a document per send (docs/scraper.md).
@@ -193,6 +201,26 @@ type SessionCheck struct {
 	Path     string `json:"path"`
 	Identity string `json:"identity"`
 	Statuses []int  `json:"statuses"`
+}
+
+// DefaultGatewayStatuses are a gateway's answers when its origin did not
+// answer (Profile.GatewayStatuses omitted): the safe reading for a site
+// whose front is not known.
+var DefaultGatewayStatuses = []int{502, 503, 504}
+
+// Gateway reports whether status is a gateway's answer for an origin that
+// did not answer (GatewayStatuses): the origin may still be at work.
+func (p Profile) Gateway(status int) bool {
+	list := p.GatewayStatuses
+	if list == nil {
+		list = DefaultGatewayStatuses
+	}
+	for _, s := range list {
+		if s == status {
+			return true
+		}
+	}
+	return false
 }
 
 // Ambiguous reports whether status may be the session's or the fan's.
@@ -337,11 +365,7 @@ func (p Profile) Validate() error {
 	if len(p.SessionCheck.Statuses) == 0 {
 		errs = append(errs, errors.New("sessionCheck.statuses is required (which answers may mean a rejected session)"))
 	}
-	for _, st := range p.SessionCheck.Statuses {
-		if st < 400 || st > 499 || st == 429 || st == 401 {
-			errs = append(errs, fmt.Errorf("sessionCheck.statuses must be 4xx other than 401 (an authentication answer, never a refusal about one fan) and 429, got %d", st))
-		}
-	}
+	errs = append(errs, p.statusErrors()...)
 	if p.HistoryID != "" && !attributeName.MatchString(p.HistoryID) {
 		errs = append(errs, fmt.Errorf("historyId must be an attribute name (e.g. data-id), got %q", p.HistoryID))
 	}
@@ -364,6 +388,22 @@ func (p Profile) Validate() error {
 		errs = append(errs, errors.New("login needs urlContains or selector (how an expired session shows)"))
 	}
 	return errors.Join(errs...)
+}
+
+// statusErrors names the status lists' entries out of their range.
+func (p Profile) statusErrors() []error {
+	var errs []error
+	for _, st := range p.SessionCheck.Statuses {
+		if st < 400 || st > 499 || st == 429 || st == 401 {
+			errs = append(errs, fmt.Errorf("sessionCheck.statuses must be 4xx other than 401 (an authentication answer, never a refusal about one fan) and 429, got %d", st))
+		}
+	}
+	for _, st := range p.GatewayStatuses {
+		if st < 500 || st > 599 {
+			errs = append(errs, fmt.Errorf("gatewayStatuses must be 5xx, got %d", st))
+		}
+	}
+	return errs
 }
 
 // attributeName is an HTML attribute name as a profile may give one.

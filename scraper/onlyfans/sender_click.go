@@ -30,6 +30,12 @@ func (s *Sender) openChat(c *chat, fan string) (*Result, error) {
 	if s.onLoginPage(page) {
 		return &Result{Status: 401, LoginPage: true}, nil
 	}
+	if resp != nil && s.cfg.Profile.Gateway(resp.Status()) {
+		// A gateway's answer (one dead backend behind a balancer, an
+		// origin not answering) is about the site, whoever the fan: an
+		// outage, never this fan's broken chat (review 22 D).
+		return nil, fmt.Errorf("%w: chat page answered %d (a gateway's answer: the site's outage)", ErrSiteDown, resp.Status())
+	}
 	if resp != nil && resp.Status() >= 500 {
 		return nil, fmt.Errorf("%w: %w: chat page answered %d", ErrSiteDown, ErrChatUnusable, resp.Status())
 	}

@@ -38,11 +38,37 @@ func (s *Sender) sendableEmpty(page playwright.Page) error {
 // fan's fault. Any other answer (no probe chat, the probe chat is fan's,
 // the probe chat cannot be used either) is ErrSiteDown, without
 // ErrChatUnusable: the site cannot send.
-func (s *Sender) ProbeChat(ctx context.Context, creator string, creds Credentials, fan string) (err error) {
+func (s *Sender) ProbeChat(ctx context.Context, creator string, creds Credentials, fan string) error {
 	probe := s.cfg.Profile.ProbeChat.Fan
 	if probe == "" || probe == fan {
 		return fmt.Errorf("%w: no probe chat other than this fan's (profile probeChat.fan %q)", ErrSiteDown, probe)
 	}
+	if err := s.usable(ctx, creator, creds, probe); err != nil {
+		// %v: the probe's error must not carry ErrChatUnusable.
+		return fmt.Errorf("%w: the probe chat cannot be used either: %v", ErrSiteDown, err)
+	}
+	return nil
+}
+
+// CheckChat opens fan's own chat again the way a send opens it, reads its
+// history and types nothing, after the probe chat worked: a fan's chat
+// counts as broken only if its fault persists. nil: it works now (the
+// fault passed). ErrChatUnusable (with ErrSiteDown): it is still broken the
+// same way. Any other error (a gateway's answer, the site unreachable, a
+// 4xx or the login page: ErrSiteDown without ErrChatUnusable) says the
+// site, not the fan, failed this time, or that the next send will tell.
+func (s *Sender) CheckChat(ctx context.Context, creator string, creds Credentials, fan string) error {
+	err := s.usable(ctx, creator, creds, fan)
+	if err == nil || errors.Is(err, ErrChatUnusable) || errors.Is(err, ErrSiteDown) || errors.Is(err, ErrBrowserDown) {
+		return err
+	}
+	return fmt.Errorf("%w: the fan's chat, opened again: %v", ErrSiteDown, err)
+}
+
+// usable opens fan's chat as creator, checks its send button and reads
+// its history, typing nothing; an answer that is not a chat (a 4xx, the
+// login page) is an error without ErrChatUnusable.
+func (s *Sender) usable(ctx context.Context, creator string, creds Credentials, fan string) (err error) {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -51,9 +77,9 @@ func (s *Sender) ProbeChat(ctx context.Context, creator string, creds Credential
 		return err
 	}
 	defer func() { s.giveBack(c, err == nil) }()
-	early, err := s.openChat(c, probe)
+	early, err := s.openChat(c, fan)
 	if err == nil && early != nil {
-		err = fmt.Errorf("chat page answered %d", early.Status)
+		err = fmt.Errorf("%w: chat page answered %d", ErrSiteDown, early.Status)
 	}
 	if err == nil {
 		err = s.sendableEmpty(c.page)
@@ -61,9 +87,5 @@ func (s *Sender) ProbeChat(ctx context.Context, creator string, creds Credential
 	if err == nil {
 		_, _, err = s.history(c.page)
 	}
-	if err != nil {
-		// %v: the probe's error must not carry ErrChatUnusable.
-		return fmt.Errorf("%w: the probe chat cannot be used either: %v", ErrSiteDown, err)
-	}
-	return nil
+	return err
 }

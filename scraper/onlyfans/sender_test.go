@@ -210,6 +210,24 @@ func TestProfilesAreValidatedWithTheFieldNamed(t *testing.T) {
 	}
 }
 
+func TestGatewayStatusesDefaultTo502To504AndMustBe5xx(t *testing.T) {
+	t.Parallel()
+	p := onlyfans.DefaultProfile()
+	for status, want := range map[int]bool{500: false, 501: false, 502: true, 503: true, 504: true, 403: false, 0: false} {
+		if got := p.Gateway(status); got != want {
+			t.Errorf("default profile: Gateway(%d) = %t, want %t", status, got, want)
+		}
+	}
+	p.GatewayStatuses = []int{500, 502}
+	if !p.Gateway(500) || p.Gateway(504) {
+		t.Errorf("gatewayStatuses [500 502]: Gateway(500) %t, Gateway(504) %t", p.Gateway(500), p.Gateway(504))
+	}
+	p.GatewayStatuses = []int{404}
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "gatewayStatuses") {
+		t.Errorf("gatewayStatuses [404]: %v", err)
+	}
+}
+
 func TestCrashedBrowserIsRelaunched(t *testing.T) {
 	t.Parallel()
 	site := fakesite.Start(t)

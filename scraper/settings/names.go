@@ -18,6 +18,10 @@ const (
 	// MetricSessionInvalid counts rejected sessions, in total and per
 	// CreatorId (a paused creator's messages wait for a new session).
 	MetricSessionInvalid = "session_invalid"
+	// MetricDeadLetterFailed counts moves to the DLQ that failed (the
+	// message stays in its queue and is decided again later): persistent,
+	// it lets receives run towards the queue's maxReceiveCount backstop.
+	MetricDeadLetterFailed = "dead_letter_failed"
 	// MetricDeliveryLatency is accepted (API) → sent (site), per message
 	// sent, with dimension Backlog = none | queued.
 	MetricDeliveryLatency = "delivery_latency_ms"

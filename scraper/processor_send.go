@@ -264,8 +264,9 @@ func (p *Processor) hold(ctx context.Context, creator, id string, later time.Dur
 
 // unanswered says a click's request got no answer from the site's origin:
 // no answer at all (no answer in time, a dropped connection, a crash), or a
-// gateway's answer for an origin that did not answer it (502, 503, 504:
-// Profile.GatewayStatuses; a 504 says the gateway gave up waiting). The
+// gateway's answer for an origin that did not answer it (502, 503, 504 and
+// a CDN's 520-527: Profile.GatewayStatuses; a 504 or 524 says the gateway
+// gave up waiting). The
 // origin may still be working on it and commit it later.
 func (p *Processor) unanswered(res onlyfans.Result, err error) bool {
 	if res.Outcome != onlyfans.Unknown {

@@ -67,8 +67,8 @@ type Profile struct {
 	Block []string `json:"block,omitempty"`
 	// GatewayStatuses are the 5xx answers a gateway or load balancer in
 	// front of the site gives when its origin did not answer it (bad
-	// gateway, unavailable, gateway timeout); omitted: 502, 503 and 504
-	// (DefaultGatewayStatuses). A send answered one of them may still be
+	// gateway, unavailable, gateway timeout); omitted: 502, 503, 504 and
+	// a CDN's 520-527 (DefaultGatewayStatuses). A send answered one of them may still be
 	// committed by its origin later, so it is held to the late-commit
 	// horizon like a send with no answer; a chat page answered one of them
 	// is the site's outage, never one fan's broken chat (docs/scraper.md).
@@ -205,8 +205,10 @@ type SessionCheck struct {
 
 // DefaultGatewayStatuses are a gateway's answers when its origin did not
 // answer (Profile.GatewayStatuses omitted): the safe reading for a site
-// whose front is not known.
-var DefaultGatewayStatuses = []int{502, 503, 504}
+// whose front is not known. Besides 502-504, a CDN's origin errors
+// (Cloudflare's 520-527: 524 says the origin took the request and did not
+// answer in time, so it may still commit it; review 22 E).
+var DefaultGatewayStatuses = []int{502, 503, 504, 520, 521, 522, 523, 524, 525, 526, 527}
 
 // Gateway reports whether status is a gateway's answer for an origin that
 // did not answer (GatewayStatuses): the origin may still be at work.

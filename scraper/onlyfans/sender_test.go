@@ -210,10 +210,10 @@ func TestProfilesAreValidatedWithTheFieldNamed(t *testing.T) {
 	}
 }
 
-func TestGatewayStatusesDefaultTo502To504AndMustBe5xx(t *testing.T) {
+func TestGatewayStatusesDefaultTo502To504AndACDNsOriginErrorsAndMustBe5xx(t *testing.T) {
 	t.Parallel()
 	p := onlyfans.DefaultProfile()
-	for status, want := range map[int]bool{500: false, 501: false, 502: true, 503: true, 504: true, 403: false, 0: false} {
+	for status, want := range map[int]bool{500: false, 501: false, 502: true, 503: true, 504: true, 505: false, 519: false, 520: true, 522: true, 524: true, 527: true, 528: false, 403: false, 0: false} {
 		if got := p.Gateway(status); got != want {
 			t.Errorf("default profile: Gateway(%d) = %t, want %t", status, got, want)
 		}

@@ -42,6 +42,9 @@ type State struct {
 	Attempting bool
 	Mark       onlyfans.Mark
 	Failures   int
+	// ChatBrokenSince is when the fan's chat was first seen unusable while
+	// the probe chat worked, and has not worked since (zero: never).
+	ChatBrokenSince time.Time
 	// PausedSession is the version of the creator's session the site
 	// rejected ("" when the creator is not paused).
 	PausedSession string
@@ -66,7 +69,7 @@ func (l *Ledger) key(kind, id string) string { return l.prefix + ":" + kind + ":
 // State reads the message's entries and its creator's pause in one round
 // trip.
 func (l *Ledger) State(ctx context.Context, id, creator string) (State, error) {
-	vals, err := l.rdb.MGet(ctx, l.key("sent", id), l.key("attempt", id), l.key("fail", id), l.key("paused", creator), l.epochKey()).Result()
+	vals, err := l.rdb.MGet(ctx, l.key("sent", id), l.key("attempt", id), l.key("fail", id), l.key("paused", creator), l.epochKey(), l.key("broken", id)).Result()
 	if err != nil {
 		return State{}, err
 	}
@@ -78,6 +81,11 @@ func (l *Ledger) State(ctx context.Context, id, creator string) (State, error) {
 		st.Failures, _ = strconv.Atoi(s)
 	}
 	st.PausedSession, _ = vals[3].(string)
+	if s, ok := vals[5].(string); ok {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			st.ChatBrokenSince = time.UnixMilli(ms)
+		}
+	}
 	epoch, _ := vals[4].(string)
 	if epoch == "" {
 		// No epoch: this Redis lost its data (or never served the ledger).
@@ -156,6 +164,29 @@ func (l *Ledger) AddFailure(ctx context.Context, id string) (int, error) {
 		return 0, errors.New("ledger: bad failure count")
 	}
 	return int(n), nil
+}
+
+// ChatBrokenSince records now as the first time the message's fan's chat
+// was seen unusable while the probe chat worked, unless an earlier time is
+// recorded, and returns the time recorded (one round trip).
+func (l *Ledger) ChatBrokenSince(ctx context.Context, id string, now time.Time) (time.Time, error) {
+	pipe := l.rdb.TxPipeline()
+	pipe.SetNX(ctx, l.key("broken", id), now.UnixMilli(), l.ttl)
+	get := pipe.Get(ctx, l.key("broken", id))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return time.Time{}, err
+	}
+	ms, err := get.Int64()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms), nil
+}
+
+// ChatWorks forgets that the message's fan's chat was seen unusable: it
+// worked since.
+func (l *Ledger) ChatWorks(ctx context.Context, id string) error {
+	return l.rdb.Del(ctx, l.key("broken", id)).Err()
 }
 
 // CountWait counts one wait of the message for a fault not its own (429,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sony/gobreaker/v2"
 
@@ -14,15 +15,17 @@ import (
 // clicked): the probe chat (Profile.ProbeChat) says whose fault it is. If
 // it can be used, the site works, and the fan's own chat is opened again:
 // a fault that persists (the same kind: no composer, no history, a non-
-// gateway 5xx) is this fan's chat alone (a deleted account, a corrupt
-// thread): a counted failure, so that after MaxFailures the message goes
-// to the DLQ with its reason and the creator's later messages (one FIFO
-// group) flow. A fault that did not persist, a probe chat that cannot be
-// used either, or a probe that says nothing is the site's: an outage (a
-// breaker failure, the growing capped delay, uncounted). A chat page a
-// gateway answered (502/503/504: Profile.GatewayStatuses) never comes
-// here: it is an outage at once (one dead backend behind a balancer fails
-// the probe chat or the fan's at random, review 22 D).
+// gateway 5xx) may be this fan's chat alone (a deleted account, a corrupt
+// thread). It counts as a failure only once the fan's chat has been seen
+// so for ChatFaultPatience (brokenFanChat), so that after MaxFailures the
+// message goes to the DLQ with its reason and the creator's later
+// messages (one FIFO group) flow. A fault that did not persist, a probe
+// chat that cannot be used either, or a probe that says nothing is the
+// site's: an outage (a breaker failure, the growing capped delay,
+// uncounted). A chat page a gateway answered (502/503/504, a CDN's
+// 520-527: Profile.GatewayStatuses) never comes here: it is an outage at
+// once (one dead backend behind a balancer fails the probe chat or the
+// fan's at random, review 22 D).
 func (p *Processor) chatFault(ctx context.Context, s *sending, err error, attempts int) Outcome {
 	id, receives, failures := s.msg.MessageID, s.receives, s.st.Failures
 	if p.breaker.State() == gobreaker.StateOpen {
@@ -39,12 +42,31 @@ func (p *Processor) chatFault(ctx context.Context, s *sending, err error, attemp
 		// broken chat (a breaker failure, as any unusable chat page is)
 		// never opens it.
 		_, _ = p.breaker.Execute(func() (onlyfans.Result, error) { return onlyfans.Result{}, nil })
-		p.log.WarnContext(ctx, "one fan's chat cannot be used, again, while the probe chat can: counted as this message's failure", "message_id", id, "creator_id", s.msg.CreatorKey(), "error", err)
-		return p.fail(ctx, id, ClassChatUnusable, err.Error()+"; the probe chat can be used and the fan's chat still cannot: this fan's chat alone is broken", attempts-1)
+		return p.brokenFanChat(ctx, s, err, attempts)
 	case errors.Is(perr, onlyfans.ErrBrowserDown):
 		return p.wait(ctx, id, receives, ClassBrowserDown, err.Error()+"; probe: "+perr.Error(), 0, attempts-1, failures)
 	}
 	return p.wait(ctx, id, receives, ClassSiteDown, err.Error()+"; probe: "+perr.Error(), 0, attempts-1, failures)
+}
+
+// brokenFanChat decides a fan's chat that failed again after a good probe:
+// this message's failure once it has been seen so for ChatFaultPatience
+// (ledger: since the first such receive, forgotten when the fan's chat
+// worked), before that an outage's uncounted wait. One good probe between
+// two bad loads proves little on a balancer with one broken backend; that
+// it holds on every receive for the patience does.
+func (p *Processor) brokenFanChat(ctx context.Context, s *sending, err error, attempts int) Outcome {
+	id, receives, failures := s.msg.MessageID, s.receives, s.st.Failures
+	since, lerr := p.ledger.ChatBrokenSince(ctx, id, p.now())
+	if lerr != nil {
+		return p.wait(ctx, id, receives, ClassInternal, "recording when the fan's chat was first seen unusable: "+lerr.Error(), 0, attempts-1, failures)
+	}
+	if seen := p.now().Sub(since); seen < p.cfg.ChatFaultPatience {
+		return p.wait(ctx, id, receives, ClassSiteDown, fmt.Sprintf("%s; the probe chat can be used and the fan's chat still cannot, seen so for %s of the %s before it counts as this fan's chat alone",
+			err.Error(), seen.Round(time.Millisecond), p.cfg.ChatFaultPatience), 0, attempts-1, failures)
+	}
+	p.log.WarnContext(ctx, "one fan's chat cannot be used, again, while the probe chat can: counted as this message's failure", "message_id", id, "creator_id", s.msg.CreatorKey(), "error", err)
+	return p.fail(ctx, id, ClassChatUnusable, fmt.Sprintf("%s; the probe chat can be used and the fan's chat still cannot, for %s: this fan's chat alone is broken", err.Error(), p.now().Sub(since).Round(time.Second)), attempts-1)
 }
 
 // stillBroken opens the fan's chat again after the probe chat worked: nil
@@ -57,6 +79,9 @@ func (p *Processor) stillBroken(ctx context.Context, s *sending) error {
 	case errors.Is(err, onlyfans.ErrChatUnusable):
 		return nil
 	case err == nil:
+		if cerr := p.ledger.ChatWorks(ctx, s.msg.MessageID); cerr != nil {
+			p.log.WarnContext(ctx, "the fan's chat works again, not recorded: a later fault counts sooner", "message_id", s.msg.MessageID, "error", cerr)
+		}
 		return fmt.Errorf("%w: the fan's chat, opened again after a good probe, works: a passing fault, not the fan's", onlyfans.ErrSiteDown)
 	}
 	// %v: not ErrChatUnusable (a gateway's answer, the site unreachable,

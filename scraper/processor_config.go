@@ -44,6 +44,13 @@ type Config struct {
 	// finds no copy is no "not sent": the message waits with its attempt
 	// mark, and the request stays charged to the gate (Gate.Hold).
 	LateCommitHorizon time.Duration
+	// ChatFaultPatience is how long one fan's chat must stay unusable while
+	// the probe chat works (every receive since the first such sight)
+	// before a receive counts it as this message's failure: until then it
+	// waits as an outage. One broken backend behind a balancer can fail
+	// the fan's chat, pass the probe and fail the fan's again on one
+	// receive (review 22 F); it does not do so on every receive for long.
+	ChatFaultPatience time.Duration
 	// PauseProbeEvery is how often a creator paused for a rejected session
 	// is re-probed with the session check: the pause
 	// lifts by itself when the check passes again, not only when the
@@ -72,7 +79,7 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{{"breaker open time", c.BreakerOpenFor}, {"outage backoff", c.OutageBackoff},
 		{"outage backoff max", c.OutageBackoffMax}, {"read-back settle", c.ReadBackSettle}, {"pause probe interval", c.PauseProbeEvery},
-		{"late commit horizon", c.LateCommitHorizon}}
+		{"late commit horizon", c.LateCommitHorizon}, {"chat fault patience", c.ChatFaultPatience}}
 	for _, f := range positive {
 		if f.d <= 0 {
 			errs = append(errs, fmt.Errorf("processor: %s must be positive, got %s", f.name, f.d))

@@ -87,6 +87,13 @@ type sending struct {
 // attempt mark is written.
 func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.Mark) error {
 	id := s.msg.MessageID
+	if !s.st.ChatBrokenSince.IsZero() {
+		// The fan's chat works: a later fault starts its patience anew.
+		if err := p.ledger.ChatWorks(ctx, id); err != nil {
+			p.log.WarnContext(ctx, "the fan's chat works again, not recorded: a later fault counts sooner", "message_id", id, "error", err)
+		}
+		s.st.ChatBrokenSince = time.Time{}
+	}
 	if err := p.admit(ctx, s.msg.CreatorKey(), id, s.receives); err != nil {
 		return err
 	}
@@ -102,7 +109,7 @@ func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.M
 
 // attempt makes one send through the breaker; a 5xx is its failure, and
 // an admitted send's gate approval is restamped at its end, or held until
-// the request can no longer land when it got no answer.
+// the request can no longer land when it got no answer or a 5xx.
 func (p *Processor) attempt(ctx context.Context, s *sending) (onlyfans.Result, error) {
 	creator := s.msg.CreatorKey()
 	return p.breaker.Execute(func() (onlyfans.Result, error) {
@@ -262,17 +269,19 @@ func (p *Processor) hold(ctx context.Context, creator, id string, later time.Dur
 	}
 }
 
-// unanswered says a click's request got no answer from the site's origin:
-// no answer at all (no answer in time, a dropped connection, a crash), or a
-// gateway's answer for an origin that did not answer it (502, 503, 504 and
-// a CDN's 520-527: Profile.GatewayStatuses; a 504 or 524 says the gateway
-// gave up waiting). The
-// origin may still be working on it and commit it later.
+// unanswered says a click's request may still be at work at the site's
+// origin: no answer at all (no answer in time, a dropped connection, a
+// crash) or any 5xx. A gateway's 502-504, a CDN's 520-527, an API
+// gateway's or an app server's own timeout answering 500: which front
+// answered, and whether its origin goes on to commit, a page cannot tell
+// (review 22 F: a 500 whose origin committed 6 s later was sent twice), so
+// every 5xx is held to the late-commit horizon (issue 22: any 5xx is
+// unknown).
 func (p *Processor) unanswered(res onlyfans.Result, err error) bool {
 	if res.Outcome != onlyfans.Unknown {
 		return false
 	}
-	return (err != nil && res.Status == 0) || p.browser.Profile().Gateway(res.Status)
+	return (err != nil && res.Status == 0) || res.Status >= 500
 }
 
 // mayLandFor is how much longer a request of the click of mark may land at

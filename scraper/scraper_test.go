@@ -75,6 +75,8 @@ func testConfig() scraper.Config {
 	// Scaled: a send request with no answer may land 15 s after its click
 	// (the hanging origin of the review test commits one 12 s late).
 	c.LateCommitHorizon = 15 * time.Second
+	// Scaled: one fan's chat counts as broken once seen so for 3 s.
+	c.ChatFaultPatience = 3 * time.Second
 	return c
 }
 

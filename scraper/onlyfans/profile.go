@@ -68,10 +68,10 @@ type Profile struct {
 	// GatewayStatuses are the 5xx answers a gateway or load balancer in
 	// front of the site gives when its origin did not answer it (bad
 	// gateway, unavailable, gateway timeout); omitted: 502, 503, 504 and
-	// a CDN's 520-527 (DefaultGatewayStatuses). A send answered one of them may still be
-	// committed by its origin later, so it is held to the late-commit
-	// horizon like a send with no answer; a chat page answered one of them
-	// is the site's outage, never one fan's broken chat (docs/scraper.md).
+	// a CDN's 520-527 (DefaultGatewayStatuses). A chat page answered one
+	// of them is the site's outage, never one fan's broken chat
+	// (docs/scraper.md). A send answered any 5xx, listed or not, is held
+	// to the late-commit horizon like a send with no answer (review 22 F).
 	GatewayStatuses []int `json:"gatewayStatuses,omitempty"`
 	// InApp (a single-page app's profile; nil: a document per chat) lets
 	// a creator's kept page switch chats inside the app instead of loading

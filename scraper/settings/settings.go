@@ -119,6 +119,12 @@ type Settings struct {
 	// charged to the send gate (docs/scraper.md).
 	LateCommitHorizon time.Duration `env:"LATE_COMMIT_HORIZON" envDefault:"5m"`
 
+	// ChatFaultPatience is how long one fan's chat must stay unusable (a
+	// 5xx that is no gateway's, no composer, no history) while the probe
+	// chat works before it counts as this message's failure; until then
+	// the message waits as an outage (docs/scraper.md).
+	ChatFaultPatience time.Duration `env:"CHAT_FAULT_PATIENCE" envDefault:"10m"`
+
 	// WorkflowsMaxReceiveCount is the workflows queue's maxReceiveCount
 	// (the stack renders its own value, queues.MaxReceiveCount): a message
 	// still waiting (an outage, a paused creator) a few receives before

@@ -57,6 +57,7 @@ func Processor(s settings.Settings) scraper.Config {
 		PauseProbeEvery: s.PauseProbeEvery,
 		// An unanswered send request may land this long after its click.
 		LateCommitHorizon: s.LateCommitHorizon,
+		ChatFaultPatience: s.ChatFaultPatience,
 	}
 }
 

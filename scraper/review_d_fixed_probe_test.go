@@ -5,7 +5,6 @@ package scraper_test
 
 import (
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,23 +13,6 @@ import (
 
 	"github.com/huntaze/message-pipeline/scraper"
 )
-
-// everyOtherChatPageFails answers every other chat page load (any fan's,
-// the probe chat's too) 502 while failing is set: a page tier of two
-// backends behind a round-robin balancer, one of them dead. Every other
-// request (the session check, sends) reaches the origin.
-func everyOtherChatPageFails(failing *atomic.Bool) func(http.Handler) http.Handler {
-	var n atomic.Int64
-	return func(origin http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if failing.Load() && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") && n.Add(1)%2 == 1 {
-				http.Error(w, "502 Bad Gateway", http.StatusBadGateway)
-				return
-			}
-			origin.ServeHTTP(w, r)
-		})
-	}
-}
 
 // TestRev22DAHalfBrokenSiteDeadLettersItsMessagesAsOneFansBrokenChat:
 //
@@ -56,7 +38,7 @@ func TestRev22DAHalfBrokenSiteDeadLettersItsMessagesAsOneFansBrokenChat(t *testi
 	f := setup(t, cfg)
 	var failing atomic.Bool
 	failing.Store(true)
-	f.behind(cfg, everyOtherChatPageFails(&failing))
+	f.behind(cfg, everyOtherChatPageAnswers(http.StatusBadGateway, &failing))
 	f.compress()
 	m := f.newMessage("creator-a", "through a half-broken site")
 	f.enqueue(m)

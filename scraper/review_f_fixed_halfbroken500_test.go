@@ -19,13 +19,14 @@ import (
 // the probe chat's too) with status while failing is set: two page
 // backends behind a round-robin balancer, one of them broken (its app is
 // up, its database or its template cache is not: it answers 500 itself,
-// so no gateway status). Sends and the session check reach the origin.
+// so no gateway status; review D's test passes a gateway's 502). Sends and
+// the session check reach the origin.
 func everyOtherChatPageAnswers(status int, failing *atomic.Bool) func(http.Handler) http.Handler {
 	var n atomic.Int64
 	return func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if failing.Load() && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") && n.Add(1)%2 == 1 {
-				http.Error(w, "500 Internal Server Error", status)
+				http.Error(w, http.StatusText(status), status)
 				return
 			}
 			origin.ServeHTTP(w, r)

@@ -144,6 +144,11 @@ func NewAlarms(scope constructs.Construct, id string, props AlarmsProps) *Alarms
 		IntakeOldestAlarmSeconds, 1, gt)
 	add("scraper-session-invalid", "Scraper: OnlyFans rejected a creator's session; that creator is paused until the session is renewed.",
 		custom(scrapersettings.MetricSessionInvalid, "Sum", min5, scraperDims), 0, 1, gt)
+	// A move to the DLQ that fails leaves the message in its queue, tried
+	// again after the outage delay; about 10 days of it and SQS's redrive
+	// would move the message without a reason. Any failed move pages.
+	add("scraper-dead-letter-failed", "Scraper: a move to the workflows DLQ failed (DLQ key or policy broken); the message waits in its queue.",
+		custom(scrapersettings.MetricDeadLetterFailed, "Sum", min5, scraperDims), 0, 1, gt)
 	add("scraper-breaker-open", "Scraper: circuit breaker open 5 minutes in a row (OnlyFans failing; sends paused).",
 		custom(scrapersettings.MetricCircuitState, "Maximum", min1, scraperDims), 2, 5, gte)
 	successRate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{

@@ -32,6 +32,7 @@ var wantAlarms = map[string]alarmSpec{
 	"limiter-forward-failures":   {"forward_failures", "Sum", 60, 0, 3, "GreaterThanThreshold"},
 	"intake-oldest-message":      {"ApproximateAgeOfOldestMessage", "Maximum", 300, 3600, 1, "GreaterThanThreshold"},
 	"scraper-session-invalid":    {"session_invalid", "Sum", 300, 0, 1, "GreaterThanThreshold"},
+	"scraper-dead-letter-failed": {"dead_letter_failed", "Sum", 300, 0, 1, "GreaterThanThreshold"},
 	"scraper-breaker-open":       {"circuit_state", "Maximum", 60, 2, 5, "GreaterThanOrEqualToThreshold"},
 	"scraper-success-rate":       {"scraping_success_rate", "", 300, 90, 3, "LessThanThreshold"},
 	"api-failure-rate":           {"api_failure_rate", "", 300, 5, 2, "GreaterThanThreshold"},

@@ -3,6 +3,8 @@ package emulator
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,11 +53,14 @@ func LocalAWS(e Endpoints) aws.Config {
 	return cfg
 }
 
-// Redis is a redis-server on 127.0.0.1 without persistence.
+// Redis is a redis-server on 127.0.0.1 without persistence: nothing is
+// written unless a client asks for a snapshot (SAVE), into a directory of
+// its own that Close removes.
 type Redis struct {
 	Addr string
 	bin  string
 	port int
+	dir  string
 	proc *Process
 }
 
@@ -65,7 +70,11 @@ func StartRedis() (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{bin: bin}
+	dir, err := os.MkdirTemp("", "redis-")
+	if err != nil {
+		return nil, err
+	}
+	r := &Redis{bin: bin, dir: dir}
 	// The port is chosen by us (redis cannot report a port it picked), so a
 	// rare race with another process is retried.
 	for range 5 {
@@ -76,6 +85,7 @@ func StartRedis() (*Redis, error) {
 			return r, nil
 		}
 	}
+	_ = os.RemoveAll(dir)
 	return nil, err
 }
 
@@ -83,7 +93,7 @@ func (r *Redis) launch() error {
 	r.Addr = "127.0.0.1:" + strconv.Itoa(r.port)
 	p, err := StartProcess("redis-server", nil, nil, r.bin,
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),
-		"--save", "", "--appendonly", "no", "--protected-mode", "yes")
+		"--save", "", "--appendonly", "no", "--protected-mode", "yes", "--dir", r.dir)
 	if err != nil {
 		return err
 	}
@@ -102,8 +112,23 @@ func (r *Redis) Stop() { _ = r.proc.Close() }
 // replica that lost the last writes, as seen by clients).
 func (r *Redis) Restart() error {
 	_ = r.proc.Close()
+	if err := os.Remove(filepath.Join(r.dir, "dump.rdb")); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("restart redis: %w", err)
+	}
 	if err := r.launch(); err != nil {
 		return fmt.Errorf("restart redis: %w", err)
+	}
+	return nil
+}
+
+// RestartFromSnapshot starts a new server on the same port that loads the
+// last snapshot a client took (SAVE): a restart from an older RDB, or a
+// failover to a replica behind on replication, as seen by clients. It
+// keeps what the snapshot held and loses every write after it.
+func (r *Redis) RestartFromSnapshot() error {
+	_ = r.proc.Close()
+	if err := r.launch(); err != nil {
+		return fmt.Errorf("restart redis from its snapshot: %w", err)
 	}
 	return nil
 }
@@ -111,8 +136,12 @@ func (r *Redis) Restart() error {
 // Output is the server's log.
 func (r *Redis) Output() string { return r.proc.Output() }
 
-// Close stops the server.
-func (r *Redis) Close() error { return r.proc.Close() }
+// Close stops the server and removes its directory.
+func (r *Redis) Close() error {
+	err := r.proc.Close()
+	_ = os.RemoveAll(r.dir)
+	return err
+}
 
 // Fauxqs is a running fauxqs emulator serving SQS and S3.
 type Fauxqs struct {

@@ -19,7 +19,10 @@
 //     persistence, node replacement, failover to an empty replica) approves
 //     nothing for one Window + Margin + MaxHold after it is first seen: every
 //     approval it forgot is then out of every rolling window, a held one too
-//     (Decision.Fenced).
+//     (Decision.Fenced); so does a fence key written by another server
+//     process (its run_id): a restart from an older snapshot or a failover
+//     to a replica behind on replication kept the fence and perhaps not
+//     the latest approvals.
 //
 // It behaves like a bucket of Limit tokens where each spent token comes back
 // exactly one window after it was spent (not a refill rate, which would let
@@ -141,7 +144,8 @@ func (l *Limiter) Config() Config { return l.cfg }
 // LogKey returns the Redis key of a creator's approval log.
 func (c Config) LogKey(creator string) string { return c.KeyPrefix + ":{" + creator + "}:log" }
 
-// FenceKey returns the Redis key holding the epoch of this Redis.
+// FenceKey returns the Redis key holding the epoch of this Redis and the
+// run id of the server that wrote it ("<epoch>|<run_id>").
 func (c Config) FenceKey() string { return c.KeyPrefix + ":fence" }
 
 // Decide decides every request in one script call (EVALSHA, falling back to

@@ -1,8 +1,9 @@
 -- Rolling-window log with an empty-Redis fence, for a batch of decisions.
 --
 -- Per creator key one sorted set: one member per approval, score = approval
--- time (µs, Redis TIME). One fence key per limiter holds the epoch: the
--- Redis time at which this Redis first served the limiter.
+-- time (µs, Redis TIME). One fence key per limiter holds the epoch and the
+-- server: "<epoch>|<run_id>", the Redis time at which this server process
+-- first served the limiter and its INFO run_id.
 --
 -- Guarantees:
 --  * a message is approved at time t only if fewer than `limit` approvals
@@ -18,6 +19,14 @@
 --    max_hold past the moment it was made or last moved (Limiter.Hold keeps
 --    an unanswered send's approval up to that far ahead), and every one the
 --    lost Redis knew was made before the fence was written.
+--  * a fence key written by another server process (its run_id is not this
+--    one's) is a Redis that may have lost only some writes: a restart from
+--    an older snapshot, a failover to a replica behind on replication. It
+--    kept the fence but perhaps not the latest approvals, so it is fenced
+--    the same way. A restart that lost nothing is fenced too (the script
+--    cannot tell): one span + max_hold of waiting, never a second token.
+--    A fence without a run_id (an epoch only, as written before) takes
+--    this server's without a hold.
 --
 -- KEYS: fence, log_1, log_2, ... (one log per request, repeated for a key)
 -- ARGV: limit, span_us, max_hold_us, id_1, id_2, ...
@@ -29,13 +38,24 @@ local first_id = 4
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
+local server = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
 local hold_until = 0
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  redis.call('SET', KEYS[1], now)
+local fence = redis.call('GET', KEYS[1])
+local epoch, seen
+if fence then
+  epoch, seen = string.match(fence, '^(%d+)|?(%x*)$')
+end
+if not epoch or (seen ~= '' and seen ~= server) then
+  -- %.0f: concatenating the number itself would write 1.7e+15.
+  redis.call('SET', KEYS[1], string.format('%.0f|%s', now, server))
   hold_until = now + fence_for
-elseif tonumber(epoch) + fence_for > now then
-  hold_until = tonumber(epoch) + fence_for
+else
+  if seen ~= server then
+    redis.call('SET', KEYS[1], epoch .. '|' .. server)
+  end
+  if tonumber(epoch) + fence_for > now then
+    hold_until = tonumber(epoch) + fence_for
+  end
 end
 
 local out = { now, hold_until > 0 and 1 or 0 }

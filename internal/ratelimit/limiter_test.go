@@ -193,6 +193,38 @@ func TestDecide_AFreshOrEmptiedRedisHoldsEveryoneForOneWindow(t *testing.T) {
 	}
 }
 
+func TestDecide_ARedisThatKeptTheFenceButLostTheLatestApprovalsIsFenced(t *testing.T) {
+	// GIVEN 3 per 2 s on a Redis whose snapshot holds the fence and no
+	// approval (a snapshot taken before the creator's sends)
+	r := harness.StartRedis(t)
+	c := r.Client()
+	const limit, window = 3, 2 * time.Second
+	l := newLimiter(t, c, limit, window)
+	decideOne(t, l, "other", "warm-up") // the fence now names this server
+	ctx := context.Background()
+	if err := c.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// AND the creator's 3 sends right after it
+	for i := range limit {
+		if d := decideOne(t, l, "c", fmt.Sprint("m", i)); !d.Allowed {
+			t.Fatalf("send %d denied: %+v", i, d)
+		}
+	}
+	// WHEN Redis comes back from that snapshot (a restart from an older
+	// RDB, a failover to a replica behind on replication): the fence is
+	// there, the 3 approvals are not
+	r.RestartFromSnapshot()
+	if n, err := c.Exists(ctx, l.Config().FenceKey()).Result(); err != nil || n != 1 {
+		t.Fatalf("fence after the restart: exists=%d err=%v, want kept", n, err)
+	}
+	// THEN the next send is fenced for a span, not a 4th in the window
+	d := decideOne(t, l, "c", "m3")
+	if d.Allowed || !d.Fenced || d.RetryAfter != window {
+		t.Fatalf("first decision after a partial loss = %+v, want fenced for %s", d, window)
+	}
+}
+
 func TestDecide_OneScriptCallPerBatch(t *testing.T) {
 	// GIVEN a limiter whose script is already loaded
 	r := harness.StartRedis(t)

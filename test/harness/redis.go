@@ -48,6 +48,16 @@ func (r *Redis) Restart() {
 	}
 }
 
+// RestartFromSnapshot starts a new server on the same port from the last
+// snapshot a client took (SAVE): a Redis that kept some keys and lost the
+// writes after them.
+func (r *Redis) RestartFromSnapshot() {
+	r.t.Helper()
+	if err := r.Redis.RestartFromSnapshot(); err != nil {
+		r.t.Fatalf("harness: %v", err)
+	}
+}
+
 // Ping checks the server answers.
 func (r *Redis) Ping(ctx context.Context) error {
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})

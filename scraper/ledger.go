@@ -183,9 +183,10 @@ func (l *Ledger) ChatBrokenSince(ctx context.Context, id string, now time.Time) 
 	return time.UnixMilli(ms), nil
 }
 
-// ChatWorks forgets that the message's fan's chat was seen unusable: it
-// worked since.
-func (l *Ledger) ChatWorks(ctx context.Context, id string) error {
+// ForgetBrokenChat forgets that the message's fan's chat was seen unusable:
+// it worked since, or a receive saw the whole site fail (then it was not
+// seen so on every receive, and the patience starts again).
+func (l *Ledger) ForgetBrokenChat(ctx context.Context, id string) error {
 	return l.rdb.Del(ctx, l.key("broken", id)).Err()
 }
 

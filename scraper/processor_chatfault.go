@@ -29,6 +29,7 @@ import (
 func (p *Processor) chatFault(ctx context.Context, s *sending, err error, attempts int) Outcome {
 	id, receives, failures := s.msg.MessageID, s.receives, s.st.Failures
 	if p.breaker.State() == gobreaker.StateOpen {
+		p.forgetBrokenChat(ctx, s)
 		return p.wait(ctx, id, receives, ClassCircuitOpen, err.Error()+"; chat not probed: breaker open", p.cfg.BreakerOpenFor, attempts-1, failures)
 	}
 	perr := p.browser.ProbeChat(ctx, s.msg.CreatorKey(), s.creds, s.msg.RecipientID)
@@ -46,7 +47,25 @@ func (p *Processor) chatFault(ctx context.Context, s *sending, err error, attemp
 	case errors.Is(perr, onlyfans.ErrBrowserDown):
 		return p.wait(ctx, id, receives, ClassBrowserDown, err.Error()+"; probe: "+perr.Error(), 0, attempts-1, failures)
 	}
+	// The site failed this receive (the probe chat, or the fan's chat
+	// opened again): the fan's chat was not seen broken on it, so the
+	// patience starts again (review 22 G: two sightings around an outage
+	// longer than the patience counted at once).
+	p.forgetBrokenChat(ctx, s)
 	return p.wait(ctx, id, receives, ClassSiteDown, err.Error()+"; probe: "+perr.Error(), 0, attempts-1, failures)
+}
+
+// forgetBrokenChat forgets the first sighting of the fan's broken chat,
+// when there is one: the chat worked, or the site failed this receive.
+func (p *Processor) forgetBrokenChat(ctx context.Context, s *sending) {
+	if s.st.ChatBrokenSince.IsZero() {
+		return
+	}
+	if err := p.ledger.ForgetBrokenChat(ctx, s.msg.MessageID); err != nil {
+		p.log.WarnContext(ctx, "the fan's broken chat not forgotten: a later fault counts sooner", "message_id", s.msg.MessageID, "error", err)
+		return
+	}
+	s.st.ChatBrokenSince = time.Time{}
 }
 
 // brokenFanChat decides a fan's chat that failed again after a good probe:
@@ -79,9 +98,7 @@ func (p *Processor) stillBroken(ctx context.Context, s *sending) error {
 	case errors.Is(err, onlyfans.ErrChatUnusable):
 		return nil
 	case err == nil:
-		if cerr := p.ledger.ChatWorks(ctx, s.msg.MessageID); cerr != nil {
-			p.log.WarnContext(ctx, "the fan's chat works again, not recorded: a later fault counts sooner", "message_id", s.msg.MessageID, "error", cerr)
-		}
+		p.forgetBrokenChat(ctx, s)
 		return fmt.Errorf("%w: the fan's chat, opened again after a good probe, works: a passing fault, not the fan's", onlyfans.ErrSiteDown)
 	}
 	// %v: not ErrChatUnusable (a gateway's answer, the site unreachable,

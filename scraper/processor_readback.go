@@ -32,7 +32,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 		return Outcome{Fate: AlreadySent, Failures: st.Failures,
 			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", v.Identical, st.Mark.Identical)}, true
 	case onlyfans.Unknown:
-		return p.fail(ctx, id, ClassOutcomeUnknown, "checking an interrupted send: "+v.Why+" (the attempt mark stays)", 0), true
+		return p.undecided(ctx, id, receives, "checking an interrupted send", v, 0, st.Failures), true
 	}
 	if left := p.mayLandFor(st.Mark); left > 0 {
 		return p.mayStillLand(ctx, id, receives, "checking an interrupted send", left, 0, st.Failures), true
@@ -70,6 +70,17 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 			return onlyfans.Verdict{}, err
 		}
 	}
+}
+
+// undecided decides a read-back that cannot tell (the attempt mark
+// stays): this message's failure, unless the chat shows an earlier state
+// than at the click, the site's read path lagging: then an outage's
+// uncounted wait (review 22 G).
+func (p *Processor) undecided(ctx context.Context, id string, receives int, what string, v onlyfans.Verdict, attempts, failures int) Outcome {
+	if v.Behind {
+		return p.wait(ctx, id, receives, ClassSiteDown, what+": "+v.Why+" (the attempt mark stays)", 0, attempts, failures)
+	}
+	return p.fail(ctx, id, ClassOutcomeUnknown, what+": "+v.Why+" (the attempt mark stays)", attempts)
 }
 
 // noteFailure records an outage seen outside a send with the breaker.

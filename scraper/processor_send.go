@@ -87,13 +87,8 @@ type sending struct {
 // attempt mark is written.
 func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.Mark) error {
 	id := s.msg.MessageID
-	if !s.st.ChatBrokenSince.IsZero() {
-		// The fan's chat works: a later fault starts its patience anew.
-		if err := p.ledger.ChatWorks(ctx, id); err != nil {
-			p.log.WarnContext(ctx, "the fan's chat works again, not recorded: a later fault counts sooner", "message_id", id, "error", err)
-		}
-		s.st.ChatBrokenSince = time.Time{}
-	}
+	// The fan's chat works: a later fault starts its patience anew.
+	p.forgetBrokenChat(ctx, s)
 	if err := p.admit(ctx, s.msg.CreatorKey(), id, s.receives); err != nil {
 		return err
 	}
@@ -117,7 +112,7 @@ func (p *Processor) attempt(ctx context.Context, s *sending) (onlyfans.Result, e
 		r, a, err := p.browser.Send(ctx, creator, s.creds, s.msg, func(mark onlyfans.Mark) error { return p.beforeClick(ctx, s, mark) })
 		s.art = a
 		switch {
-		case s.admitted && p.unanswered(r, err):
+		case s.admitted && p.unanswered(r):
 			p.hold(ctx, creator, s.msg.MessageID, p.mayLandFor(s.before))
 		case s.admitted:
 			p.restamp(ctx, creator, s.msg.MessageID)
@@ -181,9 +176,9 @@ func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.R
 		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures,
 			Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, v.Identical, s.before.Identical)}, false
 	case onlyfans.Unknown:
-		return p.fail(ctx, id, ClassOutcomeUnknown, "reading back a send with an unknown outcome ("+why+"): "+v.Why+" (the attempt mark stays)", attempts), false
+		return p.undecided(ctx, id, receives, "reading back a send with an unknown outcome ("+why+")", v, attempts, failures), false
 	}
-	if left := p.mayLandFor(s.before); p.unanswered(res, err) && left > 0 {
+	if left := p.mayLandFor(s.before); p.unanswered(res) && left > 0 {
 		return p.mayStillLand(ctx, id, receives, why, left, attempts, failures), false
 	}
 	p.settle(ctx, id, s.c, false)
@@ -270,18 +265,17 @@ func (p *Processor) hold(ctx context.Context, creator, id string, later time.Dur
 }
 
 // unanswered says a click's request may still be at work at the site's
-// origin: no answer at all (no answer in time, a dropped connection, a
-// crash) or any 5xx. A gateway's 502-504, a CDN's 520-527, an API
-// gateway's or an app server's own timeout answering 500: which front
-// answered, and whether its origin goes on to commit, a page cannot tell
-// (review 22 F: a 500 whose origin committed 6 s later was sent twice), so
-// every 5xx is held to the late-commit horizon (issue 22: any 5xx is
-// unknown).
-func (p *Processor) unanswered(res onlyfans.Result, err error) bool {
-	if res.Outcome != onlyfans.Unknown {
-		return false
-	}
-	return (err != nil && res.Status == 0) || res.Status >= 500
+// origin: every answer that is neither a 2xx (sent) nor a 4xx (refused).
+// No answer at all (no answer in time, a dropped connection, a crash), any
+// 5xx (a gateway's 502-504, a CDN's 520-527, an API gateway's or an app
+// server's own timeout answering 500: which front answered, and whether
+// its origin goes on to commit, a page cannot tell; review 22 F: a 500
+// whose origin committed 6 s later was sent twice), and any 3xx (a front
+// redirecting a POST it already passed on; review 22 G: a 302 whose origin
+// committed 6 s later was sent twice): each is held to the late-commit
+// horizon (issue 22: only a read-back turns unknown into sent or not).
+func (p *Processor) unanswered(res onlyfans.Result) bool {
+	return res.Outcome == onlyfans.Unknown
 }
 
 // mayLandFor is how much longer a request of the click of mark may land at

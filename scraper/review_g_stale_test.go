@@ -1,92 +1,18 @@
 //go:build reviewfindings
 
-// Issue 22, seventh review (fresh reviewer G): a read path that lags (a
-// page tier reading from a replica behind its primary) after a 5xx.
+// Issue 22, seventh review (fresh reviewer G): a page the click is made on
+// that lags (a read replica behind its primary), with identical texts.
+// Open (not fixed): see docs/design.md, Left for later.
 
 package scraper_test
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-
-	"github.com/huntaze/message-pipeline/scraper"
 )
-
-// lastMessage is the last of the creator's messages a chat page shows.
-var lastMessage = regexp.MustCompile(`<li class="message"[^>]*>[^<]*</li>(<li class="history-end")`)
-
-// secondSendFailsThenReadsLag answers the second send request 500 itself
-// (nothing recorded: the write path fails) and from then on serves every
-// chat page from a read replica one commit behind its primary (the last
-// message of every chat not shown yet): the site's storage is degraded,
-// nothing about this message.
-func secondSendFailsThenReadsLag(lagging *atomic.Bool) func(http.Handler) http.Handler {
-	var sends atomic.Int64
-	return func(origin http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") && sends.Add(1) == 2 {
-				lagging.Store(true)
-				http.Error(w, "database unavailable", http.StatusInternalServerError)
-				return
-			}
-			if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/my/chats/chat/") || !lagging.Load() {
-				origin.ServeHTTP(w, r)
-				return
-			}
-			rec := httptest.NewRecorder()
-			origin.ServeHTTP(rec, r)
-			for k, v := range rec.Header() {
-				if k != "Content-Length" {
-					w.Header()[k] = v
-				}
-			}
-			w.WriteHeader(rec.Code)
-			_, _ = w.Write([]byte(lastMessage.ReplaceAllString(rec.Body.String(), "$1")))
-		})
-	}
-}
-
-// TestRev22GEALaggingReadReplicaAfterA5xxNeverDeadLetters:
-//
-// Promise (c): a half-broken site never sends a message to a DLQ and never
-// counts toward its failures.
-//
-// m1 is sent; m2's click (anchored at m1, shown at the click) gets a 500
-// from a failing write path, and the site's chat pages then come from a
-// replica one commit behind: m1, the anchor, is not shown. The read-back
-// says Unknown ("the messages shown last at the click are no longer
-// shown") and every receive counts outcome_unknown (processor_send.go
-// unknownClick, processor_readback.go recover: case Unknown -> p.fail):
-// after MaxFailures m2 is in the DLQ, for a lag of the site's storage.
-func TestRev22GEALaggingReadReplicaAfterA5xxNeverDeadLetters(t *testing.T) {
-	t.Parallel()
-	// GIVEN two messages of creator-a to one fan and the degraded site
-	cfg := testConfig()
-	f := setup(t, cfg)
-	var lagging atomic.Bool
-	f.behind(cfg, secondSendFailsThenReadsLag(&lagging))
-	f.compress()
-	f.enqueue(f.newMessage("creator-a", "m1"), f.newMessage("creator-a", "m2"))
-	// WHEN the scraper runs through 8 receives of the lag
-	f.runUntil(90*time.Second, func() bool {
-		return len(f.compressed.Asked()) >= 8 || f.queueCount(f.queues.Workflows.DLQURL) > 0 || f.queueCount(f.queues.Workflows.URL) == 0
-	})
-	// THEN nothing is dead-lettered and no failure is counted
-	if d := f.dlq(); len(d) != 0 {
-		t.Fatalf("a lagging read replica dead-lettered m2 after %d receives: %q", len(f.compressed.Asked()),
-			aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
-	if n := strings.Count(f.logs.String(), `"error_class":"outcome_unknown"`); n != 0 {
-		t.Fatalf("a lagging read replica counted %d outcome_unknown failure(s) of m2", n)
-	}
-}
 
 // staleClickPageThen500 serves the first chat page after the second send
 // (the page the third send is clicked on) from a replica one commit behind
@@ -114,15 +40,7 @@ func staleClickPageThen500(stalePage bool) func(http.Handler) http.Handler {
 				origin.ServeHTTP(w, r)
 				return
 			}
-			rec := httptest.NewRecorder()
-			origin.ServeHTTP(rec, r)
-			for k, v := range rec.Header() {
-				if k != "Content-Length" {
-					w.Header()[k] = v
-				}
-			}
-			w.WriteHeader(rec.Code)
-			_, _ = w.Write([]byte(lastMessage.ReplaceAllString(rec.Body.String(), "$1")))
+			oneCommitBehind(w, r, origin)
 		})
 	}
 }

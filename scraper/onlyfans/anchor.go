@@ -79,6 +79,9 @@ type Verdict struct {
 	Identical int
 	// Why says why the outcome is Unknown.
 	Why string
+	// Behind (with Unknown): the chat shows an earlier state than at the
+	// click (Mark.behind): the site's read path is behind its writes.
+	Behind bool
 }
 
 // Judge reads a chat showing now against the mark, for a text with the
@@ -134,6 +137,8 @@ func (m Mark) JudgeChat(now []Shown, complete bool, want string) Verdict {
 		seen[Sent] = true
 	}
 	switch {
+	case len(seen) == 0 && m.behind(now):
+		v.Outcome, v.Why, v.Behind = Unknown, behindWhy, true
 	case len(seen) == 0:
 		v.Outcome, v.Why = Unknown, "the messages shown last at the click are no longer shown"
 	case len(seen) > 1:
@@ -168,8 +173,49 @@ func (m Mark) judgeByID(now []Shown, want string, v Verdict) Verdict {
 		v.Outcome = decide(countKey(now[j+1:], want))
 		return v
 	}
+	if m.behind(now) {
+		v.Outcome, v.Why, v.Behind = Unknown, behindWhy, true
+		return v
+	}
 	v.Outcome, v.Why = Unknown, fmt.Sprintf("the message shown last at the click (id %s) is no longer shown", anchor.ID)
 	return v
+}
+
+const behindWhy = "the chat shows an earlier state than at the click (fewer messages, ending with one shown before the anchor): the site's read path is behind its writes"
+
+// behind reports whether now is an earlier state of the chat the click
+// saw: fewer messages than it showed, ending with one the click showed
+// before its anchor, the messages before that in the same order (as far
+// as the tail kept them). A read path behind the site's writes (a
+// replica, a cache) shows that after a failed write; a creator who
+// deleted the anchor does too, and only a later message tells them apart
+// (review 22 G: a lagging replica dead-lettered a message as
+// outcome_unknown).
+func (m Mark) behind(now []Shown) bool {
+	if len(now) >= m.Count || len(m.Tail) < 2 {
+		return len(now) == 0 && m.Count > 0
+	}
+	for k := len(m.Tail) - 2; k >= 0; k-- {
+		// At the click, Tail[k] was the upTo-th message: an earlier state
+		// ending with it shows no more than that.
+		upTo := m.Count - (len(m.Tail) - 1 - k)
+		if len(now) <= upTo && endsWith(now, m.Tail[:k+1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// endsWith reports whether the last messages of now are the last of tail,
+// as far as both go.
+func endsWith(now, tail []Shown) bool {
+	for i := 0; i < len(now) && i < len(tail); i++ {
+		a, b := now[len(now)-1-i], tail[len(tail)-1-i]
+		if a.Key != b.Key || (a.ID != "" && b.ID != "" && a.ID != b.ID) {
+			return false
+		}
+	}
+	return true
 }
 
 // linesUp reports whether prefix (what the chat shows before a message

@@ -69,6 +69,40 @@ func TestAReadBackCountsOnlyCopiesAfterTheMessagesShownLastAtTheClick(t *testing
 	}
 }
 
+func TestAChatShowingAnEarlierStateThanAtTheClickIsBehindNeverNotSent(t *testing.T) {
+	t.Parallel()
+	ok := onlyfans.Digest("ok")
+	for _, c := range []struct {
+		name, before, after string
+		behind              bool
+	}{
+		// A read path one or two commits behind: the chat ends before the
+		// anchor, in the click's order.
+		{"one commit behind", "a b c", "a b", true},
+		{"two commits behind", "a b c", "a", true},
+		{"behind to nothing", "a b c", "", true},
+		{"ids: one commit behind", "a#1 b#2 c#3", "a#1 b#2", true},
+		// Not an earlier state: the anchor scrolled out, another order, as
+		// many messages as at the click.
+		{"the anchor scrolled out", "a b c", "ok d e", false},
+		{"shorter, another order", "a b c", "b a", false},
+		{"as many as at the click, the anchor gone", "a b c", "a b d", false},
+		{"ids: shorter, another id", "a#1 b#2 c#3", "a#1 b#9", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// GIVEN the mark of the chat right before a click of "ok"
+			mark := onlyfans.NewMark(chat(c.before), ok)
+			// WHEN the chat is read back
+			v := mark.Judge(chat(c.after), ok)
+			// THEN an earlier state is Unknown and Behind; anything else
+			// that cannot be lined up is Unknown, not Behind
+			if v.Outcome != onlyfans.Unknown || v.Behind != c.behind {
+				t.Fatalf("%q then %q: outcome %d behind %t (%s), want Unknown, behind %t", c.before, c.after, v.Outcome, v.Behind, v.Why, c.behind)
+			}
+		})
+	}
+}
+
 func TestALegacyMarkIsJudgedByItsCount(t *testing.T) {
 	t.Parallel()
 	ok := onlyfans.Digest("ok")

@@ -148,7 +148,7 @@ func (s *Sender) prepare(ctx context.Context, page playwright.Page, msg message.
 	if err := act(ctx, "type message", func() error {
 		return page.Locator(s.cfg.Profile.Input).Fill(s.cfg.Profile.Text.Typed(msg.Content), playwright.LocatorFillOptions{Timeout: ms(s.cfg.Timeouts.Action)})
 	}); err != nil {
-		return false, err
+		return false, unusableOnTimeout(err, "the composer cannot be typed into")
 	}
 	if beforeClick == nil {
 		return false, nil
@@ -175,7 +175,7 @@ func (s *Sender) click(ctx context.Context, page playwright.Page) (Result, *Arti
 	})
 	if clickErr != nil && att.issued() == 0 {
 		// Nothing left the page: not sent.
-		return Result{}, capture(page), clickErr
+		return Result{}, capture(page), unusableOnTimeout(clickErr, "the send button cannot be clicked")
 	}
 	ans, answered := att.wait(ctx, s.cfg.Timeouts.Response+answerGrace)
 	if !answered || ans.err != nil || !(ans.status >= 200 && ans.status < 300) {

@@ -32,6 +32,35 @@ func (s *Sender) sendableEmpty(page playwright.Page) error {
 	return nil
 }
 
+// unusableOnTimeout turns a step that timed out before anything was sent
+// (typing, the send button's actionability) into the chat's failure: a
+// composer that stays disabled or a send button under an overlay says
+// nothing about this message, and only ProbeChat tells one fan's chat
+// from the whole site (review 22 G: a site-wide read-only composer, or a
+// banner over every send button, dead-lettered messages as timeouts).
+func unusableOnTimeout(err error, what string) error {
+	if !errors.Is(err, ErrTimeout) {
+		return err
+	}
+	return fmt.Errorf("%w: %w: %s: %w", ErrSiteDown, ErrChatUnusable, what, err)
+}
+
+// interactable checks what a send needs of a chat page, typing nothing:
+// a composer that takes input (filled with the empty string, which waits
+// for it to be editable, as typing does) and a send button nothing covers
+// (a trial hover: visible, stable, receiving events, whether enabled or
+// not, since many sites disable it while the composer is empty).
+func (s *Sender) interactable(page playwright.Page) error {
+	timeout := ms(s.cfg.Timeouts.Action)
+	if err := page.Locator(s.cfg.Profile.Input).First().Fill("", playwright.LocatorFillOptions{Timeout: timeout}); err != nil {
+		return unusableOnTimeout(classify("check the composer", err), "the composer cannot be typed into")
+	}
+	if err := page.Locator(s.cfg.Profile.Send).First().Hover(playwright.LocatorHoverOptions{Trial: playwright.Bool(true), Timeout: timeout}); err != nil {
+		return unusableOnTimeout(classify("check the send button", err), "the send button cannot be clicked")
+	}
+	return nil
+}
+
 // ProbeChat opens the profile's probe chat (Profile.ProbeChat) as creator
 // the way a send opens a chat, reads its history and types nothing: nil
 // says the site's chats work, so a chat of fan that cannot be used is that
@@ -65,8 +94,8 @@ func (s *Sender) CheckChat(ctx context.Context, creator string, creds Credential
 	return fmt.Errorf("%w: the fan's chat, opened again: %v", ErrSiteDown, err)
 }
 
-// usable opens fan's chat as creator, checks its send button and reads
-// its history, typing nothing; an answer that is not a chat (a 4xx, the
+// usable opens fan's chat as creator, checks its composer and send button
+// (sendableEmpty, interactable) and reads its history, typing nothing; an answer that is not a chat (a 4xx, the
 // login page) is an error without ErrChatUnusable.
 func (s *Sender) usable(ctx context.Context, creator string, creds Credentials, fan string) (err error) {
 	if ctx.Err() != nil {
@@ -83,6 +112,9 @@ func (s *Sender) usable(ctx context.Context, creator string, creds Credentials, 
 	}
 	if err == nil {
 		err = s.sendableEmpty(c.page)
+	}
+	if err == nil {
+		err = s.interactable(c.page)
 	}
 	if err == nil {
 		_, _, err = s.history(c.page)

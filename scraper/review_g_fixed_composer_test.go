@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 // Issue 22, seventh review (fresh reviewer G): a site whose every chat
 // shows its composer disabled (read-only mode).
 

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 // Issue 22, seventh review (fresh reviewer G): a 3xx answer to a send
 // whose origin commits the send after the answer.
 

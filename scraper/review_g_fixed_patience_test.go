@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 // Issue 22, seventh review (fresh reviewer G): CHAT_FAULT_PATIENCE across
 // receives that saw the whole site down.
 

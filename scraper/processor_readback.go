@@ -29,6 +29,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	switch v.Outcome {
 	case onlyfans.Sent:
 		p.settle(ctx, id, c, true)
+		p.rememberSent(ctx, msg, st.Mark)
 		return Outcome{Fate: AlreadySent, Failures: st.Failures,
 			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", v.Identical, st.Mark.Identical)}, true
 	case onlyfans.Unknown:

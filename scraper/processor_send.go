@@ -89,6 +89,9 @@ func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.M
 	id := s.msg.MessageID
 	// The fan's chat works: a later fault starts its patience anew.
 	p.forgetBrokenChat(ctx, s)
+	if err := p.staleClickPage(ctx, s, mark); err != nil {
+		return err
+	}
 	if err := p.admit(ctx, s.msg.CreatorKey(), id, s.receives); err != nil {
 		return err
 	}
@@ -139,6 +142,7 @@ func (p *Processor) afterClick(ctx context.Context, s *sending, res onlyfans.Res
 		return p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, failures), false
 	case res.Outcome == onlyfans.Sent:
 		p.settle(ctx, id, s.c, true)
+		p.rememberSent(ctx, s.msg, s.before)
 		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures}, false
 	case res.Outcome == onlyfans.Unknown:
 		return p.unknownClick(ctx, s, res, err, attempts)
@@ -173,6 +177,7 @@ func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.R
 	switch v.Outcome {
 	case onlyfans.Sent:
 		p.settle(ctx, id, s.c, true)
+		p.rememberSent(ctx, s.msg, s.before)
 		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures,
 			Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, v.Identical, s.before.Identical)}, false
 	case onlyfans.Unknown:

@@ -26,6 +26,13 @@ import (
 // answering 500) while the origin's write lands afterwards. Later sends
 // pass through.
 func firstSendAnswersThenCommitsLate(status int, commitAfter time.Duration, late *atomic.Int64) func(http.Handler) http.Handler {
+	return firstSendCommitsLateAfter(commitAfter, late, func(w http.ResponseWriter) { http.Error(w, "origin timed out", status) })
+}
+
+// firstSendCommitsLateAfter answers the first send request with answer
+// after 200 ms while the request goes on to the origin, which records it
+// commitAfter later (late counts those commits). Later sends pass through.
+func firstSendCommitsLateAfter(commitAfter time.Duration, late *atomic.Int64, answer func(http.ResponseWriter)) func(http.Handler) http.Handler {
 	var n atomic.Int64
 	return func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +49,7 @@ func firstSendAnswersThenCommitsLate(status int, commitAfter time.Duration, late
 				late.Add(1)
 			}()
 			time.Sleep(200 * time.Millisecond)
-			http.Error(w, "origin timed out", status)
+			answer(w)
 		})
 	}
 }

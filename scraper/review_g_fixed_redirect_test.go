@@ -4,13 +4,8 @@
 package scraper_test
 
 import (
-	"bytes"
-	"context"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,26 +21,10 @@ import (
 // redirect, a WAF's challenge) while the origin's write lands afterwards.
 // Later sends pass through.
 func firstSendRedirectsThenCommitsLate(status int, commitAfter time.Duration, late *atomic.Int64) func(http.Handler) http.Handler {
-	var n atomic.Int64
-	return func(origin http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") || n.Add(1) != 1 {
-				origin.ServeHTTP(w, r)
-				return
-			}
-			body, _ := io.ReadAll(r.Body)
-			clone := r.Clone(context.Background())
-			clone.Body = io.NopCloser(bytes.NewReader(body))
-			go func() {
-				time.Sleep(commitAfter)
-				origin.ServeHTTP(httptest.NewRecorder(), clone)
-				late.Add(1)
-			}()
-			time.Sleep(200 * time.Millisecond)
-			w.Header().Set("Location", "/maintenance")
-			w.WriteHeader(status)
-		})
-	}
+	return firstSendCommitsLateAfter(commitAfter, late, func(w http.ResponseWriter) {
+		w.Header().Set("Location", "/maintenance")
+		w.WriteHeader(status)
+	})
 }
 
 // TestRev22GAA3xxWhoseOriginCommitsLateIsSentOnce:

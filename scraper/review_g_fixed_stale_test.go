@@ -6,7 +6,6 @@ package scraper_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -24,15 +23,7 @@ var lastMessage = regexp.MustCompile(`<li class="message"[^>]*>[^<]*</li>(<li cl
 // oneCommitBehind serves origin's chat page as a read replica one commit
 // behind its primary would: the chat's last message not shown yet.
 func oneCommitBehind(w http.ResponseWriter, r *http.Request, origin http.Handler) {
-	rec := httptest.NewRecorder()
-	origin.ServeHTTP(rec, r)
-	for k, v := range rec.Header() {
-		if k != "Content-Length" {
-			w.Header()[k] = v
-		}
-	}
-	w.WriteHeader(rec.Code)
-	_, _ = w.Write([]byte(lastMessage.ReplaceAllString(rec.Body.String(), "$1")))
+	serveRewritten(w, r, origin, func(page string) string { return lastMessage.ReplaceAllString(page, "$1") })
 }
 
 // secondSendFailsThenReadsLag answers the second send request 500 itself

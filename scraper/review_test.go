@@ -73,17 +73,22 @@ func rewriteChatPages(rewrite func(string) string) func(http.Handler) http.Handl
 				origin.ServeHTTP(w, r)
 				return
 			}
-			rec := httptest.NewRecorder()
-			origin.ServeHTTP(rec, r)
-			for k, v := range rec.Header() {
-				if k != "Content-Length" {
-					w.Header()[k] = v
-				}
-			}
-			w.WriteHeader(rec.Code)
-			_, _ = io.WriteString(w, rewrite(rec.Body.String()))
+			serveRewritten(w, r, origin, rewrite)
 		})
 	}
+}
+
+// serveRewritten serves origin's answer to r with its body rewritten.
+func serveRewritten(w http.ResponseWriter, r *http.Request, origin http.Handler, rewrite func(string) string) {
+	rec := httptest.NewRecorder()
+	origin.ServeHTTP(rec, r)
+	for k, v := range rec.Header() {
+		if k != "Content-Length" {
+			w.Header()[k] = v
+		}
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = io.WriteString(w, rewrite(rec.Body.String()))
 }
 
 func TestReviewAnUnknownSendIsFoundWhenTheChatRendersLineBreaksAsBR(t *testing.T) {

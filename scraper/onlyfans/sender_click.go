@@ -175,7 +175,7 @@ func (s *Sender) click(ctx context.Context, page playwright.Page) (Result, *Arti
 	})
 	if clickErr != nil && att.issued() == 0 {
 		// Nothing left the page: not sent.
-		return Result{}, capture(page), unusableOnTimeout(clickErr, "the send button cannot be clicked")
+		return Result{}, capture(page), s.unclicked(page, clickErr)
 	}
 	ans, answered := att.wait(ctx, s.cfg.Timeouts.Response+answerGrace)
 	if !answered || ans.err != nil || !(ans.status >= 200 && ans.status < 300) {

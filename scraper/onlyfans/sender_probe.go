@@ -45,6 +45,20 @@ func unusableOnTimeout(err error, what string) error {
 	return fmt.Errorf("%w: %w: %s: %w", ErrSiteDown, ErrChatUnusable, what, err)
 }
 
+// unclicked classifies a send click that failed with nothing sent. A send
+// button left disabled once this text is typed is the composer refusing
+// this text: the message's own failure (the timeout). One that is enabled
+// and still could not be clicked in time (covered by a banner or modal,
+// never stable) says nothing about the text: the chat's failure, which the
+// probe decides (review 22 G).
+func (s *Sender) unclicked(page playwright.Page, err error) error {
+	enabled, eerr := page.Locator(s.cfg.Profile.Send).First().IsEnabled(playwright.LocatorIsEnabledOptions{Timeout: ms(s.cfg.Timeouts.Action)})
+	if eerr != nil || !enabled {
+		return err
+	}
+	return unusableOnTimeout(err, "the send button cannot be clicked")
+}
+
 // interactable checks what a send needs of a chat page, typing nothing:
 // a composer that takes input (filled with the empty string, which waits
 // for it to be editable, as typing does) and a send button nothing covers

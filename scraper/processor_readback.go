@@ -33,7 +33,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 		return Outcome{Fate: AlreadySent, Failures: st.Failures,
 			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", v.Identical, st.Mark.Identical)}, true
 	case onlyfans.Unknown:
-		return p.undecided(ctx, id, receives, "checking an interrupted send", v, 0, st.Failures), true
+		return p.undecided(ctx, id, receives, "checking an interrupted send", st.Mark, v, 0, st.Failures), true
 	}
 	if left := p.mayLandFor(st.Mark); left > 0 {
 		return p.mayStillLand(ctx, id, receives, "checking an interrupted send", left, 0, st.Failures), true
@@ -75,11 +75,18 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 
 // undecided decides a read-back that cannot tell (the attempt mark
 // stays): this message's failure, unless the chat shows an earlier state
-// than at the click, the site's read path lagging: then an outage's
-// uncounted wait (review 22 G).
-func (p *Processor) undecided(ctx context.Context, id string, receives int, what string, v onlyfans.Verdict, attempts, failures int) Outcome {
+// than at the click (the site's read path lagging: review 22 G) for less
+// than ChatFaultPatience since the click, which is an outage's uncounted
+// wait. Past the patience an earlier state is taken for what it also
+// looks like, the creator having deleted the anchor (review 22 H: else
+// the creator's messages waited for the backstop, about 10 days).
+func (p *Processor) undecided(ctx context.Context, id string, receives int, what string, mark onlyfans.Mark, v onlyfans.Verdict, attempts, failures int) Outcome {
 	if v.Behind {
-		return p.wait(ctx, id, receives, ClassSiteDown, what+": "+v.Why+" (the attempt mark stays)", 0, attempts, failures)
+		clicked := time.UnixMilli(mark.ClickedAt)
+		if since := p.now().Sub(clicked); mark.ClickedAt != 0 && since < p.cfg.ChatFaultPatience {
+			return p.wait(ctx, id, receives, ClassSiteDown, fmt.Sprintf("%s: %s, %s after the click of the %s before it counts (the attempt mark stays)",
+				what, v.Why, since.Round(time.Millisecond), p.cfg.ChatFaultPatience), 0, attempts, failures)
+		}
 	}
 	return p.fail(ctx, id, ClassOutcomeUnknown, what+": "+v.Why+" (the attempt mark stays)", attempts)
 }

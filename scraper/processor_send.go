@@ -87,8 +87,6 @@ type sending struct {
 // attempt mark is written.
 func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.Mark) error {
 	id := s.msg.MessageID
-	// The fan's chat works: a later fault starts its patience anew.
-	p.forgetBrokenChat(ctx, s)
 	if err := p.staleClickPage(ctx, s, mark); err != nil {
 		return err
 	}
@@ -131,6 +129,12 @@ func (p *Processor) attempt(ctx context.Context, s *sending) (onlyfans.Result, e
 // (again true: a 5xx read back not sent, within ServerAttempts).
 func (p *Processor) afterClick(ctx context.Context, s *sending, res onlyfans.Result, err error, attempts int) (o Outcome, again bool) {
 	id, receives, failures := s.msg.MessageID, s.receives, s.st.Failures
+	if s.admitted && !errors.Is(err, onlyfans.ErrChatUnusable) {
+		// The fan's chat worked up to a send request: a later fault starts
+		// its patience anew. Not before the click: a send button only
+		// this chat covers is found at the click (review 22 H).
+		p.forgetBrokenChat(ctx, s)
+	}
 	var gated gatedError
 	var le ledgerError
 	switch {
@@ -181,7 +185,7 @@ func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.R
 		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures,
 			Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, v.Identical, s.before.Identical)}, false
 	case onlyfans.Unknown:
-		return p.undecided(ctx, id, receives, "reading back a send with an unknown outcome ("+why+")", v, attempts, failures), false
+		return p.undecided(ctx, id, receives, "reading back a send with an unknown outcome ("+why+")", s.before, v, attempts, failures), false
 	}
 	if left := p.mayLandFor(s.before); p.unanswered(res) && left > 0 {
 		return p.mayStillLand(ctx, id, receives, why, left, attempts, failures), false

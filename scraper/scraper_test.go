@@ -147,10 +147,11 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 }
 
 // gateWith is gateCfg as the scraper's wiring makes the send gate
-// (settings.Gate): holds up to the processor's late-commit horizon.
+// (settings.Gate): holds up to the processor's late-commit horizon, and
+// charges each approval that far ahead until its send ends.
 func gateWith(cfg scraper.Config, gateCfg ratelimit.Config) ratelimit.Config {
 	if gateCfg.MaxHold == 0 {
-		gateCfg.MaxHold = cfg.LateCommitHorizon
+		gateCfg.MaxHold, gateCfg.ChargeAhead = cfg.LateCommitHorizon, cfg.LateCommitHorizon
 	}
 	return gateCfg
 }

@@ -68,6 +68,12 @@ type Config struct {
 	// far and forgotten is out of every window before anything is
 	// approved again. 0 (the rate limiter, which never holds): one span.
 	MaxHold time.Duration
+	// ChargeAhead places each approval this far past its decision (at most
+	// MaxHold): it counts as a send that may land that late until Restamp
+	// or Hold moves it, so a lost Restamp or Hold call over-charges, never
+	// under-charges (the send gate: LATE_COMMIT_HORIZON; review 22 H). 0
+	// (the rate limiter): at its decision.
+	ChargeAhead time.Duration
 }
 
 // DefaultConfig is OnlyFans' limit (DefaultLimit) under the "rl" prefix.
@@ -96,6 +102,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHold < 0 {
 		errs = append(errs, fmt.Errorf("max hold must not be negative, got %s", c.MaxHold))
+	}
+	if c.ChargeAhead < 0 || c.ChargeAhead > max(c.MaxHold, 0) {
+		errs = append(errs, fmt.Errorf("charge ahead must lie between 0 and the max hold (%s), got %s", c.MaxHold, c.ChargeAhead))
 	}
 	return errors.Join(errs...)
 }
@@ -229,8 +238,8 @@ func ScriptSHA() string { return script.Hash() }
 func ScriptArgs(cfg Config, reqs []Request) ([]string, []any) {
 	keys := make([]string, 0, 1+len(reqs))
 	keys = append(keys, cfg.FenceKey())
-	args := make([]any, 0, 3+len(reqs))
-	args = append(args, cfg.Limit, cfg.Span().Microseconds(), cfg.MaxHold.Microseconds())
+	args := make([]any, 0, 4+len(reqs))
+	args = append(args, cfg.Limit, cfg.Span().Microseconds(), cfg.MaxHold.Microseconds(), cfg.ChargeAhead.Microseconds())
 	for _, r := range reqs {
 		keys = append(keys, cfg.LogKey(r.Key))
 		args = append(args, r.ID)

@@ -28,13 +28,20 @@
 --    A fence without a run_id (an epoch only, as written before) takes
 --    this server's without a hold.
 --
+--  * an approval is placed ahead_us past its decision (0 for the rate
+--    limiter; the send gate's worst case, its max_hold): until Restamp or
+--    Hold moves it, it counts as a send that may still land that late, so
+--    a caller that loses the call that would move it over-charges, never
+--    under-charges (review 22 H).
+--
 -- KEYS: fence, log_1, log_2, ... (one log per request, repeated for a key)
--- ARGV: limit, span_us, max_hold_us, id_1, id_2, ...
+-- ARGV: limit, span_us, max_hold_us, ahead_us, id_1, id_2, ...
 -- Returns: now_us, fenced (0/1), then per request: allowed (0/1), retry_us, remaining
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
 local fence_for = span + math.max(tonumber(ARGV[3]), 0)
-local first_id = 4
+local ahead = math.min(math.max(tonumber(ARGV[4]), 0), math.max(tonumber(ARGV[3]), 0))
+local first_id = 5
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
@@ -78,7 +85,7 @@ for r = 1, n do
       allowed = 1
       -- Unique per approval: a message approved again (its forward failed)
       -- spends a second token and the first one stays spent.
-      redis.call('ZADD', log, now, id .. '@' .. now .. '#' .. r)
+      redis.call('ZADD', log, now + ahead, id .. '@' .. now .. '#' .. r)
       -- The log lives until its newest entry is a span old: a held
       -- approval (restamp.lua, Limiter.Hold) sits in the future and must
       -- not expire with the rest (review 22 D, finding 4).

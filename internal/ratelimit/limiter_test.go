@@ -225,6 +225,45 @@ func TestDecide_ARedisThatKeptTheFenceButLostTheLatestApprovalsIsFenced(t *testi
 	}
 }
 
+func TestDecide_AnApprovalChargedAheadCountsUntilItsSendEnds(t *testing.T) {
+	// GIVEN 1 per 200 ms, each approval charged 2 s ahead (the send gate:
+	// a send may land that late until its end is known)
+	r := harness.StartRedis(t)
+	c := r.Client()
+	cfg := ratelimit.Config{Limit: 1, Window: 200 * time.Millisecond, KeyPrefix: "ahead", MaxHold: 2 * time.Second, ChargeAhead: 2 * time.Second}
+	l, err := ratelimit.New(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.PrimeFence(t, c, cfg.FenceKey())
+	if d := decideOne(t, l, "c", "a"); !d.Allowed {
+		t.Fatalf("first send denied: %+v", d)
+	}
+	// WHEN a window passes and the send's end was never recorded (its
+	// Restamp or Hold lost)
+	time.Sleep(cfg.Window + 50*time.Millisecond)
+	// THEN the creator's next send still waits for it
+	if d := decideOne(t, l, "c", "b"); d.Allowed || d.RetryAfter < cfg.Window {
+		t.Fatalf("next send after a lost end: %+v, want denied until the charge ahead passes", d)
+	}
+	// WHEN the send's end is recorded (Restamp: answered now)
+	if moved, err := l.Restamp(context.Background(), "c", "a"); err != nil || !moved {
+		t.Fatalf("restamp: moved %t, %v", moved, err)
+	}
+	// THEN one window after it the next send goes
+	time.Sleep(cfg.Window + 50*time.Millisecond)
+	if d := decideOne(t, l, "c", "b"); !d.Allowed {
+		t.Fatalf("next send a window after the first one's end: %+v", d)
+	}
+}
+
+func TestConfig_ChargeAheadMustLieWithinTheMaxHold(t *testing.T) {
+	c := ratelimit.Config{Limit: 1, Window: time.Second, KeyPrefix: "x", MaxHold: time.Second, ChargeAhead: 2 * time.Second}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "charge ahead") {
+		t.Fatalf("Validate() = %v, want the charge ahead refused", err)
+	}
+}
+
 func TestDecide_OneScriptCallPerBatch(t *testing.T) {
 	// GIVEN a limiter whose script is already loaded
 	r := harness.StartRedis(t)

@@ -74,26 +74,31 @@ func TestAChatShowingAnEarlierStateThanAtTheClickIsBehindNeverNotSent(t *testing
 	ok := onlyfans.Digest("ok")
 	for _, c := range []struct {
 		name, before, after string
-		behind              bool
+		complete, behind    bool // complete: the click's chat showed its start
 	}{
 		// A read path one or two commits behind: the chat ends before the
 		// anchor, in the click's order.
-		{"one commit behind", "a b c", "a b", true},
-		{"two commits behind", "a b c", "a", true},
-		{"behind to nothing", "a b c", "", true},
-		{"ids: one commit behind", "a#1 b#2 c#3", "a#1 b#2", true},
-		// Not an earlier state: the anchor scrolled out, another order, as
-		// many messages as at the click.
-		{"the anchor scrolled out", "a b c", "ok d e", false},
-		{"shorter, another order", "a b c", "b a", false},
-		{"as many as at the click, the anchor gone", "a b c", "a b d", false},
-		{"ids: shorter, another id", "a#1 b#2 c#3", "a#1 b#9", false},
+		{"one commit behind", "a b c", "a b", true, true},
+		{"two commits behind", "a b c", "a", true, true},
+		{"behind to nothing", "a b c", "", true, true},
+		{"ids: one commit behind", "a#1 b#2 c#3", "a#1 b#2", true, true},
+		// A chat showing its latest 3: an earlier state shows 3 too.
+		{"latest 3, one commit behind", "b c d", "a b c", false, true},
+		{"latest 3, ids: one commit behind", "b#2 c#3 d#4", "a#1 b#2 c#3", false, true},
+		// Not an earlier state: the anchor scrolled out, another order, more
+		// messages than the click showed up to there.
+		{"the anchor scrolled out", "a b c", "ok d e", false, false},
+		{"shorter, another order", "a b c", "b a", true, false},
+		{"as many as at the click, the anchor gone", "a b c", "a b d", true, false},
+		{"ids: shorter, another id", "a#1 b#2 c#3", "a#1 b#9", true, false},
+		{"showing its start, more before the anchor's predecessor", "a b c", "x a b", true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// GIVEN the mark of the chat right before a click of "ok"
 			mark := onlyfans.NewMark(chat(c.before), ok)
+			mark.Complete = c.complete
 			// WHEN the chat is read back
-			v := mark.Judge(chat(c.after), ok)
+			v := mark.JudgeChat(chat(c.after), c.complete, ok)
 			// THEN an earlier state is Unknown and Behind; anything else
 			// that cannot be lined up is Unknown, not Behind
 			if v.Outcome != onlyfans.Unknown || v.Behind != c.behind {

@@ -147,7 +147,7 @@ func (s Settings) Gate() ratelimit.Config {
 	// MaxHold: an unanswered send's approval is held until its click +
 	// LATE_COMMIT_HORIZON, so an emptied Redis fences the gate that much
 	// longer than a span (docs/design.md section 3).
-	return ratelimit.Config{Limit: s.Limit.Count, Window: s.Limit.Window, Margin: s.RateMargin, KeyPrefix: "gate:" + s.Environment, MaxHold: s.LateCommitHorizon}
+	return ratelimit.Config{Limit: s.Limit.Count, Window: s.Limit.Window, Margin: s.RateMargin, KeyPrefix: "gate:" + s.Environment, MaxHold: s.LateCommitHorizon, ChargeAhead: s.LateCommitHorizon}
 }
 
 // Parse reads the environment and reports every setting that breaks the

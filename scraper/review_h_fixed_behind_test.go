@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 // Issue 22, eighth review (fresh reviewer H): the "behind" verdict
 // (onlyfans.Mark.behind, review 22 G) on chats it was not written for.
 
@@ -71,6 +69,8 @@ func TestRev22HALaggingReplicaOnAChatShowingItsLatestMessagesNeverDeadLetters(t 
 			// GIVEN five messages of creator-a to one fan and the degraded
 			// site behind a paging front
 			cfg := testConfig()
+			// the lag shorter than CHAT_FAULT_PATIENCE (longer: a deleted anchor, TestRev22HB)
+			cfg.ChatFaultPatience = 2 * time.Minute
 			f := setup(t, cfg)
 			f.behind(cfg, pagingFrontFifthSendFailsThenLags(latest))
 			f.compress()

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 // Issue 22, eighth review (fresh reviewer H): one fan's chat whose send
 // button something covers, and the patience of chatFault.
 

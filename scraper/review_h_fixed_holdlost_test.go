@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 // Issue 22, eighth review (fresh reviewer H): the gate's hold of an
 // unanswered send is one Redis call at the end of its processing.
 

@@ -170,9 +170,36 @@ func (l *Ledger) AddFailure(ctx context.Context, id string) (int, error) {
 // was seen unusable while the probe chat worked, unless an earlier time is
 // recorded, and returns the time recorded (one round trip).
 func (l *Ledger) ChatBrokenSince(ctx context.Context, id string, now time.Time) (time.Time, error) {
+	return l.firstSeen(ctx, l.key("broken", id), now)
+}
+
+// behindKey names the first sighting of an earlier chat state after the
+// click of the message clicked at clickedAt (Unix ms, its mark's
+// ClickedAt): per click, so a later click of the message starts afresh.
+func (l *Ledger) behindKey(id string, clickedAt int64) string {
+	return l.key("behind", id+":"+strconv.FormatInt(clickedAt, 10))
+}
+
+// BehindSince records now as the first time a read-back of the click at
+// clickedAt showed the fan's chat in an earlier state than at that click
+// (onlyfans.Verdict.Behind), unless an earlier time is recorded, and
+// returns the time recorded (one round trip).
+func (l *Ledger) BehindSince(ctx context.Context, id string, clickedAt int64, now time.Time) (time.Time, error) {
+	return l.firstSeen(ctx, l.behindKey(id, clickedAt), now)
+}
+
+// ForgetBehind forgets the first sighting of an earlier chat state after
+// the click at clickedAt: a read-back since could not reach the site.
+func (l *Ledger) ForgetBehind(ctx context.Context, id string, clickedAt int64) error {
+	return l.rdb.Del(ctx, l.behindKey(id, clickedAt)).Err()
+}
+
+// firstSeen sets key to now unless it is set, and returns the time it
+// holds (one round trip).
+func (l *Ledger) firstSeen(ctx context.Context, key string, now time.Time) (time.Time, error) {
 	pipe := l.rdb.TxPipeline()
-	pipe.SetNX(ctx, l.key("broken", id), now.UnixMilli(), l.ttl)
-	get := pipe.Get(ctx, l.key("broken", id))
+	pipe.SetNX(ctx, key, now.UnixMilli(), l.ttl)
+	get := pipe.Get(ctx, key)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return time.Time{}, err
 	}

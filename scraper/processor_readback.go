@@ -60,6 +60,9 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 		}
 		v, err := p.browser.ReadBack(ctx, msg.CreatorKey(), creds, msg, before)
 		p.noteFailure(err)
+		if isOutage(err) {
+			p.forgetBehind(ctx, msg.MessageID, before)
+		}
 		if err != nil || v.Outcome == onlyfans.Sent {
 			return v, err
 		}
@@ -76,19 +79,35 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 // undecided decides a read-back that cannot tell (the attempt mark
 // stays): this message's failure, unless the chat shows an earlier state
 // than at the click (the site's read path lagging: review 22 G) for less
-// than ChatFaultPatience since the click, which is an outage's uncounted
-// wait. Past the patience an earlier state is taken for what it also
-// looks like, the creator having deleted the anchor (review 22 H: else
-// the creator's messages waited for the backstop, about 10 days).
+// than ChatFaultPatience, which is an outage's uncounted wait. Past the
+// patience an earlier state is taken for what it also looks like, the
+// creator having deleted the anchor (review 22 H: else the creator's
+// messages waited for the backstop, about 10 days). The patience runs
+// from the first read-back that saw the earlier state, and starts again
+// after a read-back that could not reach the site (readBack): measured
+// from the click, an outage used it up and a short lag after it counted
+// at once (review 22 I).
 func (p *Processor) undecided(ctx context.Context, id string, receives int, what string, mark onlyfans.Mark, v onlyfans.Verdict, attempts, failures int) Outcome {
 	if v.Behind {
-		clicked := time.UnixMilli(mark.ClickedAt)
-		if since := p.now().Sub(clicked); mark.ClickedAt != 0 && since < p.cfg.ChatFaultPatience {
-			return p.wait(ctx, id, receives, ClassSiteDown, fmt.Sprintf("%s: %s, %s after the click of the %s before it counts (the attempt mark stays)",
-				what, v.Why, since.Round(time.Millisecond), p.cfg.ChatFaultPatience), 0, attempts, failures)
+		first, err := p.ledger.BehindSince(ctx, id, mark.ClickedAt, p.now())
+		if err != nil {
+			return p.wait(ctx, id, receives, ClassInternal, what+": "+v.Why+"; recording when the chat was first seen so: "+err.Error(), 0, attempts, failures)
+		}
+		if seen := p.now().Sub(first); seen < p.cfg.ChatFaultPatience {
+			return p.wait(ctx, id, receives, ClassSiteDown, fmt.Sprintf("%s: %s, seen so for %s of the %s before it counts (the attempt mark stays)",
+				what, v.Why, seen.Round(time.Millisecond), p.cfg.ChatFaultPatience), 0, attempts, failures)
 		}
 	}
 	return p.fail(ctx, id, ClassOutcomeUnknown, what+": "+v.Why+" (the attempt mark stays)", attempts)
+}
+
+// forgetBehind forgets the first sighting of an earlier chat state after
+// the click of before: a read-back could not reach the site, so the
+// patience starts again.
+func (p *Processor) forgetBehind(ctx context.Context, id string, before onlyfans.Mark) {
+	if err := p.ledger.ForgetBehind(ctx, id, before.ClickedAt); err != nil {
+		p.log.WarnContext(ctx, "the first sighting of an earlier chat state not forgotten: a later one counts sooner", "message_id", id, "error", err)
+	}
 }
 
 // noteFailure records an outage seen outside a send with the breaker.

@@ -1,0 +1,97 @@
+// Issue 22, ninth review (fresh reviewer I): the patience of the "behind"
+// verdict (review 22 G and H) across an outage.
+
+package scraper_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/huntaze/message-pipeline/scraper"
+)
+
+// sendFailsThenSiteDownThenLags answers the nth send request 500 itself
+// (the write path fails: nothing recorded), then answers every request
+// 503 for down (the whole site out), then serves every chat page from a
+// replica one commit behind for lag (the site back, its read path still
+// catching up), then as the origin does. Nothing of it is about a message.
+func sendFailsThenSiteDownThenLags(nth int64, down, lag time.Duration) func(http.Handler) http.Handler {
+	var sends atomic.Int64
+	var mu sync.Mutex
+	var failedAt time.Time
+	return func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") && sends.Add(1) == nth {
+				mu.Lock()
+				failedAt = time.Now()
+				mu.Unlock()
+				http.Error(w, "database unavailable", http.StatusInternalServerError)
+				return
+			}
+			mu.Lock()
+			since := time.Since(failedAt)
+			failed := !failedAt.IsZero()
+			mu.Unlock()
+			switch {
+			case failed && since < down:
+				http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+			case failed && since < down+lag && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/"):
+				rec := httptest.NewRecorder()
+				origin.ServeHTTP(rec, r)
+				for k, v := range rec.Header() {
+					if k != "Content-Length" {
+						w.Header()[k] = v
+					}
+				}
+				w.WriteHeader(rec.Code)
+				_, _ = w.Write([]byte(latestOf(rec.Body.String(), 0, true)))
+			default:
+				origin.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+// TestRev22IABehindAfterAnOutageWaitsItsWholePatience:
+//
+// Promise (c): outages never count toward a message's failures.
+//
+// t3's send meets a 500 (nothing recorded), the whole site is then out
+// for longer than CHAT_FAULT_PATIENCE, and comes back with its read path
+// one commit behind for a moment (shorter than the patience). The
+// patience of an earlier state (processor_readback.go undecided) was
+// measured from the click, so the outage had used it up: the first
+// read-back after the site returned counted outcome_unknown at once for a
+// lag of seconds. It is now measured from the first read-back that saw
+// the earlier state, and an outage in between starts it again.
+func TestRev22IABehindAfterAnOutageWaitsItsWholePatience(t *testing.T) {
+	t.Parallel()
+	// GIVEN four messages of creator-a to one fan; t3's send fails, the
+	// site is out for 12 s, then lags for 4 s; the patience is 8 s
+	cfg := testConfig()
+	cfg.ChatFaultPatience = 8 * time.Second
+	f := setup(t, cfg)
+	f.behind(cfg, sendFailsThenSiteDownThenLags(3, 12*time.Second, 4*time.Second))
+	f.compress()
+	f.enqueue(f.newMessage("creator-a", "t1"), f.newMessage("creator-a", "t2"), f.newMessage("creator-a", "t3"), f.newMessage("creator-a", "t4"))
+	// WHEN the scraper runs until the queue is empty
+	ok := f.runUntil(90*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN nothing is dead-lettered, no failure is counted, and every
+	// message is delivered once, in order
+	if d := f.dlq(); len(d) != 0 {
+		t.Fatalf("an outage then a short lag dead-lettered a message: %q", aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
+	}
+	if n := strings.Count(f.logs.String(), `"error_class":"outcome_unknown"`); n != 0 {
+		t.Fatalf("an outage then a %s lag counted %d outcome_unknown failure(s) of t3", 4*time.Second, n)
+	}
+	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "t1,t2,t3,t4" {
+		t.Fatalf("ok %t, the site has %q", ok, got)
+	}
+}

@@ -17,15 +17,35 @@ import (
 	"github.com/huntaze/message-pipeline/scraper"
 )
 
-// sendFailsThenSiteDownThenLags answers the nth send request 500 itself
-// (the write path fails: nothing recorded), then answers every request
-// 503 for down (the whole site out), then serves every chat page from a
-// replica one commit behind for lag (the site back, its read path still
-// catching up), then as the origin does. Nothing of it is about a message.
-func sendFailsThenSiteDownThenLags(nth int64, down, lag time.Duration) func(http.Handler) http.Handler {
+// sitePhase is how the site answers for a while after a failed send:
+// every request 503 (down), or every chat page from a replica one commit
+// behind (lagging).
+type sitePhase struct {
+	down  bool
+	lasts time.Duration
+}
+
+// sendFailsThen answers the nth send request 500 itself (the write path
+// fails: nothing recorded), then goes through phases, then answers as the
+// origin does. Nothing of it is about a message.
+func sendFailsThen(nth int64, phases ...sitePhase) func(http.Handler) http.Handler {
 	var sends atomic.Int64
 	var mu sync.Mutex
 	var failedAt time.Time
+	phase := func() (sitePhase, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failedAt.IsZero() {
+			return sitePhase{}, false
+		}
+		at := failedAt
+		for _, ph := range phases {
+			if at = at.Add(ph.lasts); time.Now().Before(at) {
+				return ph, true
+			}
+		}
+		return sitePhase{}, false
+	}
 	return func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") && sends.Add(1) == nth {
@@ -35,14 +55,11 @@ func sendFailsThenSiteDownThenLags(nth int64, down, lag time.Duration) func(http
 				http.Error(w, "database unavailable", http.StatusInternalServerError)
 				return
 			}
-			mu.Lock()
-			since := time.Since(failedAt)
-			failed := !failedAt.IsZero()
-			mu.Unlock()
+			ph, in := phase()
 			switch {
-			case failed && since < down:
+			case in && ph.down:
 				http.Error(w, "service unavailable", http.StatusServiceUnavailable)
-			case failed && since < down+lag && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/"):
+			case in && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/"):
 				rec := httptest.NewRecorder()
 				origin.ServeHTTP(rec, r)
 				for k, v := range rec.Header() {
@@ -70,28 +87,35 @@ func sendFailsThenSiteDownThenLags(nth int64, down, lag time.Duration) func(http
 // measured from the click, so the outage had used it up: the first
 // read-back after the site returned counted outcome_unknown at once for a
 // lag of seconds. It is now measured from the first read-back that saw
-// the earlier state, and an outage in between starts it again.
+// the earlier state, and an outage in between starts it again (the
+// second case: lagging, out, lagging).
 func TestRev22IABehindAfterAnOutageWaitsItsWholePatience(t *testing.T) {
-	t.Parallel()
-	// GIVEN four messages of creator-a to one fan; t3's send fails, the
-	// site is out for 12 s, then lags for 4 s; the patience is 8 s
-	cfg := testConfig()
-	cfg.ChatFaultPatience = 8 * time.Second
-	f := setup(t, cfg)
-	f.behind(cfg, sendFailsThenSiteDownThenLags(3, 12*time.Second, 4*time.Second))
-	f.compress()
-	f.enqueue(f.newMessage("creator-a", "t1"), f.newMessage("creator-a", "t2"), f.newMessage("creator-a", "t3"), f.newMessage("creator-a", "t4"))
-	// WHEN the scraper runs until the queue is empty
-	ok := f.runUntil(90*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	// THEN nothing is dead-lettered, no failure is counted, and every
-	// message is delivered once, in order
-	if d := f.dlq(); len(d) != 0 {
-		t.Fatalf("an outage then a short lag dead-lettered a message: %q", aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
-	if n := strings.Count(f.logs.String(), `"error_class":"outcome_unknown"`); n != 0 {
-		t.Fatalf("an outage then a %s lag counted %d outcome_unknown failure(s) of t3", 4*time.Second, n)
-	}
-	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "t1,t2,t3,t4" {
-		t.Fatalf("ok %t, the site has %q", ok, got)
+	lag, out := sitePhase{lasts: 4 * time.Second}, sitePhase{down: true, lasts: 12 * time.Second}
+	for name, phases := range map[string][]sitePhase{"out, then lagging": {out, lag}, "lagging, out, lagging": {lag, out, lag}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			// GIVEN four messages of creator-a to one fan; t3's send fails,
+			// then the site goes through the phases (out 12 s, lagging 4 s
+			// each); the patience is 8 s
+			cfg := testConfig()
+			cfg.ChatFaultPatience = 8 * time.Second
+			f := setup(t, cfg)
+			f.behind(cfg, sendFailsThen(3, phases...))
+			f.compress()
+			f.enqueue(f.newMessage("creator-a", "t1"), f.newMessage("creator-a", "t2"), f.newMessage("creator-a", "t3"), f.newMessage("creator-a", "t4"))
+			// WHEN the scraper runs until the queue is empty
+			ok := f.runUntil(90*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+			// THEN nothing is dead-lettered, no failure is counted, and every
+			// message is delivered once, in order
+			if d := f.dlq(); len(d) != 0 {
+				t.Fatalf("an outage and short lags dead-lettered a message: %q", aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
+			}
+			if n := strings.Count(f.logs.String(), `"error_class":"outcome_unknown"`); n != 0 {
+				t.Fatalf("an outage and %s lags counted %d outcome_unknown failure(s) of t3", lag.lasts, n)
+			}
+			if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "t1,t2,t3,t4" {
+				t.Fatalf("ok %t, the site has %q", ok, got)
+			}
+		})
 	}
 }

@@ -5,7 +5,6 @@ package scraper_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -35,15 +34,7 @@ func pagingFrontFifthSendFailsThenLags(n int) func(http.Handler) http.Handler {
 				origin.ServeHTTP(w, r)
 				return
 			}
-			rec := httptest.NewRecorder()
-			origin.ServeHTTP(rec, r)
-			for k, v := range rec.Header() {
-				if k != "Content-Length" {
-					w.Header()[k] = v
-				}
-			}
-			w.WriteHeader(rec.Code)
-			_, _ = w.Write([]byte(latestOf(rec.Body.String(), n, lagging.Load())))
+			serveRewritten(w, r, origin, func(body string) string { return latestOf(body, n, lagging.Load()) })
 		})
 	}
 }

@@ -4,7 +4,6 @@ package scraper_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -36,15 +35,7 @@ func pagingFrontStaleClickPageThen500(n int) func(http.Handler) http.Handler {
 				origin.ServeHTTP(w, r)
 				return
 			}
-			rec := httptest.NewRecorder()
-			origin.ServeHTTP(rec, r)
-			for k, v := range rec.Header() {
-				if k != "Content-Length" {
-					w.Header()[k] = v
-				}
-			}
-			w.WriteHeader(rec.Code)
-			_, _ = w.Write([]byte(latestOf(rec.Body.String(), n, stale.CompareAndSwap(true, false))))
+			serveRewritten(w, r, origin, func(body string) string { return latestOf(body, n, stale.CompareAndSwap(true, false)) })
 		})
 	}
 }

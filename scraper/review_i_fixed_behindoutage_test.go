@@ -5,7 +5,6 @@ package scraper_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,15 +59,7 @@ func sendFailsThen(nth int64, phases ...sitePhase) func(http.Handler) http.Handl
 			case in && ph.down:
 				http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 			case in && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/"):
-				rec := httptest.NewRecorder()
-				origin.ServeHTTP(rec, r)
-				for k, v := range rec.Header() {
-					if k != "Content-Length" {
-						w.Header()[k] = v
-					}
-				}
-				w.WriteHeader(rec.Code)
-				_, _ = w.Write([]byte(latestOf(rec.Body.String(), 0, true)))
+				serveRewritten(w, r, origin, func(body string) string { return latestOf(body, 0, true) })
 			default:
 				origin.ServeHTTP(w, r)
 			}

@@ -180,18 +180,39 @@ func (l *Ledger) behindKey(id string, clickedAt int64) string {
 	return l.key("behind", id+":"+strconv.FormatInt(clickedAt, 10))
 }
 
-// BehindSince records now as the first time a read-back of the click at
-// clickedAt showed the fan's chat in an earlier state than at that click
-// (onlyfans.Verdict.Behind), unless an earlier time is recorded, and
-// returns the time recorded (one round trip).
-func (l *Ledger) BehindSince(ctx context.Context, id string, clickedAt int64, now time.Time) (time.Time, error) {
-	return l.firstSeen(ctx, l.behindKey(id, clickedAt), now)
-}
+// behindScript records a sighting of an earlier chat state on receive
+// ARGV[2] at ARGV[1] (Unix ms) in KEYS[1] ("<first ms>|<receive>", for
+// ARGV[3] ms) and returns the first sighting's time: the one recorded,
+// if it was made on this receive or the one before (a run of receives
+// that each saw it), else this one (a receive in between did not: an
+// outage, a refusal, an open breaker, a pause).
+var behindScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+local receive = tonumber(ARGV[2])
+if cur then
+  local first, last = string.match(cur, '^(%d+)|(%d+)$')
+  last = tonumber(last)
+  if first and (last == receive or last + 1 == receive) then
+    redis.call('SET', KEYS[1], first .. '|' .. ARGV[2], 'PX', ARGV[3])
+    return tonumber(first)
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+return tonumber(ARGV[1])`)
 
-// ForgetBehind forgets the first sighting of an earlier chat state after
-// the click at clickedAt: a read-back since could not reach the site.
-func (l *Ledger) ForgetBehind(ctx context.Context, id string, clickedAt int64) error {
-	return l.rdb.Del(ctx, l.behindKey(id, clickedAt)).Err()
+// BehindSince records that a read-back on the given receive of the
+// message (SQS's receive count) showed the fan's chat in an earlier state
+// than at its click at clickedAt (onlyfans.Verdict.Behind), and returns
+// since when the receives up to this one have each seen it so (one round
+// trip). A receive that did not see it (its read-back could not read the
+// chat, or it never read back) breaks the run: the next sighting starts a
+// new one.
+func (l *Ledger) BehindSince(ctx context.Context, id string, clickedAt int64, receive int, now time.Time) (time.Time, error) {
+	ms, err := behindScript.Run(ctx, l.rdb, []string{l.behindKey(id, clickedAt)}, now.UnixMilli(), receive, l.ttl.Milliseconds()).Int64()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms), nil
 }
 
 // firstSeen sets key to now unless it is set, and returns the time it

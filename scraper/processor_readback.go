@@ -60,9 +60,6 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 		}
 		v, err := p.browser.ReadBack(ctx, msg.CreatorKey(), creds, msg, before)
 		p.noteFailure(err)
-		if isOutage(err) {
-			p.forgetBehind(ctx, msg.MessageID, before)
-		}
 		if err != nil || v.Outcome == onlyfans.Sent {
 			return v, err
 		}
@@ -82,14 +79,15 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 // than ChatFaultPatience, which is an outage's uncounted wait. Past the
 // patience an earlier state is taken for what it also looks like, the
 // creator having deleted the anchor (review 22 H: else the creator's
-// messages waited for the backstop, about 10 days). The patience runs
-// from the first read-back that saw the earlier state, and starts again
-// after a read-back that could not reach the site (readBack): measured
-// from the click, an outage used it up and a short lag after it counted
-// at once (review 22 I).
+// messages waited for the backstop, about 10 days). The patience counts
+// only a run of consecutive receives that each saw the earlier state
+// (Ledger.BehindSince): measured from the click, an outage used it up and
+// a short lag after it counted at once (review 22 I); forgotten only on a
+// read-back that met an outage, a refusal (429) or an open breaker did
+// the same (review 22 J).
 func (p *Processor) undecided(ctx context.Context, id string, receives int, what string, mark onlyfans.Mark, v onlyfans.Verdict, attempts, failures int) Outcome {
 	if v.Behind {
-		first, err := p.ledger.BehindSince(ctx, id, mark.ClickedAt, p.now())
+		first, err := p.ledger.BehindSince(ctx, id, mark.ClickedAt, receives, p.now())
 		if err != nil {
 			return p.wait(ctx, id, receives, ClassInternal, what+": "+v.Why+"; recording when the chat was first seen so: "+err.Error(), 0, attempts, failures)
 		}
@@ -99,15 +97,6 @@ func (p *Processor) undecided(ctx context.Context, id string, receives int, what
 		}
 	}
 	return p.fail(ctx, id, ClassOutcomeUnknown, what+": "+v.Why+" (the attempt mark stays)", attempts)
-}
-
-// forgetBehind forgets the first sighting of an earlier chat state after
-// the click of before: a read-back could not reach the site, so the
-// patience starts again.
-func (p *Processor) forgetBehind(ctx context.Context, id string, before onlyfans.Mark) {
-	if err := p.ledger.ForgetBehind(ctx, id, before.ClickedAt); err != nil {
-		p.log.WarnContext(ctx, "the first sighting of an earlier chat state not forgotten: a later one counts sooner", "message_id", id, "error", err)
-	}
 }
 
 // noteFailure records an outage seen outside a send with the breaker.

@@ -17,11 +17,12 @@ import (
 )
 
 // sitePhase is how the site answers for a while after a failed send:
-// every request 503 (down), or every chat page from a replica one commit
-// behind (lagging).
+// every request with status (503: down; 429: refusing, Retry-After 1 s),
+// or, status 0, every chat page from a replica one commit behind
+// (lagging).
 type sitePhase struct {
-	down  bool
-	lasts time.Duration
+	status int
+	lasts  time.Duration
 }
 
 // sendFailsThen answers the nth send request 500 itself (the write path
@@ -56,8 +57,9 @@ func sendFailsThen(nth int64, phases ...sitePhase) func(http.Handler) http.Handl
 			}
 			ph, in := phase()
 			switch {
-			case in && ph.down:
-				http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+			case in && ph.status != 0:
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, http.StatusText(ph.status), ph.status)
 			case in && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/"):
 				serveRewritten(w, r, origin, func(body string) string { return latestOf(body, 0, true) })
 			default:
@@ -77,17 +79,22 @@ func sendFailsThen(nth int64, phases ...sitePhase) func(http.Handler) http.Handl
 // patience of an earlier state (processor_readback.go undecided) was
 // measured from the click, so the outage had used it up: the first
 // read-back after the site returned counted outcome_unknown at once for a
-// lag of seconds. It is now measured from the first read-back that saw
-// the earlier state, and an outage in between starts it again (the
-// second case: lagging, out, lagging).
+// lag of seconds (review 22 I). Measured from the first sighting and
+// forgotten only on a read-back that met an outage, a refusal (429) in
+// between did the same (review 22 J, TestRev22JA: "lagging, refusing,
+// lagging"). The patience now counts only consecutive receives that saw
+// the earlier state.
 func TestRev22IABehindAfterAnOutageWaitsItsWholePatience(t *testing.T) {
-	lag, out := sitePhase{lasts: 4 * time.Second}, sitePhase{down: true, lasts: 12 * time.Second}
-	for name, phases := range map[string][]sitePhase{"out, then lagging": {out, lag}, "lagging, out, lagging": {lag, out, lag}} {
+	lag, out, refusing := sitePhase{lasts: 4 * time.Second}, sitePhase{status: http.StatusServiceUnavailable, lasts: 12 * time.Second},
+		sitePhase{status: http.StatusTooManyRequests, lasts: 14 * time.Second}
+	for name, phases := range map[string][]sitePhase{"out, then lagging": {out, lag}, "lagging, out, lagging": {lag, out, lag},
+		"lagging, refusing, lagging": {lag, refusing, {lasts: 6 * time.Second}}} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			// GIVEN four messages of creator-a to one fan; t3's send fails,
-			// then the site goes through the phases (out 12 s, lagging 4 s
-			// each); the patience is 8 s
+			// then the site goes through the phases (out 12 s or refusing
+			// 14 s, each longer than the patience of 8 s, between lags
+			// shorter than it)
 			cfg := testConfig()
 			cfg.ChatFaultPatience = 8 * time.Second
 			f := setup(t, cfg)
@@ -95,7 +102,7 @@ func TestRev22IABehindAfterAnOutageWaitsItsWholePatience(t *testing.T) {
 			f.compress()
 			f.enqueue(f.newMessage("creator-a", "t1"), f.newMessage("creator-a", "t2"), f.newMessage("creator-a", "t3"), f.newMessage("creator-a", "t4"))
 			// WHEN the scraper runs until the queue is empty
-			ok := f.runUntil(90*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+			ok := f.runUntil(100*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
 			// THEN nothing is dead-lettered, no failure is counted, and every
 			// message is delivered once, in order
 			if d := f.dlq(); len(d) != 0 {

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -9,49 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"github.com/huntaze/message-pipeline/internal/message"
-	"github.com/huntaze/message-pipeline/scraper"
 )
 
 // Issue 22, tenth review (fresh reviewer J): attacks that held.
-
-// down answers every request 503 (the site out: an outage a read-back
-// sees as ErrSiteDown).
-func down(_ http.Handler, w http.ResponseWriter, _ *http.Request) {
-	http.Error(w, "service unavailable", http.StatusServiceUnavailable)
-}
-
-// TestRev22JHeldBehindAcrossA503OutageWaitsItsWholePatience is the control
-// of TestRev22JABehindAcross429RefusalWaitsItsWholePatience: the same
-// timeline with the site answering 503 instead of 429 in the middle. A
-// read-back that meets ErrSiteDown forgets the first sighting
-// (readBack: forgetBehind), so the lag after it waits its whole patience.
-// Held (review I's fix): only the 429 (not isOutage) keeps the sighting.
-func TestRev22JHeldBehindAcrossA503OutageWaitsItsWholePatience(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig()
-	cfg.ChatFaultPatience = 8 * time.Second
-	f := setup(t, cfg)
-	f.behind(cfg, sendFailsThen(3,
-		phase{4 * time.Second, lagging},
-		phase{18 * time.Second, down},
-		phase{24 * time.Second, lagging},
-	))
-	f.compress()
-	f.enqueue(f.newMessage("creator-a", "t1"), f.newMessage("creator-a", "t2"), f.newMessage("creator-a", "t3"), f.newMessage("creator-a", "t4"))
-	ok := f.runUntil(100*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	if d := f.dlq(); len(d) != 0 {
-		t.Fatalf("dead-lettered: %q", aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
-	if n := strings.Count(f.logs.String(), `"error_class":"outcome_unknown"`); n != 0 {
-		t.Fatalf("a 503 outage then a 6 s lag counted %d outcome_unknown failure(s) of t3", n)
-	}
-	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "t1,t2,t3,t4" {
-		t.Fatalf("ok %t, the site has %q", ok, got)
-	}
-}
 
 // staleFan2PageThen500 serves the first chat page of fan-2 after the third
 // send from a replica one commit behind and answers the fourth send 500

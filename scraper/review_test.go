@@ -391,3 +391,17 @@ func TestReviewAnUnknownSendIsFoundWhenTheChatShowsOnlyItsLatestMessages(t *test
 		t.Fatalf("ok %t, the site has %q\n%s", ok, got, f.logs)
 	}
 }
+
+// linesWith is the log lines holding any of parts.
+func linesWith(logs string, parts ...string) string {
+	var out []string
+	for _, l := range strings.Split(logs, "\n") {
+		for _, p := range parts {
+			if strings.Contains(l, p) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -40,7 +40,18 @@ func (s *Sender) openChat(c *chat, fan string) (*Result, error) {
 		return nil, fmt.Errorf("%w: %w: chat page answered %d", ErrSiteDown, ErrChatUnusable, resp.Status())
 	}
 	if resp != nil && resp.Status() >= 400 {
-		return &Result{Status: resp.Status(), RetryAfter: retryAfter(resp.Headers())}, nil
+		st := resp.Status()
+		if st == 401 || st == 429 || s.cfg.Profile.SessionCheck.Ambiguous(st) {
+			// Each has its own check: the session, the site's rate, the
+			// session then this fan (the processor's refused).
+			return &Result{Status: st, RetryAfter: retryAfter(resp.Headers())}, nil
+		}
+		// Any other 4xx of a chat page refuses no send (none was made):
+		// a front-end deploy missing the route, a CDN's bad rule, or this
+		// fan's chat alone (a deleted account). An unusable chat: the
+		// probe chat tells which (review 22 J: 3 s of 404 on every chat
+		// page dead-lettered every creator's head message at once).
+		return nil, fmt.Errorf("%w: %w: chat page answered %d", ErrSiteDown, ErrChatUnusable, st)
 	}
 	if s.cfg.Profile.InApp != nil {
 		// The app renders the chat after its document loaded (within the

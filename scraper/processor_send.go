@@ -20,8 +20,8 @@ import (
 // from later, the last moment the request may land (LateCommitHorizon).
 type Gate interface {
 	Decide(ctx context.Context, reqs []ratelimit.Request) ([]ratelimit.Decision, error)
-	Restamp(ctx context.Context, key, id string) (bool, error)
-	Hold(ctx context.Context, key, id string, later time.Duration) (bool, error)
+	Restamp(ctx context.Context, key, approval string) (bool, error)
+	Hold(ctx context.Context, key, approval string, later time.Duration) (bool, error)
 }
 
 // gatedError stops a send the gate did not admit.
@@ -77,9 +77,12 @@ type sending struct {
 	receives int
 	c        *click
 	// before is the attempt mark of the last click; admitted says the gate
-	// admitted the current attempt; art is its captures.
+	// admitted the current attempt, approval names the approval it spent
+	// (its own, not another task's of the same message: review 22 J); art
+	// is its captures.
 	before   onlyfans.Mark
 	admitted bool
+	approval string
 	art      *onlyfans.Artifacts
 }
 
@@ -90,10 +93,11 @@ func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.M
 	if err := p.staleClickPage(ctx, s, mark); err != nil {
 		return err
 	}
-	if err := p.admit(ctx, s.msg.CreatorKey(), id, s.receives); err != nil {
+	approval, err := p.admit(ctx, s.msg.CreatorKey(), id, s.receives)
+	if err != nil {
 		return err
 	}
-	s.admitted = true
+	s.admitted, s.approval = true, approval
 	mark.ClickedAt = p.now().UnixMilli()
 	if err := p.ledger.MarkAttempting(ctx, id, mark); err != nil {
 		return ledgerError{err}
@@ -109,14 +113,14 @@ func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.M
 func (p *Processor) attempt(ctx context.Context, s *sending) (onlyfans.Result, error) {
 	creator := s.msg.CreatorKey()
 	return p.breaker.Execute(func() (onlyfans.Result, error) {
-		s.admitted = false
+		s.admitted, s.approval = false, ""
 		r, a, err := p.browser.Send(ctx, creator, s.creds, s.msg, func(mark onlyfans.Mark) error { return p.beforeClick(ctx, s, mark) })
 		s.art = a
 		switch {
 		case s.admitted && p.unanswered(r):
-			p.hold(ctx, creator, s.msg.MessageID, p.mayLandFor(s.before))
+			p.hold(ctx, creator, s.msg.MessageID, s.approval, p.mayLandFor(s.before))
 		case s.admitted:
-			p.restamp(ctx, creator, s.msg.MessageID)
+			p.restamp(ctx, creator, s.msg.MessageID, s.approval)
 		}
 		if err == nil && r.Status >= 500 {
 			return r, serverError{r.Status}
@@ -234,30 +238,31 @@ func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfa
 
 // admit asks the gate for one send right before the click. Every attempt
 // (a 5xx retry too) takes a token: the site may count requests. The gate's
-// request id is the message id, the same on every attempt.
-func (p *Processor) admit(ctx context.Context, creator, id string, receives int) error {
+// request id is the message id, the same on every attempt; it returns the
+// approval the attempt spent (Decision.Approval).
+func (p *Processor) admit(ctx context.Context, creator, id string, receives int) (string, error) {
 	ds, err := p.gate.Decide(ctx, []ratelimit.Request{{Key: creator, ID: id}})
 	if err != nil {
 		// Fail closed: without the gate nothing is sent; an outage, not the
 		// message's fault.
-		return gatedError{retryAfter: p.cfg.outageDelay(0, receives), detail: "gate unavailable: " + err.Error()}
+		return "", gatedError{retryAfter: p.cfg.outageDelay(0, receives), detail: "gate unavailable: " + err.Error()}
 	}
 	if !ds[0].Allowed {
 		detail := ""
 		if ds[0].Fenced {
 			detail = "gate fenced: Redis lost its state, holding every send for one window and the late-commit horizon"
 		}
-		return gatedError{retryAfter: ds[0].RetryAfter, detail: detail}
+		return "", gatedError{retryAfter: ds[0].RetryAfter, detail: detail}
 	}
-	return nil
+	return ds[0].Approval, nil
 }
 
 // restamp moves the gate's approval of a send that ended to now. A Redis
 // error leaves it at its decision (covered by the margin only): logged.
-func (p *Processor) restamp(ctx context.Context, creator, id string) {
+func (p *Processor) restamp(ctx context.Context, creator, id, approval string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restampTimeout)
 	defer cancel()
-	if _, err := p.gate.Restamp(ctx, creator, id); err != nil {
+	if _, err := p.gate.Restamp(ctx, creator, approval); err != nil {
 		p.log.WarnContext(ctx, "send gate approval not restamped at the send's end", "message_id", id, "error", err)
 	}
 }
@@ -265,10 +270,10 @@ func (p *Processor) restamp(ctx context.Context, creator, id string) {
 // hold keeps the gate's approval of a send that got no answer until later
 // from now, when it can no longer land. A Redis error leaves it at its
 // decision: logged.
-func (p *Processor) hold(ctx context.Context, creator, id string, later time.Duration) {
+func (p *Processor) hold(ctx context.Context, creator, id, approval string, later time.Duration) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restampTimeout)
 	defer cancel()
-	if _, err := p.gate.Hold(ctx, creator, id, later); err != nil {
+	if _, err := p.gate.Hold(ctx, creator, approval, later); err != nil {
 		p.log.WarnContext(ctx, "send gate approval of an unanswered send not held until it can no longer land", "message_id", id, "error", err)
 	}
 }

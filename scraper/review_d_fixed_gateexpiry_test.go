@@ -48,12 +48,14 @@ func TestRev22DDAHeldApprovalIsForgottenWhenTheCreatorsNextApprovalResetsTheLogs
 		t.Fatal(err)
 	}
 	const horizon = 30 * time.Second
+	approvals := map[string]string{}
 	admit := func(id string) bool {
 		t.Helper()
 		ds, err := gate.Decide(ctx, []ratelimit.Request{{Key: "creator-a", ID: id}})
 		if err != nil {
 			t.Fatal(err)
 		}
+		approvals[id] = ds[0].Approval
 		return ds[0].Allowed
 	}
 	// AND a0 admitted, unanswered and held until the horizon (may land
@@ -62,7 +64,7 @@ func TestRev22DDAHeldApprovalIsForgottenWhenTheCreatorsNextApprovalResetsTheLogs
 	if !admit("a0") {
 		t.Fatal("a0 not admitted")
 	}
-	if found, err := gate.Hold(ctx, "creator-a", "a0", horizon); err != nil || !found {
+	if found, err := gate.Hold(ctx, "creator-a", approvals["a0"], horizon); err != nil || !found {
 		t.Fatalf("hold: %t, %v", found, err)
 	}
 	// AND a0 dead-lettered before its horizon, so a1 is admitted and its
@@ -70,7 +72,7 @@ func TestRev22DDAHeldApprovalIsForgottenWhenTheCreatorsNextApprovalResetsTheLogs
 	if !admit("a1") {
 		t.Fatal("a1 not admitted beside one held approval (limit 2)")
 	}
-	if _, err := gate.Restamp(ctx, "creator-a", "a1"); err != nil {
+	if _, err := gate.Restamp(ctx, "creator-a", approvals["a1"]); err != nil {
 		t.Fatal(err)
 	}
 	// WHEN the creator sends nothing for a little over one span + 1 s

@@ -131,6 +131,9 @@ type Decision struct {
 	// Fenced is true while the limiter holds everything after finding a
 	// Redis that lost its state.
 	Fenced bool
+	// Approval names the approval an allowed request spent (its member in
+	// the key's log; "" when denied): Restamp and Hold move exactly it.
+	Approval string
 }
 
 // Limiter makes decisions against one Redis.
@@ -171,58 +174,79 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 		}
 	}
 	keys, args := ScriptArgs(l.cfg, reqs)
-	raw, err := script.Run(ctx, l.rdb, keys, args...).Int64Slice()
+	raw, err := script.Run(ctx, l.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: redis: %w", err)
 	}
-	if len(raw) != 2+3*len(reqs) {
+	if len(raw) != 2+4*len(reqs) {
 		return nil, fmt.Errorf("ratelimit: script returned %d values for %d requests", len(raw), len(reqs))
 	}
-	now, fenced := time.UnixMicro(raw[0]), raw[1] == 1
+	num := func(i int) (int64, error) {
+		n, ok := raw[i].(int64)
+		if !ok {
+			return 0, fmt.Errorf("ratelimit: script value %d is %T, want an integer", i, raw[i])
+		}
+		return n, nil
+	}
+	var head [2]int64
+	for i := range head {
+		if head[i], err = num(i); err != nil {
+			return nil, err
+		}
+	}
+	now, fenced := time.UnixMicro(head[0]), head[1] == 1
 	out := make([]Decision, len(reqs))
 	for i := range reqs {
-		v := raw[2+3*i:]
+		var v [3]int64
+		for j := range v {
+			if v[j], err = num(2 + 4*i + j); err != nil {
+				return nil, err
+			}
+		}
+		approval, _ := raw[2+4*i+3].(string)
 		out[i] = Decision{
 			Allowed:    v[0] == 1,
 			RetryAfter: time.Duration(v[1]) * time.Microsecond,
 			Remaining:  int(v[2]),
 			At:         now,
 			Fenced:     fenced,
+			Approval:   approval,
 		}
 	}
 	return out, nil
 }
 
-// Restamp moves the newest approval of id in key's log to now (Redis
-// time), in one script call: the send it admitted has ended (answered,
-// failed or timed out), and the site may have recorded it as late as that.
-// Counted from its end, an approval covers a site that records late by up
-// to the send's response timeout, which the margin alone (the click's
-// spread) does not; until then it counts from its decision, so a send's
-// response timeout must stay below Window + Margin. It reports whether an
-// approval was found (a Redis that lost it is held by the fence).
-func (l *Limiter) Restamp(ctx context.Context, key, id string) (bool, error) {
-	if key == "" || id == "" {
-		return false, fmt.Errorf("ratelimit: restamp needs a key and an id, got %q, %q", key, id)
-	}
-	n, err := restampScript.Run(ctx, l.rdb, []string{l.cfg.LogKey(key)}, id, l.cfg.Span().Microseconds()).Int64()
-	if err != nil {
-		return false, fmt.Errorf("ratelimit: redis: %w", err)
-	}
-	return n == 1, nil
+// Restamp moves approval (a Decision's Approval) in key's log to now
+// (Redis time), in one script call: the send it admitted has ended
+// (answered, failed or timed out), and the site may have recorded it as
+// late as that. Counted from its end, an approval covers a site that
+// records late by up to the send's response timeout, which the margin
+// alone (the click's spread) does not; until then it counts from its
+// decision (plus ChargeAhead), so a send's response timeout must stay
+// below Window + Margin. It reports whether the approval was found (a
+// Redis that lost it is held by the fence). Naming the approval, not the
+// request id, keeps one task's end call off another task's approval of
+// the same id (review 22 J).
+func (l *Limiter) Restamp(ctx context.Context, key, approval string) (bool, error) {
+	return l.move(ctx, "restamp", key, approval, 0)
 }
 
-// Hold moves the newest approval of id in key's log to now + later (Redis
-// time): its send got no answer and the site may still record it until
-// then, so the approval counts in every window up to one span after that
-// and the key's later requests wait for it. later must not exceed
-// Config.MaxHold: the fence of a Redis that lost its state covers holds
-// up to that far only. It reports whether an approval was found.
-func (l *Limiter) Hold(ctx context.Context, key, id string, later time.Duration) (bool, error) {
-	if key == "" || id == "" {
-		return false, fmt.Errorf("ratelimit: hold needs a key and an id, got %q, %q", key, id)
+// Hold moves approval in key's log to now + later (Redis time): its send
+// got no answer and the site may still record it until then, so the
+// approval counts in every window up to one span after that and the key's
+// later requests wait for it. later must not exceed Config.MaxHold: the
+// fence of a Redis that lost its state covers holds up to that far only.
+// It reports whether the approval was found.
+func (l *Limiter) Hold(ctx context.Context, key, approval string, later time.Duration) (bool, error) {
+	return l.move(ctx, "hold", key, approval, max(later, 0))
+}
+
+// move runs restamp.lua for Restamp (later 0) and Hold.
+func (l *Limiter) move(ctx context.Context, what, key, approval string, later time.Duration) (bool, error) {
+	if key == "" || approval == "" {
+		return false, fmt.Errorf("ratelimit: %s needs a key and an approval, got %q, %q", what, key, approval)
 	}
-	n, err := restampScript.Run(ctx, l.rdb, []string{l.cfg.LogKey(key)}, id, l.cfg.Span().Microseconds(), max(later, 0).Microseconds()).Int64()
+	n, err := restampScript.Run(ctx, l.rdb, []string{l.cfg.LogKey(key)}, approval, l.cfg.Span().Microseconds(), later.Microseconds()).Int64()
 	if err != nil {
 		return false, fmt.Errorf("ratelimit: redis: %w", err)
 	}

@@ -36,7 +36,9 @@
 --
 -- KEYS: fence, log_1, log_2, ... (one log per request, repeated for a key)
 -- ARGV: limit, span_us, max_hold_us, ahead_us, id_1, id_2, ...
--- Returns: now_us, fenced (0/1), then per request: allowed (0/1), retry_us, remaining
+-- Returns: now_us, fenced (0/1), then per request: allowed (0/1), retry_us,
+-- remaining, approval (the member written, '' when denied: Restamp and
+-- Hold move exactly that one, review 22 J)
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
 local fence_for = span + math.max(tonumber(ARGV[3]), 0)
@@ -70,7 +72,7 @@ local n = #ARGV - first_id + 1
 local pruned, denied = {}, {}
 for r = 1, n do
   local log, id = KEYS[r + 1], ARGV[first_id + r - 1]
-  local allowed, retry, remaining = 0, 0, 0
+  local allowed, retry, remaining, approval = 0, 0, 0, ''
   if hold_until > 0 then
     retry = hold_until - now
   elseif denied[log] then
@@ -85,7 +87,8 @@ for r = 1, n do
       allowed = 1
       -- Unique per approval: a message approved again (its forward failed)
       -- spends a second token and the first one stays spent.
-      redis.call('ZADD', log, now + ahead, id .. '@' .. now .. '#' .. r)
+      approval = id .. '@' .. now .. '#' .. r
+      redis.call('ZADD', log, now + ahead, approval)
       -- The log lives until its newest entry is a span old: a held
       -- approval (restamp.lua, Limiter.Hold) sits in the future and must
       -- not expire with the rest (review 22 D, finding 4).
@@ -102,5 +105,6 @@ for r = 1, n do
   out[#out + 1] = allowed
   out[#out + 1] = retry
   out[#out + 1] = remaining
+  out[#out + 1] = approval
 end
 return out

@@ -236,8 +236,9 @@ func TestDecide_AnApprovalChargedAheadCountsUntilItsSendEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	harness.PrimeFence(t, c, cfg.FenceKey())
-	if d := decideOne(t, l, "c", "a"); !d.Allowed {
-		t.Fatalf("first send denied: %+v", d)
+	first := decideOne(t, l, "c", "a")
+	if !first.Allowed {
+		t.Fatalf("first send denied: %+v", first)
 	}
 	// WHEN a window passes and the send's end was never recorded (its
 	// Restamp or Hold lost)
@@ -247,7 +248,7 @@ func TestDecide_AnApprovalChargedAheadCountsUntilItsSendEnds(t *testing.T) {
 		t.Fatalf("next send after a lost end: %+v, want denied until the charge ahead passes", d)
 	}
 	// WHEN the send's end is recorded (Restamp: answered now)
-	if moved, err := l.Restamp(context.Background(), "c", "a"); err != nil || !moved {
+	if moved, err := l.Restamp(context.Background(), "c", first.Approval); err != nil || !moved {
 		t.Fatalf("restamp: moved %t, %v", moved, err)
 	}
 	// THEN one window after it the next send goes
@@ -474,27 +475,33 @@ func TestDecide_FIFOBacklogOf200DrainsWithAtMostTwoReceivesPerMessage(t *testing
 	}
 }
 
-func TestRestamp_MovesTheNewestApprovalOfTheIdToNowSoItsWindowEndsLater(t *testing.T) {
-	// GIVEN a limit of 2 per window, spent by "a@x" (an id holding the
-	// separator) and "b", and an approval of "a" (an id that is a prefix of
-	// the other) written by nobody
+func TestRestamp_MovesExactlyTheApprovalItNamesToNowSoItsWindowEndsLater(t *testing.T) {
+	// GIVEN a limit of 3 per window, spent by "a" twice (two tasks sending
+	// one message: review 22 J) and then "b", and an approval name nobody
+	// was given
 	r := harness.StartRedis(t)
-	l := newLimiter(t, r.Client(), 2, 2*time.Second)
-	decideOne(t, l, "c", "a@x")
+	l := newLimiter(t, r.Client(), 3, 2*time.Second)
+	first := decideOne(t, l, "c", "a")
+	second := decideOne(t, l, "c", "a")
 	decideOne(t, l, "c", "b")
 	ctx := context.Background()
-	if moved, err := l.Restamp(ctx, "c", "a"); err != nil || moved {
-		t.Fatalf("Restamp(a) = %t, %v: an id only sharing a prefix must not move", moved, err)
+	if first.Approval == "" || first.Approval == second.Approval {
+		t.Fatalf("approvals %q and %q: want two distinct names", first.Approval, second.Approval)
+	}
+	if moved, err := l.Restamp(ctx, "c", "a@0#1"); err != nil || moved {
+		t.Fatalf("Restamp(a@0#1) = %t, %v: an approval nobody was given must not move", moved, err)
 	}
 	before := decideOne(t, l, "c", "probe")
-	// WHEN "a@x"'s send ends a moment later and its approval is restamped
+	// WHEN the first send of "a" ends a moment later and its approval is
+	// restamped
 	time.Sleep(200 * time.Millisecond)
-	if moved, err := l.Restamp(ctx, "c", "a@x"); err != nil || !moved {
-		t.Fatalf("Restamp(a@x) = %t, %v", moved, err)
+	if moved, err := l.Restamp(ctx, "c", first.Approval); err != nil || !moved {
+		t.Fatalf("Restamp(%s) = %t, %v", first.Approval, moved, err)
 	}
-	// THEN the window has room only once "b" leaves it, not "a@x" first:
-	// the next room comes no earlier than before, and the log still holds
-	// two approvals
+	// THEN the window has room only once the second "a" leaves it, not
+	// the first: the next room comes no earlier than before, the log still
+	// holds three approvals, and the moved one is the first, now the
+	// newest
 	after := decideOne(t, l, "c", "probe")
 	if before.Allowed || after.Allowed {
 		t.Fatalf("a full window approved: before %+v, after %+v", before, after)
@@ -502,14 +509,9 @@ func TestRestamp_MovesTheNewestApprovalOfTheIdToNowSoItsWindowEndsLater(t *testi
 	if after.At.Add(after.RetryAfter).Before(before.At.Add(before.RetryAfter)) {
 		t.Fatalf("room came earlier after the restamp: %s then %s", before.At.Add(before.RetryAfter), after.At.Add(after.RetryAfter))
 	}
-	if n := r.Client().ZCard(ctx, l.Config().LogKey("c")).Val(); n != 2 {
-		t.Fatalf("log holds %d approvals, want 2", n)
-	}
-	// AND the room after the restamp is when "b" leaves the window (the
-	// older of the two entries now)
 	entries := r.Client().ZRangeWithScores(ctx, l.Config().LogKey("c"), 0, -1).Val()
-	if !strings.HasPrefix(entries[0].Member.(string), "b@") || !strings.HasPrefix(entries[1].Member.(string), "a@x@") {
-		t.Fatalf("log order after restamp: %v", entries)
+	if len(entries) != 3 || entries[0].Member.(string) != second.Approval || entries[2].Member.(string) != first.Approval {
+		t.Fatalf("log after restamping the first approval of a: %v (first %s, second %s)", entries, first.Approval, second.Approval)
 	}
 }
 
@@ -518,9 +520,9 @@ func TestHold_KeepsAnUnansweredApprovalInTheWindowUntilItCanNoLongerLand(t *test
 	// no answer and may land at the site up to 1 s from now
 	r := harness.StartRedis(t)
 	l := newLimiter(t, r.Client(), 1, 300*time.Millisecond)
-	decideOne(t, l, "c", "hung")
+	hung := decideOne(t, l, "c", "hung")
 	ctx := context.Background()
-	if moved, err := l.Hold(ctx, "c", "hung", time.Second); err != nil || !moved {
+	if moved, err := l.Hold(ctx, "c", hung.Approval, time.Second); err != nil || !moved {
 		t.Fatalf("Hold(hung) = %t, %v", moved, err)
 	}
 	// WHEN the creator's next send asks after its window would have ended
@@ -544,8 +546,8 @@ func TestDecide_AnEmptiedRedisFencesAHoldingLimiterForASpanAndItsMaxHold(t *test
 		t.Fatal(err)
 	}
 	harness.PrimeFence(t, c, cfg.FenceKey())
-	decideOne(t, l, "c", "hung")
-	if moved, err := l.Hold(context.Background(), "c", "hung", time.Second); err != nil || !moved {
+	hung := decideOne(t, l, "c", "hung")
+	if moved, err := l.Hold(context.Background(), "c", hung.Approval, time.Second); err != nil || !moved {
 		t.Fatalf("Hold(hung) = %t, %v", moved, err)
 	}
 	if err := c.FlushAll(context.Background()).Err(); err != nil {

@@ -1,31 +1,29 @@
--- Moves a request's newest approval in a creator's log to now (Redis TIME):
--- the moment its send ended, the latest the site can have recorded it.
+-- Moves one approval in a creator's log to now (Redis TIME): the moment its
+-- send ended, the latest the site can have recorded it.
 --
--- Members are id@time#n (limiter.lua); the newest member of this id (the
--- highest score) is the attempt that just ended. Nothing is added: an
--- approval Redis forgot (the fence then holds everyone) stays forgotten.
+-- The approval is named by its member (id@time#n, limiter.lua; Decision's
+-- Approval), not by its id: two tasks may send one message id (one stalled
+-- past its horizon while another took the message), and an end call must
+-- move its own approval, never the other task's (review 22 J: the stalled
+-- task's late restamp moved the other's held approval to now, and the
+-- creator's next send was admitted while that send could still land).
+-- Nothing is added: an approval Redis forgot (the fence then holds
+-- everyone) or pruned stays gone.
 --
 -- A later_us (Limiter.Hold) moves it to now + later_us instead: a request
 -- that got no answer may still land at the site until then, and the
 -- approval counts in every window up to one span after that.
 --
 -- KEYS: log
--- ARGV: id, span_us[, later_us]
--- Returns: 1 if an approval was moved, else 0
+-- ARGV: approval, span_us[, later_us]
+-- Returns: 1 if the approval was moved, else 0
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local later = math.max(tonumber(ARGV[3] or '0'), 0)
-local entries = redis.call('ZRANGE', KEYS[1], 0, -1)
-local newest
-for _, member in ipairs(entries) do
-  if string.match(member, '^(.*)@[^@]*$') == ARGV[1] then
-    newest = member
-  end
-end
-if not newest then
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 0
 end
-redis.call('ZADD', KEYS[1], 'XX', now + later, newest)
+redis.call('ZADD', KEYS[1], 'XX', now + later, ARGV[1])
 -- The log lives until its newest entry (perhaps another held approval,
 -- further out than this one) is a span old (review 22 D, finding 4).
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')

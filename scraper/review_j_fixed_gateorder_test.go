@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -46,7 +44,10 @@ import (
 // message. Rare, but it is the two-tasks-on-one-id case the gate's
 // ChargeAhead was meant to make safe.
 //
-// Suggested fix: make each approval's member name its attempt (Decide
+// Fixed: Decide returns the approval each request spent
+// (Decision.Approval) and Restamp/Hold move exactly that one; A's
+// approval was pruned before B's was made, so A's late call moves
+// nothing. Suggested then: make each approval's member name its attempt (Decide
 // returns the member, e.g. id@time#n, or takes a per-click token) and
 // have Restamp/Hold move exactly that member; or never move an approval
 // earlier than its current score in Restamp/Hold when it is not the
@@ -72,43 +73,46 @@ func twoTasksOnOneID(t *testing.T, aWakes bool) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	admitted := func(id string) bool {
+	// admitted returns the approval an admitted request spent ("" when
+	// denied): each task keeps its own, as Processor.admit does.
+	admitted := func(id string) string {
 		ds, err := gate.Decide(ctx, []ratelimit.Request{{Key: "creator-a", ID: id}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ds[0].Allowed
+		return ds[0].Approval
 	}
-	waitAdmitted := func(id string, limit time.Duration) time.Time {
+	waitAdmitted := func(id string, limit time.Duration) (time.Time, string) {
 		for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if admitted(id) {
-				return time.Now()
+			if a := admitted(id); a != "" {
+				return time.Now(), a
 			}
 		}
 		t.Fatalf("%s never admitted", id)
-		return time.Time{}
+		return time.Time{}, ""
 	}
 	// WHEN task A is admitted for m and clicks, then stalls
-	if !admitted("m") {
+	approvalA := admitted("m")
+	if approvalA == "" {
 		t.Fatal("A not admitted")
 	}
 	// task B, after A's horizon, is admitted for m (as soon as the gate
 	// lets it), clicks, and gets no answer: its approval held to its
 	// click + horizon
-	clickB := waitAdmitted("m", 10*time.Second)
-	if _, err := gate.Hold(ctx, "creator-a", "m", time.Until(clickB.Add(horizon))); err != nil {
+	clickB, approvalB := waitAdmitted("m", 10*time.Second)
+	if _, err := gate.Hold(ctx, "creator-a", approvalB, time.Until(clickB.Add(horizon))); err != nil {
 		t.Fatal(err)
 	}
 	bMayLand := clickB.Add(horizon)
 	// task A wakes: its send ended (answered): restamped
 	time.Sleep(100 * time.Millisecond)
 	if aWakes {
-		if _, err := gate.Restamp(ctx, "creator-a", "m"); err != nil {
+		if _, err := gate.Restamp(ctx, "creator-a", approvalA); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// the creator's next message n asks the gate until admitted
-	clickN := waitAdmitted("n", 10*time.Second)
+	clickN, _ := waitAdmitted("n", 10*time.Second)
 	// THEN n is not admitted within one window of a moment B's send may
 	// still land at (limit 1): B may land at any moment up to bMayLand,
 	// so n must wait until bMayLand + the window

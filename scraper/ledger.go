@@ -180,13 +180,13 @@ func (l *Ledger) behindKey(id string, clickedAt int64) string {
 	return l.key("behind", id+":"+strconv.FormatInt(clickedAt, 10))
 }
 
-// behindScript records a sighting of an earlier chat state on receive
-// ARGV[2] at ARGV[1] (Unix ms) in KEYS[1] ("<first ms>|<receive>", for
-// ARGV[3] ms) and returns the first sighting's time: the one recorded,
-// if it was made on this receive or the one before (a run of receives
-// that each saw it), else this one (a receive in between did not: an
-// outage, a refusal, an open breaker, a pause).
-var behindScript = redis.NewScript(`
+// sightedScript records a sighting on receive ARGV[2] at ARGV[1] (Unix
+// ms) in KEYS[1] ("<first ms>|<receive>", for ARGV[3] ms) and returns the
+// first sighting's time: the one recorded, if it was made on this receive
+// or the one before (a run of receives that each saw it), else this one
+// (a receive in between did not: an outage, a refusal, an open breaker, a
+// pause).
+var sightedScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 local receive = tonumber(ARGV[2])
 if cur then
@@ -200,19 +200,33 @@ end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
 return tonumber(ARGV[1])`)
 
-// BehindSince records that a read-back on the given receive of the
-// message (SQS's receive count) showed the fan's chat in an earlier state
-// than at its click at clickedAt (onlyfans.Verdict.Behind), and returns
-// since when the receives up to this one have each seen it so (one round
-// trip). A receive that did not see it (its read-back could not read the
-// chat, or it never read back) breaks the run: the next sighting starts a
-// new one.
-func (l *Ledger) BehindSince(ctx context.Context, id string, clickedAt int64, receive int, now time.Time) (time.Time, error) {
-	ms, err := behindScript.Run(ctx, l.rdb, []string{l.behindKey(id, clickedAt)}, now.UnixMilli(), receive, l.ttl.Milliseconds()).Int64()
+// sightedSince records a sighting in key on the given receive of the
+// message (SQS's receive count) and returns since when the receives up to
+// this one have each seen it (one round trip). A receive that did not
+// (it could not look, or it never looked) breaks the run: the next
+// sighting starts a new one.
+func (l *Ledger) sightedSince(ctx context.Context, key string, receive int, now time.Time) (time.Time, error) {
+	ms, err := sightedScript.Run(ctx, l.rdb, []string{key}, now.UnixMilli(), receive, l.ttl.Milliseconds()).Int64()
 	if err != nil {
 		return time.Time{}, err
 	}
 	return time.UnixMilli(ms), nil
+}
+
+// BehindSince records that a read-back on the given receive showed the
+// fan's chat in an earlier state than at the message's click at clickedAt
+// (onlyfans.Verdict.Behind), and returns since when consecutive receives
+// have each seen it so (sightedSince).
+func (l *Ledger) BehindSince(ctx context.Context, id string, clickedAt int64, receive int, now time.Time) (time.Time, error) {
+	return l.sightedSince(ctx, l.behindKey(id, clickedAt), receive, now)
+}
+
+// StalePageSince records that the page the message was about to be
+// clicked on, on the given receive, did not show the last message found
+// sent to its fan (Processor.staleClickPage), and returns since when
+// consecutive receives have each seen it so (sightedSince).
+func (l *Ledger) StalePageSince(ctx context.Context, id string, receive int, now time.Time) (time.Time, error) {
+	return l.sightedSince(ctx, l.key("stalepage", id), receive, now)
 }
 
 // firstSeen sets key to now unless it is set, and returns the time it

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -26,13 +25,13 @@ func (l *Ledger) lastSentKey(creator, fan string) string {
 }
 
 // RememberSent records ls as the last message sent to fan of creator, for
-// ttl (after which a page not showing it no longer holds a click).
-func (l *Ledger) RememberSent(ctx context.Context, creator, fan string, ls LastSent, ttl time.Duration) error {
+// the ledger's retention.
+func (l *Ledger) RememberSent(ctx context.Context, creator, fan string, ls LastSent) error {
 	b, err := json.Marshal(ls)
 	if err != nil {
 		return err
 	}
-	return l.rdb.Set(ctx, l.lastSentKey(creator, fan), b, ttl).Err()
+	return l.rdb.Set(ctx, l.lastSentKey(creator, fan), b, l.ttl).Err()
 }
 
 // LastSent reads the last message recorded sent to fan of creator; found

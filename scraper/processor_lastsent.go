@@ -10,11 +10,14 @@ import (
 )
 
 // rememberSent records msg, found sent after the click of mark, as the
-// last message sent to its fan, for LateCommitHorizon: within it, a page a
-// later message is clicked on must show it (staleClickPage).
+// last message sent to its fan, for the ledger's retention: a page a later
+// message to that fan is clicked on must show it (staleClickPage),
+// however long that message waited (review 22 J: a record bound to
+// LateCommitHorizon let a click after a longer wait, a 429 or an outage,
+// be made on a stale page, and the message was lost).
 func (p *Processor) rememberSent(ctx context.Context, msg message.Message, mark onlyfans.Mark) {
 	ls := LastSent{Mark: mark, Digest: p.textDigest(msg), At: p.now().UnixMilli()}
-	if err := p.ledger.RememberSent(ctx, msg.CreatorKey(), msg.RecipientID, ls, p.cfg.LateCommitHorizon+time.Minute); err != nil {
+	if err := p.ledger.RememberSent(ctx, msg.CreatorKey(), msg.RecipientID, ls); err != nil {
 		p.log.WarnContext(ctx, "last message sent to the fan not recorded: the next click's page is not checked against it", "message_id", msg.MessageID, "error", err)
 	}
 }
@@ -27,26 +30,39 @@ func (p *Processor) textDigest(msg message.Message) string {
 
 // staleClickPage checks, right before a click, that the chat it is made on
 // shows the last message sent to this fan: a page that does not (its
-// read path one commit behind the site's writes) would give this click a
-// mark without that copy, and a read-back after a failed send would then
-// take the earlier message's copy of an identical text for this one's
-// (review 22 G: the message was lost). Such a page is the site's outage:
-// the click waits, uncounted. Only within LateCommitHorizon of that send
-// (the record's life): a creator who deleted it does not hold the chat
-// longer. A page that cannot be lined up with it (Unknown: many messages
-// since) is let through.
+// read path behind the site's writes) would give this click a mark
+// without that copy, and a read-back after a failed send would then take
+// the earlier message's copy of an identical text for this one's (review
+// 22 G: the message was lost). Such a page is the site's outage: the
+// click waits, uncounted, while consecutive receives see it so for less
+// than ChatFaultPatience (Ledger.StalePageSince; review 22 J: bound to
+// LateCommitHorizon after that send, a click after a longer wait was made
+// on a stale page). Past the patience the page is taken for what it also
+// looks like, the creator having deleted that message, and the click is
+// made (a read path behind for longer than the patience is the
+// boundary, as for Verdict.Behind). A page that cannot be lined up with
+// it (Unknown: many messages since) is let through.
 func (p *Processor) staleClickPage(ctx context.Context, s *sending, mark onlyfans.Mark) error {
 	ls, found, err := p.ledger.LastSent(ctx, s.msg.CreatorKey(), s.msg.RecipientID)
 	if err != nil {
 		return ledgerError{err}
 	}
-	if !found || p.now().Sub(time.UnixMilli(ls.At)) > p.cfg.LateCommitHorizon {
+	if !found {
 		return nil
 	}
 	complete := mark.Complete && mark.Count == len(mark.Tail)
 	v := ls.Mark.JudgeChat(mark.Tail, complete, ls.Digest)
-	if v.Outcome == onlyfans.NotSent || v.Behind {
-		return fmt.Errorf("%w: the chat page does not show the message sent to this fan last (a read path behind the site's writes): not clicked on it", onlyfans.ErrSiteDown)
+	if v.Outcome != onlyfans.NotSent && !v.Behind {
+		return nil
 	}
+	first, err := p.ledger.StalePageSince(ctx, s.msg.MessageID, s.receives, p.now())
+	if err != nil {
+		return ledgerError{err}
+	}
+	if seen := p.now().Sub(first); seen < p.cfg.ChatFaultPatience {
+		return fmt.Errorf("%w: the chat page does not show the message sent to this fan last (a read path behind the site's writes), seen so for %s of the %s: not clicked on it",
+			onlyfans.ErrSiteDown, seen.Round(time.Millisecond), p.cfg.ChatFaultPatience)
+	}
+	p.log.WarnContext(ctx, "the chat page still does not show the message sent to this fan last, past the patience: taken as deleted by the creator, clicked", "message_id", s.msg.MessageID, "creator_id", s.msg.CreatorKey())
 	return nil
 }

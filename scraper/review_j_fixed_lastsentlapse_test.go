@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -73,7 +71,10 @@ func thirdSend429ThenStalePageThen500(retryAfter time.Duration) func(http.Handle
 // onlyfans/anchor.go JudgeChat then takes m1's copy for m2's.
 // The control (Retry-After shorter than the horizon) delivers all three.
 //
-// Suggested fix: keep the last-sent record (and its check) until a later
+// Fixed: the record lives for the ledger's retention and the check has
+// no time bound; a page not showing it waits while consecutive receives
+// see it so for less than CHAT_FAULT_PATIENCE (Ledger.StalePageSince),
+// then is taken for a deleted message. Suggested then: keep the last-sent record (and its check) until a later
 // message to the fan is found sent or not sent, not for a fixed horizon
 // after the send (the deleted-message case it was bounded for can end
 // the hold on a read-back that shows the record's anchor with nothing

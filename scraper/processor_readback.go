@@ -24,7 +24,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	id := msg.MessageID
 	v, err := p.readBack(ctx, msg, creds, st.Mark)
 	if err != nil {
-		return p.unreadable(ctx, msg, creds, receives, "checking an interrupted send", err, 0, st.Failures), true
+		return p.unreadable(ctx, &sending{msg: msg, creds: creds, st: st, receives: receives, c: c}, "checking an interrupted send", err, 0), true
 	}
 	switch v.Outcome {
 	case onlyfans.Sent:
@@ -108,11 +108,21 @@ func (p *Processor) noteFailure(err error) {
 
 // unreadable decides a message whose chat could not be read back while a
 // click's outcome is unknown: the attempt mark stays, so nothing is clicked
-// before a later read-back succeeds.
-func (p *Processor) unreadable(ctx context.Context, msg message.Message, creds onlyfans.Credentials, receives int, what string, err error, attempts, failures int) Outcome {
+// before a later read-back succeeds. A chat page that cannot be used
+// (ErrChatUnusable: a 4xx or 5xx page, no composer, no history) is judged
+// as before a click (chatFault: the probe chat tells the site's outage
+// from this fan's chat alone, which counts after the patience), so a fan
+// whose chat broke after an unknown click (a deleted account) reaches the
+// DLQ with its reason, not the backstop.
+func (p *Processor) unreadable(ctx context.Context, s *sending, what string, err error, attempts int) Outcome {
+	msg, creds, receives, failures := s.msg, s.creds, s.receives, s.st.Failures
 	id := msg.MessageID
 	var se *onlyfans.StatusError
 	switch {
+	case errors.Is(err, onlyfans.ErrChatUnusable):
+		// chatFault counts attempts as a send does (one for a click that
+		// was not made).
+		return p.chatFault(ctx, s, fmt.Errorf("%s: %w", what, err), attempts+1)
 	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
 		return p.wait(ctx, id, receives, ClassCircuitOpen, what+": breaker open", p.cfg.BreakerOpenFor, attempts, failures)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):

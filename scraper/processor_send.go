@@ -180,7 +180,7 @@ func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.R
 	}
 	v, rerr := p.readBack(ctx, s.msg, s.creds, s.before)
 	if rerr != nil {
-		return p.unreadable(ctx, s.msg, s.creds, receives, "reading back a send with an unknown outcome ("+why+")", rerr, attempts, failures), false
+		return p.unreadable(ctx, s, "reading back a send with an unknown outcome ("+why+")", rerr, attempts), false
 	}
 	switch v.Outcome {
 	case onlyfans.Sent:

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,5 +85,53 @@ func TestRev22JDASiteWide404OnChatPagesNeverDeadLetters(t *testing.T) {
 	}
 	if a, b := strings.Join(f.site.Texts("creator-a"), ","), strings.Join(f.site.Texts("creator-b"), ","); !ok || a != "t1,t2" || b != "u1" {
 		t.Fatalf("ok %t, the site has %q and %q", ok, a, b)
+	}
+}
+
+// TestAFanWhoseChatAnswers404AfterAnUnknownClickReachesTheDLQWithItsReason:
+//
+// Promise: a refusal about one fan stays with that fan, and nothing waits
+// for the backstop. "ok"'s send to fan-gone meets a 502 (nothing
+// recorded) and from then on fan-gone's chat page answers 404 (the
+// account deleted), the probe chat and fan-1's chat working. The read-back
+// of the unknown click cannot read the chat: a 404 chat page is an
+// unusable chat (review 22 J finding D), and the probe tells it is this
+// fan's alone, so after the patience it counts as chat_unusable, and "ok"
+// reaches the DLQ with that reason (never clicked again) while the
+// creator's message to fan-1 is delivered.
+func TestAFanWhoseChatAnswers404AfterAnUnknownClickReachesTheDLQWithItsReason(t *testing.T) {
+	t.Parallel()
+	// GIVEN creator-a's message to fan-gone, whose send gets a 502 and
+	// whose chat answers 404 from then on, then one to fan-1
+	cfg := testConfig()
+	f := setup(t, cfg)
+	var gone atomic.Bool
+	f.behind(cfg, func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.Method == http.MethodPost && r.URL.Path == "/api2/v2/chats/fan-gone/messages" && gone.CompareAndSwap(false, true):
+				http.Error(w, "bad gateway", http.StatusBadGateway)
+			case r.Method == http.MethodGet && r.URL.Path == "/my/chats/chat/fan-gone" && gone.Load():
+				http.Error(w, "no such user", http.StatusNotFound)
+			default:
+				origin.ServeHTTP(w, r)
+			}
+		})
+	})
+	f.compress()
+	f.enqueue(f.messageTo("creator-a", "fan-gone", "ok"), f.messageTo("creator-a", "fan-1", "to a working chat"))
+	// WHEN the scraper runs until the queue is empty
+	ok := f.runUntil(120*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN fan-1 has its message, "ok" was sent to nobody, and it waits in
+	// the DLQ with its reason
+	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "to a working chat" {
+		t.Fatalf("ok %t after %d receives: the site has %q", ok, len(f.compressed.Asked()), got)
+	}
+	d := f.dlq()
+	if len(d) != 1 {
+		t.Fatalf("the DLQ holds %d message(s), want \"ok\"", len(d))
+	}
+	if reason := aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue); !strings.Contains(reason, scraper.ClassChatUnusable) {
+		t.Fatalf("\"ok\" dead-lettered with %q, want %s", reason, scraper.ClassChatUnusable)
 	}
 }

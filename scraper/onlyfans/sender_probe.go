@@ -98,8 +98,9 @@ func (s *Sender) ProbeChat(ctx context.Context, creator string, creds Credential
 // counts as broken only if its fault persists. nil: it works now (the
 // fault passed). ErrChatUnusable (with ErrSiteDown): it is still broken the
 // same way. Any other error (a gateway's answer, the site unreachable, a
-// 4xx or the login page: ErrSiteDown without ErrChatUnusable) says the
-// site, not the fan, failed this time, or that the next send will tell.
+// 401, 429 or session-check status, or the login page: ErrSiteDown without
+// ErrChatUnusable) says the site, not the fan, failed this time, or that
+// the next send will tell.
 func (s *Sender) CheckChat(ctx context.Context, creator string, creds Credentials, fan string) error {
 	err := s.usable(ctx, creator, creds, fan)
 	if err == nil || errors.Is(err, ErrChatUnusable) || errors.Is(err, ErrSiteDown) || errors.Is(err, ErrBrowserDown) {
@@ -109,7 +110,8 @@ func (s *Sender) CheckChat(ctx context.Context, creator string, creds Credential
 }
 
 // usable opens fan's chat as creator, checks its composer and send button
-// (sendableEmpty, interactable) and reads its history, typing nothing; an answer that is not a chat (a 4xx, the
+// (sendableEmpty, interactable) and reads its history, typing nothing; an
+// answer with a check of its own (401, 429, a session-check status, the
 // login page) is an error without ErrChatUnusable.
 func (s *Sender) usable(ctx context.Context, creator string, creds Credentials, fan string) (err error) {
 	if ctx.Err() != nil {

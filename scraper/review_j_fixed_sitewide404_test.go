@@ -111,7 +111,8 @@ func TestAFanWhoseChatAnswers404AfterAnUnknownClickReachesTheDLQWithItsReason(t 
 			switch {
 			case r.Method == http.MethodPost && r.URL.Path == "/api2/v2/chats/fan-gone/messages" && gone.CompareAndSwap(false, true):
 				http.Error(w, "bad gateway", http.StatusBadGateway)
-			case r.Method == http.MethodGet && r.URL.Path == "/my/chats/chat/fan-gone" && gone.Load():
+			case r.Method == http.MethodGet && (r.URL.Path == "/my/chats/chat/fan-gone" || r.URL.Path == "/api2/v2/chats/fan-gone/messages") && gone.Load():
+				// the chat document, and the single-page app's history fetch
 				http.Error(w, "no such user", http.StatusNotFound)
 			default:
 				origin.ServeHTTP(w, r)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/scraper"
 )
 
@@ -82,5 +83,76 @@ func TestRev22KBSiteWide403OnChatPagesNeverDeadLetters(t *testing.T) {
 	}
 	if a, b := strings.Join(f.site.Texts("creator-a"), ","), strings.Join(f.site.Texts("creator-b"), ","); !ok || a != "t1,t2" || b != "u1" {
 		t.Fatalf("ok %t, the site has %q and %q", ok, a, b)
+	}
+}
+
+// chatPages403AfterFirstSendFor answers every chat page 403 for d from the
+// end of the first send request (the route rule of chatPages403For, met by
+// the read-back of that send).
+func chatPages403AfterFirstSendFor(d time.Duration) func(http.Handler) http.Handler {
+	var mu sync.Mutex
+	var start time.Time
+	return func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
+				origin.ServeHTTP(w, r)
+				mu.Lock()
+				if start.IsZero() {
+					start = time.Now()
+				}
+				mu.Unlock()
+				return
+			}
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
+				mu.Lock()
+				in := !start.IsZero() && time.Since(start) < d
+				mu.Unlock()
+				if in {
+					http.Error(w, "<!doctype html><title>Access denied</title>", http.StatusForbidden)
+					return
+				}
+			}
+			origin.ServeHTTP(w, r)
+		})
+	}
+}
+
+// TestRev22KBASiteWide403DuringAReadBackNeverDeadLettersASentMessage:
+//
+// Promise (a) and (c): an unknown send outcome is settled only by reading
+// the fan's chat back; a refusing site is never the message's fault.
+//
+// Fault: the send of "hi" gets a 502 from a gateway whose origin recorded
+// it (the fan has it), and for 3 s from then every chat page answers 403
+// (the route rule of TestRev22KBSiteWide403OnChatPagesNeverDeadLetters),
+// the session check answering as always.
+//
+// Code path: processor_send.go unknownClick → readBack → sender_history.go
+// returns the chat page's 403 as a StatusError → processor_readback.go
+// unreadable → SessionCheck.Ambiguous → refused → DeadLettered
+// recipient_refused "the outcome of the click is unknown", at once: a
+// message the fan has is in the DLQ as refused for that fan (a redrive
+// sends it twice), never read back, without a look at the probe chat.
+//
+// Suggested fix: as for the send path, a chat page's sessionCheck status
+// in a read-back is an unusable chat (chatFault, the probe decides); the
+// outcome stays unknown and is read back once the chat can be read.
+func TestRev22KBASiteWide403DuringAReadBackNeverDeadLettersASentMessage(t *testing.T) {
+	// GIVEN "hi" to fan-1, its send answered 502 after the origin
+	// recorded it, then 3 s of 403 on every chat page
+	cfg := testConfig()
+	f := setup(t, cfg)
+	f.behind(cfg, chatPages403AfterFirstSendFor(3*time.Second))
+	f.site.InjectFaults(fakesite.Fault{Commit: true, Status: 502})
+	f.enqueue(f.messageTo("creator-a", "fan-1", "hi"))
+	// WHEN the scraper runs until the queue is empty
+	ok := f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN the fan has "hi" once and nothing is dead-lettered
+	if d := f.dlq(); len(d) != 0 {
+		t.Fatalf("a read-back meeting 3 s of 403 chat pages dead-lettered %d message(s) the fan has %d time(s): %q", len(d), len(f.site.Texts("creator-a")),
+			aws.ToString(d[0].MessageAttributes[scraper.AttrFailureReason].StringValue))
+	}
+	if got := strings.Join(f.site.Texts("creator-a"), ","); !ok || got != "hi" {
+		t.Fatalf("ok %t, the site has %q", ok, got)
 	}
 }

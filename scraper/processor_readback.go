@@ -138,7 +138,7 @@ func (p *Processor) unreadable(ctx context.Context, s *sending, what string, err
 	case errors.As(err, &se) && se.Status == 401:
 		return p.unauthorised(ctx, msg, creds, receives, what+": the fan's chat answered 401", attempts, failures)
 	case errors.As(err, &se) && p.browser.Profile().SessionCheck.Ambiguous(se.Status):
-		return p.refused(ctx, msg, creds, receives, se.Status, what+": the fan's chat answered "+strconv.Itoa(se.Status)+" and the outcome of the click is unknown", attempts, failures)
+		return p.chatRefused(ctx, s, se.Status, what+": the fan's chat answered "+strconv.Itoa(se.Status)+" and the outcome of the click is unknown", attempts+1)
 	case errors.As(err, &se):
 		return Outcome{Fate: DeadLettered, Class: ClassClient, Detail: fmt.Sprintf("%s: the fan's chat answered %d; the outcome of the click is unknown", what, se.Status), Attempts: attempts, Failures: failures}
 	}

@@ -166,6 +166,9 @@ func (p *Processor) afterClick(ctx context.Context, s *sending, res onlyfans.Res
 	case err != nil:
 		return p.fail(ctx, id, ClassBrowser, err.Error(), attempts), false
 	}
+	if res.ChatPage && !res.LoginPage && p.browser.Profile().SessionCheck.Ambiguous(res.Status) {
+		return p.chatRefused(ctx, s, res.Status, fmt.Sprintf("the fan's chat page answered %d", res.Status), attempts), false
+	}
 	return p.judge(ctx, s.msg, s.creds, receives, res, attempts, failures, s.c), false
 }
 

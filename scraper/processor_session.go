@@ -3,6 +3,7 @@ package scraper
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/sony/gobreaker/v2"
 
@@ -53,6 +54,22 @@ func (p *Processor) refused(ctx context.Context, msg message.Message, creds only
 	}
 	p.log.WarnContext(ctx, "site refused one fan; the session is good: the creator keeps sending", "message_id", msg.MessageID, "creator_id", msg.CreatorKey(), "http_status", status)
 	return Outcome{Fate: DeadLettered, Class: ClassRecipient, Detail: detail + "; the session check says the session is good: a refusal for this fan (blocked, deleted or not subscribed)", Attempts: attempts, Failures: failures}
+}
+
+// chatRefused decides a fan's chat page answered with a session-check
+// status (a 403; no send was made on it): the session is checked first (a
+// rejected one pauses the creator); with a good session it is an unusable
+// chat, and the probe chat tells the site refusing every chat (a bot or
+// CDN rule on the chat route: an outage, uncounted) from this fan's chat
+// alone, counted after the patience (chatFault). Taken for a refusal of
+// this fan at once, a site-wide 403 on chat pages dead-lettered every
+// creator's head message, and a read-back's dead-lettered a message the
+// fan had (review 22 K).
+func (p *Processor) chatRefused(ctx context.Context, s *sending, status int, detail string, attempts int) Outcome {
+	if out, decided := p.unlessSessionGood(ctx, s.msg, s.creds, s.receives, detail, attempts-1, s.st.Failures); decided {
+		return out
+	}
+	return p.chatFault(ctx, s, fmt.Errorf("%w: %w: %s (%d) with a session that checks good", onlyfans.ErrSiteDown, onlyfans.ErrChatUnusable, detail, status), attempts)
 }
 
 // unauthorised decides a 401 (to a send or a chat page) without the login

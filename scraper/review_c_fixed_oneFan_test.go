@@ -53,6 +53,9 @@ func TestRev22COneFansBrokenChatDoesNotStopTheCreatorsOtherMessages(t *testing.T
 		{"chat page 404 for this fan only (a deleted account; review 22 J: not a refusal of a send, the probe decides)", func(w http.ResponseWriter, _ string) {
 			http.Error(w, "no such user", http.StatusNotFound)
 		}},
+		{"chat page 403 for this fan only (blocked; review 22 K: the session checks good, then the probe decides)", func(w http.ResponseWriter, _ string) {
+			http.Error(w, "forbidden", http.StatusForbidden)
+		}},
 		{"history never renders for this fan only", func(w http.ResponseWriter, html string) {
 			w.WriteHeader(http.StatusOK)
 			_, _ = io.WriteString(w, strings.Replace(html, `<li class="history-end" hidden></li>`, "", 1))

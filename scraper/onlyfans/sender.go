@@ -75,6 +75,9 @@ type Result struct {
 	// LoginPage: the site showed its login page (Profile.Login) instead of
 	// the chat: proof on its own that the session is rejected.
 	LoginPage bool
+	// ChatPage: Status is the fan's chat page's answer (401, 429, a
+	// session-check status); no send request was made.
+	ChatPage bool
 }
 
 // Artifacts are captured when a send does not succeed.

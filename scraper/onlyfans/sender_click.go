@@ -44,7 +44,7 @@ func (s *Sender) openChat(c *chat, fan string) (*Result, error) {
 		if st == 401 || st == 429 || s.cfg.Profile.SessionCheck.Ambiguous(st) {
 			// Each has its own check: the session, the site's rate, the
 			// session then this fan (the processor's refused).
-			return &Result{Status: st, RetryAfter: retryAfter(resp.Headers())}, nil
+			return &Result{Status: st, RetryAfter: retryAfter(resp.Headers()), ChatPage: true}, nil
 		}
 		// Any other 4xx of a chat page refuses no send (none was made):
 		// a front-end deploy missing the route, a CDN's bad rule, or this

@@ -98,9 +98,9 @@ func (s *Sender) ProbeChat(ctx context.Context, creator string, creds Credential
 // counts as broken only if its fault persists. nil: it works now (the
 // fault passed). ErrChatUnusable (with ErrSiteDown): it is still broken the
 // same way. Any other error (a gateway's answer, the site unreachable, a
-// 401, 429 or session-check status, or the login page: ErrSiteDown without
-// ErrChatUnusable) says the site, not the fan, failed this time, or that
-// the next send will tell.
+// 401 or 429, or the login page: ErrSiteDown without ErrChatUnusable)
+// says the site, not the fan, failed this time, or that the next send
+// will tell.
 func (s *Sender) CheckChat(ctx context.Context, creator string, creds Credentials, fan string) error {
 	err := s.usable(ctx, creator, creds, fan)
 	if err == nil || errors.Is(err, ErrChatUnusable) || errors.Is(err, ErrSiteDown) || errors.Is(err, ErrBrowserDown) {
@@ -111,8 +111,9 @@ func (s *Sender) CheckChat(ctx context.Context, creator string, creds Credential
 
 // usable opens fan's chat as creator, checks its composer and send button
 // (sendableEmpty, interactable) and reads its history, typing nothing; an
-// answer with a check of its own (401, 429, a session-check status, the
-// login page) is an error without ErrChatUnusable.
+// answer with a check of its own (401, 429, the login page) is an error
+// without ErrChatUnusable; a session-check status (asked with a session
+// that checked good) is one with it.
 func (s *Sender) usable(ctx context.Context, creator string, creds Credentials, fan string) (err error) {
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -123,7 +124,13 @@ func (s *Sender) usable(ctx context.Context, creator string, creds Credentials, 
 	}
 	defer func() { s.giveBack(c, err == nil) }()
 	early, err := s.openChat(c, fan)
-	if err == nil && early != nil {
+	switch {
+	case err == nil && early != nil && !early.LoginPage && s.cfg.Profile.SessionCheck.Ambiguous(early.Status):
+		// Asked after the session checked good (the processor's
+		// chatRefused): a chat the site refuses is an unusable one, so
+		// one fan's refusal persists and ripens (review 22 K).
+		err = fmt.Errorf("%w: %w: chat page answered %d", ErrSiteDown, ErrChatUnusable, early.Status)
+	case err == nil && early != nil:
 		err = fmt.Errorf("%w: chat page answered %d", ErrSiteDown, early.Status)
 	}
 	if err == nil {

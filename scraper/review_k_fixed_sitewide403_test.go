@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -61,7 +59,8 @@ func chatPages403For(d time.Duration) func(http.Handler) http.Handler {
 // during the 3 s goes to the DLQ as "a refusal for this fan" (the same
 // in a read-back: processor_readback.go unreadable → refused).
 //
-// Suggested fix: a chat page (not a send) answered with a sessionCheck
+// Fixed (processor_session.go chatRefused: the session first, then the
+// probe). Suggested then: a chat page (not a send) answered with a sessionCheck
 // status after the session checked good is an unusable chat like any
 // other 4xx: open the probe chat (chatFault); the probe answering the same
 // is the site's outage (wait, uncounted); only the fan's chat alone, seen
@@ -134,7 +133,7 @@ func chatPages403AfterFirstSendFor(d time.Duration) func(http.Handler) http.Hand
 // message the fan has is in the DLQ as refused for that fan (a redrive
 // sends it twice), never read back, without a look at the probe chat.
 //
-// Suggested fix: as for the send path, a chat page's sessionCheck status
+// Fixed (unreadable → chatRefused). Suggested then: as for the send path, a chat page's sessionCheck status
 // in a read-back is an unusable chat (chatFault, the probe decides); the
 // outcome stays unknown and is read back once the chat can be read.
 func TestRev22KBASiteWide403DuringAReadBackNeverDeadLettersASentMessage(t *testing.T) {

@@ -17,10 +17,11 @@ import (
 // chat page with a 4xx for a moment (a front-end deploy whose router
 // misses the chat route, a CDN answering 404 from a bad config).
 
-// chatPages404For answers every chat page 404 for d from the first chat
-// page request (every fan's, the probe chat's too); sends and every other
-// request go to the origin.
-func chatPages404For(d time.Duration) func(http.Handler) http.Handler {
+// chatPagesAnswerFor answers every chat page status for d from the first
+// chat page request (every fan's, the probe chat's too: a front-end
+// deploy missing the route, a CDN's or bot protection's rule on it); the
+// session check, sends and every other request go to the origin.
+func chatPagesAnswerFor(status int, d time.Duration) func(http.Handler) http.Handler {
 	var once sync.Once
 	var start time.Time
 	var mu sync.Mutex
@@ -32,7 +33,7 @@ func chatPages404For(d time.Duration) func(http.Handler) http.Handler {
 				in := time.Since(start) < d
 				mu.Unlock()
 				if in {
-					http.Error(w, "<!doctype html><title>Not found</title>", http.StatusNotFound)
+					http.Error(w, "<!doctype html><title>"+http.StatusText(status)+"</title>", status)
 					return
 				}
 			}
@@ -73,7 +74,7 @@ func TestRev22JDASiteWide404OnChatPagesNeverDeadLetters(t *testing.T) {
 	// chat page answering 404 for 3 s
 	cfg := testConfig()
 	f := setup(t, cfg)
-	f.behind(cfg, chatPages404For(3*time.Second))
+	f.behind(cfg, chatPagesAnswerFor(http.StatusNotFound, 3*time.Second))
 	f.enqueue(f.newMessage("creator-a", "t1"), f.newMessage("creator-a", "t2"), f.newMessage("creator-b", "u1"))
 	// WHEN the scraper runs until the queue is empty
 	ok := f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })

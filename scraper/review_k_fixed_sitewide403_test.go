@@ -13,31 +13,6 @@ import (
 	"github.com/huntaze/message-pipeline/scraper"
 )
 
-// chatPages403For answers every chat page 403 for d from the first chat
-// page request (every fan's, the probe chat's too: a bot-protection or
-// CDN rule on the chat route); the session check (/api2/v2/users/me),
-// sends and every other request go to the origin.
-func chatPages403For(d time.Duration) func(http.Handler) http.Handler {
-	var once sync.Once
-	var mu sync.Mutex
-	var start time.Time
-	return func(origin http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
-				once.Do(func() { mu.Lock(); start = time.Now(); mu.Unlock() })
-				mu.Lock()
-				in := time.Since(start) < d
-				mu.Unlock()
-				if in {
-					http.Error(w, "<!doctype html><title>Access denied</title>", http.StatusForbidden)
-					return
-				}
-			}
-			origin.ServeHTTP(w, r)
-		})
-	}
-}
-
 // TestRev22KBSiteWide403OnChatPagesNeverDeadLetters:
 //
 // Promise (c): a refusing site is never the message's fault; a message
@@ -70,7 +45,7 @@ func TestRev22KBSiteWide403OnChatPagesNeverDeadLetters(t *testing.T) {
 	// chat page answering 403 for 3 s
 	cfg := testConfig()
 	f := setup(t, cfg)
-	f.behind(cfg, chatPages403For(3*time.Second))
+	f.behind(cfg, chatPagesAnswerFor(http.StatusForbidden, 3*time.Second))
 	f.enqueue(f.newMessage("creator-a", "t1"), f.newMessage("creator-a", "t2"), f.newMessage("creator-b", "u1"))
 	// WHEN the scraper runs until the queue is empty
 	ok := f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
@@ -86,7 +61,7 @@ func TestRev22KBSiteWide403OnChatPagesNeverDeadLetters(t *testing.T) {
 }
 
 // chatPages403AfterFirstSendFor answers every chat page 403 for d from the
-// end of the first send request (the route rule of chatPages403For, met by
+// end of the first send request (the route rule of chatPagesAnswerFor, met by
 // the read-back of that send).
 func chatPages403AfterFirstSendFor(d time.Duration) func(http.Handler) http.Handler {
 	var mu sync.Mutex

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,34 +23,97 @@ type LastSent struct {
 	At int64 `json:"at"`
 }
 
+// LastSentRead is a LastSent as read back, with what says whether this
+// Redis can have lost a later one.
+type LastSentRead struct {
+	LastSent
+	// Found: a record is held.
+	Found bool
+	// ThisRun: the record was written by the Redis server process that
+	// serves now (its INFO run_id). A record of an earlier run (a restart
+	// from a snapshot, a failover to a replica) or none at all may stand
+	// for a later message whose record that Redis lost.
+	ThisRun bool
+	// RunSince is when this server process was first seen serving the
+	// ledger (zero: all along, as far as the ledger knows).
+	RunSince time.Time
+}
+
 func (l *Ledger) lastSentKey(creator, fan string) string {
 	return l.key("lastsent", creator+"/"+fan)
 }
 
+// runKey holds "<run_id>|<first seen ms>" of the Redis server process
+// serving the ledger.
+func (l *Ledger) runKey() string { return l.prefix + ":run" }
+
+// rememberScript writes ARGV[1] to KEYS[1] for ARGV[2] ms, prefixed with
+// the server's run id ("<run_id>|<record>").
+var rememberScript = redis.NewScript(`
+local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+redis.call('SET', KEYS[1], run_id .. '|' .. ARGV[1], 'PX', ARGV[2])
+return 1`)
+
+// lastSentScript reads KEYS[1] (a lastsent record) and returns it (” when
+// none), the server's run id, and since when that run has served the
+// ledger (Unix ms), recording it in KEYS[2] on its first sight. A ledger
+// that never recorded a run (deploying this) adopts it from its epoch
+// (KEYS[3]: 0 or the time this Redis began to serve after a loss), so a
+// Redis that served all along holds nothing back.
+var lastSentScript = redis.NewScript(`
+local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+local cur = redis.call('GET', KEYS[2])
+local since
+if cur then
+  local id, s = string.match(cur, '^(%w+)|(%d+)$')
+  if id == run_id then since = s end
+  if not since then since = ARGV[1] end
+else
+  since = redis.call('GET', KEYS[3]) or ARGV[1]
+end
+if cur ~= run_id .. '|' .. since then
+  redis.call('SET', KEYS[2], run_id .. '|' .. since)
+end
+return {redis.call('GET', KEYS[1]) or '', run_id, since}`)
+
 // RememberSent records ls as the last message sent to fan of creator, for
-// the ledger's retention.
+// the ledger's retention, with the run id of the Redis server process that
+// holds it.
 func (l *Ledger) RememberSent(ctx context.Context, creator, fan string, ls LastSent) error {
 	b, err := json.Marshal(ls)
 	if err != nil {
 		return err
 	}
-	return l.rdb.Set(ctx, l.lastSentKey(creator, fan), b, l.ttl).Err()
+	return rememberScript.Run(ctx, l.rdb, []string{l.lastSentKey(creator, fan)}, b, l.ttl.Milliseconds()).Err()
 }
 
-// LastSent reads the last message recorded sent to fan of creator; found
-// is false when there is none (none recent, or Redis lost it).
-func (l *Ledger) LastSent(ctx context.Context, creator, fan string) (ls LastSent, found bool, err error) {
-	b, err := l.rdb.Get(ctx, l.lastSentKey(creator, fan)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return LastSent{}, false, nil
-	}
+// LastSent reads the last message recorded sent to fan of creator and
+// whether this Redis may have lost a later one (one round trip).
+func (l *Ledger) LastSent(ctx context.Context, creator, fan string, now time.Time) (LastSentRead, error) {
+	vals, err := lastSentScript.Run(ctx, l.rdb, []string{l.lastSentKey(creator, fan), l.runKey(), l.epochKey()}, now.UnixMilli()).StringSlice()
 	if err != nil {
-		return LastSent{}, false, err
+		return LastSentRead{}, err
 	}
-	if json.Unmarshal(b, &ls) != nil {
-		// Unreadable: nothing to check a page against (a click goes on as
-		// before this record existed).
-		return LastSent{}, false, nil
+	if len(vals) != 3 {
+		return LastSentRead{}, errors.New("ledger: lastsent script returned a bad reply")
 	}
-	return ls, true, nil
+	var r LastSentRead
+	if ms, err := strconv.ParseInt(vals[2], 10, 64); err == nil && ms > 0 {
+		r.RunSince = time.UnixMilli(ms)
+	}
+	raw := vals[0]
+	if raw == "" {
+		return r, nil
+	}
+	run, record, prefixed := strings.Cut(raw, "|")
+	if !prefixed || strings.HasPrefix(raw, "{") {
+		// Written before records carried their run: of no known run.
+		run, record = "", raw
+	}
+	if json.Unmarshal([]byte(record), &r.LastSent) != nil {
+		// Unreadable: nothing to check a page against.
+		return LastSentRead{RunSince: r.RunSince}, nil
+	}
+	r.Found, r.ThisRun = true, run == vals[1]
+	return r, nil
 }

@@ -41,13 +41,30 @@ func (p *Processor) textDigest(msg message.Message) string {
 // looks like, the creator having deleted that message, and the click is
 // made (a read path behind for longer than the patience is the
 // boundary, as for Verdict.Behind). A page that cannot be lined up with
-// it (Unknown: many messages since) is let through.
+// it (Unknown: many messages since) is let through. For the patience
+// after the ledger's Redis server process changed (a restart, a
+// failover), a fan without a record of this process waits too: the
+// record this Redis holds, or its absence, may be older than the last
+// message sent (review 22 K).
 func (p *Processor) staleClickPage(ctx context.Context, s *sending, mark onlyfans.Mark) error {
-	ls, found, err := p.ledger.LastSent(ctx, s.msg.CreatorKey(), s.msg.RecipientID)
+	ls, err := p.ledger.LastSent(ctx, s.msg.CreatorKey(), s.msg.RecipientID, p.now())
 	if err != nil {
 		return ledgerError{err}
 	}
-	if !found {
+	if !ls.ThisRun && !ls.RunSince.IsZero() {
+		// This Redis server process serves since RunSince and holds no
+		// record of its own for the fan: a restart from a snapshot or an
+		// empty one, a failover, may have lost the last message's record
+		// (review 22 K: an older record passed a stale page and the message
+		// was lost). For the patience after that, nothing vouches for the
+		// page: the click waits, uncounted, as the gate's fence holds every
+		// send for its span.
+		if since := p.now().Sub(ls.RunSince); since < p.cfg.ChatFaultPatience {
+			return fmt.Errorf("%w: Redis serves the ledger only for %s (a restart or failover may have lost the last message sent to this fan): not clicked for %s after it",
+				onlyfans.ErrSiteDown, since.Round(time.Millisecond), p.cfg.ChatFaultPatience)
+		}
+	}
+	if !ls.Found {
 		return nil
 	}
 	complete := mark.Complete && mark.Count == len(mark.Tail)

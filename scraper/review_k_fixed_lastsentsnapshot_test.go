@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -85,7 +83,10 @@ func snapshotThenStaleThen500(f *fixture, restart func(*harness.Redis) error, la
 // waits and all three arrive. The same with a Redis restarted empty
 // (lastsent missing: nothing to check the page against).
 //
-// Suggested fix: treat lastsent as unknown when the Redis serving it may
+// Fixed: the record carries the run id of the Redis server process that
+// wrote it (ledger_lastsent.go), and for CHAT_FAULT_PATIENCE after the
+// ledger's process changed a fan without a record of this process waits
+// (staleClickPage). Suggested then: treat lastsent as unknown when the Redis serving it may
 // have lost writes since it was written: store it with the Redis
 // server's run_id (as the gate's fence does) and, on a mismatch or a
 // missing record for a fan the durable mark store (DynamoDB) shows a
@@ -101,6 +102,7 @@ func TestRev22KALastSentOfARedisRestartedFromASnapshotLetsAStaleClickPageLoseAnI
 		{"control (no restart)", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			// GIVEN three messages of creator-a to one fan, the last two
 			// identical, and a lag shorter than the patience
 			cfg := shortHorizon()

@@ -82,9 +82,9 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 // messages waited for the backstop, about 10 days). The patience counts
 // only a run of consecutive receives that each saw the earlier state
 // (Ledger.BehindSince): measured from the click, an outage used it up and
-// a short lag after it counted at once (review 22 I); forgotten only on a
-// read-back that met an outage, a refusal (429) or an open breaker did
-// the same (review 22 J).
+// a short lag after it counted at once (review 22 I); measured from a
+// first sighting forgotten only after a read-back that met an outage, a
+// 429 refusal or an open breaker still used it up (review 22 J).
 func (p *Processor) undecided(ctx context.Context, id string, receives int, what string, mark onlyfans.Mark, v onlyfans.Verdict, attempts, failures int) Outcome {
 	if v.Behind {
 		first, err := p.ledger.BehindSince(ctx, id, mark.ClickedAt, receives, p.now())

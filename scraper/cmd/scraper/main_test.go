@@ -63,8 +63,11 @@ func newProcessOn(t *testing.T, v fakesite.Variant, extra ...string) *process {
 	t.Helper()
 	p := &process{t: t, bin: buildBinary(t), site: fakesite.StartVariant(t, v), aws: harness.StartFauxqs(t)}
 	r := harness.StartRedis(t)
-	// The gate's Redis has served it before: no one-window fence at start.
+	// The gate's Redis has served it before: no one-window fence at start;
+	// and the ledger's (epoch 0): no message was accepted before it, so
+	// no click waits for records a lost Redis might have held.
 	harness.PrimeFence(t, r.Client(), settings.Settings{Environment: "test"}.Gate().FenceKey())
+	harness.PrimeFence(t, r.Client(), settings.LedgerEpochKey(settings.Settings{Environment: "test"}.LedgerPrefix()))
 	p.queues = p.aws.CreateQueues(t, "test")
 	ddb := harness.StartDynalite(t)
 	ddb.CreateTable(t, "attempts", scraper.AttemptsKeyAttribute)

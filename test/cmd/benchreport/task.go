@@ -76,6 +76,9 @@ func measureTaskOn(t harness.T, v fakesite.Variant, creators, perCreator int, en
 	f := harness.StartFauxqs(t)
 	r := harness.StartRedis(t)
 	harness.PrimeFence(t, r.Client(), scrapersettings.Settings{Environment: "bench"}.Gate().FenceKey())
+	// The ledger's epoch too (0: this Redis served it all along), or every
+	// click waits CHAT_FAULT_PATIENCE for records a lost Redis might have held.
+	harness.PrimeFence(t, r.Client(), scrapersettings.LedgerEpochKey(scrapersettings.Settings{Environment: "bench"}.LedgerPrefix()))
 	sys := f.CreateQueues(t, "bench")
 	ddb := harness.StartDynalite(t)
 	ddb.CreateTable(t, "attempts", scraper.AttemptsKeyAttribute)

@@ -92,12 +92,15 @@ func ScriptCalls(t T, c *redis.Client) int {
 	return calls["evalsha"] + calls["eval"]
 }
 
-// PrimeFence writes a limiter's fence key with epoch 0, as if this Redis had
-// served the limiter for a long time, so a test does not start with the
-// one-window hold that a fresh Redis gets (tests of the fence skip this).
-func PrimeFence(t T, c redis.Cmdable, key string) {
+// PrimeFence writes each fence key (a limiter's fence, the scraper ledger's
+// epoch) with epoch 0, as if this Redis had served it for a long time, so a
+// test does not start with the hold that a fresh Redis gets (tests of the
+// fence skip this).
+func PrimeFence(t T, c redis.Cmdable, keys ...string) {
 	t.Helper()
-	if err := c.Set(context.Background(), key, 0, 0).Err(); err != nil {
-		t.Fatalf("harness: prime fence %s: %v", key, err)
+	for _, key := range keys {
+		if err := c.Set(context.Background(), key, 0, 0).Err(); err != nil {
+			t.Fatalf("harness: prime fence %s: %v", key, err)
+		}
 	}
 }

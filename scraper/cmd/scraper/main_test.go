@@ -66,8 +66,8 @@ func newProcessOn(t *testing.T, v fakesite.Variant, extra ...string) *process {
 	// The gate's Redis has served it before: no one-window fence at start;
 	// and the ledger's (epoch 0): no message was accepted before it, so
 	// no click waits for records a lost Redis might have held.
-	harness.PrimeFence(t, r.Client(), settings.Settings{Environment: "test"}.Gate().FenceKey())
-	harness.PrimeFence(t, r.Client(), settings.LedgerEpochKey(settings.Settings{Environment: "test"}.LedgerPrefix()))
+	testEnv := settings.Settings{Environment: "test"}
+	harness.PrimeFence(t, r.Client(), testEnv.Gate().FenceKey(), settings.LedgerEpochKey(testEnv.LedgerPrefix()))
 	p.queues = p.aws.CreateQueues(t, "test")
 	ddb := harness.StartDynalite(t)
 	ddb.CreateTable(t, "attempts", scraper.AttemptsKeyAttribute)

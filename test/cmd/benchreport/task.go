@@ -75,10 +75,10 @@ func measureTaskOn(t harness.T, v fakesite.Variant, creators, perCreator int, en
 	}
 	f := harness.StartFauxqs(t)
 	r := harness.StartRedis(t)
-	harness.PrimeFence(t, r.Client(), scrapersettings.Settings{Environment: "bench"}.Gate().FenceKey())
-	// The ledger's epoch too (0: this Redis served it all along), or every
-	// click waits CHAT_FAULT_PATIENCE for records a lost Redis might have held.
-	harness.PrimeFence(t, r.Client(), scrapersettings.LedgerEpochKey(scrapersettings.Settings{Environment: "bench"}.LedgerPrefix()))
+	// The gate's fence and the ledger's epoch (0: this Redis served it all
+	// along), or every click waits CHAT_FAULT_PATIENCE for records a lost Redis might have held.
+	bench := scrapersettings.Settings{Environment: "bench"}
+	harness.PrimeFence(t, r.Client(), bench.Gate().FenceKey(), scrapersettings.LedgerEpochKey(bench.LedgerPrefix()))
 	sys := f.CreateQueues(t, "bench")
 	ddb := harness.StartDynalite(t)
 	ddb.CreateTable(t, "attempts", scraper.AttemptsKeyAttribute)
@@ -98,12 +98,7 @@ func measureTaskOn(t harness.T, v fakesite.Variant, creators, perCreator int, en
 		"ONLYFANS_BASE_URL=" + site.URL, "PLAYWRIGHT_DRIVER_PATH=" + harness.DriverDir(t),
 		"POLL_WAIT=1s", "RATE_LIMIT=1000000", "RATE_WINDOW=1s", "RATE_MARGIN=0s", "LOG_LEVEL=warn",
 	}
-	figs := taskFigures{creators: creators, messages: total}
-	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, "MAX_GROUPS="); ok {
-			_, _ = fmt.Sscan(v, &figs.maxGroups)
-		}
-	}
+	figs := taskFigures{creators: creators, messages: total, maxGroups: maxGroupsIn(env)}
 	// Pinned to CPU 0, children included (affinity is inherited).
 	proc := harness.StartCommand(t, "scraper", append(base, env...), "taskset", "-c", "0", bin)
 	start := time.Now()
@@ -127,6 +122,17 @@ func measureTaskOn(t harness.T, v fakesite.Variant, creators, perCreator int, en
 		t.Fatalf("duplicates: %v", d)
 	}
 	return figs
+}
+
+// maxGroupsIn is the MAX_GROUPS setting among env (0 when unset).
+func maxGroupsIn(env []string) int {
+	n := 0
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "MAX_GROUPS="); ok {
+			_, _ = fmt.Sscan(v, &n)
+		}
+	}
+	return n
 }
 
 // cpuPerSend is the process tree's CPU time per message sent.

@@ -40,6 +40,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
+	"github.com/huntaze/message-pipeline/scraper"
 	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
@@ -211,12 +212,15 @@ func (s *Stack) startEmulators() (err error) {
 func (s *Stack) primeFences() error {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Redis.Addr})
 	defer rdb.Close()
-	// The scraper's ledger's epoch too: no message was accepted before it.
-	ledgerEpoch := scrapersettings.LedgerEpochKey(s.Wiring.Scraper.LedgerPrefix())
-	for _, key := range []string{s.Wiring.Limiter.Limiter().FenceKey(), s.Wiring.Scraper.Gate().FenceKey(), ledgerEpoch} {
+	for _, key := range []string{s.Wiring.Limiter.Limiter().FenceKey(), s.Wiring.Scraper.Gate().FenceKey()} {
 		if err := rdb.Set(context.Background(), key, 0, 0).Err(); err != nil {
 			return fmt.Errorf("prime %s: %w", key, err)
 		}
+	}
+	// The scraper's ledger too (its epoch and run): no message was
+	// accepted before it.
+	if err := scraper.NewLedger(rdb, s.Wiring.Scraper.LedgerPrefix(), 0).PrimeEpoch(context.Background()); err != nil {
+		return fmt.Errorf("prime the scraper's ledger: %w", err)
 	}
 	return nil
 }

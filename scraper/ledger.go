@@ -59,9 +59,11 @@ type State struct {
 func (l *Ledger) epochKey() string { return settings.LedgerEpochKey(l.prefix) }
 
 // PrimeEpoch records that this Redis has served the ledger all along (a
-// new deployment's first Redis, tests): nothing before now was lost.
+// new deployment's first Redis, tests): nothing before now was lost, and
+// the server serving now has served since (its run key: no click waits for
+// records a lost Redis might have held).
 func (l *Ledger) PrimeEpoch(ctx context.Context) error {
-	return l.rdb.Set(ctx, l.epochKey(), 0, 0).Err()
+	return primeRunScript.Run(ctx, l.rdb, []string{l.epochKey(), l.runKey()}).Err()
 }
 
 func (l *Ledger) key(kind, id string) string { return l.prefix + ":" + kind + ":" + id }

@@ -29,13 +29,14 @@ type LastSentRead struct {
 	LastSent
 	// Found: a record is held.
 	Found bool
-	// ThisRun: the record was written by the Redis server process that
-	// serves now (its INFO run_id). A record of an earlier run (a restart
-	// from a snapshot, a failover to a replica) or none at all may stand
-	// for a later message whose record that Redis lost.
+	// ThisRun: the record was written by the Redis server that serves now
+	// (its INFO run_id and master_replid, serverLua). A record of an
+	// earlier server (a restart from a snapshot, a failover to a replica,
+	// a failback) or none at all may stand for a later message whose
+	// record that Redis lost.
 	ThisRun bool
-	// RunSince is when this server process was first seen serving the
-	// ledger (zero: all along, as far as the ledger knows).
+	// RunSince is when this server was first seen serving the ledger
+	// (zero: all along, Ledger.PrimeEpoch).
 	RunSince time.Time
 }
 
@@ -43,42 +44,57 @@ func (l *Ledger) lastSentKey(creator, fan string) string {
 	return l.key("lastsent", creator+"/"+fan)
 }
 
-// runKey holds "<run_id>|<first seen ms>" of the Redis server process
-// serving the ledger.
+// runKey holds "<server>|<first seen ms>" of the Redis server serving the
+// ledger (serverLua).
 func (l *Ledger) runKey() string { return l.prefix + ":run" }
 
+// serverLua sets `server` to what names the Redis server serving now and
+// the history of writes it holds: its INFO run_id (a new process: a
+// restart, a failover to another node) and its master_replid (a new
+// replication history: a promotion, so a primary demoted, resynced and
+// promoted back, whose run_id never changed, is a new server too: review
+// 22 L). Both hex; a Redis without master_replid gives its run_id alone.
+const serverLua = `
+local server = (string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '') ..
+  (string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)') or '')
+`
+
 // rememberScript writes ARGV[1] to KEYS[1] for ARGV[2] ms, prefixed with
-// the server's run id ("<run_id>|<record>").
-var rememberScript = redis.NewScript(`
-local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
-redis.call('SET', KEYS[1], run_id .. '|' .. ARGV[1], 'PX', ARGV[2])
+// the server (serverLua: "<server>|<record>").
+var rememberScript = redis.NewScript(serverLua + `
+redis.call('SET', KEYS[1], server .. '|' .. ARGV[1], 'PX', ARGV[2])
 return 1`)
 
 // lastSentScript reads KEYS[1] (a lastsent record) and returns it (” when
-// none), the server's run id, and since when that run has served the
-// ledger (Unix ms), recording it in KEYS[2] on its first sight. A ledger
-// that never recorded a run (deploying this) adopts it from its epoch
-// (KEYS[3]: 0 or the time this Redis began to serve after a loss), so a
-// Redis that served all along holds nothing back.
-var lastSentScript = redis.NewScript(`
-local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+// none), the server (serverLua), and since when that server has served
+// the ledger (Unix ms), recording it in KEYS[2] on its first sight (now,
+// ARGV[1]). A ledger without a run key (a Redis emptied, restored from a
+// snapshot taken before it held one, or deploying this) starts the run
+// now: nothing tells it what the records it holds may have missed (review
+// 22 L: adopting the ledger's epoch let a restored snapshot vouch for no
+// record). PrimeRun declares a Redis that served all along.
+var lastSentScript = redis.NewScript(serverLua + `
 local cur = redis.call('GET', KEYS[2])
 local since
 if cur then
-  local id, s = string.match(cur, '^(%w+)|(%d+)$')
-  if id == run_id then since = s end
-  if not since then since = ARGV[1] end
-else
-  since = redis.call('GET', KEYS[3]) or ARGV[1]
+  local id, s = string.match(cur, '^(%x*)|(%d+)$')
+  if id == server then since = s end
 end
-if cur ~= run_id .. '|' .. since then
-  redis.call('SET', KEYS[2], run_id .. '|' .. since)
+if not since then
+  since = ARGV[1]
+  redis.call('SET', KEYS[2], server .. '|' .. since)
 end
-return {redis.call('GET', KEYS[1]) or '', run_id, since}`)
+return {redis.call('GET', KEYS[1]) or '', server, since}`)
+
+// primeRunScript writes the ledger's epoch (KEYS[1]) as 0 and its run key
+// (KEYS[2]) as this server's since 0: see Ledger.PrimeEpoch.
+var primeRunScript = redis.NewScript(serverLua + `
+redis.call('SET', KEYS[1], 0)
+redis.call('SET', KEYS[2], server .. '|0')
+return 1`)
 
 // RememberSent records ls as the last message sent to fan of creator, for
-// the ledger's retention, with the run id of the Redis server process that
-// holds it.
+// the ledger's retention, with the Redis server that holds it (serverLua).
 func (l *Ledger) RememberSent(ctx context.Context, creator, fan string, ls LastSent) error {
 	b, err := json.Marshal(ls)
 	if err != nil {

@@ -230,8 +230,10 @@ func TestIdenticalTextsBackToBackInAChatShowingItsLatestTwoAreEachSentOnce(t *te
 	// call per message, its sent mark's PutItem (the hot path: no read, no
 	// attempt mark, no delete); the 502 that did not commit, held to the
 	// late-commit horizon like no answer, adds its attempt mark's PutItem
-	// (its sent mark replaces it: the same item)
-	if calls := f.ddbCalls.calls(); len(calls) != 1 || calls["PutItem"] != 6 {
+	// (its sent mark replaces it: the same item) when it waits for the
+	// horizon in another receive; on a loaded machine its read-back can
+	// come after the horizon already (no wait, no attempt mark): 5 or 6
+	if calls := f.ddbCalls.calls(); len(calls) != 1 || calls["PutItem"] < 5 || calls["PutItem"] > 6 {
 		t.Fatalf("mark store calls %v", calls)
 	}
 }

@@ -15,11 +15,27 @@ import (
 // however long that message waited (review 22 J: a record bound to
 // LateCommitHorizon let a click after a longer wait, a 429 or an outage,
 // be made on a stale page, and the message was lost).
-func (p *Processor) rememberSent(ctx context.Context, msg message.Message, mark onlyfans.Mark) {
+func (p *Processor) rememberSent(ctx context.Context, msg message.Message, mark onlyfans.Mark) error {
 	ls := LastSent{Mark: mark, Digest: p.textDigest(msg), At: p.now().UnixMilli()}
 	if err := p.ledger.RememberSent(ctx, msg.CreatorKey(), msg.RecipientID, ls); err != nil {
-		p.log.WarnContext(ctx, "last message sent to the fan not recorded: the next click's page is not checked against it", "message_id", msg.MessageID, "error", err)
+		return ledgerError{fmt.Errorf("sent, but the last message sent to the fan not recorded (the next click's page could not be checked against it): %w", err)}
 	}
+	return nil
+}
+
+// settleSent settles a click found sent: the fan's last-sent record first,
+// then the sent mark. Without the record the click stays unsettled (its
+// attempt mark kept) and the caller lets the message wait, uncounted: its
+// read-back finds it sent again once Redis takes writes (review 22 L: a
+// refused write left the earlier record, this server's, and a later click
+// on a stale page took that message's copy of an identical text for its
+// own: lost). So a sent mark always follows its record.
+func (p *Processor) settleSent(ctx context.Context, msg message.Message, mark onlyfans.Mark, c *click) error {
+	if err := p.rememberSent(ctx, msg, mark); err != nil {
+		return err
+	}
+	p.settle(ctx, msg.MessageID, c, true)
+	return nil
 }
 
 // textDigest is the digest of msg's text as the site stores it (the key a

@@ -28,8 +28,9 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	}
 	switch v.Outcome {
 	case onlyfans.Sent:
-		p.settle(ctx, id, c, true)
-		p.rememberSent(ctx, msg, st.Mark)
+		if err := p.settleSent(ctx, msg, st.Mark, c); err != nil {
+			return p.wait(ctx, id, receives, ClassInternal, err.Error(), 0, 0, st.Failures), true
+		}
 		return Outcome{Fate: AlreadySent, Failures: st.Failures,
 			Detail: fmt.Sprintf("found in the chat after an interrupted attempt (%d identical texts, %d before the click)", v.Identical, st.Mark.Identical)}, true
 	case onlyfans.Unknown:

@@ -149,8 +149,9 @@ func (p *Processor) afterClick(ctx context.Context, s *sending, res onlyfans.Res
 	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
 		return p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, failures), false
 	case res.Outcome == onlyfans.Sent:
-		p.settle(ctx, id, s.c, true)
-		p.rememberSent(ctx, s.msg, s.before)
+		if err := p.settleSent(ctx, s.msg, s.before, s.c); err != nil {
+			return p.wait(ctx, id, receives, ClassInternal, err.Error(), 0, attempts, failures), false
+		}
 		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures}, false
 	case res.Outcome == onlyfans.Unknown:
 		return p.unknownClick(ctx, s, res, err, attempts)
@@ -187,8 +188,9 @@ func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.R
 	}
 	switch v.Outcome {
 	case onlyfans.Sent:
-		p.settle(ctx, id, s.c, true)
-		p.rememberSent(ctx, s.msg, s.before)
+		if err := p.settleSent(ctx, s.msg, s.before, s.c); err != nil {
+			return p.wait(ctx, id, receives, ClassInternal, err.Error(), 0, attempts, failures), false
+		}
 		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures,
 			Detail: fmt.Sprintf("sent: the chat shows it after %s (%d identical texts, %d before the click)", why, v.Identical, s.before.Identical)}, false
 	case onlyfans.Unknown:
@@ -289,8 +291,10 @@ func (p *Processor) hold(ctx context.Context, creator, id, approval string, late
 // its origin goes on to commit, a page cannot tell; review 22 F: a 500
 // whose origin committed 6 s later was sent twice), and any 3xx (a front
 // redirecting a POST it already passed on; review 22 G: a 302 whose origin
-// committed 6 s later was sent twice): each is held to the late-commit
-// horizon (issue 22: only a read-back turns unknown into sent or not).
+// committed 6 s later was sent twice), and a 2xx that is not the send
+// API's (a front's HTML interstitial, SendRequest.AnswerType; review 22
+// L): each is held to the late-commit horizon (issue 22: only a read-back
+// turns unknown into sent or not).
 func (p *Processor) unanswered(res onlyfans.Result) bool {
 	return res.Outcome == onlyfans.Unknown
 }

@@ -20,9 +20,10 @@
 //     nothing for one Window + Margin + MaxHold after it is first seen: every
 //     approval it forgot is then out of every rolling window, a held one too
 //     (Decision.Fenced); so does a fence key written by another server
-//     process (its run_id): a restart from an older snapshot or a failover
-//     to a replica behind on replication kept the fence and perhaps not
-//     the latest approvals.
+//     (its run_id, or its master_replid: a primary demoted and promoted
+//     back): a restart from an older snapshot or a failover to a replica
+//     behind on replication kept the fence and perhaps not the latest
+//     approvals.
 //
 // It behaves like a bucket of Limit tokens where each spent token comes back
 // exactly one window after it was spent (not a refill rate, which would let
@@ -157,7 +158,7 @@ func (l *Limiter) Config() Config { return l.cfg }
 func (c Config) LogKey(creator string) string { return c.KeyPrefix + ":{" + creator + "}:log" }
 
 // FenceKey returns the Redis key holding the epoch of this Redis and the
-// run id of the server that wrote it ("<epoch>|<run_id>").
+// server that wrote it ("<epoch>|<run_id><master_replid>").
 func (c Config) FenceKey() string { return c.KeyPrefix + ":fence" }
 
 // Decide decides every request in one script call (EVALSHA, falling back to

@@ -2,8 +2,8 @@
 --
 -- Per creator key one sorted set: one member per approval, score = approval
 -- time (µs, Redis TIME). One fence key per limiter holds the epoch and the
--- server: "<epoch>|<run_id>", the Redis time at which this server process
--- first served the limiter and its INFO run_id.
+-- server: "<epoch>|<server>", the Redis time at which this server first
+-- served the limiter and its INFO run_id and master_replid.
 --
 -- Guarantees:
 --  * a message is approved at time t only if fewer than `limit` approvals
@@ -19,8 +19,8 @@
 --    max_hold past the moment it was made or last moved (Limiter.Hold keeps
 --    an unanswered send's approval up to that far ahead), and every one the
 --    lost Redis knew was made before the fence was written.
---  * a fence key written by another server process (its run_id is not this
---    one's) is a Redis that may have lost only some writes: a restart from
+--  * a fence key written by another server (its run_id or master_replid is
+--    not this one's) is a Redis that may have lost only some writes: a restart from
 --    an older snapshot, a failover to a replica behind on replication. It
 --    kept the fence but perhaps not the latest approvals, so it is fenced
 --    the same way. A restart that lost nothing is fenced too (the script
@@ -47,7 +47,11 @@ local first_id = 5
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
-local server = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+-- The server: its run_id (a new process) and its master_replid (a new
+-- replication history: a primary demoted, resynced and promoted back keeps
+-- its run_id; review 22 L), both hex.
+local server = (string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '') ..
+  (string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)') or '')
 local hold_until = 0
 local fence = redis.call('GET', KEYS[1])
 local epoch, seen

@@ -172,6 +172,22 @@ func (h HistoryReady) stable() time.Duration {
 type SendRequest struct {
 	Method string `json:"method"`
 	URL    string `json:"url"` // glob, as Playwright matches URLs
+	// AnswerType is the media type of the send API's own answer: a 2xx of
+	// another type (a CDN's or a bot wall's HTML interstitial in front of
+	// the API, which reached no origin) is an unknown outcome, read back,
+	// not a send (review 22 L: it was taken for sent and the message was
+	// lost). Empty: any 2xx is a send.
+	AnswerType string `json:"answerType,omitempty"`
+}
+
+// Commits reports whether a 2xx answer with content type ct (its
+// Content-Type header) is the send API's own: see AnswerType.
+func (r SendRequest) Commits(ct string) bool {
+	if r.AnswerType == "" {
+		return true
+	}
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), r.AnswerType)
 }
 
 // Cookie names the session cookie.

@@ -209,9 +209,13 @@ func (s *Sender) click(ctx context.Context, page playwright.Page) (Result, *Arti
 	}
 	res.Status, res.RetryAfter = ans.status, retryAfter(ans.headers)
 	switch {
-	case res.Status >= 200 && res.Status < 300:
+	case res.Status >= 200 && res.Status < 300 && s.cfg.Profile.SendRequest.Commits(ans.headers["content-type"]):
 		res.Outcome = Sent
 		return res, nil, nil
+	case res.Status >= 200 && res.Status < 300:
+		// Not the send API's answer (SendRequest.AnswerType): whatever
+		// answered may not have passed it on.
+		res.Outcome = Unknown
 	case res.Status >= 400 && res.Status < 500:
 		res.Outcome = NotSent
 	default: // 5xx (a gateway may answer after its origin committed), 3xx

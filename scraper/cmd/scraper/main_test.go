@@ -67,7 +67,10 @@ func newProcessOn(t *testing.T, v fakesite.Variant, extra ...string) *process {
 	// and the ledger's (epoch 0): no message was accepted before it, so
 	// no click waits for records a lost Redis might have held.
 	testEnv := settings.Settings{Environment: "test"}
-	harness.PrimeFence(t, r.Client(), testEnv.Gate().FenceKey(), settings.LedgerEpochKey(testEnv.LedgerPrefix()))
+	harness.PrimeFence(t, r.Client(), testEnv.Gate().FenceKey())
+	if err := scraper.NewLedger(r.Client(), testEnv.LedgerPrefix(), 0).PrimeEpoch(context.Background()); err != nil {
+		t.Fatalf("prime the ledger: %v", err)
+	}
 	p.queues = p.aws.CreateQueues(t, "test")
 	ddb := harness.StartDynalite(t)
 	ddb.CreateTable(t, "attempts", scraper.AttemptsKeyAttribute)

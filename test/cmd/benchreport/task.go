@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/message"
@@ -78,7 +79,8 @@ func measureTaskOn(t harness.T, v fakesite.Variant, creators, perCreator int, en
 	// The gate's fence and the ledger's epoch (0: this Redis served it all
 	// along), or every click waits CHAT_FAULT_PATIENCE for records a lost Redis might have held.
 	bench := scrapersettings.Settings{Environment: "bench"}
-	harness.PrimeFence(t, r.Client(), bench.Gate().FenceKey(), scrapersettings.LedgerEpochKey(bench.LedgerPrefix()))
+	harness.PrimeFence(t, r.Client(), bench.Gate().FenceKey())
+	primeLedger(t, r.Client(), bench.LedgerPrefix())
 	sys := f.CreateQueues(t, "bench")
 	ddb := harness.StartDynalite(t)
 	ddb.CreateTable(t, "attempts", scraper.AttemptsKeyAttribute)
@@ -122,6 +124,15 @@ func measureTaskOn(t harness.T, v fakesite.Variant, creators, perCreator int, en
 		t.Fatalf("duplicates: %v", d)
 	}
 	return figs
+}
+
+// primeLedger declares the bench's Redis one that served the scraper's
+// ledger all along (Ledger.PrimeEpoch).
+func primeLedger(t harness.T, c *redis.Client, prefix string) {
+	t.Helper()
+	if err := scraper.NewLedger(c, prefix, 0).PrimeEpoch(context.Background()); err != nil {
+		t.Fatalf("prime the ledger: %v", err)
+	}
 }
 
 // maxGroupsIn is the MAX_GROUPS setting among env (0 when unset).

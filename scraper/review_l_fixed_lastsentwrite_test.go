@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -32,6 +30,7 @@ import (
 // second's copy for the third's: lost. Review K's run id covers a Redis
 // that lost the record; nothing covers a record that was never written.
 func TestRev22LDALastSentWriteRefusedByRedisLetsAStaleClickPageLoseAnIdenticalText(t *testing.T) {
+	t.Parallel()
 	cfg := shortHorizon()
 	cfg.ChatFaultPatience = 30 * time.Second
 	f := setup(t, cfg)

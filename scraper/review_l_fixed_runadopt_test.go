@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -71,6 +69,7 @@ func staleAfterSecondSendThen500(restart func() error, lag time.Duration, restar
 // the second's copy), the 500's read-back sees the second's copy after
 // the anchor and takes it for the third's: lost.
 func TestRev22LARedisRestoredFromASnapshotWithoutTheRunKeyLetsAStaleClickPageLoseAnIdenticalText(t *testing.T) {
+	t.Parallel()
 	// GIVEN three messages of creator-a to one fan, the last two identical,
 	// a snapshot of Redis taken before the scraper first ran, and a lag
 	// shorter than the patience

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -115,6 +113,7 @@ func waitLinkUp(t *testing.T, c *redis.Client) {
 // before, lost its role and got it back vouches for records it did not
 // keep in between.
 func TestRev22LBFailbackToAPrimaryWhoseProcessNeverRestartedLetsAStaleClickPageLoseAnIdenticalText(t *testing.T) {
+	t.Parallel()
 	cfg := shortHorizon()
 	cfg.ChatFaultPatience = 20 * time.Second
 	f := setup(t, cfg)

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -25,6 +23,7 @@ import (
 // message) or reads the chat back. Control: the same page with 503 is an
 // outage (held, read back, sent once).
 func TestRev22LFA2xxChallengePageToASendLosesTheMessage(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		status int

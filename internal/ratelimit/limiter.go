@@ -35,6 +35,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -141,6 +142,21 @@ type Decision struct {
 type Limiter struct {
 	rdb redis.Scripter
 	cfg Config
+	// last is the server the last decision was made on and its Redis time
+	// then (the script's caller_server, caller_seen_us): a decision on
+	// another server within the fence's reach is fenced (review 22 L).
+	mu   sync.Mutex
+	last lastServer
+}
+
+// scriptHead is the number of values the script returns before the
+// per-request ones: now_us, fenced, server.
+const scriptHead = 3
+
+// lastServer is a Redis server a Limiter decided on and its time then.
+type lastServer struct {
+	server string
+	at     int64 // µs
 }
 
 // New returns a limiter; it does no I/O.
@@ -174,12 +190,15 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 			return nil, fmt.Errorf("ratelimit: request needs a key and an id, got %+v", r)
 		}
 	}
-	keys, args := ScriptArgs(l.cfg, reqs)
+	l.mu.Lock()
+	last := l.last
+	l.mu.Unlock()
+	keys, args := ScriptArgs(l.cfg, reqs, last.server, last.at)
 	raw, err := script.Run(ctx, l.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: redis: %w", err)
 	}
-	if len(raw) != 2+4*len(reqs) {
+	if len(raw) != scriptHead+4*len(reqs) {
 		return nil, fmt.Errorf("ratelimit: script returned %d values for %d requests", len(raw), len(reqs))
 	}
 	num := func(i int) (int64, error) {
@@ -189,22 +208,29 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 		}
 		return n, nil
 	}
-	var head [2]int64
-	for i := range head {
-		if head[i], err = num(i); err != nil {
-			return nil, err
-		}
+	var nowUS, fencedN int64
+	if nowUS, err = num(0); err != nil {
+		return nil, err
 	}
-	now, fenced := time.UnixMicro(head[0]), head[1] == 1
+	if fencedN, err = num(1); err != nil {
+		return nil, err
+	}
+	server, _ := raw[2].(string)
+	l.mu.Lock()
+	if nowUS >= l.last.at || server != l.last.server {
+		l.last = lastServer{server: server, at: nowUS}
+	}
+	l.mu.Unlock()
+	now, fenced := time.UnixMicro(nowUS), fencedN == 1
 	out := make([]Decision, len(reqs))
 	for i := range reqs {
 		var v [3]int64
 		for j := range v {
-			if v[j], err = num(2 + 4*i + j); err != nil {
+			if v[j], err = num(scriptHead + 4*i + j); err != nil {
 				return nil, err
 			}
 		}
-		approval, _ := raw[2+4*i+3].(string)
+		approval, _ := raw[scriptHead+4*i+3].(string)
 		out[i] = Decision{
 			Allowed:    v[0] == 1,
 			RetryAfter: time.Duration(v[1]) * time.Microsecond,
@@ -260,11 +286,11 @@ func ScriptSHA() string { return script.Hash() }
 
 // ScriptArgs returns the KEYS and ARGV of one script call for reqs, as
 // Decide builds them.
-func ScriptArgs(cfg Config, reqs []Request) ([]string, []any) {
+func ScriptArgs(cfg Config, reqs []Request, lastServer string, lastSeenUS int64) ([]string, []any) {
 	keys := make([]string, 0, 1+len(reqs))
 	keys = append(keys, cfg.FenceKey())
-	args := make([]any, 0, 4+len(reqs))
-	args = append(args, cfg.Limit, cfg.Span().Microseconds(), cfg.MaxHold.Microseconds(), cfg.ChargeAhead.Microseconds())
+	args := make([]any, 0, 6+len(reqs))
+	args = append(args, cfg.Limit, cfg.Span().Microseconds(), cfg.MaxHold.Microseconds(), cfg.ChargeAhead.Microseconds(), lastServer, lastSeenUS)
 	for _, r := range reqs {
 		keys = append(keys, cfg.LogKey(r.Key))
 		args = append(args, r.ID)

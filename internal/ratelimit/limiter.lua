@@ -27,6 +27,10 @@
 --    cannot tell): one span + max_hold of waiting, never a second token.
 --    A fence without a run_id (an epoch only, as written before) takes
 --    this server's without a hold.
+--  * a caller that decided on another server less than one span + max_hold
+--    ago is fenced the same way, whatever the fence says: that server's
+--    approvals may not be here (a failback to an old primary that never
+--    saw them).
 --
 --  * an approval is placed ahead_us past its decision (0 for the rate
 --    limiter; the send gate's worst case, its max_hold): until Restamp or
@@ -35,15 +39,19 @@
 --    under-charges (review 22 H).
 --
 -- KEYS: fence, log_1, log_2, ... (one log per request, repeated for a key)
--- ARGV: limit, span_us, max_hold_us, ahead_us, id_1, id_2, ...
--- Returns: now_us, fenced (0/1), then per request: allowed (0/1), retry_us,
+-- ARGV: limit, span_us, max_hold_us, ahead_us, caller_server, caller_seen_us,
+-- id_1, id_2, ...
+-- Returns: now_us, fenced (0/1), server, then per request: allowed (0/1), retry_us,
 -- remaining, approval (the member written, '' when denied: Restamp and
 -- Hold move exactly that one, review 22 J)
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
 local fence_for = span + math.max(tonumber(ARGV[3]), 0)
 local ahead = math.min(math.max(tonumber(ARGV[4]), 0), math.max(tonumber(ARGV[3]), 0))
-local first_id = 5
+-- The server the caller decided on last and when (its Redis time, µs;
+-- '' and 0: none; Limiter keeps them).
+local caller_server, caller_seen = ARGV[5], tonumber(ARGV[6])
+local first_id = 7
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
@@ -58,7 +66,12 @@ local epoch, seen
 if fence then
   epoch, seen = string.match(fence, '^(%d+)|?(%x*)$')
 end
-if not epoch or (seen ~= '' and seen ~= server) then
+-- A caller that decided on another server within the fence's reach may
+-- have approvals this one never held, even where the fence names this
+-- server: a failback to an old primary cut off while a replica served (it
+-- never saw the replica's writes; review 22 L).
+local moved = caller_server ~= '' and caller_server ~= server and caller_seen + fence_for > now
+if not epoch or (seen ~= '' and seen ~= server) or moved then
   -- %.0f: concatenating the number itself would write 1.7e+15.
   redis.call('SET', KEYS[1], string.format('%.0f|%s', now, server))
   hold_until = now + fence_for
@@ -71,7 +84,7 @@ else
   end
 end
 
-local out = { now, hold_until > 0 and 1 or 0 }
+local out = { now, hold_until > 0 and 1 or 0, server }
 local n = #ARGV - first_id + 1
 local pruned, denied = {}, {}
 for r = 1, n do
@@ -90,8 +103,10 @@ for r = 1, n do
     if used < limit then
       allowed = 1
       -- Unique per approval: a message approved again (its forward failed)
-      -- spends a second token and the first one stays spent.
-      approval = id .. '@' .. now .. '#' .. r
+      -- spends a second token and the first one stays spent. %.0f: the
+      -- number itself would print as 1.7964133236549e+15, one member for
+      -- two approvals of an id within 100 µs (a ZADD that spends nothing).
+      approval = id .. '@' .. string.format('%.0f', now) .. '#' .. r
       redis.call('ZADD', log, now + ahead, approval)
       -- The log lives until its newest entry is a span old: a held
       -- approval (restamp.lua, Limiter.Hold) sits in the future and must

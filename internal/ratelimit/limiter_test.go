@@ -571,3 +571,85 @@ func TestDecide_AnEmptiedRedisFencesAHoldingLimiterForASpanAndItsMaxHold(t *test
 		t.Fatalf("a limiter without holds: %+v, want fenced for one span", d)
 	}
 }
+
+// switchedScripter sends every script call to the Redis it points to now:
+// a failover or failback seen from one caller.
+type switchedScripter struct {
+	mu  sync.Mutex
+	now *redis.Client
+}
+
+func (s *switchedScripter) to(c *redis.Client) { s.mu.Lock(); s.now = c; s.mu.Unlock() }
+func (s *switchedScripter) c() *redis.Client   { s.mu.Lock(); defer s.mu.Unlock(); return s.now }
+func (s *switchedScripter) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return s.c().Eval(ctx, script, keys, args...)
+}
+func (s *switchedScripter) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return s.c().EvalSha(ctx, sha1, keys, args...)
+}
+func (s *switchedScripter) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return s.c().EvalRO(ctx, script, keys, args...)
+}
+func (s *switchedScripter) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return s.c().EvalShaRO(ctx, sha1, keys, args...)
+}
+func (s *switchedScripter) ScriptExists(ctx context.Context, hashes ...string) *redis.BoolSliceCmd {
+	return s.c().ScriptExists(ctx, hashes...)
+}
+func (s *switchedScripter) ScriptLoad(ctx context.Context, script string) *redis.StringCmd {
+	return s.c().ScriptLoad(ctx, script)
+}
+
+func TestDecide_ACallerBackOnAServerThatNeverSawItsLatestApprovalsIsFenced(t *testing.T) {
+	// GIVEN 2 per 2 s and an old primary P whose fence names P itself (it
+	// served before, is cut off while a replica S serves, and never sees
+	// S's writes), and a caller that decided on P
+	p, s := harness.StartRedis(t).Client(), harness.StartRedis(t).Client()
+	const limit, window = 2, 2 * time.Second
+	cfg := ratelimit.Config{Limit: limit, Window: window, KeyPrefix: "test"}
+	via := &switchedScripter{now: p}
+	l, err := ratelimit.New(via, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.PrimeFence(t, p, cfg.FenceKey())
+	harness.PrimeFence(t, s, cfg.FenceKey())
+	decideOne(t, l, "other", "on-p") // P's fence names P
+	// AND the caller moved to S: fenced there first (S is new to it), then
+	// the creator's 2 sends on S
+	via.to(s)
+	for i := 0; i < limit; {
+		d := decideOne(t, l, "c", fmt.Sprint("s", i))
+		switch {
+		case d.Allowed:
+			i++
+		case d.Fenced && d.RetryAfter <= window:
+			time.Sleep(d.RetryAfter + 10*time.Millisecond)
+		default:
+			t.Fatalf("send %d on S: %+v, want allowed after the fence", i, d)
+		}
+	}
+	// WHEN it is sent back to P (a failback the wrong way round: P's
+	// fence still names P, its log has none of S's approvals)
+	via.to(p)
+	// THEN its next decision there is fenced, not a third send in the
+	// window S's two are in
+	if d := decideOne(t, l, "c", "p0"); d.Allowed || !d.Fenced {
+		t.Fatalf("first decision back on P = %+v, want fenced (P never held S's approvals)", d)
+	}
+}
+
+func TestDecide_AnApprovalIsNamedByItsExactMicrosecond(t *testing.T) {
+	// GIVEN a limiter
+	r := harness.StartRedis(t)
+	l := newLimiter(t, r.Client(), 10, time.Second)
+	// WHEN it approves a request
+	d := decideOne(t, l, "c", "m")
+	// THEN the approval names the request and its Redis time to the
+	// microsecond (a float's "1.7964133236549e+15" would name two
+	// approvals of the id within 100 µs alike: one ZADD spending nothing)
+	want := fmt.Sprintf("m@%d#1", d.At.UnixMicro())
+	if !d.Allowed || d.Approval != want {
+		t.Fatalf("approval %q (allowed %t), want %q", d.Approval, d.Allowed, want)
+	}
+}

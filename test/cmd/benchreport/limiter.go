@@ -57,7 +57,7 @@ func measureLimiter(t harness.T, d time.Duration) limiterFigures {
 	// The ceiling: EVALSHA of the same script with arguments prepared once
 	// (no Go-side building or parsing), one batch of 10 per call.
 	sha := ratelimit.ScriptSHA()
-	keys, args := ratelimit.ScriptArgs(cfg, batch(2_000_000))
+	keys, args := ratelimit.ScriptArgs(cfg, batch(2_000_000), "", 0)
 	f.bareBatch = rate(d, func(int) int { _ = c.EvalSha(ctx, sha, keys, args...).Err(); return 10 })
 
 	before := harness.CommandCalls(t, c)

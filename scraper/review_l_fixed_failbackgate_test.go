@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -38,6 +36,7 @@ import (
 // a process that lost writes made elsewhere while it was not primary keeps
 // its run id).
 func TestRev22LEFailbackToAnIsolatedOldPrimaryLetsTheCreatorOverTheLimit(t *testing.T) {
+	t.Parallel()
 	cfg := shortHorizon()
 	cfg.ChatFaultPatience = 3 * time.Second
 	gateCfg := ratelimit.Config{Limit: 2, Window: 10 * time.Second, Margin: 200 * time.Millisecond, KeyPrefix: "gate"}

@@ -234,6 +234,11 @@ func (p *Processor) judge(ctx context.Context, msg message.Message, creds onlyfa
 			delay = p.cfg.RateLimitDefault
 		}
 		return p.wait(ctx, id, receives, ClassRateLimited, "", delay, attempts, failures)
+	case res.Foreign && !res.ChatPage:
+		// A front refused the send in the API's place (a WAF rule, a route
+		// gone): about every send, not this fan (review 22 L: every head
+		// message was dead-lettered). An outage: it waits, uncounted.
+		return p.wait(ctx, id, receives, ClassSiteDown, fmt.Sprintf("site answered %d, not as its send API (a front's refusal of every send)", res.Status), 0, attempts, failures)
 	case p.browser.Profile().SessionCheck.Ambiguous(res.Status):
 		return p.refused(ctx, msg, creds, receives, res.Status, fmt.Sprintf("site answered %d", res.Status), attempts, failures)
 	default:

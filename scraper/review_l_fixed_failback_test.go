@@ -123,7 +123,7 @@ func TestRev22LBFailbackToAPrimaryWhoseProcessNeverRestartedLetsAStaleClickPageL
 	s := harness.StartRedis(t)
 	sc := s.Client()
 	host, port, _ := net.SplitHostPort(pAddr)
-	if err := sc.SlaveOf(context.Background(), host, port).Err(); err != nil {
+	if err := sc.ReplicaOf(context.Background(), host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
 	waitLinkUp(t, sc)
@@ -154,7 +154,7 @@ func TestRev22LBFailbackToAPrimaryWhoseProcessNeverRestartedLetsAStaleClickPageL
 				case 2:
 					// P's replication link drops: S's writes from now on
 					// are S's alone.
-					check(pc.SlaveOf(ctx, deadHost, deadPort).Err())
+					check(pc.ReplicaOf(ctx, deadHost, deadPort).Err())
 					origin.ServeHTTP(w, r)
 					staleUntil.Store(time.Now().Add(15 * time.Second).UnixMilli())
 				case 3:
@@ -170,14 +170,14 @@ func TestRev22LBFailbackToAPrimaryWhoseProcessNeverRestartedLetsAStaleClickPageL
 					// After "hello" is settled: P cut off, S promoted, P
 					// rejoins as S's replica.
 					check(pc.Do(ctx, "WAIT", 1, 5000).Err())
-					check(sc.SlaveOf(ctx, "NO", "ONE").Err())
+					check(sc.ReplicaOf(ctx, "NO", "ONE").Err())
 					proxy.switchTo(s.Addr)
-					check(pc.SlaveOf(ctx, sHost, sPort).Err())
+					check(pc.ReplicaOf(ctx, sHost, sPort).Err())
 				}
 				if time.Now().UnixMilli() < staleUntil.Load() {
 					if failedBack.CompareAndSwap(false, true) {
 						// S lost: P promoted back.
-						check(pc.SlaveOf(ctx, "NO", "ONE").Err())
+						check(pc.ReplicaOf(ctx, "NO", "ONE").Err())
 						proxy.switchTo(pAddr)
 					}
 					oneCommitBehind(w, r, origin)

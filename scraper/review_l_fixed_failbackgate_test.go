@@ -47,7 +47,7 @@ func TestRev22LEFailbackToAnIsolatedOldPrimaryLetsTheCreatorOverTheLimit(t *test
 	s := harness.StartRedis(t)
 	sc := s.Client()
 	host, port, _ := net.SplitHostPort(pAddr)
-	if err := sc.SlaveOf(context.Background(), host, port).Err(); err != nil {
+	if err := sc.ReplicaOf(context.Background(), host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
 	waitLinkUp(t, sc)
@@ -77,7 +77,7 @@ func TestRev22LEFailbackToAnIsolatedOldPrimaryLetsTheCreatorOverTheLimit(t *test
 			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") && sends.Load() == 1 && failedOver.CompareAndSwap(false, true) {
 				// P cut off (its process and data stay), S promoted.
 				check(pc.Do(ctx, "WAIT", 1, 5000).Err())
-				check(sc.SlaveOf(ctx, "NO", "ONE").Err())
+				check(sc.ReplicaOf(ctx, "NO", "ONE").Err())
 				proxy.switchTo(s.Addr)
 			}
 			origin.ServeHTTP(w, r)

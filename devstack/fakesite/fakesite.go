@@ -305,7 +305,7 @@ func NewVariant(v Variant) *Site {
 	mux.HandleFunc("GET "+v.MePath, func(w http.ResponseWriter, r *http.Request) {
 		creator, ok := s.creator(r)
 		if !ok {
-			http.Error(w, `{"error":"not logged in"}`, http.StatusUnauthorized)
+			apiError(w, "not logged in", http.StatusUnauthorized)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -556,12 +556,12 @@ func (s *Site) send(w http.ResponseWriter, r *http.Request) {
 	creator, ok := s.creator(r)
 	fault := s.takeFault(r.PathValue("fan"))
 	if !ok {
-		http.Error(w, `{"error":"not logged in"}`, http.StatusUnauthorized)
+		apiError(w, "not logged in", http.StatusUnauthorized)
 		return
 	}
 	var body sendBody
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || strings.TrimSpace(body.Text) == "" {
-		http.Error(w, `{"error":"empty message"}`, http.StatusBadRequest)
+		apiError(w, "empty message", http.StatusBadRequest)
 		return
 	}
 	sent := Sent{Creator: creator, Fan: r.PathValue("fan"), Text: body.Text, Media: body.Media}
@@ -632,8 +632,18 @@ func (f Fault) apply(w http.ResponseWriter, r *http.Request) (ended bool) {
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
-	http.Error(w, fmt.Sprintf(`{"error":"injected %d"}`, f.Status), f.Status)
+	apiError(w, fmt.Sprintf("injected %d", f.Status), f.Status)
 	return true
+}
+
+// apiError answers as the site's API refuses: a JSON body with its own
+// media type (a front's page in its place would be HTML; the scraper tells
+// them apart, SendRequest.AnswerType).
+func apiError(w http.ResponseWriter, msg string, status int) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
 // waitUnlessGone waits d, or less if the client goes away first: false

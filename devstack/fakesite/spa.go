@@ -67,7 +67,7 @@ func (s *Site) MisrouteChats(n int, to string) {
 func (s *Site) historyJSON(w http.ResponseWriter, r *http.Request) {
 	creator, ok := s.creator(r)
 	if !ok {
-		http.Error(w, `{"error":"not logged in"}`, http.StatusUnauthorized)
+		apiError(w, "not logged in", http.StatusUnauthorized)
 		return
 	}
 	v, ok := s.openChat(r, creator, r.PathValue("fan"))
@@ -83,7 +83,7 @@ func (s *Site) historyJSON(w http.ResponseWriter, r *http.Request) {
 func (s *Site) chatList(w http.ResponseWriter, r *http.Request) {
 	creator, ok := s.creator(r)
 	if !ok {
-		http.Error(w, `{"error":"not logged in"}`, http.StatusUnauthorized)
+		apiError(w, "not logged in", http.StatusUnauthorized)
 		return
 	}
 	seen := map[string]bool{}

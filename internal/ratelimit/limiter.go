@@ -149,6 +149,22 @@ type Limiter struct {
 	last lastServer
 }
 
+func (l *Limiter) lastSeen() lastServer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// saw records a decision on server at its time atUS: the latest one, or
+// any on another server (a failover seen by this caller).
+func (l *Limiter) saw(server string, atUS int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if atUS >= l.last.at || server != l.last.server {
+		l.last = lastServer{server: server, at: atUS}
+	}
+}
+
 // scriptHead is the number of values the script returns before the
 // per-request ones: now_us, fenced, server.
 const scriptHead = 3
@@ -190,9 +206,7 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 			return nil, fmt.Errorf("ratelimit: request needs a key and an id, got %+v", r)
 		}
 	}
-	l.mu.Lock()
-	last := l.last
-	l.mu.Unlock()
+	last := l.lastSeen()
 	keys, args := ScriptArgs(l.cfg, reqs, last.server, last.at)
 	raw, err := script.Run(ctx, l.rdb, keys, args...).Slice()
 	if err != nil {
@@ -216,11 +230,7 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 		return nil, err
 	}
 	server, _ := raw[2].(string)
-	l.mu.Lock()
-	if nowUS >= l.last.at || server != l.last.server {
-		l.last = lastServer{server: server, at: nowUS}
-	}
-	l.mu.Unlock()
+	l.saw(server, nowUS)
 	now, fenced := time.UnixMicro(nowUS), fencedN == 1
 	out := make([]Decision, len(reqs))
 	for i := range reqs {

@@ -176,13 +176,16 @@ type SendRequest struct {
 	// another type (a CDN's or a bot wall's HTML interstitial in front of
 	// the API, which reached no origin) is an unknown outcome, read back,
 	// not a send (review 22 L: it was taken for sent and the message was
-	// lost). Empty: any 2xx is a send.
+	// lost); a 4xx of another type (a WAF's or a front's page for every
+	// send) is an outage, not a refusal of this fan (review 22 L: every
+	// message was dead-lettered). Empty: every answer is the API's.
 	AnswerType string `json:"answerType,omitempty"`
 }
 
-// Commits reports whether a 2xx answer with content type ct (its
-// Content-Type header) is the send API's own: see AnswerType.
-func (r SendRequest) Commits(ct string) bool {
+// OwnAnswer reports whether an answer with content type ct (its
+// Content-Type header) is the send API's own, not a front's in its place:
+// see AnswerType.
+func (r SendRequest) OwnAnswer(ct string) bool {
 	if r.AnswerType == "" {
 		return true
 	}

@@ -78,6 +78,10 @@ type Result struct {
 	// ChatPage: Status is the fan's chat page's answer (401, 429, a
 	// session-check status); no send request was made.
 	ChatPage bool
+	// Foreign: the send's answer is not of the send API's media type
+	// (SendRequest.AnswerType): a front (CDN, WAF, bot wall) answered in
+	// its place, about every send rather than this one.
+	Foreign bool
 }
 
 // Artifacts are captured when a send does not succeed.

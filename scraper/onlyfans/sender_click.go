@@ -208,8 +208,9 @@ func (s *Sender) click(ctx context.Context, page playwright.Page) (Result, *Arti
 		return res, capture(page), fmt.Errorf("%w: send request got no answer: %v", ErrSiteDown, ans.err)
 	}
 	res.Status, res.RetryAfter = ans.status, retryAfter(ans.headers)
+	res.Foreign = !s.cfg.Profile.SendRequest.OwnAnswer(ans.headers["content-type"])
 	switch {
-	case res.Status >= 200 && res.Status < 300 && s.cfg.Profile.SendRequest.Commits(ans.headers["content-type"]):
+	case res.Status >= 200 && res.Status < 300 && !res.Foreign:
 		res.Outcome = Sent
 		return res, nil, nil
 	case res.Status >= 200 && res.Status < 300:

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -35,6 +33,7 @@ import (
 // head message received in those seconds is dead-lettered, and each
 // creator's next one with it.
 func TestRev22LCAWAFRuleOnTheSendRouteDeadLettersEveryCreatorsMessages(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		status int

@@ -121,7 +121,7 @@ test: deps deps-apt lint check-size
 # The two halves of `make test`'s Go packages (see RACE_PKGS, NO_RACE_PKGS).
 .PHONY: test-go-race test-go-plain
 test-go-race:
-	go test -race -count=1 -timeout 50m $(RACE_PKGS)
+	go test -race -count=1 -timeout 70m $(RACE_PKGS)
 test-go-plain:
 	go test -count=1 -timeout 12m $(NO_RACE_PKGS)
 	@# the sender's tests again against the single-page app (make test-spa runs ./scraper on it too)

@@ -40,7 +40,7 @@ import (
 	"github.com/huntaze/message-pipeline/internal/envconfig"
 	"github.com/huntaze/message-pipeline/internal/fallback"
 	"github.com/huntaze/message-pipeline/internal/idempotency"
-	"github.com/huntaze/message-pipeline/scraper"
+	"github.com/huntaze/message-pipeline/scraper/ledgerrun"
 	scrapersettings "github.com/huntaze/message-pipeline/scraper/settings"
 )
 
@@ -219,7 +219,7 @@ func (s *Stack) primeFences() error {
 	}
 	// The scraper's ledger too (its epoch and run): no message was
 	// accepted before it.
-	if err := scraper.NewLedger(rdb, s.Wiring.Scraper.LedgerPrefix(), 0).PrimeEpoch(context.Background()); err != nil {
+	if err := ledgerrun.Prime(context.Background(), rdb, s.Wiring.Scraper.LedgerPrefix()); err != nil {
 		return fmt.Errorf("prime the scraper's ledger: %w", err)
 	}
 	return nil

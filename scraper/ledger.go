@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/huntaze/message-pipeline/scraper/ledgerrun"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 	"github.com/huntaze/message-pipeline/scraper/settings"
 )
@@ -63,7 +64,7 @@ func (l *Ledger) epochKey() string { return settings.LedgerEpochKey(l.prefix) }
 // the server serving now has served since (its run key: no click waits for
 // records a lost Redis might have held).
 func (l *Ledger) PrimeEpoch(ctx context.Context) error {
-	return primeRunScript.Run(ctx, l.rdb, []string{l.epochKey(), l.runKey()}).Err()
+	return ledgerrun.Prime(ctx, l.rdb, l.prefix)
 }
 
 func (l *Ledger) key(kind, id string) string { return l.prefix + ":" + kind + ":" + id }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/huntaze/message-pipeline/scraper/ledgerrun"
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 )
 
@@ -30,7 +31,7 @@ type LastSentRead struct {
 	// Found: a record is held.
 	Found bool
 	// ThisRun: the record was written by the Redis server that serves now
-	// (its INFO run_id and master_replid, serverLua). A record of an
+	// (its INFO run_id and master_replid, ledgerrun.ServerLua). A record of an
 	// earlier server (a restart from a snapshot, a failover to a replica,
 	// a failback) or none at all may stand for a later message whose
 	// record that Redis lost.
@@ -45,35 +46,24 @@ func (l *Ledger) lastSentKey(creator, fan string) string {
 }
 
 // runKey holds "<server>|<first seen ms>" of the Redis server serving the
-// ledger (serverLua).
-func (l *Ledger) runKey() string { return l.prefix + ":run" }
-
-// serverLua sets `server` to what names the Redis server serving now and
-// the history of writes it holds: its INFO run_id (a new process: a
-// restart, a failover to another node) and its master_replid (a new
-// replication history: a promotion, so a primary demoted, resynced and
-// promoted back, whose run_id never changed, is a new server too: review
-// 22 L). Both hex; a Redis without master_replid gives its run_id alone.
-const serverLua = `
-local server = (string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '') ..
-  (string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)') or '')
-`
+// ledger (ledgerrun.ServerLua).
+func (l *Ledger) runKey() string { return ledgerrun.Key(l.prefix) }
 
 // rememberScript writes ARGV[1] to KEYS[1] for ARGV[2] ms, prefixed with
-// the server (serverLua: "<server>|<record>").
-var rememberScript = redis.NewScript(serverLua + `
+// the server (ledgerrun.ServerLua: "<server>|<record>").
+var rememberScript = redis.NewScript(ledgerrun.ServerLua + `
 redis.call('SET', KEYS[1], server .. '|' .. ARGV[1], 'PX', ARGV[2])
 return 1`)
 
 // lastSentScript reads KEYS[1] (a lastsent record) and returns it (” when
-// none), the server (serverLua), and since when that server has served
+// none), the server (ledgerrun.ServerLua), and since when that server has served
 // the ledger (Unix ms), recording it in KEYS[2] on its first sight (now,
 // ARGV[1]). A ledger without a run key (a Redis emptied, restored from a
 // snapshot taken before it held one, or deploying this) starts the run
 // now: nothing tells it what the records it holds may have missed (review
 // 22 L: adopting the ledger's epoch let a restored snapshot vouch for no
 // record). PrimeRun declares a Redis that served all along.
-var lastSentScript = redis.NewScript(serverLua + `
+var lastSentScript = redis.NewScript(ledgerrun.ServerLua + `
 local cur = redis.call('GET', KEYS[2])
 local since
 if cur then
@@ -86,15 +76,8 @@ if not since then
 end
 return {redis.call('GET', KEYS[1]) or '', server, since}`)
 
-// primeRunScript writes the ledger's epoch (KEYS[1]) as 0 and its run key
-// (KEYS[2]) as this server's since 0: see Ledger.PrimeEpoch.
-var primeRunScript = redis.NewScript(serverLua + `
-redis.call('SET', KEYS[1], 0)
-redis.call('SET', KEYS[2], server .. '|0')
-return 1`)
-
 // RememberSent records ls as the last message sent to fan of creator, for
-// the ledger's retention, with the Redis server that holds it (serverLua).
+// the ledger's retention, with the Redis server that holds it (ledgerrun.ServerLua).
 func (l *Ledger) RememberSent(ctx context.Context, creator, fan string, ls LastSent) error {
 	b, err := json.Marshal(ls)
 	if err != nil {

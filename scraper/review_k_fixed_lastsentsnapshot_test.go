@@ -57,6 +57,28 @@ func snapshotThenStaleThen500(f *fixture, restart func(*harness.Redis) error, la
 	}
 }
 
+// helloThanksThanks queues "hello", "thanks babe", "thanks babe" of
+// creator-a to one fan and runs the scraper until the queue is empty
+// (false: not within d).
+func (f *fixture) helloThanksThanks(d time.Duration) bool {
+	f.enqueue(f.newMessage("creator-a", "hello"), f.newMessage("creator-a", "thanks babe"), f.newMessage("creator-a", "thanks babe"))
+	return f.runUntil(d, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+}
+
+// eachArrivedOnce fails t unless the run ended (ok), the fan has all three
+// of helloThanksThanks and nothing is dead-lettered; a failure shows the
+// scraper's log lines holding any of words.
+func (f *fixture) eachArrivedOnce(t *testing.T, ok bool, words ...string) {
+	t.Helper()
+	got := f.site.Texts("creator-a")
+	if !ok || len(got) != 3 {
+		t.Fatalf("ok %t: the fan has %d of 3 messages %q (send requests %d, dlq %d); the scraper's word:\n%s", ok, len(got), got, f.site.SendRequests(), len(f.dlq()), linesWith(f.logs.String(), words...))
+	}
+	if d := f.dlq(); len(d) != 0 {
+		t.Fatalf("%d message(s) dead-lettered", len(d))
+	}
+}
+
 // TestRev22KALastSentOfARedisRestartedFromASnapshotLetsAStaleClickPageLoseAnIdenticalText:
 //
 // Promise (a): no message lost (identical texts are distinct messages).
@@ -110,20 +132,13 @@ func TestRev22KALastSentOfARedisRestartedFromASnapshotLetsAStaleClickPageLoseAnI
 			f := setup(t, cfg)
 			var restartErr atomic.Value
 			f.behind(cfg, snapshotThenStaleThen500(f, tc.restart, 12*time.Second, &restartErr))
-			f.enqueue(f.newMessage("creator-a", "hello"), f.newMessage("creator-a", "thanks babe"), f.newMessage("creator-a", "thanks babe"))
 			// WHEN the scraper runs until the queue is empty
-			ok := f.runUntil(100*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+			ok := f.helloThanksThanks(100 * time.Second)
 			if err := restartErr.Load(); err != nil {
 				t.Fatalf("harness: %v", err)
 			}
 			// THEN the fan has all three, and nothing is dead-lettered
-			got := f.site.Texts("creator-a")
-			if !ok || len(got) != 3 {
-				t.Fatalf("ok %t: the fan has %d of 3 messages %q (send requests %d, dlq %d); the scraper's word:\n%s", ok, len(got), got, f.site.SendRequests(), len(f.dlq()), linesWith(f.logs.String(), "the chat shows it", "fenced", "does not show the message sent"))
-			}
-			if d := f.dlq(); len(d) != 0 {
-				t.Fatalf("%d message(s) dead-lettered", len(d))
-			}
+			f.eachArrivedOnce(t, ok, "the chat shows it", "fenced", "does not show the message sent")
 		})
 	}
 }

@@ -81,18 +81,11 @@ func TestRev22LARedisRestoredFromASnapshotWithoutTheRunKeyLetsAStaleClickPageLos
 	}
 	var restartErr atomic.Value
 	f.behind(cfg, staleAfterSecondSendThen500(func() error { return f.redis.Redis.RestartFromSnapshot() }, 12*time.Second, &restartErr))
-	f.enqueue(f.newMessage("creator-a", "hello"), f.newMessage("creator-a", "thanks babe"), f.newMessage("creator-a", "thanks babe"))
 	// WHEN the scraper runs until the queue is empty
-	ok := f.runUntil(100*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	ok := f.helloThanksThanks(100 * time.Second)
 	if err := restartErr.Load(); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
 	// THEN the fan has all three, and nothing is dead-lettered
-	got := f.site.Texts("creator-a")
-	if !ok || len(got) != 3 {
-		t.Fatalf("ok %t: the fan has %d of 3 messages %q (send requests %d, dlq %d); the scraper's word:\n%s", ok, len(got), got, f.site.SendRequests(), len(f.dlq()), linesWith(f.logs.String(), "the chat shows it", "fenced", "does not show the message sent", "Redis serves the ledger"))
-	}
-	if d := f.dlq(); len(d) != 0 {
-		t.Fatalf("%d message(s) dead-lettered", len(d))
-	}
+	f.eachArrivedOnce(t, ok, "the chat shows it", "fenced", "does not show the message sent", "Redis serves the ledger")
 }

@@ -1,0 +1,131 @@
+//go:build reviewfindings
+
+package scraper_test
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/huntaze/message-pipeline/scraper"
+)
+
+// chatMessage is one message of a chat page (template A).
+var chatMessage = regexp.MustCompile(`<li class="message"[^>]*>[^<]*</li>`)
+
+// TestRev22MDARedisRefusingTheLastSentWriteTurnsAnAnswered2xxIntoADeadLetter:
+//
+// Promise (c): a Redis outage never puts a message in a DLQ (and (a): a
+// message the site accepted is settled sent, not left to a guess).
+//
+// Fault: Redis refuses writes (used memory over maxmemory, noeviction:
+// "OOM command not allowed") from the moment the second message's send
+// request reaches the site until 3 s later; the site accepts that send
+// (200, application/json: proof it was sent). Meanwhile the fan replies
+// (three messages, as fans do) and the chat, like every chat web app,
+// shows only its latest messages (3 here): the message the click was
+// anchored on scrolls out of view.
+//
+// Why: review 22 L moved rememberSent before the sent mark (settleSent,
+// processor_lastsent.go:33-39): when Redis refuses the lastsent write the
+// click that the site answered 2xx is not settled; afterClick
+// (processor_send.go:151-154) lets the message wait "uncounted", and the
+// proof of the 2xx is thrown away: nothing records it (the mark store
+// keeps only the attempt mark, processor_marks.go keepMark). The next
+// receive recovers it like a click of unknown outcome (recover,
+// processor_readback.go:23-44): the read-back can no longer line the chat
+// up with the click's anchor ("the messages shown last at the click are no
+// longer shown") → undecided → fail(ClassOutcomeUnknown), counted, and
+// after MAX_FAILURES the message that was sent is dead-lettered
+// (outcome_unknown): a Redis outage, not the message, put it in the DLQ
+// (and an operator redriving it sends it twice).
+//
+// Suggested fix: keep the 2xx's verdict where a refusing Redis cannot
+// lose it: when rememberSent fails after a 2xx, settle the message sent
+// in the mark store (MarkStore.PutSent, DynamoDB, which does not depend
+// on Redis) and/or write the sent mark anyway, and record the fan as
+// "last message unrecorded" there (or keep the message's mark flagged
+// answered2xx) so the fan's next click waits for the record (the stale
+// page concern of review 22 L) instead of discarding the site's answer.
+func TestRev22MDARedisRefusingTheLastSentWriteTurnsAnAnswered2xxIntoADeadLetter(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	f := setup(t, cfg)
+	admin := f.redis.Client()
+	ctx := context.Background()
+	var harnessErr atomic.Value
+	check := func(err error) {
+		if err != nil {
+			harnessErr.Store(err)
+		}
+	}
+	var sends atomic.Int64
+	var fanReplied atomic.Bool
+	const shown = 3
+	replies := []string{"omg yes", "so hot", "send more pls"}
+	f.behind(cfg, func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
+				if sends.Add(1) == 2 {
+					check(admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
+					check(admin.ConfigSet(ctx, "maxmemory", "1").Err())
+					origin.ServeHTTP(w, r)
+					fanReplied.Store(true)
+					time.AfterFunc(3*time.Second, func() { check(admin.ConfigSet(ctx, "maxmemory", "0").Err()) })
+					return
+				}
+				origin.ServeHTTP(w, r)
+				return
+			}
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
+				// The chat as the web app shows it: the creator's messages
+				// and, once the fan replied, the fan's replies after them;
+				// only the latest `shown` of them (older ones load on
+				// scroll).
+				serveRewritten(w, r, origin, func(page string) string {
+					msgs := chatMessage.FindAllString(page, -1)
+					if fanReplied.Load() {
+						for _, rep := range replies {
+							msgs = append(msgs, `<li class="message">`+rep+`</li>`)
+						}
+					}
+					if len(msgs) > shown {
+						msgs = msgs[len(msgs)-shown:]
+						page = strings.Replace(page, `<li class="history-start" hidden></li>`, "", 1)
+					}
+					page = chatMessage.ReplaceAllString(page, "")
+					return strings.Replace(page, `<li class="history-end"`, strings.Join(msgs, "")+`<li class="history-end"`, 1)
+				})
+				return
+			}
+			origin.ServeHTTP(w, r)
+		})
+	})
+	texts := []string{"hi there", "did you see my pic?"}
+	for _, text := range texts {
+		f.enqueue(f.newMessage("creator-a", text))
+	}
+	ok := f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	if err := harnessErr.Load(); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	if sends.Load() < 2 {
+		t.Fatalf("harness: %d send requests", sends.Load())
+	}
+	got := f.site.Texts("creator-a")
+	d := f.dlq()
+	var reasons []string
+	for _, m := range d {
+		reasons = append(reasons, aws.ToString(m.MessageAttributes[scraper.AttrFailureReason].StringValue))
+	}
+	if !ok || strings.Join(got, ",") != strings.Join(texts, ",") || len(d) != 0 {
+		t.Fatalf("ok %t: the site has %q (send requests %d); %d dead-lettered: %q; the scraper's word:\n%s", ok, got, f.site.SendRequests(), len(d), reasons,
+			linesWith(f.logs.String(), "not recorded", "no longer shown", "dead-letter"))
+	}
+}

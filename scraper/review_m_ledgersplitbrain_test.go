@@ -1,0 +1,144 @@
+//go:build reviewfindings
+
+package scraper_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/huntaze/message-pipeline/test/harness"
+)
+
+// TestRev22MBFailbackToAnIsolatedOldPrimaryLetsAStaleClickPageLoseAnIdenticalText:
+//
+// Promise (a): every accepted message is sent exactly once (identical
+// texts are distinct messages): never lost.
+//
+// Fault: review L E's split brain healed the wrong way round, seen by the
+// ledger instead of the gate. Redis P (run id A) is the primary, S its
+// replica. "hello" is sent on P (lastsent = A…|hello, replicated). P is cut
+// off (a partition: its process and data stay, it stays a primary in its
+// own eyes, never resynced); S is promoted and serves. On S the fan's
+// record is of another server: the fan waits CHAT_FAULT_PATIENCE (review
+// K's hold), then "thanks babe" is sent on S (lastsent on S only). S is
+// lost and P is the primary again. The chat pages lag one commit behind
+// (the second message not shown, review G's replica) for 15 s and the
+// third send ("thanks babe" again) gets a 500 that recorded nothing.
+//
+// Why: the ledger names its server by run_id + master_replid
+// (scraper/ledgerrun/ledgerrun.go ServerLua). Review L B's fix (the
+// replid) covers a P that rejoined as S's replica and was promoted back
+// (a new replid); a P that was never demoted keeps both its run_id and
+// its replid. On P the fan's record is "A…|hello" and P's run key "A…|0":
+// Ledger.LastSent (ledger_lastsent.go lastSentScript) returns it ThisRun
+// with RunSince zero, so staleClickPage (processor_lastsent.go:65-101)
+// neither holds the fan nor finds the page stale (it shows "hello"). The
+// gate has caller memory for exactly this case (limiter.lua "moved",
+// review L E); the ledger has none. The third message is clicked on the
+// stale page, the 500's read-back takes the second's copy for the
+// third's: lost.
+//
+// Suggested fix: give the ledger the gate's evidence: remember in the
+// process the server its last ledger call was answered by (and its time),
+// and treat a record as not ThisRun (hold the fan for the patience) when
+// the process decided on another server within LateCommitHorizon +
+// ChatFaultPatience; better, one shared "servers seen" record outside this
+// Redis (the mark store), so another task that never saw S is covered too
+// (see TestRev22MA for the gate's gap of the same kind).
+func TestRev22MBFailbackToAnIsolatedOldPrimaryLetsAStaleClickPageLoseAnIdenticalText(t *testing.T) {
+	t.Parallel()
+	cfg := shortHorizon()
+	cfg.ChatFaultPatience = 3 * time.Second
+	f := setup(t, cfg)
+	pAddr := f.redis.Addr
+	pc := redis.NewClient(&redis.Options{Addr: pAddr})
+	t.Cleanup(func() { _ = pc.Close() })
+	s := harness.StartRedis(t)
+	sc := s.Client()
+	host, port, _ := net.SplitHostPort(pAddr)
+	if err := sc.ReplicaOf(context.Background(), host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitLinkUp(t, sc)
+	runA, runB := runID(pc), runID(sc)
+	replA := replID(pc)
+	proxy := startSwitchProxy(t, pAddr)
+	// Every client of the scraper (ledger, gate) goes through the proxy.
+	f.redis.Redis.Addr = proxy.ln.Addr().String()
+	f.ledger = newLedgerOn(f.redis.Client())
+
+	var sends atomic.Int64
+	var staleUntil atomic.Int64
+	var failedOver, failedBack atomic.Bool
+	var harnessErr atomic.Value
+	check := func(err error) {
+		if err != nil {
+			harnessErr.Store(err)
+		}
+	}
+	ctx := context.Background()
+	f.behind(cfg, func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
+				switch sends.Add(1) {
+				case 2:
+					origin.ServeHTTP(w, r)
+					staleUntil.Store(time.Now().Add(15 * time.Second).UnixMilli())
+				case 3:
+					staleUntil.Store(0)
+					http.Error(w, "database unavailable", http.StatusInternalServerError)
+				default:
+					origin.ServeHTTP(w, r)
+				}
+				return
+			}
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
+				if sends.Load() == 1 && failedOver.CompareAndSwap(false, true) {
+					// After "hello" is settled (and replicated): P cut
+					// off, S promoted. P stays as it is: a primary
+					// nobody reaches, never resynced.
+					check(pc.Do(ctx, "WAIT", 1, 5000).Err())
+					check(sc.ReplicaOf(ctx, "NO", "ONE").Err())
+					proxy.switchTo(s.Addr)
+				}
+				if time.Now().UnixMilli() < staleUntil.Load() {
+					if failedBack.CompareAndSwap(false, true) {
+						// S lost: P, cut off all along, serves again.
+						proxy.switchTo(pAddr)
+					}
+					oneCommitBehind(w, r, origin)
+					return
+				}
+			}
+			origin.ServeHTTP(w, r)
+		})
+	})
+	ok := f.helloThanksThanks(120 * time.Second)
+	if err := harnessErr.Load(); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	if !failedOver.Load() || !failedBack.Load() {
+		t.Fatalf("harness: failover %t, failback %t", failedOver.Load(), failedBack.Load())
+	}
+	if got := runID(pc); got != runA || runA == runB || replID(pc) != replA {
+		t.Fatalf("harness: P's run id %s then %s (replid %s then %s), S's %s", runA, got, replA, replID(pc), runB)
+	}
+	f.eachArrivedOnce(t, ok, "the chat shows it", "does not show the message sent", "Redis serves the ledger")
+}
+
+func replID(c *redis.Client) string {
+	info, _ := c.Info(context.Background(), "replication").Result()
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "master_replid:"); ok {
+			return v
+		}
+	}
+	return ""
+}

@@ -637,13 +637,14 @@ func (f Fault) apply(w http.ResponseWriter, r *http.Request) (ended bool) {
 }
 
 // apiError answers as the site's API refuses: a JSON body with its own
-// media type (a front's page in its place would be HTML; the scraper tells
-// them apart, SendRequest.AnswerType).
+// media type and its error envelope, {"error":{"code","message"}} (a
+// front's page in its place would be HTML, or JSON without the envelope;
+// the scraper tells them apart, SendRequest.AnswerType and RefusalField).
 func apiError(w http.ResponseWriter, msg string, status int) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": status, "message": msg}})
 }
 
 // waitUnlessGone waits d, or less if the client goes away first: false

@@ -180,6 +180,15 @@ type SendRequest struct {
 	// send) is an outage, not a refusal of this fan (review 22 L: every
 	// message was dead-lettered). Empty: every answer is the API's.
 	AnswerType string `json:"answerType,omitempty"`
+	// RefusalField is the dotted path of a field that the send API's own
+	// refusal (a 4xx about this send: a blocked fan, a body it will not
+	// take) carries in its JSON body, e.g. "error.code". A 4xx without it
+	// is a front's answer in the API's place (a gateway's "no route", a
+	// WAF's JSON block page), about every send: an outage, never a dead
+	// letter (review 22 M: a JSON 404 or 403 on every send dead-lettered
+	// every creator's messages). Empty: every 4xx of AnswerType is the
+	// API's.
+	RefusalField string `json:"refusalField,omitempty"`
 }
 
 // OwnAnswer reports whether an answer with content type ct (its
@@ -191,6 +200,28 @@ func (r SendRequest) OwnAnswer(ct string) bool {
 	}
 	mt, _, _ := strings.Cut(ct, ";")
 	return strings.EqualFold(strings.TrimSpace(mt), r.AnswerType)
+}
+
+// OwnRefusal reports whether a 4xx answer's body is the send API's own
+// refusal: a JSON object holding RefusalField (see there).
+func (r SendRequest) OwnRefusal(body []byte) bool {
+	if r.RefusalField == "" {
+		return true
+	}
+	var v any
+	if json.Unmarshal(body, &v) != nil {
+		return false
+	}
+	for _, name := range strings.Split(r.RefusalField, ".") {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		if v, ok = obj[name]; !ok || v == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Cookie names the session cookie.

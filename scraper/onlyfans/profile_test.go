@@ -101,3 +101,33 @@ func TestBuiltinProfiles_AShortHistorySettleOnlyWhereTheAppConfirmsTheRender(t *
 		}
 	}
 }
+
+func TestSendRequest_OwnRefusalIsAJSONBodyHoldingTheRefusalField(t *testing.T) {
+	// GIVEN the built-in profile's send request (refusalField "error.code")
+	p, err := onlyfans.BuiltinProfile(profiles.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr := p.SendRequest
+	for body, want := range map[string]bool{
+		// WHEN a 4xx body is the API's envelope THEN it is its own refusal
+		`{"error":{"code":403,"message":"blocked"}}`: true,
+		`{"error":{"code":0}}`:                       true,
+		// WHEN it is a front's JSON in the API's place THEN it is not
+		`{"error":"Not found"}`:     false,
+		`{"message":"Forbidden"}`:   false,
+		`{"error":{"message":"x"}}`: false,
+		`{"error":{"code":null}}`:   false,
+		`[{"error":{"code":1}}]`:    false,
+		`<html>Attention Required!`: false,
+		``:                          false,
+	} {
+		if got := sr.OwnRefusal([]byte(body)); got != want {
+			t.Errorf("OwnRefusal(%q) = %t, want %t", body, got, want)
+		}
+	}
+	// AND a profile without the field takes every 4xx body as the API's
+	if !(onlyfans.SendRequest{}).OwnRefusal([]byte(`<html>`)) {
+		t.Error("an empty RefusalField refused a body")
+	}
+}

@@ -208,7 +208,8 @@ func (s *Sender) click(ctx context.Context, page playwright.Page) (Result, *Arti
 		return res, capture(page), fmt.Errorf("%w: send request got no answer: %v", ErrSiteDown, ans.err)
 	}
 	res.Status, res.RetryAfter = ans.status, retryAfter(ans.headers)
-	res.Foreign = !s.cfg.Profile.SendRequest.OwnAnswer(ans.headers["content-type"])
+	sr := s.cfg.Profile.SendRequest
+	res.Foreign = !sr.OwnAnswer(ans.headers["content-type"]) || (ans.status >= 400 && ans.status < 500 && !sr.OwnRefusal(ans.body))
 	switch {
 	case res.Status >= 200 && res.Status < 300 && !res.Foreign:
 		res.Outcome = Sent
@@ -237,6 +238,7 @@ const settle = 300 * time.Millisecond
 type answer struct {
 	status  int
 	headers map[string]string
+	body    []byte // a 4xx's only (SendRequest.RefusalField)
 	err     error
 }
 
@@ -340,6 +342,10 @@ func (s *Sender) routeSend(r playwright.Route) {
 		_ = r.Abort("connectionfailed")
 		return
 	}
-	a.finish(answer{status: resp.Status(), headers: resp.Headers()})
+	ans := answer{status: resp.Status(), headers: resp.Headers()}
+	if ans.status >= 400 && ans.status < 500 {
+		ans.body, _ = resp.Body()
+	}
+	a.finish(ans)
 	_ = r.Fulfill(playwright.RouteFulfillOptions{Response: resp})
 }

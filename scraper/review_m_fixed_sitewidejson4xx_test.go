@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -50,6 +48,9 @@ import (
 // site's outage (wait, uncounted); or hold refusals of a status for a
 // patience across fans (a status refused for two different fans within
 // the patience is site-wide).
+// Fixed: the profile names the field the API's own refusal carries
+// (sendRequest.refusalField, "error.code"); a 4xx body without it is a
+// front's answer (Result.Foreign): an outage, uncounted.
 func TestRev22MCASiteWideJSON4xxOnEverySendDeadLettersEveryCreatorsMessages(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -38,6 +38,42 @@ func (p *Processor) settleSent(ctx context.Context, msg message.Message, mark on
 	return nil
 }
 
+// answeredUnsettled keeps the proof of a click the site answered sent
+// whose settling waits (settleSent refused): its mark, marked Answered, in
+// Redis if it takes the write and in the mark store (keepMark), where a
+// Redis refusing writes cannot lose it. The next processing settles it
+// from that proof (answeredSent), with no read-back to fail.
+func (p *Processor) answeredUnsettled(ctx context.Context, id string, c *click) {
+	c.answered()
+	if c.mark == nil {
+		return
+	}
+	if err := p.ledger.MarkAttempting(ctx, id, *c.mark); err != nil {
+		p.log.WarnContext(ctx, "answered-sent mark not written to Redis: the mark store keeps it", "message_id", id, "error", err)
+	}
+}
+
+// answeredSent reports whether an unresolved click of id was answered
+// sent by the site (Mark.Answered): in st's mark, or else in the mark
+// store (Redis may still hold the mark written before the click, having
+// refused the answered one). The stored answered mark becomes st's and
+// c's, so that a processing that waits again keeps it (keepMark).
+func (p *Processor) answeredSent(ctx context.Context, id string, st *State, c *click) bool {
+	if st.Mark.Answered {
+		return true
+	}
+	stored, found, err := p.marks.Get(ctx, id)
+	switch {
+	case err != nil || !found:
+		return false
+	case stored.Mark.Answered:
+		st.Mark = stored.Mark
+		c.known(stored.Mark, true)
+		return true
+	}
+	return stored.Sent
+}
+
 // textDigest is the digest of msg's text as the site stores it (the key a
 // Mark's Shown entries hold).
 func (p *Processor) textDigest(msg message.Message) string {

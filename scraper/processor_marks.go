@@ -26,6 +26,16 @@ type click struct {
 // clicked records the mark of a click made now.
 func (c *click) clicked(m onlyfans.Mark) { c.mark, c.stored = &m, false }
 
+// answered records that the site answered the click sent while its
+// settling waits (Mark.Answered): the mark store gets the mark anew.
+func (c *click) answered() {
+	if c.mark != nil {
+		m := *c.mark
+		m.Answered = true
+		c.mark, c.stored = &m, false
+	}
+}
+
 // known records the mark of an earlier click (from Redis, or stored).
 func (c *click) known(m onlyfans.Mark, stored bool) { c.mark, c.stored, c.stale = &m, stored, true }
 

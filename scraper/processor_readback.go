@@ -19,9 +19,17 @@ import (
 // copy after them: the mark is cleared and the message is sent again
 // (settled false), once the click's request can no longer land
 // (LateCommitHorizon; until then the message waits with its mark). A chat that cannot be read, or a read-back that cannot
-// tell (the anchor gone), leaves the mark in place.
+// tell (the anchor gone), leaves the mark in place. A click the site
+// answered sent (answeredSent) is not read back: only its settling is
+// done again.
 func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int, c *click) (Outcome, bool) {
 	id := msg.MessageID
+	if p.answeredSent(ctx, id, &st, c) {
+		if err := p.settleSent(ctx, msg, st.Mark, c); err != nil {
+			return p.wait(ctx, id, receives, ClassInternal, err.Error(), 0, 0, st.Failures), true
+		}
+		return Outcome{Fate: AlreadySent, Failures: st.Failures, Detail: "sent: the site answered its click; its fan's last-sent record written now"}, true
+	}
 	v, err := p.readBack(ctx, msg, creds, st.Mark)
 	if err != nil {
 		return p.unreadable(ctx, &sending{msg: msg, creds: creds, st: st, receives: receives, c: c}, "checking an interrupted send", err, 0), true

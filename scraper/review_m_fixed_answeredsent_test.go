@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -53,6 +51,9 @@ var chatMessage = regexp.MustCompile(`<li class="message"[^>]*>[^<]*</li>`)
 // "last message unrecorded" there (or keep the message's mark flagged
 // answered2xx) so the fan's next click waits for the record (the stale
 // page concern of review 22 L) instead of discarding the site's answer.
+// Fixed: the click's mark is kept marked Answered (Redis if it takes it,
+// the mark store always); the next processing settles it from that proof
+// (answeredSent), with no read-back to fail.
 func TestRev22MDARedisRefusingTheLastSentWriteTurnsAnAnswered2xxIntoADeadLetter(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
@@ -127,5 +128,9 @@ func TestRev22MDARedisRefusingTheLastSentWriteTurnsAnAnswered2xxIntoADeadLetter(
 	if !ok || strings.Join(got, ",") != strings.Join(texts, ",") || len(d) != 0 {
 		t.Fatalf("ok %t: the site has %q (send requests %d); %d dead-lettered: %q; the scraper's word:\n%s", ok, got, f.site.SendRequests(), len(d), reasons,
 			linesWith(f.logs.String(), "not recorded", "no longer shown", "dead-letter"))
+	}
+	// AND it was settled from the site's answer, not from a read-back
+	if !strings.Contains(f.logs.String(), "the site answered its click") {
+		t.Fatalf("not settled from the site's 2xx:\n%s", linesWith(f.logs.String(), "not recorded", "sent"))
 	}
 }

@@ -40,6 +40,13 @@ type Mark struct {
 	// known, a mark written before it was recorded): a request may land
 	// at the site until a horizon after it.
 	ClickedAt int64 `json:"at,omitempty"`
+	// Answered: the send API answered this click 2xx (sent), and only the
+	// scraper's own bookkeeping of it is missing (the fan's last-sent
+	// record, refused by Redis): no read-back judges it again, the proof
+	// is the site's answer (review 22 M: a read-back after the chat moved
+	// on could no longer find the anchor, and a sent message was
+	// dead-lettered).
+	Answered bool `json:"ok,omitempty"`
 	// Legacy: a mark that only holds Identical (written before anchors):
 	// judged by the count alone, as it was written.
 	Legacy bool `json:"-"`

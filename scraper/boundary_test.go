@@ -71,6 +71,7 @@ func TestAGatewayErrorAfterTheOriginCommittedIsReadBackNotResent(t *testing.T) {
 	t.Parallel()
 	for _, status := range []int{502, 504} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			t.Parallel()
 			// GIVEN a gateway that answers status after its origin recorded
 			// the send, for an identical text the fan already has
 			f := setup(t, testConfig())

@@ -170,6 +170,7 @@ func TestAnUnknownSendWhoseAnchorIsDeletedIsNeverClickedAgainAndWaitsInTheDLQWit
 		{"ids, an identical text in its place", "ok", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			// GIVEN a fan who already has c.earlier from this creator, and a
 			// gateway answering 502 after its origin committed "ok", while
 			// the creator deletes that earlier message (the one shown last

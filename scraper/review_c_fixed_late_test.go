@@ -68,6 +68,7 @@ func commitAfterTheClientLeft(later time.Duration, done chan struct{}) func(http
 // it keeps the attempt mark and reads back again later (a redelivery with a
 // growing delay), or clicks again only once the request can no longer land.
 func TestRev22CAHangingSiteThatCommitsAfterTheClientLeftGetsTheMessageOnce(t *testing.T) {
+	t.Parallel()
 	// GIVEN a front whose first send request is answered never and
 	// committed by the origin 12 s later
 	cfg := testConfig()
@@ -106,6 +107,7 @@ func TestRev22CAHangingSiteThatCommitsAfterTheClientLeftGetsTheMessageOnce(t *te
 // message be admitted as soon as the read-back found the first one (about
 // 15 s): two sends some 4 s apart at the site.
 func TestAnUnansweredSendThatLandsBeforeTheHorizonKeepsTheCreatorsNextSendOutOfItsWindow(t *testing.T) {
+	t.Parallel()
 	// GIVEN a gate of 1 per 10 s and a front whose first send request is
 	// answered never and committed by the origin 12 s later
 	gateCfg := ratelimit.Config{Limit: 1, Window: 10 * time.Second, Margin: 200 * time.Millisecond, KeyPrefix: "gate"}

@@ -39,6 +39,7 @@ import (
 // dead-letters that message with its reason, so the creator's message to
 // a working chat is delivered.
 func TestRev22COneFansBrokenChatDoesNotStopTheCreatorsOtherMessages(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name string
 		fix  func(w http.ResponseWriter, html string)
@@ -62,6 +63,7 @@ func TestRev22COneFansBrokenChatDoesNotStopTheCreatorsOtherMessages(t *testing.T
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			// GIVEN creator-a's message to fan-gone, whose chat alone is
 			// broken, then one to fan-1, whose chat works
 			cfg := testConfig()
@@ -111,6 +113,7 @@ func TestRev22COneFansBrokenChatDoesNotStopTheCreatorsOtherMessages(t *testing.T
 // disabled before typing, on every creator's page) from a refusal of this
 // text, and waits it out uncounted like a page without its composer.
 func TestRev22CASiteWideReadOnlyComposerDeadLettersNothing(t *testing.T) {
+	t.Parallel()
 	// GIVEN every chat page's send button disabled from the start, for
 	// two creators' messages
 	cfg := testConfig()
@@ -151,6 +154,7 @@ func TestRev22CASiteWideReadOnlyComposerDeadLettersNothing(t *testing.T) {
 // session) before the backstop, or re-queues it in order with a fresh
 // receive count.
 func TestRev22CACreatorPausedLongerThanTheBackstopDeadLettersNothingWithoutAReason(t *testing.T) {
+	t.Parallel()
 	// GIVEN creator-a's stored session is one the site rejects, and one of
 	// its messages queued
 	f := setup(t, testConfig())

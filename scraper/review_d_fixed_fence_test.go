@@ -69,6 +69,7 @@ func flushAfterTheHangingClick(t *testing.T, f *fixture, gateCfg ratelimit.Confi
 // window old before anything is approved again") does not hold for an
 // approval held up to LATE_COMMIT_HORIZON past its decision.
 func TestRev22DCRedisEmptiedRightAfterAnUnansweredClickLetsTheCreatorOverTheLimit(t *testing.T) {
+	t.Parallel()
 	// GIVEN a gate of 2 per 6 s, a front whose first send request is never
 	// answered and committed 13 s later, and Redis emptied right after
 	// that click

@@ -36,6 +36,7 @@ import (
 // still land. The creator's next two messages are then both admitted at
 // once (limit 2), and a0 landing beside them is the third in a window.
 func TestRev22DDAHeldApprovalIsForgottenWhenTheCreatorsNextApprovalResetsTheLogsTTL(t *testing.T) {
+	t.Parallel()
 	// GIVEN a gate of 2 per 1 s (span 1 s) on a real Redis and a horizon
 	// of 30 s (far beyond the test's 2.5 s wait: a loaded machine cannot
 	// outlast it; Redis TIME brackets it below)

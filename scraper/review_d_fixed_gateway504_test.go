@@ -64,6 +64,7 @@ func gatewayTimesOutThenOriginCommits(status int, gatewayTimeout, commitAfter ti
 // gateway's 502/504 may hide an origin still at work": for a 504 no
 // answer of the origin came.
 func TestRev22DBAGatewayTimeoutWhoseOriginCommitsAfterTheSettleIsSentTwice(t *testing.T) {
+	t.Parallel()
 	sentOnceBehindASlowOriginsGateway(t, http.StatusGatewayTimeout)
 }
 
@@ -72,6 +73,7 @@ func TestRev22DBAGatewayTimeoutWhoseOriginCommitsAfterTheSettleIsSentTwice(t *te
 // did not answer in time), which the fifth review (E) read as clicked
 // again: a CDN's 520-527 are gateway answers by default (gatewayStatuses).
 func TestACDNsTimeoutWhoseOriginCommitsAfterTheSettleIsSentOnce(t *testing.T) {
+	t.Parallel()
 	sentOnceBehindASlowOriginsGateway(t, 524)
 }
 

@@ -32,6 +32,7 @@ import (
 // outage dead-lettered as one fan's fault. The breaker never opens either
 // (the probe's success counts for it each time).
 func TestRev22DAHalfBrokenSiteDeadLettersItsMessagesAsOneFansBrokenChat(t *testing.T) {
+	t.Parallel()
 	// GIVEN a site whose every other chat page load answers 502, and one
 	// message of creator-a
 	cfg := testConfig()

@@ -55,6 +55,7 @@ func everyOtherChatPageAnswers(status int, failing *atomic.Bool) func(http.Handl
 // counted-failure assertion, 2 of 2 runs. Fixed: a fan's chat counts as
 // broken only once seen so for ChatFaultPatience (brokenFanChat).
 func TestRev22FAHalfBrokenSiteWith500NeverCountsAsOneFansBrokenChat(t *testing.T) {
+	t.Parallel()
 	// GIVEN a site whose every other chat page load answers 500, and one
 	// message of creator-a
 	cfg := testConfig()

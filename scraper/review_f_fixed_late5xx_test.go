@@ -69,9 +69,11 @@ func firstSendCommitsLateAfter(commitAfter time.Duration, late *atomic.Int64, an
 // copies"); the 504 control passed (held to the horizon). Fixed: every
 // 5xx is held to the horizon (processor_send.go unanswered).
 func TestRev22FBA5xxOutsideGatewayStatusesThatCommitsLateIsSentOnce(t *testing.T) {
+	t.Parallel()
 	// 504 is the control (a gateway status, held to the horizon: passes).
 	for _, status := range []int{524, 500, 504} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
 			// GIVEN a front that answers the first send 'status' while its
 			// origin records it 6 s later (inside the 15 s horizon)
 			cfg := testConfig()
@@ -108,6 +110,7 @@ func TestRev22FBA5xxOutsideGatewayStatusesThatCommitsLateIsSentOnce(t *testing.T
 // with 3 messages and the commit at 2-3 s it failed 1 of 4 (only when the
 // read-back missed the commit). Fixed like the test above.
 func TestRev22FCA5xxOutsideGatewayStatusesThatCommitsLateKeepsTheSiteWithinTheLimit(t *testing.T) {
+	t.Parallel()
 	// GIVEN a gate of 2 sends per 2 s, 3 messages of creator-a, and a front
 	// that answers the first send 524 while its origin records it 3 s later
 	cfg := testConfig()

@@ -39,6 +39,7 @@ func firstSendRedirectsThenCommitsLate(status int, commitAfter time.Duration, la
 // (6 s later, inside the 15 s horizon) and unknownClick clicks again after
 // ServerBackoff. 500 is the control (held to the horizon: passes).
 func TestRev22GAA3xxWhoseOriginCommitsLateIsSentOnce(t *testing.T) {
+	t.Parallel()
 	for _, status := range []int{302, 307, 500} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
 			t.Parallel()

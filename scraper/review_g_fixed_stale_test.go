@@ -131,6 +131,7 @@ func staleClickPageThen500(stalePage bool) func(http.Handler) http.Handler {
 // (anchor.go JudgeChat: a copy after the anchor is this click's): the
 // fan gets the text once, m2 is lost.
 func TestRev22GFAStaleClickPageWithIdenticalTextsDoesNotLoseTheMessage(t *testing.T) {
+	t.Parallel()
 	for name, stalePage := range map[string]bool{"stale click page": true, "control (500 only)": false} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

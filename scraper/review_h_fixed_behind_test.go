@@ -54,6 +54,7 @@ func pagingFrontFifthSendFailsThenLags(n int) func(http.Handler) http.Handler {
 // the DLQ after MaxFailures for the site's storage lag. The control (a
 // page showing every message) is review G's fixed case and holds.
 func TestRev22HALaggingReplicaOnAChatShowingItsLatestMessagesNeverDeadLetters(t *testing.T) {
+	t.Parallel()
 	for name, latest := range map[string]int{"a chat page showing its latest 3": 3, "control (every message shown)": 0} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -126,6 +127,7 @@ func (f *fixture) thirdSendFailsAsTheCreatorDeletes(del bool) func(http.Handler)
 // the DLQ as outage_too_long. The control (the 502 alone) is settled not
 // sent after the horizon and everything is delivered.
 func TestRev22HBTheCreatorDeletingTheAnchorDoesNotHoldTheCreatorForDays(t *testing.T) {
+	t.Parallel()
 	for name, del := range map[string]bool{"the anchor deleted": true, "control (the 502 alone)": false} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

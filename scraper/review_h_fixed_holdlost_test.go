@@ -55,6 +55,7 @@ func (f *fixture) pauseRedisAsTheClientLeaves(pause time.Duration, front func(ht
 // first one (about 15 s): two sends about 3 s apart at the site. The
 // control (no pause) holds.
 func TestRev22HDAnUnansweredSendStaysChargedWhenRedisPausesAtItsEnd(t *testing.T) {
+	t.Parallel()
 	for name, pause := range map[string]time.Duration{"Redis pauses 4 s as the client leaves": 4 * time.Second, "control (no pause)": 0} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -40,6 +40,7 @@ var seenFor = regexp.MustCompile(`seen so for [0-9.a-zµ]+`)
 // disabled: typing fails before beforeClick) ripens and is dead-lettered
 // with chat_unusable.
 func TestRev22HCOneFansCoveredSendButtonReachesTheDLQWithItsReason(t *testing.T) {
+	t.Parallel()
 	for name, rewrite := range map[string]func(string) string{
 		"an overlay over this fan's send button": func(html string) string {
 			return strings.Replace(html, `</body>`, `<div id="renew" style="position:fixed;inset:0;z-index:9;background:rgba(0,0,0,.1)">Renew the subscription to message</div></body>`, 1)

@@ -85,6 +85,7 @@ func sendFailsThen(nth int64, phases ...sitePhase) func(http.Handler) http.Handl
 // lagging"). The patience now counts only consecutive receives that saw
 // the earlier state.
 func TestRev22IABehindAfterAnOutageWaitsItsWholePatience(t *testing.T) {
+	t.Parallel()
 	lag, out, refusing := sitePhase{lasts: 4 * time.Second}, sitePhase{status: http.StatusServiceUnavailable, lasts: 12 * time.Second},
 		sitePhase{status: http.StatusTooManyRequests, lasts: 14 * time.Second}
 	for name, phases := range map[string][]sitePhase{"out, then lagging": {out, lag}, "lagging, out, lagging": {lag, out, lag},

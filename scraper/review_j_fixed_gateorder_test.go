@@ -53,6 +53,7 @@ import (
 // earlier than its current score in Restamp/Hold when it is not the
 // caller's (a ZADD GT), so an end call can only over-charge.
 func TestRev22JCAnEarlierTasksLateRestampMovesTheLaterTasksHeldApproval(t *testing.T) {
+	t.Parallel()
 	for name, aWakes := range map[string]bool{"A restamps after B's hold": true, "control (A's end call lost)": false} {
 		t.Run(name, func(t *testing.T) { t.Parallel(); twoTasksOnOneID(t, aWakes) })
 	}

@@ -83,6 +83,7 @@ func thirdSend429ThenStalePageThen500(retryAfter time.Duration) func(http.Handle
 // message's own previous mark (the page must line up with it, not show
 // an earlier state).
 func TestRev22JBStaleClickPageAfterAWaitLongerThanTheHorizonDoesNotLoseTheMessage(t *testing.T) {
+	t.Parallel()
 	cfg := shortHorizon() // LateCommitHorizon 4 s
 	for name, retryAfter := range map[string]time.Duration{
 		"429 longer than the horizon":            6 * time.Second,

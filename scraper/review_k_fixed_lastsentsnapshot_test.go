@@ -115,6 +115,7 @@ func (f *fixture) eachArrivedOnce(t *testing.T, ok bool, words ...string) {
 // settled send to, hold the click as stale (an outage, patience-bound),
 // or keep lastsent in the durable mark store next to the attempt marks.
 func TestRev22KALastSentOfARedisRestartedFromASnapshotLetsAStaleClickPageLoseAnIdenticalText(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		restart func(*harness.Redis) error

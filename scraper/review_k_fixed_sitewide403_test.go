@@ -41,6 +41,7 @@ import (
 // is the site's outage (wait, uncounted); only the fan's chat alone, seen
 // so for CHAT_FAULT_PATIENCE, is this fan's refusal.
 func TestRev22KBSiteWide403OnChatPagesNeverDeadLetters(t *testing.T) {
+	t.Parallel()
 	// GIVEN two messages of creator-a and one of creator-b, and every
 	// chat page answering 403 for 3 s
 	cfg := testConfig()
@@ -112,6 +113,7 @@ func chatPages403AfterFirstSendFor(d time.Duration) func(http.Handler) http.Hand
 // in a read-back is an unusable chat (chatFault, the probe decides); the
 // outcome stays unknown and is read back once the chat can be read.
 func TestRev22KBASiteWide403DuringAReadBackNeverDeadLettersASentMessage(t *testing.T) {
+	t.Parallel()
 	// GIVEN "hi" to fan-1, its send answered 502 after the origin
 	// recorded it, then 3 s of 403 on every chat page
 	cfg := testConfig()

@@ -18,6 +18,7 @@ import (
 // creator wrote to the fan by hand so often that the chat page no longer
 // shows the last message the scraper sent (Unknown: let through).
 func TestRev22KHeldLastSentWithoutTimeBound(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		after   func(f *fixture)
@@ -34,6 +35,7 @@ func TestRev22KHeldLastSentWithoutTimeBound(t *testing.T) {
 		}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			// GIVEN "thanks babe" sent to fan-1, then the creator's action
 			cfg := testConfig()
 			f := setup(t, cfg)

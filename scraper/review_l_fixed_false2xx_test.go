@@ -32,6 +32,7 @@ func TestRev22LFA2xxChallengePageToASendLosesTheMessage(t *testing.T) {
 		{"control: 503 interstitial", http.StatusServiceUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			cfg := shortHorizon()
 			f := setup(t, cfg)
 			var sends atomic.Int64

@@ -43,6 +43,7 @@ func TestRev22LCAWAFRuleOnTheSendRouteDeadLettersEveryCreatorsMessages(t *testin
 		{"404 on every send", http.StatusNotFound, `{"error":"not found"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			// GIVEN three messages for each of two creators and a front
 			// refusing every send request for 4 s
 			cfg := testConfig()

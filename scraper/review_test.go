@@ -120,6 +120,7 @@ func TestReviewAnUnknownSendIsFoundWhenTheSiteDropsInvisibleCharacters(t *testin
 		"soft hyphen":              {"wonder\u00adful", "\u00ad"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			// GIVEN a site that stores a text without an invisible character
 			// (the Key is documented as "only coarser than what the site
 			// does"), and a gateway answering 502 after its origin committed

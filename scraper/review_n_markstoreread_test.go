@@ -1,0 +1,145 @@
+//go:build reviewfindings
+
+package scraper_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/huntaze/message-pipeline/scraper"
+)
+
+// readFailingDDB is the mark store's DynamoDB refusing one read once
+// failing is set (a read throttled past the SDK's retries).
+type readFailingDDB struct {
+	scraper.DynamoDBAPI
+	failing *atomic.Bool
+	refused *atomic.Int64
+}
+
+func (d readFailingDDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	if d.failing.CompareAndSwap(true, false) {
+		d.refused.Add(1)
+		return nil, errors.New("ProvisionedThroughputExceededException: the level of configured provisioned throughput for the table was exceeded")
+	}
+	return d.DynamoDBAPI.GetItem(ctx, in, o...)
+}
+
+// TestRev22NBOneMarkStoreReadErrorDestroysTheAnsweredProofAndDeadLetters:
+//
+// Promise (c): outages (Redis refusing writes, the mark store's DynamoDB
+// refusing reads for a while) never put a message in a DLQ; (a): a
+// message the site answered 2xx is settled sent.
+//
+// Fault: exactly the scenario of the fixed review 22 M D test (Redis
+// refuses writes for 3 s from the second message's send request; the site
+// answers it 200; the fan replies and the chat scrolls the click's anchor
+// out of view), plus ONE mark store read (GetItem) refused: the first
+// after that send request (a throttled read; writes work, so keepMark
+// stores the Answered mark). Every later read answers.
+//
+// Why: Redis kept the mark written before the click (it refused the
+// Answered one, answeredUnsettled processor_lastsent.go:51), so the
+// proof is only in the mark store. answeredSent
+// (processor_lastsent.go:64-67) takes a mark store error for "not
+// answered" (`case err != nil || !found: return false`) and recover
+// (processor_readback.go:27-33) goes on to read the chat back with the
+// pre-click mark: "no longer shown" -> undecided -> fail, counted. Then
+// keepMark (processor_marks.go:66-74: c.mark is Redis's pre-click mark,
+// c.stored false from decide, processor_decide.go:27-28) Puts that
+// pre-click mark over the stored Answered one: the proof is destroyed for
+// good, every later read answers "not answered", and the sent message is
+// dead-lettered after MaxFailures. One read blip suffices. checkMarkStore
+// (processor_decide.go:92-95) holds a message on the same error ("a mark
+// store that cannot say holds the message"); answeredSent does not.
+//
+// Suggested fix: answeredSent returns the error; recover waits
+// (ClassInternal, uncounted) when the mark store cannot say, as
+// checkMarkStore does, instead of reading back; and keepMark never
+// replaces a stored Answered mark with a mark that is not (a conditional
+// PutItem: attribute_not_exists(ok)), nor Puts a mark it did not read
+// from the store when the store could not be read.
+func TestRev22NBOneMarkStoreReadErrorDestroysTheAnsweredProofAndDeadLetters(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	f := setup(t, cfg)
+	var ddbFailing atomic.Bool
+	var ddbRefused atomic.Int64
+	f.marks = scraper.NewDynamoMarks(readFailingDDB{DynamoDBAPI: f.ddbCalls, failing: &ddbFailing, refused: &ddbRefused}, attemptsTable, time.Hour, time.Now)
+	admin := f.redis.Client()
+	ctx := context.Background()
+	var harnessErr atomic.Value
+	check := func(err error) {
+		if err != nil {
+			harnessErr.Store(err)
+		}
+	}
+	var sends atomic.Int64
+	var fanReplied atomic.Bool
+	const shown = 3
+	replies := []string{"omg yes", "so hot", "send more pls"}
+	f.behind(cfg, func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
+				if sends.Add(1) == 2 {
+					check(admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
+					check(admin.ConfigSet(ctx, "maxmemory", "1").Err())
+					ddbFailing.Store(true)
+					origin.ServeHTTP(w, r)
+					fanReplied.Store(true)
+					time.AfterFunc(3*time.Second, func() { check(admin.ConfigSet(ctx, "maxmemory", "0").Err()) })
+					return
+				}
+				origin.ServeHTTP(w, r)
+				return
+			}
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
+				serveRewritten(w, r, origin, func(page string) string {
+					msgs := chatMessage.FindAllString(page, -1)
+					if fanReplied.Load() {
+						for _, rep := range replies {
+							msgs = append(msgs, `<li class="message">`+rep+`</li>`)
+						}
+					}
+					if len(msgs) > shown {
+						msgs = msgs[len(msgs)-shown:]
+						page = strings.Replace(page, `<li class="history-start" hidden></li>`, "", 1)
+					}
+					page = chatMessage.ReplaceAllString(page, "")
+					return strings.Replace(page, `<li class="history-end"`, strings.Join(msgs, "")+`<li class="history-end"`, 1)
+				})
+				return
+			}
+			origin.ServeHTTP(w, r)
+		})
+	})
+	texts := []string{"hi there", "did you see my pic?"}
+	for _, text := range texts {
+		f.enqueue(f.newMessage("creator-a", text))
+	}
+	ok := f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	if err := harnessErr.Load(); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	if sends.Load() < 2 || ddbRefused.Load() == 0 {
+		t.Fatalf("harness: %d send requests, %d mark store reads refused", sends.Load(), ddbRefused.Load())
+	}
+	got := f.site.Texts("creator-a")
+	d := f.dlq()
+	var reasons []string
+	for _, m := range d {
+		reasons = append(reasons, aws.ToString(m.MessageAttributes[scraper.AttrFailureReason].StringValue))
+	}
+	if !ok || strings.Join(got, ",") != strings.Join(texts, ",") || len(d) != 0 {
+		t.Fatalf("ok %t: the site has %q (send requests %d); %d dead-lettered: %q; mark store reads refused %d; the scraper's word:\n%s", ok, got, f.site.SendRequests(), len(d), reasons, ddbRefused.Load(),
+			linesWith(f.logs.String(), "not recorded", "no longer shown", "dead-letter", "answered-sent", "kept in the mark store"))
+	}
+}

@@ -3,6 +3,7 @@ package scraper
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -112,7 +113,14 @@ func (d *DynamoMarks) PutSent(ctx context.Context, id, creator string) error {
 	return nil
 }
 
-// Put writes the message's mark (the latest click's).
+// answeredAttribute is set on an item whose mark is Answered (found sent,
+// its settling waiting): a mark that is not never replaces it.
+const answeredAttribute = "answered"
+
+// Put writes the message's mark (the latest click's). A mark that is not
+// Answered does not replace a stored one that is (review 22 N: a
+// processing holding only Redis's mark from before the click overwrote
+// the proof that the click was sent, and a read-back dead-lettered it).
 func (d *DynamoMarks) Put(ctx context.Context, id, creator string, m onlyfans.Mark) error {
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -124,7 +132,15 @@ func (d *DynamoMarks) Put(ctx context.Context, id, creator string, m onlyfans.Ma
 	item["creatorId"] = &ddbtypes.AttributeValueMemberS{Value: creator}
 	item["writtenAt"] = &ddbtypes.AttributeValueMemberS{Value: now.UTC().Format(time.RFC3339Nano)}
 	item[AttemptsTTLAttribute] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.ttl).Unix(), 10)}
-	if _, err := d.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item}); err != nil {
+	in := &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item}
+	if m.Answered {
+		item[answeredAttribute] = &ddbtypes.AttributeValueMemberBOOL{Value: true}
+	} else {
+		in.ConditionExpression = aws.String("attribute_not_exists(" + answeredAttribute + ")")
+	}
+	_, err = d.client.PutItem(ctx, in)
+	var kept *ddbtypes.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &kept) {
 		return fmt.Errorf("attempt marks: put: %w", err)
 	}
 	return nil

@@ -233,8 +233,12 @@ func TestIdenticalTextsBackToBackInAChatShowingItsLatestTwoAreEachSentOnce(t *te
 	// late-commit horizon like no answer, adds its attempt mark's PutItem
 	// (its sent mark replaces it: the same item) when it waits for the
 	// horizon in another receive; on a loaded machine its read-back can
-	// come after the horizon already (no wait, no attempt mark): 5 or 6
-	if calls := f.ddbCalls.calls(); len(calls) != 1 || calls["PutItem"] < 5 || calls["PutItem"] > 6 {
+	// come after the horizon already (no wait, no attempt mark): 5 or 6;
+	// the receive after such a wait reads the mark store once before its
+	// read-back (was the click found sent? review 22 M): one GetItem
+	// exactly when there were 6
+	calls := f.ddbCalls.calls()
+	if puts := calls["PutItem"]; puts < 5 || puts > 6 || calls["GetItem"] != puts-5 || calls["DeleteItem"] != 0 || len(calls) > 2 {
 		t.Fatalf("mark store calls %v", calls)
 	}
 }
@@ -313,5 +317,33 @@ func TestTwoTasksThroughAnOutageAndARedisLossSendEachIdenticalTextOnceInOrder(t 
 	}
 	if n := len(f.dlq()); n != 0 || t.Failed() {
 		t.Fatalf("%d in the DLQ\n%s", n, f.logs)
+	}
+}
+
+func TestAMarkNotAnsweredNeverReplacesAStoredAnsweredOne(t *testing.T) {
+	t.Parallel()
+	// GIVEN a mark store (dynalite) holding a click's Answered mark
+	ddb := harness.StartDynalite(t)
+	ddb.CreateTable(t, attemptsTable, scraper.AttemptsKeyAttribute)
+	marks := scraper.NewDynamoMarks(ddb.DynamoDB, attemptsTable, time.Hour, time.Now)
+	ctx := context.Background()
+	if err := marks.Put(ctx, "m1", "creator-a", onlyfans.Mark{Count: 2, Answered: true}); err != nil {
+		t.Fatal(err)
+	}
+	// WHEN a processing that holds only the mark from before the click puts it
+	if err := marks.Put(ctx, "m1", "creator-a", onlyfans.Mark{Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// THEN the stored mark still says the click was found sent
+	st, found, err := marks.Get(ctx, "m1")
+	if err != nil || !found || !st.Mark.Answered {
+		t.Fatalf("stored %+v found %t err %v", st, found, err)
+	}
+	// AND a mark that is not Answered is written where none is stored
+	if err := marks.Put(ctx, "m2", "creator-a", onlyfans.Mark{Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if st, found, _ := marks.Get(ctx, "m2"); !found || st.Mark.Answered || st.Mark.Count != 1 {
+		t.Fatalf("m2 stored %+v found %t", st, found)
 	}
 }

@@ -29,9 +29,13 @@ func (p *Processor) rememberSent(ctx context.Context, msg message.Message, mark 
 // read-back finds it sent again once Redis takes writes (review 22 L: a
 // refused write left the earlier record, this server's, and a later click
 // on a stale page took that message's copy of an identical text for its
-// own: lost). So a sent mark always follows its record.
+// own: lost). So a sent mark always follows its record. The proof that
+// it was sent (the site's 2xx, or a read-back that found it) is kept in
+// the click's mark (answeredUnsettled): the next processing settles it
+// from that proof, never from a read-back that may no longer find it.
 func (p *Processor) settleSent(ctx context.Context, msg message.Message, mark onlyfans.Mark, c *click) error {
 	if err := p.rememberSent(ctx, msg, mark); err != nil {
+		p.answeredUnsettled(ctx, msg.MessageID, c)
 		return err
 	}
 	p.settle(ctx, msg.MessageID, c, true)
@@ -53,25 +57,30 @@ func (p *Processor) answeredUnsettled(ctx context.Context, id string, c *click) 
 	}
 }
 
-// answeredSent reports whether an unresolved click of id was answered
-// sent by the site (Mark.Answered): in st's mark, or else in the mark
-// store (Redis may still hold the mark written before the click, having
-// refused the answered one). The stored answered mark becomes st's and
-// c's, so that a processing that waits again keeps it (keepMark).
-func (p *Processor) answeredSent(ctx context.Context, id string, st *State, c *click) bool {
+// answeredSent reports whether an unresolved click of id was found sent
+// (Mark.Answered): in st's mark, or else in the mark store (Redis may
+// still hold the mark written before the click, having refused the
+// answered one). The stored answered mark becomes st's and c's, so that a
+// processing that waits again keeps it (keepMark). A mark store that
+// cannot say is an error: the caller waits, uncounted, rather than read
+// the chat back (review 22 N: one refused read let a read-back dead-letter
+// a sent message).
+func (p *Processor) answeredSent(ctx context.Context, id string, st *State, c *click) (bool, error) {
 	if st.Mark.Answered {
-		return true
+		return true, nil
 	}
 	stored, found, err := p.marks.Get(ctx, id)
 	switch {
-	case err != nil || !found:
-		return false
+	case err != nil:
+		return false, err
+	case !found:
+		return false, nil
 	case stored.Mark.Answered:
 		st.Mark = stored.Mark
 		c.known(stored.Mark, true)
-		return true
+		return true, nil
 	}
-	return stored.Sent
+	return stored.Sent, nil
 }
 
 // textDigest is the digest of msg's text as the site stores it (the key a

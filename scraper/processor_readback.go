@@ -24,7 +24,11 @@ import (
 // done again.
 func (p *Processor) recover(ctx context.Context, msg message.Message, creds onlyfans.Credentials, st State, receives int, c *click) (Outcome, bool) {
 	id := msg.MessageID
-	if p.answeredSent(ctx, id, &st, c) {
+	answered, err := p.answeredSent(ctx, id, &st, c)
+	if err != nil {
+		return p.wait(ctx, id, receives, ClassInternal, "attempt marks unavailable: "+err.Error(), 0, 0, st.Failures), true
+	}
+	if answered {
 		if err := p.settleSent(ctx, msg, st.Mark, c); err != nil {
 			return p.wait(ctx, id, receives, ClassInternal, err.Error(), 0, 0, st.Failures), true
 		}

@@ -150,7 +150,6 @@ func (p *Processor) afterClick(ctx context.Context, s *sending, res onlyfans.Res
 		return p.wait(ctx, id, receives, ClassCircuitOpen, "", p.cfg.BreakerOpenFor, attempts-1, failures), false
 	case res.Outcome == onlyfans.Sent:
 		if err := p.settleSent(ctx, s.msg, s.before, s.c); err != nil {
-			p.answeredUnsettled(ctx, id, s.c)
 			return p.wait(ctx, id, receives, ClassInternal, err.Error(), 0, attempts, failures), false
 		}
 		return Outcome{Fate: Sent, Attempts: attempts, Failures: failures}, false

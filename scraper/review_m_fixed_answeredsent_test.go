@@ -1,21 +1,12 @@
 package scraper_test
 
 import (
-	"context"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-
-	"github.com/huntaze/message-pipeline/scraper"
 )
-
-// chatMessage is one message of a chat page (template A).
-var chatMessage = regexp.MustCompile(`<li class="message"[^>]*>[^<]*</li>`)
 
 // TestRev22MDARedisRefusingTheLastSentWriteTurnsAnAnswered2xxIntoADeadLetter:
 //
@@ -59,50 +50,23 @@ func TestRev22MDARedisRefusingTheLastSentWriteTurnsAnAnswered2xxIntoADeadLetter(
 	cfg := testConfig()
 	f := setup(t, cfg)
 	admin := f.redis.Client()
-	ctx := context.Background()
-	var harnessErr atomic.Value
-	check := func(err error) {
-		if err != nil {
-			harnessErr.Store(err)
-		}
-	}
+	var h harnessErrors
 	var sends atomic.Int64
 	var fanReplied atomic.Bool
-	const shown = 3
-	replies := []string{"omg yes", "so hot", "send more pls"}
 	f.behind(cfg, func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
 				if sends.Add(1) == 2 {
-					check(admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
-					check(admin.ConfigSet(ctx, "maxmemory", "1").Err())
+					refuseRedisWritesFor(admin, 3*time.Second, &h)
 					origin.ServeHTTP(w, r)
 					fanReplied.Store(true)
-					time.AfterFunc(3*time.Second, func() { check(admin.ConfigSet(ctx, "maxmemory", "0").Err()) })
 					return
 				}
 				origin.ServeHTTP(w, r)
 				return
 			}
 			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
-				// The chat as the web app shows it: the creator's messages
-				// and, once the fan replied, the fan's replies after them;
-				// only the latest `shown` of them (older ones load on
-				// scroll).
-				serveRewritten(w, r, origin, func(page string) string {
-					msgs := chatMessage.FindAllString(page, -1)
-					if fanReplied.Load() {
-						for _, rep := range replies {
-							msgs = append(msgs, `<li class="message">`+rep+`</li>`)
-						}
-					}
-					if len(msgs) > shown {
-						msgs = msgs[len(msgs)-shown:]
-						page = strings.Replace(page, `<li class="history-start" hidden></li>`, "", 1)
-					}
-					page = chatMessage.ReplaceAllString(page, "")
-					return strings.Replace(page, `<li class="history-end"`, strings.Join(msgs, "")+`<li class="history-end"`, 1)
-				})
+				serveRewritten(w, r, origin, func(page string) string { return chatAsAppShowsIt(page, fanReplied.Load()) })
 				return
 			}
 			origin.ServeHTTP(w, r)
@@ -113,22 +77,11 @@ func TestRev22MDARedisRefusingTheLastSentWriteTurnsAnAnswered2xxIntoADeadLetter(
 		f.enqueue(f.newMessage("creator-a", text))
 	}
 	ok := f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	if err := harnessErr.Load(); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
+	h.fatalIfAny(t)
 	if sends.Load() < 2 {
 		t.Fatalf("harness: %d send requests", sends.Load())
 	}
-	got := f.site.Texts("creator-a")
-	d := f.dlq()
-	var reasons []string
-	for _, m := range d {
-		reasons = append(reasons, aws.ToString(m.MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
-	if !ok || strings.Join(got, ",") != strings.Join(texts, ",") || len(d) != 0 {
-		t.Fatalf("ok %t: the site has %q (send requests %d); %d dead-lettered: %q; the scraper's word:\n%s", ok, got, f.site.SendRequests(), len(d), reasons,
-			linesWith(f.logs.String(), "not recorded", "no longer shown", "dead-letter"))
-	}
+	f.deliveredInOrderNoDLQ(t, ok, texts, "not recorded", "no longer shown", "dead-letter")
 	// AND it was settled from the site's answer, not from a read-back
 	if !strings.Contains(f.logs.String(), "the site answered its click") {
 		t.Fatalf("not settled from the site's 2xx:\n%s", linesWith(f.logs.String(), "not recorded", "sent"))

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/huntaze/message-pipeline/scraper"
@@ -73,47 +72,24 @@ func TestRev22NBOneMarkStoreReadErrorDestroysTheAnsweredProofAndDeadLetters(t *t
 	var ddbRefused atomic.Int64
 	f.marks = scraper.NewDynamoMarks(readFailingDDB{DynamoDBAPI: f.ddbCalls, failing: &ddbFailing, refused: &ddbRefused}, attemptsTable, time.Hour, time.Now)
 	admin := f.redis.Client()
-	ctx := context.Background()
-	var harnessErr atomic.Value
-	check := func(err error) {
-		if err != nil {
-			harnessErr.Store(err)
-		}
-	}
+	var h harnessErrors
 	var sends atomic.Int64
 	var fanReplied atomic.Bool
-	const shown = 3
-	replies := []string{"omg yes", "so hot", "send more pls"}
 	f.behind(cfg, func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
 				if sends.Add(1) == 2 {
-					check(admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
-					check(admin.ConfigSet(ctx, "maxmemory", "1").Err())
+					refuseRedisWritesFor(admin, 3*time.Second, &h)
 					ddbFailing.Store(true)
 					origin.ServeHTTP(w, r)
 					fanReplied.Store(true)
-					time.AfterFunc(3*time.Second, func() { check(admin.ConfigSet(ctx, "maxmemory", "0").Err()) })
 					return
 				}
 				origin.ServeHTTP(w, r)
 				return
 			}
 			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
-				serveRewritten(w, r, origin, func(page string) string {
-					msgs := chatMessage.FindAllString(page, -1)
-					if fanReplied.Load() {
-						for _, rep := range replies {
-							msgs = append(msgs, `<li class="message">`+rep+`</li>`)
-						}
-					}
-					if len(msgs) > shown {
-						msgs = msgs[len(msgs)-shown:]
-						page = strings.Replace(page, `<li class="history-start" hidden></li>`, "", 1)
-					}
-					page = chatMessage.ReplaceAllString(page, "")
-					return strings.Replace(page, `<li class="history-end"`, strings.Join(msgs, "")+`<li class="history-end"`, 1)
-				})
+				serveRewritten(w, r, origin, func(page string) string { return chatAsAppShowsIt(page, fanReplied.Load()) })
 				return
 			}
 			origin.ServeHTTP(w, r)
@@ -124,20 +100,9 @@ func TestRev22NBOneMarkStoreReadErrorDestroysTheAnsweredProofAndDeadLetters(t *t
 		f.enqueue(f.newMessage("creator-a", text))
 	}
 	ok := f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	if err := harnessErr.Load(); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
+	h.fatalIfAny(t)
 	if sends.Load() < 2 || ddbRefused.Load() == 0 {
 		t.Fatalf("harness: %d send requests, %d mark store reads refused", sends.Load(), ddbRefused.Load())
 	}
-	got := f.site.Texts("creator-a")
-	d := f.dlq()
-	var reasons []string
-	for _, m := range d {
-		reasons = append(reasons, aws.ToString(m.MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
-	if !ok || strings.Join(got, ",") != strings.Join(texts, ",") || len(d) != 0 {
-		t.Fatalf("ok %t: the site has %q (send requests %d); %d dead-lettered: %q; mark store reads refused %d; the scraper's word:\n%s", ok, got, f.site.SendRequests(), len(d), reasons, ddbRefused.Load(),
-			linesWith(f.logs.String(), "not recorded", "no longer shown", "dead-letter", "answered-sent", "kept in the mark store"))
-	}
+	f.deliveredInOrderNoDLQ(t, ok, texts, "not recorded", "no longer shown", "dead-letter", "answered-sent", "kept in the mark store")
 }

@@ -89,6 +89,41 @@ func waitLinkUp(t *testing.T, c *redis.Client) {
 	t.Fatalf("harness: replica link never came up")
 }
 
+// redisPair is the fixture's Redis (P, the primary) with a replica S and
+// every client of the scraper (ledger, gate) going through a proxy that
+// the test switches between them: a failover as the scraper sees it.
+type redisPair struct {
+	pAddr  string
+	pc, sc *redis.Client
+	s      *harness.Redis
+	proxy  *switchProxy
+}
+
+func (f *fixture) primaryWithReplica(t *testing.T) redisPair {
+	t.Helper()
+	p := redisPair{pAddr: f.redis.Addr, s: harness.StartRedis(t)}
+	p.pc = redis.NewClient(&redis.Options{Addr: p.pAddr})
+	t.Cleanup(func() { _ = p.pc.Close() })
+	p.sc = p.s.Client()
+	host, port, _ := net.SplitHostPort(p.pAddr)
+	if err := p.sc.ReplicaOf(context.Background(), host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitLinkUp(t, p.sc)
+	p.proxy = startSwitchProxy(t, p.pAddr)
+	f.redis.Redis.Addr = p.proxy.ln.Addr().String()
+	f.ledger = newLedgerOn(f.redis.Client())
+	return p
+}
+
+// failOver waits until S holds P's writes, promotes S and sends every
+// client to it; P is left as it is (a primary nobody reaches).
+func (p redisPair) failOver(ctx context.Context, h *harnessErrors) {
+	h.check(p.pc.Do(ctx, "WAIT", 1, 5000).Err())
+	h.check(p.sc.ReplicaOf(ctx, "NO", "ONE").Err())
+	p.proxy.switchTo(p.s.Addr)
+}
+
 // TestRev22LBFailbackToAPrimaryWhoseProcessNeverRestartedLetsAStaleClickPageLoseAnIdenticalText:
 //
 // Promise (a): no message lost (identical texts are distinct messages).
@@ -117,21 +152,9 @@ func TestRev22LBFailbackToAPrimaryWhoseProcessNeverRestartedLetsAStaleClickPageL
 	cfg := shortHorizon()
 	cfg.ChatFaultPatience = 20 * time.Second
 	f := setup(t, cfg)
-	pAddr := f.redis.Addr
-	pc := redis.NewClient(&redis.Options{Addr: pAddr})
-	t.Cleanup(func() { _ = pc.Close() })
-	s := harness.StartRedis(t)
-	sc := s.Client()
-	host, port, _ := net.SplitHostPort(pAddr)
-	if err := sc.ReplicaOf(context.Background(), host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitLinkUp(t, sc)
+	rp := f.primaryWithReplica(t)
+	pAddr, pc, s, sc, proxy := rp.pAddr, rp.pc, rp.s, rp.sc, rp.proxy
 	runA, runB := runID(pc), runID(sc)
-	proxy := startSwitchProxy(t, pAddr)
-	// Every client of the scraper (ledger, gate) goes through the proxy.
-	f.redis.Redis.Addr = proxy.ln.Addr().String()
-	f.ledger = newLedgerOn(f.redis.Client())
 	sHost, sPort, _ := net.SplitHostPort(s.Addr)
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadHost, deadPort, _ := net.SplitHostPort(dead.Addr().String())
@@ -140,12 +163,8 @@ func TestRev22LBFailbackToAPrimaryWhoseProcessNeverRestartedLetsAStaleClickPageL
 	var sends atomic.Int64
 	var staleUntil atomic.Int64
 	var failedOver, failedBack atomic.Bool
-	var harnessErr atomic.Value
-	check := func(err error) {
-		if err != nil {
-			harnessErr.Store(err)
-		}
-	}
+	var h harnessErrors
+	check := h.check
 	ctx := context.Background()
 	f.behind(cfg, func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -169,9 +188,7 @@ func TestRev22LBFailbackToAPrimaryWhoseProcessNeverRestartedLetsAStaleClickPageL
 				if sends.Load() == 1 && failedOver.CompareAndSwap(false, true) {
 					// After "hello" is settled: P cut off, S promoted, P
 					// rejoins as S's replica.
-					check(pc.Do(ctx, "WAIT", 1, 5000).Err())
-					check(sc.ReplicaOf(ctx, "NO", "ONE").Err())
-					proxy.switchTo(s.Addr)
+					rp.failOver(ctx, &h)
 					check(pc.ReplicaOf(ctx, sHost, sPort).Err())
 				}
 				if time.Now().UnixMilli() < staleUntil.Load() {
@@ -188,9 +205,7 @@ func TestRev22LBFailbackToAPrimaryWhoseProcessNeverRestartedLetsAStaleClickPageL
 		})
 	})
 	ok := f.helloThanksThanks(120 * time.Second)
-	if err := harnessErr.Load(); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
+	h.fatalIfAny(t)
 	if !failedOver.Load() || !failedBack.Load() {
 		t.Fatalf("harness: failover %t, failback %t", failedOver.Load(), failedBack.Load())
 	}

@@ -2,14 +2,11 @@ package scraper_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
@@ -41,27 +38,11 @@ func TestRev22LEFailbackToAnIsolatedOldPrimaryLetsTheCreatorOverTheLimit(t *test
 	cfg.ChatFaultPatience = 3 * time.Second
 	gateCfg := ratelimit.Config{Limit: 2, Window: 10 * time.Second, Margin: 200 * time.Millisecond, KeyPrefix: "gate"}
 	f := setupWithGate(t, cfg, gateCfg)
-	pAddr := f.redis.Addr
-	pc := redis.NewClient(&redis.Options{Addr: pAddr})
-	t.Cleanup(func() { _ = pc.Close() })
-	s := harness.StartRedis(t)
-	sc := s.Client()
-	host, port, _ := net.SplitHostPort(pAddr)
-	if err := sc.ReplicaOf(context.Background(), host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitLinkUp(t, sc)
-	proxy := startSwitchProxy(t, pAddr)
-	f.redis.Redis.Addr = proxy.ln.Addr().String()
-	f.ledger = newLedgerOn(f.redis.Client())
+	rp := f.primaryWithReplica(t)
+	pAddr, proxy := rp.pAddr, rp.proxy
 	var sends atomic.Int64
 	var failedOver, failedBack atomic.Bool
-	var harnessErr atomic.Value
-	check := func(err error) {
-		if err != nil {
-			harnessErr.Store(err)
-		}
-	}
+	var h harnessErrors
 	ctx := context.Background()
 	f.behindWithGate(cfg, func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -76,9 +57,7 @@ func TestRev22LEFailbackToAnIsolatedOldPrimaryLetsTheCreatorOverTheLimit(t *test
 			}
 			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") && sends.Load() == 1 && failedOver.CompareAndSwap(false, true) {
 				// P cut off (its process and data stay), S promoted.
-				check(pc.Do(ctx, "WAIT", 1, 5000).Err())
-				check(sc.ReplicaOf(ctx, "NO", "ONE").Err())
-				proxy.switchTo(s.Addr)
+				rp.failOver(ctx, &h)
 			}
 			origin.ServeHTTP(w, r)
 		})
@@ -88,9 +67,7 @@ func TestRev22LEFailbackToAnIsolatedOldPrimaryLetsTheCreatorOverTheLimit(t *test
 		f.enqueue(f.newMessage("creator-a", text))
 	}
 	ok := f.runUntil(120*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	if err := harnessErr.Load(); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
+	h.fatalIfAny(t)
 	if !failedOver.Load() || !failedBack.Load() {
 		t.Fatalf("harness: failover %t, failback %t", failedOver.Load(), failedBack.Load())
 	}

@@ -36,12 +36,8 @@ func TestRev22LDALastSentWriteRefusedByRedisLetsAStaleClickPageLoseAnIdenticalTe
 	f := setup(t, cfg)
 	admin := f.redis.Client()
 	ctx := context.Background()
-	var harnessErr atomic.Value
-	check := func(err error) {
-		if err != nil {
-			harnessErr.Store(err)
-		}
-	}
+	var h harnessErrors
+	check := h.check
 	var sends atomic.Int64
 	var staleUntil atomic.Int64
 	f.behind(cfg, func(origin http.Handler) http.Handler {
@@ -70,8 +66,6 @@ func TestRev22LDALastSentWriteRefusedByRedisLetsAStaleClickPageLoseAnIdenticalTe
 		})
 	})
 	ok := f.helloThanksThanks(100 * time.Second)
-	if err := harnessErr.Load(); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
+	h.fatalIfAny(t)
 	f.eachArrivedOnce(t, ok, "the chat shows it", "not recorded", "does not show the message sent", "Redis serves the ledger")
 }

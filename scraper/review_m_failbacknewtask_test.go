@@ -4,14 +4,11 @@ package scraper_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/huntaze/message-pipeline/internal/browser"
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
@@ -62,27 +59,11 @@ func TestRev22MAFailbackSeenByAnotherScraperTaskLetsTheCreatorOverTheLimit(t *te
 	const window = 15 * time.Second
 	gateCfg := ratelimit.Config{Limit: 2, Window: window, Margin: 200 * time.Millisecond, KeyPrefix: "gate"}
 	f := setupWithGate(t, cfg, gateCfg)
-	pAddr := f.redis.Addr
-	pc := redis.NewClient(&redis.Options{Addr: pAddr})
-	t.Cleanup(func() { _ = pc.Close() })
-	s := harness.StartRedis(t)
-	sc := s.Client()
-	host, port, _ := net.SplitHostPort(pAddr)
-	if err := sc.ReplicaOf(context.Background(), host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitLinkUp(t, sc)
-	proxy := startSwitchProxy(t, pAddr)
-	f.redis.Redis.Addr = proxy.ln.Addr().String()
-	f.ledger = newLedgerOn(f.redis.Client())
+	rp := f.primaryWithReplica(t)
+	pAddr, proxy := rp.pAddr, rp.proxy
 	var sends atomic.Int64
 	var failedOver, failedBack atomic.Bool
-	var harnessErr atomic.Value
-	check := func(err error) {
-		if err != nil {
-			harnessErr.Store(err)
-		}
-	}
+	var h harnessErrors
 	ctx := context.Background()
 	front := func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -97,9 +78,7 @@ func TestRev22MAFailbackSeenByAnotherScraperTaskLetsTheCreatorOverTheLimit(t *te
 			}
 			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") && sends.Load() == 1 && failedOver.CompareAndSwap(false, true) {
 				// P cut off (its process and data stay), S promoted.
-				check(pc.Do(ctx, "WAIT", 1, 5000).Err())
-				check(sc.ReplicaOf(ctx, "NO", "ONE").Err())
-				proxy.switchTo(s.Addr)
+				rp.failOver(ctx, &h)
 			}
 			origin.ServeHTTP(w, r)
 		})
@@ -112,9 +91,7 @@ func TestRev22MAFailbackSeenByAnotherScraperTaskLetsTheCreatorOverTheLimit(t *te
 		f.enqueue(f.newMessage("creator-a", text))
 	}
 	ok1 := f.runUntil(120*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	if err := harnessErr.Load(); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
+	h.fatalIfAny(t)
 	if !ok1 || !failedOver.Load() || !failedBack.Load() {
 		t.Fatalf("harness: task 1 done %t, failover %t, failback %t; site %q", ok1, failedOver.Load(), failedBack.Load(), f.site.Texts("creator-a"))
 	}

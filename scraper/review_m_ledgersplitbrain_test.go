@@ -4,7 +4,6 @@ package scraper_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/huntaze/message-pipeline/test/harness"
 )
 
 // TestRev22MBFailbackToAnIsolatedOldPrimaryLetsAStaleClickPageLoseAnIdenticalText:
@@ -57,32 +54,15 @@ func TestRev22MBFailbackToAnIsolatedOldPrimaryLetsAStaleClickPageLoseAnIdentical
 	cfg := shortHorizon()
 	cfg.ChatFaultPatience = 3 * time.Second
 	f := setup(t, cfg)
-	pAddr := f.redis.Addr
-	pc := redis.NewClient(&redis.Options{Addr: pAddr})
-	t.Cleanup(func() { _ = pc.Close() })
-	s := harness.StartRedis(t)
-	sc := s.Client()
-	host, port, _ := net.SplitHostPort(pAddr)
-	if err := sc.ReplicaOf(context.Background(), host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitLinkUp(t, sc)
+	rp := f.primaryWithReplica(t)
+	pAddr, pc, sc, proxy := rp.pAddr, rp.pc, rp.sc, rp.proxy
 	runA, runB := runID(pc), runID(sc)
 	replA := replID(pc)
-	proxy := startSwitchProxy(t, pAddr)
-	// Every client of the scraper (ledger, gate) goes through the proxy.
-	f.redis.Redis.Addr = proxy.ln.Addr().String()
-	f.ledger = newLedgerOn(f.redis.Client())
 
 	var sends atomic.Int64
 	var staleUntil atomic.Int64
 	var failedOver, failedBack atomic.Bool
-	var harnessErr atomic.Value
-	check := func(err error) {
-		if err != nil {
-			harnessErr.Store(err)
-		}
-	}
+	var h harnessErrors
 	ctx := context.Background()
 	f.behind(cfg, func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -104,9 +84,7 @@ func TestRev22MBFailbackToAnIsolatedOldPrimaryLetsAStaleClickPageLoseAnIdentical
 					// After "hello" is settled (and replicated): P cut
 					// off, S promoted. P stays as it is: a primary
 					// nobody reaches, never resynced.
-					check(pc.Do(ctx, "WAIT", 1, 5000).Err())
-					check(sc.ReplicaOf(ctx, "NO", "ONE").Err())
-					proxy.switchTo(s.Addr)
+					rp.failOver(ctx, &h)
 				}
 				if time.Now().UnixMilli() < staleUntil.Load() {
 					if failedBack.CompareAndSwap(false, true) {
@@ -121,9 +99,7 @@ func TestRev22MBFailbackToAnIsolatedOldPrimaryLetsAStaleClickPageLoseAnIdentical
 		})
 	})
 	ok := f.helloThanksThanks(120 * time.Second)
-	if err := harnessErr.Load(); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
+	h.fatalIfAny(t)
 	if !failedOver.Load() || !failedBack.Load() {
 		t.Fatalf("harness: failover %t, failback %t", failedOver.Load(), failedBack.Load())
 	}

@@ -88,8 +88,6 @@ func TestRev22OAAnsweredProofLostWhenTheMarkStoreRefusesItsPut(t *testing.T) {
 	}
 	var sends atomic.Int64
 	var fanReplied atomic.Bool
-	const shown = 3
-	replies := []string{"omg yes", "so hot", "send more pls"}
 	f.behind(cfg, func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
@@ -109,20 +107,7 @@ func TestRev22OAAnsweredProofLostWhenTheMarkStoreRefusesItsPut(t *testing.T) {
 				return
 			}
 			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
-				serveRewritten(w, r, origin, func(page string) string {
-					msgs := chatMessage.FindAllString(page, -1)
-					if fanReplied.Load() {
-						for _, rep := range replies {
-							msgs = append(msgs, `<li class="message">`+rep+`</li>`)
-						}
-					}
-					if len(msgs) > shown {
-						msgs = msgs[len(msgs)-shown:]
-						page = strings.Replace(page, `<li class="history-start" hidden></li>`, "", 1)
-					}
-					page = chatMessage.ReplaceAllString(page, "")
-					return strings.Replace(page, `<li class="history-end"`, strings.Join(msgs, "")+`<li class="history-end"`, 1)
-				})
+				serveRewritten(w, r, origin, func(page string) string { return chatAsAppShowsIt(page, fanReplied.Load()) })
 				return
 			}
 			origin.ServeHTTP(w, r)

@@ -46,6 +46,8 @@ type Processor struct {
 	// this task; bounded by PauseProbeEvery).
 	probeMu sync.Mutex
 	probed  map[string]time.Time
+	// proofs: the answered-sent proofs whose settling waits (review 22 O).
+	proofs answeredProofs
 }
 
 // NewProcessor returns a processor, or the error of a configuration that

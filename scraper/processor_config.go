@@ -51,6 +51,11 @@ type Config struct {
 	// the fan's chat, pass the probe and fail the fan's again on one
 	// receive (review 22 F); it does not do so on every receive for long.
 	ChatFaultPatience time.Duration
+	// AnsweredProofPatience is how long a processing that holds the site's
+	// 2xx for a send it could not settle (Redis refusing writes) keeps
+	// trying to write that proof to the mark store before it releases the
+	// message with the proof in this task's memory only (keepAnswered).
+	AnsweredProofPatience time.Duration
 	// PauseProbeEvery is how often a creator paused for a rejected session
 	// is re-probed with the session check: the pause
 	// lifts by itself when the check passes again, not only when the
@@ -79,7 +84,8 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{{"breaker open time", c.BreakerOpenFor}, {"outage backoff", c.OutageBackoff},
 		{"outage backoff max", c.OutageBackoffMax}, {"read-back settle", c.ReadBackSettle}, {"pause probe interval", c.PauseProbeEvery},
-		{"late commit horizon", c.LateCommitHorizon}, {"chat fault patience", c.ChatFaultPatience}}
+		{"late commit horizon", c.LateCommitHorizon}, {"chat fault patience", c.ChatFaultPatience},
+		{"answered proof patience", c.AnsweredProofPatience}}
 	for _, f := range positive {
 		if f.d <= 0 {
 			errs = append(errs, fmt.Errorf("processor: %s must be positive, got %s", f.name, f.d))

@@ -44,21 +44,24 @@ func (p *Processor) settleSent(ctx context.Context, msg message.Message, mark on
 
 // answeredUnsettled keeps the proof of a click the site answered sent
 // whose settling waits (settleSent refused): its mark, marked Answered, in
-// Redis if it takes the write and in the mark store (keepMark), where a
-// Redis refusing writes cannot lose it. The next processing settles it
-// from that proof (answeredSent), with no read-back to fail.
+// this task's memory (answeredProofs), in Redis if it takes the write and
+// in the mark store (keepMark → keepAnswered, which tries again while it
+// refuses), where a Redis refusing writes cannot lose it. The next
+// processing settles it from that proof (answeredSent), with no read-back
+// to fail.
 func (p *Processor) answeredUnsettled(ctx context.Context, id string, c *click) {
 	c.answered()
 	if c.mark == nil {
 		return
 	}
+	p.proofs.add(id, *c.mark, p.now())
 	if err := p.ledger.MarkAttempting(ctx, id, *c.mark); err != nil {
-		p.log.WarnContext(ctx, "answered-sent mark not written to Redis: the mark store keeps it", "message_id", id, "error", err)
+		p.log.WarnContext(ctx, "answered-sent mark not written to Redis: the mark store is tried when this processing ends", "message_id", id, "error", err)
 	}
 }
 
 // answeredSent reports whether an unresolved click of id was found sent
-// (Mark.Answered): in st's mark, or else in the mark store (Redis may
+// (Mark.Answered): in st's mark, in this task's memory, or else in the mark store (Redis may
 // still hold the mark written before the click, having refused the
 // answered one). The stored answered mark becomes st's and c's, so that a
 // processing that waits again keeps it (keepMark). A mark store that
@@ -67,6 +70,11 @@ func (p *Processor) answeredUnsettled(ctx context.Context, id string, c *click) 
 // a sent message).
 func (p *Processor) answeredSent(ctx context.Context, id string, st *State, c *click) (bool, error) {
 	if st.Mark.Answered {
+		return true, nil
+	}
+	if m, ok := p.proofs.get(id); ok {
+		st.Mark = m
+		c.known(m, false) // keepMark writes it to the mark store again if it waits
 		return true, nil
 	}
 	stored, found, err := p.marks.Get(ctx, id)

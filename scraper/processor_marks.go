@@ -57,6 +57,7 @@ const markStoreTimeout = 5 * time.Second
 // deleted. The hot path (sent at the first click) makes one call: the
 // sent mark's PutItem (docs/design.md section 8).
 func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outcome, c *click) {
+	processing := ctx // ends with the task (a shutdown stops keepAnswered's tries)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markStoreTimeout)
 	defer cancel()
 	id := msg.MessageID
@@ -67,6 +68,10 @@ func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outco
 		}
 	case c.mark != nil && out.Action() != Delete:
 		if c.stored {
+			return
+		}
+		if c.mark.Answered {
+			c.stored = p.keepAnswered(processing, msg, *c.mark)
 			return
 		}
 		if err := p.marks.Put(ctx, id, msg.CreatorKey(), *c.mark); err != nil {
@@ -92,5 +97,6 @@ func (p *Processor) settle(ctx context.Context, id string, c *click, sent bool) 
 	} else if err := p.ledger.ClearAttempting(ctx, id); err != nil {
 		p.log.WarnContext(ctx, "attempt mark not cleared", "message_id", id, "error", err)
 	}
+	p.proofs.drop(id)
 	c.mark, c.stored, c.sent = nil, false, sent
 }

@@ -2,6 +2,7 @@ package scraper_test
 
 import (
 	"context"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -89,4 +90,63 @@ func (f *fixture) deliveredInOrderNoDLQ(t *testing.T, ok bool, texts []string, w
 		t.Fatalf("ok %t: the site has %q (send requests %d); %d dead-lettered: %q; the scraper's word:\n%s",
 			ok, got, f.site.SendRequests(), len(d), reasons, linesWith(f.logs.String(), words...))
 	}
+}
+
+// answeredTexts are the two messages of answeredWhileRedisRefuses.
+var answeredTexts = []string{"hi there", "did you see my pic?"}
+
+// answeredWhileRedisRefuses runs the scenario of reviews 22 M D, N B and
+// O: answeredTexts to one fan; from the second message's send request
+// Redis refuses writes for redisDown and atSecondSend runs (a mark store
+// fault, or nothing); the site answers that send 200 and the fan then
+// replies, scrolling the click's anchor out of the chat as the app shows
+// it. It runs the scraper until the queue drained (ok) or 60 s passed,
+// and fails on a harness error or fewer than two send requests. With
+// handOver, the task that got the 2xx stops once the mark store holds its
+// Answered proof, and another task (its own process memory) takes the
+// message from there.
+func (f *fixture) answeredWhileRedisRefuses(t *testing.T, cfg scraper.Config, redisDown time.Duration, atSecondSend func(), handOver bool) (ok bool) {
+	t.Helper()
+	var h harnessErrors
+	var sends atomic.Int64
+	var fanReplied atomic.Bool
+	front := func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
+				if sends.Add(1) == 2 {
+					refuseRedisWritesFor(f.redis.Client(), redisDown, &h)
+					atSecondSend()
+					origin.ServeHTTP(w, r)
+					fanReplied.Store(true)
+					return
+				}
+				origin.ServeHTTP(w, r)
+				return
+			}
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
+				serveRewritten(w, r, origin, func(page string) string { return chatAsAppShowsIt(page, fanReplied.Load()) })
+				return
+			}
+			origin.ServeHTTP(w, r)
+		})
+	}
+	f.behind(cfg, front)
+	var second string
+	for _, text := range answeredTexts {
+		m := f.newMessage("creator-a", text)
+		f.enqueue(m)
+		second = m.MessageID
+	}
+	if handOver {
+		if !f.runUntil(60*time.Second, func() bool { st, found := f.stored(second); return found && st.Mark.Answered }) {
+			t.Fatalf("harness: the mark store never held the second message's Answered proof:\n%s", linesWith(f.logs.String(), "answered", "mark store"))
+		}
+		f.behind(cfg, front) // another task
+	}
+	ok = f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
+	h.fatalIfAny(t)
+	if sends.Load() < 2 {
+		t.Fatalf("harness: %d send requests", sends.Load())
+	}
+	return ok
 }

@@ -125,6 +125,13 @@ type Settings struct {
 	// the message waits as an outage (docs/scraper.md).
 	ChatFaultPatience time.Duration `env:"CHAT_FAULT_PATIENCE" envDefault:"10m"`
 
+	// AnsweredProofPatience is how long a processing holding the site's 2xx
+	// for a send whose settling Redis refused keeps trying to write that
+	// proof to the mark store (the heartbeat keeps the message invisible)
+	// before it releases the message with the proof in the task's memory
+	// only (docs/scraper.md).
+	AnsweredProofPatience time.Duration `env:"ANSWERED_PROOF_PATIENCE" envDefault:"2m"`
+
 	// WorkflowsMaxReceiveCount is the workflows queue's maxReceiveCount
 	// (the stack renders its own value, queues.MaxReceiveCount): a message
 	// still waiting (an outage, a paused creator) a few receives before

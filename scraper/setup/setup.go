@@ -58,6 +58,8 @@ func Processor(s settings.Settings) scraper.Config {
 		// An unanswered send request may land this long after its click.
 		LateCommitHorizon: s.LateCommitHorizon,
 		ChatFaultPatience: s.ChatFaultPatience,
+		// A 2xx proof the mark store refuses is tried again this long.
+		AnsweredProofPatience: s.AnsweredProofPatience,
 	}
 }
 

@@ -1,17 +1,12 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
 	"context"
 	"errors"
-	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/huntaze/message-pipeline/scraper"
@@ -64,7 +59,14 @@ func (d putFailingDDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o
 // sends it twice). Two outages that each the design waits out, overlapping
 // for one write, lose the only proof.
 //
-// Suggested fix: never let a message go with an Answered proof held only
+// Fixed (processor_proofs.go): keepAnswered tries the proof again while
+// the mark store refuses it, for AnsweredProofPatience (the heartbeat
+// holds the message), and the task keeps every unsettled proof in memory
+// (answeredProofs), which answeredSent reads first. The second case has
+// both refuse past the patience: only the memory keeps the proof across
+// receives.
+//
+// Reviewer's suggested fix: never let a message go with an Answered proof held only
 // in memory: when keepMark cannot write an Answered mark, retry it (with
 // backoff, within the message's visibility, heartbeating) and/or keep
 // the processing and retry settleSent in-process until Redis or the mark
@@ -73,65 +75,37 @@ func (d putFailingDDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o
 // task settles it from memory.
 func TestRev22OAAnsweredProofLostWhenTheMarkStoreRefusesItsPut(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name                 string
+		redisDown, storeDown time.Duration
+	}{
+		{"both back within the proof's patience", 3 * time.Second, 3 * time.Second},
+		// testConfig: 5 s. Redis refusing past it too leaves the proof in
+		// this task's memory only for several receives.
+		{"both back only long after it", 12 * time.Second, 12 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			answeredProofRefusedByBoth(t, tc.redisDown, tc.storeDown)
+		})
+	}
+}
+
+// answeredProofRefusedByBoth runs review O's scenario with the mark store
+// refusing writes for storeDown and Redis for redisDown from the second
+// send request.
+func answeredProofRefusedByBoth(t *testing.T, redisDown, storeDown time.Duration) {
 	cfg := testConfig()
 	f := setup(t, cfg)
 	var ddbFailing atomic.Bool
 	var ddbRefused atomic.Int64
 	f.marks = scraper.NewDynamoMarks(putFailingDDB{DynamoDBAPI: f.ddbCalls, failing: &ddbFailing, refused: &ddbRefused}, attemptsTable, time.Hour, time.Now)
-	admin := f.redis.Client()
-	ctx := context.Background()
-	var harnessErr atomic.Value
-	check := func(err error) {
-		if err != nil {
-			harnessErr.Store(err)
-		}
+	ok := f.answeredWhileRedisRefuses(t, cfg, redisDown, func() {
+		ddbFailing.Store(true)
+		time.AfterFunc(storeDown, func() { ddbFailing.Store(false) })
+	}, false)
+	if ddbRefused.Load() == 0 {
+		t.Fatal("harness: no mark store write refused")
 	}
-	var sends atomic.Int64
-	var fanReplied atomic.Bool
-	f.behind(cfg, func(origin http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
-				if sends.Add(1) == 2 {
-					check(admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
-					check(admin.ConfigSet(ctx, "maxmemory", "1").Err())
-					ddbFailing.Store(true)
-					origin.ServeHTTP(w, r)
-					fanReplied.Store(true)
-					time.AfterFunc(3*time.Second, func() {
-						check(admin.ConfigSet(ctx, "maxmemory", "0").Err())
-						ddbFailing.Store(false)
-					})
-					return
-				}
-				origin.ServeHTTP(w, r)
-				return
-			}
-			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
-				serveRewritten(w, r, origin, func(page string) string { return chatAsAppShowsIt(page, fanReplied.Load()) })
-				return
-			}
-			origin.ServeHTTP(w, r)
-		})
-	})
-	texts := []string{"hi there", "did you see my pic?"}
-	for _, text := range texts {
-		f.enqueue(f.newMessage("creator-a", text))
-	}
-	ok := f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
-	if err := harnessErr.Load(); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	if sends.Load() < 2 || ddbRefused.Load() == 0 {
-		t.Fatalf("harness: %d send requests, %d mark store writes refused", sends.Load(), ddbRefused.Load())
-	}
-	got := f.site.Texts("creator-a")
-	d := f.dlq()
-	var reasons []string
-	for _, m := range d {
-		reasons = append(reasons, aws.ToString(m.MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
-	if !ok || strings.Join(got, ",") != strings.Join(texts, ",") || len(d) != 0 {
-		t.Fatalf("ok %t: the site has %q (send requests %d); %d dead-lettered: %q; mark store writes refused %d; the scraper's word:\n%s", ok, got, f.site.SendRequests(), len(d), reasons, ddbRefused.Load(),
-			linesWith(f.logs.String(), "not recorded", "no longer shown", "dead-letter", "answered-sent", "kept in the mark store"))
-	}
+	f.deliveredInOrderNoDLQ(t, ok, answeredTexts, "not recorded", "no longer shown", "dead-letter", "answered-sent", "kept in the mark store")
 }

@@ -25,6 +25,9 @@ type Ledger struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration
+	// seen is this process's memory of the Redis server its last fan
+	// record read was answered by (ledger_lastsent.go, sawServer).
+	seen serverSeen
 }
 
 // NewLedger returns a ledger.

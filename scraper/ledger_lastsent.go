@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -100,6 +101,14 @@ func (l *Ledger) LastSent(ctx context.Context, creator, fan string, now time.Tim
 	if ms, err := strconv.ParseInt(vals[2], 10, 64); err == nil && ms > 0 {
 		r.RunSince = time.UnixMilli(ms)
 	}
+	movedAt := l.seen.saw(vals[1], now)
+	if movedAt.After(r.RunSince) {
+		// This process read from another server since this one started
+		// serving: a failback to a primary that was cut off while the
+		// other took writes (review 22 M B). Its records vouch for nothing
+		// before the move.
+		r.RunSince = movedAt
+	}
 	raw := vals[0]
 	if raw == "" {
 		return r, nil
@@ -113,6 +122,35 @@ func (l *Ledger) LastSent(ctx context.Context, creator, fan string, now time.Tim
 		// Unreadable: nothing to check a page against.
 		return LastSentRead{RunSince: r.RunSince}, nil
 	}
-	r.Found, r.ThisRun = true, run == vals[1]
+	r.Found, r.ThisRun = true, run == vals[1] && (movedAt.IsZero() || r.At > movedAt.UnixMilli())
 	return r, nil
+}
+
+// serverSeen is what a process remembers of the ledger's Redis servers:
+// the one its last read was answered by, and when it last moved from
+// another to it. A server that never saw the other's writes (a primary
+// cut off, never resynced, serving again after its replica took writes)
+// names itself as it did before: its run key and its records look as if
+// it served all along, and only the process's memory tells otherwise.
+// Another process that never read from the other server has no such
+// memory (docs/design.md: evidence outside the Redis it concerns). One
+// server answers at a time: the ledger's client is a single-endpoint
+// client (internal/redisclient), never a cluster's, whose shards would
+// read as moves.
+type serverSeen struct {
+	mu      sync.Mutex
+	server  string
+	movedAt time.Time
+}
+
+// saw records that server answered now and returns when this process last
+// moved to it from another server (zero: never, since it started).
+func (s *serverSeen) saw(server string, now time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.server != "" && s.server != server {
+		s.movedAt = now
+	}
+	s.server = server
+	return s.movedAt
 }

@@ -3,11 +3,14 @@
 package scraper_test
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/test/wait"
 )
@@ -44,6 +47,13 @@ import (
 // only runs keepAnswered when c.mark is Answered, and c never learns the
 // memory proof on this path.
 //
+// The second case restarts Redis from a snapshot SAVEd when the site
+// recorded the first send (before the second message's attempt mark): the
+// epoch survives, the message is not "uncovered", checkMarkStore finds no
+// stored mark and returns without a case, and send clicks it again (the
+// fan's last-sent record is gone with the snapshot too). Both cases fail
+// on the fan holding the second text twice.
+//
 // Suggested fix: consult p.proofs in checkMarkStore (before or instead of
 // "not found"/"uncovered"): a proof in memory sets st.Attempting and
 // st.Mark (Answered) and c.known(m, false), so recover settles it from the
@@ -52,6 +62,29 @@ import (
 // says.
 func TestRev22PAMemoryProofIgnoredWhenRedisComesBackEmpty(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		snapshot bool
+	}{
+		// State has no epoch: checkMarkStore's "uncovered" branch sends.
+		{"redis restarted empty", false},
+		// A snapshot taken as the first message was sent (before the
+		// second's attempt mark): the epoch is kept, nothing is uncovered,
+		// and checkMarkStore falls through to the click.
+		{"redis restarted from a snapshot taken before the second click", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			memoryProofThenRedisRestart(t, tc.snapshot)
+		})
+	}
+}
+
+// memoryProofThenRedisRestart runs answeredWhileRedisRefuses with the mark
+// store refusing writes from the second send, and restarts Redis (empty,
+// or from a snapshot SAVEd when the site recorded the first send) right
+// after keepAnswered gave up on the mark store.
+func memoryProofThenRedisRestart(t *testing.T, snapshot bool) {
 	cfg := testConfig()
 	f := setup(t, cfg)
 	var ddbFailing atomic.Bool
@@ -59,6 +92,13 @@ func TestRev22PAMemoryProofIgnoredWhenRedisComesBackEmpty(t *testing.T) {
 	f.marks = scraper.NewDynamoMarks(putFailingDDB{DynamoDBAPI: f.ddbCalls, failing: &ddbFailing, refused: &ddbRefused}, attemptsTable, time.Hour, time.Now)
 	var h harnessErrors
 	var restarted atomic.Bool
+	restart := f.redis.Redis.Restart
+	if snapshot {
+		var once sync.Once
+		rdb := f.redis.Client()
+		f.site.OnSent(func(fakesite.Sent) { once.Do(func() { h.check(rdb.Save(context.Background()).Err()) }) })
+		restart = f.redis.Redis.RestartFromSnapshot
+	}
 	ok := f.answeredWhileRedisRefuses(t, cfg, time.Minute, func() {
 		ddbFailing.Store(true)
 		go func() {
@@ -69,7 +109,7 @@ func TestRev22PAMemoryProofIgnoredWhenRedisComesBackEmpty(t *testing.T) {
 			}) {
 				return
 			}
-			h.check(f.redis.Redis.Restart())
+			h.check(restart())
 			restarted.Store(true)
 			time.AfterFunc(3*time.Second, func() { ddbFailing.Store(false) })
 		}()
@@ -78,5 +118,5 @@ func TestRev22PAMemoryProofIgnoredWhenRedisComesBackEmpty(t *testing.T) {
 	if ddbRefused.Load() == 0 || !restarted.Load() {
 		t.Fatalf("harness: %d mark store writes refused, Redis restarted %t", ddbRefused.Load(), restarted.Load())
 	}
-	f.deliveredInOrderNoDLQ(t, ok, answeredTexts, "not recorded", "answered-sent", "Redis lost", "sending", "dead-letter", "mark store")
+	f.deliveredInOrderNoDLQ(t, ok, answeredTexts, "not recorded", "answered-sent", "Redis lost", "sending", "dead-letter", "mark store", "taken as deleted")
 }

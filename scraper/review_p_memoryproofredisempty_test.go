@@ -33,12 +33,12 @@ import (
 // message again.
 //
 // Why: the memory proof is read only by answeredSent
-// (processor_lastsent.go:69-90), which runs only from recover
-// (processor_readback.go:27), which decide (processor_decide.go:45-49)
+// (processor_lastsent.go:71-92), which runs only from recover
+// (processor_readback.go:27), which decide (processor_decide.go:46-50)
 // reaches only when st.Attempting, i.e. when Redis holds a mark or
 // checkMarkStore found one in the mark store. With Redis emptied and the
 // mark store never having taken the proof, checkMarkStore
-// (processor_decide.go:80-117) finds nothing and, the message being
+// (processor_decide.go:84-117, line 109) finds nothing and, the message being
 // "uncovered" (accepted before the new epoch) and redelivered, logs
 // "Redis lost the ledger ... sending" and the message is clicked again
 // (after the gate's fence): the fan gets "did you see my pic?" twice,

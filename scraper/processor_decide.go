@@ -27,6 +27,7 @@ func (p *Processor) decide(ctx context.Context, msg message.Message, receives in
 	if st.Attempting {
 		c.known(st.Mark, false)
 	}
+	p.heldProof(id, &st, c)
 	if st.Sent {
 		return Outcome{Fate: AlreadySent, Failures: st.Failures}, nil, 0
 	}

@@ -38,6 +38,9 @@ func (p *Processor) settleSent(ctx context.Context, msg message.Message, mark on
 		p.answeredUnsettled(ctx, msg.MessageID, c)
 		return err
 	}
+	proof := mark
+	proof.Answered = true
+	p.proofs.add(msg.MessageID, proof, p.now()) // until a store holds the sent mark (settle)
 	p.settle(ctx, msg.MessageID, c, true)
 	return nil
 }

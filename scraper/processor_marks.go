@@ -19,8 +19,8 @@ type click struct {
 	// processing read or wrote one, or an earlier processing left one).
 	stale bool
 	// sent: this processing settled the message sent (keepMark makes
-	// that durable).
-	sent bool
+	// that durable); sentInRedis: Redis took its sent mark.
+	sent, sentInRedis bool
 }
 
 // clicked records the mark of a click made now.
@@ -57,11 +57,15 @@ const markStoreTimeout = 5 * time.Second
 // deleted. The hot path (sent at the first click) makes one call: the
 // sent mark's PutItem (docs/design.md section 8).
 func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outcome, c *click) {
-	processing := ctx // ends with the task (a shutdown stops keepAnswered's tries)
+	processing := ctx // ends with the task (a shutdown stops keepProof's tries)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markStoreTimeout)
 	defer cancel()
 	id := msg.MessageID
 	switch {
+	case c.sent && !c.sentInRedis:
+		if p.keepSent(processing, msg) {
+			p.proofs.drop(id)
+		}
 	case c.sent:
 		if err := p.marks.PutSent(ctx, id, msg.CreatorKey()); err != nil {
 			p.log.ErrorContext(ctx, "sent mark not written to the mark store: only Redis holds it", "message_id", id, "error", err)
@@ -88,15 +92,25 @@ func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outco
 
 // settle records a click's outcome: sent (the sent mark) or not sent (the
 // attempt mark cleared). Either way no click of it is unresolved any more.
+// A sent mark Redis refuses leaves the proof in this task's memory (the
+// caller put it there: settleSent) until the mark store takes the sent
+// mark (keepMark → keepSent): Redis may hold only the mark from before
+// the click, and a redelivery (its delete refused) would read the chat
+// back when it may no longer find the copy (review 22 P B).
 func (p *Processor) settle(ctx context.Context, id string, c *click, sent bool) {
+	c.sentInRedis = false
 	if sent {
 		if err := p.ledger.MarkSent(ctx, id); err != nil {
-			// The attempt mark and the read-back still prevent a resend.
-			p.log.WarnContext(ctx, "sent mark not written", "message_id", id, "error", err)
+			p.log.WarnContext(ctx, "sent mark not written to Redis: the mark store is tried when this processing ends", "message_id", id, "error", err)
+		} else {
+			c.sentInRedis = true
+			p.proofs.drop(id)
 		}
-	} else if err := p.ledger.ClearAttempting(ctx, id); err != nil {
-		p.log.WarnContext(ctx, "attempt mark not cleared", "message_id", id, "error", err)
+	} else {
+		if err := p.ledger.ClearAttempting(ctx, id); err != nil {
+			p.log.WarnContext(ctx, "attempt mark not cleared", "message_id", id, "error", err)
+		}
+		p.proofs.drop(id)
 	}
-	p.proofs.drop(id)
 	c.mark, c.stored, c.sent = nil, false, sent
 }

@@ -62,36 +62,69 @@ func (a *answeredProofs) drop(id string) {
 	delete(a.m, id)
 }
 
-// keepAnswered writes the answered proof m of msg to the mark store,
-// trying again with a growing pause for AnsweredProofPatience while it
-// refuses (the consumer's heartbeat keeps the message invisible
-// meanwhile), and to Redis too on each try until Redis takes it: a
-// message released with its proof in no store goes, on another task, to
-// a read-back that may no longer find the copy (review 22 O). Past the
-// patience, or when ctx ends (the task stops), the proof stays in this
-// task's memory (answeredProofs) and the message is released; it reports
+// keepProof writes a proof that msg was sent (what: its Answered attempt
+// mark, or its sent mark) to the mark store with store, trying again with
+// a growing pause for AnsweredProofPatience while it refuses (the
+// consumer's heartbeat keeps the message invisible meanwhile), and to
+// Redis with inRedis on each try until Redis takes it: a message released
+// with its proof in no store goes, on another task, to a read-back that
+// may no longer find the copy (reviews 22 O, P B). When ctx ends (the
+// task stops: settings keep the patience under its shutdown deadline) it
+// makes a last try. Past the patience the proof stays in this task's
+// memory (answeredProofs) and the message is released; it reports
 // whether the mark store took it.
-func (p *Processor) keepAnswered(ctx context.Context, msg message.Message, m onlyfans.Mark) bool {
-	id := msg.MessageID
+func (p *Processor) keepProof(ctx context.Context, id, what string, inRedis, store func(context.Context) error) bool {
 	deadline := p.now().Add(p.cfg.AnsweredProofPatience)
-	inRedis := false
+	redisTook, stopped := false, false
 	pause := 100 * time.Millisecond
 	for try := 1; ; try++ {
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markStoreTimeout)
-		if !inRedis {
-			inRedis = p.ledger.MarkAttempting(callCtx, id, m) == nil
+		if !redisTook {
+			redisTook = inRedis(callCtx) == nil
 		}
-		err := p.marks.Put(callCtx, id, msg.CreatorKey(), m)
+		err := store(callCtx)
 		cancel()
 		if err == nil {
-			p.log.InfoContext(ctx, "answered-sent proof kept in the mark store", "message_id", id, "tries", try)
+			p.log.InfoContext(ctx, what+" kept in the mark store", "message_id", id, "tries", try)
 			return true
 		}
-		if !p.now().Add(pause).Before(deadline) || p.sleep(ctx, pause) != nil {
-			p.log.ErrorContext(ctx, "answered-sent proof not written to the mark store: only this task's memory holds it (and Redis if it took it)",
-				"message_id", id, "in_redis", inRedis, "tries", try, "error", err)
+		if stopped || !p.now().Add(pause).Before(deadline) {
+			p.log.ErrorContext(ctx, what+" not written to the mark store: only this task's memory holds it (and Redis if it took it)",
+				"message_id", id, "in_redis", redisTook, "tries", try, "task_stopping", stopped, "error", err)
 			return false
 		}
+		stopped = p.sleep(ctx, pause) != nil // then one last try
 		pause = min(2*pause, 2*time.Second)
+	}
+}
+
+// keepAnswered keeps the Answered mark m of msg (keepProof).
+func (p *Processor) keepAnswered(ctx context.Context, msg message.Message, m onlyfans.Mark) bool {
+	id := msg.MessageID
+	return p.keepProof(ctx, id, "answered-sent proof",
+		func(ctx context.Context) error { return p.ledger.MarkAttempting(ctx, id, m) },
+		func(ctx context.Context) error { return p.marks.Put(ctx, id, msg.CreatorKey(), m) })
+}
+
+// keepSent keeps the sent mark of msg, which Redis refused (keepProof).
+func (p *Processor) keepSent(ctx context.Context, msg message.Message) bool {
+	id := msg.MessageID
+	return p.keepProof(ctx, id, "sent mark",
+		func(ctx context.Context) error { return p.ledger.MarkSent(ctx, id) },
+		func(ctx context.Context) error { return p.marks.PutSent(ctx, id, msg.CreatorKey()) })
+}
+
+// heldProof makes a proof this task holds for id (answeredProofs) st's
+// and c's unresolved click, whatever Redis says: a Redis emptied, or
+// restored from a snapshot older than the click, holds no mark that would
+// lead to it, and the message would be clicked again (review 22 P A).
+// recover then settles it from the proof (answeredSent).
+func (p *Processor) heldProof(id string, st *State, c *click) {
+	if st.Sent || (st.Attempting && st.Mark.Answered) {
+		return
+	}
+	if m, ok := p.proofs.get(id); ok {
+		st.Attempting, st.Mark = true, m
+		c.known(m, false) // keepMark writes it to the mark store again if it waits
 	}
 }

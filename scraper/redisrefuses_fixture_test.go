@@ -109,27 +109,7 @@ func (f *fixture) answeredWhileRedisRefuses(t *testing.T, cfg scraper.Config, re
 	t.Helper()
 	var h harnessErrors
 	var sends atomic.Int64
-	var fanReplied atomic.Bool
-	front := func(origin http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
-				if sends.Add(1) == 2 {
-					refuseRedisWritesFor(f.redis.Client(), redisDown, &h)
-					atSecondSend()
-					origin.ServeHTTP(w, r)
-					fanReplied.Store(true)
-					return
-				}
-				origin.ServeHTTP(w, r)
-				return
-			}
-			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
-				serveRewritten(w, r, origin, func(page string) string { return chatAsAppShowsIt(page, fanReplied.Load()) })
-				return
-			}
-			origin.ServeHTTP(w, r)
-		})
-	}
+	front := answeredFront(f, redisDown, atSecondSend, &sends, &h)
 	f.behind(cfg, front)
 	var second string
 	for _, text := range answeredTexts {
@@ -149,4 +129,41 @@ func (f *fixture) answeredWhileRedisRefuses(t *testing.T, cfg scraper.Config, re
 		t.Fatalf("harness: %d send requests", sends.Load())
 	}
 	return ok
+}
+
+// answeredFront is the site of answeredWhileRedisRefuses: from the second
+// send request (sends counts them) Redis refuses writes for redisDown and
+// atSecondSend runs; the site answers 200 and the fan then replies,
+// scrolling the click's anchor out of the chat as the app shows it.
+func answeredFront(f *fixture, redisDown time.Duration, atSecondSend func(), sends *atomic.Int64, h *harnessErrors) func(http.Handler) http.Handler {
+	var fanReplied atomic.Bool
+	return func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
+				if sends.Add(1) == 2 {
+					refuseRedisWritesFor(f.redis.Client(), redisDown, h)
+					atSecondSend()
+					origin.ServeHTTP(w, r)
+					fanReplied.Store(true)
+					return
+				}
+				origin.ServeHTTP(w, r)
+				return
+			}
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
+				serveRewritten(w, r, origin, func(page string) string { return chatAsAppShowsIt(page, fanReplied.Load()) })
+				return
+			}
+			origin.ServeHTTP(w, r)
+		})
+	}
+}
+
+// markStoreRefusingWrites makes the fixture's mark store refuse every
+// write (PutItem) while the returned flag is set (putFailingDDB); refused
+// counts them.
+func (f *fixture) markStoreRefusingWrites() (failing *atomic.Bool, refused *atomic.Int64) {
+	failing, refused = new(atomic.Bool), new(atomic.Int64)
+	f.marks = scraper.NewDynamoMarks(putFailingDDB{DynamoDBAPI: f.ddbCalls, failing: failing, refused: refused}, attemptsTable, time.Hour, time.Now)
+	return failing, refused
 }

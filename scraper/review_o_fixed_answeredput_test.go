@@ -97,9 +97,7 @@ func TestRev22OAAnsweredProofLostWhenTheMarkStoreRefusesItsPut(t *testing.T) {
 func answeredProofRefusedByBoth(t *testing.T, redisDown, storeDown time.Duration) {
 	cfg := testConfig()
 	f := setup(t, cfg)
-	var ddbFailing atomic.Bool
-	var ddbRefused atomic.Int64
-	f.marks = scraper.NewDynamoMarks(putFailingDDB{DynamoDBAPI: f.ddbCalls, failing: &ddbFailing, refused: &ddbRefused}, attemptsTable, time.Hour, time.Now)
+	ddbFailing, ddbRefused := f.markStoreRefusingWrites()
 	ok := f.answeredWhileRedisRefuses(t, cfg, redisDown, func() {
 		ddbFailing.Store(true)
 		time.AfterFunc(storeDown, func() { ddbFailing.Store(false) })

@@ -672,25 +672,28 @@ func TestAMessageClaimedByAnotherTaskWaitsForTheClaimWithItsGroup(t *testing.T) 
 	}
 }
 
-// Serial: it asserts the gate held a message, which needs sends quicker than
-// the gate's 2 per 2 s; beside parallel browsers they can be slower.
+// Serial: it asserts the gate held a message, which needs the first two
+// sends quicker than the gate's window; the window is long (20 s) so that
+// a loaded machine's slow sends still meet it (2 s failed under a load
+// average of 16 on 2 cores).
 func TestSendGateKeepsTheSiteUnderTheLimitWhateverTheQueueing(t *testing.T) {
-	// GIVEN 6 messages of one creator already in the FIFO queue (as after a
-	// scraper outage) and a gate of 2 sends per 2 s
-	f := setupWithGate(t, testConfig(), ratelimit.Config{Limit: 2, Window: 2 * time.Second, Margin: 200 * time.Millisecond, KeyPrefix: "gate"})
-	for i := range 6 {
+	// GIVEN 4 messages of one creator already in the FIFO queue (as after a
+	// scraper outage) and a gate of 2 sends per 20 s
+	const window = 20 * time.Second
+	f := setupWithGate(t, testConfig(), ratelimit.Config{Limit: 2, Window: window, Margin: 200 * time.Millisecond, KeyPrefix: "gate"})
+	for i := range 4 {
 		f.enqueue(f.newMessage("creator-a", fmt.Sprint("g", i)))
 	}
 	// WHEN the scraper drains them
-	ok := f.runUntil(30*time.Second, func() bool { return len(f.site.Sent()) == 6 && f.queueCount(f.queues.Workflows.URL) == 0 })
-	// THEN all are delivered in order, and no 2 s window at the site held more than 2
+	ok := f.runUntil(60*time.Second, func() bool { return len(f.site.Sent()) == 4 && f.queueCount(f.queues.Workflows.URL) == 0 })
+	// THEN all are delivered in order, and no window at the site held more than 2
 	if !ok {
 		t.Fatalf("not drained: %v", f.site.Texts("creator-a"))
 	}
-	if got := f.site.MaxInWindow(2 * time.Second)["creator-a"]; got > 2 {
-		t.Fatalf("%d sends in one 2 s window at the site", got)
+	if got := f.site.MaxInWindow(window)["creator-a"]; got > 2 {
+		t.Fatalf("%d sends in one %s window at the site", got, window)
 	}
-	if got := strings.Join(f.site.Texts("creator-a"), ","); got != "g0,g1,g2,g3,g4,g5" {
+	if got := strings.Join(f.site.Texts("creator-a"), ","); got != "g0,g1,g2,g3" {
 		t.Fatalf("order %s", got)
 	}
 	if !strings.Contains(f.logs.String(), `"error_class":"rate_gate"`) {

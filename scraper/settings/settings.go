@@ -129,8 +129,9 @@ type Settings struct {
 	// for a send whose settling Redis refused keeps trying to write that
 	// proof to the mark store (the heartbeat keeps the message invisible)
 	// before it releases the message with the proof in the task's memory
-	// only (docs/scraper.md).
-	AnsweredProofPatience time.Duration `env:"ANSWERED_PROOF_PATIENCE" envDefault:"2m"`
+	// only (docs/scraper.md). It stays under SHUTDOWN_DEADLINE, so that a
+	// task stopped while it tries gets to the end of it.
+	AnsweredProofPatience time.Duration `env:"ANSWERED_PROOF_PATIENCE" envDefault:"60s"`
 
 	// WorkflowsMaxReceiveCount is the workflows queue's maxReceiveCount
 	// (the stack renders its own value, queues.MaxReceiveCount): a message
@@ -175,6 +176,11 @@ func Parse(environ map[string]string) (Settings, []error) {
 	}
 	if s.ShutdownDeadline >= 120*time.Second {
 		errs = append(errs, fmt.Errorf("SHUTDOWN_DEADLINE must stay under the 120s ECS stopTimeout, got %s", s.ShutdownDeadline))
+	}
+	if s.AnsweredProofPatience >= s.ShutdownDeadline {
+		// A task stopped while it tries a proof must get to the end of its
+		// patience before its work is abandoned (review 22 P C).
+		errs = append(errs, fmt.Errorf("ANSWERED_PROOF_PATIENCE (%s) must stay under SHUTDOWN_DEADLINE (%s)", s.AnsweredProofPatience, s.ShutdownDeadline))
 	}
 	if s.MaxFailures < 1 || s.BackoffFactor < 1 || s.ServerAttempts < 1 || s.BreakerFailures < 1 {
 		errs = append(errs, errors.New("MAX_FAILURES, SERVER_ATTEMPTS, BREAKER_FAILURES must be ≥ 1 and BACKOFF_FACTOR ≥ 1"))

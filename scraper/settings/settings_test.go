@@ -67,3 +67,30 @@ func TestSiteProfile_RendersAndParsesBack(t *testing.T) {
 		t.Errorf("parsed back %q", got.SiteProfile)
 	}
 }
+
+func TestAnsweredProofPatience_StaysUnderTheShutdownDeadline(t *testing.T) {
+	named := func(environ map[string]string) []string {
+		_, errs := settings.Parse(environ)
+		var out []string
+		for _, err := range errs {
+			if strings.Contains(err.Error(), "ANSWERED_PROOF_PATIENCE") {
+				out = append(out, err.Error())
+			}
+		}
+		return out
+	}
+	// GIVEN the defaults THEN no error (a task stopped while it tries a
+	// proof gets to the end of the patience)
+	if errs := named(map[string]string{}); len(errs) > 0 {
+		t.Errorf("defaults: %v", errs)
+	}
+	// GIVEN a patience at or past the deadline THEN one error naming both
+	for _, env := range []map[string]string{
+		{"ANSWERED_PROOF_PATIENCE": "100s"},
+		{"ANSWERED_PROOF_PATIENCE": "30s", "SHUTDOWN_DEADLINE": "20s"},
+	} {
+		if errs := named(env); len(errs) != 1 || !strings.Contains(errs[0], "SHUTDOWN_DEADLINE") {
+			t.Errorf("%v: %v", env, errs)
+		}
+	}
+}

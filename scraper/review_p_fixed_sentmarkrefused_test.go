@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -112,6 +110,11 @@ func (s deleteFailingSQS) DeleteMessage(ctx context.Context, in *sqs.DeleteMessa
 // (a sent mark the mark store refuses is as much a lone proof as an
 // Answered one). Alternatively have recover consult the fan's last-sent
 // record (same digest and mark) before a read-back.
+//
+// Fixed: settleSent keeps the proof in the task's memory until a store
+// holds the sent mark; settle drops it only when Redis took the sent
+// mark, and keepMark retries a sent mark Redis refused on the mark store
+// (keepSent, for the proof's patience).
 func TestRev22PBSentMarkRefusedDropsTheProofAndARedeliveryDeadLetters(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()

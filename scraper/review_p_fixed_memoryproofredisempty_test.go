@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -11,7 +9,6 @@ import (
 	"time"
 
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
-	"github.com/huntaze/message-pipeline/scraper"
 	"github.com/huntaze/message-pipeline/test/wait"
 )
 
@@ -60,6 +57,10 @@ import (
 // proof (and keepMark writes it to the store again if it waits). More
 // generally read the memory proof at the top of decide, whatever Redis
 // says.
+//
+// Fixed (processor_proofs.go heldProof): decide makes a proof this task
+// holds the message's unresolved click whatever Redis says; recover
+// settles it from the proof, no click.
 func TestRev22PAMemoryProofIgnoredWhenRedisComesBackEmpty(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -87,9 +88,7 @@ func TestRev22PAMemoryProofIgnoredWhenRedisComesBackEmpty(t *testing.T) {
 func memoryProofThenRedisRestart(t *testing.T, snapshot bool) {
 	cfg := testConfig()
 	f := setup(t, cfg)
-	var ddbFailing atomic.Bool
-	var ddbRefused atomic.Int64
-	f.marks = scraper.NewDynamoMarks(putFailingDDB{DynamoDBAPI: f.ddbCalls, failing: &ddbFailing, refused: &ddbRefused}, attemptsTable, time.Hour, time.Now)
+	ddbFailing, ddbRefused := f.markStoreRefusingWrites()
 	var h harnessErrors
 	var restarted atomic.Bool
 	restart := f.redis.Redis.Restart

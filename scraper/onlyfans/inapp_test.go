@@ -86,7 +86,7 @@ func TestASlowChatSwitchNeverTypesIntoThePreviousFansChat(t *testing.T) {
 		// the switch confirms late, within the timeout: in the app
 		{"slow within the timeout", func(site *fakesite.Site) { site.SlowChat("fan-2", 1200*time.Millisecond) }},
 		// the switch never confirms in time: a document load instead
-		{"slower than the timeout, once", func(site *fakesite.Site) { site.SlowChatPages(1, 3*time.Second) }},
+		{"slower than the timeout, once", func(site *fakesite.Site) { site.SlowChatPages(1, 9*time.Second) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// GIVEN the kept page shows fan-1's chat, and fan-2's history

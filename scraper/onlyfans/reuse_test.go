@@ -18,7 +18,8 @@ import (
 func newSenderWith(t *testing.T, site *fakesite.Site, cfg onlyfans.Config) *onlyfans.Sender {
 	t.Helper()
 	cfg.BaseURL, cfg.Browser = site.URL, browser.Options{DriverDir: harness.DriverDir(t)}
-	cfg.Timeouts = onlyfans.Timeouts{Navigation: 2 * time.Second, Action: 3 * time.Second, Response: 2 * time.Second}
+	// Navigation 6 s: a cold browser's first load on a loaded machine took over 2 s.
+	cfg.Timeouts = onlyfans.Timeouts{Navigation: 6 * time.Second, Action: 3 * time.Second, Response: 2 * time.Second}
 	s := completeSender(t, cfg)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
@@ -48,7 +49,7 @@ func TestAKeptPageServesTheCreatorsNextSendsAndAFailedOneIsReplaced(t *testing.T
 	// WHEN a send times out before its click (the page may be stuck): the
 	// chat is slow to open twice (inside a single-page app, then as the
 	// document the sender loads instead)
-	site.SlowChatPages(2, 3*time.Second)
+	site.SlowChatPages(2, 9*time.Second)
 	if _, _, err := s.Send(ctx, "creator-1", creds, msg(t, "fan-9", "slow"), nil); !errors.Is(err, onlyfans.ErrTimeout) {
 		t.Fatalf("want a timeout, got %v", err)
 	}

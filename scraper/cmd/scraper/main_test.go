@@ -92,7 +92,7 @@ func newProcessOn(t *testing.T, v fakesite.Variant, extra ...string) *process {
 		"ENVIRONMENT=test", "WORKFLOWS_QUEUE_URL=" + p.queues.Workflows.URL, "WORKFLOWS_DLQ_URL=" + p.queues.Workflows.DLQURL,
 		"RESULTS_BUCKET=results", "REDIS_ADDR=" + r.Addr, "REDIS_TLS=false", "CREDENTIALS_FILE=" + credsFile,
 		"ONLYFANS_BASE_URL=" + p.site.URL, "PLAYWRIGHT_DRIVER_PATH=" + harness.DriverDir(t),
-		"POLL_WAIT=1s", "SERVER_BACKOFF=10ms", "BACKOFF_BASE=1s", "RESPONSE_TIMEOUT=10s", "SHUTDOWN_DEADLINE=15s",
+		"POLL_WAIT=1s", "SERVER_BACKOFF=10ms", "BACKOFF_BASE=1s", "RESPONSE_TIMEOUT=10s", "SHUTDOWN_DEADLINE=15s", "ANSWERED_PROOF_PATIENCE=10s",
 	}, extra...)
 	return p
 }

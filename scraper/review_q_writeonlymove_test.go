@@ -1,0 +1,120 @@
+//go:build reviewfindings
+
+package scraper_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestRev22QAFailoverDuringAClickIsNotSeenByTheLedgerThatWroteOnTheReplica:
+//
+// Promise (a): every accepted message reaches the fan exactly once
+// (identical texts are distinct messages): never lost.
+//
+// Fault: review 22 M B's split brain (Redis P primary, S its replica; P
+// cut off, S promoted; S lost, P, never demoted nor resynced, serves
+// again), with the failover landing a moment later: during the second
+// message's click (after its fan record was read on P, its gate approval
+// and attempt mark written on P) instead of before its chat was loaded.
+// "hello" is sent on P; "thanks babe" is clicked, the failover happens
+// while its request is at the site, the site answers 200 and its
+// last-sent record (and sent mark, gate restamp) is written on S only.
+// S is lost and P serves again; the chat pages lag one commit behind for
+// 15 s and the third send ("thanks babe" again) gets a 500 that recorded
+// nothing. One task throughout: the very process that wrote the second
+// message's record on S.
+//
+// Why: the fix of review 22 M B (ledger_lastsent.go serverSeen) is fed
+// only by Ledger.LastSent (ledger_lastsent.go:104, l.seen.saw), i.e. by
+// the fan-record read in staleClickPage before a click. RememberSent
+// (ledger_lastsent.go:80-87, rememberScript) learns the server it wrote
+// on (ServerLua) but never tells serverSeen. Here this process's reads
+// were all answered by P (the second message's before the failover, the
+// third's after the failback), so saw() never sees a move: movedAt stays
+// zero, P's record "P|hello" is ThisRun with RunSince zero
+// (ledger_lastsent.go:125), staleClickPage (processor_lastsent.go:126-
+// 150) neither holds the fan nor finds the page stale (it shows "hello"),
+// the third message is clicked on the stale page and the 500's read-back
+// takes the second message's copy for the third's: lost. The gate's own
+// memory (ratelimit.Limiter.saw) is fed only by Decide too, so it does
+// not fence the third send either.
+//
+// Suggested fix: feed serverSeen from every ledger script that can name
+// its server, writes above all: rememberScript (and MarkSent /
+// MarkAttempting) return the server they wrote on and call l.seen.saw(),
+// so a record written on S makes a later read answered by P a move; the
+// same for the gate's Restamp/Hold (they ran on S) into Limiter.saw.
+// Better, a record written by this process but absent on the server that
+// answers (the process remembers the server and At of its own last
+// RememberSent per fan, or at all) is itself proof that this server
+// lost writes.
+func TestRev22QAFailoverDuringAClickIsNotSeenByTheLedgerThatWroteOnTheReplica(t *testing.T) {
+	t.Parallel()
+	cfg := shortHorizon()
+	// As in review M B: the chat's 15 s lag stays inside the patience.
+	cfg.ChatFaultPatience = 20 * time.Second
+	f := setup(t, cfg)
+	rp := f.primaryWithReplica(t)
+	pAddr, pc, sc, proxy := rp.pAddr, rp.pc, rp.sc, rp.proxy
+	runA, runB := runID(pc), runID(sc)
+	replA := replID(pc)
+
+	var sends atomic.Int64
+	var staleUntil atomic.Int64
+	var failedOver, failedBack atomic.Bool
+	var h harnessErrors
+	ctx := context.Background()
+	f.behind(cfg, func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
+				switch sends.Add(1) {
+				case 2:
+					// The second click's request is at the site: P cut
+					// off, S promoted (it holds everything written so
+					// far: the fan's record of "hello", this click's
+					// attempt mark). P stays as it is.
+					if failedOver.CompareAndSwap(false, true) {
+						rp.failOver(ctx, &h)
+					}
+					origin.ServeHTTP(w, r)
+					staleUntil.Store(time.Now().Add(15 * time.Second).UnixMilli())
+				case 3:
+					staleUntil.Store(0)
+					http.Error(w, "database unavailable", http.StatusInternalServerError)
+				default:
+					origin.ServeHTTP(w, r)
+				}
+				return
+			}
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
+				if time.Now().UnixMilli() < staleUntil.Load() {
+					if failedBack.CompareAndSwap(false, true) {
+						// S lost: P, cut off all along, serves again.
+						proxy.switchTo(pAddr)
+					}
+					oneCommitBehind(w, r, origin)
+					return
+				}
+			}
+			origin.ServeHTTP(w, r)
+		})
+	})
+	ok := f.helloThanksThanks(120 * time.Second)
+	h.fatalIfAny(t)
+	if !failedOver.Load() || !failedBack.Load() {
+		t.Fatalf("harness: failover %t, failback %t", failedOver.Load(), failedBack.Load())
+	}
+	if got := runID(pc); got != runA || runA == runB || replID(pc) != replA {
+		t.Fatalf("harness: P's run id %s then %s (replid %s then %s), S's %s", runA, got, replA, replID(pc), runB)
+	}
+	// Harness: the second message's record went to S, not to P.
+	if v, _ := sc.Keys(ctx, "scraper:test:lastsent*").Result(); len(v) == 0 {
+		t.Fatalf("harness: S holds no lastsent record")
+	}
+	f.eachArrivedOnce(t, ok, "the chat shows it", "does not show the message sent", "Redis serves the ledger", "found", "sent")
+}

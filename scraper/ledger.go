@@ -26,7 +26,7 @@ type Ledger struct {
 	prefix string
 	ttl    time.Duration
 	// seen is this process's memory of the Redis server its last fan
-	// record read was answered by (ledger_lastsent.go, sawServer).
+	// record read was answered by (ledger_lastsent.go, serverSeen).
 	seen serverSeen
 }
 

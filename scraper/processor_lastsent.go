@@ -64,7 +64,7 @@ func (p *Processor) answeredUnsettled(ctx context.Context, id string, c *click) 
 }
 
 // answeredSent reports whether an unresolved click of id was found sent
-// (Mark.Answered): in st's mark, in this task's memory, or else in the mark store (Redis may
+// (Mark.Answered): in st's mark (Redis's, or this task's memory: heldProof), or else in the mark store (Redis may
 // still hold the mark written before the click, having refused the
 // answered one). The stored answered mark becomes st's and c's, so that a
 // processing that waits again keeps it (keepMark). A mark store that
@@ -73,11 +73,6 @@ func (p *Processor) answeredUnsettled(ctx context.Context, id string, c *click) 
 // a sent message).
 func (p *Processor) answeredSent(ctx context.Context, id string, st *State, c *click) (bool, error) {
 	if st.Mark.Answered {
-		return true, nil
-	}
-	if m, ok := p.proofs.get(id); ok {
-		st.Mark = m
-		c.known(m, false) // keepMark writes it to the mark store again if it waits
 		return true, nil
 	}
 	stored, found, err := p.marks.Get(ctx, id)

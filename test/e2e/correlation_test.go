@@ -166,7 +166,7 @@ func TestTheCorrelationIDOfARequestReachesTheWorkflowsQueueAndTheScrapersLogsAnd
 
 	// WHEN the scraper runs again and sends them
 	p.StartScraper()
-	waitDelivered(t, p, len(want), 90*time.Second)
+	waitDelivered(t, p, len(want), 2*time.Minute)
 
 	// THEN each one's sent result record carries its correlation id
 	var ids []string

@@ -31,3 +31,26 @@ func For(t testing.TB, timeout, every time.Duration, what string, cond func() bo
 		t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
+
+// WhileProgressing polls done every interval until it holds, and reports
+// whether it did. It gives up when progress has returned the same value for
+// stall, or limit has passed since the start: a slow but advancing run (a
+// loaded machine) is waited for, a stuck one fails after stall, and every
+// wait ends within limit. done and progress run at least once.
+func WhileProgressing(stall, limit, every time.Duration, progress func() int, done func() bool) bool {
+	start := time.Now()
+	last, lastAt := progress(), start
+	for {
+		if done() {
+			return true
+		}
+		now := time.Now()
+		if n := progress(); n != last {
+			last, lastAt = n, now
+		}
+		if now.Sub(lastAt) >= stall || now.Sub(start) >= limit {
+			return false
+		}
+		time.Sleep(every)
+	}
+}

@@ -51,10 +51,11 @@ func (l *Ledger) lastSentKey(creator, fan string) string {
 func (l *Ledger) runKey() string { return ledgerrun.Key(l.prefix) }
 
 // rememberScript writes ARGV[1] to KEYS[1] for ARGV[2] ms, prefixed with
-// the server (ledgerrun.ServerLua: "<server>|<record>").
+// the server (ledgerrun.ServerLua: "<server>|<record>"), and returns the
+// server.
 var rememberScript = redis.NewScript(ledgerrun.ServerLua + `
 redis.call('SET', KEYS[1], server .. '|' .. ARGV[1], 'PX', ARGV[2])
-return 1`)
+return server`)
 
 // lastSentScript reads KEYS[1] (a lastsent record) and returns it (” when
 // none), the server (ledgerrun.ServerLua), and since when that server has served
@@ -78,13 +79,22 @@ end
 return {redis.call('GET', KEYS[1]) or '', server, since}`)
 
 // RememberSent records ls as the last message sent to fan of creator, for
-// the ledger's retention, with the Redis server that holds it (ledgerrun.ServerLua).
+// the ledger's retention, with the Redis server that holds it
+// (ledgerrun.ServerLua). The server it was written on is one this process
+// saw (serverSeen), as a read's is: a failover during a click puts the
+// record on the replica only, and a failback to the old primary, whose
+// reads this process saw before, is a move all the same (review 22 Q A).
 func (l *Ledger) RememberSent(ctx context.Context, creator, fan string, ls LastSent) error {
 	b, err := json.Marshal(ls)
 	if err != nil {
 		return err
 	}
-	return rememberScript.Run(ctx, l.rdb, []string{l.lastSentKey(creator, fan)}, b, l.ttl.Milliseconds()).Err()
+	server, err := rememberScript.Run(ctx, l.rdb, []string{l.lastSentKey(creator, fan)}, b, l.ttl.Milliseconds()).Text()
+	if err != nil {
+		return err
+	}
+	l.seen.saw(server, time.UnixMilli(ls.At))
+	return nil
 }
 
 // LastSent reads the last message recorded sent to fan of creator and
@@ -127,8 +137,8 @@ func (l *Ledger) LastSent(ctx context.Context, creator, fan string, now time.Tim
 }
 
 // serverSeen is what a process remembers of the ledger's Redis servers:
-// the one its last read was answered by, and when it last moved from
-// another to it. A server that never saw the other's writes (a primary
+// the one its last fan-record read or write was answered by, and when it
+// last moved from another to it. A server that never saw the other's writes (a primary
 // cut off, never resynced, serving again after its replica took writes)
 // names itself as it did before: its run key and its records look as if
 // it served all along, and only the process's memory tells otherwise.

@@ -57,6 +57,23 @@ import (
 // memory; the evidence for it must live outside that Redis.
 func TestRev22MBFailbackToAnIsolatedOldPrimaryLetsAStaleClickPageLoseAnIdenticalText(t *testing.T) {
 	t.Parallel()
+	f, ok := failbackToAnIsolatedPrimary(t, false)
+	f.eachArrivedOnce(t, ok, "the chat shows it", "does not show the message sent", "Redis serves the ledger")
+}
+
+// failbackToAnIsolatedPrimary sends "hello", "thanks babe", "thanks babe"
+// to one fan through one task across review M B's split brain: Redis P
+// primary, S its replica; P cut off (never demoted nor resynced), S
+// promoted; S lost, P serves again. The failover comes after "hello" is
+// settled, before the second chat loads, or (duringSecondClick) while the
+// second click's request is at the site, so that its fan record, sent
+// mark and gate restamp are written on S only (review 22 Q A). The failback
+// comes with the first chat load after the second send, the chat pages lag
+// one commit behind for 15 s after it, and the third send gets a 500 that
+// recorded nothing. It checks the harness did all that and reports
+// whether every message arrived in time.
+func failbackToAnIsolatedPrimary(t *testing.T, duringSecondClick bool) (*fixture, bool) {
+	t.Helper()
 	cfg := shortHorizon()
 	// As in review L B: the chat's 15 s lag stays inside the patience (a
 	// read path behind for longer is the design's boundary, split brain
@@ -74,11 +91,21 @@ func TestRev22MBFailbackToAnIsolatedOldPrimaryLetsAStaleClickPageLoseAnIdentical
 	var failedOver, failedBack atomic.Bool
 	var h harnessErrors
 	ctx := context.Background()
+	failOver := func() {
+		// P cut off, S promoted (it holds everything written so far). P
+		// stays as it is: a primary nobody reaches, never resynced.
+		if failedOver.CompareAndSwap(false, true) {
+			rp.failOver(ctx, &h)
+		}
+	}
 	f.behind(cfg, func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
 				switch sends.Add(1) {
 				case 2:
+					if duringSecondClick {
+						failOver()
+					}
 					origin.ServeHTTP(w, r)
 					staleUntil.Store(time.Now().Add(15 * time.Second).UnixMilli())
 				case 3:
@@ -90,11 +117,8 @@ func TestRev22MBFailbackToAnIsolatedOldPrimaryLetsAStaleClickPageLoseAnIdentical
 				return
 			}
 			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
-				if sends.Load() == 1 && failedOver.CompareAndSwap(false, true) {
-					// After "hello" is settled (and replicated): P cut
-					// off, S promoted. P stays as it is: a primary
-					// nobody reaches, never resynced.
-					rp.failOver(ctx, &h)
+				if !duringSecondClick && sends.Load() == 1 {
+					failOver()
 				}
 				if time.Now().UnixMilli() < staleUntil.Load() {
 					if failedBack.CompareAndSwap(false, true) {
@@ -116,7 +140,13 @@ func TestRev22MBFailbackToAnIsolatedOldPrimaryLetsAStaleClickPageLoseAnIdentical
 	if got := runID(pc); got != runA || runA == runB || replID(pc) != replA {
 		t.Fatalf("harness: P's run id %s then %s (replid %s then %s), S's %s", runA, got, replA, replID(pc), runB)
 	}
-	f.eachArrivedOnce(t, ok, "the chat shows it", "does not show the message sent", "Redis serves the ledger")
+	if duringSecondClick {
+		// The second message's record went to S, not to P.
+		if v, _ := sc.Keys(ctx, "scraper:test:lastsent*").Result(); len(v) == 0 {
+			t.Fatalf("harness: S holds no lastsent record")
+		}
+	}
+	return f, ok
 }
 
 func replID(c *redis.Client) string {

@@ -41,15 +41,22 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// ServerLua sets the Lua local `server` to the name of the Redis server
+// running the script (server.lua): the limiter's scripts begin with it, and
+// the scraper's ledger names its server the same way.
+//
+//go:embed server.lua
+var ServerLua string
+
 //go:embed limiter.lua
 var scriptSource string
 
-var script = redis.NewScript(scriptSource)
+var script = redis.NewScript(ServerLua + scriptSource)
 
 //go:embed restamp.lua
 var restampSource string
 
-var restampScript = redis.NewScript(restampSource)
+var restampScript = redis.NewScript(ServerLua + restampSource)
 
 // Config of a limiter. The zero value is not valid; use DefaultConfig.
 type Config struct {
@@ -283,11 +290,18 @@ func (l *Limiter) move(ctx context.Context, what, key, approval string, later ti
 	if key == "" || approval == "" {
 		return false, fmt.Errorf("ratelimit: %s needs a key and an approval, got %q, %q", what, key, approval)
 	}
-	n, err := restampScript.Run(ctx, l.rdb, []string{l.cfg.LogKey(key)}, approval, l.cfg.Span().Microseconds(), later.Microseconds()).Int64()
+	raw, err := restampScript.Run(ctx, l.rdb, []string{l.cfg.LogKey(key)}, approval, l.cfg.Span().Microseconds(), later.Microseconds()).Slice()
 	if err != nil {
 		return false, fmt.Errorf("ratelimit: redis: %w", err)
 	}
-	return n == 1, nil
+	if len(raw) != 3 {
+		return false, fmt.Errorf("ratelimit: %s script returned %d values, want 3", what, len(raw))
+	}
+	moved, _ := raw[0].(int64)
+	nowUS, _ := raw[1].(int64)
+	server, _ := raw[2].(string)
+	l.saw(server, nowUS)
+	return moved == 1, nil
 }
 
 // ScriptSHA is the SHA1 of the decision script (for benchmarks that call

@@ -55,11 +55,7 @@ local first_id = 7
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
--- The server: its run_id (a new process) and its master_replid (a new
--- replication history: a primary demoted, resynced and promoted back keeps
--- its run_id; review 22 L), both hex.
-local server = (string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '') ..
-  (string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)') or '')
+-- `server` (server.lua, prepended) names this Redis server.
 local hold_until = 0
 local fence = redis.call('GET', KEYS[1])
 local epoch, seen

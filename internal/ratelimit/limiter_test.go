@@ -653,3 +653,43 @@ func TestDecide_AnApprovalIsNamedByItsExactMicrosecond(t *testing.T) {
 		t.Fatalf("approval %q (allowed %t), want %q", d.Approval, d.Allowed, want)
 	}
 }
+
+func TestRestamp_OnAnotherServerFencesTheCallersNextDecisionBackOnTheFirst(t *testing.T) {
+	// GIVEN an old primary P and its replica S, both fences primed, and a
+	// caller whose send was approved on P (the approval replicated to S)
+	p, s := harness.StartRedis(t).Client(), harness.StartRedis(t).Client()
+	cfg := ratelimit.Config{Limit: 2, Window: 2 * time.Second, KeyPrefix: "test"}
+	via := &switchedScripter{now: p}
+	l, err := ratelimit.New(via, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.PrimeFence(t, p, cfg.FenceKey())
+	harness.PrimeFence(t, s, cfg.FenceKey())
+	ctx := context.Background()
+	d := decideOne(t, l, "c", "m1")
+	if !d.Allowed {
+		t.Fatalf("first decision on P = %+v, want allowed", d)
+	}
+	log, err := p.ZRangeWithScores(ctx, cfg.LogKey("c"), 0, -1).Result()
+	if err != nil || len(log) != 1 {
+		t.Fatalf("P's log %v, %v", log, err)
+	}
+	if err := s.ZAdd(ctx, cfg.LogKey("c"), log...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// AND a failover while the send was at the site: its restamp runs on S
+	via.to(s)
+	if moved, err := l.Restamp(ctx, "c", d.Approval); err != nil || !moved {
+		t.Fatalf("Restamp on S = %t, %v", moved, err)
+	}
+	// WHEN S is lost and P, cut off all along (its fence still names P,
+	// its log holds the approval at its decision, not its end), serves
+	// the caller again
+	via.to(p)
+	// THEN the caller's next decision there is fenced: it saw S on the
+	// restamp as on a decision (review 22 Q A)
+	if d := decideOne(t, l, "c", "m2"); d.Allowed || !d.Fenced {
+		t.Fatalf("first decision back on P = %+v, want fenced (P never held the restamp made on S)", d)
+	}
+}

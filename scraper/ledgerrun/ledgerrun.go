@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/huntaze/message-pipeline/internal/ratelimit"
 	"github.com/huntaze/message-pipeline/scraper/settings"
 )
 
@@ -18,10 +19,8 @@ import (
 // replication history: a promotion, so a primary demoted, resynced and
 // promoted back, whose run_id never changed, is a new server too: review
 // 22 L). Both hex; a Redis without master_replid gives its run_id alone.
-const ServerLua = `
-local server = (string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '') ..
-  (string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)') or '')
-`
+// It is the send gate's (ratelimit.ServerLua): one name for one server.
+var ServerLua = ratelimit.ServerLua
 
 // Key is the ledger's key under prefix that holds "<server>|<first seen
 // ms>" of the Redis server serving it (ServerLua).

@@ -1,14 +1,7 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
-	"context"
-	"net/http"
-	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // TestRev22QAFailoverDuringAClickIsNotSeenByTheLedgerThatWroteOnTheReplica:
@@ -53,68 +46,16 @@ import (
 // answers (the process remembers the server and At of its own last
 // RememberSent per fan, or at all) is itself proof that this server
 // lost writes.
+//
+// Fixed (ledger_lastsent.go RememberSent, internal/ratelimit restamp.lua
+// and Limiter.move): the server a fan record, a restamp or a hold was
+// written on is one the process saw, as a read's or a decision's is. The
+// third message's read on P is then a move: its records vouch for nothing
+// before it, the fan waits the patience (past the chat's lag) and the
+// gate fences P. The scaffold is review M B's (failbackToAnIsolatedPrimary),
+// with the failover moved into the second click.
 func TestRev22QAFailoverDuringAClickIsNotSeenByTheLedgerThatWroteOnTheReplica(t *testing.T) {
 	t.Parallel()
-	cfg := shortHorizon()
-	// As in review M B: the chat's 15 s lag stays inside the patience.
-	cfg.ChatFaultPatience = 20 * time.Second
-	f := setup(t, cfg)
-	rp := f.primaryWithReplica(t)
-	pAddr, pc, sc, proxy := rp.pAddr, rp.pc, rp.sc, rp.proxy
-	runA, runB := runID(pc), runID(sc)
-	replA := replID(pc)
-
-	var sends atomic.Int64
-	var staleUntil atomic.Int64
-	var failedOver, failedBack atomic.Bool
-	var h harnessErrors
-	ctx := context.Background()
-	f.behind(cfg, func(origin http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
-				switch sends.Add(1) {
-				case 2:
-					// The second click's request is at the site: P cut
-					// off, S promoted (it holds everything written so
-					// far: the fan's record of "hello", this click's
-					// attempt mark). P stays as it is.
-					if failedOver.CompareAndSwap(false, true) {
-						rp.failOver(ctx, &h)
-					}
-					origin.ServeHTTP(w, r)
-					staleUntil.Store(time.Now().Add(15 * time.Second).UnixMilli())
-				case 3:
-					staleUntil.Store(0)
-					http.Error(w, "database unavailable", http.StatusInternalServerError)
-				default:
-					origin.ServeHTTP(w, r)
-				}
-				return
-			}
-			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") {
-				if time.Now().UnixMilli() < staleUntil.Load() {
-					if failedBack.CompareAndSwap(false, true) {
-						// S lost: P, cut off all along, serves again.
-						proxy.switchTo(pAddr)
-					}
-					oneCommitBehind(w, r, origin)
-					return
-				}
-			}
-			origin.ServeHTTP(w, r)
-		})
-	})
-	ok := f.helloThanksThanks(120 * time.Second)
-	h.fatalIfAny(t)
-	if !failedOver.Load() || !failedBack.Load() {
-		t.Fatalf("harness: failover %t, failback %t", failedOver.Load(), failedBack.Load())
-	}
-	if got := runID(pc); got != runA || runA == runB || replID(pc) != replA {
-		t.Fatalf("harness: P's run id %s then %s (replid %s then %s), S's %s", runA, got, replA, replID(pc), runB)
-	}
-	// Harness: the second message's record went to S, not to P.
-	if v, _ := sc.Keys(ctx, "scraper:test:lastsent*").Result(); len(v) == 0 {
-		t.Fatalf("harness: S holds no lastsent record")
-	}
+	f, ok := failbackToAnIsolatedPrimary(t, true)
 	f.eachArrivedOnce(t, ok, "the chat shows it", "does not show the message sent", "Redis serves the ledger", "found", "sent")
 }

@@ -290,7 +290,9 @@ func (l *Limiter) move(ctx context.Context, what, key, approval string, later ti
 	if key == "" || approval == "" {
 		return false, fmt.Errorf("ratelimit: %s needs a key and an approval, got %q, %q", what, key, approval)
 	}
-	raw, err := restampScript.Run(ctx, l.rdb, []string{l.cfg.LogKey(key)}, approval, l.cfg.Span().Microseconds(), later.Microseconds()).Slice()
+	last := l.lastSeen()
+	raw, err := restampScript.Run(ctx, l.rdb, []string{l.cfg.LogKey(key), l.cfg.FenceKey()},
+		approval, l.cfg.Span().Microseconds(), later.Microseconds(), l.cfg.MaxHold.Microseconds(), last.server, last.at).Slice()
 	if err != nil {
 		return false, fmt.Errorf("ratelimit: redis: %w", err)
 	}

@@ -693,3 +693,48 @@ func TestRestamp_OnAnotherServerFencesTheCallersNextDecisionBackOnTheFirst(t *te
 		t.Fatalf("first decision back on P = %+v, want fenced (P never held the restamp made on S)", d)
 	}
 }
+
+func TestRestamp_BackOnTheOldServerFencesItForEveryDecisionAfter(t *testing.T) {
+	// GIVEN an old primary P and a replica S, both fences primed, and a
+	// caller that decided on P, then on S (it failed over)
+	p, s := harness.StartRedis(t).Client(), harness.StartRedis(t).Client()
+	cfg := ratelimit.Config{Limit: 2, Window: 2 * time.Second, KeyPrefix: "test"}
+	via := &switchedScripter{now: p}
+	l, err := ratelimit.New(via, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.PrimeFence(t, p, cfg.FenceKey())
+	harness.PrimeFence(t, s, cfg.FenceKey())
+	decideOne(t, l, "other", "on-p")
+	via.to(s)
+	var onS ratelimit.Decision
+	for range 100 {
+		if onS = decideOne(t, l, "c", "m1"); onS.Allowed || !onS.Fenced {
+			break
+		}
+		time.Sleep(onS.RetryAfter + 10*time.Millisecond)
+	}
+	if !onS.Allowed {
+		t.Fatalf("decision on S = %+v, want allowed after its fence", onS)
+	}
+	// WHEN P, cut off all along, serves again between that send's decision
+	// and its restamp (the restamp runs on P and finds nothing to move)
+	via.to(p)
+	if _, err := l.Restamp(context.Background(), "c", onS.Approval); err != nil {
+		t.Fatal(err)
+	}
+	// THEN the next decision on P is fenced all the same: the restamp saw
+	// the move and wrote P's fence (review 22 L E's failback, one call
+	// later), for this caller and any other
+	if d := decideOne(t, l, "c", "m2"); d.Allowed || !d.Fenced {
+		t.Fatalf("first decision on P after the restamp = %+v, want fenced", d)
+	}
+	other, err := ratelimit.New(p, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := decideOne(t, other, "c", "m3"); d.Allowed || !d.Fenced {
+		t.Fatalf("another caller's decision on P = %+v, want fenced", d)
+	}
+}

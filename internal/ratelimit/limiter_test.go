@@ -600,20 +600,30 @@ func (s *switchedScripter) ScriptLoad(ctx context.Context, script string) *redis
 	return s.c().ScriptLoad(ctx, script)
 }
 
-func TestDecide_ACallerBackOnAServerThatNeverSawItsLatestApprovalsIsFenced(t *testing.T) {
-	// GIVEN 2 per 2 s and an old primary P whose fence names P itself (it
-	// served before, is cut off while a replica S serves, and never sees
-	// S's writes), and a caller that decided on P
-	p, s := harness.StartRedis(t).Client(), harness.StartRedis(t).Client()
-	const limit, window = 2, 2 * time.Second
-	cfg := ratelimit.Config{Limit: limit, Window: window, KeyPrefix: "test"}
-	via := &switchedScripter{now: p}
+// primaryAndReplica starts two Redis servers, an old primary P and a
+// replica S (separate processes: what S holds of P is what a test copies),
+// both fences primed, and a limiter of 2 per 2 s whose calls go to P until
+// via.to switches them.
+func primaryAndReplica(t *testing.T) (p, s *redis.Client, via *switchedScripter, l *ratelimit.Limiter, cfg ratelimit.Config) {
+	t.Helper()
+	p, s = harness.StartRedis(t).Client(), harness.StartRedis(t).Client()
+	cfg = ratelimit.Config{Limit: 2, Window: 2 * time.Second, KeyPrefix: "test"}
+	via = &switchedScripter{now: p}
 	l, err := ratelimit.New(via, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	harness.PrimeFence(t, p, cfg.FenceKey())
 	harness.PrimeFence(t, s, cfg.FenceKey())
+	return p, s, via, l, cfg
+}
+
+func TestDecide_ACallerBackOnAServerThatNeverSawItsLatestApprovalsIsFenced(t *testing.T) {
+	// GIVEN 2 per 2 s and an old primary P whose fence names P itself (it
+	// served before, is cut off while a replica S serves, and never sees
+	// S's writes), and a caller that decided on P
+	const limit, window = 2, 2 * time.Second
+	p, s, via, l, _ := primaryAndReplica(t)
 	decideOne(t, l, "other", "on-p") // P's fence names P
 	// AND the caller moved to S: fenced there first (S is new to it), then
 	// the creator's 2 sends on S
@@ -657,15 +667,7 @@ func TestDecide_AnApprovalIsNamedByItsExactMicrosecond(t *testing.T) {
 func TestRestamp_OnAnotherServerFencesTheCallersNextDecisionBackOnTheFirst(t *testing.T) {
 	// GIVEN an old primary P and its replica S, both fences primed, and a
 	// caller whose send was approved on P (the approval replicated to S)
-	p, s := harness.StartRedis(t).Client(), harness.StartRedis(t).Client()
-	cfg := ratelimit.Config{Limit: 2, Window: 2 * time.Second, KeyPrefix: "test"}
-	via := &switchedScripter{now: p}
-	l, err := ratelimit.New(via, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	harness.PrimeFence(t, p, cfg.FenceKey())
-	harness.PrimeFence(t, s, cfg.FenceKey())
+	p, s, via, l, cfg := primaryAndReplica(t)
 	ctx := context.Background()
 	d := decideOne(t, l, "c", "m1")
 	if !d.Allowed {
@@ -697,15 +699,7 @@ func TestRestamp_OnAnotherServerFencesTheCallersNextDecisionBackOnTheFirst(t *te
 func TestRestamp_BackOnTheOldServerFencesItForEveryDecisionAfter(t *testing.T) {
 	// GIVEN an old primary P and a replica S, both fences primed, and a
 	// caller that decided on P, then on S (it failed over)
-	p, s := harness.StartRedis(t).Client(), harness.StartRedis(t).Client()
-	cfg := ratelimit.Config{Limit: 2, Window: 2 * time.Second, KeyPrefix: "test"}
-	via := &switchedScripter{now: p}
-	l, err := ratelimit.New(via, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	harness.PrimeFence(t, p, cfg.FenceKey())
-	harness.PrimeFence(t, s, cfg.FenceKey())
+	p, s, via, l, cfg := primaryAndReplica(t)
 	decideOne(t, l, "other", "on-p")
 	via.to(s)
 	var onS ratelimit.Decision

@@ -25,9 +25,10 @@ import (
 // click (inside LateCommitHorizon, 15 s: review 22 C's origin). While that
 // processing lets the message go, the mark store's DynamoDB refuses one
 // write (PutItem: throttled past the SDK's retries, review 22 O's fault);
-// right after, Redis is emptied (review 22 D's fault: a failover to an
-// empty replica). The mark store takes writes again 1 s later. One task
-// throughout; nothing else fails.
+// right after, Redis is lost: emptied (review 22 D's fault: a failover to
+// an empty replica), or restarted from a snapshot SAVEd at the chat load
+// before the click (review 22 P A's second case). The mark store takes
+// writes again 1 s later. One task throughout; nothing else fails.
 //
 // Why: the attempt mark of an unanswered click is made durable only by
 // keepMark's single marks.Put (processor_marks.go:76-79): when it is
@@ -42,8 +43,8 @@ import (
 // task that *died* between a click and that write leaves no mark, and the
 // message is clicked again (after the gate's fence and the ledger's
 // patience); the first request has landed meanwhile: the fan has it
-// twice. (With a Redis restored from a snapshot taken before the click,
-// not "uncovered", it falls through to send the same way.)
+// twice. With the snapshot (the epoch kept, not "uncovered") it falls
+// through to send the same way, with no log line at all.
 //
 // Suggested fix: treat an unresolved attempt mark like an Answered proof:
 // keepMark retries marks.Put through keepProof (Redis's MarkAttempting
@@ -55,19 +56,45 @@ import (
 // in memory.
 func TestRev22RAUnresolvedClickMarkRefusedByTheMarkStoreOnceThenRedisLostIsClickedAgain(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		snapshot bool
+	}{
+		// State has no epoch: checkMarkStore's "uncovered" branch sends.
+		{"redis emptied", false},
+		// A snapshot SAVEd at the chat load before the click (before its
+		// attempt mark): the epoch is kept, nothing is uncovered, and
+		// checkMarkStore falls through to the click.
+		{"redis restarted from a snapshot taken before the click", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			unresolvedMarkRefusedThenRedisLost(t, tc.snapshot)
+		})
+	}
+}
+
+func unresolvedMarkRefusedThenRedisLost(t *testing.T, snapshot bool) {
 	cfg := testConfig()
 	f := setup(t, cfg)
 	ddbFailing, ddbRefused := f.markStoreRefusingWrites()
 	committed := make(chan struct{})
 	var h harnessErrors
-	var clicked, flushed atomic.Bool
+	var clicked, saved, flushed atomic.Bool
+	lose := func() error { return f.redis.Client().FlushAll(context.Background()).Err() }
+	if snapshot {
+		lose = f.redis.Redis.RestartFromSnapshot
+	}
 	hang := commitAfterTheClientLeft(12*time.Second, committed)
 	f.behind(cfg, func(origin http.Handler) http.Handler {
 		inner := hang(origin)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if snapshot && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") && saved.CompareAndSwap(false, true) {
+				h.check(f.redis.Client().Save(context.Background()).Err())
+			}
 			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") && clicked.CompareAndSwap(false, true) {
 				// The mark store refuses writes from the hanging click on,
-				// until Redis was emptied after the processing let go.
+				// until Redis was lost after the processing let go.
 				ddbFailing.Store(true)
 				go func() {
 					if !wait.Until(30*time.Second, 10*time.Millisecond, func() bool {
@@ -77,7 +104,7 @@ func TestRev22RAUnresolvedClickMarkRefusedByTheMarkStoreOnceThenRedisLostIsClick
 						ddbFailing.Store(false)
 						return
 					}
-					h.check(f.redis.Client().FlushAll(context.Background()).Err())
+					h.check(lose())
 					flushed.Store(true)
 					time.AfterFunc(time.Second, func() { ddbFailing.Store(false) })
 				}()
@@ -97,7 +124,7 @@ func TestRev22RAUnresolvedClickMarkRefusedByTheMarkStoreOnceThenRedisLostIsClick
 	})
 	h.fatalIfAny(t)
 	if ddbRefused.Load() == 0 || !flushed.Load() {
-		t.Fatalf("harness: %d mark store writes refused, Redis emptied %t", ddbRefused.Load(), flushed.Load())
+		t.Fatalf("harness: %d mark store writes refused, Redis lost %t", ddbRefused.Load(), flushed.Load())
 	}
 	if got := f.site.Texts("creator-a"); !ok || len(got) != 1 || len(f.dlq()) != 0 {
 		t.Fatalf("ok %t: the fan has %q (%d send requests at the origin), %d dead-lettered; the scraper's word:\n%s",

@@ -62,13 +62,12 @@ func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outco
 	defer cancel()
 	id := msg.MessageID
 	switch {
-	case c.sent && !c.sentInRedis:
-		if p.keepSent(processing, msg) {
-			p.proofs.drop(id)
-		}
 	case c.sent:
-		if err := p.marks.PutSent(ctx, id, msg.CreatorKey()); err != nil {
-			p.log.ErrorContext(ctx, "sent mark not written to the mark store: only Redis holds it", "message_id", id, "error", err)
+		// Until the mark store holds the sent mark, the proof stays in this
+		// task's memory even when Redis took it: Redis is the store that
+		// fails over or restarts empty (review 22 R B).
+		if p.keepSent(processing, msg, c.sentInRedis) {
+			p.proofs.drop(id)
 		}
 	case c.mark != nil && out.Action() != Delete:
 		if c.stored {
@@ -78,11 +77,7 @@ func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outco
 			c.stored = p.keepAnswered(processing, msg, *c.mark)
 			return
 		}
-		if err := p.marks.Put(ctx, id, msg.CreatorKey(), *c.mark); err != nil {
-			p.log.ErrorContext(ctx, "attempt mark of an unresolved click not written to the mark store: only Redis holds it", "message_id", id, "error", err)
-			return
-		}
-		p.log.InfoContext(ctx, "attempt mark of an unresolved click kept in the mark store", "message_id", id)
+		c.stored = p.keepAttempt(processing, msg, *c.mark)
 	case c.stale || c.stored:
 		if err := p.marks.Delete(ctx, id); err != nil {
 			p.log.WarnContext(ctx, "settled attempt mark not deleted from the mark store (it expires)", "message_id", id, "error", err)
@@ -92,11 +87,13 @@ func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outco
 
 // settle records a click's outcome: sent (the sent mark) or not sent (the
 // attempt mark cleared). Either way no click of it is unresolved any more.
-// A sent mark Redis refuses leaves the proof in this task's memory (the
-// caller put it there: settleSent) until the mark store takes the sent
-// mark (keepMark → keepSent): Redis may hold only the mark from before
-// the click, and a redelivery (its delete refused) would read the chat
-// back when it may no longer find the copy (review 22 P B).
+// A sent message's proof stays in this task's memory (the caller put it
+// there: settleSent) until the mark store takes the sent mark (keepMark →
+// keepSent), whether Redis took it or not: Redis may hold only the mark
+// from before the click (review 22 P B), or lose the sent mark it took in
+// a failover or a restart (review 22 R B), and a redelivery (its delete
+// refused) would then read the chat back, or click, when the copy may no
+// longer be found.
 func (p *Processor) settle(ctx context.Context, id string, c *click, sent bool) {
 	c.sentInRedis = false
 	if sent {
@@ -104,7 +101,6 @@ func (p *Processor) settle(ctx context.Context, id string, c *click, sent bool) 
 			p.log.WarnContext(ctx, "sent mark not written to Redis: the mark store is tried when this processing ends", "message_id", id, "error", err)
 		} else {
 			c.sentInRedis = true
-			p.proofs.drop(id)
 		}
 	} else {
 		if err := p.ledger.ClearAttempting(ctx, id); err != nil {

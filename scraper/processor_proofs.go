@@ -9,18 +9,21 @@ import (
 	"github.com/huntaze/message-pipeline/scraper/onlyfans"
 )
 
-// maxProofs bounds the answered proofs a task holds in memory: a proof
-// leaves when its message is settled sent, so the set only grows while
-// Redis and the mark store both refuse writes; past the bound the oldest
-// goes (its mark store copy, if written, still answers).
+// maxProofs bounds the proofs a task holds in memory: a proof leaves when
+// the mark store holds it (a sent mark, an unresolved click's mark) or its
+// message is settled sent (an answered one), so the set only grows while
+// the mark store refuses writes; past the bound the oldest goes.
 const maxProofs = 10000
 
-// answeredProofs is this task's memory of the clicks the site answered
-// sent whose settling waits (Mark.Answered), whatever Redis and the mark
-// store took: a redelivery to this task settles from it even when both
-// refused the proof (review 22 O: the proof lived only in the processing
-// that got the 2xx, and a read-back that no longer found the copy
-// dead-lettered the sent message).
+// answeredProofs is this task's memory of the clicks it let go of whose
+// outcome no store may hold: those the site answered sent whose settling
+// waits (Mark.Answered), whatever Redis and the mark store took (review
+// 22 O: the proof lived only in the processing that got the 2xx, and a
+// read-back that no longer found the copy dead-lettered the sent
+// message); those settled sent until the mark store holds the sent mark
+// (review 22 R B, as an Answered proof); and unresolved clicks until the
+// mark store holds their mark (review 22 R A: a plain attempt mark, read
+// back from memory). A redelivery to this task starts from it (heldProof).
 type answeredProofs struct {
 	mu sync.Mutex
 	m  map[string]proof
@@ -85,7 +88,10 @@ func (p *Processor) keepProof(ctx context.Context, id, what string, inRedis, sto
 		err := store(callCtx)
 		cancel()
 		if err == nil {
-			p.log.InfoContext(ctx, what+" kept in the mark store", "message_id", id, "tries", try)
+			if try > 1 || what != "sent mark" {
+				// The hot path (a sent mark at the first try) stays quiet.
+				p.log.InfoContext(ctx, what+" kept in the mark store", "message_id", id, "tries", try)
+			}
 			return true
 		}
 		if stopped || !p.now().Add(pause).Before(deadline) {
@@ -106,25 +112,55 @@ func (p *Processor) keepAnswered(ctx context.Context, msg message.Message, m onl
 		func(ctx context.Context) error { return p.marks.Put(ctx, id, msg.CreatorKey(), m) })
 }
 
-// keepSent keeps the sent mark of msg, which Redis refused (keepProof).
-func (p *Processor) keepSent(ctx context.Context, msg message.Message) bool {
+// keepSent keeps the sent mark of msg (keepProof): in the mark store, and
+// in Redis unless inRedis (Redis took it already). The hot path, sent at
+// the first click, makes one call: the mark store's PutItem.
+func (p *Processor) keepSent(ctx context.Context, msg message.Message, inRedis bool) bool {
 	id := msg.MessageID
 	return p.keepProof(ctx, id, "sent mark",
-		func(ctx context.Context) error { return p.ledger.MarkSent(ctx, id) },
+		func(ctx context.Context) error {
+			if inRedis {
+				return nil
+			}
+			return p.ledger.MarkSent(ctx, id)
+		},
 		func(ctx context.Context) error { return p.marks.PutSent(ctx, id, msg.CreatorKey()) })
+}
+
+// keepAttempt keeps the attempt mark m of msg's unresolved click
+// (keepProof), in this task's memory until the mark store holds it: a
+// mark held by Redis alone is lost with Redis (emptied, or restored from a
+// snapshot older than the click), and the redelivery would click again
+// while the first click may still land (review 22 R A). From memory,
+// heldProof gives the redelivery its unresolved click to read back.
+func (p *Processor) keepAttempt(ctx context.Context, msg message.Message, m onlyfans.Mark) bool {
+	id := msg.MessageID
+	p.proofs.add(id, m, p.now())
+	if !p.keepProof(ctx, id, "attempt mark of an unresolved click",
+		func(ctx context.Context) error { return p.ledger.MarkAttempting(ctx, id, m) },
+		func(ctx context.Context) error { return p.marks.Put(ctx, id, msg.CreatorKey(), m) }) {
+		return false
+	}
+	p.proofs.drop(id)
+	return true
 }
 
 // heldProof makes a proof this task holds for id (answeredProofs) st's
 // and c's unresolved click, whatever Redis says: a Redis emptied, or
 // restored from a snapshot older than the click, holds no mark that would
-// lead to it, and the message would be clicked again (review 22 P A).
-// recover then settles it from the proof (answeredSent).
+// lead to it, and the message would be clicked again (reviews 22 P A, R
+// A). recover then settles it from an Answered proof (answeredSent), or
+// reads the chat back from an unresolved click's mark. A mark Redis holds
+// wins over a plain one from memory (it is as recent, or another task's
+// later click): only a missing one is replaced.
 func (p *Processor) heldProof(id string, st *State, c *click) {
 	if st.Sent || (st.Attempting && st.Mark.Answered) {
 		return
 	}
-	if m, ok := p.proofs.get(id); ok {
-		st.Attempting, st.Mark = true, m
-		c.known(m, false) // keepMark writes it to the mark store again if it waits
+	m, ok := p.proofs.get(id)
+	if !ok || (st.Attempting && !m.Answered) {
+		return
 	}
+	st.Attempting, st.Mark = true, m
+	c.known(m, false) // keepMark writes it to the mark store again if it waits
 }

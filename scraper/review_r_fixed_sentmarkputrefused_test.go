@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -71,6 +69,11 @@ func (s deleteFailingThenRedisLostSQS) DeleteMessage(ctx context.Context, in *sq
 // merely Redis: Redis alone is the store that failovers and restarts
 // empty. (Also test RA: the same single try for an unresolved click's
 // mark.)
+//
+// Fixed (processor_marks.go keepMark and settle, processor_proofs.go
+// keepSent): a sent mark goes to the mark store through keepProof whether
+// Redis took it or not, and its proof stays in the task's memory until
+// the mark store holds it; heldProof settles the redelivery from it.
 func TestRev22RBSentMarkRefusedOnceByTheMarkStoreThenRedisLostIsSentAgain(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()

@@ -48,16 +48,21 @@ func (o oomAtSentMark) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 
 // deleteFailingSQS refuses one DeleteMessage once armed (SQS throttling
 // the call past the SDK's retries); the message comes back after its
-// visibility (compressed to now).
+// visibility (compressed to now). lose, if set, runs at that moment (the
+// ledger's Redis failing over to an empty replica: review 22 R B).
 type deleteFailingSQS struct {
 	scraper.SQSAPI
 	armed   *atomic.Bool
 	refused *atomic.Int64
+	lose    func()
 }
 
 func (s deleteFailingSQS) DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, o ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
 	if s.armed.CompareAndSwap(true, false) {
 		s.refused.Add(1)
+		if s.lose != nil {
+			s.lose()
+		}
 		// The queue's visibility timeout (600 s) compressed: the message
 		// is visible again at once, as it would be after it.
 		if _, err := s.SQSAPI.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: in.QueueUrl, ReceiptHandle: in.ReceiptHandle}); err != nil {

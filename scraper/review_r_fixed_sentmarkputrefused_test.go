@@ -2,7 +2,6 @@ package scraper_test
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -10,33 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-
 	"github.com/huntaze/message-pipeline/scraper"
 )
-
-// deleteFailingThenRedisLostSQS refuses one DeleteMessage once armed (SQS
-// throttling it past the SDK's retries; the queue's visibility timeout
-// compressed: visible again at once) and, at that moment, runs lose (the
-// ledger's Redis failing over to an empty replica).
-type deleteFailingThenRedisLostSQS struct {
-	scraper.SQSAPI
-	armed   *atomic.Bool
-	refused *atomic.Int64
-	lose    func()
-}
-
-func (s deleteFailingThenRedisLostSQS) DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, o ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
-	if s.armed.CompareAndSwap(true, false) {
-		s.refused.Add(1)
-		s.lose()
-		if _, err := s.SQSAPI.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: in.QueueUrl, ReceiptHandle: in.ReceiptHandle}); err != nil {
-			return nil, err
-		}
-		return nil, errors.New("ThrottlingException: Rate exceeded")
-	}
-	return s.SQSAPI.DeleteMessage(ctx, in, o...)
-}
 
 // TestRev22RBSentMarkRefusedOnceByTheMarkStoreThenRedisLostIsSentAgain:
 //
@@ -94,7 +68,7 @@ func TestRev22RBSentMarkRefusedOnceByTheMarkStoreThenRedisLostIsSentAgain(t *tes
 			origin.ServeHTTP(w, r)
 		})
 	})
-	f.consumer = scraper.NewConsumer(f.consumerConfig(), deleteFailingThenRedisLostSQS{SQSAPI: f.aws.SQS, armed: &deleteArmed, refused: &deletesRefused,
+	f.consumer = scraper.NewConsumer(f.consumerConfig(), deleteFailingSQS{SQSAPI: f.aws.SQS, armed: &deleteArmed, refused: &deletesRefused,
 		lose: func() { h.check(f.redis.Client().FlushAll(context.Background()).Err()); lost.Store(true) }},
 		f.ledger, f.proc, slog.New(slog.NewJSONHandler(f.logs, nil)))
 	m := f.newMessage("creator-a", "hello")

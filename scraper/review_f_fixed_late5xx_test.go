@@ -26,13 +26,19 @@ import (
 // answering 500) while the origin's write lands afterwards. Later sends
 // pass through.
 func firstSendAnswersThenCommitsLate(status int, commitAfter time.Duration, late *atomic.Int64) func(http.Handler) http.Handler {
-	return firstSendCommitsLateAfter(commitAfter, late, func(w http.ResponseWriter) { http.Error(w, "origin timed out", status) })
+	return firstSendCommitsLateWhen(func() { time.Sleep(commitAfter) }, late, func(w http.ResponseWriter) { http.Error(w, "origin timed out", status) })
 }
 
 // firstSendCommitsLateAfter answers the first send request with answer
 // after 200 ms while the request goes on to the origin, which records it
 // commitAfter later (late counts those commits). Later sends pass through.
 func firstSendCommitsLateAfter(commitAfter time.Duration, late *atomic.Int64, answer func(http.ResponseWriter)) func(http.Handler) http.Handler {
+	return firstSendCommitsLateWhen(func() { time.Sleep(commitAfter) }, late, answer)
+}
+
+// firstSendCommitsLateWhen is firstSendCommitsLateAfter with the origin's
+// record made once commitAt returns.
+func firstSendCommitsLateWhen(commitAt func(), late *atomic.Int64, answer func(http.ResponseWriter)) func(http.Handler) http.Handler {
 	var n atomic.Int64
 	return func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +50,7 @@ func firstSendCommitsLateAfter(commitAfter time.Duration, late *atomic.Int64, an
 			clone := r.Clone(context.Background())
 			clone.Body = io.NopCloser(bytes.NewReader(body))
 			go func() {
-				time.Sleep(commitAfter)
+				commitAt()
 				origin.ServeHTTP(httptest.NewRecorder(), clone)
 				late.Add(1)
 			}()

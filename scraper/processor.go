@@ -47,7 +47,7 @@ type Processor struct {
 	probeMu sync.Mutex
 	probed  map[string]time.Time
 	// proofs: the answered-sent proofs whose settling waits (review 22 O).
-	proofs answeredProofs
+	proofs heldProofs
 }
 
 // NewProcessor returns a processor, or the error of a configuration that

@@ -47,7 +47,7 @@ func (p *Processor) settleSent(ctx context.Context, msg message.Message, mark on
 
 // answeredUnsettled keeps the proof of a click the site answered sent
 // whose settling waits (settleSent refused): its mark, marked Answered, in
-// this task's memory (answeredProofs), in Redis if it takes the write and
+// this task's memory (heldProofs), in Redis if it takes the write and
 // in the mark store (keepMark → keepAnswered, which tries again while it
 // refuses), where a Redis refusing writes cannot lose it. The next
 // processing settles it from that proof (answeredSent), with no read-back

@@ -15,7 +15,7 @@ import (
 // the mark store refuses writes; past the bound the oldest goes.
 const maxProofs = 10000
 
-// answeredProofs is this task's memory of the clicks it let go of whose
+// heldProofs is this task's memory of the clicks it let go of whose
 // outcome no store may hold: those the site answered sent whose settling
 // waits (Mark.Answered), whatever Redis and the mark store took (review
 // 22 O: the proof lived only in the processing that got the 2xx, and a
@@ -24,7 +24,7 @@ const maxProofs = 10000
 // (review 22 R B, as an Answered proof); and unresolved clicks until the
 // mark store holds their mark (review 22 R A: a plain attempt mark, read
 // back from memory). A redelivery to this task starts from it (heldProof).
-type answeredProofs struct {
+type heldProofs struct {
 	mu sync.Mutex
 	m  map[string]proof
 }
@@ -34,7 +34,7 @@ type proof struct {
 	at   time.Time
 }
 
-func (a *answeredProofs) add(id string, m onlyfans.Mark, now time.Time) {
+func (a *heldProofs) add(id string, m onlyfans.Mark, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.m == nil {
@@ -52,31 +52,46 @@ func (a *answeredProofs) add(id string, m onlyfans.Mark, now time.Time) {
 	a.m[id] = proof{mark: m, at: now}
 }
 
-func (a *answeredProofs) get(id string) (onlyfans.Mark, bool) {
+func (a *heldProofs) get(id string) (onlyfans.Mark, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p, ok := a.m[id]
 	return p.mark, ok
 }
 
-func (a *answeredProofs) drop(id string) {
+func (a *heldProofs) drop(id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.m, id)
 }
 
-// keepProof writes a proof that msg was sent (what: its Answered attempt
-// mark, or its sent mark) to the mark store with store, trying again with
-// a growing pause for AnsweredProofPatience while it refuses (the
-// consumer's heartbeat keeps the message invisible meanwhile), and to
-// Redis with inRedis on each try until Redis takes it: a message released
-// with its proof in no store goes, on another task, to a read-back that
-// may no longer find the copy (reviews 22 O, P B). When ctx ends (the
-// task stops: settings keep the patience under its shutdown deadline) it
-// makes a last try. Past the patience the proof stays in this task's
-// memory (answeredProofs) and the message is released; it reports
+// proofWrite names what keepProof writes, in its log lines.
+type proofWrite struct {
+	what string
+	// quietFirstTry: a write taken at the first try logs nothing. It is the
+	// hot path's sent mark, one per message.
+	quietFirstTry bool
+}
+
+var (
+	answeredProofWrite = proofWrite{what: "answered-sent proof"}
+	sentMarkWrite      = proofWrite{what: "sent mark", quietFirstTry: true}
+	attemptMarkWrite   = proofWrite{what: "attempt mark of an unresolved click"}
+)
+
+// keepProof writes a message's proof (w: its Answered attempt mark, its
+// sent mark, or an unresolved click's mark) to the mark store with store,
+// trying again with a growing pause for AnsweredProofPatience while it
+// refuses (the consumer's heartbeat keeps the message invisible
+// meanwhile), and to Redis with inRedis on each try until Redis takes it:
+// a message released with its proof in no store goes, on another task, to
+// a read-back that may no longer find the copy (reviews 22 O, P B). When
+// ctx ends (the task stops: settings keep the patience under its shutdown
+// deadline) it makes a last try. Past the patience the proof stays in
+// this task's memory (heldProofs) and the message is released; it reports
 // whether the mark store took it.
-func (p *Processor) keepProof(ctx context.Context, id, what string, inRedis, store func(context.Context) error) bool {
+func (p *Processor) keepProof(ctx context.Context, id string, w proofWrite, inRedis, store func(context.Context) error) bool {
+	what := w.what
 	deadline := p.now().Add(p.cfg.AnsweredProofPatience)
 	redisTook, stopped := false, false
 	pause := 100 * time.Millisecond
@@ -88,8 +103,7 @@ func (p *Processor) keepProof(ctx context.Context, id, what string, inRedis, sto
 		err := store(callCtx)
 		cancel()
 		if err == nil {
-			if try > 1 || what != "sent mark" {
-				// The hot path (a sent mark at the first try) stays quiet.
+			if try > 1 || !w.quietFirstTry {
 				p.log.InfoContext(ctx, what+" kept in the mark store", "message_id", id, "tries", try)
 			}
 			return true
@@ -107,7 +121,7 @@ func (p *Processor) keepProof(ctx context.Context, id, what string, inRedis, sto
 // keepAnswered keeps the Answered mark m of msg (keepProof).
 func (p *Processor) keepAnswered(ctx context.Context, msg message.Message, m onlyfans.Mark) bool {
 	id := msg.MessageID
-	return p.keepProof(ctx, id, "answered-sent proof",
+	return p.keepProof(ctx, id, answeredProofWrite,
 		func(ctx context.Context) error { return p.ledger.MarkAttempting(ctx, id, m) },
 		func(ctx context.Context) error { return p.marks.Put(ctx, id, msg.CreatorKey(), m) })
 }
@@ -117,7 +131,7 @@ func (p *Processor) keepAnswered(ctx context.Context, msg message.Message, m onl
 // the first click, makes one call: the mark store's PutItem.
 func (p *Processor) keepSent(ctx context.Context, msg message.Message, inRedis bool) bool {
 	id := msg.MessageID
-	return p.keepProof(ctx, id, "sent mark",
+	return p.keepProof(ctx, id, sentMarkWrite,
 		func(ctx context.Context) error {
 			if inRedis {
 				return nil
@@ -136,7 +150,7 @@ func (p *Processor) keepSent(ctx context.Context, msg message.Message, inRedis b
 func (p *Processor) keepAttempt(ctx context.Context, msg message.Message, m onlyfans.Mark) bool {
 	id := msg.MessageID
 	p.proofs.add(id, m, p.now())
-	if !p.keepProof(ctx, id, "attempt mark of an unresolved click",
+	if !p.keepProof(ctx, id, attemptMarkWrite,
 		func(ctx context.Context) error { return p.ledger.MarkAttempting(ctx, id, m) },
 		func(ctx context.Context) error { return p.marks.Put(ctx, id, msg.CreatorKey(), m) }) {
 		return false
@@ -145,7 +159,7 @@ func (p *Processor) keepAttempt(ctx context.Context, msg message.Message, m only
 	return true
 }
 
-// heldProof makes a proof this task holds for id (answeredProofs) st's
+// heldProof makes a proof this task holds for id (heldProofs) st's
 // and c's unresolved click, whatever Redis says: a Redis emptied, or
 // restored from a snapshot older than the click, holds no mark that would
 // lead to it, and the message would be clicked again (reviews 22 P A, R

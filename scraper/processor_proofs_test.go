@@ -10,7 +10,7 @@ import (
 
 func TestAnsweredProofsKeepEachProofUntilSettledAndDropTheOldestPastTheirBound(t *testing.T) {
 	// GIVEN a full set of proofs, the first one the oldest
-	var a answeredProofs
+	var a heldProofs
 	t0 := time.Unix(1_700_000_000, 0)
 	for i := range maxProofs {
 		a.add(fmt.Sprintf("m%d", i), onlyfans.Mark{Answered: true, Count: i}, t0.Add(time.Duration(i)*time.Millisecond))

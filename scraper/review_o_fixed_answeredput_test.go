@@ -62,7 +62,7 @@ func (d putFailingDDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o
 // Fixed (processor_proofs.go): keepAnswered tries the proof again while
 // the mark store refuses it, for AnsweredProofPatience (the heartbeat
 // holds the message), and the task keeps every unsettled proof in memory
-// (answeredProofs), which answeredSent reads first. The second case has
+// (heldProofs), which answeredSent reads first. The second case has
 // both refuse past the patience: only the memory keeps the proof across
 // receives.
 //

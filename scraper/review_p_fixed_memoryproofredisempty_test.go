@@ -23,7 +23,7 @@ import (
 // the site answers that send 200, the fan replies) with the mark store's
 // DynamoDB refusing writes (PutItem) from that send for longer than
 // AnsweredProofPatience (testConfig: 5 s). Right after keepAnswered gave up
-// (the proof held only in the task's memory, answeredProofs), the OOM'd
+// (the proof held only in the task's memory, heldProofs), the OOM'd
 // Redis is restarted (empty, same port: the usual cure for an OOM, or a
 // failover); the mark store takes writes again 3 s after that. One task
 // throughout: the same process memory that holds the proof receives the

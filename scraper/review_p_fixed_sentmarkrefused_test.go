@@ -109,7 +109,7 @@ func (s deleteFailingSQS) DeleteMessage(ctx context.Context, in *sqs.DeleteMessa
 // message's text and mark, is not consulted either.
 //
 // Suggested fix: in settle, when MarkSent is refused keep the proof: leave
-// it in answeredProofs (drop only once Redis or the mark store holds the
+// it in heldProofs (drop only once Redis or the mark store holds the
 // sent mark), write the Answered mark to Redis when it takes writes again,
 // and make keepMark's refused PutSent go through keepAnswered's retries
 // (a sent mark the mark store refuses is as much a lone proof as an

@@ -39,7 +39,7 @@ import (
 //
 // Suggested fix: make keepMark's PutSent go through keepProof (retry for
 // AnsweredProofPatience, the heartbeat holding the message) and keep the
-// proof in answeredProofs until the mark store holds the sent mark, not
+// proof in heldProofs until the mark store holds the sent mark, not
 // merely Redis: Redis alone is the store that failovers and restarts
 // empty. (Also test RA: the same single try for an unresolved click's
 // mark.)

@@ -34,7 +34,7 @@ import (
 // message all the same. Unlike an Answered proof (keepAnswered →
 // keepProof, retried for AnsweredProofPatience and held in the task's
 // memory, review 22 O/P) or a sent mark (keepSent), nothing retries it and
-// no memory keeps it (answeredProofs holds Answered marks only,
+// no memory keeps it (heldProofs holds Answered marks only,
 // heldProof). Redis emptied, the redelivery finds no mark in Redis and
 // none in the mark store: checkMarkStore (processor_decide.go:84-117)
 // takes the "uncovered && receives > 1" branch, whose comment says only a
@@ -48,7 +48,7 @@ import (
 // keepMark retries marks.Put through keepProof (Redis's MarkAttempting
 // and the mark store, for the patience, the heartbeat holding the
 // message), and the task keeps every unresolved mark it let go of in
-// memory (as answeredProofs) until a store holds it, so heldProof makes it
+// memory (as heldProofs) until a store holds it, so heldProof makes it
 // the redelivery's unresolved click whatever Redis says; never release a
 // message whose unresolved click is held by no store without holding it
 // in memory.

@@ -127,6 +127,8 @@ func (p *Processor) Process(ctx context.Context, m sqstypes.Message) Outcome {
 	return out
 }
 
+// process decides one parsed message and then makes its unresolved click,
+// if any, durable (keepMark).
 func (p *Processor) process(ctx context.Context, msg message.Message, receives int) (Outcome, *onlyfans.Artifacts, int) {
 	var c click
 	out, art, status := p.decide(ctx, msg, receives, &c)

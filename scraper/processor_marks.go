@@ -39,9 +39,6 @@ func (c *click) answered() {
 // known records the mark of an earlier click (from Redis, or stored).
 func (c *click) known(m onlyfans.Mark, stored bool) { c.mark, c.stored, c.stale = &m, stored, true }
 
-// process decides one parsed message and then makes its unresolved click,
-// if any, durable (keepMark).
-
 // markStoreTimeout bounds a mark store call at the end of a processing
 // (it runs even when the processing's context ended: a shutdown).
 const markStoreTimeout = 5 * time.Second

@@ -27,12 +27,13 @@ import (
 // again after Redis lost its data). Both are read only before a
 // redelivered message (or one accepted before Redis last lost its data)
 // would be clicked without a Redis mark. An attempt mark is deleted once
-// the click is settled not sent; a sent mark expires.
+// the click is settled not sent, unless it is a later click's; a sent mark
+// expires.
 type MarkStore interface {
 	Get(ctx context.Context, id string) (Stored, bool, error)
 	Put(ctx context.Context, id, creator string, m onlyfans.Mark) error
 	PutSent(ctx context.Context, id, creator string) error
-	Delete(ctx context.Context, id string) error
+	Delete(ctx context.Context, id string, settledAt int64) error
 }
 
 // Stored is a message's item in the mark store: sent, or the attempt mark
@@ -131,6 +132,7 @@ func (d *DynamoMarks) Put(ctx context.Context, id, creator string, m onlyfans.Ma
 	item["mark"] = &ddbtypes.AttributeValueMemberS{Value: string(b)}
 	item["creatorId"] = &ddbtypes.AttributeValueMemberS{Value: creator}
 	item["writtenAt"] = &ddbtypes.AttributeValueMemberS{Value: now.UTC().Format(time.RFC3339Nano)}
+	item[clickedAtAttribute] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(m.ClickedAt, 10)}
 	item[AttemptsTTLAttribute] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.ttl).Unix(), 10)}
 	in := &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item}
 	if m.Answered {
@@ -146,9 +148,32 @@ func (d *DynamoMarks) Put(ctx context.Context, id, creator string, m onlyfans.Ma
 	return nil
 }
 
-// Delete removes the message's mark (its outcome is settled).
-func (d *DynamoMarks) Delete(ctx context.Context, id string) error {
-	if _, err := d.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(d.table), Key: d.key(id)}); err != nil {
+// clickedAtAttribute is the stored mark's ClickedAt (Unix ms), which
+// Delete's condition compares.
+const clickedAtAttribute = "clickedAt"
+
+// Delete removes the message's attempt mark once a processing settled
+// its clicks up to settledAt (the latest one's ClickedAt) not sent. It
+// leaves a sent item, an Answered one and the mark of a later click: that
+// is another processing's click, which may still land (review 22 T A: a
+// task reading back its own older click, which Redis had lost, deleted
+// the only record of another task's later one, and the message was
+// clicked a third time). A mark it leaves expires with its TTL.
+func (d *DynamoMarks) Delete(ctx context.Context, id string, settledAt int64) error {
+	_, err := d.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(d.table),
+		Key:       d.key(id),
+		ConditionExpression: aws.String("attribute_not_exists(#sent) AND attribute_not_exists(#answered) AND " +
+			"(attribute_not_exists(#clicked) OR #clicked <= :settled)"),
+		ExpressionAttributeNames: map[string]string{
+			"#sent": sentAttribute, "#answered": answeredAttribute, "#clicked": clickedAtAttribute,
+		},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":settled": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(settledAt, 10)},
+		},
+	})
+	var kept *ddbtypes.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &kept) {
 		return fmt.Errorf("attempt marks: delete: %w", err)
 	}
 	return nil

@@ -347,3 +347,56 @@ func TestAMarkNotAnsweredNeverReplacesAStoredAnsweredOne(t *testing.T) {
 		t.Fatalf("m2 stored %+v found %t", st, found)
 	}
 }
+
+func TestASettledClickDeletesOnlyItsOwnOrAnEarlierMark(t *testing.T) {
+	t.Parallel()
+	// GIVEN a mark store (dynalite) holding another processing's click made at 200
+	ddb := harness.StartDynalite(t)
+	ddb.CreateTable(t, attemptsTable, scraper.AttemptsKeyAttribute)
+	marks := scraper.NewDynamoMarks(ddb.DynamoDB, attemptsTable, time.Hour, time.Now)
+	ctx := context.Background()
+	stored := func(id string) (scraper.Stored, bool) {
+		t.Helper()
+		st, found, err := marks.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, found
+	}
+	if err := marks.Put(ctx, "m1", "creator-a", onlyfans.Mark{Count: 2, ClickedAt: 200}); err != nil {
+		t.Fatal(err)
+	}
+	// WHEN a processing that settled its own click made at 100 deletes
+	if err := marks.Delete(ctx, "m1", 100); err != nil {
+		t.Fatal(err)
+	}
+	// THEN the later click's mark stays (review 22 T A)
+	if st, found := stored("m1"); !found || st.Mark.ClickedAt != 200 {
+		t.Fatalf("later mark gone: %+v found %t", st, found)
+	}
+	// AND the processing that settled the click at 200 deletes it
+	if err := marks.Delete(ctx, "m1", 200); err != nil {
+		t.Fatal(err)
+	}
+	if st, found := stored("m1"); found {
+		t.Fatalf("settled mark kept: %+v", st)
+	}
+	// AND neither a sent mark nor an Answered one is ever deleted by a settled click
+	if err := marks.PutSent(ctx, "m2", "creator-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := marks.Put(ctx, "m3", "creator-a", onlyfans.Mark{Count: 1, ClickedAt: 50, Answered: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"m2", "m3"} {
+		if err := marks.Delete(ctx, id, 1<<62); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, found := stored("m2"); !found || !st.Sent {
+		t.Fatalf("sent mark deleted: %+v found %t", st, found)
+	}
+	if st, found := stored("m3"); !found || !st.Mark.Answered {
+		t.Fatalf("answered mark deleted: %+v found %t", st, found)
+	}
+}

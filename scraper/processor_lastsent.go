@@ -64,13 +64,19 @@ func (p *Processor) answeredUnsettled(ctx context.Context, id string, c *click) 
 }
 
 // answeredSent reports whether an unresolved click of id was found sent
-// (Mark.Answered): in st's mark (Redis's, or this task's memory: heldProof), or else in the mark store (Redis may
-// still hold the mark written before the click, having refused the
-// answered one). The stored answered mark becomes st's and c's, so that a
-// processing that waits again keeps it (keepMark). A mark store that
-// cannot say is an error: the caller waits, uncounted, rather than read
-// the chat back (review 22 N: one refused read let a read-back dead-letter
-// a sent message).
+// (Mark.Answered): in st's mark (Redis's, or this task's memory:
+// heldProof), or else in the mark store (Redis may still hold the mark
+// written before the click, having refused the answered one). The stored
+// answered mark becomes st's and c's, so that a processing that waits
+// again keeps it (keepMark). So does a stored mark of a later click than
+// st's: another processing's click, which a Redis that lost its data (or
+// was restored from an older snapshot) no longer shows, and which this
+// task's memory of its own older click would hide; the chat is read back
+// against the later click (review 22 T A: read back against the older
+// one, the message was settled not sent and clicked again while the later
+// click could still land). A mark store that cannot say is an error: the
+// caller waits, uncounted, rather than read the chat back (review 22 N:
+// one refused read let a read-back dead-letter a sent message).
 func (p *Processor) answeredSent(ctx context.Context, id string, st *State, c *click) (bool, error) {
 	if st.Mark.Answered {
 		return true, nil
@@ -85,6 +91,11 @@ func (p *Processor) answeredSent(ctx context.Context, id string, st *State, c *c
 		st.Mark = stored.Mark
 		c.known(stored.Mark, true)
 		return true, nil
+	case !stored.Sent && stored.Mark.ClickedAt > st.Mark.ClickedAt:
+		p.log.WarnContext(ctx, "the mark store holds a later click than Redis or this task's memory: reading the chat back against it",
+			"message_id", id, "clicked_at", stored.Mark.ClickedAt, "known_clicked_at", st.Mark.ClickedAt)
+		st.Mark = stored.Mark
+		c.known(stored.Mark, true)
 	}
 	return stored.Sent, nil
 }

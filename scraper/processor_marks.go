@@ -21,6 +21,9 @@ type click struct {
 	// sent: this processing settled the message sent (keepMark makes
 	// that durable); sentInRedis: Redis took its sent mark.
 	sent, sentInRedis bool
+	// settledAt is the latest ClickedAt of the clicks this processing
+	// settled: the mark store's mark is deleted only up to it.
+	settledAt int64
 }
 
 // clicked records the mark of a click made now.
@@ -76,7 +79,11 @@ func (p *Processor) keepMark(ctx context.Context, msg message.Message, out Outco
 		}
 		c.stored = p.keepAttempt(processing, msg, *c.mark)
 	case c.stale || c.stored:
-		if err := p.marks.Delete(ctx, id); err != nil {
+		at := c.settledAt
+		if c.mark != nil {
+			at = max(at, c.mark.ClickedAt)
+		}
+		if err := p.marks.Delete(ctx, id, at); err != nil {
 			p.log.WarnContext(ctx, "settled attempt mark not deleted from the mark store (it expires)", "message_id", id, "error", err)
 		}
 	}
@@ -104,6 +111,9 @@ func (p *Processor) settle(ctx context.Context, id string, c *click, sent bool) 
 			p.log.WarnContext(ctx, "attempt mark not cleared", "message_id", id, "error", err)
 		}
 		p.proofs.drop(id)
+	}
+	if c.mark != nil {
+		c.settledAt = max(c.settledAt, c.mark.ClickedAt)
 	}
 	c.mark, c.stored, c.sent = nil, false, sent
 }

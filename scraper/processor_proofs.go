@@ -166,7 +166,9 @@ func (p *Processor) keepAttempt(ctx context.Context, msg message.Message, m only
 // A). recover then settles it from an Answered proof (answeredSent), or
 // reads the chat back from an unresolved click's mark. A mark Redis holds
 // wins over a plain one from memory (it is as recent, or another task's
-// later click): only a missing one is replaced.
+// later click): only a missing one is replaced. A later click that only
+// the mark store holds wins too: recover's answeredSent reads it before
+// any read-back (review 22 T A).
 func (p *Processor) heldProof(id string, st *State, c *click) {
 	if st.Sent || (st.Attempting && st.Mark.Answered) {
 		return

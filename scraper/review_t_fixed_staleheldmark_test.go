@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -48,7 +46,8 @@ func (s visibilityFailingSQS) ChangeMessageVisibility(ctx context.Context, in *s
 	return s.SQSAPI.ChangeMessageVisibility(ctx, in, o...)
 }
 
-// TestRev22TAStaleMemoryMarkOfAnotherTasksEarlierClickHidesTheMarkStoresLaterClick:
+// TestRev22TAStaleMemoryMarkOfAnotherTasksEarlierClickHidesTheMarkStoresLaterClick
+// (review 22 T, finding A):
 //
 // Promise (a): every accepted message reaches the fan exactly once; (c):
 // outages (the mark store refusing writes, Redis failing over to an
@@ -82,13 +81,12 @@ func (s visibilityFailingSQS) ChangeMessageVisibility(ctx context.Context, in *s
 // this task's own click, and another task's later click may be held by
 // the mark store alone.
 //
-// Suggested fix: a plain (not Answered) memory mark must not bypass the
-// mark store: when Redis holds no mark, read the mark store first and
-// prefer its mark when its ClickedAt is later than the memory's (or use
-// the memory mark only when the mark store cannot be read, holding the
-// message); and never delete a mark store entry whose ClickedAt is later
-// than the mark this processing settled (a conditional DeleteItem on the
-// click time).
+// Fixed, twice over (each alone passes this test): answeredSent
+// (processor_lastsent.go), which recover runs before any read-back, reads
+// back against the mark store's mark when its click is later than the one
+// from Redis or memory; and the mark store's Delete (marks.go) takes the
+// latest ClickedAt the processing settled and leaves a later click's mark,
+// a sent one and an Answered one (conditional DeleteItem).
 func TestRev22TAStaleMemoryMarkOfAnotherTasksEarlierClickHidesTheMarkStoresLaterClick(t *testing.T) {
 	cfg := testConfig()
 	f := setup(t, cfg)

@@ -323,9 +323,7 @@ func TestTwoTasksThroughAnOutageAndARedisLossSendEachIdenticalTextOnceInOrder(t 
 func TestAMarkNotAnsweredNeverReplacesAStoredAnsweredOne(t *testing.T) {
 	t.Parallel()
 	// GIVEN a mark store (dynalite) holding a click's Answered mark
-	ddb := harness.StartDynalite(t)
-	ddb.CreateTable(t, attemptsTable, scraper.AttemptsKeyAttribute)
-	marks := scraper.NewDynamoMarks(ddb.DynamoDB, attemptsTable, time.Hour, time.Now)
+	marks := dynaliteMarks(t)
 	ctx := context.Background()
 	if err := marks.Put(ctx, "m1", "creator-a", onlyfans.Mark{Count: 2, Answered: true}); err != nil {
 		t.Fatal(err)
@@ -351,9 +349,7 @@ func TestAMarkNotAnsweredNeverReplacesAStoredAnsweredOne(t *testing.T) {
 func TestASettledClickDeletesOnlyItsOwnOrAnEarlierMark(t *testing.T) {
 	t.Parallel()
 	// GIVEN a mark store (dynalite) holding another processing's click made at 200
-	ddb := harness.StartDynalite(t)
-	ddb.CreateTable(t, attemptsTable, scraper.AttemptsKeyAttribute)
-	marks := scraper.NewDynamoMarks(ddb.DynamoDB, attemptsTable, time.Hour, time.Now)
+	marks := dynaliteMarks(t)
 	ctx := context.Background()
 	stored := func(id string) (scraper.Stored, bool) {
 		t.Helper()
@@ -399,4 +395,11 @@ func TestASettledClickDeletesOnlyItsOwnOrAnEarlierMark(t *testing.T) {
 	if st, found := stored("m3"); !found || !st.Mark.Answered {
 		t.Fatalf("answered mark deleted: %+v found %t", st, found)
 	}
+}
+
+// dynaliteMarks is a mark store on its own dynalite.
+func dynaliteMarks(t *testing.T) *scraper.DynamoMarks {
+	ddb := harness.StartDynalite(t)
+	ddb.CreateTable(t, attemptsTable, scraper.AttemptsKeyAttribute)
+	return scraper.NewDynamoMarks(ddb.DynamoDB, attemptsTable, time.Hour, time.Now)
 }

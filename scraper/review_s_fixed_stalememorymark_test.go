@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -75,7 +73,8 @@ func (f *fixture) task(cfg scraper.Config, siteURL, name string, client scraper.
 	return scraper.NewConsumer(f.consumerConfig(), client, ledger, proc, log)
 }
 
-// TestRev22SAStaleMemoryMarkOverridesAnotherTasksLaterClick:
+// TestRev22SAStaleMemoryMarkOverridesAnotherTasksLaterClick (review 22 S,
+// finding A):
 //
 // Promise (a): every accepted message reaches the fan exactly once; (c):
 // outages (the mark store refusing writes, a hanging site, a chat page
@@ -111,10 +110,11 @@ func (f *fixture) task(cfg scraper.Config, siteURL, name string, client scraper.
 // enough once Redis is emptied; the mark store's newer mark is never
 // looked at (checkMarkStore returns at st.Attempting).
 //
-// Suggested fix: a plain memory mark must not shadow the mark store: when
-// Redis holds no mark, read the mark store first and take the newer mark
-// (by ClickedAt) of the two; and read back against the newest click's mark
-// and horizon, never an older one.
+// The same break as review 22 T A, found independently, B letting go on
+// a 502 chat page instead of a refused visibility change. Fixed with it:
+// answeredSent reads back against the mark store's later click, and the
+// store's Delete leaves a later click's mark
+// (review_t_fixed_staleheldmark_test.go).
 func TestRev22SAStaleMemoryMarkOverridesAnotherTasksLaterClick(t *testing.T) {
 	cfg := testConfig()
 	f := setup(t, cfg)

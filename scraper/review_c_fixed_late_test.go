@@ -31,20 +31,27 @@ func commitAfterTheClientLeft(later time.Duration, done chan struct{}) func(http
 				origin.ServeHTTP(w, r)
 				return
 			}
-			body, _ := io.ReadAll(r.Body)
-			queued := r.Clone(context.Background())
-			queued.Body = io.NopCloser(bytes.NewReader(body))
-			go func() {
-				defer close(done)
-				time.Sleep(later)
-				origin.ServeHTTP(httptest.NewRecorder(), queued)
-			}()
+			commitLater(origin, r, later, done)
 			select { // no answer: the client times out and leaves
 			case <-r.Context().Done():
 			case <-time.After(later):
 			}
 		})
 	}
+}
+
+// commitLater hands the send request r to origin after later, as an
+// origin's queue does whatever its client did meanwhile; done is closed
+// once the origin committed it.
+func commitLater(origin http.Handler, r *http.Request, later time.Duration, done chan struct{}) {
+	body, _ := io.ReadAll(r.Body)
+	queued := r.Clone(context.Background())
+	queued.Body = io.NopCloser(bytes.NewReader(body))
+	go func() {
+		defer close(done)
+		time.Sleep(later)
+		origin.ServeHTTP(httptest.NewRecorder(), queued)
+	}()
 }
 
 // TestRev22CAHangingSiteThatCommitsAfterTheClientLeftGetsTheMessageOnce:

@@ -4,11 +4,7 @@
 package scraper_test
 
 import (
-	"bytes"
-	"context"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,14 +24,7 @@ func gatewayTimesOutThenOriginCommits(status int, gatewayTimeout, commitAfter ti
 				origin.ServeHTTP(w, r)
 				return
 			}
-			body, _ := io.ReadAll(r.Body)
-			queued := r.Clone(context.Background())
-			queued.Body = io.NopCloser(bytes.NewReader(body))
-			go func() {
-				defer close(done)
-				time.Sleep(commitAfter)
-				origin.ServeHTTP(httptest.NewRecorder(), queued)
-			}()
+			commitLater(origin, r, commitAfter, done)
 			time.Sleep(gatewayTimeout)
 			http.Error(w, "gateway time-out", status)
 		})

@@ -1,7 +1,6 @@
 package scraper_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -135,14 +134,7 @@ func TestRev22SAStaleMemoryMarkOverridesAnotherTasksLaterClick(t *testing.T) {
 					}
 					return
 				case 2: // hangs, committed 12 s after the click
-					body, _ := io.ReadAll(r.Body)
-					queued := r.Clone(context.Background())
-					queued.Body = io.NopCloser(bytes.NewReader(body))
-					go func() {
-						defer close(committed)
-						time.Sleep(12 * time.Second)
-						origin.ServeHTTP(httptest.NewRecorder(), queued)
-					}()
+					commitLater(origin, r, 12*time.Second, committed)
 					bad502.Store(true)
 					select {
 					case <-r.Context().Done():

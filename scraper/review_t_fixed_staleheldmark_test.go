@@ -1,13 +1,10 @@
 package scraper_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -111,14 +108,7 @@ func TestRev22TAStaleMemoryMarkOfAnotherTasksEarlierClickHidesTheMarkStoresLater
 				return
 			case 2: // B's click: committed 12 s later
 				armed.Store(true)
-				body, _ := io.ReadAll(r.Body)
-				queued := r.Clone(context.Background())
-				queued.Body = io.NopCloser(bytes.NewReader(body))
-				go func() {
-					defer close(committed)
-					time.Sleep(12 * time.Second)
-					origin.ServeHTTP(httptest.NewRecorder(), queued)
-				}()
+				commitLater(origin, r, 12*time.Second, committed)
 				select {
 				case <-r.Context().Done():
 				case <-time.After(12 * time.Second):

@@ -118,10 +118,18 @@ func (d *DynamoMarks) PutSent(ctx context.Context, id, creator string) error {
 // its settling waiting): a mark that is not never replaces it.
 const answeredAttribute = "answered"
 
-// Put writes the message's mark (the latest click's). A mark that is not
-// Answered does not replace a stored one that is (review 22 N: a
-// processing holding only Redis's mark from before the click overwrote
-// the proof that the click was sent, and a read-back dead-lettered it).
+// Put writes the message's mark (the latest click's). It never replaces
+// a sent item (review 22 U B: a task's older memory mark put over the
+// sent mark of another task's click, and the sent message was read back
+// against the older click, its anchor scrolled out, and dead-lettered).
+// A mark that is not Answered does not replace a stored one that is
+// (review 22 N: a processing holding only Redis's mark from before the
+// click overwrote the proof that the click was sent, and a read-back
+// dead-lettered it), nor the mark of a later click (review 22 U A: a task
+// whose read of the store was refused put its own older click over
+// another task's later one, read back against the older, and clicked a
+// third time). A mark it leaves in place is not an error: the store holds
+// what a later processing must judge (answeredSent reads it).
 func (d *DynamoMarks) Put(ctx context.Context, id, creator string, m onlyfans.Mark) error {
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -134,11 +142,22 @@ func (d *DynamoMarks) Put(ctx context.Context, id, creator string, m onlyfans.Ma
 	item["writtenAt"] = &ddbtypes.AttributeValueMemberS{Value: now.UTC().Format(time.RFC3339Nano)}
 	item[clickedAtAttribute] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(m.ClickedAt, 10)}
 	item[AttemptsTTLAttribute] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.ttl).Unix(), 10)}
-	in := &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item}
+	in := &dynamodb.PutItemInput{
+		TableName:                aws.String(d.table),
+		Item:                     item,
+		ConditionExpression:      aws.String("attribute_not_exists(#sent)"),
+		ExpressionAttributeNames: map[string]string{"#sent": sentAttribute},
+	}
 	if m.Answered {
 		item[answeredAttribute] = &ddbtypes.AttributeValueMemberBOOL{Value: true}
 	} else {
-		in.ConditionExpression = aws.String("attribute_not_exists(" + answeredAttribute + ")")
+		in.ConditionExpression = aws.String("attribute_not_exists(#sent) AND attribute_not_exists(#answered) AND " +
+			"(attribute_not_exists(#clicked) OR #clicked <= :clicked)")
+		in.ExpressionAttributeNames["#answered"] = answeredAttribute
+		in.ExpressionAttributeNames["#clicked"] = clickedAtAttribute
+		in.ExpressionAttributeValues = map[string]ddbtypes.AttributeValue{
+			":clicked": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(m.ClickedAt, 10)},
+		}
 	}
 	_, err = d.client.PutItem(ctx, in)
 	var kept *ddbtypes.ConditionalCheckFailedException

@@ -397,6 +397,56 @@ func TestASettledClickDeletesOnlyItsOwnOrAnEarlierMark(t *testing.T) {
 	}
 }
 
+func TestAPutNeverReplacesASentMarkOrALaterClicksMark(t *testing.T) {
+	t.Parallel()
+	// GIVEN a mark store (dynalite) holding a sent mark and another processing's click made at 200
+	marks := dynaliteMarks(t)
+	ctx := context.Background()
+	stored := func(id string) scraper.Stored {
+		t.Helper()
+		st, found, err := marks.Get(ctx, id)
+		if err != nil || !found {
+			t.Fatalf("%s: found %t err %v", id, found, err)
+		}
+		return st
+	}
+	if err := marks.PutSent(ctx, "m1", "creator-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := marks.Put(ctx, "m2", "creator-a", onlyfans.Mark{Count: 2, ClickedAt: 200}); err != nil {
+		t.Fatal(err)
+	}
+	// WHEN a processing holding an older click's mark (made at 100) puts it, plain and Answered
+	for _, id := range []string{"m1", "m2"} {
+		if err := marks.Put(ctx, id, "creator-a", onlyfans.Mark{Count: 1, ClickedAt: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := marks.Put(ctx, "m1", "creator-a", onlyfans.Mark{Count: 1, ClickedAt: 100, Answered: true}); err != nil {
+		t.Fatal(err)
+	}
+	// THEN the sent mark stays sent (review 22 U B) and the later click's mark stays (review 22 U A)
+	if st := stored("m1"); !st.Sent {
+		t.Fatalf("sent mark replaced: %+v", st)
+	}
+	if st := stored("m2"); st.Mark.ClickedAt != 200 || st.Mark.Count != 2 {
+		t.Fatalf("later click's mark replaced: %+v", st)
+	}
+	// AND a later click's mark (made at 300) replaces it, and so does its Answered mark
+	if err := marks.Put(ctx, "m2", "creator-a", onlyfans.Mark{Count: 3, ClickedAt: 300}); err != nil {
+		t.Fatal(err)
+	}
+	if st := stored("m2"); st.Mark.ClickedAt != 300 {
+		t.Fatalf("a later click's mark not written: %+v", st)
+	}
+	if err := marks.Put(ctx, "m2", "creator-a", onlyfans.Mark{Count: 3, ClickedAt: 300, Answered: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st := stored("m2"); !st.Mark.Answered {
+		t.Fatalf("the click's Answered mark not written: %+v", st)
+	}
+}
+
 // dynaliteMarks is a mark store on its own dynalite.
 func dynaliteMarks(t *testing.T) *scraper.DynamoMarks {
 	ddb := harness.StartDynalite(t)

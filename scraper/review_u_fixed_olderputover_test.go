@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -67,9 +65,10 @@ func (d getRefusingDDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, 
 // twice. The same Put follows every wait between heldProof and recover's
 // read (the breaker open, credentials unavailable, a paused creator).
 //
-// A correct system never replaces a stored mark with one of an earlier
-// click (Put conditional on clickedAt, as Delete is), or does not write
-// back a memory mark it could not compare with the mark store's.
+// Fixed: DynamoMarks.Put is conditional, as Delete is: a mark that is
+// not Answered never replaces a later click's (clickedAt), a sent item or
+// an Answered one. A's put of M1 leaves M2 in place, and the next
+// processing's answeredSent reads back against M2 (review 22 T A's fix).
 func TestRev22UAOlderMemoryMarkPutOverTheMarkStoresLaterClickWhenItsReadIsRefused(t *testing.T) {
 	cfg := testConfig()
 	// A horizon of 25 s (the gate's max hold follows): M2 commits 22 s

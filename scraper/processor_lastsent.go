@@ -147,7 +147,13 @@ func (p *Processor) staleClickPage(ctx context.Context, s *sending, mark onlyfan
 	}
 	complete := mark.Complete && mark.Count == len(mark.Tail)
 	v := ls.Mark.JudgeChat(mark.Tail, complete, ls.Digest)
-	if v.Outcome != onlyfans.NotSent && !v.Behind {
+	// A last message sent to a chat empty at its click, not shown on a
+	// page that does not show its start, may have scrolled out (Unknown
+	// to a read-back, which must not click again on it) or be missing
+	// from a stale page: here the safe reading is the stale page (the
+	// click waits, at most the patience).
+	emptyAtItsClick := v.Outcome == onlyfans.Unknown && !ls.Mark.Legacy && ls.Mark.Count == 0 && v.Identical == 0
+	if v.Outcome != onlyfans.NotSent && !v.Behind && !emptyAtItsClick {
 		return nil
 	}
 	first, err := p.ledger.StalePageSince(ctx, s.msg.MessageID, s.receives, p.now())

@@ -117,7 +117,8 @@ func (m Mark) Judge(now []Shown, want string) Verdict { return m.JudgeChat(now, 
 //     give the same answer, else Unknown. A copy of this very text the
 //     creator deleted is never assumed: the chat could not tell it from
 //     this click's copy (docs/design.md section 8, residuals).
-//   - A chat that showed nothing at the click is anchored at its start.
+//   - A chat that showed nothing at the click is anchored at its start:
+//     no copy is "not sent" only on a chat that shows its start now.
 //
 // Unknown never becomes "not sent": the caller keeps the mark.
 func (m Mark) JudgeChat(now []Shown, complete bool, want string) Verdict {
@@ -127,8 +128,7 @@ func (m Mark) JudgeChat(now []Shown, complete bool, want string) Verdict {
 		v.Outcome = decide(v.Identical - m.Identical)
 		return v
 	case m.Count == 0 || len(m.Tail) == 0:
-		v.Outcome = decide(v.Identical)
-		return v
+		return m.judgeFromStart(complete, v)
 	}
 	anchor := m.Tail[len(m.Tail)-1]
 	if anchor.ID != "" {
@@ -154,6 +154,25 @@ func (m Mark) JudgeChat(now []Shown, complete bool, want string) Verdict {
 		v.Outcome = Sent
 	default:
 		v.Outcome = NotSent
+	}
+	return v
+}
+
+// judgeFromStart judges the mark of a chat that showed none of the
+// creator's messages at the click: any copy shown now is this click's
+// (Sent); none is "not sent" only on a chat that shows its start now
+// (complete). A chat showing only its latest messages may have scrolled
+// the copy out (the fan replied): Unknown (review 22 U C: a first
+// message, committed late, read "not sent" once the fan's replies hid it,
+// and sent twice).
+func (m Mark) judgeFromStart(complete bool, v Verdict) Verdict {
+	switch {
+	case v.Identical > 0:
+		v.Outcome = Sent
+	case complete:
+		v.Outcome = NotSent
+	default:
+		v.Outcome, v.Why = Unknown, "the chat showed none of the creator's messages at the click and does not show its start now: the copy may have scrolled out"
 	}
 	return v
 }

@@ -21,6 +21,35 @@ func chat(s string) []onlyfans.Shown {
 	return out
 }
 
+func TestAChatEmptyAtTheClickIsReadNotSentOnlyWhenItShowsItsStart(t *testing.T) {
+	t.Parallel()
+	ok := onlyfans.Digest("ok")
+	// GIVEN the mark of a chat that showed none of the creator's messages at the click
+	mark := onlyfans.NewMark(nil, ok)
+	for _, c := range []struct {
+		name     string
+		now      string
+		complete bool
+		want     onlyfans.Outcome
+	}{
+		{"the start shown, no copy", "", true, onlyfans.NotSent},
+		{"the start shown, other texts, no copy", "d e", true, onlyfans.NotSent},
+		{"the start shown, a copy", "ok", true, onlyfans.Sent},
+		{"only the latest shown, a copy", "d ok", false, onlyfans.Sent},
+		// review 22 U C: the fan's replies scrolled the copy out
+		{"only the latest shown, no copy", "", false, onlyfans.Unknown},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// WHEN the chat is read back
+			v := mark.JudgeChat(chat(c.now), c.complete, ok)
+			// THEN "not sent" only where the chat shows it from its start
+			if v.Outcome != c.want {
+				t.Fatalf("%q (complete %t): outcome %d (%s), want %d", c.now, c.complete, v.Outcome, v.Why, c.want)
+			}
+		})
+	}
+}
+
 func TestAReadBackCountsOnlyCopiesAfterTheMessagesShownLastAtTheClick(t *testing.T) {
 	t.Parallel()
 	ok := onlyfans.Digest("ok")
@@ -34,7 +63,7 @@ func TestAReadBackCountsOnlyCopiesAfterTheMessagesShownLastAtTheClick(t *testing
 		{"all shown, identical last, sent", "a ok", "a ok ok", onlyfans.Sent},
 		{"only identical texts shown, sent", "ok", "ok ok", onlyfans.Sent},
 		{"nothing shown at the click, sent", "", "ok", onlyfans.Sent},
-		{"nothing shown at the click, not sent", "", "", onlyfans.NotSent},
+		{"nothing shown at the click, nothing now, the start not shown", "", "", onlyfans.Unknown},
 		// A chat showing its latest 3: the oldest copy scrolls out as the
 		// new one arrives.
 		{"latest 3, the oldest copy scrolls out, sent", "ok x y", "x y ok", onlyfans.Sent},
@@ -44,6 +73,7 @@ func TestAReadBackCountsOnlyCopiesAfterTheMessagesShownLastAtTheClick(t *testing
 		{"latest 3, more messages after ours", "a b c", "c ok d", onlyfans.Sent},
 		// Can not tell: never "not sent".
 		{"the anchor scrolled out", "a b c", "ok d e", onlyfans.Unknown},
+		{"nothing shown at the click, no copy among the latest, the start not shown", "", "d e", onlyfans.Unknown},
 		{"the anchor was deleted", "a b c", "a b ok", onlyfans.Unknown},
 		{"a run of identical texts lines up two ways", "ok ok ok", "ok ok ok", onlyfans.Unknown},
 		// With the site's ids, exactly.

@@ -3,7 +3,6 @@ package scraper_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/huntaze/message-pipeline/scraper"
-	"github.com/huntaze/message-pipeline/test/wait"
 )
 
 // getRefusingDDB is the mark store's DynamoDB refusing one read (GetItem)
@@ -112,42 +110,21 @@ func TestRev22UAOlderMemoryMarkPutOverTheMarkStoresLaterClickWhenItsReadIsRefuse
 			origin.ServeHTTP(w, r)
 		})
 	}
-	log := slog.New(slog.NewJSONHandler(f.logs, nil))
-	f.marks = storeA
-	f.behind(cfg, front)
-	procA := f.proc
-	f.marks = storeB
-	f.behind(cfg, front)
-	procB := f.proc
-	consA := scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, procA, log.With("task", "A"))
 	lose := func() {
 		h.check(f.redis.Client().FlushAll(context.Background()).Err())
 		getArmed.Store(true) // A's next mark store read is refused
 	}
-	consB := scraper.NewConsumer(f.consumerConfig(), visibilityFailingSQS{SQSAPI: f.aws.SQS, armed: armed, refused: visRefused, lose: lose}, f.ledger, procB, log.With("task", "B"))
-	run := func(c *scraper.Consumer, timeout time.Duration, cond func() bool) bool {
-		stop, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { c.Run(stop, context.Background()); close(done) }()
-		ok := wait.Until(timeout, 50*time.Millisecond, cond)
-		cancel()
-		<-done
-		return ok
-	}
+	consA, consB := f.twoTasks(cfg, front, storeA, storeB, visibilityFailingSQS{SQSAPI: f.aws.SQS, armed: armed, refused: visRefused, lose: lose})
 	m := f.newMessage("creator-a", "sent twice over an older put")
 	f.enqueue(m)
 
 	// 1. A clicks M1; the mark store refuses it past the patience.
-	if !run(consA, 90*time.Second, func() bool {
-		return strings.Contains(f.logs.String(), "not written to the mark store: only this task's memory holds it")
-	}) {
-		t.Fatalf("harness: A's unresolved mark was not left in its memory (%d refused):\n%s", ddbRefused.Load(), f.logs)
-	}
+	f.leaveInMemory(t, consA, 90*time.Second, ddbRefused)
 	ddbFailing.Store(false)
 
 	// 2. B settles M1 not sent, clicks M2, stores it; its release is
 	// refused and Redis is emptied.
-	if !run(consB, 120*time.Second, func() bool { return visRefused.Load() > 0 }) {
+	if !runUntilThenStop(consB, 120*time.Second, func() bool { return visRefused.Load() > 0 }) {
 		t.Fatalf("harness: B never released after a second click (%d send requests):\n%s", posts.Load(), f.logs)
 	}
 	h.fatalIfAny(t)
@@ -159,7 +136,7 @@ func TestRev22UAOlderMemoryMarkPutOverTheMarkStoresLaterClickWhenItsReadIsRefuse
 
 	// 3. A gets it again; its first mark store read is refused.
 	var olderPut atomic.Bool
-	ok := run(consA, 150*time.Second, func() bool {
+	ok := runUntilThenStop(consA, 150*time.Second, func() bool {
 		if s, found, err := storeB.Get(context.Background(), m.MessageID); err == nil && found && !s.Sent && s.Mark.ClickedAt != 0 && s.Mark.ClickedAt < m2 {
 			olderPut.Store(true)
 		}

@@ -3,7 +3,6 @@ package scraper_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/huntaze/message-pipeline/scraper"
-	"github.com/huntaze/message-pipeline/test/wait"
 )
 
 // slowDeleteFailingSQS refuses one DeleteMessage once armed (throttled
@@ -118,44 +116,23 @@ func TestRev22UBOlderMemoryMarkPutOverTheMarkStoresSentMarkDeadLettersASentMessa
 			origin.ServeHTTP(w, r)
 		})
 	}
-	log := slog.New(slog.NewJSONHandler(f.logs, nil))
-	f.marks = storeA
-	f.behind(cfg, front)
-	procA := f.proc
-	f.marks = storeB
-	f.behind(cfg, front)
-	procB := f.proc
-	consA := scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, procA, log.With("task", "A"))
 	lose := func() {
 		h.check(f.redis.Client().FlushAll(context.Background()).Err())
 		getArmed.Store(true) // A's next mark store read is refused
 	}
-	consB := scraper.NewConsumer(f.consumerConfig(), slowDeleteFailingSQS{SQSAPI: f.aws.SQS, armed: delArmed, refused: delRefused, lose: lose}, f.ledger, procB, log.With("task", "B"))
-	run := func(c *scraper.Consumer, timeout time.Duration, cond func() bool) bool {
-		stop, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { c.Run(stop, context.Background()); close(done) }()
-		ok := wait.Until(timeout, 50*time.Millisecond, cond)
-		cancel()
-		<-done
-		return ok
-	}
+	consA, consB := f.twoTasks(cfg, front, storeA, storeB, slowDeleteFailingSQS{SQSAPI: f.aws.SQS, armed: delArmed, refused: delRefused, lose: lose})
 	// The first message anchors the second's clicks (the chat is not
 	// empty at them).
 	first, m := f.newMessage("creator-a", "hi there"), f.newMessage("creator-a", "sent, then dead-lettered")
 	f.enqueue(first, m)
 
 	// 1. A clicks M1; the mark store refuses it past the patience.
-	if !run(consA, 60*time.Second, func() bool {
-		return strings.Contains(f.logs.String(), "not written to the mark store: only this task's memory holds it")
-	}) {
-		t.Fatalf("harness: A's unresolved mark was not left in its memory (%d refused):\n%s", ddbRefused.Load(), f.logs)
-	}
+	f.leaveInMemory(t, consA, 60*time.Second, ddbRefused)
 	ddbFailing.Store(false)
 
 	// 2. B settles M1 not sent, clicks M2 (sent), stores the sent mark;
 	// its delete is refused and Redis is emptied.
-	if !run(consB, 90*time.Second, func() bool { return delRefused.Load() > 0 }) {
+	if !runUntilThenStop(consB, 90*time.Second, func() bool { return delRefused.Load() > 0 }) {
 		t.Fatalf("harness: B's delete never refused (%d send requests):\n%s", posts.Load(), f.logs)
 	}
 	h.fatalIfAny(t)
@@ -165,7 +142,7 @@ func TestRev22UBOlderMemoryMarkPutOverTheMarkStoresSentMarkDeadLettersASentMessa
 
 	// 3. A gets it again; its first mark store read is refused.
 	var overwritten atomic.Bool
-	ok := run(consA, 90*time.Second, func() bool {
+	ok := runUntilThenStop(consA, 90*time.Second, func() bool {
 		if s, found, err := storeB.Get(context.Background(), m.MessageID); err == nil && found && !s.Sent {
 			overwritten.Store(true)
 		}

@@ -117,8 +117,9 @@ func (m Mark) Judge(now []Shown, want string) Verdict { return m.JudgeChat(now, 
 //     give the same answer, else Unknown. A copy of this very text the
 //     creator deleted is never assumed: the chat could not tell it from
 //     this click's copy (docs/design.md section 8, residuals).
-//   - A chat that showed nothing at the click is anchored at its start:
-//     no copy is "not sent" only on a chat that shows its start now.
+//   - A chat that showed nothing at the click is anchored at its start
+//     (judgeFromStart): no copy is "not sent" on a chat that shows its
+//     start now, or shows nothing on a page that never showed its start.
 //
 // Unknown never becomes "not sent": the caller keeps the mark.
 func (m Mark) JudgeChat(now []Shown, complete bool, want string) Verdict {
@@ -128,7 +129,7 @@ func (m Mark) JudgeChat(now []Shown, complete bool, want string) Verdict {
 		v.Outcome = decide(v.Identical - m.Identical)
 		return v
 	case m.Count == 0 || len(m.Tail) == 0:
-		return m.judgeFromStart(complete, v)
+		return m.judgeFromStart(now, complete, v)
 	}
 	anchor := m.Tail[len(m.Tail)-1]
 	if anchor.ID != "" {
@@ -160,19 +161,27 @@ func (m Mark) JudgeChat(now []Shown, complete bool, want string) Verdict {
 
 // judgeFromStart judges the mark of a chat that showed none of the
 // creator's messages at the click: any copy shown now is this click's
-// (Sent); none is "not sent" only on a chat that shows its start now
-// (complete). A chat showing only its latest messages may have scrolled
-// the copy out (the fan replied): Unknown (review 22 U C: a first
-// message, committed late, read "not sent" once the fan's replies hid it,
-// and sent twice).
-func (m Mark) judgeFromStart(complete bool, v Verdict) Verdict {
+// (Sent). Without one, the chat is "not sent" when it shows its start
+// now (complete), or when it shows no message at all on a page that did
+// not show its start at the click either (a page that never does:
+// nothing stands where a copy scrolled out would; review 22 V A: a
+// first message whose 502 did not commit was dead-lettered
+// outcome_unknown). A chat that showed its start at the click and no
+// longer does has grown past its window: the copy may have scrolled out
+// (the fan replied): Unknown, as it is for a page that shows messages
+// but neither a copy nor its start (review 22 U C: a first message,
+// committed late, read "not sent" once the fan's replies hid it, and
+// sent twice).
+func (m Mark) judgeFromStart(now []Shown, complete bool, v Verdict) Verdict {
 	switch {
 	case v.Identical > 0:
 		v.Outcome = Sent
-	case complete:
+	case complete, len(now) == 0 && !m.Complete:
 		v.Outcome = NotSent
+	case m.Complete:
+		v.Outcome, v.Why = Unknown, "the chat showed its start and none of the creator's messages at the click, and no longer shows its start: the copy may have scrolled out"
 	default:
-		v.Outcome, v.Why = Unknown, "the chat showed none of the creator's messages at the click and does not show its start now: the copy may have scrolled out"
+		v.Outcome, v.Why = Unknown, "the chat showed none of the creator's messages at the click and shows messages but neither a copy nor its start now: the copy may have scrolled out"
 	}
 	return v
 }

@@ -24,23 +24,28 @@ func chat(s string) []onlyfans.Shown {
 func TestAChatEmptyAtTheClickIsReadNotSentOnlyWhenItShowsItsStart(t *testing.T) {
 	t.Parallel()
 	ok := onlyfans.Digest("ok")
-	// GIVEN the mark of a chat that showed none of the creator's messages at the click
-	mark := onlyfans.NewMark(nil, ok)
 	for _, c := range []struct {
-		name     string
-		now      string
-		complete bool
-		want     onlyfans.Outcome
+		name            string
+		startAtTheClick bool
+		now             string
+		complete        bool
+		want            onlyfans.Outcome
 	}{
-		{"the start shown, no copy", "", true, onlyfans.NotSent},
-		{"the start shown, other texts, no copy", "d e", true, onlyfans.NotSent},
-		{"the start shown, a copy", "ok", true, onlyfans.Sent},
-		{"only the latest shown, a copy", "d ok", false, onlyfans.Sent},
+		{"the start shown, no copy", true, "", true, onlyfans.NotSent},
+		{"the start shown, other texts, no copy", true, "d e", true, onlyfans.NotSent},
+		{"the start shown, a copy", true, "ok", true, onlyfans.Sent},
+		{"only the latest shown, a copy", false, "d ok", false, onlyfans.Sent},
+		// review 22 V A: a page that never shows its start, nothing on it
+		{"a page that never shows its start, nothing shown", false, "", false, onlyfans.NotSent},
 		// review 22 U C: the fan's replies scrolled the copy out
-		{"only the latest shown, no copy", "", false, onlyfans.Unknown},
+		{"the start shown at the click, not now, no copy", true, "", false, onlyfans.Unknown},
+		{"the start shown at the click, not now, other texts", true, "d e f", false, onlyfans.Unknown},
+		{"a page that never shows its start, other texts", false, "d e f", false, onlyfans.Unknown},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			// WHEN the chat is read back
+			// GIVEN the mark of a chat that showed none of the creator's messages at the click
+			mark := onlyfans.NewMark(nil, ok)
+			mark.Complete = c.startAtTheClick
 			v := mark.JudgeChat(chat(c.now), c.complete, ok)
 			// THEN "not sent" only where the chat shows it from its start
 			if v.Outcome != c.want {
@@ -63,7 +68,7 @@ func TestAReadBackCountsOnlyCopiesAfterTheMessagesShownLastAtTheClick(t *testing
 		{"all shown, identical last, sent", "a ok", "a ok ok", onlyfans.Sent},
 		{"only identical texts shown, sent", "ok", "ok ok", onlyfans.Sent},
 		{"nothing shown at the click, sent", "", "ok", onlyfans.Sent},
-		{"nothing shown at the click, nothing now, the start not shown", "", "", onlyfans.Unknown},
+		{"nothing shown at the click, nothing now (a page that never shows its start), not sent", "", "", onlyfans.NotSent},
 		// A chat showing its latest 3: the oldest copy scrolls out as the
 		// new one arrives.
 		{"latest 3, the oldest copy scrolls out, sent", "ok x y", "x y ok", onlyfans.Sent},

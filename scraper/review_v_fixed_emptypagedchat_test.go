@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -39,6 +37,11 @@ import (
 // of the creator's now as "not sent" (nothing shown: nothing scrolled
 // out), keeping Unknown for a non-complete chat that shows other
 // messages, and delivers the message once with nothing dead-lettered.
+//
+// Fixed: judgeFromStart reads a chat showing no message at all as "not
+// sent" when the click's page did not show its start either (a page that
+// never does); one that showed its start at the click and no longer does
+// stays Unknown (review 22 U C's scroll-out).
 func TestRev22VAFirstMessageToAnEmptyPagedChatIsDeadLetteredAfterOne502(t *testing.T) {
 	for _, ids := range []bool{false, true} {
 		// With the site's ids too (docs/scraper.md: historyId closes the

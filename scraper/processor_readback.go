@@ -38,7 +38,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	if err != nil {
 		return p.unreadable(ctx, &sending{msg: msg, creds: creds, st: st, receives: receives, c: c}, "checking an interrupted send", err, 0), true
 	}
-	switch v.Outcome {
+	switch v = p.emptyChat(ctx, id, receives, st.Mark, v); v.Outcome {
 	case onlyfans.Sent:
 		if err := p.settleSent(ctx, msg, st.Mark, c); err != nil {
 			return p.wait(ctx, id, receives, ClassInternal, err.Error(), 0, 0, st.Failures), true
@@ -84,6 +84,28 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 			return onlyfans.Verdict{}, err
 		}
 	}
+}
+
+// emptyChat decides an Empty verdict (a chat showing no message, as at a
+// click on a page that never shows its start): not sent, or a page
+// rendering an empty history for a while (the site's outage). Seen so by
+// consecutive receives for ChatFaultPatience (Ledger.BehindSince), it is
+// taken for not sent; before, it waits as a read path behind does
+// (Behind: undecided's uncounted wait; review 22 W C: read "not sent" at
+// once, a page rendering an empty history after a committed 502 sent the
+// first message to a fan twice). Any other verdict is returned as it is.
+func (p *Processor) emptyChat(ctx context.Context, id string, receives int, mark onlyfans.Mark, v onlyfans.Verdict) onlyfans.Verdict {
+	if !v.Empty || v.Outcome != onlyfans.Unknown {
+		return v
+	}
+	first, err := p.ledger.BehindSince(ctx, id, mark.ClickedAt, receives, p.now())
+	if err == nil && p.now().Sub(first) >= p.cfg.ChatFaultPatience {
+		p.log.InfoContext(ctx, "the chat still shows no message, past the patience: taken as not sent", "message_id", id)
+		v.Outcome, v.Why = onlyfans.NotSent, ""
+		return v
+	}
+	v.Behind = true
+	return v
 }
 
 // undecided decides a read-back that cannot tell (the attempt mark

@@ -139,6 +139,12 @@ func (p *Processor) afterClick(ctx context.Context, s *sending, res onlyfans.Res
 		// this chat covers is found at the click (review 22 H).
 		p.forgetBrokenChat(ctx, s)
 	}
+	if errors.Is(err, onlyfans.ErrMisrouted) {
+		// Refused before it left (the page was another fan's chat): not
+		// sent, and its mark, read on that chat, is no anchor for this
+		// fan's (review 22 W B). The wait below is the site's outage.
+		p.settle(ctx, id, s.c, false)
+	}
 	var gated gatedError
 	var le ledgerError
 	switch {
@@ -186,7 +192,7 @@ func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.R
 	if rerr != nil {
 		return p.unreadable(ctx, s, "reading back a send with an unknown outcome ("+why+")", rerr, attempts), false
 	}
-	switch v.Outcome {
+	switch v = p.emptyChat(ctx, id, receives, s.before, v); v.Outcome {
 	case onlyfans.Sent:
 		if err := p.settleSent(ctx, s.msg, s.before, s.c); err != nil {
 			return p.wait(ctx, id, receives, ClassInternal, err.Error(), 0, attempts, failures), false

@@ -38,10 +38,12 @@ import (
 // out), keeping Unknown for a non-complete chat that shows other
 // messages, and delivers the message once with nothing dead-lettered.
 //
-// Fixed: judgeFromStart reads a chat showing no message at all as "not
-// sent" when the click's page did not show its start either (a page that
-// never does); one that showed its start at the click and no longer does
-// stays Unknown (review 22 U C's scroll-out).
+// Fixed: judgeFromStart reads a chat showing no message at all, when the
+// click's page did not show its start either (a page that never does),
+// as Empty: the processor waits on it uncounted and takes it for not sent
+// once seen so for ChatFaultPatience (review 22 W C: at once, an empty
+// history page sent a message twice); one that showed its start at the
+// click and no longer does stays Unknown (review 22 U C's scroll-out).
 func TestRev22VAFirstMessageToAnEmptyPagedChatIsDeadLetteredAfterOne502(t *testing.T) {
 	for _, ids := range []bool{false, true} {
 		// With the site's ids too (docs/scraper.md: historyId closes the

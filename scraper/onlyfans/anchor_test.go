@@ -36,7 +36,7 @@ func TestAChatEmptyAtTheClickIsReadNotSentOnlyWhenItShowsItsStart(t *testing.T) 
 		{"the start shown, a copy", true, "ok", true, onlyfans.Sent},
 		{"only the latest shown, a copy", false, "d ok", false, onlyfans.Sent},
 		// review 22 V A: a page that never shows its start, nothing on it
-		{"a page that never shows its start, nothing shown", false, "", false, onlyfans.NotSent},
+		{"a page that never shows its start, nothing shown (Empty)", false, "", false, onlyfans.Unknown},
 		// review 22 U C: the fan's replies scrolled the copy out
 		{"the start shown at the click, not now, no copy", true, "", false, onlyfans.Unknown},
 		{"the start shown at the click, not now, other texts", true, "d e f", false, onlyfans.Unknown},
@@ -50,6 +50,12 @@ func TestAChatEmptyAtTheClickIsReadNotSentOnlyWhenItShowsItsStart(t *testing.T) 
 			// THEN "not sent" only where the chat shows it from its start
 			if v.Outcome != c.want {
 				t.Fatalf("%q (complete %t): outcome %d (%s), want %d", c.now, c.complete, v.Outcome, v.Why, c.want)
+			}
+			// AND only a chat showing nothing on a page that never showed
+			// its start is Empty (the caller's patience tells not sent from
+			// a page rendering an empty history: review 22 W C)
+			if empty := c.now == "" && !c.startAtTheClick && !c.complete; v.Empty != empty {
+				t.Fatalf("%q: Empty %t, want %t", c.now, v.Empty, empty)
 			}
 		})
 	}
@@ -68,7 +74,7 @@ func TestAReadBackCountsOnlyCopiesAfterTheMessagesShownLastAtTheClick(t *testing
 		{"all shown, identical last, sent", "a ok", "a ok ok", onlyfans.Sent},
 		{"only identical texts shown, sent", "ok", "ok ok", onlyfans.Sent},
 		{"nothing shown at the click, sent", "", "ok", onlyfans.Sent},
-		{"nothing shown at the click, nothing now (a page that never shows its start), not sent", "", "", onlyfans.NotSent},
+		{"nothing shown at the click, nothing now (a page that never shows its start): Empty", "", "", onlyfans.Unknown},
 		// A chat showing its latest 3: the oldest copy scrolls out as the
 		// new one arrives.
 		{"latest 3, the oldest copy scrolls out, sent", "ok x y", "x y ok", onlyfans.Sent},

@@ -189,6 +189,31 @@ type SendRequest struct {
 	// every creator's messages). Empty: every 4xx of AnswerType is the
 	// API's.
 	RefusalField string `json:"refusalField,omitempty"`
+	// FanInPath: the send request's URL path names the fan, a segment
+	// equal to the fan's id (as the chat path does). A send request that
+	// does not (a page showing another fan's chat at this fan's address:
+	// a router or a cache serving the wrong chat) is refused before it
+	// leaves: not sent, the site's outage (review 22 W B: a misrouted
+	// chat document sent fan-1's message to fan-9). false: not checked.
+	FanInPath bool `json:"fanInPath,omitempty"`
+}
+
+// NamesFan reports whether the send request to rawURL is for fan: with
+// FanInPath, a segment of its path is fan's id; without, always.
+func (r SendRequest) NamesFan(rawURL, fan string) bool {
+	if !r.FanInPath {
+		return true
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	for _, seg := range strings.Split(u.EscapedPath(), "/") {
+		if dec, err := url.PathUnescape(seg); err == nil && dec == fan {
+			return true
+		}
+	}
+	return false
 }
 
 // OwnAnswer reports whether an answer with content type ct (its

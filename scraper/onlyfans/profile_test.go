@@ -131,3 +131,31 @@ func TestSendRequest_OwnRefusalIsAJSONBodyHoldingTheRefusalField(t *testing.T) {
 		t.Error("an empty RefusalField refused a body")
 	}
 }
+
+func TestSendRequest_NamesFanOnlyWithTheFansIDAsAPathSegment(t *testing.T) {
+	// GIVEN every built-in profile's send request (fanInPath: review 22 W B)
+	for _, name := range profiles.Names() {
+		p, err := onlyfans.BuiltinProfile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr := p.SendRequest
+		for u, want := range map[string]bool{
+			// WHEN the request names the message's fan THEN it is let through
+			"https://onlyfans.com/api2/v2/chats/fan-1/messages":       true,
+			"https://onlyfans.com/api2/v2/chats/fan%2D1/messages?x=1": true,
+			// WHEN it names another fan, or one whose id merely contains this one THEN it is not
+			"https://onlyfans.com/api2/v2/chats/fan-9/messages":  false,
+			"https://onlyfans.com/api2/v2/chats/fan-10/messages": false,
+			"https://onlyfans.com/api2/v2/chats/messages?fan-1":  false,
+		} {
+			if got := sr.NamesFan(u, "fan-1"); got != want {
+				t.Errorf("%s: NamesFan(%q) = %t, want %t", name, u, got, want)
+			}
+		}
+	}
+	// AND a profile without fanInPath checks nothing
+	if !(onlyfans.SendRequest{}).NamesFan("https://x/api/other", "fan-1") {
+		t.Error("a send request without fanInPath was checked")
+	}
+}

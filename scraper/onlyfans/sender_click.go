@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -138,7 +139,7 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 	case err != nil:
 		return Result{}, capture(page), err
 	}
-	return s.click(ctx, page)
+	return s.click(ctx, page, msg.RecipientID)
 }
 
 // act runs one step of a send unless ctx ended, its error classified.
@@ -178,8 +179,8 @@ func (s *Sender) prepare(ctx context.Context, page playwright.Page, msg message.
 
 // click clicks send and reads the answer to the one send request let
 // through (Send's Result and errors).
-func (s *Sender) click(ctx context.Context, page playwright.Page) (Result, *Artifacts, error) {
-	att := s.arm(page)
+func (s *Sender) click(ctx context.Context, page playwright.Page, fan string) (Result, *Artifacts, error) {
+	att := s.arm(page, fan)
 	defer s.disarm(page)
 	clickErr := act(ctx, "send", func() error {
 		return page.Locator(s.cfg.Profile.Send).Click(playwright.LocatorClickOptions{Timeout: ms(s.cfg.Timeouts.Action)})
@@ -196,6 +197,11 @@ func (s *Sender) click(ctx context.Context, page playwright.Page) (Result, *Arti
 	}
 	res := Result{Requests: att.issued()}
 	switch {
+	case answered && ans.otherFan != "":
+		// Refused before it left: not sent. The page is another fan's
+		// chat at this fan's address: the site's outage.
+		return res, capture(page), fmt.Errorf("%w: %w: the page's send request is for another fan's chat (%s): refused before it left",
+			ErrSiteDown, ErrMisrouted, ans.otherFan)
 	case !answered:
 		res.Outcome = Unknown
 		return res, capture(page), fmt.Errorf("%w: %w: send: no answer within %s", ErrSiteDown, ErrTimeout, s.cfg.Timeouts.Response+answerGrace)
@@ -240,11 +246,20 @@ type answer struct {
 	headers map[string]string
 	body    []byte // a 4xx's only (SendRequest.RefusalField)
 	err     error
+	// otherFan is the path of a send request refused before it left: it
+	// named another fan (SendRequest.FanInPath).
+	otherFan string
 }
+
+// ErrMisrouted marks a send request refused before it left because it was
+// for another fan's chat (SendRequest.FanInPath): not sent; with
+// ErrSiteDown, the site's outage.
+var ErrMisrouted = errors.New("send request for another fan")
 
 // attempt is one click's send requests: the first one reaches the site,
 // made by the sender; later ones are counted and refused.
 type attempt struct {
+	fan      string // the message's recipient
 	mu       sync.Mutex
 	requests int
 	done     chan struct{}
@@ -288,8 +303,8 @@ func (a *attempt) wait(ctx context.Context, d time.Duration) (answer, bool) {
 }
 
 // arm opens page's click window: its next send request goes to the site.
-func (s *Sender) arm(page playwright.Page) *attempt {
-	a := &attempt{done: make(chan struct{})}
+func (s *Sender) arm(page playwright.Page, fan string) *attempt {
+	a := &attempt{fan: fan, done: make(chan struct{})}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.armed[page] = a
@@ -333,6 +348,16 @@ func (s *Sender) routeSend(r playwright.Route) {
 			s.strays++
 			s.mu.Unlock()
 		}
+		_ = r.Abort("blockedbyclient")
+		return
+	}
+	if !s.cfg.Profile.SendRequest.NamesFan(req.URL(), a.fan) {
+		u, _ := url.Parse(req.URL())
+		other := "an unparsable URL"
+		if u != nil {
+			other = u.Path
+		}
+		a.finish(answer{otherFan: other})
 		_ = r.Abort("blockedbyclient")
 		return
 	}

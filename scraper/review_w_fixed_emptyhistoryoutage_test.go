@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -52,6 +50,12 @@ import (
 // mark it waits, uncounted, as for a chat behind the click (at most the
 // patience, consecutive receives), and reads the copy once the page shows
 // messages again: the message is delivered once, nothing dead-lettered.
+//
+// Fixed: judgeFromStart's chat showing nothing on a page that never showed
+// its start is Empty (Unknown), and the processor's emptyChat waits on it,
+// uncounted, as on a chat behind the click; seen so by consecutive
+// receives for ChatFaultPatience it is taken for not sent (review 22 V A's
+// first message is still delivered, after the patience).
 func TestRev22WCFirstMessageIsSentTwiceWhileThePagedChatRendersAnEmptyHistory(t *testing.T) {
 	cfg := shortHorizon()
 	cfg.ChatFaultPatience = 2 * time.Minute

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -37,6 +35,12 @@ import (
 // in-app path makes it), and the message reaches fan-1 once, fan-9
 // nothing. (Runs against the document profile, the default
 // SCRAPER_TEST_PROFILE; the in-app profile confirms the fan and holds.)
+//
+// Fixed: the built-in profiles set sendRequest.fanInPath: the sender
+// refuses, before it leaves, a send request whose URL path does not name
+// the message's fan (routeSend, SendRequest.NamesFan); not sent, the
+// click's mark (read on fan-9's chat) is cleared and the message waits as
+// the site's outage, then reaches fan-1 once.
 func TestRev22WBMisroutedChatDocumentSendsTheMessageToAnotherFan(t *testing.T) {
 	cfg := testConfig()
 	f := setup(t, cfg)

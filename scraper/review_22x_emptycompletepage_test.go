@@ -1,0 +1,94 @@
+//go:build reviewfindings
+
+package scraper_test
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
+	"github.com/huntaze/message-pipeline/scraper"
+)
+
+// TestRev22XCEmptyHistoryWithItsStartMarkerSendsTheFirstMessageTwice
+// (review 22 X, finding C):
+//
+// Promise (a): every accepted message reaches the fan exactly once (never
+// twice); (c): an outage of the site (a page rendering wrong) is never
+// read as the message's outcome.
+//
+// Fault (steps): W C's fault on the default site, one that shows the
+// whole conversation (no ShowLatest: its chat pages carry the
+// history-start marker, historyStart).
+//  1. The first message to fan-1 meets a gateway 502 after its origin
+//     committed it: fan-1 has it.
+//  2. From that answer on, for 12 s, the history's read path is degraded:
+//     every chat page renders its history list, its start marker and
+//     end marker included, with no message in it (as an app whose
+//     message service answered an empty list renders "the start of your
+//     conversation").
+//  3. LATE_COMMIT_HORIZON 4 s, CHAT_FAULT_PATIENCE 2 min (as in W C).
+//
+// Why: d61cd88 made a chat showing no message at all Empty (an uncounted
+// wait for the patience) only when the page does not show its start
+// (anchor.go judgeFromStart: `case complete: NotSent` comes first, the
+// Empty case is `len(now) == 0 && !m.Complete`). The degraded page shows
+// its start marker, so the read-back (processor_send.go unknownClick, then
+// processor_readback.go recover once the horizon passed) reads "not sent"
+// at once, the mark is settled not sent and the message is clicked again
+// on the still degraded page (an empty, complete mark again): the site
+// answers 200 and fan-1 has it twice. The very same page after a click on
+// a chat that showed messages is Behind (Mark.behind: len(now) == 0), an
+// outage's wait.
+//
+// A correct system does not take an empty history for proof of "not
+// sent" whether or not the page also claims to show its start: a chat
+// that showed nothing at the click and shows nothing now waits, uncounted,
+// as a chat behind the click does (at most the patience), and reads the
+// copy once the page shows messages again: one copy, nothing
+// dead-lettered.
+func TestRev22XCEmptyHistoryWithItsStartMarkerSendsTheFirstMessageTwice(t *testing.T) {
+	cfg := shortHorizon()
+	cfg.ChatFaultPatience = 2 * time.Minute
+	f := setup(t, cfg)
+	f.site.InjectFaults(fakesite.Fault{Status: 502, Commit: true}) // committed, answered 502
+	var degradedUntil atomic.Int64
+	var posts atomic.Int64
+	f.behind(cfg, func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
+				if posts.Add(1) == 1 {
+					degradedUntil.Store(time.Now().Add(12 * time.Second).UnixNano())
+				}
+				origin.ServeHTTP(w, r)
+				return
+			}
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") && time.Now().UnixNano() < degradedUntil.Load() {
+				// The history's read path answers nothing: an empty list.
+				serveRewritten(w, r, origin, func(page string) string { return chatMessage.ReplaceAllString(page, "") })
+				return
+			}
+			origin.ServeHTTP(w, r)
+		})
+	})
+	m := f.newMessage("creator-a", "hey, first message to you")
+	f.enqueue(m)
+	ok := f.runUntil(90*time.Second, func() bool {
+		return f.queueCount(f.queues.Workflows.URL) == 0 && degradedUntil.Load() != 0 && time.Now().UnixNano() > degradedUntil.Load()
+	})
+	got, dlq := f.site.Texts("creator-a"), f.dlq()
+	var reasons []string
+	for _, d := range dlq {
+		reasons = append(reasons, aws.ToString(d.MessageAttributes[scraper.AttrFailureReason].StringValue))
+	}
+	if !ok || len(got) != 1 || len(dlq) != 0 {
+		t.Fatalf("ok %t: the fan has %q (%d send requests), dead-lettered %q; the scraper's word:\n%s",
+			ok, got, f.site.SendRequests(), reasons,
+			linesWith(f.logs.String(), "not sent", "did not send", "sending again", "unknown", "scrolled out", "dead-letter", "message processed", "land", "horizon"))
+	}
+}

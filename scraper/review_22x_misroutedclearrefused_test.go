@@ -5,6 +5,7 @@ package scraper_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/message"
 	"github.com/huntaze/message-pipeline/scraper"
 )
@@ -53,6 +55,9 @@ import (
 // request is let through, or the refusal kept durably): the message waits
 // as the outage it is and then reaches fan-1 once, nothing dead-lettered.
 func TestRev22XBMisroutedClickWhoseMarkRedisKeepsIsDeadLettered(t *testing.T) {
+	if os.Getenv(fakesite.TestProfileEnv) == "spa" {
+		t.Skip("the document profile's finding: the in-app profile confirms the fan before the click (confirmChat): no misrouted click, no mark of fan-9's chat")
+	}
 	cfg := testConfig()
 	f := setup(t, cfg)
 	admin := f.redis.Client()

@@ -57,10 +57,20 @@ import (
 // receives for ChatFaultPatience it is taken for not sent (review 22 V A's
 // first message is still delivered, after the patience).
 func TestRev22WCFirstMessageIsSentTwiceWhileThePagedChatRendersAnEmptyHistory(t *testing.T) {
+	emptyHistoryAfterACommitted502(t, 2)
+}
+
+// emptyHistoryAfterACommitted502 sends the first message to a fan on a
+// site showing the latest messages of a chat (0: all, with its start
+// marker): its send is committed and answered 502, and for 12 s after it
+// chat pages render an empty history. It fails unless the fan has the
+// message once and nothing was dead-lettered (reviews 22 W C and X C).
+func emptyHistoryAfterACommitted502(t *testing.T, latest int) {
+	t.Helper()
 	cfg := shortHorizon()
 	cfg.ChatFaultPatience = 2 * time.Minute
 	f := setup(t, cfg)
-	f.site.ShowLatest(2)
+	f.site.ShowLatest(latest)
 	f.site.InjectFaults(fakesite.Fault{Status: 502, Commit: true}) // committed, answered 502
 	var degradedUntil atomic.Int64
 	var posts atomic.Int64
@@ -84,7 +94,7 @@ func TestRev22WCFirstMessageIsSentTwiceWhileThePagedChatRendersAnEmptyHistory(t 
 	m := f.newMessage("creator-a", "hey, first message to you")
 	f.enqueue(m)
 	ok := f.runUntil(90*time.Second, func() bool {
-		return f.queueCount(f.queues.Workflows.URL) == 0 && time.Now().UnixNano() > degradedUntil.Load()
+		return f.queueCount(f.queues.Workflows.URL) == 0 && degradedUntil.Load() != 0 && time.Now().UnixNano() > degradedUntil.Load()
 	})
 	got, dlq := f.site.Texts("creator-a"), f.dlq()
 	var reasons []string

@@ -1,17 +1,10 @@
 package scraper_test
 
 import (
-	"net/http"
 	"os"
-	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
-	"github.com/huntaze/message-pipeline/scraper"
 )
 
 // TestRev22XCEmptyHistoryWithItsStartMarkerSendsTheFirstMessageTwice
@@ -60,42 +53,5 @@ func TestRev22XCEmptyHistoryWithItsStartMarkerSendsTheFirstMessageTwice(t *testi
 	if os.Getenv(fakesite.TestProfileEnv) == "spa" {
 		t.Skip("the document profile's finding: the app renders its history from JSON: this HTML rewrite of the degraded read path does not reach it")
 	}
-	cfg := shortHorizon()
-	cfg.ChatFaultPatience = 2 * time.Minute
-	f := setup(t, cfg)
-	f.site.InjectFaults(fakesite.Fault{Status: 502, Commit: true}) // committed, answered 502
-	var degradedUntil atomic.Int64
-	var posts atomic.Int64
-	f.behind(cfg, func(origin http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") {
-				if posts.Add(1) == 1 {
-					degradedUntil.Store(time.Now().Add(12 * time.Second).UnixNano())
-				}
-				origin.ServeHTTP(w, r)
-				return
-			}
-			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/my/chats/chat/") && time.Now().UnixNano() < degradedUntil.Load() {
-				// The history's read path answers nothing: an empty list.
-				serveRewritten(w, r, origin, func(page string) string { return chatMessage.ReplaceAllString(page, "") })
-				return
-			}
-			origin.ServeHTTP(w, r)
-		})
-	})
-	m := f.newMessage("creator-a", "hey, first message to you")
-	f.enqueue(m)
-	ok := f.runUntil(90*time.Second, func() bool {
-		return f.queueCount(f.queues.Workflows.URL) == 0 && degradedUntil.Load() != 0 && time.Now().UnixNano() > degradedUntil.Load()
-	})
-	got, dlq := f.site.Texts("creator-a"), f.dlq()
-	var reasons []string
-	for _, d := range dlq {
-		reasons = append(reasons, aws.ToString(d.MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
-	if !ok || len(got) != 1 || len(dlq) != 0 {
-		t.Fatalf("ok %t: the fan has %q (%d send requests), dead-lettered %q; the scraper's word:\n%s",
-			ok, got, f.site.SendRequests(), reasons,
-			linesWith(f.logs.String(), "not sent", "did not send", "sending again", "unknown", "scrolled out", "dead-letter", "message processed", "land", "horizon"))
-	}
+	emptyHistoryAfterACommitted502(t, 0)
 }

@@ -147,10 +147,10 @@ func (p *Processor) staleClickPage(ctx context.Context, s *sending, mark onlyfan
 	}
 	complete := mark.Complete && mark.Count == len(mark.Tail)
 	v := ls.Mark.JudgeChat(mark.Tail, complete, ls.Digest)
-	// A last message sent to a chat empty at its click, not shown on a
-	// page that does not show its start, may have scrolled out (Unknown
-	// to a read-back, which must not click again on it) or be missing
-	// from a stale page: here the safe reading is the stale page (the
+	// A last message sent to a chat empty at its click and not shown now
+	// may have scrolled out, or the page may render an empty history
+	// (Unknown or Empty to a read-back, which must not click again on
+	// it), or be stale: here the safe reading is the stale page (the
 	// click waits, at most the patience).
 	emptyAtItsClick := v.Outcome == onlyfans.Unknown && !ls.Mark.Legacy && ls.Mark.Count == 0 && v.Identical == 0
 	if v.Outcome != onlyfans.NotSent && !v.Behind && !emptyAtItsClick {

@@ -92,9 +92,9 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 // outage). Seen so by
 // consecutive receives for ChatFaultPatience (Ledger.BehindSince), it is
 // taken for not sent; before, it waits as a read path behind does
-// (Behind: undecided's uncounted wait; reviews 22 W C and X C: read "not
-// sent" at once, a page rendering an empty history after a committed 502
-// sent the first message to a fan twice). Any other verdict is returned as it is.
+// (Behind: undecided's uncounted wait; review 22 W C: read "not sent" at
+// once, a page rendering an empty history after a committed 502 sent the
+// first message to a fan twice). Any other verdict is returned as it is.
 func (p *Processor) emptyChat(ctx context.Context, id string, receives int, mark onlyfans.Mark, v onlyfans.Verdict) onlyfans.Verdict {
 	if !v.Empty || v.Outcome != onlyfans.Unknown {
 		return v

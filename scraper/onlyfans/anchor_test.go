@@ -31,7 +31,7 @@ func TestAChatEmptyAtTheClickIsReadNotSentOnlyWhenItShowsItsStart(t *testing.T) 
 		complete        bool
 		want            onlyfans.Outcome
 	}{
-		{"the start shown, nothing shown (Empty)", true, "", true, onlyfans.Unknown},
+		{"the start shown, no copy", true, "", true, onlyfans.NotSent},
 		{"the start shown, other texts, no copy", true, "d e", true, onlyfans.NotSent},
 		{"the start shown, a copy", true, "ok", true, onlyfans.Sent},
 		{"only the latest shown, a copy", false, "d ok", false, onlyfans.Sent},
@@ -54,7 +54,7 @@ func TestAChatEmptyAtTheClickIsReadNotSentOnlyWhenItShowsItsStart(t *testing.T) 
 			// AND only a chat showing nothing on a page that never showed
 			// its start is Empty (the caller's patience tells not sent from
 			// a page rendering an empty history: review 22 W C)
-			if empty := c.now == "" && (c.complete || !c.startAtTheClick); v.Empty != empty {
+			if empty := c.now == "" && !c.startAtTheClick && !c.complete; v.Empty != empty {
 				t.Fatalf("%q: Empty %t, want %t", c.now, v.Empty, empty)
 			}
 		})

@@ -419,10 +419,12 @@ var chatTemplate = template.Must(template.New("chat").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>Chat with {{.Fan}}</title>
 <style>@font-face{font-family:Site;src:url(/static/site.woff2)} body{font-family:Site,sans-serif}</style></head>
 <body><img src="/static/avatar.png" alt="" width="32" height="32">
+<main id="chat-pane" data-fan="{{.Fan}}">
 <ul id="history">{{if .Start}}<li class="history-start" hidden></li>{{end}}{{range .History}}<li class="message"{{if $.IDs}} data-id="{{.ID}}"{{end}}>{{.Text}}</li>{{end}}<li class="history-end" hidden></li></ul>
 <textarea id="message-input" aria-label="Message"></textarea>
 <button id="send" type="button">Send</button>
 <p id="send-status"></p>
+</main>
 <script>
 {{if .Reject}}document.getElementById('message-input').addEventListener('input', e => { document.getElementById('send').disabled = e.target.value.includes({{.Reject}}) });{{end}}
 document.getElementById('send').onclick = async () => {

@@ -3,6 +3,7 @@ package onlyfans_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,5 +136,58 @@ func TestASwitchThatLandsOnAnotherFansChatNeverTypesThere(t *testing.T) {
 	// unless the probe chat says otherwise)
 	if !errors.Is(err, onlyfans.ErrChatUnusable) || !errors.Is(err, onlyfans.ErrSiteDown) || site.SendRequests() != 2 {
 		t.Fatalf("err %v, %d send requests", err, site.SendRequests())
+	}
+}
+
+func TestAChatPageNamingAnotherFanIsNeitherTypedIntoNorReadBack(t *testing.T) {
+	t.Parallel()
+	// GIVEN the tests' profile (a document per chat, or the app: both name
+	// the open chat's fan, chatIdentity or inApp.identity) and a chat of
+	// fan-1 holding one message
+	site := fakesite.Start(t)
+	creds := onlyfans.Credentials{SessionCookie: site.AddCreator("creator-1")}
+	s := newSender(t, site)
+	ctx := context.Background()
+	first := msg(t, "fan-1", "hello one")
+	if res, _, err := s.Send(ctx, "creator-1", creds, first, nil); err != nil || res.Status != 200 {
+		t.Fatalf("harness: %+v %v", res, err)
+	}
+	// WHEN every chat opening shows fan-9's chat at the asked fan's address
+	// (a router or cache serving the wrong chat)
+	site.MisrouteChats(1_000, "fan-9")
+	typed := false
+	_, _, sendErr := s.Send(ctx, "creator-1", creds, msg(t, "fan-1", "for fan-1"), func(onlyfans.Mark) error { typed = true; return nil })
+	_, readErr := s.ReadBack(ctx, "creator-1", creds, first, onlyfans.NewMark(nil, "x"))
+	// THEN the send stops before its mark (nothing typed, nothing sent)
+	// and the read-back judges nothing: both are the site's outage
+	if !errors.Is(sendErr, onlyfans.ErrSiteDown) || typed || site.SendRequests() != 1 {
+		t.Errorf("send: err %v, reached beforeClick %t, %d send requests", sendErr, typed, site.SendRequests())
+	}
+	if !errors.Is(readErr, onlyfans.ErrSiteDown) || !errors.Is(readErr, onlyfans.ErrChatUnusable) {
+		t.Errorf("read-back of a misrouted chat: %v, want the site's outage", readErr)
+	}
+}
+
+func TestChatIdentityIsValidatedAndNotSetBesideInAppIdentity(t *testing.T) {
+	t.Parallel()
+	// GIVEN the document profile with a malformed chatIdentity
+	p := onlyfans.DefaultProfile()
+	if p.ChatIdentity == nil {
+		t.Fatal("the built-in document profile names no chat identity (review 22 X)")
+	}
+	p.ChatIdentity = &onlyfans.ChatIdentity{Selector: " ", Attribute: "data fan"}
+	// THEN both fields are named
+	err := p.Validate()
+	for _, want := range []string{"chatIdentity.selector", "chatIdentity.attribute"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+	// GIVEN the in-app profile with chatIdentity too THEN an error: one
+	// element names the fan
+	q := onlyfans.SPAProfile()
+	q.ChatIdentity = &onlyfans.ChatIdentity{Selector: "#chat-pane", Attribute: "data-fan"}
+	if err := q.Validate(); err == nil || !strings.Contains(err.Error(), "chatIdentity and inApp.identity") {
+		t.Errorf("both set: %v", err)
 	}
 }

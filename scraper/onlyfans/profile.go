@@ -77,6 +77,25 @@ type Profile struct {
 	// a creator's kept page switch chats inside the app instead of loading
 	// a document per send (docs/scraper.md).
 	InApp *InApp `json:"inApp,omitempty"`
+	// ChatIdentity is the element and attribute naming the open chat's
+	// fan on a chat document (an in-app profile's InApp.Identity serves
+	// both). With it, a chat page is typed into, counted or read back
+	// only once it names the message's fan; a page naming another fan (a
+	// router or a cache serving the wrong chat at this fan's address) is
+	// the site's outage, never read as this fan's chat (review 22 X: a
+	// misrouted read-back judged fan-9's chat and sent fan-1's message
+	// twice; a misrouted click left a mark of fan-9's chat that
+	// dead-lettered fan-1's). nil: a document is not checked.
+	ChatIdentity *ChatIdentity `json:"chatIdentity,omitempty"`
+}
+
+// fanIdentity is the element naming the open chat's fan on every chat
+// page: InApp.Identity for an in-app profile, else ChatIdentity (nil: none).
+func (p Profile) fanIdentity() *ChatIdentity {
+	if p.InApp != nil {
+		return &p.InApp.Identity
+	}
+	return p.ChatIdentity
 }
 
 // InApp is how a single-page app opens a chat without a document load and
@@ -118,11 +137,18 @@ func (a *InApp) validate() error {
 	if a.Navigate != "popstate" {
 		errs = append(errs, fmt.Errorf("inApp.navigate must be popstate, got %q", a.Navigate))
 	}
-	if strings.TrimSpace(a.Identity.Selector) == "" {
-		errs = append(errs, errors.New("inApp.identity.selector is required (the element naming the open chat's fan)"))
+	errs = append(errs, a.Identity.validate("inApp.identity"))
+	return errors.Join(errs...)
+}
+
+// validate names what is missing or malformed; field is where it is set.
+func (c ChatIdentity) validate(field string) error {
+	var errs []error
+	if strings.TrimSpace(c.Selector) == "" {
+		errs = append(errs, fmt.Errorf("%s.selector is required (the element naming the open chat's fan)", field))
 	}
-	if !attributeName.MatchString(a.Identity.Attribute) {
-		errs = append(errs, fmt.Errorf("inApp.identity.attribute must be an attribute name, got %q", a.Identity.Attribute))
+	if !attributeName.MatchString(c.Attribute) {
+		errs = append(errs, fmt.Errorf("%s.attribute must be an attribute name, got %q", field, c.Attribute))
 	}
 	return errors.Join(errs...)
 }
@@ -451,6 +477,13 @@ func (p Profile) Validate() error {
 	}
 	if err := p.InApp.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if p.ChatIdentity != nil {
+		if p.InApp != nil {
+			errs = append(errs, errors.New("chatIdentity and inApp.identity are both set: an in-app profile names the fan with inApp.identity alone"))
+		} else if err := p.ChatIdentity.validate("chatIdentity"); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if p.InApp != nil && p.HistoryReady.Selector == "" {
 		errs = append(errs, errors.New("inApp needs historyReady.selector (a switched chat is read only once its history marker is there)"))

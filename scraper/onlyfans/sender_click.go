@@ -54,11 +54,13 @@ func (s *Sender) openChat(c *chat, fan string) (*Result, error) {
 		// page dead-lettered every creator's head message at once).
 		return nil, fmt.Errorf("%w: %w: chat page answered %d", ErrSiteDown, ErrChatUnusable, st)
 	}
-	if s.cfg.Profile.InApp != nil {
-		// The app renders the chat after its document loaded (within the
-		// navigation timeout, as a document would load): it must name
-		// this fan, as after a switch inside it.
-		if err := s.confirmChat(page, fan); errors.Is(err, errLoginShown) {
+	if id := s.cfg.Profile.fanIdentity(); id != nil {
+		// The page must name this fan before anything is typed, counted or
+		// read back (Profile.ChatIdentity): another fan's chat at this
+		// fan's address is the site's outage. An app renders the chat
+		// after its document loaded (within the navigation timeout, as a
+		// document would load), as after a switch inside it.
+		if err := s.confirmChat(page, id, fan); errors.Is(err, errLoginShown) {
 			return &Result{Status: 401, LoginPage: true}, nil
 		} else if err != nil {
 			return nil, fmt.Errorf("%w: open chat: %w", ErrSiteDown, err)

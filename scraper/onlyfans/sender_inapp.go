@@ -32,7 +32,7 @@ const confirmScript = `([selector, attribute, fan, ready, failed, loginURL, logi
 	const who = pane && pane.getAttribute(attribute);
 	if (!who) return false;
 	if (who !== fan) return 'other:' + who;
-	return document.querySelector(ready) ? 'fan' : false;
+	return !ready || document.querySelector(ready) ? 'fan' : false;
 }`
 
 // openInApp opens fan's chat inside the app c's kept page holds (loaded
@@ -48,19 +48,24 @@ func (s *Sender) openInApp(c *chat, fan string) bool {
 	if err != nil || ok != true {
 		return false
 	}
-	if s.confirmChat(c.page, fan) != nil {
+	if s.confirmChat(c.page, &in.Identity, fan) != nil {
 		return false
 	}
 	s.appOpened(c)
 	return true
 }
 
-// confirmChat waits until the page names fan as its open chat with the
-// history ready (Profile.InApp.Identity). A timeout is ErrTimeout; another
-// fan's chat, the app's error state or the login page are errors at once.
-func (s *Sender) confirmChat(page playwright.Page, fan string) error {
+// confirmChat waits until the page names fan as its open chat (id: the
+// profile's fanIdentity) with the history ready. A timeout is ErrTimeout;
+// another fan's chat, the app's error state or the login page are errors
+// at once.
+func (s *Sender) confirmChat(page playwright.Page, id *ChatIdentity, fan string) error {
 	p := s.cfg.Profile
-	h, err := page.WaitForFunction(confirmScript, []any{p.InApp.Identity.Selector, p.InApp.Identity.Attribute, fan, p.HistoryReady.Selector, p.InApp.Failed, p.Login.URLContains, p.Login.Selector},
+	failed := ""
+	if p.InApp != nil {
+		failed = p.InApp.Failed
+	}
+	h, err := page.WaitForFunction(confirmScript, []any{id.Selector, id.Attribute, fan, p.HistoryReady.Selector, failed, p.Login.URLContains, p.Login.Selector},
 		playwright.PageWaitForFunctionOptions{Polling: playwright.Float(20), Timeout: ms(s.cfg.Timeouts.Navigation)})
 	if err != nil {
 		return classify("open chat: confirm the chat's fan", err)

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -44,6 +42,12 @@ import (
 // confirmed is the message's fan's chat: a misrouted read-back is the
 // site's outage (the mark stays, an uncounted wait), and once the chat is
 // fan-1's again it finds the 502's copy: one copy, nothing dead-lettered.
+//
+// Fixed: the document profile names the open chat's fan
+// (Profile.ChatIdentity), and openChat, the read-back's opening too,
+// confirms it: a page naming fan-9 at fan-1's address is the site's
+// outage (ErrSiteDown, ErrChatUnusable: the probe chat, misrouted as well,
+// makes it an uncounted wait) and is never judged.
 func TestRev22XAMisroutedReadBackSendsTheMessageTwice(t *testing.T) {
 	cfg := shortHorizon()
 	f := setup(t, cfg)

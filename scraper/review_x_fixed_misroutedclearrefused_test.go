@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -54,6 +52,15 @@ import (
 // anchor for this fan's; e.g. the attempt mark written only once the send
 // request is let through, or the refusal kept durably): the message waits
 // as the outage it is and then reaches fan-1 once, nothing dead-lettered.
+//
+// Fixed: the document profile names the open chat's fan too
+// (Profile.ChatIdentity: #chat-pane's data-fan, as the in-app profile's
+// inApp.identity), and openChat confirms it before anything is typed,
+// counted or read back: the misrouted page is the site's outage, never
+// typed into or clicked, so no mark of fan-9's chat is ever written. The
+// test asserts that the misrouted page was served and never clicked (the
+// click hook is where Redis would refuse the clear) as well as the
+// outcome.
 func TestRev22XBMisroutedClickWhoseMarkRedisKeepsIsDeadLettered(t *testing.T) {
 	if os.Getenv(fakesite.TestProfileEnv) == "spa" {
 		t.Skip("the document profile's finding: the in-app profile confirms the fan before the click (confirmChat): no misrouted click, no mark of fan-9's chat")
@@ -64,6 +71,7 @@ func TestRev22XBMisroutedClickWhoseMarkRedisKeepsIsDeadLettered(t *testing.T) {
 	var h harnessErrors
 	var hooked atomic.Bool
 	var armed atomic.Bool
+	var served atomic.Int64
 	hook := `<script>document.getElementById('send').addEventListener('click', () => {
   if (!document.getElementById('message-input').value) return;
   const x = new XMLHttpRequest(); x.open('GET', '/x-review-hook', false); try { x.send(); } catch (e) {}
@@ -85,6 +93,7 @@ func TestRev22XBMisroutedClickWhoseMarkRedisKeepsIsDeadLettered(t *testing.T) {
 				serveRewritten(w, r, origin, func(page string) string {
 					if strings.Contains(page, "<title>Chat with fan-9</title>") {
 						// The misrouted page (fan-9's chat at fan-1's address).
+						served.Add(1)
 						return strings.Replace(page, "</body>", hook, 1)
 					}
 					return page
@@ -125,12 +134,12 @@ func TestRev22XBMisroutedClickWhoseMarkRedisKeepsIsDeadLettered(t *testing.T) {
 	for _, d := range dlq {
 		reasons = append(reasons, aws.ToString(d.MessageAttributes[scraper.AttrFailureReason].StringValue))
 	}
-	if !hooked.Load() {
-		t.Fatal("harness: the misrouted page's click hook never ran")
+	if served.Load() == 0 {
+		t.Fatal("harness: the misrouted page was never served")
 	}
-	if !ok || len(toFan1) != 1 || len(toFan9) != 1 || len(dlq) != 0 {
-		t.Fatalf("ok %t: fan-1 has %q, fan-9 has %q (%d send requests), dead-lettered %q; the scraper's word:\n%s",
-			ok, toFan1, toFan9, f.site.SendRequests(), reasons,
+	if !ok || len(toFan1) != 1 || len(toFan9) != 1 || len(dlq) != 0 || hooked.Load() {
+		t.Fatalf("ok %t: fan-1 has %q, fan-9 has %q (%d send requests), dead-lettered %q, the misrouted page clicked: %t; the scraper's word:\n%s",
+			ok, toFan1, toFan9, f.site.SendRequests(), reasons, hooked.Load(),
 			linesWith(f.logs.String(), "not cleared", "another fan", "unknown", "behind", "dead-letter", "message processed"))
 	}
 }

@@ -117,6 +117,7 @@ func Wire(env infra.Environment, r infra.Resources, window, outageMax time.Durat
 	w.Scraper.ReadBackSettle = sc(w.Scraper.ReadBackSettle)
 	w.Scraper.LateCommitHorizon = sc(w.Scraper.LateCommitHorizon)
 	w.Scraper.ChatFaultPatience = sc(w.Scraper.ChatFaultPatience)
+	w.Scraper.EmptyChatPatience = sc(w.Scraper.EmptyChatPatience)
 	w.Scraper.AnsweredProofPatience = sc(w.Scraper.AnsweredProofPatience)
 	w.Scraper.PollWait = max(sc(w.Scraper.PollWait).Truncate(time.Second), time.Second) // SQS long polls in whole seconds
 	if outageMax > 0 {

@@ -51,6 +51,12 @@ type Config struct {
 	// the fan's chat, pass the probe and fail the fan's again on one
 	// receive (review 22 F); it does not do so on every receive for long.
 	ChatFaultPatience time.Duration
+	// EmptyChatPatience is how long a chat that showed none of the
+	// creator's messages at an unknown click, and still shows no message
+	// at all, must be seen so (consecutive receives) before the click is
+	// taken for not sent (emptyChat): until then it may be a page
+	// rendering an empty history after a commit, an outage's wait.
+	EmptyChatPatience time.Duration
 	// AnsweredProofPatience is how long a processing that holds the site's
 	// 2xx for a send it could not settle (Redis refusing writes) keeps
 	// trying to write that proof to the mark store before it releases the
@@ -84,12 +90,17 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{{"breaker open time", c.BreakerOpenFor}, {"outage backoff", c.OutageBackoff},
 		{"outage backoff max", c.OutageBackoffMax}, {"read-back settle", c.ReadBackSettle}, {"pause probe interval", c.PauseProbeEvery},
-		{"late commit horizon", c.LateCommitHorizon}, {"chat fault patience", c.ChatFaultPatience},
+		{"late commit horizon", c.LateCommitHorizon}, {"chat fault patience", c.ChatFaultPatience}, {"empty chat patience", c.EmptyChatPatience},
 		{"answered proof patience", c.AnsweredProofPatience}}
 	for _, f := range positive {
 		if f.d <= 0 {
 			errs = append(errs, fmt.Errorf("processor: %s must be positive, got %s", f.name, f.d))
 		}
+	}
+	if c.EmptyChatPatience > c.ChatFaultPatience {
+		// An Empty chat waits as a chat behind the click, which counts
+		// as a failure past ChatFaultPatience (undecided).
+		errs = append(errs, fmt.Errorf("processor: the empty chat patience (%s) must not exceed the chat fault patience (%s)", c.EmptyChatPatience, c.ChatFaultPatience))
 	}
 	if c.MaxReceiveCount <= backstopMargin {
 		errs = append(errs, fmt.Errorf("processor: the queue's max receive count must exceed %d, got %d", backstopMargin, c.MaxReceiveCount))

@@ -89,18 +89,19 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 // emptyChat decides an Empty verdict (a chat showing no message, as it
 // showed none of the creator's at the click: Mark.judgeFromStart): not
 // sent, or a page rendering an empty history for a while (the site's
-// outage). Seen so by
-// consecutive receives for ChatFaultPatience (Ledger.BehindSince), it is
+// outage). Seen so by consecutive receives for EmptyChatPatience
+// (Ledger.BehindSince, at most ChatFaultPatience: Config.Validate), it is
 // taken for not sent; before, it waits as a read path behind does
-// (Behind: undecided's uncounted wait; review 22 W C: read "not sent" at
-// once, a page rendering an empty history after a committed 502 sent the
-// first message to a fan twice). Any other verdict is returned as it is.
+// (Behind: undecided's uncounted wait; review 22 W C and X C: read "not
+// sent" at once, a page rendering an empty history after a committed 502,
+// with or without its start marker, sent the first message to a fan
+// twice). Any other verdict is returned as it is.
 func (p *Processor) emptyChat(ctx context.Context, id string, receives int, mark onlyfans.Mark, v onlyfans.Verdict) onlyfans.Verdict {
 	if !v.Empty || v.Outcome != onlyfans.Unknown {
 		return v
 	}
 	first, err := p.ledger.BehindSince(ctx, id, mark.ClickedAt, receives, p.now())
-	if err == nil && p.now().Sub(first) >= p.cfg.ChatFaultPatience {
+	if err == nil && p.now().Sub(first) >= p.cfg.EmptyChatPatience {
 		p.log.InfoContext(ctx, "the chat still shows no message, past the patience: taken as not sent", "message_id", id)
 		v.Outcome, v.Why = onlyfans.NotSent, ""
 		return v
@@ -127,9 +128,22 @@ func (p *Processor) undecided(ctx context.Context, id string, receives int, what
 		if err != nil {
 			return p.wait(ctx, id, receives, ClassInternal, what+": "+v.Why+"; recording when the chat was first seen so: "+err.Error(), 0, attempts, failures)
 		}
-		if seen := p.now().Sub(first); seen < p.cfg.ChatFaultPatience {
+		patience := p.cfg.ChatFaultPatience
+		if v.Empty {
+			// emptyChat takes it for not sent past its own patience.
+			patience = p.cfg.EmptyChatPatience
+		}
+		if seen := p.now().Sub(first); seen < patience {
+			var hint time.Duration
+			if v.Empty {
+				// Nothing but time tells an empty chat from a page rendering
+				// an empty history: look again once the patience is over,
+				// as an unknown click waits out its horizon, instead of at
+				// the outage backoff's steps.
+				hint = patience - seen
+			}
 			return p.wait(ctx, id, receives, ClassSiteDown, fmt.Sprintf("%s: %s, seen so for %s of the %s before it counts (the attempt mark stays)",
-				what, v.Why, seen.Round(time.Millisecond), p.cfg.ChatFaultPatience), 0, attempts, failures)
+				what, v.Why, seen.Round(time.Millisecond), patience), hint, attempts, failures)
 		}
 	}
 	return p.fail(ctx, id, ClassOutcomeUnknown, what+": "+v.Why+" (the attempt mark stays)", attempts)

@@ -69,6 +69,9 @@ func emptyHistoryAfterACommitted502(t *testing.T, latest int) {
 	t.Helper()
 	cfg := shortHorizon()
 	cfg.ChatFaultPatience = 2 * time.Minute
+	// Past the 12 s of empty pages (the first read after the click waits
+	// out the rest of it: undecided's hint), well inside runUntil's 90 s.
+	cfg.EmptyChatPatience = 30 * time.Second
 	f := setup(t, cfg)
 	f.site.ShowLatest(latest)
 	f.site.InjectFaults(fakesite.Fault{Status: 502, Commit: true}) // committed, answered 502

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -47,12 +45,15 @@ import (
 // copy once the page shows messages again: one copy, nothing
 // dead-lettered.
 //
-// Not fixed: making this chat Empty (the patience's wait, as W C's) made
-// every first message to a fan after an uncommitted 5xx on a site whose
-// pages show their start wait CHAT_FAULT_PATIENCE, and the end-to-end
-// site-fault test stalled past its progress timeout; reverted, left for
-// the next round (the wait needs a bound that the e2e scale allows, or a
-// shorter patience for this case).
+// Fixed: judgeFromStart's chat showing no message at all is Empty whether
+// or not the page shows its start, and the processor's emptyChat waits on
+// it uncounted for EMPTY_CHAT_PATIENCE (its own setting, default 5 min,
+// no longer than the late-commit horizon's default: the clock starts at
+// the first read-back, right after the click, so a first message after an
+// uncommitted 5xx waits about what any unknown click waits). A first try
+// (dd15135) used CHAT_FAULT_PATIENCE (10 min) and stalled the end-to-end
+// site-fault test; the test here runs with EMPTY_CHAT_PATIENCE at 30 s,
+// CHAT_FAULT_PATIENCE at 2 min.
 func TestRev22XCEmptyHistoryWithItsStartMarkerSendsTheFirstMessageTwice(t *testing.T) {
 	if os.Getenv(fakesite.TestProfileEnv) == "spa" {
 		t.Skip("the document profile's finding: the app renders its history from JSON: this HTML rewrite of the degraded read path does not reach it")

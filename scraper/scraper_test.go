@@ -78,6 +78,9 @@ func testConfig() scraper.Config {
 	c.LateCommitHorizon = 15 * time.Second
 	// Scaled: one fan's chat counts as broken once seen so for 3 s.
 	c.ChatFaultPatience = 3 * time.Second
+	// Scaled: a chat showing nothing after an unknown first click is
+	// taken for not sent once seen so for 3 s.
+	c.EmptyChatPatience = 3 * time.Second
 	// Scaled: a refused 2xx proof is tried again for 5 s.
 	c.AnsweredProofPatience = 5 * time.Second
 	return c

@@ -90,9 +90,9 @@ type Verdict struct {
 	// click (Mark.behind): the site's read path is behind its writes.
 	Behind bool
 	// Empty (with Unknown): the chat shows no message at all, as it showed
-	// none of the creator's at a click on a page that did not show its
-	// start: not sent, or a page rendering an empty history (the site's
-	// outage; review 22 W C). The caller waits for the patience, then
+	// none of the creator's at the click (Mark.judgeFromStart): not sent,
+	// or a page rendering an empty history (the site's outage; review 22
+	// W C, X C). The caller waits for the patience, then
 	// takes it for not sent.
 	Empty bool
 }
@@ -125,8 +125,9 @@ func (m Mark) Judge(now []Shown, want string) Verdict { return m.JudgeChat(now, 
 //     this click's copy (docs/design.md section 8, residuals).
 //   - A chat that showed nothing at the click is anchored at its start
 //     (judgeFromStart): no copy is "not sent" on a chat that shows its
-//     start now; a chat showing nothing on a page that never showed its
-//     start is Empty (not sent, once seen so for the caller's patience).
+//     start and messages now; a chat showing nothing (with its start, or
+//     on a page that never showed it) is Empty (not sent, once seen so
+//     for the caller's patience).
 //
 // Unknown never becomes "not sent": the caller keeps the mark.
 func (m Mark) JudgeChat(now []Shown, complete bool, want string) Verdict {
@@ -168,14 +169,15 @@ func (m Mark) JudgeChat(now []Shown, complete bool, want string) Verdict {
 
 // judgeFromStart judges the mark of a chat that showed none of the
 // creator's messages at the click: any copy shown now is this click's
-// (Sent). Without one, the chat is "not sent" when it shows its start
-// now (complete). One showing no message at all on a page that did not
-// show its start at the click either (a page that never does: nothing
-// stands where a copy scrolled out would) is Empty: not sent, or a page
-// rendering an empty history, which the caller tells apart by time
-// (review 22 V A: a first message whose 502 did not commit was
-// dead-lettered outcome_unknown; W C: read "not sent" at once, a page
-// rendering an empty history after a committed 502 sent it twice). A chat that showed its start at the click and no
+// (Sent). A chat showing no message at all, with its start now or on a
+// page that did not show its start at the click either (a page that
+// never does: nothing stands where a copy scrolled out would), is Empty:
+// not sent, or a page rendering an empty history, which the caller tells
+// apart by time (review 22 V A: a first message whose 502 did not commit
+// was dead-lettered outcome_unknown; W C and X C: read "not sent" at
+// once, a page rendering an empty history after a committed 502, with or
+// without its start marker, sent it twice). One showing its start and
+// messages but no copy is "not sent". A chat that showed its start at the click and no
 // longer does has grown past its window: the copy may have scrolled out
 // (the fan replied): Unknown, as it is for a page that shows messages
 // but neither a copy nor its start (review 22 U C: a first message,
@@ -185,10 +187,10 @@ func (m Mark) judgeFromStart(now []Shown, complete bool, v Verdict) Verdict {
 	switch {
 	case v.Identical > 0:
 		v.Outcome = Sent
+	case len(now) == 0 && (complete || !m.Complete):
+		v.Outcome, v.Why, v.Empty = Unknown, "the chat shows no message, as at the click: not sent, or a page rendering an empty history", true
 	case complete:
 		v.Outcome = NotSent
-	case len(now) == 0 && !m.Complete:
-		v.Outcome, v.Why, v.Empty = Unknown, "the chat shows no message, as at the click, on a page that never showed its start: not sent, or a page rendering an empty history", true
 	case m.Complete:
 		v.Outcome, v.Why = Unknown, "the chat showed its start and none of the creator's messages at the click, and no longer shows its start: the copy may have scrolled out"
 	default:

@@ -475,18 +475,8 @@ func (p Profile) Validate() error {
 	if p.HistoryReady.StableMs < 0 {
 		errs = append(errs, fmt.Errorf("historyReady.stableMs must not be negative, got %d", p.HistoryReady.StableMs))
 	}
-	if err := p.InApp.validate(); err != nil {
+	if err := p.chatErrors(); err != nil {
 		errs = append(errs, err)
-	}
-	if p.ChatIdentity != nil {
-		if p.InApp != nil {
-			errs = append(errs, errors.New("chatIdentity and inApp.identity are both set: an in-app profile names the fan with inApp.identity alone"))
-		} else if err := p.ChatIdentity.validate("chatIdentity"); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if p.InApp != nil && p.HistoryReady.Selector == "" {
-		errs = append(errs, errors.New("inApp needs historyReady.selector (a switched chat is read only once its history marker is there)"))
 	}
 	if err := p.Text.validate(); err != nil {
 		errs = append(errs, err)
@@ -496,6 +486,23 @@ func (p Profile) Validate() error {
 	}
 	if p.Login.URLContains == "" && p.Login.Selector == "" {
 		errs = append(errs, errors.New("login needs urlContains or selector (how an expired session shows)"))
+	}
+	return errors.Join(errs...)
+}
+
+// chatErrors names what is missing or malformed in how the profile opens
+// a chat inside the app and names the open chat's fan.
+func (p Profile) chatErrors() error {
+	errs := []error{p.InApp.validate()}
+	if p.ChatIdentity != nil {
+		if p.InApp != nil {
+			errs = append(errs, errors.New("chatIdentity and inApp.identity are both set: an in-app profile names the fan with inApp.identity alone"))
+		} else {
+			errs = append(errs, p.ChatIdentity.validate("chatIdentity"))
+		}
+	}
+	if p.InApp != nil && p.HistoryReady.Selector == "" {
+		errs = append(errs, errors.New("inApp needs historyReady.selector (a switched chat is read only once its history marker is there)"))
 	}
 	return errors.Join(errs...)
 }

@@ -125,6 +125,16 @@ type Settings struct {
 	// the message waits as an outage (docs/scraper.md).
 	ChatFaultPatience time.Duration `env:"CHAT_FAULT_PATIENCE" envDefault:"10m"`
 
+	// EmptyChatPatience is how long a chat that showed no message of the
+	// creator at an unknown click, and shows none now, must be seen so by
+	// consecutive receives before the click is taken for not sent: an
+	// empty history is also what a site whose message service answers an
+	// empty list renders after a commit (review 22 W C, X C). Its clock
+	// starts with the first read-back, right after the click, so a value
+	// no longer than LATE_COMMIT_HORIZON costs a first message no more
+	// than any unknown click's horizon (docs/scraper.md).
+	EmptyChatPatience time.Duration `env:"EMPTY_CHAT_PATIENCE" envDefault:"5m"`
+
 	// AnsweredProofPatience is how long a processing holding the site's 2xx
 	// for a send whose settling Redis refused keeps trying to write that
 	// proof to the mark store (the heartbeat keeps the message invisible)

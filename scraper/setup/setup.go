@@ -58,6 +58,7 @@ func Processor(s settings.Settings) scraper.Config {
 		// An unanswered send request may land this long after its click.
 		LateCommitHorizon: s.LateCommitHorizon,
 		ChatFaultPatience: s.ChatFaultPatience,
+		EmptyChatPatience: s.EmptyChatPatience,
 		// A 2xx proof the mark store refuses is tried again this long.
 		AnsweredProofPatience: s.AnsweredProofPatience,
 	}

@@ -61,7 +61,7 @@ func TestRev22YBEmptyHistoryAtTheClickLosesAMessageTheCreatorOnceWroteByHand(t *
 	const text = "thank you so much"
 	cfg := shortHorizon()
 	f := setup(t, cfg)
-	f.sendAsCreator("creator-a", "fan-1", text) // by hand, long ago
+	f.sendAsCreator("creator-a", "fan-1", text)      // by hand, long ago
 	f.site.InjectFaults(fakesite.Fault{Status: 502}) // not committed, answered 502
 	var posts atomic.Int64
 	var degradedPages atomic.Int64

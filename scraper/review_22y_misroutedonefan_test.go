@@ -96,3 +96,67 @@ func TestRev22YAOneFansMisroutedChatIsDeadLettered(t *testing.T) {
 			linesWith(f.logs.String(), "other:", "alone", "dead-letter", "message processed", "counted"))
 	}
 }
+
+// TestRev22YAOneFansMisroutedChatAfterACommitted502DeadLettersASentMessage
+// (review 22 Y, finding A, on the read-back path):
+//
+// Promise (c) as above; (a): a dead-lettered message is one the fan did
+// not get (a redrive of this one sends it twice).
+//
+// Fault (steps): the default (document) profile, a full-history site.
+//  1. The first message to fan-1 meets a gateway 502 after its origin
+//     committed it: fan-1 has it.
+//  2. From that answer on, for 25 s, a front serves fan-9's chat page (it
+//     names fan-9) at fan-1's chat address only; the probe chat and
+//     every other address are served right.
+//
+// Why: the read-back (processor_send.go unknownClick → readBack →
+// Sender.ReadBack → openChat) fails confirmChat with ErrSiteDown and
+// ErrChatUnusable; unreadable (processor_readback.go:164) sends it to
+// chatFault, the probe chat works, so brokenFanChat counts chat_unusable
+// failures past CHAT_FAULT_PATIENCE and dead-letters the message, which
+// fan-1 has. A correct system keeps the mark and waits, uncounted, while
+// the site serves another fan's page, then reads fan-1's chat back: sent,
+// one copy, nothing dead-lettered.
+func TestRev22YAOneFansMisroutedChatAfterACommitted502DeadLettersASentMessage(t *testing.T) {
+	if os.Getenv(fakesite.TestProfileEnv) == "spa" {
+		t.Skip("the document profile's finding: the front rewrites the chat document's address")
+	}
+	cfg := testConfig()
+	f := setup(t, cfg)
+	f.site.InjectFaults(fakesite.Fault{Status: 502, Commit: true}) // committed, answered 502
+	var until atomic.Int64
+	f.behind(cfg, func(origin http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && r.URL.Path == "/api2/v2/chats/fan-1/messages" {
+				origin.ServeHTTP(w, r)
+				until.CompareAndSwap(0, time.Now().Add(25*time.Second).UnixNano())
+				return
+			}
+			if r.Method == http.MethodGet && r.URL.Path == "/my/chats/chat/fan-1" && time.Now().UnixNano() < until.Load() {
+				r.URL.Path = "/my/chats/chat/fan-9"
+			}
+			origin.ServeHTTP(w, r)
+		})
+	})
+	m := f.newMessage("creator-a", "sent once, and kept so")
+	f.enqueue(m)
+	ok := f.runUntil(60*time.Second, func() bool {
+		return f.queueCount(f.queues.Workflows.URL) == 0 && until.Load() != 0 && time.Now().UnixNano() > until.Load()
+	})
+	var toFan1 []string
+	for _, s := range f.site.Sent() {
+		if s.Fan == "fan-1" {
+			toFan1 = append(toFan1, s.Text)
+		}
+	}
+	dlq := f.dlq()
+	var reasons []string
+	for _, d := range dlq {
+		reasons = append(reasons, aws.ToString(d.MessageAttributes[scraper.AttrFailureReason].StringValue))
+	}
+	if !ok || len(toFan1) != 1 || len(dlq) != 0 {
+		t.Fatalf("ok %t: fan-1 has %q, dead-lettered %q; the scraper's word:\n%s",
+			ok, toFan1, reasons, linesWith(f.logs.String(), "other:", "alone", "dead-letter", "message processed", "counted"))
+	}
+}

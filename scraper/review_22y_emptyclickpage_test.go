@@ -4,7 +4,7 @@ package scraper_test
 
 import (
 	"net/http"
-	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +16,9 @@ import (
 	"github.com/huntaze/message-pipeline/scraper"
 )
 
+// jsonMessages is the app's history fetch's list of messages.
+var jsonMessages = regexp.MustCompile(`"messages":(\[[^\]]*\]|null)`)
+
 // TestRev22YBEmptyHistoryAtTheClickLosesAMessageTheCreatorOnceWroteByHand
 // (review 22 Y, finding B):
 //
@@ -23,7 +26,9 @@ import (
 // an outage (a page rendering wrong, a 5xx) is never read as the
 // message's outcome.
 //
-// Fault (steps): the default (document) profile, a full-history site.
+// Fault (steps): the default (document) profile, a full-history site
+// (and the single-page app's, SCRAPER_TEST_PROFILE=spa: its history
+// fetch rewritten the same way).
 //  1. Long ago creator-a wrote "thank you so much" to fan-1 by hand (the
 //     app on the phone, outside the pipeline: no last-sent record).
 //  2. The pipeline's first message to fan-1 has that very text.
@@ -55,9 +60,6 @@ import (
 // copies of the text in the chat: the hand-written one and the
 // pipeline's), nothing dead-lettered.
 func TestRev22YBEmptyHistoryAtTheClickLosesAMessageTheCreatorOnceWroteByHand(t *testing.T) {
-	if os.Getenv(fakesite.TestProfileEnv) == "spa" {
-		t.Skip("the document profile's finding: the app renders its history from JSON: this HTML rewrite of the degraded read path does not reach it")
-	}
 	const text = "thank you so much"
 	cfg := shortHorizon()
 	f := setup(t, cfg)
@@ -76,6 +78,13 @@ func TestRev22YBEmptyHistoryAtTheClickLosesAMessageTheCreatorOnceWroteByHand(t *
 				// The history's read path answers nothing: an empty list.
 				degradedPages.Add(1)
 				serveRewritten(w, r, origin, func(page string) string { return chatMessage.ReplaceAllString(page, "") })
+				return
+			}
+			if r.Method == http.MethodGet && r.URL.Path == "/api2/v2/chats/fan-1/messages" && posts.Load() == 0 {
+				// The app's history fetch (SCRAPER_TEST_PROFILE=spa): the
+				// same empty list, its start flag kept.
+				degradedPages.Add(1)
+				serveRewritten(w, r, origin, func(page string) string { return jsonMessages.ReplaceAllString(page, `"messages":null`) })
 				return
 			}
 			origin.ServeHTTP(w, r)

@@ -4,7 +4,6 @@ package scraper_test
 
 import (
 	"net/http"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,7 +23,9 @@ import (
 // another fan's chat at this fan's address "is the site's outage" and "the
 // message waits as an outage".
 //
-// Fault (steps): the default (document) profile, a full-history site.
+// Fault (steps): the default (document) profile, a full-history site (and
+// the single-page app's, SCRAPER_TEST_PROFILE=spa: its history fetch
+// misrouted the same way).
 //  1. A front (a CDN / router with one bad entry) serves fan-9's chat page
 //     at fan-1's chat address only, for 25 s: the page names fan-9
 //     (#chat-pane data-fan="fan-9"). Every other address, the probe chat
@@ -55,9 +56,6 @@ import (
 // message waits uncounted and reaches fan-1 once when the front is right
 // again; nothing dead-lettered, nothing sent to fan-9.
 func TestRev22YAOneFansMisroutedChatIsDeadLettered(t *testing.T) {
-	if os.Getenv(fakesite.TestProfileEnv) == "spa" {
-		t.Skip("the document profile's finding: the front rewrites the chat document's address")
-	}
 	cfg := testConfig()
 	f := setup(t, cfg)
 	var until atomic.Int64
@@ -65,9 +63,10 @@ func TestRev22YAOneFansMisroutedChatIsDeadLettered(t *testing.T) {
 	var misrouted atomic.Int64
 	f.behind(cfg, func(origin http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && r.URL.Path == "/my/chats/chat/fan-1" && time.Now().UnixNano() < until.Load() {
-				misrouted.Add(1)
-				r.URL.Path = "/my/chats/chat/fan-9"
+			if r.Method == http.MethodGet && time.Now().UnixNano() < until.Load() {
+				if misrouteFan1(r) {
+					misrouted.Add(1)
+				}
 			}
 			origin.ServeHTTP(w, r)
 		})
@@ -119,9 +118,6 @@ func TestRev22YAOneFansMisroutedChatIsDeadLettered(t *testing.T) {
 // the site serves another fan's page, then reads fan-1's chat back: sent,
 // one copy, nothing dead-lettered.
 func TestRev22YAOneFansMisroutedChatAfterACommitted502DeadLettersASentMessage(t *testing.T) {
-	if os.Getenv(fakesite.TestProfileEnv) == "spa" {
-		t.Skip("the document profile's finding: the front rewrites the chat document's address")
-	}
 	cfg := testConfig()
 	f := setup(t, cfg)
 	f.site.InjectFaults(fakesite.Fault{Status: 502, Commit: true}) // committed, answered 502
@@ -133,8 +129,8 @@ func TestRev22YAOneFansMisroutedChatAfterACommitted502DeadLettersASentMessage(t 
 				until.CompareAndSwap(0, time.Now().Add(25*time.Second).UnixNano())
 				return
 			}
-			if r.Method == http.MethodGet && r.URL.Path == "/my/chats/chat/fan-1" && time.Now().UnixNano() < until.Load() {
-				r.URL.Path = "/my/chats/chat/fan-9"
+			if r.Method == http.MethodGet && time.Now().UnixNano() < until.Load() {
+				_ = misrouteFan1(r)
 			}
 			origin.ServeHTTP(w, r)
 		})
@@ -159,4 +155,19 @@ func TestRev22YAOneFansMisroutedChatAfterACommitted502DeadLettersASentMessage(t 
 		t.Fatalf("ok %t: fan-1 has %q, dead-lettered %q; the scraper's word:\n%s",
 			ok, toFan1, reasons, linesWith(f.logs.String(), "other:", "alone", "dead-letter", "message processed", "counted"))
 	}
+}
+
+// misrouteFan1 points a request for fan-1's chat (the chat document, or
+// the single-page app's history fetch) at fan-9's, and reports whether
+// it was one.
+func misrouteFan1(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/my/chats/chat/fan-1":
+		r.URL.Path = "/my/chats/chat/fan-9"
+	case "/api2/v2/chats/fan-1/messages":
+		r.URL.Path = "/api2/v2/chats/fan-9/messages"
+	default:
+		return false
+	}
+	return true
 }

@@ -46,8 +46,8 @@ import (
 // Fixed: the document profile names the open chat's fan
 // (Profile.ChatIdentity), and openChat, the read-back's opening too,
 // confirms it: a page naming fan-9 at fan-1's address is the site's
-// outage (ErrSiteDown, ErrChatUnusable: the probe chat, misrouted as well,
-// makes it an uncounted wait) and is never judged.
+// outage (ErrSiteDown with ErrOtherFansChat: an uncounted wait, review 22
+// Y A) and is never judged.
 func TestRev22XAMisroutedReadBackSendsTheMessageTwice(t *testing.T) {
 	cfg := shortHorizon()
 	f := setup(t, cfg)

@@ -132,9 +132,9 @@ func TestASwitchThatLandsOnAnotherFansChatNeverTypesThere(t *testing.T) {
 	// WHEN every opening shows fan-9's chat (the document too)
 	site.MisrouteChats(2, "fan-9")
 	_, _, err = s.Send(ctx, "creator-1", creds, msg(t, "fan-3", "for fan-3"), nil)
-	// THEN nothing is typed or sent: the chat is unusable (an outage
-	// unless the probe chat says otherwise)
-	if !errors.Is(err, onlyfans.ErrChatUnusable) || !errors.Is(err, onlyfans.ErrSiteDown) || site.SendRequests() != 2 {
+	// THEN nothing is typed or sent: another fan's chat is the site's
+	// outage, never this fan's unusable chat (review 22 Y A)
+	if !errors.Is(err, onlyfans.ErrOtherFansChat) || !errors.Is(err, onlyfans.ErrSiteDown) || errors.Is(err, onlyfans.ErrChatUnusable) || site.SendRequests() != 2 {
 		t.Fatalf("err %v, %d send requests", err, site.SendRequests())
 	}
 }
@@ -160,11 +160,15 @@ func TestAChatPageNamingAnotherFanIsNeitherTypedIntoNorReadBack(t *testing.T) {
 	_, readErr := s.ReadBack(ctx, "creator-1", creds, first, onlyfans.NewMark(nil, "x"))
 	// THEN the send stops before its mark (nothing typed, nothing sent)
 	// and the read-back judges nothing: both are the site's outage
-	if !errors.Is(sendErr, onlyfans.ErrSiteDown) || typed || site.SendRequests() != 1 {
-		t.Errorf("send: err %v, reached beforeClick %t, %d send requests", sendErr, typed, site.SendRequests())
+	// (ErrOtherFansChat, never ErrChatUnusable: no fault of this fan's own
+	// chat shows another fan's, review 22 Y A)
+	for what, err := range map[string]error{"send": sendErr, "read-back": readErr} {
+		if !errors.Is(err, onlyfans.ErrSiteDown) || !errors.Is(err, onlyfans.ErrOtherFansChat) || errors.Is(err, onlyfans.ErrChatUnusable) {
+			t.Errorf("%s of a misrouted chat: %v, want the site's outage", what, err)
+		}
 	}
-	if !errors.Is(readErr, onlyfans.ErrSiteDown) || !errors.Is(readErr, onlyfans.ErrChatUnusable) {
-		t.Errorf("read-back of a misrouted chat: %v, want the site's outage", readErr)
+	if typed || site.SendRequests() != 1 {
+		t.Errorf("send: reached beforeClick %t, %d send requests", typed, site.SendRequests())
 	}
 }
 

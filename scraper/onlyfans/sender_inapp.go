@@ -78,11 +78,24 @@ func (s *Sender) confirmChat(page playwright.Page, id *ChatIdentity, fan string)
 	if v == "login" {
 		return errLoginShown
 	}
+	if who, ok := v.(string); ok && strings.HasPrefix(who, "other:") {
+		return fmt.Errorf("%w: the page shows the chat of %s, not the chat of the fan asked for", ErrOtherFansChat, strings.TrimPrefix(who, "other:"))
+	}
 	if v != "fan" {
 		return fmt.Errorf("%w: the page shows %v, not the chat of the fan asked for", ErrChatUnusable, v)
 	}
 	return nil
 }
+
+// ErrOtherFansChat marks a chat page naming another fan than the one asked
+// for: a router or a cache serving the wrong chat at this fan's address.
+// It is never ErrChatUnusable: no fault of one fan's own chat (a deleted
+// account, a corrupt thread) shows another fan's, so the probe chat
+// working says nothing about this fan and the page is the site's outage
+// however long it lasts (review 22 Y A: one fan's misrouted chat was
+// counted as that fan's broken chat and dead-lettered, a sent message
+// among them).
+var ErrOtherFansChat = errors.New("the page shows another fan's chat")
 
 // errLoginShown: the page shows the login page instead of the chat.
 var errLoginShown = errors.New("the page shows the login page")

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -55,6 +53,11 @@ import (
 // ErrChatUnusable, or a chatFault that never counts a misroute): the
 // message waits uncounted and reaches fan-1 once when the front is right
 // again; nothing dead-lettered, nothing sent to fan-9.
+//
+// Fixed: confirmChat (scraper/onlyfans/sender_inapp.go) answers a page
+// naming another fan with ErrOtherFansChat, never ErrChatUnusable, and
+// openChat adds ErrSiteDown: afterClick and unreadable take it for the
+// site's outage, an uncounted wait, whatever the probe chat shows.
 func TestRev22YAOneFansMisroutedChatIsDeadLettered(t *testing.T) {
 	cfg := testConfig()
 	f := setup(t, cfg)
@@ -117,6 +120,9 @@ func TestRev22YAOneFansMisroutedChatIsDeadLettered(t *testing.T) {
 // fan-1 has. A correct system keeps the mark and waits, uncounted, while
 // the site serves another fan's page, then reads fan-1's chat back: sent,
 // one copy, nothing dead-lettered.
+//
+// Fixed: as above (ErrOtherFansChat: unreadable's outage wait, the mark
+// kept).
 func TestRev22YAOneFansMisroutedChatAfterACommitted502DeadLettersASentMessage(t *testing.T) {
 	cfg := testConfig()
 	f := setup(t, cfg)

@@ -50,15 +50,7 @@ func TestRev22WBMisroutedChatDocumentSendsTheMessageToAnotherFan(t *testing.T) {
 	ok := f.runUntil(60*time.Second, func() bool {
 		return f.queueCount(f.queues.Workflows.URL) == 0
 	})
-	var toFan1, toFan9 []string
-	for _, s := range f.site.Sent() {
-		switch s.Fan {
-		case "fan-1":
-			toFan1 = append(toFan1, s.Text)
-		case "fan-9":
-			toFan9 = append(toFan9, s.Text)
-		}
-	}
+	toFan1, toFan9 := f.sentTo("fan-1"), f.sentTo("fan-9")
 	if !ok || len(toFan1) != 1 || len(toFan9) != 0 {
 		t.Fatalf("ok %t: fan-1 has %q, fan-9 has %q (%d send requests); the scraper's word:\n%s",
 			ok, toFan1, toFan9, f.site.SendRequests(), linesWith(f.logs.String(), "message processed", "unusable", "chat"))

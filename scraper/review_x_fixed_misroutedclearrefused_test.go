@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
 	"github.com/huntaze/message-pipeline/internal/message"
-	"github.com/huntaze/message-pipeline/scraper"
 )
 
 // TestRev22XBMisroutedClickWhoseMarkRedisKeepsIsDeadLettered (review 22 X,
@@ -120,20 +117,9 @@ func TestRev22XBMisroutedClickWhoseMarkRedisKeepsIsDeadLettered(t *testing.T) {
 	f.enqueue(m)
 	ok := f.runUntil(90*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })
 	h.fatalIfAny(t)
-	var toFan1, toFan9 []string
-	for _, s := range f.site.Sent() {
-		switch s.Fan {
-		case "fan-1":
-			toFan1 = append(toFan1, s.Text)
-		case "fan-9":
-			toFan9 = append(toFan9, s.Text)
-		}
-	}
+	toFan1, toFan9 := f.sentTo("fan-1"), f.sentTo("fan-9")
 	dlq := f.dlq()
-	var reasons []string
-	for _, d := range dlq {
-		reasons = append(reasons, aws.ToString(d.MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
+	reasons := failureReasons(dlq)
 	if served.Load() == 0 {
 		t.Fatal("harness: the misrouted page was never served")
 	}

@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
-	"github.com/huntaze/message-pipeline/scraper"
 )
 
 // TestRev22XAMisroutedReadBackSendsTheMessageTwice (review 22 X, finding A):
@@ -70,20 +67,9 @@ func TestRev22XAMisroutedReadBackSendsTheMessageTwice(t *testing.T) {
 	ok := f.runUntil(90*time.Second, func() bool {
 		return f.queueCount(f.queues.Workflows.URL) == 0 && misroutedUntil.Load() != 0 && time.Now().UnixNano() > misroutedUntil.Load()
 	})
-	var toFan1, toFan9 []string
-	for _, s := range f.site.Sent() {
-		switch s.Fan {
-		case "fan-1":
-			toFan1 = append(toFan1, s.Text)
-		case "fan-9":
-			toFan9 = append(toFan9, s.Text)
-		}
-	}
+	toFan1, toFan9 := f.sentTo("fan-1"), f.sentTo("fan-9")
 	dlq := f.dlq()
-	var reasons []string
-	for _, d := range dlq {
-		reasons = append(reasons, aws.ToString(d.MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
+	reasons := failureReasons(dlq)
 	if !ok || len(toFan1) != 1 || len(toFan9) != 0 || len(dlq) != 0 {
 		t.Fatalf("ok %t: fan-1 has %q, fan-9 has %q (%d send requests), dead-lettered %q; the scraper's word:\n%s",
 			ok, toFan1, toFan9, f.site.SendRequests(), reasons,

@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"github.com/huntaze/message-pipeline/devstack/fakesite"
-	"github.com/huntaze/message-pipeline/scraper"
 )
 
 // TestRev22YAOneFansMisroutedChatIsDeadLettered (review 22 Y, finding A):
@@ -88,10 +85,7 @@ func TestRev22YAOneFansMisroutedChatIsDeadLettered(t *testing.T) {
 		}
 	}
 	dlq := f.dlq()
-	var reasons []string
-	for _, d := range dlq {
-		reasons = append(reasons, aws.ToString(d.MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
+	reasons := failureReasons(dlq)
 	if !ok || len(toFan1) != 1 || len(toOthers) != 0 || len(dlq) != 0 {
 		t.Fatalf("ok %t: fan-1 has %q, others %q (%d misrouted chat loads), dead-lettered %q; the scraper's word:\n%s",
 			ok, toFan1, toOthers, misrouted.Load(), reasons,
@@ -146,17 +140,9 @@ func TestRev22YAOneFansMisroutedChatAfterACommitted502DeadLettersASentMessage(t 
 	ok := f.runUntil(60*time.Second, func() bool {
 		return f.queueCount(f.queues.Workflows.URL) == 0 && until.Load() != 0 && time.Now().UnixNano() > until.Load()
 	})
-	var toFan1 []string
-	for _, s := range f.site.Sent() {
-		if s.Fan == "fan-1" {
-			toFan1 = append(toFan1, s.Text)
-		}
-	}
+	toFan1 := f.sentTo("fan-1")
 	dlq := f.dlq()
-	var reasons []string
-	for _, d := range dlq {
-		reasons = append(reasons, aws.ToString(d.MessageAttributes[scraper.AttrFailureReason].StringValue))
-	}
+	reasons := failureReasons(dlq)
 	if !ok || len(toFan1) != 1 || len(dlq) != 0 {
 		t.Fatalf("ok %t: fan-1 has %q, dead-lettered %q; the scraper's word:\n%s",
 			ok, toFan1, reasons, linesWith(f.logs.String(), "other:", "alone", "dead-letter", "message processed", "counted"))

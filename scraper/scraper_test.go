@@ -280,6 +280,26 @@ const runUntilSlack = 3
 
 func (f *fixture) queueCount(url string) int { return harness.QueueDepth(f.aws.SQS, url) }
 
+// failureReasons is each dead-lettered message's failure_reason.
+func failureReasons(dlq []sqstypes.Message) []string {
+	var out []string
+	for _, d := range dlq {
+		out = append(out, aws.ToString(d.MessageAttributes[scraper.AttrFailureReason].StringValue))
+	}
+	return out
+}
+
+// sentTo is the texts the site took for fan, in order.
+func (f *fixture) sentTo(fan string) []string {
+	var out []string
+	for _, s := range f.site.Sent() {
+		if s.Fan == fan {
+			out = append(out, s.Text)
+		}
+	}
+	return out
+}
+
 func (f *fixture) dlq() []sqstypes.Message {
 	var out []sqstypes.Message
 	for range 20 {

@@ -192,6 +192,11 @@ func Parse(environ map[string]string) (Settings, []error) {
 		// patience before its work is abandoned (review 22 P C).
 		errs = append(errs, fmt.Errorf("ANSWERED_PROOF_PATIENCE (%s) must stay under SHUTDOWN_DEADLINE (%s)", s.AnsweredProofPatience, s.ShutdownDeadline))
 	}
+	if s.EmptyChatPatience > s.ChatFaultPatience {
+		// An empty chat waits as a chat behind the click, which counts as
+		// the message's failure past CHAT_FAULT_PATIENCE.
+		errs = append(errs, fmt.Errorf("EMPTY_CHAT_PATIENCE (%s) must not exceed CHAT_FAULT_PATIENCE (%s)", s.EmptyChatPatience, s.ChatFaultPatience))
+	}
 	if s.MaxFailures < 1 || s.BackoffFactor < 1 || s.ServerAttempts < 1 || s.BreakerFailures < 1 {
 		errs = append(errs, errors.New("MAX_FAILURES, SERVER_ATTEMPTS, BREAKER_FAILURES must be ≥ 1 and BACKOFF_FACTOR ≥ 1"))
 	}

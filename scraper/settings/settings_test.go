@@ -68,17 +68,21 @@ func TestSiteProfile_RendersAndParsesBack(t *testing.T) {
 	}
 }
 
-func TestAnsweredProofPatience_StaysUnderTheShutdownDeadline(t *testing.T) {
-	named := func(environ map[string]string) []string {
-		_, errs := settings.Parse(environ)
-		var out []string
-		for _, err := range errs {
-			if strings.Contains(err.Error(), "ANSWERED_PROOF_PATIENCE") {
-				out = append(out, err.Error())
-			}
+// errorsNaming is what settings.Parse reports about environ that names
+// setting.
+func errorsNaming(environ map[string]string, setting string) []string {
+	_, errs := settings.Parse(environ)
+	var out []string
+	for _, err := range errs {
+		if strings.Contains(err.Error(), setting) {
+			out = append(out, err.Error())
 		}
-		return out
 	}
+	return out
+}
+
+func TestAnsweredProofPatience_StaysUnderTheShutdownDeadline(t *testing.T) {
+	named := func(environ map[string]string) []string { return errorsNaming(environ, "ANSWERED_PROOF_PATIENCE") }
 	// GIVEN the defaults THEN no error (a task stopped while it tries a
 	// proof gets to the end of the patience)
 	if errs := named(map[string]string{}); len(errs) > 0 {
@@ -92,5 +96,19 @@ func TestAnsweredProofPatience_StaysUnderTheShutdownDeadline(t *testing.T) {
 		if errs := named(env); len(errs) != 1 || !strings.Contains(errs[0], "SHUTDOWN_DEADLINE") {
 			t.Errorf("%v: %v", env, errs)
 		}
+	}
+}
+
+func TestEmptyChatPatience_NeverExceedsTheChatFaultPatience(t *testing.T) {
+	named := func(environ map[string]string) []string { return errorsNaming(environ, "EMPTY_CHAT_PATIENCE") }
+	// GIVEN the defaults (5 min, 10 min) THEN no error
+	if errs := named(map[string]string{}); len(errs) > 0 {
+		t.Errorf("defaults: %v", errs)
+	}
+	// GIVEN an empty chat patience past the chat fault patience THEN one
+	// error naming both (the empty chat would count as a failure first)
+	errs := named(map[string]string{"EMPTY_CHAT_PATIENCE": "11m"})
+	if len(errs) != 1 || !strings.Contains(errs[0], "CHAT_FAULT_PATIENCE") {
+		t.Errorf("11m: %v", errs)
 	}
 }

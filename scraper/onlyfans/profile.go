@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,7 +226,12 @@ type SendRequest struct {
 }
 
 // NamesFan reports whether the send request to rawURL is for fan: with
-// FanInPath, a segment of its path is fan's id; without, always.
+// FanInPath, the segment of its path where URL's glob has a lone "*" (its
+// segments aligned from the end) is fan's id; a glob without one, a
+// segment that is none of the glob's own words. Without FanInPath, always.
+// Only the wildcard's place counts: a fan whose id is one of the route's
+// words ("messages", "chats") must not pass another fan's request
+// (review 22 AA A).
 func (r SendRequest) NamesFan(rawURL, fan string) bool {
 	if !r.FanInPath {
 		return true
@@ -234,12 +240,38 @@ func (r SendRequest) NamesFan(rawURL, fan string) bool {
 	if err != nil {
 		return false
 	}
-	for _, seg := range strings.Split(u.EscapedPath(), "/") {
-		if dec, err := url.PathUnescape(seg); err == nil && dec == fan {
+	var segs []string
+	for _, seg := range strings.Split(strings.Trim(u.EscapedPath(), "/"), "/") {
+		dec, err := url.PathUnescape(seg)
+		if err != nil {
+			return false
+		}
+		segs = append(segs, dec)
+	}
+	route := r.routeSegments()
+	wild := false
+	for k, word := range route {
+		if word != "*" {
+			continue
+		}
+		wild = true
+		if i := len(segs) - (len(route) - k); i >= 0 && segs[i] == fan {
 			return true
 		}
 	}
-	return false
+	return !wild && slices.Contains(segs, fan) && !slices.Contains(route, fan)
+}
+
+// routeSegments is the path segments of URL's glob after its last "**/"
+// (or its whole path): the route a matching request's path ends with.
+func (r SendRequest) routeSegments() []string {
+	tail := r.URL
+	if i := strings.LastIndex(tail, "**/"); i >= 0 {
+		tail = tail[i+len("**/"):]
+	} else if u, err := url.Parse(tail); err == nil && u.Host != "" {
+		tail = u.Path
+	}
+	return strings.Split(strings.Trim(tail, "/"), "/")
 }
 
 // OwnAnswer reports whether an answer with content type ct (its

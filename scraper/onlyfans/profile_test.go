@@ -153,6 +153,25 @@ func TestSendRequest_NamesFanOnlyWithTheFansIDAsAPathSegment(t *testing.T) {
 				t.Errorf("%s: NamesFan(%q) = %t, want %t", name, u, got, want)
 			}
 		}
+		// AND a fan whose id is one of the route's words is found only in
+		// the route's wildcard (review 22 AA A)
+		for u, want := range map[string]bool{
+			"https://onlyfans.com/api2/v2/chats/messages/messages": true,
+			"https://onlyfans.com/api2/v2/chats/fan-9/messages":    false,
+		} {
+			if got := sr.NamesFan(u, "messages"); got != want {
+				t.Errorf("%s: NamesFan(%q, messages) = %t, want %t", name, u, got, want)
+			}
+		}
+		if sr.NamesFan("https://onlyfans.com/api2/v2/chats/fan-9/messages", "chats") {
+			t.Errorf("%s: fan chats passed fan-9's send request", name)
+		}
+	}
+	// AND a route without a wildcard finds the fan in a segment that is
+	// none of its own words
+	plain := onlyfans.SendRequest{URL: "**/api/send", FanInPath: true}
+	if !plain.NamesFan("https://x/api/fan-1/send", "fan-1") || plain.NamesFan("https://x/api/send", "send") {
+		t.Error("a route without a wildcard: the fan's segment not found, or the route's own word taken for the fan")
 	}
 	// AND a profile without fanInPath checks nothing
 	if !(onlyfans.SendRequest{}).NamesFan("https://x/api/other", "fan-1") {

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -33,6 +31,10 @@ import (
 // A correct system matches the fan at its own position of the send URL
 // (the pattern's wildcard segment): the request is refused before it
 // leaves (ErrMisrouted), fan-9 gets nothing.
+//
+// Fixed: NamesFan (scraper/onlyfans/profile.go) looks for the fan only in
+// the segment where the profile's sendRequest.url glob has its lone "*"
+// (the glob's segments aligned from the end of the request's path).
 func TestRev22AAAMisroutedSendPassesForAFanNamedLikeAPathSegment(t *testing.T) {
 	cfg := testConfig()
 	f := setup(t, cfg)

@@ -207,6 +207,11 @@ func outageConfig() scraper.Config {
 	c := scrapersetup.Processor(scrapersettings.Defaults())
 	c.MaxFailures, c.BackoffBase, c.BackoffFactor, c.ServerAttempts, c.ServerBackoff = 5, 30*time.Second, 2, 3, 10*time.Millisecond
 	c.RateLimitDefault, c.BreakerFailures, c.BreakerOpenFor, c.OutageBackoff, c.OutageBackoffMax = time.Minute, 5, time.Second, 5*time.Second, 15*time.Minute
+	// Scaled: after the outage a first message whose click got no answer
+	// finds its fan's chat empty and waits EMPTY_CHAT_PATIENCE of the
+	// clock (compress shortens delays, not the clock): 5 min by default,
+	// past the test's 2 min for delivery.
+	c.EmptyChatPatience = 10 * time.Second
 	return c
 }
 

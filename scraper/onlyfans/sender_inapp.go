@@ -56,16 +56,20 @@ func (s *Sender) openInApp(c *chat, fan string) bool {
 }
 
 // confirmChat waits until the page names fan as its open chat (id: the
-// profile's fanIdentity) with the history ready. A timeout is ErrTimeout;
+// profile's fanIdentity), in an app with the history ready. A timeout is ErrTimeout;
 // another fan's chat, the app's error state or the login page are errors
 // at once.
 func (s *Sender) confirmChat(page playwright.Page, id *ChatIdentity, fan string) error {
 	p := s.cfg.Profile
-	failed := ""
+	// An app names the fan only once its history rendered, so it waits for
+	// both; a document's history is waited for by history(), whose
+	// timeout is the chat's fault (ErrChatUnusable) rather than the
+	// site's (review 22 C: one fan's history never rendering).
+	failed, ready := "", ""
 	if p.InApp != nil {
-		failed = p.InApp.Failed
+		failed, ready = p.InApp.Failed, p.HistoryReady.Selector
 	}
-	h, err := page.WaitForFunction(confirmScript, []any{id.Selector, id.Attribute, fan, p.HistoryReady.Selector, failed, p.Login.URLContains, p.Login.Selector},
+	h, err := page.WaitForFunction(confirmScript, []any{id.Selector, id.Attribute, fan, ready, failed, p.Login.URLContains, p.Login.Selector},
 		playwright.PageWaitForFunctionOptions{Polling: playwright.Float(20), Timeout: ms(s.cfg.Timeouts.Navigation)})
 	if err != nil {
 		return classify("open chat: confirm the chat's fan", err)

@@ -139,8 +139,11 @@ func (p *Processor) undecided(ctx context.Context, id string, receives int, what
 				// Nothing but time tells an empty chat from a page rendering
 				// an empty history: look again once the patience is over,
 				// as an unknown click waits out its horizon, instead of at
-				// the outage backoff's steps.
-				hint = patience - seen
+				// the outage backoff's steps; and not before the click's
+				// request can no longer land either (review 22 D C: a
+				// recover whose mark came back from the mark store without
+				// its click time re-clicked a send its origin committed late).
+				hint = max(patience-seen, p.mayLandFor(mark))
 			}
 			return p.wait(ctx, id, receives, ClassSiteDown, fmt.Sprintf("%s: %s, seen so for %s of the %s before it counts (the attempt mark stays)",
 				what, v.Why, seen.Round(time.Millisecond), patience), hint, attempts, failures)

@@ -34,7 +34,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 		}
 		return Outcome{Fate: AlreadySent, Failures: st.Failures, Detail: "sent: the site answered its click; its fan's last-sent record written now"}, true
 	}
-	v, err := p.readBack(ctx, msg, creds, st.Mark)
+	v, readAt, err := p.readBack(ctx, msg, creds, st.Mark)
 	if err != nil {
 		return p.unreadable(ctx, &sending{msg: msg, creds: creds, st: st, receives: receives, c: c}, "checking an interrupted send", err, 0), true
 	}
@@ -48,7 +48,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	case onlyfans.Unknown:
 		return p.undecided(ctx, id, receives, "checking an interrupted send", st.Mark, v, 0, st.Failures), true
 	}
-	if left := p.mayLandFor(st.Mark); left > 0 {
+	if left := p.unruledOutFor(st.Mark, readAt); left > 0 {
 		return p.mayStillLand(ctx, id, receives, "checking an interrupted send", left, 0, st.Failures), true
 	}
 	p.log.InfoContext(ctx, "interrupted attempt did not send; sending again", "message_id", id, "identical_texts", v.Identical)
@@ -64,26 +64,48 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 //
 // A verdict other than sent is read again until ReadBackSettle has passed
 // since the first read (the chat may show a commit late): only then does
-// it stand.
-func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials, before onlyfans.Mark) (onlyfans.Verdict, error) {
+// it stand. readAt is when the read that gave the verdict began
+// (unruledOutFor).
+func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials, before onlyfans.Mark) (v onlyfans.Verdict, readAt time.Time, err error) {
 	start := time.Now()
 	for {
 		if p.breaker.State() == gobreaker.StateOpen {
-			return onlyfans.Verdict{}, gobreaker.ErrOpenState
+			return onlyfans.Verdict{}, time.Time{}, gobreaker.ErrOpenState
 		}
+		readAt = p.now()
 		v, err := p.browser.ReadBack(ctx, msg.CreatorKey(), creds, msg, before)
 		p.noteFailure(err)
 		if err != nil || v.Outcome == onlyfans.Sent {
-			return v, err
+			return v, readAt, err
 		}
 		left := p.cfg.ReadBackSettle - time.Since(start)
 		if left <= 0 {
-			return v, nil
+			return v, readAt, nil
 		}
 		if err := p.sleep(ctx, min(left, readBackStep)); err != nil {
-			return onlyfans.Verdict{}, err
+			return onlyfans.Verdict{}, time.Time{}, err
 		}
 	}
+}
+
+// unruledOutFor is how much longer the click of mark may land unseen by
+// a read of its chat that began at readAt (0: that read settles it). A
+// read shows the chat as it was when it began, its page rendered then
+// however late its answer came (a slow origin, a far edge), so it rules
+// out only a request that could no longer land by then: for one that
+// could, the read is made again once it no longer can, and at least
+// readBackStep from now (a read that began before the horizon and was
+// answered after it, judged by its answer's time, took a request landing
+// meanwhile for "not sent", and the message was clicked again).
+func (p *Processor) unruledOutFor(mark onlyfans.Mark, readAt time.Time) time.Duration {
+	if mark.ClickedAt == 0 {
+		return 0
+	}
+	end := time.UnixMilli(mark.ClickedAt).Add(p.cfg.LateCommitHorizon)
+	if !readAt.Before(end) {
+		return 0
+	}
+	return max(end.Sub(p.now()), readBackStep)
 }
 
 // emptyChat decides an Empty verdict (a chat showing no message, as it
@@ -140,9 +162,8 @@ func (p *Processor) undecided(ctx context.Context, id string, receives int, what
 				// an empty history: look again once the patience is over,
 				// as an unknown click waits out its horizon, instead of at
 				// the outage backoff's steps; and not before the click's
-				// request can no longer land either (review 22 D C: a
-				// recover whose mark came back from the mark store without
-				// its click time re-clicked a send its origin committed late).
+				// request can no longer land either: a look before it
+				// settles nothing (unruledOutFor), it only costs a read.
 				hint = max(patience-seen, p.mayLandFor(mark))
 			}
 			return p.wait(ctx, id, receives, ClassSiteDown, fmt.Sprintf("%s: %s, seen so for %s of the %s before it counts (the attempt mark stays)",

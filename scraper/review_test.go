@@ -53,7 +53,7 @@ func (f *fixture) behindWithGate(cfg scraper.Config, front func(origin http.Hand
 	sender := newSender(f.t, onlyfans.Config{BaseURL: srv.URL, Browser: opts, RecycleAfter: 20, Traces: true, Timeouts: fastSender})
 	f.t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
-	gate, err := ratelimit.New(f.redis.Client(), gateWith(cfg, gateCfg))
+	gate, err := ratelimit.NewShared(f.redis.Client(), gateWith(cfg, gateCfg), scraper.NewDynamoGateServers(f.ddb.DynamoDB, attemptsTable))
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -132,7 +132,7 @@ func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeo
 	if err := f.ledger.PrimeEpoch(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	gate, err := ratelimit.New(f.redis.Client(), gateWith(cfg, gateCfg))
+	gate, err := ratelimit.NewShared(f.redis.Client(), gateWith(cfg, gateCfg), scraper.NewDynamoGateServers(f.ddb.DynamoDB, attemptsTable))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,11 @@
 //     (its run_id, or its master_replid: a primary demoted and promoted
 //     back): a restart from an older snapshot or a failover to a replica
 //     behind on replication kept the fence and perhaps not the latest
-//     approvals.
+//     approvals;
+//   - a caller that decided on another server within that reach is fenced
+//     too (a failback to a primary that never saw the other's approvals),
+//     and with a shared record of the last server (NewShared) so is every
+//     caller, a new process included.
 //
 // It behaves like a bucket of Limit tokens where each spent token comes back
 // exactly one window after it was spent (not a refill rate, which would let
@@ -154,6 +158,13 @@ type Limiter struct {
 	// another server within the fence's reach is fenced (review 22 L).
 	mu   sync.Mutex
 	last lastServer
+	// record is the shared record of the last server (nil: none;
+	// NewShared); shared is what it held when read at sharedRead, and
+	// recorded what this caller last wrote to it.
+	record     ServerRecord
+	shared     lastServer
+	sharedRead time.Time
+	recorded   lastServer
 }
 
 func (l *Limiter) lastSeen() lastServer {
@@ -213,38 +224,55 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 			return nil, fmt.Errorf("ratelimit: request needs a key and an id, got %+v", r)
 		}
 	}
-	last := l.lastSeen()
-	keys, args := ScriptArgs(l.cfg, reqs, last.server, last.at)
+	shared, err := l.recordSeen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, args := scriptArgs(l.cfg, reqs, l.lastSeen(), shared)
 	raw, err := script.Run(ctx, l.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: redis: %w", err)
 	}
-	if len(raw) != scriptHead+4*len(reqs) {
-		return nil, fmt.Errorf("ratelimit: script returned %d values for %d requests", len(raw), len(reqs))
+	out, server, nowUS, err := parseDecisions(raw, len(reqs))
+	if err != nil {
+		return nil, err
+	}
+	l.saw(server, nowUS)
+	if err := l.share(ctx, server, nowUS); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// parseDecisions reads the script's answer for n requests: their
+// decisions, and the server and its time (µs) they were made on.
+func parseDecisions(raw []any, n int) ([]Decision, string, int64, error) {
+	if len(raw) != scriptHead+4*n {
+		return nil, "", 0, fmt.Errorf("ratelimit: script returned %d values for %d requests", len(raw), n)
 	}
 	num := func(i int) (int64, error) {
-		n, ok := raw[i].(int64)
+		v, ok := raw[i].(int64)
 		if !ok {
 			return 0, fmt.Errorf("ratelimit: script value %d is %T, want an integer", i, raw[i])
 		}
-		return n, nil
+		return v, nil
 	}
-	var nowUS, fencedN int64
-	if nowUS, err = num(0); err != nil {
-		return nil, err
+	nowUS, err := num(0)
+	if err != nil {
+		return nil, "", 0, err
 	}
-	if fencedN, err = num(1); err != nil {
-		return nil, err
+	fencedN, err := num(1)
+	if err != nil {
+		return nil, "", 0, err
 	}
 	server, _ := raw[2].(string)
-	l.saw(server, nowUS)
 	now, fenced := time.UnixMicro(nowUS), fencedN == 1
-	out := make([]Decision, len(reqs))
-	for i := range reqs {
+	out := make([]Decision, n)
+	for i := range out {
 		var v [3]int64
 		for j := range v {
 			if v[j], err = num(scriptHead + 4*i + j); err != nil {
-				return nil, err
+				return nil, "", 0, err
 			}
 		}
 		approval, _ := raw[scriptHead+4*i+3].(string)
@@ -257,7 +285,7 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 			Approval:   approval,
 		}
 	}
-	return out, nil
+	return out, server, nowUS, nil
 }
 
 // Restamp moves approval (a Decision's Approval) in key's log to now
@@ -311,12 +339,20 @@ func (l *Limiter) move(ctx context.Context, what, key, approval string, later ti
 func ScriptSHA() string { return script.Hash() }
 
 // ScriptArgs returns the KEYS and ARGV of one script call for reqs, as
-// Decide builds them.
-func ScriptArgs(cfg Config, reqs []Request, lastServer string, lastSeenUS int64) ([]string, []any) {
+// Decide builds them for a caller whose last decision was on callerServer
+// at callerSeenUS, without a shared record (NewShared).
+func ScriptArgs(cfg Config, reqs []Request, callerServer string, callerSeenUS int64) ([]string, []any) {
+	return scriptArgs(cfg, reqs, lastServer{server: callerServer, at: callerSeenUS}, lastServer{})
+}
+
+// scriptArgs returns the KEYS and ARGV of one script call for reqs, with
+// the caller's memory (own) and the shared record's server (shared).
+func scriptArgs(cfg Config, reqs []Request, own, shared lastServer) ([]string, []any) {
 	keys := make([]string, 0, 1+len(reqs))
 	keys = append(keys, cfg.FenceKey())
-	args := make([]any, 0, 6+len(reqs))
-	args = append(args, cfg.Limit, cfg.Span().Microseconds(), cfg.MaxHold.Microseconds(), cfg.ChargeAhead.Microseconds(), lastServer, lastSeenUS)
+	args := make([]any, 0, 8+len(reqs))
+	args = append(args, cfg.Limit, cfg.Span().Microseconds(), cfg.MaxHold.Microseconds(), cfg.ChargeAhead.Microseconds(),
+		own.server, own.at, shared.server, shared.at)
 	for _, r := range reqs {
 		keys = append(keys, cfg.LogKey(r.Key))
 		args = append(args, r.ID)

@@ -28,9 +28,10 @@
 --    A fence without a run_id (an epoch only, as written before) takes
 --    this server's without a hold.
 --  * a caller that decided on another server less than one span + max_hold
---    ago is fenced the same way, whatever the fence says: that server's
---    approvals may not be here (a failback to an old primary that never
---    saw them).
+--    ago, or whose shared record (record_server) names another server
+--    that recent, is fenced the same way, whatever the fence says: that
+--    server's approvals may not be here (a failback to an old primary that
+--    never saw them).
 --
 --  * an approval is placed ahead_us past its decision (0 for the rate
 --    limiter; the send gate's worst case, its max_hold): until Restamp or
@@ -40,7 +41,7 @@
 --
 -- KEYS: fence, log_1, log_2, ... (one log per request, repeated for a key)
 -- ARGV: limit, span_us, max_hold_us, ahead_us, caller_server, caller_seen_us,
--- id_1, id_2, ...
+-- record_server, record_seen_us, id_1, id_2, ...
 -- Returns: now_us, fenced (0/1), server, then per request: allowed (0/1), retry_us,
 -- remaining, approval (the member written, '' when denied: Restamp and
 -- Hold move exactly that one, review 22 J)
@@ -49,9 +50,11 @@ local span = tonumber(ARGV[2])
 local fence_for = span + math.max(tonumber(ARGV[3]), 0)
 local ahead = math.min(math.max(tonumber(ARGV[4]), 0), math.max(tonumber(ARGV[3]), 0))
 -- The server the caller decided on last and when (its Redis time, µs;
--- '' and 0: none; Limiter keeps them).
+-- '' and 0: none; Limiter keeps them), and the server the shared record
+-- names (ServerRecord: any caller's last; '' and 0: none).
 local caller_server, caller_seen = ARGV[5], tonumber(ARGV[6])
-local first_id = 7
+local record_server, record_seen = ARGV[7], tonumber(ARGV[8])
+local first_id = 9
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
@@ -66,7 +69,12 @@ end
 -- have approvals this one never held, even where the fence names this
 -- server: a failback to an old primary cut off while a replica served (it
 -- never saw the replica's writes; review 22 L).
-local moved = caller_server ~= '' and caller_server ~= server and caller_seen + fence_for > now
+-- The shared record carries that evidence to a caller that did not see
+-- the failover (another task, a new process; review 22 M A).
+local function elsewhere(other, seen)
+  return other ~= '' and other ~= server and seen + fence_for > now
+end
+local moved = elsewhere(caller_server, caller_seen) or elsewhere(record_server, record_seen)
 if not epoch or (seen ~= '' and seen ~= server) or moved then
   -- %.0f: concatenating the number itself would write 1.7e+15.
   redis.call('SET', KEYS[1], string.format('%.0f|%s', now, server))

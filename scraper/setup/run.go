@@ -54,7 +54,8 @@ func Run(stop context.Context, s settings.Settings, p Platform) error {
 		return err
 	}
 	defer closeBrowser(sender, log)
-	gate, err := ratelimit.New(rdb, s.Gate())
+	ddb := dynamodb.NewFromConfig(p.AWS)
+	gate, err := ratelimit.NewShared(rdb, s.Gate(), scraper.NewDynamoGateServers(ddb, s.AttemptsTable))
 	if err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ func Run(stop context.Context, s settings.Settings, p Platform) error {
 	go results.Run(work)
 	defer flushLastResults(results, log)
 	ledger := Ledger(s, rdb)
-	marks := scraper.NewDynamoMarks(dynamodb.NewFromConfig(p.AWS), s.AttemptsTable, s.LedgerTTL, time.Now)
+	marks := scraper.NewDynamoMarks(ddb, s.AttemptsTable, s.LedgerTTL, time.Now)
 	proc, err := scraper.NewProcessor(Processor(s), sender, gate, creds, ledger, marks, results, log, emf, time.Now)
 	if err != nil {
 		return err

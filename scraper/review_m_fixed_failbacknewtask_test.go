@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -52,6 +50,14 @@ import (
 // continuously for span + max hold (INFO uptime_in_seconds and
 // master_repl_offset cannot prove it for a cut-off primary; the shared
 // record can).
+//
+// Fixed: the send gate keeps a shared record of the server it last decided
+// on in the attempts table (ratelimit.NewShared, scraper.DynamoGateServers):
+// every task writes it on its first decision on a server (and once per half
+// span + max hold), before it returns an approval, and every decision also
+// passes the record's server to the script, which fences a decision on
+// another server as it fences a caller that saw the failover. Task 2 reads
+// S from the record, and its first decision on P is fenced.
 func TestRev22MAFailbackSeenByAnotherScraperTaskLetsTheCreatorOverTheLimit(t *testing.T) {
 	t.Parallel()
 	cfg := shortHorizon()

@@ -110,15 +110,16 @@ func closed(ch chan struct{}) bool {
 func TestARequestLandingDuringAReadThatBeganInsideTheHorizonIsNotClickedAgain(t *testing.T) {
 	t.Parallel()
 	// GIVEN a fan's chat with an earlier message, a late-commit horizon of
-	// 6 s, and a front that commits the unanswered first send request
+	// 10 s (the next read may come up to 9 s after the click on a busy
+	// machine), and a front that commits the unanswered first send request
 	// during the next read of the chat and answers that read after the
 	// horizon (the navigation timeout is raised so that the slow read is
 	// answered, not timed out)
 	const text = "landed during a slow read"
 	cfg := testConfig()
-	cfg.LateCommitHorizon = 6 * time.Second
+	cfg.LateCommitHorizon = 10 * time.Second
 	timeouts := fastSender
-	timeouts.Navigation = 10 * time.Second
+	timeouts.Navigation = 15 * time.Second
 	f := setupWith(t, cfg, openGate, timeouts)
 	f.sendAsCreator("creator-a", "fan-1", "an earlier message")
 	committed, slowRead := make(chan struct{}), make(chan struct{})

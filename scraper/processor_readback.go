@@ -34,7 +34,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 		}
 		return Outcome{Fate: AlreadySent, Failures: st.Failures, Detail: "sent: the site answered its click; its fan's last-sent record written now"}, true
 	}
-	v, readAt, err := p.readBack(ctx, msg, creds, st.Mark)
+	v, from, err := p.readBack(ctx, msg, creds, st.Mark)
 	if err != nil {
 		return p.unreadable(ctx, &sending{msg: msg, creds: creds, st: st, receives: receives, c: c}, "checking an interrupted send", err, 0), true
 	}
@@ -48,7 +48,7 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 	case onlyfans.Unknown:
 		return p.undecided(ctx, id, receives, "checking an interrupted send", st.Mark, v, 0, st.Failures), true
 	}
-	if left := p.unruledOutFor(st.Mark, readAt); left > 0 {
+	if left := p.unruledOutFor(st.Mark, from); left > 0 {
 		return p.mayStillLand(ctx, id, receives, "checking an interrupted send", left, 0, st.Failures), true
 	}
 	p.log.InfoContext(ctx, "interrupted attempt did not send; sending again", "message_id", id, "identical_texts", v.Identical)
@@ -64,23 +64,21 @@ func (p *Processor) recover(ctx context.Context, msg message.Message, creds only
 //
 // A verdict other than sent is read again until ReadBackSettle has passed
 // since the first read (the chat may show a commit late): only then does
-// it stand. readAt is when the read that gave the verdict began
-// (unruledOutFor).
-func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials, before onlyfans.Mark) (v onlyfans.Verdict, readAt time.Time, err error) {
-	start := time.Now()
+// it stand. from is when the first read began (unruledOutFor).
+func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onlyfans.Credentials, before onlyfans.Mark) (v onlyfans.Verdict, from time.Time, err error) {
+	start, from := time.Now(), p.now()
 	for {
 		if p.breaker.State() == gobreaker.StateOpen {
 			return onlyfans.Verdict{}, time.Time{}, gobreaker.ErrOpenState
 		}
-		readAt = p.now()
 		v, err := p.browser.ReadBack(ctx, msg.CreatorKey(), creds, msg, before)
 		p.noteFailure(err)
 		if err != nil || v.Outcome == onlyfans.Sent {
-			return v, readAt, err
+			return v, from, err
 		}
 		left := p.cfg.ReadBackSettle - time.Since(start)
 		if left <= 0 {
-			return v, readAt, nil
+			return v, from, nil
 		}
 		if err := p.sleep(ctx, min(left, readBackStep)); err != nil {
 			return onlyfans.Verdict{}, time.Time{}, err
@@ -89,20 +87,24 @@ func (p *Processor) readBack(ctx context.Context, msg message.Message, creds onl
 }
 
 // unruledOutFor is how much longer the click of mark may land unseen by
-// a read of its chat that began at readAt (0: that read settles it). A
+// a read-back whose reads began at from (0: that read-back settles it). A
 // read shows the chat as it was when it began, its page rendered then
-// however late its answer came (a slow origin, a far edge), so it rules
-// out only a request that could no longer land by then: for one that
-// could, the read is made again once it no longer can, and at least
-// readBackStep from now (a read that began before the horizon and was
-// answered after it, judged by its answer's time, took a request landing
-// meanwhile for "not sent", and the message was clicked again).
-func (p *Processor) unruledOutFor(mark onlyfans.Mark, readAt time.Time) time.Duration {
+// however late its answer came (a slow origin, a far edge), and the chat
+// may show a commit up to ReadBackSettle after it; a read-back reads for
+// that settle from its first read. So only a read-back that began once the
+// request could no longer land rules it out; for one that began before,
+// the chat is read back again once the request can no longer land, and at
+// least readBackStep from now. Judged by the time of its answer, a read
+// begun before the horizon and answered after it took a request landing
+// meanwhile for "not sent"; judged by its last read's start, a read-back
+// whose settle straddled the horizon missed a commit landing just before
+// it and shown late (review 22 AB A, B): both clicked the message again.
+func (p *Processor) unruledOutFor(mark onlyfans.Mark, from time.Time) time.Duration {
 	if mark.ClickedAt == 0 {
 		return 0
 	}
 	end := time.UnixMilli(mark.ClickedAt).Add(p.cfg.LateCommitHorizon)
-	if !readAt.Before(end) {
+	if !from.Before(end) {
 		return 0
 	}
 	return max(end.Sub(p.now()), readBackStep)

@@ -188,7 +188,7 @@ func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.R
 	if err != nil {
 		why = err.Error()
 	}
-	v, readAt, rerr := p.readBack(ctx, s.msg, s.creds, s.before)
+	v, from, rerr := p.readBack(ctx, s.msg, s.creds, s.before)
 	if rerr != nil {
 		return p.unreadable(ctx, s, "reading back a send with an unknown outcome ("+why+")", rerr, attempts), false
 	}
@@ -202,7 +202,7 @@ func (p *Processor) unknownClick(ctx context.Context, s *sending, res onlyfans.R
 	case onlyfans.Unknown:
 		return p.undecided(ctx, id, receives, "reading back a send with an unknown outcome ("+why+")", s.before, v, attempts, failures), false
 	}
-	if left := p.unruledOutFor(s.before, readAt); p.unanswered(res) && left > 0 {
+	if left := p.unruledOutFor(s.before, from); p.unanswered(res) && left > 0 {
 		return p.mayStillLand(ctx, id, receives, why, left, attempts, failures), false
 	}
 	p.settle(ctx, id, s.c, false)

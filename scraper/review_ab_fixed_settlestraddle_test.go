@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 // Review 22 AB: "not sent" stands on a read that began after the
 // late-commit horizon, but the read-back's settle (READ_BACK_SETTLE: the
 // chat list may show a commit late) is measured from the first read of the
@@ -129,6 +127,10 @@ func laggingList(f *fixture, text string, lag time.Duration) func(http.Handler) 
 // began at or after the horizon (return the first read's begin, not the
 // last's, to unruledOutFor), or keep reading until ReadBackSettle has
 // passed since max(first read, ClickedAt + horizon).
+//
+// Fixed: readBack returns when its first read began, and unruledOutFor lets
+// "not sent" stand only for a read-back that began after the horizon (its
+// settle then covers a commit landing by the horizon and shown late).
 func TestRev22ABAUnansweredSendCommittedDuringTheSettleIsNotClickedAgainWhenTheChatListLags(t *testing.T) {
 	t.Parallel()
 	// GIVEN a fan's chat with an earlier message, a settle of 10 s, a
@@ -186,6 +188,8 @@ func TestRev22ABAUnansweredSendCommittedDuringTheSettleIsNotClickedAgainWhenTheC
 // the horizon.
 //
 // Suggested fix: as A.
+//
+// Fixed: as A.
 func TestRev22ABBRedeliveredReadBackStraddlingTheHorizonDoesNotClickALaggingCommitAgain(t *testing.T) {
 	t.Parallel()
 	// GIVEN a fan's chat with an earlier message, a settle of 10 s, the

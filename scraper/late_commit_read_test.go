@@ -129,7 +129,13 @@ func TestARequestLandingDuringAReadThatBeganInsideTheHorizonIsNotClickedAgain(t 
 	ok := f.runUntil(60*time.Second, func() bool {
 		return closed(committed) && f.queueCount(f.queues.Workflows.URL) == 0
 	})
-	// THEN the slow read was served, and the fan has the message once
+	// THEN the slow read was served (its answer may trail the message's
+	// settling when a busy machine timed the read out), and the fan has
+	// the message once
+	select {
+	case <-slowRead:
+	case <-time.After(cfg.LateCommitHorizon):
+	}
 	if !closed(slowRead) {
 		t.Fatalf("no read of the chat came within the horizon after the click: the fault was not placed\n%s", f.logs)
 	}

@@ -50,7 +50,7 @@ func (f *fixture) behindWithGate(cfg scraper.Config, front func(origin http.Hand
 	origin, _ := url.Parse(f.site.URL)
 	srv := httptest.NewServer(front(httputil.NewSingleHostReverseProxy(origin)))
 	f.t.Cleanup(srv.Close)
-	sender := newSender(f.t, onlyfans.Config{BaseURL: srv.URL, Browser: opts, RecycleAfter: 20, Traces: true, Timeouts: fastSender})
+	sender := newSender(f.t, onlyfans.Config{BaseURL: srv.URL, Browser: opts, RecycleAfter: 20, Traces: true, Timeouts: f.timeouts})
 	f.t.Cleanup(func() { _ = sender.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	gate, err := ratelimit.NewShared(f.redis.Client(), gateWith(cfg, gateCfg), scraper.NewDynamoGateServers(f.ddb.DynamoDB, attemptsTable))

@@ -54,6 +54,8 @@ type fixture struct {
 	emf      *harness.Buffer
 	sessions *sessionStore
 	results  *scraper.Results
+	// timeouts is the sender's timeouts, kept by behind's new sender.
+	timeouts onlyfans.Timeouts
 
 	compressed *harness.CompressedVisibility
 }
@@ -107,7 +109,7 @@ func setupWithGate(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config) *
 
 func setupWith(t *testing.T, cfg scraper.Config, gateCfg ratelimit.Config, timeouts onlyfans.Timeouts) *fixture {
 	t.Helper()
-	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), ddb: harness.StartDynalite(t), logs: &harness.Buffer{}, emf: &harness.Buffer{}}
+	f := &fixture{t: t, site: fakesite.Start(t), aws: harness.StartFauxqs(t), redis: harness.StartRedis(t), ddb: harness.StartDynalite(t), logs: &harness.Buffer{}, emf: &harness.Buffer{}, timeouts: timeouts}
 	f.ddb.CreateTable(t, attemptsTable, scraper.AttemptsKeyAttribute)
 	f.ddbCalls = &countingDDB{DynamoDBAPI: f.ddb.DynamoDB, n: map[string]int{}}
 	f.marks = scraper.NewDynamoMarks(f.ddbCalls, attemptsTable, time.Hour, time.Now)

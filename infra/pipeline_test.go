@@ -475,7 +475,7 @@ func TestSeed003R8_1_R8_2_LeastPrivilegeExactly(t *testing.T) {
 			"ecr:BatchCheckLayerAvailability → cdk-image-repository", "ecr:BatchGetImage → cdk-image-repository", "ecr:GetAuthorizationToken → *", "ecr:GetDownloadUrlForLayer → cdk-image-repository", "logs:CreateLogStream → own-logs", "logs:PutLogEvents → own-logs",
 		}},
 		{"ScraperTaskRole", []string{
-			"dynamodb:DeleteItem → attempts-table", "dynamodb:GetItem → attempts-table", "dynamodb:PutItem → attempts-table",
+			"dynamodb:DeleteItem → attempts-table", "dynamodb:GetItem → attempts-table", "dynamodb:PutItem → attempts-table", "dynamodb:UpdateItem → attempts-table",
 			"kms:Decrypt → cache-key", "kms:Decrypt → credentials-key", "kms:Decrypt → workflows-key", "kms:GenerateDataKey → captures-key", "kms:GenerateDataKey → workflows-key", "s3:PutObject → artifacts/*", "s3:PutObject → results/*", "secretsmanager:GetSecretValue → redis-secret", "secretsmanager:GetSecretValue → session-secrets", "sqs:ChangeMessageVisibility → workflows-queue", "sqs:DeleteMessage → workflows-queue", "sqs:ReceiveMessage → workflows-queue", "sqs:SendMessage → workflows-dlq",
 		}},
 		{"StorageCapturesReaders", []string{"kms:Decrypt → captures-key", "s3:GetObject → artifacts/*"}},

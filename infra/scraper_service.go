@@ -67,7 +67,7 @@ func NewScraperService(scope constructs.Construct, id string, props ScraperServi
 	allow(taskRole, []string{"sqs:SendMessage"}, q.WorkflowsDLQ.QueueArn())
 	allow(taskRole, []string{"kms:Decrypt", "kms:GenerateDataKey"}, q.WorkflowsKey.KeyArn())
 	allow(taskRole, []string{"s3:PutObject"}, props.Storage.Results.ArnForObjects(jsii.String("results/*")), props.Storage.Results.ArnForObjects(jsii.String("artifacts/*")))
-	allow(taskRole, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}, props.Storage.AttemptsTable.TableArn())
+	allow(taskRole, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}, props.Storage.AttemptsTable.TableArn())
 	allow(taskRole, []string{"secretsmanager:GetSecretValue"}, props.Credentials.SecretsArn, props.Cache.AuthToken.SecretArn())
 	allow(taskRole, []string{"kms:Decrypt"}, props.Credentials.Key.KeyArn(), props.Cache.Key.KeyArn())
 	allow(taskRole, []string{"kms:GenerateDataKey"}, props.Storage.CapturesKey.KeyArn()) // encrypt only: reading captures is for operators

@@ -2,65 +2,128 @@ package scraper
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// DynamoGateServers is the send gate's shared record of the Redis server
-// it last decided on (ratelimit.ServerRecord), one item per gate in the
-// attempts table, beside the marks: every task reads it and writes it, so a
-// task that did not see a failover is fenced on a failback all the same
-// (review 22 M A). Its key cannot be a message id (those are UUIDs), and
-// it has no TTL attribute: it lives as long as the table.
+// GateServersAPI is the DynamoDB call the gate's server record makes.
+type GateServersAPI interface {
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+}
+
+// DynamoGateServers is the send gate's shared record of the Redis servers
+// it decides on (ratelimit.ServerRecord), one item per gate in the
+// attempts table, beside the marks: every task announces its server there
+// and reads the others in the same call, so a task that did not see a
+// failover is fenced on a failback all the same (review 22 M A, AC). Its
+// key cannot be a message id (those are UUIDs), and it has no TTL
+// attribute: it lives as long as the table (expired servers are dropped
+// by the announcements after them).
 type DynamoGateServers struct {
-	client DynamoDBAPI
+	client GateServersAPI
 	table  string
 }
 
 // NewDynamoGateServers returns the record on table.
-func NewDynamoGateServers(client DynamoDBAPI, table string) *DynamoGateServers {
+func NewDynamoGateServers(client GateServersAPI, table string) *DynamoGateServers {
 	return &DynamoGateServers{client: client, table: table}
 }
 
 // gateServerKeyPrefix names the record's item: the prefix, then the gate's
-// name (its fence key).
-const gateServerKeyPrefix = "gate-server#"
+// name (its fence key). gateServerAttrPrefix names a server's attribute
+// in it (its value: the server's time of its latest announcement, µs).
+const (
+	gateServerKeyPrefix  = "gate-server#"
+	gateServerAttrPrefix = "srv:"
+)
 
-func (d *DynamoGateServers) key(name string) map[string]ddbtypes.AttributeValue {
-	return map[string]ddbtypes.AttributeValue{AttemptsKeyAttribute: &ddbtypes.AttributeValueMemberS{Value: gateServerKeyPrefix + name}}
+// Announce writes server's time atUS and removes drop's servers in one
+// UpdateItem whose answer is the item after it (ReturnValues ALL_NEW):
+// DynamoDB applies writes to one item one at a time, so of two tasks
+// announcing different servers the second one's answer holds the first.
+// A server is removed only while it holds the time drop gives (a
+// condition): one announced again since makes the call fail, and it is
+// made again without removals. The item of the one-server record written
+// before (server, atUs) is written too and read as one more entry, so
+// that tasks of either version see each other during a deployment.
+func (d *DynamoGateServers) Announce(ctx context.Context, name, server string, atUS int64, drop map[string]int64) (map[string]int64, error) {
+	out, err := d.client.UpdateItem(ctx, d.announcement(name, server, atUS, drop))
+	var refused *ddbtypes.ConditionalCheckFailedException
+	if errors.As(err, &refused) {
+		out, err = d.client.UpdateItem(ctx, d.announcement(name, server, atUS, nil))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gate servers: update: %w", err)
+	}
+	return gateServerEntries(out.Attributes)
 }
 
-// LastServer reads the record with a strongly consistent read (another
-// task may have written it a moment ago).
-func (d *DynamoGateServers) LastServer(ctx context.Context, name string) (string, int64, error) {
-	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: d.key(name), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return "", 0, fmt.Errorf("gate servers: get: %w", err)
+// announcement is Announce's UpdateItem.
+func (d *DynamoGateServers) announcement(name, server string, atUS int64, drop map[string]int64) *dynamodb.UpdateItemInput {
+	names := map[string]string{"#s": gateServerAttrPrefix + server, "#server": "server"}
+	values := map[string]ddbtypes.AttributeValue{
+		":at":     &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(atUS, 10)},
+		":server": &ddbtypes.AttributeValueMemberS{Value: server},
 	}
-	server, _ := out.Item["server"].(*ddbtypes.AttributeValueMemberS)
-	at, _ := out.Item["atUs"].(*ddbtypes.AttributeValueMemberN)
-	if server == nil || at == nil {
-		return "", 0, nil
+	in := &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.table),
+		Key:                       map[string]ddbtypes.AttributeValue{AttemptsKeyAttribute: &ddbtypes.AttributeValueMemberS{Value: gateServerKeyPrefix + name}},
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+		ReturnValues:              ddbtypes.ReturnValueAllNew,
 	}
-	us, err := strconv.ParseInt(at.Value, 10, 64)
-	if err != nil {
-		return "", 0, fmt.Errorf("gate servers: bad time %q: %w", at.Value, err)
+	var removed, conds []string
+	for _, s := range slices.Sorted(maps.Keys(drop)) {
+		if s == server {
+			continue
+		}
+		n, v := "#d"+strconv.Itoa(len(removed)), ":d"+strconv.Itoa(len(removed))
+		names[n], values[v] = gateServerAttrPrefix+s, &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(drop[s], 10)}
+		removed, conds = append(removed, n), append(conds, n+" = "+v)
 	}
-	return server.Value, us, nil
+	expr := "SET #s = :at, #server = :server, atUs = :at"
+	if len(removed) > 0 {
+		expr += " REMOVE " + strings.Join(removed, ", ")
+		in.ConditionExpression = aws.String(strings.Join(conds, " AND "))
+	}
+	in.UpdateExpression = aws.String(expr)
+	return in
 }
 
-// RecordServer writes the record: the gate decided on server at atUS (its
-// Redis time).
-func (d *DynamoGateServers) RecordServer(ctx context.Context, name, server string, atUS int64) error {
-	item := d.key(name)
-	item["server"] = &ddbtypes.AttributeValueMemberS{Value: server}
-	item["atUs"] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(atUS, 10)}
-	if _, err := d.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item}); err != nil {
-		return fmt.Errorf("gate servers: put: %w", err)
+// gateServerEntries reads the servers of the record's item.
+func gateServerEntries(item map[string]ddbtypes.AttributeValue) (map[string]int64, error) {
+	entries := map[string]int64{}
+	add := func(server string, v ddbtypes.AttributeValue) error {
+		n, ok := v.(*ddbtypes.AttributeValueMemberN)
+		if !ok {
+			return fmt.Errorf("gate servers: %q is not a number", server)
+		}
+		us, err := strconv.ParseInt(n.Value, 10, 64)
+		if err != nil {
+			return fmt.Errorf("gate servers: bad time %q: %w", n.Value, err)
+		}
+		entries[server] = max(entries[server], us)
+		return nil
 	}
-	return nil
+	for k, v := range item {
+		if server, ok := strings.CutPrefix(k, gateServerAttrPrefix); ok {
+			if err := add(server, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if s, ok := item["server"].(*ddbtypes.AttributeValueMemberS); ok && item["atUs"] != nil {
+		if err := add(s.Value, item["atUs"]); err != nil {
+			return nil, err
+		}
+	}
+	return entries, nil
 }

@@ -51,15 +51,15 @@ import (
 // master_repl_offset cannot prove it for a cut-off primary; the shared
 // record can).
 //
-// Fixed: the send gate keeps a shared record of the server it last decided
-// on in the attempts table (ratelimit.NewShared, scraper.DynamoGateServers):
-// every task writes it on its first decision on a server (and once per half
-// span + max hold), before it returns an approval, and every decision also
-// passes the record's server to the script, which fences a decision on
-// another server as it fences a caller that saw the failover. Task 2 reads
-// S from the record, and its first decision on P is fenced. (Still open:
-// the same failback after the gate was idle on S, review 22 AC,
-// internal/ratelimit/review_22ac_*_test.go.)
+// Fixed: the send gate keeps a shared record of the servers it decides on
+// in the attempts table (ratelimit.NewShared, scraper.DynamoGateServers):
+// every task announces its server there before its first decision on it
+// (and once per half span + max hold), and decides with the record as its
+// announcement left it, which fences a decision on another server as it
+// fences a caller that saw the failover. Task 2's announcement of P
+// answers S, and its first decision on P is fenced. (The same failback
+// after the gate was idle on S: review 22 AC,
+// internal/ratelimit/review_ac_fixed_*_test.go.)
 func TestRev22MAFailbackSeenByAnotherScraperTaskLetsTheCreatorOverTheLimit(t *testing.T) {
 	t.Parallel()
 	cfg := shortHorizon()

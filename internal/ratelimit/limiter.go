@@ -26,7 +26,7 @@
 //     approvals;
 //   - a caller that decided on another server within that reach is fenced
 //     too (a failback to a primary that never saw the other's approvals),
-//     and with a shared record of the last server (NewShared) so is every
+//     and with a shared record of the servers (NewShared) so is every
 //     caller, a new process included.
 //
 // It behaves like a bucket of Limit tokens where each spent token comes back
@@ -158,13 +158,14 @@ type Limiter struct {
 	// another server within the fence's reach is fenced (review 22 L).
 	mu   sync.Mutex
 	last lastServer
-	// record is the shared record of the last server (nil: none;
-	// NewShared); shared is what it held when read at sharedRead, and
-	// recorded what this caller last wrote to it.
-	record     ServerRecord
-	shared     lastServer
-	sharedRead time.Time
-	recorded   lastServer
+	// record is the shared record of the servers (nil: none; NewShared);
+	// announced is this caller's last announcement in it, entries the
+	// record as that announcement left it, and evidence the most recent
+	// other server there, its time advanced by refresh.
+	record    ServerRecord
+	announced lastServer
+	entries   map[string]int64
+	evidence  lastServer
 }
 
 func (l *Limiter) lastSeen() lastServer {
@@ -224,30 +225,35 @@ func (l *Limiter) Decide(ctx context.Context, reqs []Request) ([]Decision, error
 			return nil, fmt.Errorf("ratelimit: request needs a key and an id, got %+v", r)
 		}
 	}
-	shared, err := l.recordSeen(ctx)
-	if err != nil {
-		return nil, err
+	for range announceTries {
+		use, announced, evidence := l.recordArgs()
+		keys, args := scriptArgs(l.cfg, reqs, l.lastSeen(), recordSeen{use: use, announced: announced, evidence: evidence})
+		raw, err := script.Run(ctx, l.rdb, keys, args...).Slice()
+		if err != nil {
+			return nil, fmt.Errorf("ratelimit: redis: %w", err)
+		}
+		out, server, nowUS, err := parseDecisions(raw, len(reqs))
+		if err != nil {
+			return nil, err
+		}
+		if out == nil { // the script asks for an announcement first
+			if err := l.announce(ctx, server, nowUS); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		l.saw(server, nowUS)
+		return out, nil
 	}
-	keys, args := scriptArgs(l.cfg, reqs, l.lastSeen(), shared)
-	raw, err := script.Run(ctx, l.rdb, keys, args...).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("ratelimit: redis: %w", err)
-	}
-	out, server, nowUS, err := parseDecisions(raw, len(reqs))
-	if err != nil {
-		return nil, err
-	}
-	l.saw(server, nowUS)
-	if err := l.share(ctx, server, nowUS); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return nil, fmt.Errorf("ratelimit: server record: the server changed under %d announcements (nothing decided)", announceTries)
 }
 
 // parseDecisions reads the script's answer for n requests: their
-// decisions, and the server and its time (µs) they were made on.
+// decisions, and the server and its time (µs) they were made on; no
+// decisions (nil), and the server and its time, when the script asks for
+// an announcement in the shared record first (NewShared).
 func parseDecisions(raw []any, n int) ([]Decision, string, int64, error) {
-	if len(raw) != scriptHead+4*n {
+	if len(raw) != scriptHead+4*n && len(raw) != scriptHead {
 		return nil, "", 0, fmt.Errorf("ratelimit: script returned %d values for %d requests", len(raw), n)
 	}
 	num := func(i int) (int64, error) {
@@ -266,6 +272,9 @@ func parseDecisions(raw []any, n int) ([]Decision, string, int64, error) {
 		return nil, "", 0, err
 	}
 	server, _ := raw[2].(string)
+	if len(raw) == scriptHead {
+		return nil, server, nowUS, nil
+	}
 	now, fenced := time.UnixMicro(nowUS), fencedN == 1
 	out := make([]Decision, n)
 	for i := range out {
@@ -342,17 +351,24 @@ func ScriptSHA() string { return script.Hash() }
 // Decide builds them for a caller whose last decision was on callerServer
 // at callerSeenUS, without a shared record (NewShared).
 func ScriptArgs(cfg Config, reqs []Request, callerServer string, callerSeenUS int64) ([]string, []any) {
-	return scriptArgs(cfg, reqs, lastServer{server: callerServer, at: callerSeenUS}, lastServer{})
+	return scriptArgs(cfg, reqs, lastServer{server: callerServer, at: callerSeenUS}, recordSeen{})
+}
+
+// recordSeen is what a script call is told of the shared record
+// (Limiter.recordArgs): use 0 without one.
+type recordSeen struct {
+	use                 int
+	announced, evidence lastServer
 }
 
 // scriptArgs returns the KEYS and ARGV of one script call for reqs, with
-// the caller's memory (own) and the shared record's server (shared).
-func scriptArgs(cfg Config, reqs []Request, own, shared lastServer) ([]string, []any) {
+// the caller's memory (own) and what it knows of the shared record (rec).
+func scriptArgs(cfg Config, reqs []Request, own lastServer, rec recordSeen) ([]string, []any) {
 	keys := make([]string, 0, 1+len(reqs))
 	keys = append(keys, cfg.FenceKey())
-	args := make([]any, 0, 8+len(reqs))
+	args := make([]any, 0, 11+len(reqs))
 	args = append(args, cfg.Limit, cfg.Span().Microseconds(), cfg.MaxHold.Microseconds(), cfg.ChargeAhead.Microseconds(),
-		own.server, own.at, shared.server, shared.at)
+		own.server, own.at, rec.use, rec.announced.server, rec.announced.at, rec.evidence.server, rec.evidence.at)
 	for _, r := range reqs {
 		keys = append(keys, cfg.LogKey(r.Key))
 		args = append(args, r.ID)

@@ -28,10 +28,14 @@
 --    A fence without a run_id (an epoch only, as written before) takes
 --    this server's without a hold.
 --  * a caller that decided on another server less than one span + max_hold
---    ago, or whose shared record (record_server) names another server
+--    ago, or whose shared record (evidence_server) names another server
 --    that recent, is fenced the same way, whatever the fence says: that
 --    server's approvals may not be here (a failback to an old primary that
 --    never saw them).
+--  * with a shared record (use_record 1), nothing is decided on a server
+--    the caller has not announced there, or past its announcement's reach
+--    (announced_until_us): the script returns its head only (now_us, 0,
+--    server) and the caller announces this server first (Limiter.announce).
 --
 --  * an approval is placed ahead_us past its decision (0 for the rate
 --    limiter; the send gate's worst case, its max_hold): until Restamp or
@@ -41,22 +45,30 @@
 --
 -- KEYS: fence, log_1, log_2, ... (one log per request, repeated for a key)
 -- ARGV: limit, span_us, max_hold_us, ahead_us, caller_server, caller_seen_us,
--- record_server, record_seen_us, id_1, id_2, ...
+-- use_record, announced_server, announced_until_us, evidence_server,
+-- evidence_seen_us, id_1, id_2, ...
 -- Returns: now_us, fenced (0/1), server, then per request: allowed (0/1), retry_us,
 -- remaining, approval (the member written, '' when denied: Restamp and
--- Hold move exactly that one, review 22 J)
+-- Hold move exactly that one, review 22 J); the head only when an
+-- announcement is needed first.
 local limit = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
 local fence_for = span + math.max(tonumber(ARGV[3]), 0)
 local ahead = math.min(math.max(tonumber(ARGV[4]), 0), math.max(tonumber(ARGV[3]), 0))
 -- The server the caller decided on last and when (its Redis time, µs;
--- '' and 0: none; Limiter keeps them), and the server the shared record
--- names (ServerRecord: any caller's last; '' and 0: none).
+-- '' and 0: none; Limiter keeps them); with a shared record, the server
+-- this caller announced there and until when that lets it decide, and the
+-- most recent other server the record named at that announcement
+-- (ServerRecord: '' and 0: none).
 local caller_server, caller_seen = ARGV[5], tonumber(ARGV[6])
-local record_server, record_seen = ARGV[7], tonumber(ARGV[8])
-local first_id = 9
+local use_record, announced_server, announced_until = ARGV[7] == '1', ARGV[8], tonumber(ARGV[9])
+local evidence_server, evidence_seen = ARGV[10], tonumber(ARGV[11])
+local first_id = 12
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+if use_record and (announced_server ~= server or now >= announced_until) then
+  return { now, 0, server }
+end
 
 -- `server` (server.lua, prepended) names this Redis server.
 local hold_until = 0
@@ -74,7 +86,7 @@ end
 local function elsewhere(other, seen)
   return other ~= '' and other ~= server and seen + fence_for > now
 end
-local moved = elsewhere(caller_server, caller_seen) or elsewhere(record_server, record_seen)
+local moved = elsewhere(caller_server, caller_seen) or elsewhere(evidence_server, evidence_seen)
 if not epoch or (seen ~= '' and seen ~= server) or moved then
   -- %.0f: concatenating the number itself would write 1.7e+15.
   redis.call('SET', KEYS[1], string.format('%.0f|%s', now, server))

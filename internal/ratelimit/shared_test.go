@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -13,30 +14,33 @@ import (
 
 // sharedRecord is a ServerRecord in memory: the record is one item whose
 // store (DynamoDB: scraper.DynamoGateServers, tested against dynalite
-// there) only reads and writes it, so the limiter's use of it is what
-// these tests are about. refuse makes writes fail.
+// there) writes it and answers what it holds after the write in one
+// atomic call, so the limiter's use of it is what these tests are about.
+// refuse makes writes fail.
 type sharedRecord struct {
-	mu     sync.Mutex
-	server string
-	at     int64
-	writes int
-	refuse bool
+	mu      sync.Mutex
+	servers map[string]int64
+	last    string // the server announced last
+	writes  int
+	refuse  bool
 }
 
-func (r *sharedRecord) LastServer(context.Context, string) (string, int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.server, r.at, nil
-}
-
-func (r *sharedRecord) RecordServer(_ context.Context, _, server string, at int64) error {
+func (r *sharedRecord) Announce(_ context.Context, _, server string, at int64, drop map[string]int64) (map[string]int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.refuse {
-		return errors.New("refused")
+		return nil, errors.New("refused")
 	}
-	r.server, r.at, r.writes = server, at, r.writes+1
-	return nil
+	if r.servers == nil {
+		r.servers = map[string]int64{}
+	}
+	for s, seen := range drop {
+		if s != server && r.servers[s] == seen {
+			delete(r.servers, s)
+		}
+	}
+	r.servers[server], r.last, r.writes = at, server, r.writes+1
+	return maps.Clone(r.servers), nil
 }
 
 // sendTwiceOn makes l approve limit sends of key "c" on its current
@@ -128,8 +132,8 @@ func TestDecide_AnApprovalOnAServerTheRecordRefusedIsNoApproval(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if rec.writes != 1 || rec.server == "" {
-		t.Fatalf("the record was written %d times (server %q), want once", rec.writes, rec.server)
+	if rec.writes != 1 || rec.last == "" {
+		t.Fatalf("the record was written %d times (server %q), want once", rec.writes, rec.last)
 	}
 }
 

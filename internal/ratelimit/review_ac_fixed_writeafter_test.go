@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package ratelimit_test
 
 import (
@@ -20,13 +18,13 @@ type gatedRecord struct {
 	release chan struct{}
 }
 
-func (g *gatedRecord) RecordServer(ctx context.Context, name, server string, at int64) error {
+func (g *gatedRecord) Announce(ctx context.Context, name, server string, at int64, drop map[string]int64) (map[string]int64, error) {
 	select {
 	case g.writing <- struct{}{}:
 	default:
 	}
 	<-g.release
-	return g.sharedRecord.RecordServer(ctx, name, server, at)
+	return g.sharedRecord.Announce(ctx, name, server, at, drop)
 }
 
 // TestRev22ACBReadBetweenAScriptAndItsRecordWriteMissesAServerResumingAfterIdle
@@ -62,6 +60,14 @@ func (g *gatedRecord) RecordServer(ctx context.Context, name, server string, at 
 // again); or have the script fence a decision whose record entry is
 // expired and older than this caller's last write (an idle spell costs
 // one extra round trip, not a fence).
+//
+// Fixed: the record is no longer read apart from a write. A caller
+// announces its server (ServerRecord.Announce: one atomic write whose
+// answer is the record after it) before its first decision there and
+// once its announcement is refresh old, and decides only after the
+// write (limiter.lua refuses otherwise and asks for the announcement);
+// the announcement's answer is the evidence. Of two callers announcing
+// different servers the second sees the first and is fenced.
 func TestRev22ACBReadBetweenAScriptAndItsRecordWriteMissesAServerResumingAfterIdle(t *testing.T) {
 	const limit = 2
 	p, s, _, _, cfg := primaryAndReplica(t)

@@ -109,18 +109,7 @@ func TestRev22ACAStaleRecordCachedByAFailedDecideLetsAFailbackDoubleTheLimit(t *
 	if err != nil {
 		t.Fatal(err)
 	}
-	decideOne(t, a, "other", "on-p")
-	viaA.to(s)
-	for {
-		d := decideOne(t, a, "other", "on-s")
-		if d.Allowed {
-			break
-		}
-		if !d.Fenced || d.RetryAfter > 2*fenceFor {
-			t.Fatalf("A on S: %+v", d)
-		}
-		time.Sleep(d.RetryAfter + 10*time.Millisecond)
-	}
+	failOverTo(t, a, viaA, p, s, fenceFor)
 	// The gate is idle on S for longer than the record's reach.
 	time.Sleep(fenceFor + refresh + 500*time.Millisecond)
 

@@ -80,18 +80,7 @@ func TestRev22ACBReadBetweenAScriptAndItsRecordWriteMissesAServerResumingAfterId
 	if err != nil {
 		t.Fatal(err)
 	}
-	decideOne(t, a, "other", "on-p")
-	viaA.to(s)
-	for {
-		d := decideOne(t, a, "other", "on-s")
-		if d.Allowed {
-			break
-		}
-		if !d.Fenced || d.RetryAfter > 2*fenceFor {
-			t.Fatalf("A on S: %+v", d)
-		}
-		time.Sleep(d.RetryAfter + 10*time.Millisecond)
-	}
+	failOverTo(t, a, viaA, p, s, fenceFor)
 	// Idle on S for longer than the record's reach (its time + refresh +
 	// span + MaxHold).
 	time.Sleep(fenceFor + fenceFor/2 + 500*time.Millisecond)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/huntaze/message-pipeline/internal/ratelimit"
 )
 
@@ -154,5 +156,24 @@ func TestDecide_ARecordNamingThisServerFencesNothing(t *testing.T) {
 	// THEN it is not fenced (a new task does not wait a span)
 	if d := decideOne(t, second, "c", "m1"); !d.Allowed {
 		t.Fatalf("a new caller on the record's own server = %+v, want allowed", d)
+	}
+}
+
+// failOverTo makes a decide on p, then on s once its fence (at most twice
+// fenceFor) has passed: s then serves, its fence and the record naming s.
+func failOverTo(t *testing.T, a *ratelimit.Limiter, via *switchedScripter, p, s *redis.Client, fenceFor time.Duration) {
+	t.Helper()
+	via.to(p)
+	decideOne(t, a, "other", "on-p")
+	via.to(s)
+	for {
+		d := decideOne(t, a, "other", "on-s")
+		if d.Allowed {
+			return
+		}
+		if !d.Fenced || d.RetryAfter > 2*fenceFor {
+			t.Fatalf("A on S: %+v", d)
+		}
+		time.Sleep(d.RetryAfter + 10*time.Millisecond)
 	}
 }

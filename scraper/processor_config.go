@@ -38,11 +38,13 @@ type Config struct {
 	// site's chat list may show a commit late (an asynchronous write path,
 	// a cache).
 	ReadBackSettle time.Duration
-	// LateCommitHorizon is how long after its click a send request may
+	// LateCommitHorizon is how long after the last moment it may leave
+	// the browser (Mark.LeaveBy: the click's window) a send request may
 	// still land at the site when it got no answer (an origin keeps
 	// working after its client left). Before it passed, a read-back that
 	// finds no copy is no "not sent": the message waits with its attempt
-	// mark, and the request stays charged to the gate (Gate.Hold).
+	// mark, and the request stays charged to the gate (Gate.Hold; the
+	// gate's MaxHold and ChargeAhead cover it and the click's window).
 	LateCommitHorizon time.Duration
 	// ChatFaultPatience is how long one fan's chat must stay unusable while
 	// the probe chat works (every receive since the first such sight)

@@ -29,6 +29,14 @@ type click struct {
 // clicked records the mark of a click made now.
 func (c *click) clicked(m onlyfans.Mark) { c.mark, c.stored = &m, false }
 
+// left records m, the mark of the click made now narrowed to when its
+// request may have left (sending.left): the mark store gets it anew.
+func (c *click) left(m onlyfans.Mark) {
+	if c.mark != nil && c.mark.ClickedAt == m.ClickedAt {
+		c.mark, c.stored = &m, false
+	}
+}
+
 // answered records that the site answered the click sent while its
 // settling waits (Mark.Answered): the mark store gets the mark anew.
 func (c *click) answered() {

@@ -103,7 +103,7 @@ func (p *Processor) unruledOutFor(mark onlyfans.Mark, from time.Time) time.Durat
 	if mark.ClickedAt == 0 {
 		return 0
 	}
-	end := time.UnixMilli(mark.ClickedAt).Add(p.cfg.LateCommitHorizon)
+	end := p.landsBy(mark)
 	if !from.Before(end) {
 		return 0
 	}

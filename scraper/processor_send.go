@@ -86,6 +86,19 @@ type sending struct {
 	art      *onlyfans.Artifacts
 }
 
+// left narrows the last click's mark to the latest moment its send
+// request may have left (onlyfans.Result.LeftBy), known once the click's
+// window closed: the horizon counts from there, and the mark this
+// processing keeps for a redelivery says so (the one written before the
+// click holds the bound known then, Mark.LeaveBy).
+func (s *sending) left(at int64) {
+	if at <= 0 || s.before.ClickedAt == 0 || (s.before.LeaveBy != 0 && at >= s.before.LeaveBy) {
+		return
+	}
+	s.before.LeaveBy = at
+	s.c.left(s.before)
+}
+
 // beforeClick runs right before a click: the gate admits it, then its
 // attempt mark is written.
 func (p *Processor) beforeClick(ctx context.Context, s *sending, mark onlyfans.Mark) error {
@@ -116,9 +129,12 @@ func (p *Processor) attempt(ctx context.Context, s *sending) (onlyfans.Result, e
 		s.admitted, s.approval = false, ""
 		r, a, err := p.browser.Send(ctx, creator, s.creds, s.msg, func(mark onlyfans.Mark) error { return p.beforeClick(ctx, s, mark) })
 		s.art = a
+		if s.admitted {
+			s.left(r.LeftBy)
+		}
 		switch {
 		case s.admitted && p.unanswered(r):
-			p.hold(ctx, creator, s.msg.MessageID, s.approval, p.mayLandFor(s.before))
+			p.hold(ctx, creator, s.msg.MessageID, s.approval, min(p.mayLandFor(s.before), p.cfg.LateCommitHorizon))
 		case s.admitted:
 			p.restamp(ctx, creator, s.msg.MessageID, s.approval)
 		}
@@ -311,13 +327,24 @@ func (p *Processor) unanswered(res onlyfans.Result) bool {
 }
 
 // mayLandFor is how much longer a request of the click of mark may land at
-// the site (LateCommitHorizon after the click); 0 for a mark without its
-// click time (written before it was recorded).
+// the site (LateCommitHorizon after the last moment it may leave,
+// landsBy); 0 for a mark without its click time (written before it was
+// recorded).
 func (p *Processor) mayLandFor(mark onlyfans.Mark) time.Duration {
 	if mark.ClickedAt == 0 {
 		return 0
 	}
-	return max(time.UnixMilli(mark.ClickedAt).Add(p.cfg.LateCommitHorizon).Sub(p.now()), 0)
+	return max(p.landsBy(mark).Sub(p.now()), 0)
+}
+
+// landsBy is the last moment a request of the click of mark may land:
+// LateCommitHorizon after the last moment it may leave the browser
+// (Mark.LeaveBy; ClickedAt for a mark written before it was recorded).
+// Counted from the click, a request the page sent 7 s after it was read
+// "not sent" while it could still land, and clicked again (review 22 AD
+// B).
+func (p *Processor) landsBy(mark onlyfans.Mark) time.Time {
+	return time.UnixMilli(max(mark.ClickedAt, mark.LeaveBy)).Add(p.cfg.LateCommitHorizon)
 }
 
 // mayStillLand releases a message whose click's request may still land:

@@ -40,6 +40,14 @@ type Mark struct {
 	// known, a mark written before it was recorded): a request may land
 	// at the site until a horizon after it.
 	ClickedAt int64 `json:"at,omitempty"`
+	// LeaveBy is the latest moment (Unix milliseconds) the click's send
+	// request may leave the browser: the sender refuses one later, and a
+	// paused one when the click's wait ends (Timeouts.LeaveWithin after
+	// the mark was made). A request may land until a horizon after it
+	// (review 22 AD B: a request leaving 7 s after ClickedAt was read
+	// "not sent" before it could no longer land). 0: ClickedAt (a mark
+	// written before it was recorded).
+	LeaveBy int64 `json:"by,omitempty"`
 	// Answered: the send API answered this click 2xx (sent), and only the
 	// scraper's own bookkeeping of it is missing (the fan's last-sent
 	// record, refused by Redis): no read-back judges it again, the proof

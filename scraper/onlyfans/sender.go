@@ -31,6 +31,12 @@ type Timeouts struct {
 	Response   time.Duration
 }
 
+// LeaveWithin is how long after a send's mark is made (right before its
+// click) the click's send request may still leave the browser: the click
+// (Action), then the wait for its answer (Response + answerGrace), after
+// which the click's window closes and no request of it leaves (Mark.LeaveBy).
+func (t Timeouts) LeaveWithin() time.Duration { return t.Action + t.Response + answerGrace }
+
 // Config of the sender.
 type Config struct {
 	// BaseURL overrides the profile's (local runs: the fake site).
@@ -72,6 +78,11 @@ type Result struct {
 	// Requests is how many send requests the page issued for the click;
 	// only the first reached the site.
 	Requests int
+	// LeftBy is the latest moment (Unix ms) a send request of the click
+	// may have left the browser, known once its window closed: when the
+	// one let through left, else when the window closed (none leaves
+	// after it); at most the mark's LeaveBy. 0: no click was tried.
+	LeftBy int64
 	// LoginPage: the site showed its login page (Profile.Login) instead of
 	// the chat: proof on its own that the session is rejected.
 	LoginPage bool

@@ -133,7 +133,7 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 		}
 		return res, capture(page), err
 	}
-	stopped, err := s.prepare(ctx, page, msg, beforeClick)
+	leaveBy, stopped, err := s.prepare(ctx, page, msg, beforeClick)
 	switch {
 	case stopped:
 		stoppedBeforeClick = true
@@ -141,7 +141,7 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 	case err != nil:
 		return Result{}, capture(page), err
 	}
-	return s.click(ctx, page, msg.RecipientID)
+	return s.click(ctx, page, msg.RecipientID, leaveBy)
 }
 
 // act runs one step of a send unless ctx ended, its error classified.
@@ -157,37 +157,42 @@ func act(ctx context.Context, what string, f func() error) error {
 
 // prepare types msg and, when beforeClick is set, hands it the chat's Mark
 // right before the click; stopped says beforeClick's error stopped the
-// send (nothing clicked).
-func (s *Sender) prepare(ctx context.Context, page playwright.Page, msg message.Message, beforeClick func(before Mark) error) (stopped bool, err error) {
+// send (nothing clicked). leaveBy is the mark's LeaveBy: no send request
+// of the click leaves the browser after it.
+func (s *Sender) prepare(ctx context.Context, page playwright.Page, msg message.Message, beforeClick func(before Mark) error) (leaveBy time.Time, stopped bool, err error) {
 	if err := act(ctx, "type message", func() error {
 		return page.Locator(s.cfg.Profile.Input).Fill(s.cfg.Profile.Text.Typed(msg.Content), playwright.LocatorFillOptions{Timeout: ms(s.cfg.Timeouts.Action)})
 	}); err != nil {
-		return false, unusableOnTimeout(err, "the composer cannot be typed into")
+		return time.Time{}, false, unusableOnTimeout(err, "the composer cannot be typed into")
 	}
 	if beforeClick == nil {
-		return false, nil
+		return time.Now().Add(s.cfg.Timeouts.LeaveWithin()), false, nil
 	}
 	shown, complete, err := s.history(page)
 	if err != nil {
-		return false, err
+		return time.Time{}, false, err
 	}
 	mark := NewMark(shown, s.digest(msg.Content))
 	mark.Complete = complete
+	leaveBy = time.Now().Add(s.cfg.Timeouts.LeaveWithin())
+	mark.LeaveBy = leaveBy.UnixMilli()
 	if err := beforeClick(mark); err != nil {
-		return true, err
+		return time.Time{}, true, err
 	}
-	return false, nil
+	return leaveBy, false, nil
 }
 
 // click clicks send and reads the answer to the one send request let
-// through (Send's Result and errors).
-func (s *Sender) click(ctx context.Context, page playwright.Page, fan string) (Result, *Artifacts, error) {
-	att := s.arm(page, fan)
+// through (Send's Result and errors). Its window closes when it returns
+// (attempt.close): no request of it leaves after that, or after leaveBy.
+func (s *Sender) click(ctx context.Context, page playwright.Page, fan string, leaveBy time.Time) (res Result, art *Artifacts, err error) {
+	att := s.arm(page, fan, leaveBy)
 	defer s.disarm(page)
+	defer func() { res.LeftBy = att.close().UnixMilli() }()
 	clickErr := act(ctx, "send", func() error {
 		return page.Locator(s.cfg.Profile.Send).Click(playwright.LocatorClickOptions{Timeout: ms(s.cfg.Timeouts.Action)})
 	})
-	if clickErr != nil && att.issued() == 0 {
+	if clickErr != nil && att.seal() {
 		// Nothing left the page: not sent.
 		return Result{}, capture(page), s.unclicked(page, clickErr)
 	}
@@ -197,7 +202,7 @@ func (s *Sender) click(ctx context.Context, page playwright.Page, fan string) (R
 		// a moment so that they are counted (and refused).
 		time.Sleep(settle)
 	}
-	res := Result{Requests: att.issued()}
+	res = Result{Requests: att.issued()}
 	switch {
 	case answered && ans.otherFan != "":
 		// Refused before it left: not sent. The page is another fan's
@@ -261,9 +266,17 @@ var ErrMisrouted = errors.New("send request for another fan")
 // attempt is one click's send requests: the first one reaches the site,
 // made by the sender; later ones are counted and refused.
 type attempt struct {
-	fan      string // the message's recipient
+	fan      string    // the message's recipient
+	leaveBy  time.Time // no request leaves after it (Mark.LeaveBy)
 	mu       sync.Mutex
 	requests int
+	// closed: the click's window ended, and no request leaves any more.
+	closed bool
+	// route is the request let through while it is being made; resolved
+	// once it was answered to the page or aborted.
+	route    playwright.Route
+	resolved bool
+	leftAt   time.Time // when the request let through left (leave)
 	done     chan struct{}
 	ans      answer
 }
@@ -275,6 +288,70 @@ func (a *attempt) take() bool {
 	defer a.mu.Unlock()
 	a.requests++
 	return a.requests == 1
+}
+
+// leave reports whether the request let through (r) may be made now: not
+// once the window closed or past leaveBy (a page that sends long after
+// its click: review 22 AD B). It keeps r for close to abort.
+func (a *attempt) leave(r playwright.Route) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || time.Now().After(a.leaveBy) {
+		return false
+	}
+	a.route, a.leftAt = r, time.Now()
+	return true
+}
+
+// resolve answers the request let through with f unless close aborted it.
+func (a *attempt) resolve(f func()) {
+	a.mu.Lock()
+	done := a.resolved
+	a.resolved = true
+	a.mu.Unlock()
+	if !done {
+		f()
+	}
+}
+
+// seal closes the window if no send request was issued yet, and reports
+// whether it did (nothing can leave: not sent).
+func (a *attempt) seal() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.requests == 0 {
+		a.closed = true
+	}
+	return a.closed
+}
+
+// close ends the click's window: no request of it leaves after this, and
+// one still being made (Route.Fetch running) has its paused route aborted
+// now, before the page can be closed: a page closed with the route paused
+// let Chromium send the request itself, past the interceptor, the gate
+// and the mark (review 22 AD A: one click, two copies). The sender's own
+// fetch of it goes on (it may land: the late-commit horizon). It returns
+// the latest moment a request of the click may have left (Result.LeftBy).
+func (a *attempt) close() time.Time {
+	a.mu.Lock()
+	a.closed = true
+	r, done, left := a.route, a.resolved, a.leftAt
+	a.resolved = true
+	a.mu.Unlock()
+	if r != nil && !done {
+		_ = r.Abort("timedout")
+	}
+	if left.IsZero() {
+		left = time.Now()
+	}
+	return minTime(left, a.leaveBy)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func (a *attempt) issued() int {
@@ -304,9 +381,10 @@ func (a *attempt) wait(ctx context.Context, d time.Duration) (answer, bool) {
 	return answer{}, false
 }
 
-// arm opens page's click window: its next send request goes to the site.
-func (s *Sender) arm(page playwright.Page, fan string) *attempt {
-	a := &attempt{fan: fan, done: make(chan struct{})}
+// arm opens page's click window: its next send request goes to the site,
+// if it leaves by leaveBy.
+func (s *Sender) arm(page playwright.Page, fan string, leaveBy time.Time) *attempt {
+	a := &attempt{fan: fan, leaveBy: leaveBy, done: make(chan struct{})}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.armed[page] = a
@@ -363,16 +441,29 @@ func (s *Sender) routeSend(r playwright.Route) {
 		_ = r.Abort("blockedbyclient")
 		return
 	}
+	if !a.leave(r) {
+		a.finish(answer{err: errLeftTooLate})
+		_ = r.Abort("timedout")
+		return
+	}
 	resp, err := r.Fetch(playwright.RouteFetchOptions{MaxRetries: playwright.Int(0), MaxRedirects: playwright.Int(0), Timeout: ms(s.cfg.Timeouts.Response)})
 	if err != nil {
+		a.resolve(func() { _ = r.Abort("connectionfailed") })
 		a.finish(answer{err: err})
-		_ = r.Abort("connectionfailed")
 		return
 	}
 	ans := answer{status: resp.Status(), headers: resp.Headers()}
 	if ans.status >= 400 && ans.status < 500 {
 		ans.body, _ = resp.Body()
 	}
+	// Answered to the page before the click is told, so that the click's
+	// end (close) finds the route resolved.
+	a.resolve(func() { _ = r.Fulfill(playwright.RouteFulfillOptions{Response: resp}) })
 	a.finish(ans)
-	_ = r.Fulfill(playwright.RouteFulfillOptions{Response: resp})
 }
+
+// errLeftTooLate is the answer of a send request the page issued after
+// its click's window (Mark.LeaveBy): refused before it left, but its click
+// is unknown all the same (another request of the page may not have been
+// seen).
+var errLeftTooLate = errors.New("the page's send request came after its click's window: refused before it left")

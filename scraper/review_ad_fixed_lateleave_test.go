@@ -1,70 +1,36 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/huntaze/message-pipeline/internal/browser"
-	"github.com/huntaze/message-pipeline/internal/metrics"
-	"github.com/huntaze/message-pipeline/internal/ratelimit"
-	"github.com/huntaze/message-pipeline/scraper"
-	"github.com/huntaze/message-pipeline/scraper/onlyfans"
-	"github.com/huntaze/message-pipeline/test/harness"
 )
 
-// behindTimed is behind (review_test.go) with the sender's timeouts.
-func (f *fixture) behindTimed(cfg scraper.Config, front func(origin http.Handler) http.Handler, timeouts onlyfans.Timeouts) {
-	f.t.Helper()
-	origin, _ := url.Parse(f.site.URL)
-	srv := httptest.NewServer(front(httputil.NewSingleHostReverseProxy(origin)))
-	f.t.Cleanup(srv.Close)
-	sender := newSender(f.t, onlyfans.Config{BaseURL: srv.URL, Browser: browser.Options{DriverDir: harness.DriverDir(f.t)}, RecycleAfter: 20, Traces: true, Timeouts: timeouts})
-	f.t.Cleanup(func() { _ = sender.Close() })
-	log := slog.New(slog.NewJSONHandler(f.logs, nil))
-	gate, err := ratelimit.NewShared(f.redis.Client(), gateWith(cfg, openGate), scraper.NewDynamoGateServers(f.ddb.DynamoDB, attemptsTable))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.proc, err = scraper.NewProcessor(cfg, sender, gate, f.sessions, f.ledger, f.marks, f.results, log,
-		metrics.New(f.emf, map[string]string{"Service": "scraper"}, time.Now), time.Now)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.consumer = scraper.NewConsumer(f.consumerConfig(), f.aws.SQS, f.ledger, f.proc, log)
-}
-
 // sendAfterTokenRefresh is a front whose chat pages run the app's send
-// only after a token refresh (GET /api2/v2/users/me?refresh=1, as web apps
-// refresh a CSRF or session token before a write), and which answers the
-// first click's refresh wait late: the click's send request leaves the
-// page wait after the click. That send request is then held with no
+// only after a token refresh answered late (slowTokenRefresh): the first
+// click's send request leaves the page its wait after the click. That send
+// request is then held with no
 // answer (the client times out and leaves) and committed by the origin
 // when the next send request arrives, or at the latest one second before
 // horizon has passed since it arrived: within the late-commit horizon of
 // the request itself. leftAt is when the held request reached the front,
 // landedAt when the origin committed it.
 type sendAfterTokenRefresh struct {
-	wait, horizon time.Duration
-	mu            sync.Mutex
-	refreshes     int
-	held          *http.Request
-	leftAt        time.Time
-	landedAt      time.Time
-	once          sync.Once
-	committed     chan struct{}
-	released      int
+	refresh   slowTokenRefresh
+	horizon   time.Duration
+	mu        sync.Mutex
+	held      *http.Request
+	leftAt    time.Time
+	landedAt  time.Time
+	once      sync.Once
+	committed chan struct{}
+	released  int
 }
 
 func (s *sendAfterTokenRefresh) front(origin http.Handler) http.Handler {
@@ -80,25 +46,14 @@ func (s *sendAfterTokenRefresh) front(origin http.Handler) http.Handler {
 			close(s.committed)
 		})
 	}
-	pages := rewriteChatPages(func(page string) string {
-		return strings.Replace(page, "const r = await fetch(",
-			"await fetch('/api2/v2/users/me?refresh=1', {cache: 'no-store'});\n      const r = await fetch(", 1)
-	})(origin)
+	pages := s.refresh.pages(origin)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case r.Method == http.MethodGet && r.URL.Path == "/api2/v2/users/me" && r.URL.Query().Get("refresh") == "1":
-			s.mu.Lock()
-			s.refreshes++
-			first := s.refreshes == 1
-			s.mu.Unlock()
-			if first {
-				time.Sleep(s.wait) // the app's send waits behind it
-			}
-			origin.ServeHTTP(w, r)
+		case s.refresh.serve(w, r, origin):
 		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/") && strings.Contains(r.Header.Get("Accept-Encoding"), "zstd"):
 			// Made by Chromium's own network stack, not the sender's
 			// r.Fetch: the paused request released by the page's close
-			// (finding A, review_22ad_pagecloseresend_test.go). Kept
+			// (finding A, review_ad_fixed_pagecloseresend_test.go). Kept
 			// from the origin so that this test shows the horizon alone.
 			s.mu.Lock()
 			s.released++
@@ -167,6 +122,11 @@ func (s *sendAfterTokenRefresh) front(origin http.Handler) http.Handler {
 // store that in the mark (e.g. a LeftBy field written after the click,
 // with ClickedAt + Response + answerGrace as the bound for a crash before
 // it is written); use it in unruledOutFor, mayLandFor and the gate's Hold.
+//
+// Fixed: the mark carries LeaveBy (the click's window after the mark;
+// the interceptor lets no request leave after it) and, once the window
+// closed, is narrowed to when the request left (Result.LeftBy); the
+// horizon and the gate's hold count from there (Processor.landsBy).
 func TestRev22ADBSendRequestLeavingLateAfterTheClickIsNotClickedAgainBeforeItCanNoLongerLand(t *testing.T) {
 	t.Parallel()
 	// GIVEN a fan's chat with an earlier message, the 15 s horizon, a
@@ -175,12 +135,12 @@ func TestRev22ADBSendRequestLeavingLateAfterTheClickIsNotClickedAgainBeforeItCan
 	// holds it unanswered and commits it within the horizon of its arrival
 	const text = "left the page late"
 	cfg := testConfig()
-	f := setup(t, cfg)
-	f.sendAsCreator("creator-a", "fan-1", "an earlier message")
-	fault := &sendAfterTokenRefresh{wait: 7 * time.Second, horizon: cfg.LateCommitHorizon, committed: make(chan struct{})}
 	timeouts := fastSender
 	timeouts.Response = 8 * time.Second
-	f.behindTimed(cfg, fault.front, timeouts)
+	f := setupWith(t, cfg, openGate, timeouts)
+	f.sendAsCreator("creator-a", "fan-1", "an earlier message")
+	fault := &sendAfterTokenRefresh{refresh: slowTokenRefresh{wait: 7 * time.Second}, horizon: cfg.LateCommitHorizon, committed: make(chan struct{})}
+	f.behind(cfg, fault.front)
 	f.enqueue(f.newMessage("creator-a", text))
 	// WHEN the scraper drains the queue after the request landed
 	ok := f.runUntil(90*time.Second, func() bool {

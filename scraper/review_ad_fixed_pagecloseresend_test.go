@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -22,31 +20,60 @@ import (
 // (the driver's fetch writes "gzip,deflate,br", Chromium's own network
 // stack "gzip, deflate, br, zstd").
 type commitThenHangAfterSlowRefresh struct {
+	refresh slowTokenRefresh
+	mu      sync.Mutex
+	posts   []string
+}
+
+// slowTokenRefresh is the part of a front that makes its chat pages run
+// the app's send only after a token refresh (GET
+// /api2/v2/users/me?refresh=1, as web apps refresh a CSRF or session token
+// before a write) and answers the first refresh wait late: the first
+// click's send request leaves the page wait after the click. keepalive
+// makes the app's send a keepalive fetch (it outlives a page left
+// mid-send, so that a message typed and sent is not lost by navigating
+// away).
+type slowTokenRefresh struct {
 	wait      time.Duration
+	keepalive bool
 	mu        sync.Mutex
 	refreshes int
-	posts     []string
+}
+
+// pages is origin with its chat pages rewritten so.
+func (s *slowTokenRefresh) pages(origin http.Handler) http.Handler {
+	return rewriteChatPages(func(page string) string {
+		page = strings.Replace(page, "const r = await fetch(",
+			"await fetch('/api2/v2/users/me?refresh=1', {cache: 'no-store'});\n      const r = await fetch(", 1)
+		if s.keepalive {
+			page = strings.Replace(page, "{method: ", "{keepalive: true, method: ", 1)
+		}
+		return page
+	})(origin)
+}
+
+// serve answers r if it is the refresh (the first one wait late) and
+// reports whether it was.
+func (s *slowTokenRefresh) serve(w http.ResponseWriter, r *http.Request, origin http.Handler) bool {
+	if r.Method != http.MethodGet || r.URL.Path != "/api2/v2/users/me" || r.URL.Query().Get("refresh") != "1" {
+		return false
+	}
+	s.mu.Lock()
+	s.refreshes++
+	first := s.refreshes == 1
+	s.mu.Unlock()
+	if first {
+		time.Sleep(s.wait) // the app's send waits behind it
+	}
+	origin.ServeHTTP(w, r)
+	return true
 }
 
 func (s *commitThenHangAfterSlowRefresh) front(origin http.Handler) http.Handler {
-	pages := rewriteChatPages(func(page string) string {
-		page = strings.Replace(page, "const r = await fetch(",
-			"await fetch('/api2/v2/users/me?refresh=1', {cache: 'no-store'});\n      const r = await fetch(", 1)
-		// keepalive: the app's send outlives a page left mid-send (so
-		// that a message typed and sent is not lost by navigating away).
-		return strings.Replace(page, "{method: ", "{keepalive: true, method: ", 1)
-	})(origin)
+	pages := s.refresh.pages(origin)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case r.Method == http.MethodGet && r.URL.Path == "/api2/v2/users/me" && r.URL.Query().Get("refresh") == "1":
-			s.mu.Lock()
-			s.refreshes++
-			first := s.refreshes == 1
-			s.mu.Unlock()
-			if first {
-				time.Sleep(s.wait) // the app's send waits behind it
-			}
-			origin.ServeHTTP(w, r)
+		case s.refresh.serve(w, r, origin):
 		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api2/v2/chats/"):
 			s.mu.Lock()
 			s.posts = append(s.posts, time.Now().Format("15:04:05.000")+" accept-encoding "+r.Header.Get("Accept-Encoding"))
@@ -91,7 +118,7 @@ func (s *commitThenHangAfterSlowRefresh) front(origin http.Handler) http.Handler
 // gate admission, send_requests 1, and the fan has the message twice (the
 // read-back then counts both copies as "sent"). Failed 3 of 3 runs; without
 // keepalive (an ordinary fetch) the same release happened in 1 of 3 runs
-// and in 3 of 6 runs of review_22ad_lateleave_test.go's front (a race
+// and in 3 of 6 runs of review_ad_fixed_lateleave_test.go's front (a race
 // with the renderer's teardown).
 //
 // Why: onlyfans/sender_click.go click waits att.wait(Response +
@@ -110,6 +137,11 @@ func (s *commitThenHangAfterSlowRefresh) front(origin http.Handler) http.Handler
 // = click + Response + answerGrace - margin) and wait in click until
 // routeSend has resolved its route (Abort/Fulfill) before returning; and
 // disarm must not let the page's retries through either.
+//
+// Fixed: the click's window closes when its wait ends (attempt.close in
+// sender_click.go): a route still paused then is aborted before the page
+// can close, and no request of the click is fetched once it closed or
+// past the mark's LeaveBy.
 func TestRev22ADAPageClosedWhileItsSendRequestIsStillBeingMadeSendsItASecondTime(t *testing.T) {
 	t.Parallel()
 	// GIVEN a fan's chat with an earlier message, and a front that makes
@@ -117,12 +149,12 @@ func TestRev22ADAPageClosedWhileItsSendRequestIsStillBeingMadeSendsItASecondTime
 	// (the response timeout is 8 s), commits it and never answers it
 	const text = "made once, sent twice"
 	cfg := testConfig()
-	f := setup(t, cfg)
-	f.sendAsCreator("creator-a", "fan-1", "an earlier message")
-	fault := &commitThenHangAfterSlowRefresh{wait: 7 * time.Second}
 	timeouts := fastSender
 	timeouts.Response = 8 * time.Second
-	f.behindTimed(cfg, fault.front, timeouts)
+	f := setupWith(t, cfg, openGate, timeouts)
+	f.sendAsCreator("creator-a", "fan-1", "an earlier message")
+	fault := &commitThenHangAfterSlowRefresh{refresh: slowTokenRefresh{wait: 7 * time.Second, keepalive: true}}
+	f.behind(cfg, fault.front)
 	f.enqueue(f.newMessage("creator-a", text))
 	// WHEN the scraper drains the queue
 	ok := f.runUntil(60*time.Second, func() bool { return f.queueCount(f.queues.Workflows.URL) == 0 })

@@ -63,7 +63,11 @@ func oldVersionRecordServer(t *testing.T, ddb *dynamodb.Client, name, server str
 // entry" is dead. (The other way round is broken too: the old version's
 // RecordServer is a PutItem of the whole item, which wipes every srv:
 // attribute the new tasks announced, so a new task's next announcement
-// misses the servers announced before the old task's write.)
+// misses the servers announced before the old task's write; and the new
+// version's own write of server/atUs, naming the announcer's server,
+// hides from an old task reading server/atUs a server another new task
+// announced just before: a new task announcing P after S leaves
+// server=P, and an old task on P that never saw S is not fenced.)
 //
 // Suggested fix: read the legacy attributes as they were before the
 // write: ReturnValues ALL_OLD (and add the own entry), or UPDATED_OLD for

@@ -46,24 +46,39 @@ const (
 )
 
 // Announce writes server's time atUS and removes drop's servers in one
-// UpdateItem whose answer is the item after it (ReturnValues ALL_NEW):
-// DynamoDB applies writes to one item one at a time, so of two tasks
-// announcing different servers the second one's answer holds the first.
-// A server is removed only while it holds the time drop gives (a
-// condition): one announced again since makes the call fail, and it is
-// made again without removals. The item of the one-server record written
-// before (server, atUs) is written too and read as one more entry, so
-// that tasks of either version see each other during a deployment.
+// UpdateItem whose answer is the item just before it (ReturnValues
+// ALL_OLD), with this write applied: DynamoDB applies writes to one item
+// one at a time, so of two tasks announcing different servers the second
+// one's answer holds the first. A server is removed only while it holds
+// the time drop gives (a condition): one announced again since makes the
+// call fail, and it is made again without removals. The one-server record
+// the previous version reads and writes (server, atUs: its last writer)
+// is written too, and read from the item before the write as one more
+// entry: a previous-version task's write is seen (review 22 AE A: read
+// after the write, it always named the announcer itself). A
+// previous-version PutItem replaces the whole item, so during a rolling
+// deployment the previous version's guarantee holds (docs/operations.md).
 func (d *DynamoGateServers) Announce(ctx context.Context, name, server string, atUS int64, drop map[string]int64) (map[string]int64, error) {
 	out, err := d.client.UpdateItem(ctx, d.announcement(name, server, atUS, drop))
 	var refused *ddbtypes.ConditionalCheckFailedException
 	if errors.As(err, &refused) {
+		drop = nil
 		out, err = d.client.UpdateItem(ctx, d.announcement(name, server, atUS, nil))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("gate servers: update: %w", err)
 	}
-	return gateServerEntries(out.Attributes)
+	entries, err := gateServerEntries(out.Attributes)
+	if err != nil {
+		return nil, err
+	}
+	for s := range drop {
+		if s != server {
+			delete(entries, s) // removed by this write (its condition held)
+		}
+	}
+	entries[server] = atUS
+	return entries, nil
 }
 
 // announcement is Announce's UpdateItem.
@@ -78,7 +93,7 @@ func (d *DynamoGateServers) announcement(name, server string, atUS int64, drop m
 		Key:                       map[string]ddbtypes.AttributeValue{AttemptsKeyAttribute: &ddbtypes.AttributeValueMemberS{Value: gateServerKeyPrefix + name}},
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
-		ReturnValues:              ddbtypes.ReturnValueAllNew,
+		ReturnValues:              ddbtypes.ReturnValueAllOld,
 	}
 	var removed, conds []string
 	for _, s := range slices.Sorted(maps.Keys(drop)) {

@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -77,6 +75,10 @@ func oldVersionRecordServer(t *testing.T, ddb *dynamodb.Client, name, server str
 // them, or make old tasks' PutItem impossible (deploy a version that
 // only reads first, or a new item key) so the srv: entries cannot be
 // wiped.
+//
+// Fixed: the announcement answers the item as it was just before its
+// write (ReturnValues ALL_OLD) with its own entry added, so the legacy
+// attributes are the previous writer's, an old-version task's included.
 func TestRev22AEALegacyRecordOfAnOldVersionTaskIsNeverSeenByANewTasksAnnouncement(t *testing.T) {
 	t.Parallel()
 	const limit = 2

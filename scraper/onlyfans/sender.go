@@ -83,6 +83,9 @@ type Result struct {
 	// one let through left, else when the window closed (none leaves
 	// after it); at most the mark's LeaveBy. 0: no click was tried.
 	LeftBy int64
+	// discardContext: the route of the click's request was ended by an
+	// abort (Sender.discard).
+	discardContext bool
 	// LoginPage: the site showed its login page (Profile.Login) instead of
 	// the chat: proof on its own that the session is rejected.
 	LoginPage bool

@@ -115,6 +115,10 @@ func (s *Sender) Send(ctx context.Context, creator string, creds Credentials, ms
 		// A timeout or browser error may leave the page stuck mid-action;
 		// a send stopped by beforeClick only left typed text, which the
 		// next navigation drops.
+		if res.discardContext {
+			s.discard(c)
+			return
+		}
 		s.giveBack(c, (err == nil && res.Outcome != Unknown) || stoppedBeforeClick)
 	}()
 	page := c.page
@@ -188,7 +192,12 @@ func (s *Sender) prepare(ctx context.Context, page playwright.Page, msg message.
 func (s *Sender) click(ctx context.Context, page playwright.Page, fan string, leaveBy time.Time) (res Result, art *Artifacts, err error) {
 	att := s.arm(page, fan, leaveBy)
 	defer s.disarm(page)
-	defer func() { res.LeftBy = att.close().UnixMilli() }()
+	defer func() {
+		res.LeftBy = att.close().UnixMilli()
+		att.mu.Lock()
+		res.discardContext = att.aborted
+		att.mu.Unlock()
+	}()
 	clickErr := act(ctx, "send", func() error {
 		return page.Locator(s.cfg.Profile.Send).Click(playwright.LocatorClickOptions{Timeout: ms(s.cfg.Timeouts.Action)})
 	})
@@ -276,7 +285,10 @@ type attempt struct {
 	// once it was answered to the page or aborted.
 	route    playwright.Route
 	resolved bool
-	leftAt   time.Time // when the request let through left (leave)
+	// aborted: the route of the request let through was ended by an
+	// abort, which a crashed renderer ignores (discardContext).
+	aborted bool
+	leftAt  time.Time // when the request let through left (leave)
 	done     chan struct{}
 	ans      answer
 }
@@ -303,11 +315,15 @@ func (a *attempt) leave(r playwright.Route) bool {
 	return true
 }
 
-// resolve answers the request let through with f unless close aborted it.
-func (a *attempt) resolve(f func()) {
+// resolve answers the request let through with f unless close aborted it;
+// aborts says f aborts it.
+func (a *attempt) resolve(aborts bool, f func()) {
 	a.mu.Lock()
 	done := a.resolved
 	a.resolved = true
+	if !done && aborts {
+		a.aborted = true
+	}
 	a.mu.Unlock()
 	if !done {
 		f()
@@ -337,6 +353,9 @@ func (a *attempt) close() time.Time {
 	a.closed = true
 	r, done, left := a.route, a.resolved, a.leftAt
 	a.resolved = true
+	if r != nil && !done {
+		a.aborted = true
+	}
 	a.mu.Unlock()
 	if r != nil && !done {
 		_ = r.Abort("timedout")
@@ -448,7 +467,7 @@ func (s *Sender) routeSend(r playwright.Route) {
 	}
 	resp, err := r.Fetch(playwright.RouteFetchOptions{MaxRetries: playwright.Int(0), MaxRedirects: playwright.Int(0), Timeout: ms(s.cfg.Timeouts.Response)})
 	if err != nil {
-		a.resolve(func() { _ = r.Abort("connectionfailed") })
+		a.resolve(true, func() { _ = r.Abort("connectionfailed") })
 		a.finish(answer{err: err})
 		return
 	}
@@ -458,7 +477,7 @@ func (s *Sender) routeSend(r playwright.Route) {
 	}
 	// Answered to the page before the click is told, so that the click's
 	// end (close) finds the route resolved.
-	a.resolve(func() { _ = r.Fulfill(playwright.RouteFulfillOptions{Response: resp}) })
+	a.resolve(false, func() { _ = r.Fulfill(playwright.RouteFulfillOptions{Response: resp}) })
 	a.finish(ans)
 }
 

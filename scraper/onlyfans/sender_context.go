@@ -25,9 +25,10 @@ type creatorContext struct {
 
 // chat is a page of a creator's context lent to one send or count.
 type chat struct {
-	page playwright.Page
-	cc   *creatorContext
-	kept bool // the context's kept page (else a spare, closed after use)
+	page    playwright.Page
+	cc      *creatorContext
+	kept    bool // the context's kept page (else a spare, closed after use)
+	creator string
 }
 
 // lend returns the creator's kept page, opening the context and the page
@@ -60,7 +61,7 @@ func (s *Sender) lend(creator string, creds Credentials) (*chat, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: new page: %v", ErrBrowser, err)
 		}
-		return &chat{page: page, cc: cc}, nil
+		return &chat{page: page, cc: cc, creator: creator}, nil
 	}
 	if cc.page == nil || cc.page.IsClosed() {
 		page, err := cc.ctx.NewPage()
@@ -70,7 +71,7 @@ func (s *Sender) lend(creator string, creds Credentials) (*chat, error) {
 		cc.page, cc.appOpen = page, false
 	}
 	cc.busy = true
-	return &chat{page: cc.page, cc: cc, kept: true}, nil
+	return &chat{page: cc.page, cc: cc, kept: true, creator: creator}, nil
 }
 
 // giveBack ends a loan: a kept page that served well stays open for the
@@ -89,6 +90,22 @@ func (s *Sender) giveBack(c *chat, healthy bool) {
 	if !healthy {
 		c.cc.page, c.cc.appOpen = nil, false
 	}
+}
+
+// discard ends a loan whose click's send request had its route aborted
+// while paused: on a crashed renderer an abort does nothing, and closing
+// the page then let Chromium send the paused request itself, past the
+// interceptor, the gate and the mark (review 22 AF A: one click, two
+// copies). The creator's whole context is closed instead, which ends the
+// request with it (a spare page's loan of the same context fails with
+// it); the next send opens a new one.
+func (s *Sender) discard(c *chat) {
+	s.mu.Lock()
+	if s.contexts[c.creator] == c.cc {
+		delete(s.contexts, c.creator)
+	}
+	s.mu.Unlock()
+	_ = c.cc.ctx.Close()
 }
 
 func (s *Sender) newContext(creds Credentials) (*creatorContext, error) {

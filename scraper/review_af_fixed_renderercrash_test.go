@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -141,6 +139,11 @@ func (s *commitThenCrash) front(origin http.Handler) http.Handler {
 // page's route first, then make a copy of the request with the context's
 // APIRequestContext); and treat the abort as unconfirmed unless the route
 // is known resolved.
+//
+// Fixed: a click whose let-through request had its route ended by an
+// abort (paused when the click's wait ended, or its fetch failed) ends its
+// loan by closing the creator's whole context (Sender.discard), which
+// ends the paused request with it, instead of closing the page.
 func TestRev22AFARendererCrashWhileTheSendIsBeingMadeSendsItTwice(t *testing.T) {
 	// Not parallel: it kills the renderers of every browser this test
 	// process started (the parallel tests wait until it ends).

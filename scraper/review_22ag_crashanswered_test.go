@@ -59,7 +59,12 @@ func (s *crashThenAnswer) front(origin http.Handler) http.Handler {
 // Observed: a second, identical send request of the first message reaches
 // the site when the next send of the creator ends (Chromium's own network
 // stack: Accept-Encoding with zstd), and the origin commits it: the fan
-// has the first message twice.
+// has the first message twice. The first message is logged "sent"
+// (send_requests 1); the second's first try fails with "Frame.Goto ...:
+// Page crashed" (released, site_unavailable), and the extra copy lands as
+// that loan ends (0.4 to 3 s after the first). Failed 2 of 2 runs
+// (SCRAPER_TEST_PROFILE unset). A 5xx or 4xx answer in place of the 200
+// takes the same path (Fulfill), the 5xx one closing the page at once.
 //
 // Why: scraper/onlyfans/sender_click.go routeSend answers the paused
 // route with `a.resolve(false, Fulfill)`: only an abort sets

@@ -62,7 +62,7 @@ func (s *crashThenAnswer) front(origin http.Handler) http.Handler {
 // has the first message twice. The first message is logged "sent"
 // (send_requests 1); the second's first try fails with "Frame.Goto ...:
 // Page crashed" (released, site_unavailable), and the extra copy lands as
-// that loan ends (0.4 to 3 s after the first). Failed 2 of 2 runs
+// that loan ends (0.4 to 3 s after the first). Failed 3 of 3 runs
 // (SCRAPER_TEST_PROFILE unset). A 5xx or 4xx answer in place of the 200
 // takes the same path (Fulfill), the 5xx one closing the page at once.
 //

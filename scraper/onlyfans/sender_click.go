@@ -289,8 +289,8 @@ type attempt struct {
 	// abort, which a crashed renderer ignores (discardContext).
 	aborted bool
 	leftAt  time.Time // when the request let through left (leave)
-	done     chan struct{}
-	ans      answer
+	done    chan struct{}
+	ans     answer
 }
 
 // take counts a send request and reports whether it is the one let

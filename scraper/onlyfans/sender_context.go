@@ -21,6 +21,8 @@ type creatorContext struct {
 	// appOpen: page holds the site's app with a chat its last opening
 	// confirmed (Profile.InApp): the next opening may switch inside it.
 	appOpen bool
+	// crashed: a renderer of one of its pages died (giveBack discards it).
+	crashed bool
 }
 
 // chat is a page of a creator's context lent to one send or count.
@@ -41,7 +43,7 @@ func (s *Sender) lend(creator string, creds Credentials) (*chat, error) {
 		return nil, err
 	}
 	cc := s.contexts[creator]
-	if cc != nil && !cc.busy && (cc.sends >= s.cfg.RecycleAfter || cc.version != creds.Version) {
+	if cc != nil && !cc.busy && (cc.sends >= s.cfg.RecycleAfter || cc.version != creds.Version || cc.crashed) {
 		_ = cc.ctx.Close()
 		delete(s.contexts, creator)
 		cc = nil
@@ -57,14 +59,14 @@ func (s *Sender) lend(creator string, creds Credentials) (*chat, error) {
 	cc.sends++
 	cc.lastUsed = time.Now()
 	if cc.busy {
-		page, err := cc.ctx.NewPage()
+		page, err := s.newPage(cc)
 		if err != nil {
 			return nil, fmt.Errorf("%w: new page: %v", ErrBrowser, err)
 		}
 		return &chat{page: page, cc: cc, creator: creator}, nil
 	}
 	if cc.page == nil || cc.page.IsClosed() {
-		page, err := cc.ctx.NewPage()
+		page, err := s.newPage(cc)
 		if err != nil {
 			return nil, fmt.Errorf("%w: new page: %v", ErrBrowser, err)
 		}
@@ -74,10 +76,36 @@ func (s *Sender) lend(creator string, creds Credentials) (*chat, error) {
 	return &chat{page: cc.page, cc: cc, kept: true, creator: creator}, nil
 }
 
+// newPage opens a page of cc that marks cc crashed when its renderer
+// dies (giveBack).
+func (s *Sender) newPage(cc *creatorContext) (playwright.Page, error) {
+	page, err := cc.ctx.NewPage()
+	if err != nil {
+		return nil, err
+	}
+	page.OnCrash(func(playwright.Page) {
+		s.mu.Lock()
+		cc.crashed = true
+		s.mu.Unlock()
+	})
+	return page, nil
+}
+
 // giveBack ends a loan: a kept page that served well stays open for the
 // creator's next send; a spare page, or one that failed (it may be stuck
-// mid-action), is closed.
+// mid-action), is closed. A context one of whose renderers crashed is
+// discarded whole: a crashed page ignores Route.Fulfill and Abort alike,
+// so a send request it had paused stays paused, and closing the page let
+// Chromium send it itself (review 22 AG A: an answered send, the crashed
+// page kept and closed by the next loan: two copies).
 func (s *Sender) giveBack(c *chat, healthy bool) {
+	s.mu.Lock()
+	crashed := c.cc.crashed
+	s.mu.Unlock()
+	if crashed {
+		s.discard(c)
+		return
+	}
 	if !c.kept || !healthy {
 		_ = c.page.Close()
 	}

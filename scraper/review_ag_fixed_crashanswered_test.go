@@ -1,5 +1,3 @@
-//go:build reviewfindings
-
 package scraper_test
 
 import (
@@ -82,6 +80,12 @@ func (s *crashThenAnswer) front(origin http.Handler) http.Handler {
 // of the let-through request was resolved at all (Fulfill as well as
 // Abort) and the page may have crashed; better, do not keep the page's
 // request paused while the sender makes it.
+//
+// Fixed: every page of a creator's context marks it crashed when its
+// renderer dies (Sender.newPage, Page.OnCrash); a loan of a crashed
+// context ends by closing the whole context (giveBack → discard), and the
+// next loan opens a new one (lend), so no page with a paused request is
+// ever closed alone.
 func TestRev22AGARendererCrashWhileAnAnsweredSendIsBeingMadeSendsItTwice(t *testing.T) {
 	// Not parallel: it kills the renderers of every browser this test
 	// process started.

@@ -131,7 +131,9 @@ func (r *CallRecorder) Proxy(component, target string) (string, error) {
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.add(r.fromHTTP(component, req))
+		if c, ok := r.fromHTTP(component, req); ok {
+			r.add(c)
+		}
 		rp.ServeHTTP(w, req)
 	})}
 	go func() { _ = srv.Serve(ln) }()
@@ -141,10 +143,17 @@ func (r *CallRecorder) Proxy(component, target string) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
-func (r *CallRecorder) fromHTTP(component string, req *http.Request) Call {
+// fromHTTP names the call req makes; not ok for an AWS JSON request
+// whose body did not arrive whole (the client gave up while sending it: a
+// cancelled context at a task's shutdown): it names no resource, and
+// AWS would refuse it unread (recorded, it read as an unmapped grant).
+func (r *CallRecorder) fromHTTP(component string, req *http.Request) (Call, bool) {
 	if target, op, ok := strings.Cut(req.Header.Get("X-Amz-Target"), "."); ok {
-		body, _ := io.ReadAll(req.Body)
+		body, err := io.ReadAll(req.Body)
 		req.Body = io.NopCloser(bytes.NewReader(body))
+		if err != nil {
+			return Call{}, false
+		}
 		var in struct {
 			QueueUrl, TableName, Name, SecretId string
 			RequestItems                        map[string]json.RawMessage
@@ -168,7 +177,7 @@ func (r *CallRecorder) fromHTTP(component string, req *http.Request) Call {
 		if service == "" {
 			service = target
 		}
-		return Call{Component: component, Service: service, Operation: op, Resource: name}
+		return Call{Component: component, Service: service, Operation: op, Resource: name}, true
 	}
 	path := strings.TrimPrefix(req.URL.Path, "/")
 	bucket, key, _ := strings.Cut(path, "/")
@@ -176,7 +185,7 @@ func (r *CallRecorder) fromHTTP(component string, req *http.Request) Call {
 	if key == "" {
 		op = req.Method + "Bucket"
 	}
-	return Call{Component: component, Service: "S3", Operation: op, Resource: bucket + "/" + key}
+	return Call{Component: component, Service: "S3", Operation: op, Resource: bucket + "/" + key}, true
 }
 
 // Close stops the proxies.
